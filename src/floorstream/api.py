@@ -1,0 +1,127 @@
+"""The library API: ``floorstream.open()`` → :class:`Stream`, no daemon needed.
+
+ERP customisation code calls :meth:`Stream.publish` from its own transaction hooks; the event
+takes the same detect → render → route → commit path as the daemon's (the same
+:class:`~floorstream.processing.Processor`), synchronously, and the post is durable when the
+call returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from floorstream.config import Config, load_config, parse_mapping
+from floorstream.model import Change, Event, Post, Severity, utcnow
+from floorstream.plugins import Plugins, build_plugins
+from floorstream.processing import Envelope, Processor
+from floorstream.store.store import Store
+
+__all__ = ["Stream", "open"]
+
+
+def open(  # noqa: A001 - mirrors the builtin on purpose: floorstream.open(...)
+    config: str | Path | Mapping[str, Any] | Config | None = None,
+    *,
+    store: str | None = None,
+    plugins: Plugins | None = None,
+) -> Stream:
+    """Open a stream from a config file, a config mapping, or just a store URL.
+
+    ``open("floorstream.yaml")``, ``open(store="sqlite:///posts.db")`` or
+    ``open({"store": "...", "routes": [...]})``.
+    """
+    plugins = plugins or build_plugins()
+    if isinstance(config, Config):
+        loaded = config
+    elif isinstance(config, str | Path):
+        if "://" in str(config) and store is None:
+            loaded = parse_mapping({"store": str(config)}, plugins)
+        else:
+            loaded = load_config(config, plugins)
+    else:
+        data = dict(config or {})
+        if store is not None:
+            data["store"] = store
+        loaded = parse_mapping(data, plugins)
+    return Stream(loaded, plugins)
+
+
+class Stream:
+    """A handle on floorstream's store and pipeline for embedding code. Thread-safe."""
+
+    def __init__(self, config: Config, plugins: Plugins, store: Store | None = None) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.store = store or Store.open(config.settings.store)
+        self.processor = Processor(config, plugins, states=self.store.detector_states)
+        self._lock = threading.Lock()
+
+    def publish(
+        self,
+        *,
+        source: str,
+        subject: str,
+        type: str,
+        fields: Mapping[str, Any] | None = None,
+        severity: str | Severity = Severity.INFO,
+        summary: str | None = None,
+        key: str | None = None,
+        occurred_at: datetime | None = None,
+        attrs: Mapping[str, str] | None = None,
+    ) -> Post | None:
+        """Record an event and return its post (None if flood control folded it away).
+
+        ``key`` makes retries safe: the same (source, subject, type, key) is posted once. It
+        defaults to a hash of the fields and ``occurred_at``, so pass ``occurred_at`` (e.g. the
+        record's write_date) or ``key`` when your code may publish the same change twice.
+        """
+        when = occurred_at or utcnow()
+        body = dict(fields or {})
+        if summary is not None:
+            body["summary"] = summary
+        position = key or _content_key(body, when)
+        event = Event.create(type=type, source=source, subject=subject, position=position,
+                             occurred_at=when, severity=Severity.parse(severity), fields=body,
+                             attrs=dict(attrs or {}))
+        posts = self._run([Envelope(source, event=event)])
+        mine = [p for p in posts if p.id == event.id]
+        if mine:
+            return mine[0]
+        return self.store.post(event.id)
+
+    def publish_change(self, change: Change) -> list[Post]:
+        """Run a raw change through the source's configured detectors; returns new posts."""
+        return self._run([Envelope(change.source, change=change)])
+
+    def _run(self, envelopes: list[Envelope]) -> list[Post]:
+        with self._lock:
+            batch = self.processor.process(envelopes)
+            return self.store.commit(batch)
+
+    def feed(self, team: str, *, limit: int = 50, since: datetime | None = None,
+             min_severity: str | Severity | None = None) -> list[Post]:
+        """A team's posts, newest first."""
+        level = Severity.parse(min_severity) if min_severity is not None else None
+        return self.store.feed(team, limit=limit, since=since, min_severity=level)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _content_key(fields: Mapping[str, Any], when: datetime) -> str:
+    text = json.dumps({"f": fields, "t": when.isoformat()}, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

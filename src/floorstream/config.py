@@ -1,0 +1,371 @@
+"""The daemon's configuration: one YAML file, validated all at once.
+
+Validation happens in layers because sources, detectors and sinks are plugins: the top level is
+checked by :class:`Settings`, each source by its adapter's model, each ``detect`` entry by its
+detector's options, each sink by its sink type's model. Every problem found in any layer is
+collected with its key path and line, so one ``floorstream check`` shows the whole list.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from floorstream.adapters.base import DetectorSpec, SourceConfig
+from floorstream.detectors.flood import FloodOptions
+from floorstream.errors import ConfigError, ConfigProblem, UnknownNameError
+from floorstream.plugins import Plugins
+from floorstream.render import template_environment
+from floorstream.route import RouteRule
+from floorstream.sinks.base import SinkConfig
+from floorstream.yamlsource import LoadedYaml, Path, load_yaml
+
+__all__ = ["Config", "Settings", "TeamConfig", "config_json_schema", "load_config",
+           "parse_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeamConfig(_Strict):
+    description: str | None = None
+    sinks: list[str] = Field(default_factory=list, description="names of entries in sinks:")
+    immediate: str = Field(default="info",
+                           description="severity at or above which posts go out at once")
+    digest: str | None = Field(default=None,
+                               description="how to send the rest: an interval (1h) or shift "
+                                           "times ('06:00,14:00,22:00'); none = at once")
+    quiet_hours: str | None = Field(default=None,
+                                    description="'22:00-06:00': only immediate posts then")
+
+
+class PipelineSettings(_Strict):
+    queue_size: int = Field(default=10_000, ge=1, description="changes buffered before "
+                                                               "adapters are made to wait")
+    batch_max: int = Field(default=1_000, ge=1, description="changes per commit at most")
+    batch_wait_ms: float = Field(default=5.0, ge=0, description="wait this long to fill a batch")
+    tick_s: float = Field(default=1.0, gt=0, description="how often timers (silence) run")
+
+
+class LoggingSettings(_Strict):
+    level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
+    format: str = Field(default="auto", pattern=r"^(auto|console|json)$",
+                        description="auto: readable on a terminal, JSON lines otherwise")
+
+
+class PluginSettings(_Strict):
+    disable: list[str] = Field(default_factory=list, description="plugin names to block")
+
+
+class Settings(_Strict):
+    """The top level of the config file."""
+
+    store: str = Field(default="sqlite:///floorstream.db",
+                       description="SQLAlchemy URL of the store")
+    default_team: str = Field(default="general",
+                              description="team that gets posts no route matched")
+    admin_team: str = Field(default="admin", description="team that gets source problems")
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    routes: list[RouteRule] = Field(default_factory=list)
+    sinks: list[dict[str, Any]] = Field(default_factory=list)
+    flood: FloodOptions | None = Field(default_factory=FloodOptions,
+                                       description="default flood control (null: off)")
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration: the settings plus plugin-validated sources and sinks."""
+
+    settings: Settings
+    sources: list[SourceConfig]
+    sinks: list[SinkConfig]
+    file: str = "<memory>"
+    secrets: frozenset[str] = field(default_factory=frozenset)
+    warnings: tuple[str, ...] = ()
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def load_config(path: str | FsPath, plugins: Plugins,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; raises :class:`ConfigError` listing every problem."""
+    file = str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(file, "", None, f"cannot read: {exc.strerror}")]) from None
+    return parse_config(text, plugins, file=file, environ=environ)
+
+
+def parse_config(text: str, plugins: Plugins, *, file: str = "<memory>",
+                 environ: Mapping[str, str] | None = None) -> Config:
+    loaded = load_yaml(text, file, environ)
+    if loaded.problems and not loaded.data:
+        raise ConfigError(loaded.problems)
+    return _Validator(loaded, plugins).run()
+
+
+def parse_mapping(data: Mapping[str, Any], plugins: Plugins) -> Config:
+    """Validate an already-parsed mapping (the library API's ``open(dict)``)."""
+    return _Validator(LoadedYaml(dict(data), {}, "<dict>"), plugins).run()
+
+
+class _Validator:
+    def __init__(self, loaded: LoadedYaml, plugins: Plugins) -> None:
+        self.loaded = loaded
+        self.plugins = plugins
+        self.problems: list[ConfigProblem] = list(loaded.problems)
+
+    def fail(self, path: Path, message: str) -> None:
+        self.problems.append(self.loaded.problem(path, message))
+
+    def pydantic(self, exc: ValidationError, prefix: Path) -> None:
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown key" + self._suggest(prefix + loc[:-1], str(loc[-1]))
+            elif error["type"] == "missing":
+                message = "required key is missing"
+            elif "input" in error and error["type"] not in ("value_error", "assertion_error"):
+                message += f" (got {error['input']!r})"
+            self.fail(prefix + loc, message)
+
+    def _suggest(self, parent: Path, key: str) -> str:
+        model = self._model_at(parent)
+        if model is None:
+            return ""
+        names = [f.alias or n for n, f in model.model_fields.items()]
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+        expected = f"; expected one of: {', '.join(names)}"
+        return (f"; did you mean {close[0]!r}?" if close else "") + expected
+
+    def _model_at(self, parent: Path) -> type[BaseModel] | None:
+        # enough for the common cases: top level, a source, a sink
+        if parent == ():
+            return Settings
+        if len(parent) == 2 and parent[0] in ("sources", "sinks"):
+            return getattr(self, "_last_model", {}).get(parent)
+        return None
+
+    def run(self) -> Config:
+        data = self.loaded.data
+        if not isinstance(data, dict):
+            raise ConfigError([self.loaded.problem((), "the file must hold a mapping of keys")])
+        self._last_model: dict[Path, type[BaseModel]] = {}
+        settings: Settings | None = None
+        try:
+            settings = Settings.model_validate(data)
+        except ValidationError as exc:
+            self.pydantic(exc, ())
+        sources = self._sources(data.get("sources"))
+        sinks = self._sinks(data.get("sinks"))
+        if settings is not None:
+            self._cross_check(settings, sources, sinks)
+        if self.problems or settings is None:
+            raise ConfigError(self.problems)
+        return Config(settings, sources, sinks, self.loaded.file, frozenset(self.loaded.secrets))
+
+    def _sources(self, raw: Any) -> list[SourceConfig]:
+        out: list[SourceConfig] = []
+        if not isinstance(raw, list):
+            return out
+        seen: dict[str, int] = {}
+        for index, item in enumerate(raw):
+            path: Path = ("sources", index)
+            if not isinstance(item, dict):
+                continue  # Settings already reported it
+            source = self._source(path, item)
+            if source is None:
+                continue
+            if source.name in seen:
+                self.fail((*path, "name"), f"source name {source.name!r} is already used by "
+                                           f"sources[{seen[source.name]}]")
+            seen[source.name] = index
+            out.append(source)
+        return out
+
+    def _source(self, path: Path, item: dict[str, Any]) -> SourceConfig | None:
+        adapter_name = item.get("adapter")
+        if not isinstance(adapter_name, str):
+            self.fail((*path, "adapter"), "required key is missing; expected one of: "
+                                          + ", ".join(self.plugins.adapters.names()))
+            return None
+        try:
+            adapter = self.plugins.adapters.get(adapter_name)
+        except UnknownNameError as exc:
+            self.fail((*path, "adapter"), str(exc))
+            return None
+        model: type[SourceConfig] = adapter.config_model
+        self._last_model[path] = model
+        values = dict(item)
+        values["detect"] = self._detectors((*path, "detect"), item.get("detect", []),
+                                           str(item.get("name", "")))
+        ok = True
+        if values["detect"] is None:
+            values["detect"] = []
+            ok = False
+        self._templates((*path, "summary"), item.get("summary"))
+        try:
+            source = model.model_validate(values)
+        except ValidationError as exc:
+            self.pydantic(exc, path)
+            return None
+        return source if ok else None
+
+    def _detectors(self, path: Path, raw: Any, source: str) -> list[DetectorSpec] | None:
+        if not isinstance(raw, list):
+            self.fail(path, "expected a list of detectors, each {name: {options}}")
+            return None
+        specs: list[DetectorSpec] = []
+        ok = True
+        for index, entry in enumerate(raw):
+            where = (*path, index)
+            if isinstance(entry, str):
+                entry = {entry: {}}
+            if not isinstance(entry, dict) or len(entry) != 1:
+                self.fail(where, "expected one detector as {name: {options}}, e.g. "
+                                 "{threshold: {field: temp, above: 85}}")
+                ok = False
+                continue
+            ((name, options),) = entry.items()
+            try:
+                detector = self.plugins.detectors.get(name)
+            except UnknownNameError as exc:
+                self.fail(where, str(exc))
+                ok = False
+                continue
+            try:
+                validated = detector.options_model.model_validate(options or {})
+            except ValidationError as exc:
+                self._last_model[(*where, name)] = detector.options_model
+                self.pydantic(exc, (*where, name))
+                ok = False
+                continue
+            specs.append(DetectorSpec(name=name, options=validated))
+        return specs if ok else None
+
+    def _templates(self, path: Path, raw: Any) -> None:
+        env = template_environment()
+        items = {"": raw} if isinstance(raw, str) else raw if isinstance(raw, dict) else {}
+        for key, template in items.items():
+            if not isinstance(template, str):
+                continue
+            try:
+                env.parse(template)
+            except jinja2.TemplateSyntaxError as exc:
+                where = (*path, key) if key else path
+                self.fail(where, f"template syntax error: {exc.message}")
+
+    def _sinks(self, raw: Any) -> list[SinkConfig]:
+        out: list[SinkConfig] = []
+        if not isinstance(raw, list):
+            return out
+        for index, item in enumerate(raw):
+            path: Path = ("sinks", index)
+            if not isinstance(item, dict):
+                continue
+            type_name = item.get("type")
+            if not isinstance(type_name, str):
+                self.fail((*path, "type"), "required key is missing; expected one of: "
+                                           + ", ".join(self.plugins.sinks.names()))
+                continue
+            try:
+                sink = self.plugins.sinks.get(type_name)
+            except UnknownNameError as exc:
+                self.fail((*path, "type"), str(exc))
+                continue
+            self._last_model[path] = sink.config_model
+            try:
+                out.append(sink.config_model.model_validate(item))
+            except ValidationError as exc:
+                self.pydantic(exc, path)
+        return out
+
+    def _cross_check(self, settings: Settings, sources: list[SourceConfig],
+                     sinks: list[SinkConfig]) -> None:
+        declared = set(settings.teams) | {settings.default_team, settings.admin_team}
+        sink_names = {s.name for s in sinks}
+        for index, rule in enumerate(settings.routes):
+            for t_index, team in enumerate(rule.teams):
+                if settings.teams and team not in declared:
+                    self.fail(("routes", index, "teams", t_index),
+                              f"team {team!r} is not declared under teams:"
+                              + _did_you_mean(team, declared))
+        for team, team_config in settings.teams.items():
+            for s_index, sink in enumerate(team_config.sinks):
+                if sink not in sink_names:
+                    self.fail(("teams", team, "sinks", s_index),
+                              f"sink {sink!r} is not declared under sinks:"
+                              + _did_you_mean(sink, sink_names))
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def config_json_schema(plugins: Plugins) -> dict[str, Any]:
+    """JSON Schema of the config file with every installed adapter, detector and sink, so an
+    editor (VS Code's YAML extension, for one) can complete and check it."""
+    detector_items = []
+    for entry in plugins.detectors:
+        options = getattr(entry.item, "options_model", None)
+        if options is None:
+            continue
+        detector_items.append(create_model(f"Detect_{entry.name}",
+                                           __config__=ConfigDict(extra="forbid"),
+                                           **{entry.name: (options, ...)}))
+    source_models = []
+    for entry in plugins.adapters:
+        source_models.append(entry.item.config_model)
+    sink_models = [entry.item.config_model for entry in plugins.sinks]
+
+    defs: dict[str, Any] = {}
+
+    def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+        s = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(s.pop("$defs", {}))
+        return s
+
+    schema = schema_of(Settings)
+    detect_schema = {"type": "array", "items": {"anyOf": [schema_of(m) for m in detector_items]}}
+    sources_any = []
+    for entry, model in zip(plugins.adapters, source_models, strict=True):
+        s = schema_of(model)
+        s["properties"]["adapter"] = {"const": entry.name}
+        s["properties"]["detect"] = detect_schema
+        s["properties"]["summary"] = {"anyOf": [{"type": "string"}, {"type": "object",
+                                                "additionalProperties": {"type": "string"}},
+                                                {"type": "null"}]}
+        sources_any.append(s)
+    sinks_any = []
+    for entry, model in zip(plugins.sinks, sink_models, strict=True):
+        s = schema_of(model)
+        s["properties"]["type"] = {"const": entry.name}
+        sinks_any.append(s)
+    schema["properties"]["sources"] = {"type": "array", "items": {"anyOf": sources_any}}
+    schema["properties"]["sinks"] = {"type": "array", "items": {"anyOf": sinks_any}}
+    for model_schema in (schema, *defs.values()):
+        for prop in model_schema.get("properties", {}).values():
+            if isinstance(prop, dict) and "default_factory" in prop:
+                prop.pop("default_factory")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "floorstream configuration"
+    schema["$defs"] = defs
+    return schema

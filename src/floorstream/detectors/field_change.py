@@ -1,0 +1,81 @@
+"""``field_change``: before → after for the listed fields of a record (ERP rows).
+
+When the source knows the row before the change (audit logs, triggers) that is the truth;
+otherwise the last values seen are kept as state, so even a cursor-polled table reports
+"state Confirmed → In progress". Each changed field is one event, so routing and flood control
+can treat "price changed" differently from "state changed".
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, lookup
+from floorstream.model import Change, Event, Severity
+
+
+class FieldChangeOptions(DetectorOptions):
+    fields: list[str] = Field(min_length=1, description="the columns whose changes matter")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="column → how people call it")
+    severity: str = "info"
+    field_severity: dict[str, str] = Field(default_factory=dict,
+                                           description="column → severity of its changes")
+    created: bool = Field(default=True, description="post when a record appears")
+    deleted: bool = Field(default=True, description="post when a record disappears")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of a value, so state and fields round-trip through the store."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+class FieldChange(Detector):
+    name: ClassVar[str] = "field_change"
+    options_model: ClassVar[type[DetectorOptions]] = FieldChangeOptions
+
+    def __init__(self, options: DetectorOptions, source: str) -> None:
+        super().__init__(options, source)
+        assert isinstance(options, FieldChangeOptions)
+        self.opts = options
+        self.severity = Severity.parse(options.severity)
+        self.field_severity = {k: Severity.parse(v) for k, v in options.field_severity.items()}
+
+    def on_change(self, change: Change, state: DetectorState) -> list[Event]:
+        tracked = self.opts.fields
+        current = {name: _plain(lookup(change.data, name)) for name in tracked}
+        if change.kind == "row.deleted":
+            state.replace({"deleted": True})
+            if not self.opts.deleted:
+                return []
+            return [self.event(change, "record.deleted", Severity.NOTICE,
+                               {"values": state.data.get("values", current)},
+                               position=f"{change.position}#{self.key}:deleted")]
+        previous: dict[str, Any] | None
+        if change.before is not None:
+            previous = {name: _plain(lookup(change.before, name)) for name in tracked}
+        else:
+            previous = state.data.get("values")
+        state.replace({"values": current})
+        if change.kind == "row.created" or (previous is None and change.kind == "row.inserted"):
+            if not self.opts.created:
+                return []
+            return [self.event(change, "record.created", Severity.INFO, {"values": current},
+                               position=f"{change.position}#{self.key}:created")]
+        if previous is None:  # first sight without history: baseline silently
+            return []
+        events = []
+        for name in tracked:
+            before, after = previous.get(name), current[name]
+            if before == after:
+                continue
+            fields = {"field": name, "label": self.opts.labels.get(name, name.replace("_", " ")),
+                      "before": before, "after": after}
+            events.append(self.event(change, "record.field_changed",
+                                     self.field_severity.get(name, self.severity), fields,
+                                     position=f"{change.position}#{self.key}:{name}"))
+        return events

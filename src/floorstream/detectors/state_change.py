@@ -1,0 +1,79 @@
+"""``state_change``: one event when a state field takes a new value ("Press 7 stopped").
+
+A sensor repeating ``RUNNING`` ten times a second yields nothing; only a different value does.
+Leaving the ``normal`` states remembers when, so the return says "running again after 42 min"
+and threads to the post that announced the stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, lookup
+from floorstream.model import Change, Event, Severity
+
+
+class StateChangeOptions(DetectorOptions):
+    field: str = Field(description="payload field holding the state (dotted path allowed)")
+    normal: list[str] = Field(default_factory=list,
+                              description="states that mean all is well (e.g. RUNNING)")
+    severity: dict[str, str] = Field(
+        default_factory=dict,
+        description="state → severity of entering it (info, notice, warning, critical)")
+    default_severity: str = "notice"
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="state → how people call it (STOPPED → stopped)")
+
+
+class StateChange(Detector):
+    name: ClassVar[str] = "state_change"
+    options_model: ClassVar[type[DetectorOptions]] = StateChangeOptions
+
+    def __init__(self, options: DetectorOptions, source: str) -> None:
+        super().__init__(options, source)
+        assert isinstance(options, StateChangeOptions)
+        self.opts = options
+        self._severity = {k: Severity.parse(v) for k, v in options.severity.items()}
+        self._default = Severity.parse(options.default_severity)
+
+    @property
+    def key(self) -> str:
+        return f"state_change:{self.opts.field}"
+
+    def on_change(self, change: Change, state: DetectorState) -> list[Event]:
+        value = lookup(change.data, self.opts.field)
+        if value is None:
+            return []
+        after = str(value)
+        data = state.data
+        before = data.get("state")
+        if before == after:
+            return []
+        if before is None:  # first sight: remember silently, there is no "before" to report
+            state.update(state=after, since=change.when.isoformat(), left_normal=None)
+            return []
+        severity = self._severity.get(after, self._default)
+        normal = self.opts.normal
+        fields: dict[str, Any] = {
+            "field": self.opts.field,
+            "before": before,
+            "after": after,
+            "before_label": self.opts.labels.get(before, before.lower()),
+            "after_label": self.opts.labels.get(after, after.lower()),
+        }
+        clears = None
+        left_normal = data.get("left_normal")
+        if normal and after in normal and left_normal:
+            fields["duration_s"] = (change.when.timestamp() - left_normal["at"])
+            clears = left_normal["event"]
+            severity = Severity.INFO if after not in self._severity else severity
+        event = self.event(change, "machine.state_changed", severity, fields,
+                           position=f"{change.position}#{self.key}", clears=clears)
+        if normal and before in normal and after not in normal:
+            left_normal = {"at": change.when.timestamp(), "event": event.id}
+        elif normal and after in normal:
+            left_normal = None
+        state.update(state=after, since=change.when.isoformat(), left_normal=left_normal)
+        return [event]

@@ -1,0 +1,159 @@
+"""``threshold``: a numeric field beyond a limit, with hysteresis and minimum durations.
+
+A value hovering around the limit must not produce a post per reading: the alarm raises above
+``above`` (after staying there ``for`` seconds) and clears only below ``clear_below`` (after
+``clear_for`` seconds). Between the two levels nothing happens, whatever the value does. Time is
+the changes' own time (``occurred_at``), so a replay decides exactly as the first run did.
+
+States: normal → pending → raised → clearing → normal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, lookup
+from floorstream.durations import Duration
+from floorstream.errors import DecodeError
+from floorstream.model import Change, Event, Severity
+
+
+class ThresholdOptions(DetectorOptions):
+    field: str = Field(description="numeric payload field (dotted path allowed)")
+    above: float | None = Field(default=None, description="raise when the value exceeds this")
+    below: float | None = Field(default=None, description="raise when the value falls under this")
+    clear_below: float | None = Field(default=None,
+                                      description="with above: clear only under this level")
+    clear_above: float | None = Field(default=None,
+                                      description="with below: clear only over this level")
+    for_: Duration = Field(default=0.0, alias="for",
+                           description="the value must stay beyond the limit this long")
+    clear_for: Duration = Field(default=0.0,
+                                description="the value must stay clear this long to clear")
+    unit: str = ""
+    label: str | None = Field(default=None, description="what people call the metric")
+    severity: str = "warning"
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> ThresholdOptions:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' or 'below'")
+        if self.above is not None:
+            if self.clear_above is not None:
+                raise ValueError("'clear_above' goes with 'below', not with 'above'")
+            if self.clear_below is not None and self.clear_below > self.above:
+                raise ValueError("'clear_below' must not be greater than 'above'")
+        if self.below is not None:
+            if self.clear_below is not None:
+                raise ValueError("'clear_below' goes with 'above', not with 'below'")
+            if self.clear_above is not None and self.clear_above < self.below:
+                raise ValueError("'clear_above' must not be less than 'below'")
+        return self
+
+
+class Threshold(Detector):
+    name: ClassVar[str] = "threshold"
+    options_model: ClassVar[type[DetectorOptions]] = ThresholdOptions
+
+    def __init__(self, options: DetectorOptions, source: str) -> None:
+        super().__init__(options, source)
+        assert isinstance(options, ThresholdOptions)
+        o = self.opts = options
+        self.upward = o.above is not None
+        self.limit: float = o.above if o.above is not None else o.below  # type: ignore[assignment]
+        if self.upward:
+            self.clear_level = o.clear_below if o.clear_below is not None else self.limit
+        else:
+            self.clear_level = o.clear_above if o.clear_above is not None else self.limit
+        self.severity = Severity.parse(o.severity)
+        self.label = o.label or o.field.replace("_", " ").replace(".", " ")
+        self._key = f"threshold:{o.field}:{'above' if self.upward else 'below'}:{self.limit:g}"
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def _beyond(self, value: float) -> bool:
+        return value > self.limit if self.upward else value < self.limit
+
+    def _clear(self, value: float) -> bool:
+        return value < self.clear_level if self.upward else value > self.clear_level
+
+    def on_change(self, change: Change, state: DetectorState) -> list[Event]:
+        raw = lookup(change.data, self.opts.field)
+        if raw is None:
+            return []
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise DecodeError(
+                    f"field {self.opts.field!r} should be a number, got {raw!r}") from None
+        else:
+            value = float(raw)
+        now = change.when.timestamp()
+        data = state.data
+        status = data.get("status", "normal")
+        if status == "normal":
+            if self._beyond(value):
+                if self.opts.for_ <= 0:
+                    return [self._raise(change, value, now, now, state)]
+                state.replace({"status": "pending", "since": now, "peak": value})
+            return []
+        if status == "pending":
+            if not self._beyond(value):
+                state.replace({"status": "normal"})
+                return []
+            peak = self._peak(data["peak"], value)
+            if now - data["since"] >= self.opts.for_:
+                return [self._raise(change, value, data["since"], now, state, peak)]
+            if peak != data["peak"]:
+                state.update(peak=peak)
+            return []
+        # raised or clearing
+        peak = self._peak(data["peak"], value)
+        if status == "raised":
+            if self._clear(value):
+                if self.opts.clear_for <= 0:
+                    return [self._cleared(change, value, now, state, peak)]
+                state.update(status="clearing", clear_since=now, peak=peak)
+            elif peak != data["peak"]:
+                state.update(peak=peak)
+            return []
+        # clearing
+        if not self._clear(value):
+            state.update(status="raised", clear_since=None, peak=peak)
+            return []
+        if now - data["clear_since"] >= self.opts.clear_for:
+            return [self._cleared(change, value, now, state, peak)]
+        return []
+
+    def _peak(self, peak: float, value: float) -> float:
+        return max(peak, value) if self.upward else min(peak, value)
+
+    def _fields(self, value: float, limit: float) -> dict[str, Any]:
+        return {"field": self.opts.field, "label": self.label, "value": value, "limit": limit,
+                "unit": self.opts.unit, "direction": "above" if self.upward else "below"}
+
+    def _raise(self, change: Change, value: float, since: float, now: float,
+               state: DetectorState, peak: float | None = None) -> Event:
+        fields = self._fields(value, self.limit)
+        fields["duration_s"] = now - since
+        event = self.event(change, "metric.limit_exceeded", self.severity, fields,
+                           position=f"{change.position}#{self.key}")
+        state.replace({"status": "raised", "since": now, "event": event.id,
+                       "peak": value if peak is None else self._peak(peak, value)})
+        return event
+
+    def _cleared(self, change: Change, value: float, now: float, state: DetectorState,
+                 peak: float) -> Event:
+        fields = self._fields(value, self.clear_level)
+        fields["peak"] = peak
+        fields["duration_s"] = now - state.data["since"]
+        event = self.event(change, "metric.limit_cleared", Severity.INFO, fields,
+                           position=f"{change.position}#{self.key}",
+                           clears=state.data.get("event"))
+        state.replace({"status": "normal"})
+        return event

@@ -1,0 +1,57 @@
+"""structlog set-up: readable on a terminal, JSON lines when shipped, secrets redacted.
+
+Values that came from ``${ENV}`` references are treated as secrets: any log field containing
+one has it replaced by ``***``, so a webhook URL or password never reaches a log shipper.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging"]
+
+
+def _redactor(secrets: Iterable[str]) -> Any:
+    needles = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+
+    def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+        if not needles:
+            return event
+        for key, value in event.items():
+            text = value if isinstance(value, str) else None
+            if text is None and not isinstance(value, int | float | bool | type(None)):
+                text = str(value)
+            if text is not None and any(n in text for n in needles):
+                for needle in needles:
+                    text = text.replace(needle, "***")
+                event[key] = text
+        return event
+
+    return redact
+
+
+def configure_logging(level: str = "info", fmt: str = "auto",
+                      secrets: Iterable[str] = (), stream: Any = None) -> None:
+    out = stream or sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and hasattr(out, "isatty") and out.isatty())
+    renderer: Any = (structlog.dev.ConsoleRenderer(colors=out.isatty()) if use_console
+                     else structlog.processors.JSONRenderer())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redactor(secrets),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )

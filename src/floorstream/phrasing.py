@@ -1,0 +1,59 @@
+"""How numbers, units and durations read in a post: ``92 °C``, ``42 min``, ``2 h 5 min``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["duration", "number", "quantity", "value"]
+
+
+def number(v: float | int | Decimal) -> str:
+    """Plain decimal without noise: 92.0 → 92, 71.345 → 71.35, 0.00123 → 0.00123."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    f = float(v)
+    if f.is_integer() and abs(f) < 1e15:
+        return str(int(f))
+    if abs(f) >= 1:
+        return f"{f:.2f}".rstrip("0").rstrip(".")
+    return f"{f:.3g}"
+
+
+def quantity(v: Any, unit: str = "") -> str:
+    """A value with its unit: ``92 °C``, ``45%``."""
+    text = value(v)
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit in ("%", "°", "‰") else f"{text} {unit}"
+
+
+def value(v: Any) -> str:
+    """Any field value as people read it (None → "(empty)")."""
+    if v is None or v == "":
+        return "(empty)"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float | Decimal):
+        return number(v)
+    if isinstance(v, datetime):
+        return v.strftime("%-d %b %Y %H:%M")
+    if isinstance(v, date):
+        return v.strftime("%-d %b %Y")
+    return str(v)
+
+
+def duration(seconds: float) -> str:
+    """30 s, 4 min, 2 h 5 min, 3 d 4 h."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes, s = divmod(s, 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -1,0 +1,209 @@
+"""The pipeline thread: bounded queue in, group commits out, acks after commit.
+
+Adapters block on a full queue (back-pressure to the broker or poll loop). The thread takes
+what is queued, up to ``batch_max`` changes or ``batch_wait_ms``, processes it, commits posts,
+checkpoints and detector state in one transaction, and only then runs the adapters' acks, in
+the order the changes arrived. Small frequent commits matter: MQTT brokers cap the unacked
+messages in flight per client (Mosquitto: 20), so waiting to fill big batches would stall them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from floorstream.adapters.base import Ack
+from floorstream.config import PipelineSettings
+from floorstream.model import Change, Post
+from floorstream.plugins import Plugins, call_isolated
+from floorstream.processing import Envelope, Processor
+from floorstream.store.store import CommitBatch, QuarantineItem, Store
+
+__all__ = ["Pipeline", "QueueEmitter"]
+
+log = structlog.get_logger("floorstream.pipeline")
+
+_STOP = object()
+
+
+class Pipeline:
+    """Owns the queue and the thread that drains it."""
+
+    def __init__(self, processor: Processor, store: Store, settings: PipelineSettings,
+                 plugins: Plugins) -> None:
+        self.processor = processor
+        self.store = store
+        self.settings = settings
+        self.plugins = plugins
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.lock = threading.Lock()  # serialises processing with library-API publishes
+        self.committed_batches = 0
+        self.committed_posts = 0
+        self.last_commit: float | None = None
+        self.error: BaseException | None = None
+        #: test seam for crash-consistency tests: called between commit and acks.
+        self.after_commit: Callable[[], None] | None = None
+
+    # -- producer side --------------------------------------------------------------------
+
+    def submit(self, envelope: Envelope) -> None:
+        """Queue work; blocks while the queue is full."""
+        self.queue.put(envelope)
+
+    def emitter(self, source: str) -> QueueEmitter:
+        return QueueEmitter(self, source)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="floorstream-pipeline",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Drain what is queued, commit it, and end the thread."""
+        self._stopping.set()
+        self.queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        wait = self.settings.batch_wait_ms / 1000.0
+        tick_every = self.settings.tick_s
+        next_tick = time.monotonic() + tick_every
+        get = self.queue.get
+        batch_max = self.settings.batch_max
+        stop_seen = False
+        while not stop_seen:
+            timeout = max(0.0, next_tick - time.monotonic())
+            items: list[Envelope] = []
+            try:
+                first = get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            if first is _STOP:
+                stop_seen = True
+            elif first is not None:
+                items.append(first)
+                deadline = time.monotonic() + wait
+                while len(items) < batch_max:
+                    try:
+                        item = self.queue.get_nowait()
+                    except queue.Empty:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        try:
+                            item = get(timeout=remaining)
+                        except queue.Empty:
+                            break
+                    if item is _STOP:
+                        stop_seen = True
+                        break
+                    items.append(item)
+            if items:
+                self._handle(items)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick_every
+                self._handle_tick()
+        # drain what producers queued before they were stopped
+        rest: list[Envelope] = []
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                rest.append(item)
+        if rest:
+            self._handle(rest)
+
+    def _handle(self, items: list[Envelope]) -> None:
+        with self.lock:
+            batch = self.processor.process(items)
+            posts = self._commit(batch)
+        if posts is None:
+            return  # stopping during an outage: nothing acked, the sources will replay
+        if self.after_commit is not None:
+            self.after_commit()
+        for item in items:
+            if item.ack is not None:
+                try:
+                    item.ack()
+                except Exception as exc:  # an ack failing must not lose the next batch
+                    log.error("ack_failed", source=item.source, error=repr(exc))
+
+    def _handle_tick(self) -> None:
+        with self.lock:
+            batch = self.processor.tick()
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: CommitBatch) -> list[Post] | None:
+        """Commit with retries while the database is unreachable; None if stopped meanwhile."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((OperationalError, DBAPIError)),
+            wait=wait_exponential_jitter(initial=0.2, max=10.0),
+            before_sleep=lambda rs: log.warning(
+                "commit_failed_retrying", attempt=rs.attempt_number,
+                error=str(rs.outcome.exception()) if rs.outcome else None),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self._stopping.is_set() and attempt.retry_state.attempt_number > 3:
+                        return None
+                    posts = self.store.commit(batch)
+        except Exception as exc:
+            self.error = exc
+            log.error("commit_failed", error=repr(exc))
+            raise
+        self.committed_batches += 1
+        self.committed_posts += len(posts)
+        self.last_commit = time.time()
+        if posts:
+            call_isolated(self.plugins.manager.hook.post_committed, posts=posts)
+        return posts
+
+
+class QueueEmitter:
+    """The :class:`floorstream.adapters.base.Emitter` handed to adapters."""
+
+    def __init__(self, pipeline: Pipeline, source: str) -> None:
+        self._submit = pipeline.submit
+        self.source = source
+
+    def emit(self, change: Change, *, ack: Ack | None = None,
+             checkpoint: str | None = None) -> None:
+        self._submit(Envelope(self.source, change=change, ack=ack, checkpoint=checkpoint))
+
+    def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
+                   context: dict[str, Any] | None = None, ack: Ack | None = None,
+                   checkpoint: str | None = None) -> None:
+        log.warning("input_quarantined", source=self.source, position=position, error=error)
+        item = QuarantineItem(self.source, raw, error, position, context or {})
+        self._submit(Envelope(self.source, quarantine=item, ack=ack, checkpoint=checkpoint))
+
+    def problem(self, subject: str, message: str, *, position: str,
+                fields: dict[str, Any] | None = None) -> None:
+        log.error("source_problem", source=self.source, subject=subject, problem=message)
+        data = {"message": message, **(fields or {})}
+        change = Change(source=self.source, subject=subject, kind="source.problem",
+                        position=position, data=data)
+        self._submit(Envelope(self.source, change=change))

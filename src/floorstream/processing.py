@@ -1,0 +1,249 @@
+"""Detect → render → route for a batch of inputs, with no threads and no I/O.
+
+The :class:`Processor` is shared by the daemon's pipeline thread and the library API, so an
+event published from ERP code and one read off MQTT take exactly the same path. It turns a
+batch of envelopes into a :class:`CommitBatch`; writing it is the caller's business.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from floorstream.adapters.base import Ack, SourceConfig
+from floorstream.config import Config, TeamConfig
+from floorstream.detectors.base import Detector, DetectorState
+from floorstream.detectors.flood import FloodControl, FloodOptions
+from floorstream.model import Change, Event, Post, Severity, utcnow
+from floorstream.plugins import Plugins, call_isolated
+from floorstream.render import Renderer, clip
+from floorstream.route import Router
+from floorstream.store.store import CommitBatch, QuarantineItem
+
+__all__ = ["Envelope", "Processor", "SourceRuntime"]
+
+log = structlog.get_logger("floorstream.pipeline")
+
+StateLoader = Any  # Callable[[str], dict[tuple[str, str], dict[str, Any]]]
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One unit of work on the queue: a change, a ready event, or input to quarantine."""
+
+    source: str
+    change: Change | None = None
+    event: Event | None = None
+    quarantine: QuarantineItem | None = None
+    ack: Ack | None = None
+    checkpoint: str | None = None
+
+
+@dataclass
+class SourceRuntime:
+    """A source's detectors, flood control and the per-subject state they keep."""
+
+    name: str
+    detectors: list[tuple[Detector, str]]  # (detector, plugin that registered it)
+    flood: FloodControl | None
+    states: dict[tuple[str, str], DetectorState] = field(default_factory=dict)
+
+    def state(self, subject: str, key: str) -> DetectorState:
+        slot = self.states.get((subject, key))
+        if slot is None:
+            slot = self.states[(subject, key)] = DetectorState()
+        return slot
+
+
+class Processor:
+    def __init__(self, config: Config, plugins: Plugins,
+                 states: StateLoader | None = None) -> None:
+        self.config = config
+        self.plugins = plugins
+        settings = config.settings
+        self.renderer = Renderer({s.name: s.summary for s in config.sources})
+        self.router = Router(settings.routes, settings.default_team)
+        self.teams: Mapping[str, TeamConfig] = settings.teams
+        self._load_states = states
+        self.sources: dict[str, SourceRuntime] = {}
+        for source in config.sources:
+            self.sources[source.name] = self._runtime(source.name, source)
+        hook = plugins.manager.hook
+        self._render_hook = hook.render_post
+        self._route_hook = hook.route_post
+        self._has_render = bool(self._render_hook.get_hookimpls())
+        self._has_route = bool(self._route_hook.get_hookimpls())
+
+    def _runtime(self, name: str, source: SourceConfig | None) -> SourceRuntime:
+        detectors: list[tuple[Detector, str]] = []
+        flood_options: FloodOptions | None = self.config.settings.flood
+        if source is not None:
+            for spec in source.detect:
+                entry = next(e for e in self.plugins.detectors if e.name == spec.name)
+                detectors.append((entry.item(spec.options, name), entry.plugin))
+            if source.flood is not None:
+                flood_options = source.flood
+        flood = None
+        if flood_options is not None and "flood" in self.plugins.detectors:
+            flood = self.plugins.detectors.get("flood")(flood_options, name)
+        runtime = SourceRuntime(name, detectors, flood)
+        if self._load_states is not None:
+            for key, data in self._load_states(name).items():
+                runtime.states[key] = DetectorState(data)
+        return runtime
+
+    def runtime(self, source: str) -> SourceRuntime:
+        """The runtime of a configured source, or a bare one for ad-hoc publishers."""
+        runtime = self.sources.get(source)
+        if runtime is None:
+            runtime = self.sources[source] = self._runtime(source, None)
+        return runtime
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    def process(self, envelopes: Iterable[Envelope]) -> CommitBatch:
+        batch = CommitBatch()
+        for envelope in envelopes:
+            if envelope.quarantine is not None:
+                batch.quarantined.append(envelope.quarantine)
+            elif envelope.change is not None:
+                self._detect(envelope.change, batch)
+            elif envelope.event is not None:
+                self._admit(self.runtime(envelope.source), envelope.event, batch)
+            if envelope.checkpoint is not None:
+                batch.checkpoints[envelope.source] = envelope.checkpoint
+        self._collect_states(batch)
+        return batch
+
+    def tick(self, now: datetime | None = None) -> CommitBatch:
+        """Run the time-driven detectors (silence) and close flood windows."""
+        now = now or utcnow()
+        batch = CommitBatch()
+        for runtime in list(self.sources.values()):
+            for detector, plugin in runtime.detectors:
+                if not detector.ticks:
+                    continue
+                key = detector.key
+                for (subject, state_key), state in list(runtime.states.items()):
+                    if state_key != key:
+                        continue
+                    try:
+                        events = detector.on_tick(now, subject, state)
+                    except Exception as exc:
+                        log.error("detector_failed", detector=detector.name, plugin=plugin,
+                                  source=runtime.name, subject=subject, error=repr(exc))
+                        continue
+                    for event in events:
+                        self._admit(runtime, event, batch)
+            if runtime.flood is not None:
+                for (subject, state_key), state in list(runtime.states.items()):
+                    if state_key == FloodControl.key:
+                        for event in runtime.flood.tick(now, subject, state):
+                            self._post(event, batch)
+        self._collect_states(batch)
+        return batch
+
+    def _detect(self, change: Change, batch: CommitBatch) -> None:
+        runtime = self.sources.get(change.source) or self.runtime(change.source)
+        if change.kind == "source.problem":
+            self._admit(runtime, _problem_event(change), batch)
+            return
+        found: list[Event] = []
+        subject = change.subject
+        for detector, plugin in runtime.detectors:
+            try:
+                found.extend(detector.on_change(change, runtime.state(subject, detector.key)))
+            except Exception as exc:
+                self._quarantine_change(change, detector, plugin, exc, batch)
+                return
+        for event in found:
+            self._admit(runtime, event, batch)
+
+    def _quarantine_change(self, change: Change, detector: Detector, plugin: str,
+                           exc: Exception, batch: CommitBatch) -> None:
+        log.warning("change_quarantined", source=change.source, subject=change.subject,
+                    position=change.position, detector=detector.name, plugin=plugin,
+                    error=str(exc))
+        raw = json.dumps(change.model_dump(mode="json"), ensure_ascii=False).encode()
+        batch.quarantined.append(QuarantineItem(
+            source=change.source, raw=raw, position=change.position,
+            error=f"detector {detector.name!r} (plugin {plugin}): {exc}",
+            context={"subject": change.subject, "kind": change.kind}))
+
+    def _admit(self, runtime: SourceRuntime, event: Event, batch: CommitBatch) -> None:
+        if runtime.flood is None or event.type == "source.problem":
+            self._post(event, batch)
+            return
+        for admitted in runtime.flood.admit(event, runtime.state(event.subject, FloodControl.key)):
+            self._post(admitted, batch)
+
+    def _post(self, event: Event, batch: CommitBatch) -> None:
+        post = self.make_post(event)
+        batch.posts.append(post)
+        for team in post.teams:
+            team_config = self.teams.get(team)
+            if team_config is not None:
+                for sink in team_config.sinks:
+                    batch.deliveries.append((post.id, team, sink))
+
+    def make_post(self, event: Event) -> Post:
+        summary = self.renderer.summary(event)
+        if self._has_render:
+            chosen = call_isolated(self._render_hook, firstresult=True, event=event,
+                                   default=summary)
+            if chosen and isinstance(chosen[0], str):
+                summary = chosen[0]
+        if event.type == "source.problem":
+            admin = self.config.settings.admin_team
+            teams: tuple[str, ...] = (admin,)
+            routing: tuple[dict[str, str], ...] = ({"team": admin, "rule": "admin team"},)
+        else:
+            teams, routing = self.router.route(event)
+        tags = tuple(f"{k}:{v}" for k, v in sorted(event.attrs.items()))
+        post = Post(
+            id=event.id, type=event.type, source=event.source, subject=event.subject,
+            summary=clip(summary), body=event.fields.get("body") or None,
+            severity=event.severity, teams=teams, tags=tags,
+            links=dict(event.fields.get("links") or {}), occurred_at=event.occurred_at,
+            clears=event.clears, fields=_jsonable(event.fields), routing=routing,
+        )
+        if self._has_route:
+            extra: list[str] = []
+            for result in call_isolated(self._route_hook, post=post, event=event):
+                extra.extend(t for t in result if t not in post.teams and t not in extra)
+            if extra:
+                post = post.model_copy(update={
+                    "teams": post.teams + tuple(extra),
+                    "routing": post.routing + tuple({"team": t, "rule": "plugin"}
+                                                    for t in extra)})
+        return post
+
+    def _collect_states(self, batch: CommitBatch) -> None:
+        for runtime in self.sources.values():
+            for (subject, key), state in runtime.states.items():
+                if state.dirty:
+                    batch.states[(runtime.name, subject, key)] = state.data
+                    state.dirty = False
+
+    def subjects(self) -> Sequence[str]:
+        return sorted({s for r in self.sources.values() for s, _ in r.states})
+
+
+def _problem_event(change: Change) -> Event:
+    return Event.create(type="source.problem", source=change.source, subject=change.subject,
+                        position=change.position, occurred_at=change.when,
+                        severity=Severity.CRITICAL, fields=dict(change.data),
+                        attrs=change.attrs, change=change)
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(fields)
+        return fields
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(fields, default=str))  # type: ignore[no-any-return]

@@ -1,0 +1,47 @@
+"""Schema upgrades, one function per version step.
+
+``MIGRATIONS[n]`` takes a database at version ``n - 1`` to version ``n`` inside one transaction.
+A fresh database is created at the current version directly. A database newer than this code
+is refused rather than written to, since an older floorstream cannot know what it would break.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, inspect, select
+
+from floorstream.errors import SchemaVersionError
+from floorstream.model import utcnow
+from floorstream.store import schema
+
+__all__ = ["MIGRATIONS", "ensure_schema"]
+
+Migration = Callable[[Connection], None]
+
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def current_version(conn: Connection) -> int | None:
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return None
+    return conn.execute(select(schema.schema_version.c.version)).scalar_one_or_none()
+
+
+def ensure_schema(conn: Connection, target: int = schema.SCHEMA_VERSION,
+                  migrations: dict[int, Migration] | None = None) -> int:
+    """Create or upgrade the schema; returns the version found before (0 for a new database)."""
+    steps = MIGRATIONS if migrations is None else migrations
+    found = current_version(conn)
+    if found is None:
+        schema.metadata.create_all(conn)
+        conn.execute(schema.schema_version.insert().values(version=target, upgraded_at=utcnow()))
+        return 0
+    if found > target:
+        raise SchemaVersionError(
+            f"the store is at schema version {found}, newer than this floorstream's {target}; "
+            "upgrade floorstream")
+    for version in range(found + 1, target + 1):
+        steps[version](conn)
+        conn.execute(schema.schema_version.update().values(version=version, upgraded_at=utcnow()))
+    return found

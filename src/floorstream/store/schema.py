@@ -1,0 +1,160 @@
+"""Tables (SQLAlchemy Core) and the schema version.
+
+Column types are chosen to behave the same on SQLite, PostgreSQL and MariaDB: times are stored
+as naive UTC with microseconds (MariaDB's DATETIME needs ``fsp=6`` for that), binary payloads as
+LONGBLOB on MariaDB (BLOB stops at 64 KiB), tables in utf8mb4 so "°C" and "→" survive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["SCHEMA_VERSION", "metadata"]
+
+#: bump together with a new entry in ``migrations.MIGRATIONS``.
+SCHEMA_VERSION = 1
+
+MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in Python, naive UTC in the database, microsecond precision everywhere."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+Seq = BigInteger().with_variant(Integer(), "sqlite")
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+metadata = MetaData()
+
+schema_version = Table(
+    "fs_schema_version", metadata,
+    Column("version", Integer, nullable=False),
+    Column("upgraded_at", UTCDateTime, nullable=False),
+    **MYSQL,
+)
+
+posts = Table(
+    "fs_posts", metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("summary", String(200), nullable=False),
+    Column("body", Text),
+    Column("tags", JSON, nullable=False),
+    Column("links", JSON, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("routing", JSON, nullable=False),
+    Column("clears", String(32)),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("id", name="uq_fs_posts_id"),
+    Index("ix_fs_posts_source_subject", "source", "subject", "seq"),
+    **MYSQL,
+)
+
+post_teams = Table(
+    "fs_post_teams", metadata,
+    Column("team", String(64), nullable=False),
+    Column("post_id", String(32), nullable=False),
+    Column("post_seq", BigInteger, nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("team", "post_id", name="pk_fs_post_teams"),
+    Index("ix_fs_post_teams_feed", "team", "post_seq"),
+    Index("ix_fs_post_teams_severity", "team", "severity", "post_seq"),
+    Index("ix_fs_post_teams_time", "team", "created_at"),
+    **MYSQL,
+)
+
+checkpoints = Table(
+    "fs_checkpoints", metadata,
+    Column("source", String(128), primary_key=True),
+    Column("position", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    **MYSQL,
+)
+
+detector_state = Table(
+    "fs_detector_state", metadata,
+    Column("source", String(128), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detector", String(191), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("source", "subject", "detector", name="pk_fs_detector_state"),
+    **MYSQL,
+)
+
+quarantine = Table(
+    "fs_quarantine", metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("position", Text),
+    Column("error", Text, nullable=False),
+    Column("raw", Blob, nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("key", name="uq_fs_quarantine_key"),
+    Index("ix_fs_quarantine_source", "source", "id"),
+    **MYSQL,
+)
+
+deliveries = Table(
+    "fs_deliveries", metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("post_id", String(32), nullable=False),
+    Column("team", String(64), nullable=False),
+    Column("sink", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("post_id", "sink", name="uq_fs_deliveries_post_sink"),
+    Index("ix_fs_deliveries_due", "status", "next_attempt_at"),
+    **MYSQL,
+)

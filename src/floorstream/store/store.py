@@ -1,0 +1,281 @@
+"""The Store: every read and write of floorstream's own tables.
+
+The one write that matters is :meth:`Store.commit`: posts, their team rows, outbox rows,
+checkpoints, detector state and quarantined input of one batch go in one transaction. Either
+all of a batch is durable or none of it, which is what lets adapters ack only after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, RowMapping, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+
+from floorstream.model import Post, Severity, utcnow
+from floorstream.store import schema
+from floorstream.store.dialect import insert_ignore, upsert
+from floorstream.store.migrations import ensure_schema
+
+__all__ = ["CommitBatch", "QuarantineItem", "QuarantinedRow", "Store"]
+
+
+@dataclass(frozen=True)
+class QuarantineItem:
+    """Input that could not be decoded or processed, kept as received."""
+
+    source: str
+    raw: bytes
+    error: str
+    position: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        """Same input at the same position → same key, so a replay does not quarantine twice."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.source.encode())
+        digest.update(b"\x1f" + (self.position or "").encode() + b"\x1f")
+        digest.update(self.raw)
+        if self.position is None:
+            digest.update(self.received_at.isoformat().encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    id: int
+    source: str
+    position: str | None
+    error: str
+    raw: bytes
+    context: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass
+class CommitBatch:
+    """Everything one pipeline batch writes, committed together."""
+
+    posts: list[Post] = field(default_factory=list)
+    #: (post id, team, sink name) outbox rows
+    deliveries: list[tuple[str, str, str]] = field(default_factory=list)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    #: (source, subject, detector key) → state
+    states: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    quarantined: list[QuarantineItem] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.posts or self.deliveries or self.checkpoints or self.states
+                    or self.quarantined)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """floorstream's tables in one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True, **engine_args: Any) -> Store:
+        """Connect, and create or upgrade the schema (``create=False`` only checks it)."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            engine_args.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        else:
+            engine_args.setdefault("pool_pre_ping", True)
+        engine = create_engine(url, **engine_args)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if create:
+            with engine.begin() as conn:
+                ensure_schema(conn)
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def commit(self, batch: CommitBatch) -> list[Post]:
+        """Write a batch in one transaction; returns the posts that were new (not replays)."""
+        if not batch:
+            return []
+        now = utcnow()
+        with self.engine.begin() as conn:
+            new_posts: list[Post] = []
+            if batch.posts:
+                ids = [p.id for p in batch.posts]
+                existing = set(conn.execute(
+                    select(schema.posts.c.id).where(schema.posts.c.id.in_(ids))).scalars())
+                seen: set[str] = set()
+                for post in batch.posts:
+                    if post.id not in existing and post.id not in seen:
+                        seen.add(post.id)
+                        new_posts.append(post)
+                insert_ignore(conn, schema.posts, [_post_row(p) for p in new_posts])
+                if new_posts:
+                    seqs = {post_id: seq for post_id, seq in conn.execute(
+                        select(schema.posts.c.id, schema.posts.c.seq)
+                        .where(schema.posts.c.id.in_([p.id for p in new_posts])))}
+                    insert_ignore(conn, schema.post_teams, [
+                        {"team": team, "post_id": p.id, "post_seq": seqs[p.id],
+                         "severity": int(p.severity), "created_at": p.created_at}
+                        for p in new_posts for team in p.teams])
+            if batch.deliveries:
+                fresh = {p.id for p in new_posts}
+                insert_ignore(conn, schema.deliveries, [
+                    {"post_id": post_id, "team": team, "sink": sink, "status": "pending",
+                     "attempts": 0, "next_attempt_at": now, "created_at": now}
+                    for post_id, team, sink in batch.deliveries if post_id in fresh])
+            upsert(conn, schema.checkpoints, [
+                {"source": s, "position": p, "updated_at": now}
+                for s, p in batch.checkpoints.items()], keys=("source",))
+            upsert(conn, schema.detector_state, [
+                {"source": s, "subject": subj, "detector": d, "state": data, "updated_at": now}
+                for (s, subj, d), data in batch.states.items()],
+                keys=("source", "subject", "detector"))
+            insert_ignore(conn, schema.quarantine, [
+                {"key": q.key, "source": q.source, "position": q.position, "error": q.error,
+                 "raw": q.raw, "context": q.context, "received_at": q.received_at}
+                for q in batch.quarantined])
+        return new_posts
+
+    # -- reads used by the pipeline ---------------------------------------------------------
+
+    def checkpoints(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.checkpoints.c.source,
+                                       schema.checkpoints.c.position))
+            return {source: position for source, position in rows}
+
+    def detector_states(self, source: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """(subject, detector key) → state for one source."""
+        t = schema.detector_state
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.subject, t.c.detector, t.c.state)
+                                .where(t.c.source == source)).tuples()
+            return {(subject, detector): state for subject, detector, state in rows}
+
+    # -- reads for people -------------------------------------------------------------------
+
+    def feed(self, team: str, *, limit: int = 50, since: datetime | None = None,
+             until: datetime | None = None, min_severity: Severity | None = None,
+             after_seq: int | None = None) -> list[Post]:
+        """A team's posts, newest first (or oldest first after ``after_seq``, for --follow)."""
+        pt, p = schema.post_teams, schema.posts
+        query = select(pt.c.post_seq).where(pt.c.team == team)
+        if min_severity is not None:
+            query = query.where(pt.c.severity >= int(min_severity))
+        if since is not None:
+            query = query.where(pt.c.created_at >= since)
+        if until is not None:
+            query = query.where(pt.c.created_at < until)
+        if after_seq is not None:
+            query = query.where(pt.c.post_seq > after_seq).order_by(pt.c.post_seq.asc())
+        else:
+            query = query.order_by(pt.c.post_seq.desc())
+        query = query.limit(limit)
+        with self.engine.connect() as conn:
+            seqs = list(conn.execute(query).scalars())
+            return self._posts_by_seq(conn, seqs)
+
+    def _posts_by_seq(self, conn: Any, seqs: Sequence[int]) -> list[Post]:
+        if not seqs:
+            return []
+        p, pt = schema.posts, schema.post_teams
+        rows = {r["seq"]: r for r in conn.execute(select(p).where(p.c.seq.in_(seqs))).mappings()}
+        teams: dict[str, list[str]] = {}
+        for post_id, team in conn.execute(
+                select(pt.c.post_id, pt.c.team).where(pt.c.post_seq.in_(seqs))).tuples():
+            teams.setdefault(post_id, []).append(team)
+        return [_row_post(rows[s], teams) for s in seqs if s in rows]
+
+    def post(self, post_id: str) -> Post | None:
+        with self.engine.connect() as conn:
+            seq = conn.execute(select(schema.posts.c.seq)
+                               .where(schema.posts.c.id == post_id)).scalar_one_or_none()
+            found = self._posts_by_seq(conn, [seq]) if seq is not None else []
+        return found[0] if found else None
+
+    def post_seq(self, post_id: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(schema.posts.c.seq)
+                                .where(schema.posts.c.id == post_id)).scalar_one_or_none()
+
+    def count_posts(self, source: str | None = None) -> int:
+        query = select(func.count()).select_from(schema.posts)
+        if source is not None:
+            query = query.where(schema.posts.c.source == source)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def teams(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(schema.post_teams.c.team).distinct()
+                                     .order_by(schema.post_teams.c.team)).scalars())
+
+    def quarantined(self, *, source: str | None = None, limit: int = 50) -> list[QuarantinedRow]:
+        q = schema.quarantine
+        query = select(q).order_by(q.c.id.desc()).limit(limit)
+        if source is not None:
+            query = query.where(q.c.source == source)
+        with self.engine.connect() as conn:
+            return [_quarantine_row(r) for r in conn.execute(query).mappings()]
+
+    def quarantined_item(self, item_id: int) -> QuarantinedRow | None:
+        q = schema.quarantine
+        with self.engine.connect() as conn:
+            row = conn.execute(select(q).where(q.c.id == item_id)).mappings().first()
+        return _quarantine_row(row) if row is not None else None
+
+
+def _post_row(post: Post) -> dict[str, Any]:
+    return {
+        "id": post.id, "type": post.type, "source": post.source, "subject": post.subject,
+        "severity": int(post.severity), "summary": post.summary, "body": post.body,
+        "tags": list(post.tags), "links": dict(post.links), "fields": post.fields,
+        "routing": [dict(r) for r in post.routing], "clears": post.clears,
+        "occurred_at": post.occurred_at, "created_at": post.created_at,
+    }
+
+
+def _row_post(row: RowMapping, teams: dict[str, list[str]]) -> Post:
+    routing = tuple(row["routing"] or ())
+    order = [r["team"] for r in routing]
+    found = teams.get(row["id"], [])
+    ordered = [t for t in order if t in found] + sorted(t for t in found if t not in order)
+    return Post.model_construct(
+        id=row["id"], type=row["type"], source=row["source"], subject=row["subject"],
+        summary=row["summary"], body=row["body"], severity=Severity(row["severity"]),
+        teams=tuple(ordered), tags=tuple(row["tags"] or ()), links=dict(row["links"] or {}),
+        occurred_at=row["occurred_at"], created_at=row["created_at"], clears=row["clears"],
+        fields=dict(row["fields"] or {}), routing=routing,
+    )
+
+
+def _quarantine_row(row: RowMapping) -> QuarantinedRow:
+    return QuarantinedRow(id=row["id"], source=row["source"], position=row["position"],
+                          error=row["error"], raw=bytes(row["raw"]),
+                          context=dict(row["context"] or {}), received_at=row["received_at"])
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
