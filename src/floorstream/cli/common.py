@@ -1,0 +1,42 @@
+"""Helpers shared by the subcommands: finding the config, opening the store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from floorstream.config import Config, load_config
+from floorstream.plugins import Plugins, build_plugins
+from floorstream.store.store import Store
+
+DEFAULT_CONFIG = "floorstream.yaml"
+
+
+def add_config_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("-c", "--config", default=os.environ.get("FLOORSTREAM_CONFIG"),
+                        required=required and not os.environ.get("FLOORSTREAM_CONFIG"),
+                        help="config file (default: $FLOORSTREAM_CONFIG or ./floorstream.yaml)")
+
+
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    add_config_arg(parser)
+    parser.add_argument("--store", help="store URL, instead of the config's store:")
+
+
+def load(args: argparse.Namespace) -> tuple[Config, Plugins]:
+    plugins = build_plugins()
+    path = args.config or DEFAULT_CONFIG
+    return load_config(path, plugins), plugins
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The store named by --store, else by the config file."""
+    url = getattr(args, "store", None)
+    if not url:
+        path = args.config or DEFAULT_CONFIG
+        if not Path(path).exists():
+            url = "sqlite:///floorstream.db"
+        else:
+            url = load(args)[0].settings.store
+    return Store.open(url)

@@ -1,0 +1,104 @@
+"""Fixtures for tests that talk to real services.
+
+URLs come from the environment with the local defaults. Outside CI a missing service skips the
+tests that need it; with CI=true it fails them, so a broken service is never a silent pass.
+Every test gets its own database / topic prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("FLOORSTREAM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("FLOORSTREAM_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
+MQTT_URL = os.environ.get("FLOORSTREAM_TEST_MQTT", "mqtt://127.0.0.1:1883")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(url: str, default_port: int, name: str) -> None:
+    parsed = urlparse(url.replace("+psycopg", "").replace("+pymysql", ""))
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
+    if not _reachable(host, port):
+        message = f"{name} is not reachable at {host}:{port}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing service is a failure)")
+        pytest.skip(message)
+
+
+def _with_database(url: str, name: str) -> str:
+    parsed = urlparse(url)
+    return parsed._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    require_service(PG_URL, 5432, "PostgreSQL")
+    name = f"fs_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(PG_URL, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test, dropped afterwards."""
+    require_service(MYSQL_URL, 3306, "MariaDB")
+    name = f"fs_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(MYSQL_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield _with_database(MYSQL_URL, name) + "?charset=utf8mb4"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    return f"sqlite:///{tmp_path}/floorstream.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The same test on SQLite, PostgreSQL and MariaDB."""
+    fixture = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param]
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def mqtt_broker() -> tuple[str, int]:
+    """(host, port) of the local Mosquitto."""
+    require_service(MQTT_URL, 1883, "Mosquitto")
+    parsed = urlparse(MQTT_URL)
+    return parsed.hostname or "127.0.0.1", parsed.port or 1883
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic prefix no other test uses."""
+    return f"fstest/{uuid.uuid4().hex[:10]}"
