@@ -153,6 +153,10 @@ class Processor:
         if change.kind == "source.problem":
             self._admit(runtime, _problem_event(change), batch)
             return
+        if change.kind == "event":
+            # the adapter already knows what it means (a shipment delayed, a mass update)
+            self._admit(runtime, _adapter_event(change), batch)
+            return
         found: list[Event] = []
         subject = change.subject
         for detector, plugin in runtime.detectors:
@@ -239,6 +243,15 @@ def _problem_event(change: Change) -> Event:
                         position=change.position, occurred_at=change.when,
                         severity=Severity.CRITICAL, fields=dict(change.data),
                         attrs=change.attrs, change=change)
+
+
+def _adapter_event(change: Change) -> Event:
+    data = change.data
+    return Event.create(type=str(data["type"]), source=change.source, subject=change.subject,
+                        position=change.position, occurred_at=change.when,
+                        severity=Severity.parse(data.get("severity", "info")),
+                        fields=dict(data.get("fields") or {}), attrs=change.attrs,
+                        change=change, clears=data.get("clears"))
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:

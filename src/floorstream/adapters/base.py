@@ -61,7 +61,12 @@ class SourceConfig(BaseModel):
 
 
 class Emitter(Protocol):
-    """Where an adapter sends what it observed. Calls block while the pipeline queue is full."""
+    """Where an adapter sends what it observed. Calls block while the pipeline queue is full.
+
+    A change of ``kind="event"`` carries an event the adapter decided itself (``data`` =
+    ``{"type": ..., "severity": ..., "fields": {...}, "clears": optional id}``); it skips the
+    detectors and goes straight to flood control, rendering and routing.
+    """
 
     def emit(self, change: Change, *, ack: Ack | None = None,
              checkpoint: str | None = None) -> None:

@@ -1,0 +1,89 @@
+"""The adapter conformance suite: subclass it, set three attributes, and pytest runs it.
+
+It checks what every adapter owes the pipeline: its config model refuses unknown keys, it emits
+well-formed changes for its own source, it stops promptly when asked, and resuming from the
+checkpoint it left gives neither a gap nor a duplicate position.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import ValidationError
+
+from floorstream.adapters.base import Adapter, AdapterContext
+from floorstream.model import Change
+from floorstream.plugins import build_plugins
+from floorstream.testing.doubles import RecordingEmitter
+
+
+class AdapterConformance:
+    """Base class for a plugin's conformance tests (not collected by itself)."""
+
+    adapter: ClassVar[type[Adapter]]
+    config: ClassVar[dict[str, Any]]
+    #: the adapter must emit at least this many changes from the prepared source
+    min_changes: ClassVar[int] = 1
+    #: seconds to wait for changes
+    timeout: ClassVar[float] = 10.0
+
+    def prepare_source(self) -> None:
+        """Override to fill the source (insert rows, publish messages) before each run."""
+
+    def _run(self, checkpoint: str | None, stop_after: int | None = None,
+             want: int | None = None) -> RecordingEmitter:
+        config = self.adapter.config_model.model_validate(self.config)
+        plugins = build_plugins(load_entry_points=False)
+        context = AdapterContext(config.name, checkpoint, plugins.decoders)
+        emitter = RecordingEmitter(stop_after=stop_after)
+        adapter = self.adapter(config, context)
+        thread = threading.Thread(target=adapter.run, args=(emitter, emitter.stop), daemon=True)
+        thread.start()
+        target = want if want is not None else self.min_changes
+        deadline = threading.Event()
+        waited = 0.0
+        while len(emitter.changes) < target and not emitter.stop.is_set() and waited < self.timeout:
+            deadline.wait(0.05)
+            waited += 0.05
+        emitter.stop.set()
+        thread.join(self.timeout)
+        assert not thread.is_alive(), f"{self.adapter.__name__}.run did not return after stop"
+        adapter.close()
+        return emitter
+
+    def test_config_refuses_unknown_keys(self) -> None:
+        with pytest.raises(ValidationError):
+            self.adapter.config_model.model_validate({**self.config, "no_such_key_xyz": 1})
+
+    def test_adapter_is_registered_through_the_hook(self) -> None:
+        plugins = build_plugins()
+        assert plugins.adapters.get(self.adapter.name) is self.adapter
+
+    def test_emits_changes_for_its_source(self) -> None:
+        self.prepare_source()
+        emitter = self._run(None)
+        assert len(emitter.changes) >= self.min_changes, "the adapter emitted too few changes"
+        for change in emitter.changes:
+            assert isinstance(change, Change)
+            assert change.source == self.config["name"]
+            assert change.subject and change.position
+
+    def test_resume_from_checkpoint_has_no_gap_and_no_duplicate(self) -> None:
+        self.prepare_source()
+        full = self._run(None)
+        positions = [c.position for c in full.changes]
+        assert len(positions) == len(set(positions)), "positions must be unique"
+        if len(positions) < 2:
+            pytest.skip("needs at least two changes to interrupt between them")
+        self.prepare_source()
+        cut = max(1, len(positions) // 2)
+        first = self._run(None, stop_after=cut)
+        second = self._run(first.checkpoint, want=len(positions) - len(first.changes))
+        replayed = [c.position for c in first.changes] + [c.position for c in second.changes]
+        missing = set(positions) - set(replayed)
+        assert not missing, f"positions lost across the restart: {sorted(missing)[:5]}"
+        committed_twice = {p for p in (c.position for c in first.changes)
+                           if p in {c.position for c in second.changes}}
+        assert not committed_twice, f"committed positions emitted again: {committed_twice}"
