@@ -47,7 +47,8 @@ class Simulator(Adapter):
         tick = 0
         while not stop.is_set() and (config.readings is None or tick < config.readings):
             when = config.start + timedelta(seconds=tick * config.step)
-            for machine, area in config.machines.items():
+            last = len(config.machines) - 1
+            for index, (machine, area) in enumerate(config.machines.items()):
                 temps[machine], states[machine] = _next(rng, tick, temps[machine],
                                                         states[machine])
                 if tick < done:
@@ -58,7 +59,9 @@ class Simulator(Adapter):
                     data={"state": states[machine], "spindle_temp": round(temps[machine], 1),
                           "count": tick * 3},
                     attrs={"area": area, **config.attrs})
-                emitter.emit(change, checkpoint=str(tick + 1))
+                # the tick counts as done only with its last machine, so a stop mid-tick
+                # replays the whole tick (same positions, so nothing is posted twice)
+                emitter.emit(change, checkpoint=str(tick + 1) if index == last else None)
             tick += 1
             if tick > done:
                 stop.wait(config.interval)
