@@ -328,9 +328,9 @@ def config_json_schema(plugins: Plugins) -> dict[str, Any]:
         options = getattr(entry.item, "options_model", None)
         if options is None:
             continue
+        fields: dict[str, Any] = {entry.name: (options, ...)}
         detector_items.append(create_model(f"Detect_{entry.name}",
-                                           __config__=ConfigDict(extra="forbid"),
-                                           **{entry.name: (options, ...)}))
+                                           __config__=ConfigDict(extra="forbid"), **fields))
     source_models = []
     for entry in plugins.adapters:
         source_models.append(entry.item.config_model)

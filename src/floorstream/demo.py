@@ -36,7 +36,8 @@ sources:
     interval: 2ms
     readings: 1500
     detect:
-      - state_change: {{field: state, normal: [RUNNING], labels: {{RUNNING: running, STOPPED: stopped, FAULT: in fault}},
+      - state_change: {{field: state, normal: [RUNNING],
+                       labels: {{RUNNING: running, STOPPED: stopped, FAULT: in fault}},
                        severity: {{FAULT: critical, STOPPED: warning}}}}
       - threshold: {{field: spindle_temp, above: 85, clear_below: 80, for: 20s, unit: "°C",
                     label: spindle temperature}}
@@ -96,7 +97,7 @@ def _play_erp_user(path: Path, stop: threading.Event) -> None:
         if stop.wait(0.5):
             return
         with sqlite3.connect(path) as db:
-            db.execute(f"UPDATE mrp_production SET {column} = ?, "  # noqa: S608 - fixed names
+            db.execute(f"UPDATE mrp_production SET {column} = ?, "
                        "write_date = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = ?",
                        (value, row_id))
 

@@ -46,7 +46,7 @@ def value(v: Any) -> str:
 
 def duration(seconds: float) -> str:
     """30 s, 4 min, 2 h 5 min, 3 d 4 h."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     minutes, s = divmod(s, 60)

@@ -103,7 +103,8 @@ def build_plugins(
         try:
             pm.load_setuptools_entrypoints(PROJECT_NAME)
         except Exception as exc:  # a broken third-party package must say which one it is
-            raise PluginError(f"loading floorstream plugins from entry points failed: {exc}") from exc
+            raise PluginError(
+                f"loading floorstream plugins from entry points failed: {exc}") from exc
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()

@@ -78,7 +78,8 @@ def _digest(e: Event) -> str:
     f = e.fields
     kinds = ", ".join(f"{n} {t.split('.')[-1].replace('_', ' ')}"
                       for t, n in sorted(f["by_type"].items(), key=lambda kv: -kv[1]))
-    return (f"{e.subject}: {f['suppressed']} more posts in "
+    noun = "post" if f["suppressed"] == 1 else "posts"
+    return (f"{e.subject}: {f['suppressed']} more {noun} in "
             f"{phrasing.duration(f['window_s'])} not shown ({kinds})")
 
 

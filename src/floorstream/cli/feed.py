@@ -96,10 +96,10 @@ def run_explain(args: argparse.Namespace) -> int:
         event = Event.create(type=args.type, source=args.source, subject=args.subject,
                              position="explain", occurred_at=utcnow(),
                              severity=Severity.parse(args.severity), attrs=attrs)
-        teams, _ = Processor(config, plugins).router.route(event)
-        print(f"teams: {', '.join(teams)}")
+        routed, _ = Processor(config, plugins).router.route(event)
+        print(f"teams: {', '.join(routed)}")
     for verdict in router.explain(event):
         mark = "✓" if verdict.matched else "✗"
-        teams = f" → {', '.join(verdict.teams)}" if verdict.matched else ""
-        print(f"  {mark} {verdict.rule}: {verdict.reason}{teams}")
+        chosen = f" → {', '.join(verdict.teams)}" if verdict.matched else ""
+        print(f"  {mark} {verdict.rule}: {verdict.reason}{chosen}")
     return 0

@@ -13,7 +13,8 @@ from floorstream.registry import Registry
 
 def _check_size(decoder: Decoder, payload: bytes) -> None:
     if len(payload) > decoder.max_bytes:
-        raise DecodeError(f"payload of {len(payload)} bytes exceeds the {decoder.max_bytes}-byte limit")
+        raise DecodeError(
+            f"payload of {len(payload)} bytes exceeds the {decoder.max_bytes}-byte limit")
 
 
 class JsonDecoder(Decoder):

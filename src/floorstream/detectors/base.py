@@ -46,9 +46,9 @@ class Detector:
     """Base class: subclasses set ``name`` and ``options_model`` and override :meth:`on_change`.
 
     ``on_tick`` is called about once a second for every subject with a state for this detector
-    (persisted ones included), for detectors that react to the passage of time (silence). Both return the events found; they
-    must be deterministic functions of (options, state, input) so that a replay yields the same
-    event ids.
+    (persisted ones included), for detectors that react to the passage of time (silence). Both
+    return the events found; they must be deterministic functions of (options, state, input) so
+    that a replay yields the same event ids.
     """
 
     name: ClassVar[str]

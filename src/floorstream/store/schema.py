@@ -35,7 +35,7 @@ __all__ = ["SCHEMA_VERSION", "metadata"]
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
 SCHEMA_VERSION = 1
 
-MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 class UTCDateTime(TypeDecorator[datetime]):

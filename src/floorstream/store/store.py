@@ -179,7 +179,7 @@ class Store:
              until: datetime | None = None, min_severity: Severity | None = None,
              after_seq: int | None = None) -> list[Post]:
         """A team's posts, newest first (or oldest first after ``after_seq``, for --follow)."""
-        pt, p = schema.post_teams, schema.posts
+        pt = schema.post_teams
         query = select(pt.c.post_seq).where(pt.c.team == team)
         if min_severity is not None:
             query = query.where(pt.c.severity >= int(min_severity))
