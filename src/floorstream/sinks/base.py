@@ -3,17 +3,60 @@
 A sink gets a post that is already committed, together with its outbox row's idempotency key.
 It raises on failure; the delivery worker decides about retries, so a sink stays a thin
 translation from a Post to one service's API.
+
+Errors tell the worker what to do next::
+
+    DeliveryError              try again later, with exponential backoff and jitter
+    ├── RetryAfter             try again after the delay the service asked for (HTTP 429)
+    └── PermanentDeliveryError do not retry: the request itself is wrong (HTTP 400, 404…)
+
+Their messages end up in ``fs_deliveries.last_error`` and in logs, so a sink must never put a
+webhook URL, password or token in them; the worker scrubs known secrets once more on top.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from floorstream.durations import Duration
 from floorstream.model import Post
 
-__all__ = ["Sink", "SinkConfig"]
+__all__ = ["DeliveryError", "Outgoing", "PermanentDeliveryError", "RetryAfter",
+           "RetrySettings", "Sink", "SinkConfig", "scrub", "secret_values"]
+
+
+class DeliveryError(Exception):
+    """A delivery failed in a way that may pass: retry with backoff."""
+
+
+class RetryAfter(DeliveryError):
+    """The service asked to be called again after ``seconds`` (429 with Retry-After)."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (the payload or address is rejected): fail the delivery now."""
+
+
+class RetrySettings(BaseModel):
+    """How a sink's failed deliveries are retried (tiny values make tests fast)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=10, ge=1, description="then the delivery is failed")
+    max_age: Duration = Field(default=24 * 3600.0,
+                              description="a delivery older than this is failed, not retried")
+    initial: Duration = Field(default=1.0, description="first backoff delay")
+    max_delay: Duration = Field(default=300.0, description="backoff delays stop growing here")
+    jitter: Duration = Field(default=1.0, description="random extra delay, up to this much")
 
 
 class SinkConfig(BaseModel):
@@ -23,17 +66,78 @@ class SinkConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     type: str = Field(description="the sink plugin (webhook, email, mqtt, file…)")
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    workers: int = Field(default=1, ge=1, le=32,
+                         description="delivery threads for this sink (teams run in parallel)")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What the worker hands a sink besides the post.
+
+    Fields:
+        idempotency_key: stable for one (post, sink): a retried request carries the same key.
+        team: the team whose policy sent it.
+        thread: the service's reference of the post this one clears (Slack ``ts``, e-mail
+            Message-ID…), when the sink returned one for it; lets the sink reply in a thread.
+        digest: the posts folded into this message when it is a digest, oldest first.
+    """
+
+    idempotency_key: str
+    team: str
+    thread: str | None = None
+    digest: tuple[Post, ...] = ()
 
 
 class Sink:
     name: ClassVar[str]
     config_model: ClassVar[type[SinkConfig]] = SinkConfig
+    #: True when ``deliver`` can thread a reply to an earlier message of this sink.
+    threads: ClassVar[bool] = False
 
     def __init__(self, config: SinkConfig) -> None:
         self.config = config
 
-    def deliver(self, post: Post, *, idempotency_key: str) -> None:
+    def deliver(self, post: Post, outgoing: Outgoing) -> str | None:
+        """Send one post (or a digest post); return the service's reference of the message
+        (for threading later replies) or None. Raise a :class:`DeliveryError` on failure."""
         raise NotImplementedError
 
     def close(self) -> None:
         """Release connections."""
+
+    def secrets(self) -> set[str]:
+        """Values that must never be logged: every ``SecretStr`` in the config."""
+        return secret_values(self.config)
+
+
+def secret_values(model: BaseModel) -> set[str]:
+    """All ``SecretStr`` values inside a pydantic model (nested models, lists and dicts too)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            if value.get_secret_value():
+                found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(model)
+    return found
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (and its URL-quoted form) replaced by ``***``."""
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+        quoted = quote(secret, safe="")
+        if quoted != secret:
+            text = text.replace(quoted, "***")
+    return text

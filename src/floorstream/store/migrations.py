@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, inspect, select, text
 
 from floorstream.errors import SchemaVersionError
 from floorstream.model import utcnow
@@ -19,7 +19,16 @@ __all__ = ["MIGRATIONS", "ensure_schema"]
 
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {}
+
+def _v2_delivery_claims(conn: Connection) -> None:
+    """v1 → v2: outbox rows get a claim token and the service's message reference."""
+    conn.execute(text("ALTER TABLE fs_deliveries ADD COLUMN claim VARCHAR(32)"))
+    conn.execute(text("ALTER TABLE fs_deliveries ADD COLUMN remote_ref VARCHAR(255)"))
+    conn.execute(text("CREATE INDEX ix_fs_deliveries_lane "
+                      "ON fs_deliveries (sink, team, status, id)"))
+
+
+MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims}
 
 
 def current_version(conn: Connection) -> int | None:

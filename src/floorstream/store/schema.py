@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -154,7 +154,12 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
+    # v2: the worker's claim token while sending, and the service's message reference
+    # (Slack ts, Mattermost post id, e-mail Message-ID) so a clearing post can thread to it
+    Column("claim", String(32)),
+    Column("remote_ref", String(255)),
     UniqueConstraint("post_id", "sink", name="uq_fs_deliveries_post_sink"),
     Index("ix_fs_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_fs_deliveries_lane", "sink", "team", "status", "id"),
     **MYSQL,
 )
