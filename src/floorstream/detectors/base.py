@@ -9,13 +9,23 @@ transaction as the posts they led to, which is what makes a restart neither re-a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from floorstream.model import Change, Event, Severity
 
-__all__ = ["Detector", "DetectorOptions", "DetectorState"]
+__all__ = ["Detector", "DetectorOptions", "DetectorState", "SeverityName"]
+
+
+def _severity_name(value: str) -> str:
+    Severity.parse(value)  # raises ValueError listing the valid names
+    return value
+
+
+#: A severity as written in a config (``warning``); checked when the config is validated, so
+#: ``floorstream check`` reports a misspelt one instead of the daemon failing at start.
+SeverityName = Annotated[str, AfterValidator(_severity_name)]
 
 
 class DetectorOptions(BaseModel):

@@ -12,7 +12,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, lookup
+from floorstream.detectors.base import (
+    Detector,
+    DetectorOptions,
+    DetectorState,
+    SeverityName,
+    lookup,
+)
 from floorstream.model import Change, Event, Severity
 
 
@@ -20,8 +26,8 @@ class FieldChangeOptions(DetectorOptions):
     fields: list[str] = Field(min_length=1, description="the columns whose changes matter")
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="column → how people call it")
-    severity: str = "info"
-    field_severity: dict[str, str] = Field(default_factory=dict,
+    severity: SeverityName = "info"
+    field_severity: dict[str, SeverityName] = Field(default_factory=dict,
                                            description="column → severity of its changes")
     created: bool = Field(default=True, description="post when a record appears")
     deleted: bool = Field(default=True, description="post when a record disappears")
@@ -49,11 +55,15 @@ class FieldChange(Detector):
         tracked = self.opts.fields
         current = {name: _plain(lookup(change.data, name)) for name in tracked}
         if change.kind == "row.deleted":
+            # what the record held: the source's before image, else the last values seen
+            if change.before is not None:
+                last = {name: _plain(lookup(change.before, name)) for name in tracked}
+            else:
+                last = state.data.get("values", current)
             state.replace({"deleted": True})
             if not self.opts.deleted:
                 return []
-            return [self.event(change, "record.deleted", Severity.NOTICE,
-                               {"values": state.data.get("values", current)},
+            return [self.event(change, "record.deleted", Severity.NOTICE, {"values": last},
                                position=f"{change.position}#{self.key}:deleted")]
         previous: dict[str, Any] | None
         if change.before is not None:

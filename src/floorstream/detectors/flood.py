@@ -5,6 +5,12 @@ a team's feed. Within a fixed window the first ``max_posts`` events pass; the ot
 counted by type and folded into one ``flood.digest`` event when the window closes, followed by
 one ``flood.calm`` event once a whole window passes without suppression. Windows use the
 events' own time so a replay folds the same events into the same digests.
+
+The once-a-second tick closes a window when a subject goes quiet. It runs on the wall clock,
+while windows run on event time, which may be far behind (a backfill, a replayed history), so
+the state remembers how far event time lags the wall clock at the last event and the tick
+closes a window only once it is over in event time too. An event arriving in a window the tick
+already closed (the source paused, then went on) reopens it rather than being lost.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from floorstream.detectors.base import DetectorState
 from floorstream.durations import Duration
-from floorstream.model import Event, Severity
+from floorstream.model import Event, Severity, utcnow
 
 
 class FloodOptions(BaseModel):
@@ -38,7 +44,8 @@ class FloodControl:
         self.options = options
         self.source = source
 
-    def admit(self, event: Event, state: DetectorState) -> list[Event]:
+    def admit(self, event: Event, state: DetectorState,
+              now: datetime | None = None) -> list[Event]:
         """The events to post in place of ``event``: itself, nothing, or a digest/calm first."""
         at = event.occurred_at.timestamp()
         out = self._close_window(event.subject, at, state, event.attrs)
@@ -48,6 +55,9 @@ class FloodControl:
             state.replace({"start": self._window_start(at), "count": 0, "suppressed": {},
                            "severity": 0, "flooding": flooding})
             data = state.data
+        elif data.get("closed"):
+            data["closed"] = False  # a late event in a window the tick closed: reopen it
+        data["lag"] = (now or utcnow()).timestamp() - at
         data["count"] += 1
         state.dirty = True
         if data["count"] <= self.options.max_posts:
@@ -61,7 +71,8 @@ class FloodControl:
 
     def tick(self, now: datetime, subject: str, state: DetectorState) -> list[Event]:
         """Close a window that ended with no further event, so the digest is not held back."""
-        return self._close_window(subject, now.timestamp(), state, None)
+        lag = float(state.data.get("lag", 0.0)) if state.data else 0.0
+        return self._close_window(subject, now.timestamp() - max(lag, 0.0), state, None)
 
     def _window_start(self, at: float) -> float:
         return at - (at % self.options.window)
@@ -98,5 +109,5 @@ class FloodControl:
         if suppressed:
             # the next quiet window must be reported as calm; keep the flag for it
             state.replace({"start": end, "count": 0, "suppressed": {}, "severity": 0,
-                           "flooding": True, "attrs": attrs})
+                           "flooding": True, "attrs": attrs, "lag": data.get("lag", 0.0)})
         return events

@@ -11,14 +11,14 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from floorstream.detectors.base import Detector, DetectorOptions, DetectorState
+from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, SeverityName
 from floorstream.durations import Duration
 from floorstream.model import Change, Event, Severity, utcnow
 
 
 class SilenceOptions(DetectorOptions):
     after: Duration = Field(gt=0, description="silent this long → offline post")
-    severity: str = "warning"
+    severity: SeverityName = "warning"
 
 
 class Silence(Detector):

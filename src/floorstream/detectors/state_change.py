@@ -11,7 +11,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, lookup
+from floorstream.detectors.base import (
+    Detector,
+    DetectorOptions,
+    DetectorState,
+    SeverityName,
+    lookup,
+)
 from floorstream.model import Change, Event, Severity
 
 
@@ -19,10 +25,10 @@ class StateChangeOptions(DetectorOptions):
     field: str = Field(description="payload field holding the state (dotted path allowed)")
     normal: list[str] = Field(default_factory=list,
                               description="states that mean all is well (e.g. RUNNING)")
-    severity: dict[str, str] = Field(
+    severity: dict[str, SeverityName] = Field(
         default_factory=dict,
         description="state → severity of entering it (info, notice, warning, critical)")
-    default_severity: str = "notice"
+    default_severity: SeverityName = "notice"
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="state → how people call it (STOPPED → stopped)")
 

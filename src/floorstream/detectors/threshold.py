@@ -10,11 +10,18 @@ States: normal → pending → raised → clearing → normal.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, lookup
+from floorstream.detectors.base import (
+    Detector,
+    DetectorOptions,
+    DetectorState,
+    SeverityName,
+    lookup,
+)
 from floorstream.durations import Duration
 from floorstream.errors import DecodeError
 from floorstream.model import Change, Event, Severity
@@ -34,7 +41,7 @@ class ThresholdOptions(DetectorOptions):
                                 description="the value must stay clear this long to clear")
     unit: str = ""
     label: str | None = Field(default=None, description="what people call the metric")
-    severity: str = "warning"
+    severity: SeverityName = "warning"
 
     @model_validator(mode="after")
     def _one_direction(self) -> ThresholdOptions:
@@ -51,6 +58,20 @@ class ThresholdOptions(DetectorOptions):
             if self.clear_above is not None and self.clear_above < self.below:
                 raise ValueError("'clear_above' must not be less than 'below'")
         return self
+
+
+def _number(field: str, raw: Any) -> float:
+    """The reading as a finite float. Booleans, NaN and infinities are refused: they compare
+    as nonsense (NaN is never beyond nor clear) and cannot be stored as JSON state."""
+    value: float | None = None
+    if not isinstance(raw, bool):
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not math.isfinite(value):
+        raise DecodeError(f"field {field!r} should be a finite number, got {raw!r}")
+    return value
 
 
 class Threshold(Detector):
@@ -85,14 +106,7 @@ class Threshold(Detector):
         raw = lookup(change.data, self.opts.field)
         if raw is None:
             return []
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise DecodeError(
-                    f"field {self.opts.field!r} should be a number, got {raw!r}") from None
-        else:
-            value = float(raw)
+        value = _number(self.opts.field, raw)
         now = change.when.timestamp()
         data = state.data
         status = data.get("status", "normal")

@@ -1,0 +1,74 @@
+"""``field_change``: before → after for tracked fields, created and deleted records."""
+
+from __future__ import annotations
+
+from detector_kit import Runner, make
+from floorstream.detectors.field_change import FieldChange
+from floorstream.model import Severity
+from floorstream.render import default_summary
+
+OPTIONS = {"fields": ["state", "date_planned_start"],
+           "labels": {"state": "status", "date_planned_start": "planned start"},
+           "field_severity": {"date_planned_start": "notice"}}
+
+
+def _row(state: str, start: str = "2026-11-02 06:00", qty: int = 5) -> dict[str, object]:
+    return {"id": 42, "name": "WH/MO/00042", "state": state, "date_planned_start": start,
+            "qty": qty}
+
+
+def test_with_before_each_changed_tracked_field_is_one_event() -> None:
+    run = Runner(make(FieldChange, **OPTIONS))
+    events = run.feed(_row("progress", "2026-11-02 14:00", qty=9), kind="row.updated",
+                      before=_row("confirmed"), position="w1", subject="WH/MO/00042")
+    assert [e.fields["field"] for e in events] == ["state", "date_planned_start"]
+    state, start = events
+    assert (state.fields["before"], state.fields["after"]) == ("confirmed", "progress")
+    assert state.severity is Severity.INFO and start.severity is Severity.NOTICE
+    assert state.id != start.id  # one id per field, from the same position
+    assert default_summary(state) == "WH/MO/00042: status confirmed → progress"
+    assert default_summary(start) == ("WH/MO/00042: planned start 2026-11-02 06:00 → "
+                                      "2026-11-02 14:00")
+
+
+def test_untracked_fields_and_unchanged_values_say_nothing() -> None:
+    run = Runner(make(FieldChange, **OPTIONS))
+    assert run.feed(_row("confirmed", qty=9), kind="row.updated",
+                    before=_row("confirmed", qty=5)) == []
+
+
+def test_without_before_the_last_seen_values_are_the_before() -> None:
+    run = Runner(make(FieldChange, **OPTIONS))
+    assert run.feed(_row("confirmed"), kind="row.updated", position="w1") == []  # baseline
+    (event,) = run.feed(_row("progress"), kind="row.updated", position="w2")
+    assert (event.fields["before"], event.fields["after"]) == ("confirmed", "progress")
+    assert run.feed(_row("progress"), kind="row.updated", position="w3") == []
+    (done,) = run.feed(_row("done"), kind="row.updated", position="w4")
+    assert done.fields["before"] == "progress"
+
+
+def test_created_and_deleted_records() -> None:
+    run = Runner(make(FieldChange, **OPTIONS))
+    (created,) = run.feed(_row("draft"), kind="row.created", position="c1")
+    assert created.type == "record.created" and created.fields["values"]["state"] == "draft"
+    assert default_summary(created) == "press-07 created"
+    (deleted,) = run.feed({"id": 42}, kind="row.deleted", position="d1")
+    assert deleted.type == "record.deleted" and deleted.severity is Severity.NOTICE
+    assert deleted.fields["values"]["state"] == "draft"  # what it was, from the state
+    assert default_summary(deleted) == "press-07 deleted"
+
+
+def test_created_and_deleted_can_be_switched_off() -> None:
+    run = Runner(make(FieldChange, fields=["state"], created=False, deleted=False))
+    assert run.feed({"state": "draft"}, kind="row.created") == []
+    (event,) = run.feed({"state": "confirmed"}, kind="row.updated")
+    assert event.fields["before"] == "draft"
+    assert run.feed({}, kind="row.deleted") == []
+
+
+def test_values_that_are_not_json_are_kept_as_text() -> None:
+    from datetime import date
+    run = Runner(make(FieldChange, fields=["due"]))
+    run.feed({"due": date(2026, 11, 2)}, kind="row.updated")
+    (event,) = run.feed({"due": date(2026, 11, 9)}, kind="row.updated")
+    assert (event.fields["before"], event.fields["after"]) == ("2026-11-02", "2026-11-09")

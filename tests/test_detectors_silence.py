@@ -1,0 +1,56 @@
+"""``silence``: offline after N seconds without data, online again on the next reading."""
+
+from __future__ import annotations
+
+from detector_kit import Runner, make
+from floorstream.detectors.silence import Silence
+from floorstream.model import Severity
+from floorstream.render import default_summary
+
+
+def test_offline_after_the_silence_and_back_online() -> None:
+    run = Runner(make(Silence, after="60s"))
+    run.feed({"v": 1}, at=0, position="r1")
+    run.feed({"v": 2}, at=10, position="r2")
+    assert run.tick(30) == []
+    assert run.tick(69) == []
+    (offline,) = run.tick(71)
+    assert offline.type == "machine.offline" and offline.severity is Severity.WARNING
+    assert offline.fields["silent_s"] == 61 and offline.fields["after_s"] == 60
+    assert offline.attrs == {"area": "pressing"}
+    assert default_summary(offline) == "press-07 offline: no data for 1 min"
+    assert run.tick(100) == [] and run.tick(500) == []  # said once, not every tick
+    (online,) = run.feed({"v": 3}, at=610, position="r3")
+    assert online.type == "machine.online" and online.clears == offline.id
+    assert online.fields["silent_s"] == 600
+    assert default_summary(online) == "press-07 back online after 10 min"
+    assert run.tick(620) == []
+
+
+def test_every_reading_keeps_it_online() -> None:
+    run = Runner(make(Silence, after=30, severity="critical"))
+    for at in range(0, 300, 20):
+        run.feed({"v": at}, at=at)
+        assert run.tick(at + 25) == []
+    (offline,) = run.tick(400)
+    assert offline.severity is Severity.CRITICAL
+
+
+def test_no_state_no_alarm_and_offline_id_is_replay_stable() -> None:
+    assert Runner(make(Silence, after=5)).tick(1000) == []
+
+    def offline_id() -> str:
+        run = Runner(make(Silence, after=5))
+        run.feed({"v": 1}, at=0, position="r9")
+        (event,) = run.tick(10)
+        return event.id
+
+    assert offline_id() == offline_id()
+
+
+def test_state_survives_a_restart() -> None:
+    run = Runner(make(Silence, after=60))
+    run.feed({"v": 1}, at=0)
+    restarted = Runner(make(Silence, after=60))
+    restarted.state = run.state  # what the store would hand back
+    assert len(restarted.tick(90)) == 1

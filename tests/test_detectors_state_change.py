@@ -1,0 +1,95 @@
+"""``state_change``: one post per new state, "again after" on return to normal."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from detector_kit import Runner, make
+from floorstream.detectors.state_change import StateChange
+from floorstream.model import Severity
+from floorstream.render import default_summary
+
+OPTIONS = {"field": "state", "normal": ["RUNNING"],
+           "labels": {"RUNNING": "running", "STOPPED": "stopped", "FAULT": "in fault"},
+           "severity": {"FAULT": "critical", "STOPPED": "warning"}}
+
+
+def test_first_reading_sets_a_baseline_and_repeats_say_nothing() -> None:
+    run = Runner(make(StateChange, **OPTIONS))
+    for i in range(10):
+        assert run.feed({"state": "RUNNING", "temp": 70 + i}, at=i) == []
+    assert run.feed({"temp": 80}, at=11) == []  # no state field: nothing to say
+
+
+def test_leaving_normal_is_one_event_with_labels_and_severity() -> None:
+    run = Runner(make(StateChange, **OPTIONS))
+    run.feed({"state": "RUNNING"}, at=0)
+    (event,) = run.feed({"state": "STOPPED"}, at=5, position="p5")
+    assert run.feed({"state": "STOPPED"}, at=6) == []
+    assert event.type == "machine.state_changed"
+    assert event.severity is Severity.WARNING
+    assert event.fields["before"] == "RUNNING" and event.fields["after"] == "STOPPED"
+    assert event.position == "p5#state_change:state"
+    assert event.attrs == {"area": "pressing"}
+    assert default_summary(event) == "press-07 stopped (was running)"
+
+
+def test_back_to_normal_says_again_after_and_threads_to_the_stop() -> None:
+    run = Runner(make(StateChange, **OPTIONS))
+    run.feed({"state": "RUNNING"}, at=0)
+    (stop,) = run.feed({"state": "STOPPED"}, at=60)
+    (fault,) = run.feed({"state": "FAULT"}, at=120)
+    assert fault.severity is Severity.CRITICAL and fault.clears is None
+    (back,) = run.feed({"state": "RUNNING"}, at=60 + 42 * 60)
+    assert back.severity is Severity.INFO
+    assert back.clears == stop.id  # the whole outage, from the first state that left normal
+    assert back.fields["duration_s"] == 42 * 60
+    assert default_summary(back) == "press-07 running again after 42 min"
+    # a second outage measures from its own start
+    run.feed({"state": "STOPPED"}, at=10_000)
+    (again,) = run.feed({"state": "RUNNING"}, at=10_030)
+    assert again.fields["duration_s"] == 30
+
+
+def test_without_normal_states_every_change_uses_the_default_severity() -> None:
+    run = Runner(make(StateChange, field="mode"))
+    run.feed({"mode": "AUTO"})
+    (event,) = run.feed({"mode": "MANUAL"}, at=1)
+    assert event.severity is Severity.NOTICE and "duration_s" not in event.fields
+    assert default_summary(event) == "press-07 manual (was auto)"
+
+
+def test_dotted_path_and_non_string_states() -> None:
+    run = Runner(make(StateChange, field="status.code"))
+    run.feed({"status": {"code": 1}})
+    (event,) = run.feed({"status": {"code": 2}}, at=1)
+    assert (event.fields["before"], event.fields["after"]) == ("1", "2")
+
+
+def test_state_is_per_subject() -> None:
+    run = Runner(make(StateChange, **OPTIONS))
+    run.feed({"state": "RUNNING"}, subject="press-07")
+    # press-08's first reading is its own baseline, even with a shared detector + state slot
+    other = Runner(run.detector)
+    assert other.feed({"state": "STOPPED"}, subject="press-08") == []
+
+
+def test_ids_are_stable_across_a_replay() -> None:
+    def play() -> list[str]:
+        run = Runner(make(StateChange, **OPTIONS))
+        for i, s in enumerate(["RUNNING", "STOPPED", "RUNNING", "FAULT", "RUNNING"]):
+            run.feed({"state": s}, at=i * 10, position=i)
+        return [e.id for e in run.events]
+
+    first = play()
+    assert len(first) == 4 and first == play()
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValidationError):
+        make(StateChange)  # field is required
+    with pytest.raises(ValidationError):
+        make(StateChange, field="state", colour="red")
+    with pytest.raises(ValueError, match="unknown severity"):
+        make(StateChange, field="state", severity={"FAULT": "urgent"})

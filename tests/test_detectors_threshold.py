@@ -1,0 +1,203 @@
+"""``threshold``: limits with hysteresis and minimum durations, checked by example and by
+hypothesis properties over arbitrary value sequences."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from detector_kit import Runner, make
+from floorstream.detectors.threshold import Threshold
+from floorstream.errors import DecodeError
+from floorstream.model import Severity
+from floorstream.render import default_summary
+
+TEMP = {"field": "spindle_temp", "above": 85, "clear_below": 80, "unit": "°C",
+        "label": "spindle temperature"}
+
+
+def test_raise_above_then_clear_below_the_clear_level() -> None:
+    run = Runner(make(Threshold, **TEMP))
+    assert run.feed({"spindle_temp": 84.9}, at=0) == []
+    assert run.feed({"spindle_temp": 85}, at=1) == []  # at the limit is not beyond it
+    (raised,) = run.feed({"spindle_temp": 86.5}, at=2)
+    assert raised.type == "metric.limit_exceeded" and raised.severity is Severity.WARNING
+    assert raised.fields | {} == {**raised.fields, "value": 86.5, "limit": 85, "unit": "°C",
+                                  "direction": "above"}
+    assert default_summary(raised) == ("press-07: spindle temperature 86.5 °C, above the "
+                                       "85 °C limit")
+    assert run.feed({"spindle_temp": 91}, at=3) == []
+    assert run.feed({"spindle_temp": 82}, at=4) == []  # between the levels: still raised
+    assert run.feed({"spindle_temp": 80}, at=5) == []
+    (cleared,) = run.feed({"spindle_temp": 79.5}, at=62)
+    assert cleared.type == "metric.limit_cleared" and cleared.severity is Severity.INFO
+    assert cleared.clears == raised.id
+    assert cleared.fields["peak"] == 91 and cleared.fields["limit"] == 80
+    assert cleared.fields["duration_s"] == 60
+    assert default_summary(cleared) == ("press-07: spindle temperature back to 79.5 °C, below "
+                                        "80 °C (peak 91 °C, 1 min)")
+
+
+def test_below_limit_with_clear_above() -> None:
+    run = Runner(make(Threshold, field="pressure", below=2.0, clear_above=2.5, unit="bar",
+                      severity="critical"))
+    assert run.feed({"pressure": 2.2}) == []
+    (raised,) = run.feed({"pressure": 1.8}, at=1)
+    assert raised.severity is Severity.CRITICAL
+    assert default_summary(raised) == "press-07: pressure 1.8 bar, below the 2 bar limit"
+    assert run.feed({"pressure": 1.2}, at=2) == []
+    assert run.feed({"pressure": 2.4}, at=3) == []
+    (cleared,) = run.feed({"pressure": 2.6}, at=4)
+    assert cleared.fields["peak"] == 1.2
+    assert "back to 2.6 bar, above 2.5 bar (peak 1.2 bar" in default_summary(cleared)
+
+
+def test_without_clear_level_the_limit_is_the_clear_level() -> None:
+    run = Runner(make(Threshold, field="t", above=10))
+    assert len(run.feed({"t": 11})) == 1
+    assert run.feed({"t": 10}) == []
+    assert [e.type for e in run.feed({"t": 9.9})] == ["metric.limit_cleared"]
+
+
+def test_for_requires_the_value_to_stay_beyond_the_limit() -> None:
+    run = Runner(make(Threshold, **TEMP, **{"for": "20s"}))
+    assert run.feed({"spindle_temp": 86}, at=0) == []
+    assert run.feed({"spindle_temp": 84}, at=10) == []  # dipped back: the clock restarts
+    assert run.feed({"spindle_temp": 87}, at=15) == []
+    assert run.feed({"spindle_temp": 88}, at=30) == []
+    (raised,) = run.feed({"spindle_temp": 86}, at=35)
+    assert raised.fields["duration_s"] == 20
+    assert default_summary(raised).endswith("limit for 20 s")
+
+
+def test_clear_for_requires_the_value_to_stay_clear() -> None:
+    run = Runner(make(Threshold, **TEMP, clear_for="1m"))
+    run.feed({"spindle_temp": 90}, at=0)
+    assert run.feed({"spindle_temp": 70}, at=10) == []
+    assert run.feed({"spindle_temp": 83}, at=40) == []  # not clear any more: still raised
+    assert run.feed({"spindle_temp": 70}, at=50) == []
+    assert run.feed({"spindle_temp": 70}, at=100) == []
+    (cleared,) = run.feed({"spindle_temp": 72}, at=110)
+    assert cleared.type == "metric.limit_cleared" and cleared.fields["peak"] == 90
+
+
+@pytest.mark.parametrize("bad", ["hot", "", [1], {"v": 1}, True, "nan", float("inf")])
+def test_non_numeric_values_are_decode_errors(bad: Any) -> None:
+    run = Runner(make(Threshold, **TEMP))
+    with pytest.raises(DecodeError, match="spindle_temp"):
+        run.feed({"spindle_temp": bad})
+
+
+def test_numeric_strings_are_accepted_and_missing_fields_ignored() -> None:
+    run = Runner(make(Threshold, **TEMP))
+    assert run.feed({"other": 1}) == []
+    assert len(run.feed({"spindle_temp": "91.5"})) == 1
+
+
+@pytest.mark.parametrize("options", [
+    {"field": "t"},
+    {"field": "t", "above": 1, "below": 0},
+    {"field": "t", "above": 10, "clear_below": 12},
+    {"field": "t", "below": 10, "clear_above": 8},
+    {"field": "t", "above": 10, "clear_above": 12},
+    {"field": "t", "above": 10, "for": "ten seconds"},
+])
+def test_inconsistent_options_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        make(Threshold, **options)
+
+
+# -- properties ---------------------------------------------------------------------------
+
+LIMIT, CLEAR = 85.0, 80.0
+values = st.floats(min_value=0, max_value=150, allow_nan=False)
+between = st.floats(min_value=CLEAR, max_value=LIMIT, exclude_min=True, exclude_max=True)
+steps = st.floats(min_value=0, max_value=30)  # seconds between readings (0: same instant)
+durations = st.sampled_from([0, 5, 20, 60])
+PROPS = settings(max_examples=200, deadline=None)
+
+
+def _play(run: Runner, readings: list[tuple[float, float]], start: float = 0.0) -> float:
+    now = start
+    for step, value in readings:
+        now += step
+        run.feed({"v": value}, at=now, position=f"{now:.6f}:{len(run.events)}:{value!r}")
+    return now
+
+
+def _detector(for_: float, clear_for: float, upward: bool = True) -> Threshold:
+    if upward:
+        opts = {"above": LIMIT, "clear_below": CLEAR}
+    else:
+        opts = {"below": CLEAR, "clear_above": LIMIT}
+    detector = make(Threshold, field="v", clear_for=clear_for, **{"for": for_}, **opts)
+    assert isinstance(detector, Threshold)
+    return detector
+
+
+@PROPS
+@given(prefix=st.lists(st.tuples(steps, values), max_size=30),
+       hover=st.lists(st.tuples(steps, between), min_size=1, max_size=40),
+       for_=durations, clear_for=durations, upward=st.booleans())
+def test_no_event_while_the_value_stays_between_the_levels(
+        prefix: list[tuple[float, float]], hover: list[tuple[float, float]],
+        for_: float, clear_for: float, upward: bool) -> None:
+    run = Runner(_detector(for_, clear_for, upward))
+    now = _play(run, prefix)
+    before = len(run.events)
+    _play(run, hover, now)
+    assert run.events[before:] == []
+
+
+@PROPS
+@given(readings=st.lists(st.tuples(steps, values), max_size=80),
+       for_=durations, clear_for=durations, upward=st.booleans())
+def test_raise_and_clear_strictly_alternate_starting_with_a_raise(
+        readings: list[tuple[float, float]], for_: float, clear_for: float,
+        upward: bool) -> None:
+    run = Runner(_detector(for_, clear_for, upward))
+    _play(run, readings)
+    types = [e.type for e in run.events]
+    expected = ["metric.limit_exceeded", "metric.limit_cleared"] * len(types)
+    assert types == expected[: len(types)]
+    for raised, cleared in zip(run.events[::2], run.events[1::2], strict=False):
+        assert cleared.clears == raised.id
+
+
+@PROPS
+@given(readings=st.lists(st.tuples(steps, values), max_size=80),
+       for_=st.sampled_from([5, 20, 60]))
+def test_with_for_no_raise_unless_beyond_the_limit_that_long(
+        readings: list[tuple[float, float]], for_: float) -> None:
+    run = Runner(_detector(for_, 0))
+    now, timeline = 0.0, []
+    for step, value in readings:
+        now += step
+        found = run.feed({"v": value}, at=now, position=f"{len(timeline)}")
+        timeline.append((now, value, [e.type for e in found]))
+    for index, (at, _value, types) in enumerate(timeline):
+        if "metric.limit_exceeded" not in types:
+            continue
+        # walk back over the run of readings beyond the limit that ends here
+        start = index
+        while start > 0 and timeline[start - 1][1] > LIMIT:
+            start -= 1
+        assert all(v > LIMIT for _, v, _ in timeline[start:index + 1])
+        assert at - timeline[start][0] >= for_
+
+
+@PROPS
+@given(readings=st.lists(st.tuples(steps, values), max_size=60),
+       for_=durations, clear_for=durations)
+def test_a_replay_gives_the_same_event_ids(readings: list[tuple[float, float]],
+                                           for_: float, clear_for: float) -> None:
+    first, second = Runner(_detector(for_, clear_for)), Runner(_detector(for_, clear_for))
+    _play(first, readings)
+    _play(second, readings)
+    assert [e.id for e in first.events] == [e.id for e in second.events]
+    assert all(not math.isnan(e.fields["value"]) for e in first.events)
