@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, RowMapping, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 
@@ -75,6 +76,12 @@ class CommitBatch:
                     or self.quarantined)
 
 
+def _json_dumps(value: Any) -> str:
+    """JSON columns through orjson: a post has four of them, and the stdlib encoder was a
+    tenth of the commit time."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -95,6 +102,8 @@ class Store:
     def open(cls, url: str, *, create: bool = True, **engine_args: Any) -> Store:
         """Connect, and create or upgrade the schema (``create=False`` only checks it)."""
         parsed = make_url(url)
+        engine_args.setdefault("json_serializer", _json_dumps)
+        engine_args.setdefault("json_deserializer", orjson.loads)
         if parsed.get_backend_name() == "sqlite":
             engine_args.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         else:
@@ -250,8 +259,8 @@ def _post_row(post: Post) -> dict[str, Any]:
     return {
         "id": post.id, "type": post.type, "source": post.source, "subject": post.subject,
         "severity": int(post.severity), "summary": post.summary, "body": post.body,
-        "tags": list(post.tags), "links": dict(post.links), "fields": post.fields,
-        "routing": [dict(r) for r in post.routing], "clears": post.clears,
+        "tags": post.tags, "links": post.links, "fields": post.fields,
+        "routing": post.routing, "clears": post.clears,
         "occurred_at": post.occurred_at, "created_at": post.created_at,
     }
 
