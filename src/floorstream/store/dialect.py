@@ -20,7 +20,11 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     if name == "postgresql":
         conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
     elif name in ("mysql", "mariadb"):
-        conn.execute(table.insert().prefix_with("IGNORE"), rows)
+        # not INSERT IGNORE: that also turns NOT NULL violations and truncation into warnings
+        # and writes '' or a cut value; a no-op update skips only the duplicate key
+        column = next(iter(table.columns)).name
+        my = mysql.insert(table)
+        conn.execute(my.on_duplicate_key_update({column: table.c[column]}), rows)
     else:
         conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
 
