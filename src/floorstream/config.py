@@ -60,6 +60,12 @@ class LoggingSettings(_Strict):
                         description="auto: readable on a terminal, JSON lines otherwise")
 
 
+class HealthSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535,
+                             description="serve GET /healthz on this port (0: any free port)")
+
+
 class PluginSettings(_Strict):
     disable: list[str] = Field(default_factory=list, description="plugin names to block")
 
@@ -81,6 +87,7 @@ class Settings(_Strict):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
 
 @dataclass(frozen=True)

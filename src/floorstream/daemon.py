@@ -18,6 +18,7 @@ import structlog
 
 from floorstream.adapters.base import Adapter, AdapterContext, SourceConfig
 from floorstream.config import Config
+from floorstream.health import HealthServer
 from floorstream.pipeline import Pipeline
 from floorstream.plugins import Plugins
 from floorstream.processing import Processor
@@ -52,6 +53,10 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self._adapters: dict[str, Adapter] = {}
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
+        health = config.settings.health
+        if health.port is not None:
+            self.health_server = HealthServer(health.host, health.port, self.health)
+            self.extra_services.append(self.health_server)
 
     def start(self) -> None:
         self.pipeline.start()

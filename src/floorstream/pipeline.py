@@ -158,7 +158,7 @@ class Pipeline:
         """Commit with retries while the database is unreachable; None if stopped meanwhile."""
         retrying = Retrying(
             retry=retry_if_exception_type((OperationalError, DBAPIError)),
-            wait=wait_exponential_jitter(initial=0.2, max=10.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=10.0),
             before_sleep=lambda rs: log.warning(
                 "commit_failed_retrying", attempt=rs.attempt_number,
                 error=str(rs.outcome.exception()) if rs.outcome else None),
