@@ -15,16 +15,17 @@ from pathlib import Path as FsPath
 from typing import Any
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from floorstream.adapters.base import DetectorSpec, SourceConfig
+from floorstream.delivery.policy import TeamPolicy
 from floorstream.detectors.flood import FloodOptions
 from floorstream.errors import ConfigError, ConfigProblem, UnknownNameError
 from floorstream.plugins import Plugins
 from floorstream.render import template_environment
 from floorstream.route import RouteRule
 from floorstream.sinks.base import SinkConfig
-from floorstream.yamlsource import LoadedYaml, Path, load_yaml
+from floorstream.yamlsource import LoadedYaml, Path, format_path, load_yaml
 
 __all__ = ["Config", "Settings", "TeamConfig", "config_json_schema", "load_config",
            "parse_config"]
@@ -44,6 +45,12 @@ class TeamConfig(_Strict):
                                            "times ('06:00,14:00,22:00'); none = at once")
     quiet_hours: str | None = Field(default=None,
                                     description="'22:00-06:00': only immediate posts then")
+    timezone: str = Field(default="UTC", description="zone of digest and quiet-hour times")
+
+    @model_validator(mode="after")
+    def _policy(self) -> TeamConfig:
+        TeamPolicy.parse(self.immediate, self.digest, self.quiet_hours, self.timezone)
+        return self
 
 
 class PipelineSettings(_Strict):
@@ -137,6 +144,8 @@ class _Validator:
         self.loaded = loaded
         self.plugins = plugins
         self.problems: list[ConfigProblem] = list(loaded.problems)
+        # keys whose ${VAR} was unset: their stand-in '' fails validation too; say it once
+        self._unset = {p.path for p in loaded.problems}
 
     def fail(self, path: Path, message: str) -> None:
         self.problems.append(self.loaded.problem(path, message))
@@ -144,7 +153,9 @@ class _Validator:
     def pydantic(self, exc: ValidationError, prefix: Path) -> None:
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-            message = error["msg"]
+            if format_path(prefix + loc) in self._unset:
+                continue
+            message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key" + self._suggest(prefix + loc[:-1], str(loc[-1]))
             elif error["type"] == "missing":
@@ -182,8 +193,7 @@ class _Validator:
             self.pydantic(exc, ())
         sources = self._sources(data.get("sources"))
         sinks = self._sinks(data.get("sinks"))
-        if settings is not None:
-            self._cross_check(settings, sources, sinks)
+        self._cross_check(data, sinks)
         if self.problems or settings is None:
             raise ConfigError(self.problems)
         return Config(settings, sources, sinks, self.loaded.file, frozenset(self.loaded.secrets))
@@ -304,18 +314,29 @@ class _Validator:
                 self.pydantic(exc, path)
         return out
 
-    def _cross_check(self, settings: Settings, sources: list[SourceConfig],
-                     sinks: list[SinkConfig]) -> None:
-        declared = set(settings.teams) | {settings.default_team, settings.admin_team}
-        sink_names = {s.name for s in sinks}
-        for index, rule in enumerate(settings.routes):
-            for t_index, team in enumerate(rule.teams):
-                if settings.teams and team not in declared:
+    def _cross_check(self, data: dict[str, Any], sinks: list[SinkConfig]) -> None:
+        """Names that must refer to each other. Works on the raw mapping, so an undeclared team
+        is reported even when some other part of the top level failed validation."""
+        teams = data.get("teams") if isinstance(data.get("teams"), dict) else {}
+        assert isinstance(teams, dict)
+        declared = set(teams) | {str(data.get("default_team", "general")),
+                                 str(data.get("admin_team", "admin"))}
+        sink_names = {s.name for s in sinks} | {
+            str(s["name"]) for s in data.get("sinks") or [] if isinstance(s, dict) and "name" in s}
+        routes = data.get("routes") if isinstance(data.get("routes"), list) else []
+        assert isinstance(routes, list)
+        for index, rule in enumerate(routes):
+            rule_teams = rule.get("teams") if isinstance(rule, dict) else None
+            if not isinstance(rule_teams, list):
+                continue
+            for t_index, team in enumerate(rule_teams):
+                if teams and team not in declared:
                     self.fail(("routes", index, "teams", t_index),
                               f"team {team!r} is not declared under teams:"
-                              + _did_you_mean(team, declared))
-        for team, team_config in settings.teams.items():
-            for s_index, sink in enumerate(team_config.sinks):
+                              + _did_you_mean(str(team), declared))
+        for team, team_config in teams.items():
+            team_sinks = team_config.get("sinks") if isinstance(team_config, dict) else None
+            for s_index, sink in enumerate(team_sinks if isinstance(team_sinks, list) else []):
                 if sink not in sink_names:
                     self.fail(("teams", team, "sinks", s_index),
                               f"sink {sink!r} is not declared under sinks:"
@@ -366,8 +387,11 @@ def config_json_schema(plugins: Plugins) -> dict[str, Any]:
         s = schema_of(model)
         s["properties"]["type"] = {"const": entry.name}
         sinks_any.append(s)
-    schema["properties"]["sources"] = {"type": "array", "items": {"anyOf": sources_any}}
-    schema["properties"]["sinks"] = {"type": "array", "items": {"anyOf": sinks_any}}
+    # an empty anyOf is not a valid schema: with no plugin of a kind installed, no entry fits
+    schema["properties"]["sources"] = ({"type": "array", "items": {"anyOf": sources_any}}
+                                       if sources_any else {"type": "array", "maxItems": 0})
+    schema["properties"]["sinks"] = ({"type": "array", "items": {"anyOf": sinks_any}}
+                                     if sinks_any else {"type": "array", "maxItems": 0})
     for model_schema in (schema, *defs.values()):
         for prop in model_schema.get("properties", {}).values():
             if isinstance(prop, dict) and "default_factory" in prop:
