@@ -30,6 +30,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "floorstream.decoders.builtin",
     "floorstream.detectors.builtin",
     "floorstream.adapters.simulator",
+    "floorstream.decoders.sparkplug",
+    "floorstream.adapters.mqtt.adapter",
 )
 
 

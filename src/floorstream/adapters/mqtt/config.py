@@ -1,0 +1,189 @@
+"""The ``mqtt`` source's keys, validated at start so a typo never silently loses messages."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from floorstream.adapters.base import SourceConfig
+from floorstream.adapters.mqtt.topics import Template, validate_filter
+from floorstream.durations import Duration
+
+__all__ = ["LastWillConfig", "MqttConfig", "SparkplugConfig", "TlsConfig", "TopicConfig"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Strict):
+    """TLS towards the broker. ``mqtts://`` URLs turn TLS on with the system CAs."""
+
+    ca_file: str | None = Field(default=None, description="CA bundle that signed the broker")
+    cert_file: str | None = Field(default=None, description="client certificate (PEM)")
+    key_file: str | None = Field(default=None, description="client key (PEM)")
+    insecure: bool = Field(default=False,
+                           description="skip the broker hostname check (test benches only)")
+
+
+class TopicConfig(_Strict):
+    """A subscription with its own QoS."""
+
+    filter: str
+    qos: Literal[0, 1, 2] | None = Field(default=None, description="default: the source's qos")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return validate_filter(value)
+
+
+class LastWillConfig(_Strict):
+    """Machines' MQTT last-will (or birth) messages → machine.offline / machine.online posts."""
+
+    topic: str = Field(description="filter of the status topics (``plant/+/+/status``)")
+    subject: str = Field(default="{topic[-2]}", description="template of the machine id")
+    field: str | None = Field(default=None,
+                              description="payload field holding the status (JSON); "
+                                          "default: the whole payload as text")
+    offline: list[str] = Field(default_factory=lambda: ["offline", "OFFLINE", "0", "false",
+                                                        "UNAVAILABLE", "disconnected"])
+    online: list[str] = Field(default_factory=lambda: ["online", "ONLINE", "1", "true",
+                                                       "AVAILABLE", "connected"])
+    severity: str = "warning"
+
+    @field_validator("topic")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return validate_filter(value)
+
+
+class SparkplugConfig(_Strict):
+    """Sparkplug B behaviour (``decode: sparkplug``)."""
+
+    rebirth: bool = Field(default=False,
+                          description="send NCMD Node Control/Rebirth on a seq gap or an "
+                                      "unknown alias; off because floorstream is not the "
+                                      "Primary Host")
+    offline_severity: str = "warning"
+    historical: Literal["feed", "skip"] = Field(
+        default="feed", description="is_historical metrics: one info post per message, "
+                                    "never through detectors (feed), or dropped (skip)")
+
+
+class MqttConfig(SourceConfig):
+    """An MQTT broker and the topics to read from it."""
+
+    url: str = Field(default="mqtt://127.0.0.1:1883",
+                     description="mqtt://host:port, or mqtts:// for TLS")
+    protocol: Literal["3.1.1", "5"] = Field(default="5", description="MQTT protocol version")
+    client_id: str | None = Field(default=None,
+                                  description="fixed client id (default floorstream-<name>); "
+                                              "the broker keeps the session under it")
+    clean_start: bool = Field(default=False,
+                              description="false keeps the session (and unacked QoS>=1 "
+                                          "messages) across restarts")
+    session_expiry: Duration = Field(default=86400.0,
+                                     description="MQTT 5: how long the broker keeps the "
+                                                 "session while disconnected")
+    username: str | None = None
+    password: str | None = Field(default=None, description="use ${ENV}; never logged")
+    tls: TlsConfig | None = None
+    keepalive: int = Field(default=30, ge=5, le=65535)
+    qos: Literal[0, 1, 2] = Field(default=1, description="subscription QoS; >=1: nothing lost")
+    topics: list[str | TopicConfig] = Field(min_length=1, description="topic filters")
+    shared_group: str | None = Field(default=None,
+                                     description="MQTT 5 shared subscription group: several "
+                                                 "daemons split the messages")
+    receive_maximum: int = Field(default=1000, ge=1, le=65535,
+                                 description="MQTT 5: unacked QoS>=1 messages the broker may "
+                                             "have in flight to us")
+    decode: str = Field(default="json", description="decoder: json, value, sparkplug or a plugin")
+    subject: str = Field(default="{topic[-2]}",
+                         description="template of the subject: {topic[N]}, {field.path}, "
+                                     "{/json/pointer}, {node}, {device}")
+    kind: str = "telemetry"
+    fields: dict[str, str] = Field(default_factory=dict,
+                                   description="name → dotted path / JSON pointer copied to the "
+                                               "top level, for detectors")
+    types: dict[str, Literal["number", "integer", "string", "boolean"]] = Field(
+        default_factory=dict, description="field → expected type; a mismatch is quarantined")
+    position_field: str | None = Field(default=None,
+                                       description="payload timestamp or sequence that makes a "
+                                                   "message unique (ids stable on replay)")
+    time_field: str | None = Field(default=None,
+                                   description="payload time (epoch s/ms or ISO 8601)")
+    max_payload: int = Field(default=262_144, ge=1,
+                             description="bigger payloads are quarantined unparsed")
+    reconnect_min: Duration = 0.5
+    reconnect_max: Duration = 30.0
+    last_will: LastWillConfig | None = None
+    sparkplug: SparkplugConfig = Field(default_factory=SparkplugConfig)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError("expected mqtt://host:port or mqtts://host:port")
+        if not parsed.hostname:
+            raise ValueError("the URL has no host")
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: list[str | TopicConfig]) -> list[str | TopicConfig]:
+        for entry in value:
+            if isinstance(entry, str):
+                validate_filter(entry)
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        Template(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if self.shared_group is not None and self.protocol != "5":
+            raise ValueError("shared_group needs protocol 5")
+        if self.shared_group is not None and "/" in self.shared_group:
+            raise ValueError("shared_group must not contain '/'")
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max must not be less than reconnect_min")
+        for name, template in self.attrs.items():
+            try:
+                Template(template)
+            except Exception as exc:
+                raise ValueError(f"attrs.{name}: {exc}") from None
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parsed = urlparse(self.url)
+        return parsed.port or (8883 if self.use_tls else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls is not None or urlparse(self.url).scheme in ("mqtts", "ssl")
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """(filter as sent to the broker, qos) for every topic, the last-will one included."""
+        result: list[tuple[str, int]] = []
+        entries: list[str | TopicConfig] = list(self.topics)
+        if self.last_will is not None:
+            entries.append(self.last_will.topic)
+        for entry in entries:
+            text, qos = (entry, self.qos) if isinstance(entry, str) else (
+                entry.filter, entry.qos if entry.qos is not None else self.qos)
+            if self.shared_group and not text.startswith("$share/"):
+                text = f"$share/{self.shared_group}/{text}"
+            result.append((text, qos))
+        return result

@@ -1,0 +1,269 @@
+"""Sparkplug B host-side session state: births, aliases, bdSeq, seq and deaths.
+
+floorstream is a passive Sparkplug host. Per edge node (``group/node``) it remembers the
+``bdSeq`` of the current NBIRTH, the last ``seq``, the alias → name map of the node's and its
+devices' births, and which devices it has. With that:
+
+- DATA messages that carry only aliases are named; an alias no birth defined makes the message
+  undecidable, so it is quarantined (and a rebirth is requested only if configured).
+- ``seq`` is checked per node across all its topics, 255 wraps to 0; a gap is logged and
+  counted, the data is still used.
+- NDEATH is one ``machine.offline`` event for the node listing its devices, not one per device.
+  An NDEATH whose ``bdSeq`` differs from the current NBIRTH's is stale (the broker delivered
+  the last session's will after the new birth) and is ignored, as is a second NDEATH for a node
+  already offline (the node's own NDEATH plus the broker's will).
+- ``is_historical`` metrics never reach detectors: one info ``metric.historical`` event per
+  message puts them in the feed (or they are skipped).
+
+The session map is small and changes only on births and deaths, so it travels in the source's
+checkpoint (committed with the posts of those messages): a restarted daemon still resolves
+aliases of nodes that were born before it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from floorstream.model import Change, event_id
+
+__all__ = ["NodeSession", "SparkplugResult", "SparkplugSessions"]
+
+_NODE_TYPES = ("NBIRTH", "NDATA", "NDEATH", "NCMD")
+_DEVICE_TYPES = ("DBIRTH", "DDATA", "DDEATH", "DCMD")
+
+
+@dataclass
+class NodeSession:
+    bdseq: int | None = None
+    seq: int | None = None
+    aliases: dict[int, str] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)
+    online: bool = True
+    offline_event: str | None = None
+    offline_at: float | None = None
+    dead_devices: dict[str, list[Any]] = field(default_factory=dict)  # device → [event, at]
+
+    def dump(self) -> dict[str, Any]:
+        return {"bdseq": self.bdseq, "aliases": {str(k): v for k, v in self.aliases.items()},
+                "devices": self.devices, "online": self.online,
+                "offline_event": self.offline_event, "offline_at": self.offline_at,
+                "dead_devices": self.dead_devices}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> NodeSession:
+        return cls(bdseq=data.get("bdseq"),
+                   aliases={int(k): v for k, v in (data.get("aliases") or {}).items()},
+                   devices=list(data.get("devices") or []), online=data.get("online", True),
+                   offline_event=data.get("offline_event"), offline_at=data.get("offline_at"),
+                   dead_devices=dict(data.get("dead_devices") or {}))
+
+
+@dataclass
+class SparkplugResult:
+    """What one message led to: changes to emit, or a reason to quarantine it."""
+
+    changes: list[Change] = field(default_factory=list)
+    error: str | None = None
+    state_changed: bool = False  # a birth or death: emit the checkpoint with it
+    rebirth: str | None = None   # node topic to send a rebirth request to (when configured)
+    gap: bool = False
+
+
+def _when(ms: Any) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int) and ms > 0 else None
+
+
+class SparkplugSessions:
+    """All nodes' sessions of one source, and the translation of messages into changes."""
+
+    def __init__(self, source: str, kind: str, historical: str, severity: str) -> None:
+        self.source = source
+        self.kind = kind
+        self.historical = historical
+        self.severity = severity
+        self.nodes: dict[str, NodeSession] = {}
+        self.gaps = 0
+
+    # -- persistence --------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        return {key: node.dump() for key, node in self.nodes.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.nodes = {key: NodeSession.load(value) for key, value in data.items()}
+
+    # -- messages -----------------------------------------------------------------------
+
+    def handle(self, levels: list[str], record: dict[str, Any], observed_at: datetime,
+               attrs: dict[str, str], subject_of: Any) -> SparkplugResult:
+        """``levels``: ``spBv1.0/<group>/<type>/<node>[/<device>]``; ``record``: the decoded
+        payload; ``subject_of(names)`` renders the configured subject template."""
+        group, mtype, node = levels[1], levels[2], levels[3]
+        device = levels[4] if len(levels) > 4 else None
+        key = f"{group}/{node}"
+        session = self.nodes.get(key)
+        result = SparkplugResult()
+        if mtype in ("NCMD", "DCMD"):
+            return result  # commands to the node; not telemetry
+        names = {"group": group, "node": node} | ({"device": device} if device else {})
+        attrs = {**attrs, "group": group, "node": node}
+        if mtype == "NDEATH":
+            return self._node_death(key, node, session, record, observed_at, attrs, result)
+        if mtype == "NBIRTH":
+            previous = session
+            session = self.nodes[key] = NodeSession(
+                bdseq=_bdseq(record), seq=record.get("seq"),
+                aliases={m["alias"]: m["name"] for m in record["metrics"]
+                         if m["alias"] is not None and m["name"]})
+            result.state_changed = True
+            if previous is not None and not previous.online and previous.offline_event:
+                result.changes.append(self._back_online(
+                    node, key, record, observed_at, attrs, previous.offline_event,
+                    previous.offline_at))
+        elif session is None:
+            session = self.nodes[key] = NodeSession()  # joined mid-session: names only
+        else:
+            seq = record.get("seq")
+            if isinstance(seq, int) and session.seq is not None and \
+                    seq != (session.seq + 1) % 256:
+                result.gap = True
+                self.gaps += 1
+            if isinstance(seq, int):
+                session.seq = seq
+        if mtype in _DEVICE_TYPES and device is None:
+            result.error = f"{mtype} topic without a device id"
+            return result
+        subject = node if device is None else _subject(subject_of, names, device)
+        if mtype == "DBIRTH":
+            assert device is not None
+            for metric in record["metrics"]:
+                if metric["alias"] is not None and metric["name"]:
+                    session.aliases[metric["alias"]] = metric["name"]
+            if device not in session.devices:
+                session.devices.append(device)
+            result.state_changed = True
+            dead = session.dead_devices.pop(device, None)
+            if dead is not None:
+                result.changes.append(self._back_online(
+                    subject, key, record, observed_at, attrs, dead[0], dead[1]))
+        if mtype == "DDEATH":
+            assert device is not None
+            position = self._position(key, session, record) + "|ddeath"
+            change = self._event(subject, position, record, observed_at, attrs,
+                                 "machine.offline", self.severity,
+                                 {"silent_s": 0, "node": node, "reason": "DDEATH"})
+            session.dead_devices[device] = [
+                event_id(self.source, subject, position, "machine.offline"),
+                change.when.timestamp()]
+            result.state_changed = True
+            result.changes.append(change)
+            return result
+        values: dict[str, Any] = {}
+        history: dict[str, Any] = {}
+        for metric in record["metrics"]:
+            name = metric["name"]
+            if not name:
+                alias = metric["alias"]
+                name = session.aliases.get(alias) if alias is not None else None
+                if name is None:
+                    result.error = (f"unknown alias {alias} from node {key}: no birth seen "
+                                    f"that defines it")
+                    result.rebirth = f"spBv1.0/{group}/NCMD/{node}"
+                    result.changes.clear()
+                    return result
+            if name == "bdSeq" or name.startswith("Node Control/"):
+                continue
+            (history if metric["is_historical"] else values)[name] = metric["value"]
+        position = self._position(key, session, record)
+        if values or mtype in ("NBIRTH", "DBIRTH"):
+            result.changes.append(Change.model_construct(
+                source=self.source, subject=subject, kind=self.kind, position=position,
+                observed_at=observed_at, occurred_at=_when(record.get("timestamp")),
+                data=values, before=None, attrs=attrs))
+        if history and self.historical == "feed":
+            summary = f"{subject}: {len(history)} historical value" + \
+                ("s" if len(history) > 1 else "") + " (" + \
+                ", ".join(f"{k} {v}" for k, v in list(history.items())[:3]) + ")"
+            result.changes.append(self._event(
+                subject, position + "|historical", record, observed_at, attrs,
+                "metric.historical", "info", {"metrics": history, "summary": summary}))
+        return result
+
+    def _node_death(self, key: str, node: str, session: NodeSession | None,
+                    record: dict[str, Any], observed_at: datetime, attrs: dict[str, str],
+                    result: SparkplugResult) -> SparkplugResult:
+        bdseq = _bdseq(record)
+        if session is not None:
+            if session.bdseq is not None and bdseq is not None and bdseq != session.bdseq:
+                return result  # stale will of an earlier session
+            if not session.online:
+                return result  # the node's own NDEATH and the broker's will: one post
+        else:
+            session = self.nodes[key] = NodeSession(bdseq=bdseq)
+        devices = list(session.devices)
+        count = len(devices)
+        summary = f"{node} offline" + (
+            f" — {count} machine{'s' if count != 1 else ''} silent" if count else "")
+        position = f"{key}|{bdseq if bdseq is not None else '?'}|ndeath"
+        change = self._event(node, position, record, observed_at, attrs, "machine.offline",
+                             self.severity, {"silent_s": 0, "devices": devices,
+                                             "bdSeq": bdseq, "reason": "NDEATH",
+                                             "summary": summary})
+        session.online = False
+        session.offline_event = event_id(self.source, node, position, "machine.offline")
+        session.offline_at = change.when.timestamp()
+        session.dead_devices.clear()
+        result.changes.append(change)
+        result.state_changed = True
+        return result
+
+    def _back_online(self, subject: str, key: str, record: dict[str, Any],
+                     observed_at: datetime, attrs: dict[str, str], clears: str,
+                     offline_at: float | None) -> Change:
+        when = _when(record.get("timestamp")) or observed_at
+        silent = max(0.0, when.timestamp() - offline_at) if offline_at else 0.0
+        position = f"{key}|{_bdseq(record)}|{record.get('seq')}|{record.get('timestamp')}|online"
+        return self._event(subject, position, record, observed_at, attrs, "machine.online",
+                           "info", {"silent_s": silent}, clears=clears)
+
+    def _position(self, key: str, session: NodeSession, record: dict[str, Any]) -> str:
+        return (f"{key}|{session.bdseq if session.bdseq is not None else '?'}|"
+                f"{record.get('seq')}|{record.get('timestamp')}")
+
+    def _event(self, subject: str, position: str, record: dict[str, Any],
+               observed_at: datetime, attrs: dict[str, str], type: str, severity: str,
+               fields: dict[str, Any], clears: str | None = None) -> Change:
+        data: dict[str, Any] = {"type": type, "severity": severity, "fields": fields}
+        if clears:
+            data["clears"] = clears
+        return Change.model_construct(
+            source=self.source, subject=subject, kind="event", position=position,
+            observed_at=observed_at, occurred_at=_when(record.get("timestamp")), data=data,
+            before=None, attrs=attrs)
+
+
+def _subject(subject_of: Any, names: dict[str, str], fallback: str) -> str:
+    try:
+        value = subject_of(names)
+    except LookupError:
+        return fallback
+    return str(value) if value else fallback
+
+
+def _bdseq(record: dict[str, Any]) -> int | None:
+    for metric in record["metrics"]:
+        if metric["name"] == "bdSeq" and isinstance(metric["value"], int):
+            return int(metric["value"])
+    return None
+
+
+def is_sparkplug(levels: list[str]) -> bool:
+    return len(levels) >= 4 and levels[0] == "spBv1.0" and levels[2] in (
+        _NODE_TYPES + _DEVICE_TYPES)
+
+
+def dumps(sessions: SparkplugSessions) -> str:
+    return json.dumps(sessions.dump(), separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,160 @@
+"""``sparkplug`` decoder: Sparkplug B protobuf payloads → plain dicts.
+
+The protobuf module ``sparkplug_b_pb2`` is generated from the official schema
+(``sparkplug_b.proto``, eclipse/tahu, EPL-2.0, copied next to it with its licence) with
+``python -m grpc_tools.protoc --python_out=. --pyi_out=. sparkplug_b.proto``; it needs the
+``protobuf`` runtime of the same major/minor version (see pyproject). No Sparkplug library from
+PyPI is used: the maintained ones pin paho-mqtt 1.x.
+
+The decoder only turns bytes into values and checks each value against its declared datatype;
+what the messages *mean* (births, aliases, bdSeq, seq) is session state and lives in the MQTT
+adapter (:mod:`floorstream.adapters.mqtt.sparkplug`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+from floorstream._markers import hookimpl
+from floorstream.decoders.base import Decoder
+from floorstream.decoders.sparkplug import sparkplug_b_pb2 as pb
+from floorstream.errors import DecodeError
+from floorstream.registry import Registry
+
+__all__ = ["DATATYPES", "SparkplugDecoder", "encode_payload"]
+
+#: Sparkplug DataType code → name (spec 6.4.16)
+DATATYPES: dict[int, str] = {v.number: v.name for v in pb.DataType.DESCRIPTOR.values}
+_CODES = {name: code for code, name in DATATYPES.items()}
+
+_INT32 = {1: 8, 2: 16, 3: 32}           # signed, carried in int_value (uint32)
+_UINT32 = {5, 6, 7}
+_ALLOWED: dict[int, tuple[str, ...]] = {
+    **dict.fromkeys((1, 2, 3, 5, 6, 7), ("int_value", "long_value")),
+    **dict.fromkeys((4, 8, 13), ("long_value", "int_value")),
+    9: ("float_value", "double_value"), 10: ("double_value", "float_value"),
+    11: ("boolean_value",), 12: ("string_value",), 14: ("string_value",),
+    15: ("string_value",), 16: ("dataset_value",), 17: ("bytes_value",),
+    18: ("bytes_value",), 19: ("template_value",),
+}
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+
+def _dataset(ds: pb.Payload.DataSet) -> dict[str, Any]:
+    rows = []
+    for row in ds.rows:
+        cells = []
+        for cell in row.elements:
+            which = cell.WhichOneof("value")
+            cells.append(getattr(cell, which) if which else None)
+        rows.append(cells)
+    return {"columns": list(ds.columns), "rows": rows}
+
+
+def metric_value(metric: pb.Payload.Metric) -> Any:
+    """The metric's value as Python; raises DecodeError when it contradicts its datatype."""
+    if metric.is_null:
+        return None
+    which = metric.WhichOneof("value")
+    if which is None:
+        return None
+    code = metric.datatype
+    allowed = _ALLOWED.get(code)
+    if allowed is not None and which not in allowed:
+        name = metric.name or f"alias {metric.alias}"
+        raise DecodeError(f"metric {name!r} is declared {DATATYPES.get(code, code)} but "
+                          f"carries {which}")
+    if which == "float_value":
+        return float(f"{metric.float_value:.7g}")  # float32: 12.1, not 12.100000381
+    if which == "dataset_value":
+        return _dataset(metric.dataset_value)
+    if which == "template_value":
+        return {m.name: metric_value(m) for m in metric.template_value.metrics}
+    if which == "extension_value":
+        return None
+    value = getattr(metric, which)
+    if code in _INT32:
+        return _signed(value, _INT32[code])
+    if code == 4:
+        return _signed(value, 64)
+    return value
+
+
+class SparkplugDecoder(Decoder):
+    """A Sparkplug B ``Payload`` → ``{"timestamp", "seq", "uuid", "metrics": [...]}``; each
+    metric ``{"name", "alias", "timestamp", "datatype", "value", "is_historical",
+    "is_transient"}`` (absent name/alias/timestamp/seq are None)."""
+
+    name: ClassVar[str] = "sparkplug"
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        if len(payload) > self.max_bytes:
+            raise DecodeError(f"payload of {len(payload)} bytes exceeds the "
+                              f"{self.max_bytes}-byte limit")
+        message = pb.Payload()
+        try:
+            message.ParseFromString(payload)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
+        metrics = []
+        for metric in message.metrics:
+            metrics.append({
+                "name": metric.name if metric.HasField("name") else None,
+                "alias": metric.alias if metric.HasField("alias") else None,
+                "timestamp": metric.timestamp if metric.HasField("timestamp") else None,
+                "datatype": DATATYPES.get(metric.datatype, str(metric.datatype)),
+                "value": metric_value(metric),
+                "is_historical": metric.is_historical,
+                "is_transient": metric.is_transient,
+            })
+        return {
+            "timestamp": message.timestamp if message.HasField("timestamp") else None,
+            "seq": message.seq if message.HasField("seq") else None,
+            "uuid": message.uuid if message.HasField("uuid") else None,
+            "metrics": metrics,
+        }
+
+
+def encode_payload(metrics: list[dict[str, Any]], *, timestamp: int | None = None,
+                   seq: int | None = None) -> bytes:
+    """Build a Sparkplug B payload (for tests, the bench and rebirth commands).
+
+    Each metric: ``name`` and/or ``alias``, ``datatype`` (name such as ``"Double"``),
+    ``value``, optional ``timestamp``, ``is_historical``.
+    """
+    message = pb.Payload()
+    if timestamp is not None:
+        message.timestamp = timestamp
+    if seq is not None:
+        message.seq = seq
+    for spec in metrics:
+        metric = message.metrics.add()
+        if spec.get("name") is not None:
+            metric.name = spec["name"]
+        if spec.get("alias") is not None:
+            metric.alias = spec["alias"]
+        if spec.get("timestamp") is not None:
+            metric.timestamp = spec["timestamp"]
+        if spec.get("is_historical"):
+            metric.is_historical = True
+        code = _CODES[spec.get("datatype", "Double")]
+        metric.datatype = code
+        value = spec.get("value")
+        if value is None:
+            metric.is_null = True
+            continue
+        field = spec.get("field") or _ALLOWED[code][0]
+        if field in ("int_value", "long_value") and isinstance(value, int) and value < 0:
+            value += 1 << (32 if field == "int_value" else 64)
+        setattr(metric, field, value)
+    return message.SerializeToString()
+
+
+@hookimpl
+def register_decoders(registry: Registry[Any]) -> None:
+    registry.add(SparkplugDecoder)
