@@ -29,7 +29,7 @@ __all__ = ["DATATYPES", "SparkplugDecoder", "encode_payload"]
 DATATYPES: dict[int, str] = {v.number: v.name for v in pb.DataType.DESCRIPTOR.values}
 _CODES = {name: code for code, name in DATATYPES.items()}
 
-_INT32 = {1: 8, 2: 16, 3: 32}           # signed, carried in int_value (uint32)
+_INT32 = {1, 2, 3}  # Int8/16/32: two's complement in the uint32 int_value (as tahu writes them)
 _UINT32 = {5, 6, 7}
 _ALLOWED: dict[int, tuple[str, ...]] = {
     **dict.fromkeys((1, 2, 3, 5, 6, 7), ("int_value", "long_value")),
@@ -79,7 +79,7 @@ def metric_value(metric: pb.Payload.Metric) -> Any:
         return None
     value = getattr(metric, which)
     if code in _INT32:
-        return _signed(value, _INT32[code])
+        return _signed(value, 32 if which == "int_value" else 64)
     if code == 4:
         return _signed(value, 64)
     return value
