@@ -113,7 +113,7 @@ def phase_pipeline(config_text: str, count: int, machines: int,
     plugins = build_plugins(load_entry_points=False)
     config = parse_config(config_text, plugins)
     store = Store.open(config.settings.store)
-    processor = Processor(config, plugins, states=store.detector_states)
+    processor = Processor(config, plugins, states=store)
     pipeline = Pipeline(processor, store, config.settings.pipeline, plugins)
     done = threading.Event()
     acked = 0

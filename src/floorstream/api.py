@@ -26,7 +26,7 @@ from floorstream.store.store import Store
 __all__ = ["Stream", "open"]
 
 
-def open(  # noqa: A001 - mirrors the builtin on purpose: floorstream.open(...)
+def open(
     config: str | Path | Mapping[str, Any] | Config | None = None,
     *,
     store: str | None = None,
@@ -60,7 +60,7 @@ class Stream:
         self.config = config
         self.plugins = plugins
         self.store = store or Store.open(config.settings.store)
-        self.processor = Processor(config, plugins, states=self.store.detector_states)
+        self.processor = Processor(config, plugins, states=self.store)
         self._lock = threading.Lock()
 
     def publish(

@@ -18,6 +18,7 @@ import structlog
 
 from floorstream.adapters.base import Adapter, AdapterContext, SourceConfig
 from floorstream.config import Config
+from floorstream.delivery.service import DeliveryService
 from floorstream.health import HealthServer
 from floorstream.pipeline import Pipeline
 from floorstream.plugins import Plugins
@@ -46,13 +47,15 @@ class Daemon:
         self.config = config
         self.plugins = plugins
         self.store = store or Store.open(config.settings.store)
-        self.processor = Processor(config, plugins, states=self.store.detector_states)
+        self.processor = Processor(config, plugins, states=self.store)
         self.pipeline = Pipeline(self.processor, self.store, config.settings.pipeline, plugins)
         self.stop_event = threading.Event()
         self.status: dict[str, SourceStatus] = {}
         self._threads: list[threading.Thread] = []
         self._adapters: dict[str, Adapter] = {}
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
+        if config.sinks:
+            self.extra_services.append(DeliveryService(config, plugins, self.store))
         health = config.settings.health
         if health.port is not None:
             self.health_server = HealthServer(health.host, health.port, self.health)

@@ -8,10 +8,10 @@ batch of envelopes into a :class:`CommitBatch`; writing it is the caller's busin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -29,7 +29,13 @@ __all__ = ["Envelope", "Processor", "SourceRuntime"]
 
 log = structlog.get_logger("floorstream.pipeline")
 
-StateLoader = Any  # Callable[[str], dict[tuple[str, str], dict[str, Any]]]
+class StateStore(Protocol):
+    """Where persisted detector state is read from (the Store)."""
+
+    def detector_states(self, source: str, detectors: Collection[str] | None = None
+                        ) -> dict[tuple[str, str], dict[str, Any]]: ...
+
+    def subject_states(self, source: str, subject: str) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
@@ -46,23 +52,48 @@ class Envelope:
 
 @dataclass
 class SourceRuntime:
-    """A source's detectors, flood control and the per-subject state they keep."""
+    """A source's detectors, flood control and the per-subject state they keep.
+
+    State is loaded from the store lazily, a subject at a time, the first time the subject is
+    seen: a table of a million rows costs memory only for the rows that change. States of
+    time-driven detectors (silence, flood windows) are loaded at start instead, since their
+    subjects must be watched even if they never send again.
+    """
 
     name: str
     detectors: list[tuple[Detector, str]]  # (detector, plugin that registered it)
     flood: FloodControl | None
+    store: StateStore | None = None
     states: dict[tuple[str, str], DetectorState] = field(default_factory=dict)
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+    loaded: set[str] = field(default_factory=set)
 
     def state(self, subject: str, key: str) -> DetectorState:
         slot = self.states.get((subject, key))
         if slot is None:
-            slot = self.states[(subject, key)] = DetectorState()
+            if self.store is not None and subject not in self.loaded:
+                self.loaded.add(subject)
+                for stored_key, data in self.store.subject_states(self.name, subject).items():
+                    self.states.setdefault((subject, stored_key), self._slot(subject,
+                                                                              stored_key, data))
+                slot = self.states.get((subject, key))
+            if slot is None:
+                slot = self.states[(subject, key)] = self._slot(subject, key, None)
         return slot
+
+    def _slot(self, subject: str, key: str, data: dict[str, Any] | None) -> DetectorState:
+        return DetectorState(data, key=(subject, key), sink=self.dirty)
+
+    def preload(self, keys: Collection[str]) -> None:
+        if self.store is None or not keys:
+            return
+        for (subject, key), data in self.store.detector_states(self.name, keys).items():
+            self.states.setdefault((subject, key), self._slot(subject, key, data))
 
 
 class Processor:
     def __init__(self, config: Config, plugins: Plugins,
-                 states: StateLoader | None = None) -> None:
+                 states: StateStore | None = None) -> None:
         self.config = config
         self.plugins = plugins
         settings = config.settings
@@ -91,10 +122,9 @@ class Processor:
         flood = None
         if flood_options is not None and "flood" in self.plugins.detectors:
             flood = self.plugins.detectors.get("flood")(flood_options, name)
-        runtime = SourceRuntime(name, detectors, flood)
-        if self._load_states is not None:
-            for key, data in self._load_states(name).items():
-                runtime.states[key] = DetectorState(data)
+        runtime = SourceRuntime(name, detectors, flood, self._load_states)
+        timed = [d.key for d, _ in detectors if d.ticks]
+        runtime.preload(timed + ([FloodControl.key] if flood is not None else []))
         return runtime
 
     def runtime(self, source: str) -> SourceRuntime:
@@ -160,8 +190,10 @@ class Processor:
         found: list[Event] = []
         subject = change.subject
         for detector, plugin in runtime.detectors:
+            # outside the try: a store error while loading state is not the change's fault
+            state = runtime.state(subject, detector.key)
             try:
-                found.extend(detector.on_change(change, runtime.state(subject, detector.key)))
+                found.extend(detector.on_change(change, state))
             except Exception as exc:
                 self._quarantine_change(change, detector, plugin, exc, batch)
                 return
@@ -233,10 +265,14 @@ class Processor:
 
     def _collect_states(self, batch: CommitBatch) -> None:
         for runtime in self.sources.values():
-            for (subject, key), state in runtime.states.items():
-                if state.dirty:
-                    batch.states[(runtime.name, subject, key)] = state.data
-                    state.dirty = False
+            if not runtime.dirty:
+                continue
+            states = runtime.states
+            for subject, key in runtime.dirty:
+                state = states[(subject, key)]
+                batch.states[(runtime.name, subject, key)] = state.data
+                state._dirty = False
+            runtime.dirty.clear()
 
     def subjects(self) -> Sequence[str]:
         return sorted({s for r in self.sources.values() for s, _ in r.states})

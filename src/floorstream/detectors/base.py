@@ -35,13 +35,31 @@ class DetectorOptions(BaseModel):
 
 
 class DetectorState:
-    """What one detector remembers about one subject: a JSON-able dict plus a dirty flag."""
+    """What one detector remembers about one subject: a JSON-able dict plus a dirty flag.
 
-    __slots__ = ("data", "dirty")
+    Marking a state dirty also files its key in the owner's ``dirty`` set, so the pipeline
+    persists exactly the states that changed without scanning every subject it knows (an ERP
+    table can have a million).
+    """
 
-    def __init__(self, data: dict[str, Any] | None = None) -> None:
+    __slots__ = ("_dirty", "_key", "_sink", "data")
+
+    def __init__(self, data: dict[str, Any] | None = None, *,
+                 key: Any = None, sink: set[Any] | None = None) -> None:
         self.data: dict[str, Any] = data if data is not None else {}
-        self.dirty = False
+        self._dirty = False
+        self._key = key
+        self._sink = sink
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        self._dirty = value
+        if value and self._sink is not None:
+            self._sink.add(self._key)
 
     def update(self, **values: Any) -> None:
         self.data.update(values)

@@ -8,7 +8,7 @@ all of a batch is durable or none of it, which is what lets adapters ack only af
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,13 +174,24 @@ class Store:
                                        schema.checkpoints.c.position))
             return {source: position for source, position in rows}
 
-    def detector_states(self, source: str) -> dict[tuple[str, str], dict[str, Any]]:
-        """(subject, detector key) → state for one source."""
+    def detector_states(self, source: str, detectors: Collection[str] | None = None
+                        ) -> dict[tuple[str, str], dict[str, Any]]:
+        """(subject, detector key) → state for one source, optionally for some detectors."""
+        t = schema.detector_state
+        query = select(t.c.subject, t.c.detector, t.c.state).where(t.c.source == source)
+        if detectors is not None:
+            query = query.where(t.c.detector.in_(list(detectors)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query)
+            return {(subject, detector): state for subject, detector, state in rows}
+
+    def subject_states(self, source: str, subject: str) -> dict[str, dict[str, Any]]:
+        """detector key → state for one subject of one source."""
         t = schema.detector_state
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.c.subject, t.c.detector, t.c.state)
-                                .where(t.c.source == source)).tuples()
-            return {(subject, detector): state for subject, detector, state in rows}
+            rows = conn.execute(select(t.c.detector, t.c.state)
+                                .where(t.c.source == source, t.c.subject == subject))
+            return {detector: state for detector, state in rows}
 
     # -- reads for people -------------------------------------------------------------------
 
@@ -212,7 +223,7 @@ class Store:
         rows = {r["seq"]: r for r in conn.execute(select(p).where(p.c.seq.in_(seqs))).mappings()}
         teams: dict[str, list[str]] = {}
         for post_id, team in conn.execute(
-                select(pt.c.post_id, pt.c.team).where(pt.c.post_seq.in_(seqs))).tuples():
+                select(pt.c.post_id, pt.c.team).where(pt.c.post_seq.in_(seqs))):
             teams.setdefault(post_id, []).append(team)
         return [_row_post(rows[s], teams) for s in seqs if s in rows]
 
