@@ -174,12 +174,11 @@ class _Validator:
         return (f"; did you mean {close[0]!r}?" if close else "") + expected
 
     def _model_at(self, parent: Path) -> type[BaseModel] | None:
-        # enough for the common cases: top level, a source, a sink
+        """The model that validated ``parent``, to list its keys in an "unknown key" error."""
         if parent == ():
             return Settings
-        if len(parent) == 2 and parent[0] in ("sources", "sinks"):
-            return getattr(self, "_last_model", {}).get(parent)
-        return None
+        known: dict[Path, type[BaseModel]] = getattr(self, "_last_model", {})
+        return known.get(parent)
 
     def run(self) -> Config:
         data = self.loaded.data
@@ -195,7 +194,7 @@ class _Validator:
         sinks = self._sinks(data.get("sinks"))
         self._cross_check(data, sinks)
         if self.problems or settings is None:
-            raise ConfigError(self.problems)
+            raise ConfigError(sorted(self.problems, key=lambda p: (p.line or 0, p.path)))
         return Config(settings, sources, sinks, self.loaded.file, frozenset(self.loaded.secrets))
 
     def _sources(self, raw: Any) -> list[SourceConfig]:
@@ -265,6 +264,11 @@ class _Validator:
                 detector = self.plugins.detectors.get(name)
             except UnknownNameError as exc:
                 self.fail(where, str(exc))
+                ok = False
+                continue
+            if not hasattr(detector, "on_change"):
+                self.fail(where, f"{name!r} is not configured in detect:; use the source's "
+                                 f"{name}: key (e.g. flood: {{max_posts: 10, window: 5m}})")
                 ok = False
                 continue
             try:
