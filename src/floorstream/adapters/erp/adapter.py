@@ -1,0 +1,284 @@
+"""The ``erp.table`` adapter: one poll loop per source over its watched tables.
+
+Faults are part of the job. A database that goes away is retried with exponential backoff
+(tenacity) and, because every watcher restarts from the last position it handed the pipeline,
+no row is missed. A tracked column renamed or dropped pauses that table only: one
+``source.problem`` post (its id derives from the message, so a restart does not repeat it),
+then the schema is looked at again every ``_SCHEMA_RECHECK_S`` and the table resumes by itself
+once the column is back. Nothing in here ever crash-loops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from floorstream._markers import hookimpl
+from floorstream.adapters.base import Adapter, AdapterContext, Emitter, SourceConfig
+from floorstream.adapters.erp.audit import AuditWatcher
+from floorstream.adapters.erp.config import ErpTableConfig, TableConfig
+from floorstream.adapters.erp.cursor import CursorWatcher
+from floorstream.adapters.erp.listen import Listener
+from floorstream.adapters.erp.publish import Publisher
+from floorstream.adapters.erp.snapshot import SnapshotWatcher
+from floorstream.adapters.erp.sqlcommon import SchemaProblem, present_columns, require
+from floorstream.registry import Registry
+
+__all__ = ["ErpTableAdapter", "register_adapters"]
+
+_SCHEMA_RECHECK_S = 30.0
+
+
+class Watcher(Protocol):
+    """What the three capture modes have in common."""
+
+    last_query_s: float
+
+    @property
+    def position(self) -> Any: ...
+
+    def poll(self, engine: Engine) -> Any: ...
+
+
+def make_engine(config: ErpTableConfig) -> Engine:
+    """One pool per source, pre-pinged so a restarted database is noticed on checkout."""
+    if config.url.startswith("sqlite"):
+        return create_engine(config.url, pool_pre_ping=True)
+    return create_engine(config.url, pool_pre_ping=True, pool_size=config.pool_size,
+                         max_overflow=1, pool_recycle=1800)
+
+
+def needed_columns(cfg: TableConfig) -> list[str]:
+    """Columns the config names for this table (key, cursor, tracked, lookups)."""
+    names = [cfg.key, *([cfg.cursor] if cfg.cursor else []), *cfg.track, *cfg.lookups,
+             *(cfg.columns or [])]
+    return list(dict.fromkeys(names))
+
+
+class ErpTableAdapter(Adapter):
+    name: ClassVar[str] = "erp.table"
+    config_model: ClassVar[type[SourceConfig]] = ErpTableConfig
+
+    def __init__(self, config: SourceConfig, context: AdapterContext) -> None:
+        super().__init__(config, context)
+        assert isinstance(config, ErpTableConfig)
+        self.cfg = config
+        saved = _load(context.checkpoint)
+        self.sent: dict[str, str] = {t: json.dumps(p) for t, p in saved.items()}
+        self.engine: Engine | None = None
+        self.watchers: dict[str, Watcher] = {}
+        self.columns: dict[str, list[str] | None] = {}
+        self.paused: dict[str, float] = {}
+        self.query_times: dict[str, list[float]] = {t.table: [] for t in config.tables}
+        self.listener: Listener | None = None
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        self.engine = engine = make_engine(self.cfg)
+        publisher = Publisher(self.cfg.name, emitter, dict(self.cfg.attrs), self._checkpoint)
+        self.emitter = emitter
+        wake = threading.Event()
+        if self.cfg.notify and engine.dialect.name == "postgresql":
+            self.listener = Listener(self.cfg.url, wake, stop)
+            self.listener.start()
+        tables = {t.table: t for t in self.cfg.tables}
+        due = dict.fromkeys(tables, 0.0)
+        retrying = Retrying(
+            retry=retry_if_exception_type(DBAPIError),
+            wait=wait_exponential_jitter(initial=0.5, max=30.0),
+            stop=stop_when_event_set(stop), sleep=lambda s: _wait(stop, s), reraise=False,
+            before_sleep=lambda rs: self.context.log.warning(
+                "erp_database_unavailable", attempt=rs.attempt_number,
+                error=str(rs.outcome.exception()) if rs.outcome else None))
+        while not stop.is_set():
+            woke = wake.is_set()
+            wake.clear()
+            now = time.monotonic()
+            todo = [name for name in tables if woke or due[name] <= now]
+            for name in todo:
+                if stop.is_set():
+                    break
+                for attempt in retrying:
+                    with attempt:
+                        self._poll(tables[name], engine, publisher)
+                due[name] = time.monotonic() + (tables[name].interval or self.cfg.interval)
+            while not stop.is_set() and not wake.is_set():
+                remaining = min(due.values()) - time.monotonic()
+                if remaining <= 0:
+                    break
+                wake.wait(min(remaining, 0.25))
+
+    def _poll(self, cfg: TableConfig, engine: Engine, publisher: Publisher) -> None:
+        name = cfg.table
+        if name in self.paused:
+            if time.monotonic() < self.paused[name]:
+                return
+            try:
+                self._columns(cfg, engine, refresh=True)
+            except SchemaProblem:
+                self.paused[name] = time.monotonic() + _SCHEMA_RECHECK_S
+                return
+            self.context.log.info("erp_table_resumed", table=name)
+            del self.paused[name]
+        try:
+            watcher = self._watcher(cfg, engine)
+            rows = watcher.poll(engine)
+            emitted = publisher.publish(cfg, self._timed(name, watcher, rows))
+            position = json.dumps(watcher.position, separators=(",", ":"))
+            if not emitted and self.sent.get(name) != position:
+                publisher.mark(name, watcher.position)  # e.g. the audit log's baseline
+        except SchemaProblem as exc:
+            self._pause(cfg, str(exc))
+        except DBAPIError:
+            self.watchers.pop(name, None)  # restart from what was handed to the pipeline
+            problem = self._schema_problem(cfg, engine)
+            if problem is None:
+                raise  # the database itself: retried with backoff
+            self._pause(cfg, problem)
+        except NoSuchTableError as exc:
+            self._pause(cfg, f"table {exc} does not exist")
+
+    def _timed(self, name: str, watcher: Watcher, rows: Any) -> Any:
+        yield from rows
+        times = self.query_times[name]
+        times.append(watcher.last_query_s)
+        del times[:-1000]
+
+    # -- watchers, columns, schema ------------------------------------------------------
+
+    def _watcher(self, cfg: TableConfig, engine: Engine) -> Watcher:
+        known = self.watchers.get(cfg.table)
+        if known is not None:
+            return known
+        watcher: Watcher
+        saved = json.loads(self.sent[cfg.table]) if cfg.table in self.sent else None
+        if cfg.mode == "audit":
+            self.columns.pop(cfg.table, None)
+
+            def optional() -> list[str] | None:
+                try:
+                    return self._columns(cfg, engine, required=cfg.audit.style == "floorstream")
+                except SchemaProblem:
+                    return None
+            if cfg.audit.style == "floorstream":
+                optional()  # a dropped tracked column is a problem here too
+            watcher = AuditWatcher(cfg, saved, optional)
+        else:
+            self._columns(cfg, engine, refresh=True)
+
+            def columns() -> list[str]:
+                found = self._columns(cfg, engine)
+                assert found is not None
+                return found
+            watcher = (CursorWatcher(cfg, saved, columns) if cfg.mode == "cursor"
+                       else SnapshotWatcher(cfg, saved, columns))
+        self.watchers[cfg.table] = watcher
+        return watcher
+
+    def _columns(self, cfg: TableConfig, engine: Engine, *, refresh: bool = False,
+                 required: bool = True) -> list[str] | None:
+        if not refresh and self.columns.get(cfg.table):
+            return self.columns[cfg.table]
+        with engine.connect() as conn:
+            present = present_columns(conn, cfg.table)
+        if required:
+            require(present, needed_columns(cfg), cfg.table)
+        chosen = [c for c in present if cfg.columns is None or c in needed_columns(cfg)]
+        self.columns[cfg.table] = chosen
+        return chosen
+
+    def _schema_problem(self, cfg: TableConfig, engine: Engine) -> str | None:
+        if cfg.mode == "audit" and cfg.audit.style != "floorstream":
+            return None
+        try:
+            self._columns(cfg, engine, refresh=True)
+        except SchemaProblem as exc:
+            return str(exc)
+        return None
+
+    def _pause(self, cfg: TableConfig, message: str) -> None:
+        self.watchers.pop(cfg.table, None)
+        self.paused[cfg.table] = time.monotonic() + _SCHEMA_RECHECK_S
+        self.context.log.error("erp_table_paused", table=cfg.table, problem=message)
+        digest = hashlib.blake2b(message.encode(), digest_size=6).hexdigest()
+        self.emitter.problem(cfg.table, f"{message}; polling of {cfg.table} is paused until "
+                             "the schema is fixed", position=f"{cfg.table}:schema:{digest}",
+                             fields={"table": cfg.table})
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    def _checkpoint(self, table: str, position: Any) -> str:
+        self.sent[table] = json.dumps(position, separators=(",", ":"))
+        parts = ",".join(f"{json.dumps(t)}:{p}" for t, p in sorted(self.sent.items()))
+        return '{"v":1,"tables":{' + parts + "}}"
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.join()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    @classmethod
+    def check(cls, config: SourceConfig) -> list[str]:
+        """Warn about tables or columns that are missing and cursors without an index."""
+        assert isinstance(config, ErpTableConfig)
+        warnings = []
+        engine = make_engine(config)
+        try:
+            inspector = inspect(engine)
+            for cfg in config.tables:
+                if not inspector.has_table(cfg.table):
+                    warnings.append(f"table {cfg.table} does not exist")
+                    continue
+                present = {c["name"] for c in inspector.get_columns(cfg.table)}
+                missing = [c for c in needed_columns(cfg) if c not in present]
+                if missing and not (cfg.mode == "audit" and cfg.audit.style != "floorstream"):
+                    warnings.append(f"table {cfg.table} has no column {', '.join(missing)}")
+                if cfg.mode == "cursor" and cfg.cursor in present:
+                    firsts = {ix["column_names"][0] for ix in inspector.get_indexes(cfg.table)
+                              if ix.get("column_names")}
+                    pk = inspector.get_pk_constraint(cfg.table).get("constrained_columns") or []
+                    if pk:
+                        firsts.add(pk[0])
+                    if cfg.cursor not in firsts:
+                        warnings.append(
+                            f"table {cfg.table}: no index starts with the cursor column "
+                            f"{cfg.cursor}; every poll scans the table (CREATE INDEX ON "
+                            f"{cfg.table} ({cfg.cursor}, {cfg.key}))")
+        finally:
+            engine.dispose()
+        return warnings
+
+
+def _wait(stop: threading.Event, seconds: float) -> None:
+    stop.wait(seconds)
+
+
+def _load(checkpoint: str | None) -> dict[str, Any]:
+    if not checkpoint:
+        return {}
+    try:
+        data = json.loads(checkpoint)
+    except ValueError:
+        return {}
+    tables = data.get("tables") if isinstance(data, dict) else None
+    return tables if isinstance(tables, dict) else {}
+
+
+@hookimpl
+def register_adapters(registry: Registry[type[Adapter]]) -> None:
+    registry.add(ErpTableAdapter)
+

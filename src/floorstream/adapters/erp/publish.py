@@ -1,0 +1,190 @@
+"""Row changes → emitted :class:`Change` s, with mass updates folded into one summary.
+
+A run of changes sharing one statement marker (the same ``write_date`` from one UPDATE, the
+same audit transaction) that reaches ``mass_update`` rows becomes one ``record.mass_update``
+event. Its rows are still emitted, as ``row.baseline`` changes: the ``field_change`` detector
+records their new values silently, so the next single-row edit shows the right "before".
+Memory stays bounded: at most ``mass_update`` rows are held back while a run is undecided.
+
+Checkpoints travel with the changes: each emitted change carries the source's checkpoint as
+it stands after that row, so a commit never records a position ahead of what it contains.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from floorstream.adapters.base import Emitter
+from floorstream.adapters.erp.config import TableConfig
+from floorstream.model import Change
+
+__all__ = ["NO_GROUP", "Publisher", "RowChange", "SubjectMaker"]
+
+#: group of a change that belongs to no statement run (never part of a mass update)
+NO_GROUP = object()
+_NO_GROUP = NO_GROUP
+
+
+@dataclass
+class RowChange:
+    """One observed row change, values already humanised."""
+
+    table: str
+    key: Any
+    kind: str  # row.created | row.updated | row.deleted | row.upserted | row.baseline
+    position: str
+    data: dict[str, Any]
+    before: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+    group: Any = _NO_GROUP
+    after: Any = None  # the table's checkpoint position once this row is committed
+    subject: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+class SubjectMaker:
+    """Renders a table's ``subject:`` template; falls back to ``table:key``."""
+
+    def __init__(self, config: TableConfig) -> None:
+        self.table = config.table
+        env = ImmutableSandboxedEnvironment(undefined=jinja2.ChainableUndefined,
+                                            autoescape=False)
+        self.template = env.from_string(config.subject) if config.subject else None
+
+    def __call__(self, key: Any, row: dict[str, Any]) -> str:
+        fallback = f"{self.table}:{key}"
+        if self.template is None:
+            return fallback
+        try:
+            text = self.template.render(row=row, key=key, table=self.table).strip()
+        except Exception:
+            return fallback
+        return text[:255] or fallback
+
+
+class Publisher:
+    """Emits one table's row changes for a source whose checkpoint covers all its tables."""
+
+    def __init__(self, source: str, emitter: Emitter, attrs: dict[str, str],
+                 checkpoint: Callable[[str, Any], str]) -> None:
+        self.source = source
+        self.emitter = emitter
+        self.attrs = attrs
+        self.checkpoint = checkpoint
+
+    def publish(self, config: TableConfig, changes: Iterable[RowChange]) -> int:
+        """Emit the changes in order; returns how many changes (rows) were emitted."""
+        threshold = config.mass_update
+        run: list[RowChange] = []
+        massed: _MassRun | None = None
+        emitted = 0
+        for change in changes:
+            emitted += 1
+            if massed is not None:
+                if change.group is massed.group or change.group == massed.group:
+                    massed.add(change)
+                    self._emit(change, _silent(change), with_checkpoint=False)
+                    continue
+                self._summary(config, massed)
+                massed = None
+            if run and not _same_group(run[-1], change):
+                for held in run:
+                    self._emit(held)
+                run = []
+            if threshold and change.group is not _NO_GROUP and change.kind != "row.baseline":
+                run.append(change)
+                if len(run) >= threshold:
+                    massed = _MassRun(config, run[0].group, run[0].position)
+                    for held in run:
+                        massed.add(held)
+                        self._emit(held, _silent(held), with_checkpoint=False)
+                    run = []
+            else:
+                self._emit(change)
+        for held in run:
+            self._emit(held)
+        if massed is not None:
+            self._summary(config, massed)
+        return emitted
+
+    def mark(self, table: str, position: Any) -> None:
+        """Commit a table's position when there is no change to carry it (a baseline taken
+        on an empty table, audit-log rows of other objects): a ``checkpoint`` change that
+        detectors ignore."""
+        change = Change(source=self.source, subject=table, kind="checkpoint",
+                        position=f"{table}:checkpoint", attrs={"table": table})
+        self.emitter.emit(change, checkpoint=self.checkpoint(table, position))
+
+    def _emit(self, row: RowChange, kind: str | None = None, *,
+              with_checkpoint: bool = True) -> None:
+        change = Change(source=self.source, subject=row.subject, kind=kind or row.kind,
+                        position=row.position, occurred_at=row.occurred_at, data=row.data,
+                        before=row.before, attrs={**self.attrs, **row.attrs,
+                                                  "table": row.table})
+        checkpoint = (self.checkpoint(row.table, row.after)
+                      if with_checkpoint and row.after is not None else None)
+        self.emitter.emit(change, checkpoint=checkpoint)
+
+    def _summary(self, config: TableConfig, run: _MassRun) -> None:
+        last = run.last
+        assert last is not None
+        fields = run.fields(config)
+        change = Change(
+            source=self.source, subject=config.table, kind="event",
+            position=f"{config.table}:mass:{run.first_position}",
+            occurred_at=last.occurred_at,
+            data={"type": "record.mass_update", "severity": "notice", "fields": fields},
+            attrs={**self.attrs, "table": config.table})
+        checkpoint = None if last.after is None else self.checkpoint(config.table, last.after)
+        self.emitter.emit(change, checkpoint=checkpoint)
+
+
+def _silent(change: RowChange) -> str:
+    """The kind that makes ``field_change`` record a row of a mass update without a post."""
+    return "row.baseline_deleted" if change.kind == "row.deleted" else "row.baseline"
+
+
+def _same_group(a: RowChange, b: RowChange) -> bool:
+    return a.group is not _NO_GROUP and (a.group is b.group or a.group == b.group)
+
+
+class _MassRun:
+    """Counts of one mass update: rows, and per tracked field the transitions seen."""
+
+    def __init__(self, config: TableConfig, group: Any, first_position: str) -> None:
+        self.config = config
+        self.group = group
+        self.first_position = first_position
+        self.count = 0
+        self.kinds: Counter[str] = Counter()
+        self.transitions: Counter[tuple[str, str, str]] = Counter()
+        self.last: RowChange | None = None
+
+    def add(self, change: RowChange) -> None:
+        self.count += 1
+        self.kinds[change.kind] += 1
+        self.last = change
+        for name in self.config.track:
+            after = change.data.get(name)
+            before = None if change.before is None else change.before.get(name)
+            if change.before is not None and before == after:
+                continue
+            self.transitions[(name, _text(before), _text(after))] += 1
+
+    def fields(self, config: TableConfig) -> dict[str, Any]:
+        top = [{"field": name, "label": config.labels.get(name, name.replace("_", " ")),
+                "before": None if before == "\0" else before, "after": after, "count": n}
+               for (name, before, after), n in self.transitions.most_common(5)]
+        return {"table": config.table, "count": self.count, "kinds": dict(self.kinds),
+                "changes": top}
+
+
+def _text(value: Any) -> str:
+    return "\0" if value is None else str(value)

@@ -1,0 +1,155 @@
+"""Stored values → what people read: enum labels, dates, decimals, foreign keys by name.
+
+Unknown enum values are shown raw, never dropped (ERPs grow custom states). Foreign keys are
+resolved in one query per batch and cached with a TTL, so a poll of a thousand rows costs one
+lookup query, not a thousand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, column, select, table, text
+
+from floorstream.adapters.erp.config import LookupConfig, TableConfig
+
+__all__ = ["Humanizer", "LookupCache", "plain", "row_hash"]
+
+
+def plain(value: Any) -> Any:
+    """A JSON-able stand-in for a raw database value (for hashes and checkpoints)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def row_hash(row: Mapping[str, Any], columns: Iterable[str] | None = None) -> str:
+    """Short content hash of a row (of the given columns), stable across processes."""
+    names = sorted(columns if columns is not None else row)
+    payload = json.dumps([[n, plain(row.get(n))] for n in names], separators=(",", ":"))
+    return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+
+
+def _decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        return str(value)
+    text_ = format(value.normalize(), "f")
+    return text_
+
+
+class LookupCache:
+    """Names of foreign keys, cached per column with a TTL and a size bound (LRU)."""
+
+    def __init__(self, config: LookupConfig) -> None:
+        self.config = config
+        self._names: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self.queries = 0
+
+    def resolve(self, conn: Connection, values: Iterable[Any]) -> dict[Any, Any]:
+        now = time.monotonic()
+        wanted = {v for v in values if v is not None}
+        found: dict[Any, Any] = {}
+        missing = []
+        for value in wanted:
+            hit = self._names.get(value)
+            if hit is not None and now - hit[0] < self.config.ttl:
+                self._names.move_to_end(value)
+                found[value] = hit[1]
+            else:
+                missing.append(value)
+        if missing:
+            fetched = self._fetch(conn, missing)
+            for value in missing:
+                name = fetched.get(value, fetched.get(str(value)))
+                if name is not None:
+                    found[value] = name
+                    self._names[value] = (now, name)
+            while len(self._names) > self.config.cache_size:
+                self._names.popitem(last=False)
+        return found
+
+    def _fetch(self, conn: Connection, values: list[Any]) -> dict[Any, Any]:
+        cfg = self.config
+        self.queries += 1
+        if cfg.sql is not None:
+            query = text(cfg.sql)
+            out = {}
+            for value in values:
+                row = conn.execute(query, {"value": value}).first()
+                if row is not None:
+                    out[value] = row[0]
+            return out
+        assert cfg.table is not None
+        src = table(cfg.table, column(cfg.key), column(cfg.name))
+        stmt = select(src.c[cfg.key], src.c[cfg.name]).where(
+            src.c[cfg.key].in_(bindparam("keys", expanding=True)))
+        return {k: n for k, n in conn.execute(stmt, {"keys": values})}
+
+
+class Humanizer:
+    """Turns one table's raw rows into the values posts show."""
+
+    def __init__(self, config: TableConfig) -> None:
+        self.config = config
+        self.lookups = {col: LookupCache(cfg) for col, cfg in config.lookups.items()}
+
+    def rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names: dict[str, dict[Any, Any]] = {}
+        for col, cache in self.lookups.items():
+            names[col] = cache.resolve(conn, (r.get(col) for r in rows))
+        return [self._row(r, names) for r in rows]
+
+    def _row(self, row: Mapping[str, Any], names: Mapping[str, Mapping[Any, Any]]
+             ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for col, value in row.items():
+            if col in names and value is not None:
+                out[col] = names[col].get(value, value)
+            else:
+                out[col] = self.value(col, value)
+        return out
+
+    def value(self, col: str, value: Any) -> Any:
+        """One value as people read it; enum maps first, then by type."""
+        mapping = self.config.values.get(col)
+        if mapping is not None and value is not None:
+            return mapping.get(str(value), value if isinstance(value, str) else plain(value))
+        if isinstance(value, datetime):
+            if value.hour == value.minute == value.second == value.microsecond == 0:
+                return value.strftime(self.config.date_format)  # a date kept as datetime
+            return value.strftime(self.config.datetime_format)
+        if isinstance(value, date):
+            return value.strftime(self.config.date_format)
+        if isinstance(value, Decimal):
+            return _decimal(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value).hex()
+        if isinstance(value, str):
+            return _maybe_timestamp(value, self.config)
+        return value
+
+
+def _maybe_timestamp(value: str, config: TableConfig) -> str:
+    """SQLite keeps timestamps as text: format ISO-looking strings like real datetimes."""
+    if len(value) < 10 or not (value[4] == "-" and value[7] == "-" and value[:4].isdigit()):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if len(value) == 10:
+        return parsed.strftime(config.date_format)
+    return parsed.strftime(config.datetime_format)
