@@ -1,0 +1,283 @@
+"""The outbox table as a work queue: claim due rows, then record what happened to them.
+
+Rows are written by the pipeline in the same transaction as their post (status ``pending``).
+A worker claims rows of one *lane* — one (sink, team) pair — at a time, so the posts of a team
+reach a sink in commit order: a lane is skipped while any of its rows is being sent or waits
+for a retry. Claiming sets ``status='sending'``, a random claim token, and a lease in
+``next_attempt_at``; a worker that dies mid-send leaves rows whose lease runs out and which the
+next claim puts back in the queue (at-least-once; the idempotency key lets services drop the
+copy). Every later update names the claim token, so a worker that lost its lease cannot
+overwrite the outcome of the one that took over.
+
+On PostgreSQL several daemons share the outbox: rows are selected ``FOR UPDATE SKIP LOCKED``
+and a transaction-scoped advisory lock per lane keeps two claimers from splitting one lane
+(which would break its order). Elsewhere one process claims at a time (a process-wide lock),
+and the conditional ``UPDATE … WHERE status IN ('pending', 'held')`` plus the claim token still
+rule out a double claim.
+
+Statuses: ``pending`` (due at ``next_attempt_at``), ``held`` (for a digest released at
+``next_attempt_at``), ``sending``, ``delivered``, ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+
+from floorstream.delivery.policy import TeamPolicy
+from floorstream.model import Post, Severity, utcnow
+from floorstream.store import schema
+
+__all__ = ["Claim", "ClaimedRow", "DeliveryRow", "Outbox"]
+
+_CLAIM_LOCK = threading.Lock()  # one claimer per process where SKIP LOCKED is not used
+_DEFAULT_POLICY = TeamPolicy()
+d = schema.deliveries
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    id: int
+    post_id: str
+    attempts: int  # including the attempt this claim is for
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Rows of one lane a worker now owns: sent one by one, then the digest as one message."""
+
+    sink: str
+    team: str
+    token: str
+    immediate: tuple[ClaimedRow, ...]
+    digest: tuple[ClaimedRow, ...]
+    leased_until: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """An outbox row as ``floorstream deliveries`` shows it."""
+
+    id: int
+    post_id: str
+    team: str
+    sink: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    summary: str | None
+
+
+def _lane_key(sink: str, team: str) -> int:
+    digest = hashlib.blake2b(f"floorstream-lane\x1f{sink}\x1f{team}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+class Outbox:
+    """The claim/finish protocol over ``fs_deliveries`` (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, lease: float = 300.0) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.skip_locked = engine.dialect.name == "postgresql"
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    def claim(self, sink: str, policies: Mapping[str, TeamPolicy], *, limit: int = 100,
+              digest_limit: int = 500, now: datetime | None = None) -> Claim | None:
+        """Claim the due rows of one lane of ``sink``; None when no lane has work."""
+        if self.skip_locked:
+            return self._claim(sink, policies, limit, digest_limit, now)
+        with _CLAIM_LOCK:
+            return self._claim(sink, policies, limit, digest_limit, now)
+
+    def _claim(self, sink: str, policies: Mapping[str, TeamPolicy], limit: int,
+               digest_limit: int, now: datetime | None) -> Claim | None:
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            # rows of a worker that died while sending: their lease ran out
+            conn.execute(update(d).where(d.c.sink == sink, d.c.status == "sending",
+                                         d.c.next_attempt_at <= now)
+                         .values(status="pending", claim=None))
+            lanes = list(conn.execute(
+                select(d.c.team).where(d.c.sink == sink, d.c.status.in_(("pending", "held")),
+                                       d.c.next_attempt_at <= now).distinct().limit(64)).scalars())
+            random.shuffle(lanes)  # several workers of one sink spread over the lanes
+            for team in lanes:
+                claim = self._claim_lane(conn, sink, team, policies.get(team, _DEFAULT_POLICY),
+                                         limit, digest_limit, now)
+                if claim is not None:
+                    return claim
+        return None
+
+    def _claim_lane(self, conn: Connection, sink: str, team: str, policy: TeamPolicy,
+                    limit: int, digest_limit: int, now: datetime) -> Claim | None:
+        lane = and_(d.c.sink == sink, d.c.team == team)
+        if self.skip_locked and not conn.execute(
+                select(func.pg_try_advisory_xact_lock(_lane_key(sink, team)))).scalar():
+            return None  # another daemon is claiming this lane right now
+        busy = conn.execute(select(d.c.id).where(lane, or_(
+            d.c.status == "sending",
+            and_(d.c.status == "pending", d.c.next_attempt_at > now))).limit(1)).first()
+        if busy is not None:
+            return None  # an earlier post of this lane is in flight or waits for a retry
+        p = schema.posts
+        pending = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at, p.c.severity,
+                         p.c.created_at.label("post_created")).join(
+            p, p.c.id == d.c.post_id).where(
+            lane, d.c.status == "pending", d.c.next_attempt_at <= now).order_by(
+            d.c.id).limit(limit)
+        if self.skip_locked:
+            pending = pending.with_for_update(skip_locked=True, of=d)
+        immediate: list[Any] = []
+        held: dict[datetime, list[int]] = {}
+        for row in conn.execute(pending):
+            release = policy.release_at(Severity(row.severity), row.post_created)
+            if release is None:
+                immediate.append(row)
+            else:
+                held.setdefault(release, []).append(row.id)
+        for release, ids in held.items():
+            conn.execute(update(d).where(d.c.id.in_(ids), d.c.status == "pending")
+                         .values(status="held", next_attempt_at=release))
+        due_held = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at).where(
+            lane, d.c.status == "held", d.c.next_attempt_at <= now).order_by(
+            d.c.id).limit(digest_limit)
+        if self.skip_locked:
+            due_held = due_held.with_for_update(skip_locked=True)
+        digest = list(conn.execute(due_held))
+        ids = [r.id for r in immediate] + [r.id for r in digest]
+        if not ids:
+            return None
+        token = uuid.uuid4().hex
+        leased_until = now + timedelta(seconds=self.lease)
+        conn.execute(update(d).where(d.c.id.in_(ids), d.c.status.in_(("pending", "held")))
+                     .values(status="sending", claim=token, attempts=d.c.attempts + 1,
+                             next_attempt_at=leased_until))
+        mine = set(conn.execute(select(d.c.id).where(d.c.claim == token)).scalars())
+
+        def rows(found: Sequence[Any]) -> tuple[ClaimedRow, ...]:
+            return tuple(ClaimedRow(r.id, r.post_id, r.attempts + 1, r.created_at)
+                         for r in found if r.id in mine)
+
+        return Claim(sink, team, token, rows(immediate), rows(digest), leased_until)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def delivered(self, token: str, results: Sequence[tuple[int, str | None]],
+                  now: datetime | None = None) -> None:
+        """Rows sent; ``results`` pairs each row id with the service's message reference."""
+        if not results:
+            return
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(d).where(d.c.id == bindparam("row_id"), d.c.claim == token)
+                .values(status="delivered", delivered_at=now, claim=None, last_error=None,
+                        remote_ref=bindparam("ref")),
+                [{"row_id": row_id, "ref": ref} for row_id, ref in results])
+
+    def retry_later(self, token: str, row_ids: Sequence[int], error: str, at: datetime,
+                    *, held: bool = False) -> None:
+        """Rows failed this time; due again at ``at`` (as pending, or held for a digest)."""
+        self._set(token, row_ids, status="held" if held else "pending", next_attempt_at=at,
+                  last_error=error)
+
+    def fail(self, token: str, row_ids: Sequence[int], error: str) -> None:
+        """Rows given up on: attempts or age exhausted, or a permanent error."""
+        self._set(token, row_ids, status="failed", last_error=error)
+
+    def release(self, token: str, row_ids: Sequence[int], *, held: bool = False,
+                now: datetime | None = None) -> None:
+        """Claimed rows not attempted after all (an earlier row failed): back, uncounted."""
+        self._set(token, row_ids, status="held" if held else "pending",
+                  next_attempt_at=now or utcnow(), attempts=d.c.attempts - 1)
+
+    def _set(self, token: str, row_ids: Sequence[int], **values: Any) -> None:
+        if not row_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.id.in_(list(row_ids)), d.c.claim == token)
+                         .values(claim=None, **values))
+
+    # -- what a worker needs to send ------------------------------------------------------------
+
+    def posts(self, post_ids: Sequence[str]) -> dict[str, Post]:
+        """The posts of claimed rows, by id, with their teams."""
+        p, pt = schema.posts, schema.post_teams
+        if not post_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(select(p).where(p.c.id.in_(list(post_ids)))).mappings())
+            teams: dict[str, list[str]] = {}
+            for post_id, team in conn.execute(select(pt.c.post_id, pt.c.team)
+                                              .where(pt.c.post_id.in_(list(post_ids)))):
+                teams.setdefault(post_id, []).append(team)
+        return {row["id"]: _post(row, teams.get(row["id"], [])) for row in rows}
+
+    def thread_refs(self, sink: str, post_ids: Sequence[str]) -> dict[str, str]:
+        """The service's references of earlier posts on ``sink`` (for threading replies)."""
+        wanted = [i for i in post_ids if i]
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            return {post_id: ref for post_id, ref in conn.execute(
+                select(d.c.post_id, d.c.remote_ref).where(
+                    d.c.sink == sink, d.c.post_id.in_(wanted), d.c.remote_ref.is_not(None)))}
+
+    # -- for people (the CLI) -------------------------------------------------------------------
+
+    def rows(self, *, status: str | None = None, sink: str | None = None,
+             limit: int = 50) -> list[DeliveryRow]:
+        p = schema.posts
+        query = select(d, p.c.summary).join(p, p.c.id == d.c.post_id, isouter=True).order_by(
+            d.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(d.c.status == status)
+        if sink is not None:
+            query = query.where(d.c.sink == sink)
+        with self.engine.connect() as conn:
+            return [DeliveryRow(r.id, r.post_id, r.team, r.sink, r.status, r.attempts,
+                                r.next_attempt_at, r.last_error, r.created_at, r.delivered_at,
+                                r.summary) for r in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {status: int(n) for status, n in conn.execute(
+                select(d.c.status, func.count()).group_by(d.c.status))}
+
+    def retry(self, ids: Sequence[int] = (), *, all_failed: bool = False) -> int:
+        """Queue failed (or any not-sending) rows again from scratch; returns how many."""
+        query = update(d).where(d.c.status != "sending")
+        if all_failed:
+            query = query.where(d.c.status == "failed")
+        else:
+            query = query.where(d.c.id.in_(list(ids)))
+        with self.engine.begin() as conn:
+            result = conn.execute(query.values(status="pending", attempts=0, claim=None,
+                                               next_attempt_at=utcnow(), delivered_at=None))
+        return int(result.rowcount)
+
+
+def _post(row: Any, teams: list[str]) -> Post:
+    routing = tuple(row["routing"] or ())
+    order = [r["team"] for r in routing if r.get("team") in teams]
+    ordered = order + sorted(t for t in teams if t not in order)
+    return Post.model_construct(
+        id=row["id"], type=row["type"], source=row["source"], subject=row["subject"],
+        summary=row["summary"], body=row["body"], severity=Severity(row["severity"]),
+        teams=tuple(ordered), tags=tuple(row["tags"] or ()), links=dict(row["links"] or {}),
+        occurred_at=row["occurred_at"], created_at=row["created_at"], clears=row["clears"],
+        fields=dict(row["fields"] or {}), routing=routing)
