@@ -1,0 +1,164 @@
+"""No loss at QoS 1: a daemon killed with SIGKILL mid-stream, and a broker restarted under a
+running daemon. Both on a private Mosquitto (the shared one is never restarted), with unbounded
+queues so the broker itself drops nothing while the daemon is away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from floorstream.config import parse_config
+from floorstream.daemon import Daemon
+from floorstream.plugins import build_plugins
+from floorstream.store.store import Store
+from mqtt_support import PrivateBroker, Publisher, wait_for
+
+pytestmark = pytest.mark.mqtt
+
+T0 = 1_764_057_600_000
+MACHINES = 10
+READINGS = 600
+FLIP_EVERY = 60  # state flips at 60, 120, … 540: 9 posts per machine
+
+
+def _stream(prefix: str) -> list[tuple[str, bytes]]:
+    messages = []
+    for i in range(READINGS):
+        for m in range(MACHINES):
+            state = "STOPPED" if (i // FLIP_EVERY) % 2 else "RUNNING"
+            payload = {"ts": T0 + i * 1000 + m, "state": state, "temp": 70.0}
+            messages.append((f"{prefix}/press/m{m:02d}/telemetry", json.dumps(payload).encode()))
+    return messages
+
+
+def _expected() -> set[tuple[str, int]]:
+    flips = range(FLIP_EVERY, READINGS, FLIP_EVERY)
+    return {(f"m{m:02d}", T0 + i * 1000 + m) for m in range(MACHINES) for i in flips}
+
+
+def _config(store: str, port: int, prefix: str) -> str:
+    return f"""
+store: {store}
+flood: null
+logging: {{level: warning}}
+pipeline: {{batch_wait_ms: 1}}
+sources:
+  - name: presses
+    adapter: mqtt
+    url: mqtt://127.0.0.1:{port}
+    client_id: fs-recovery
+    qos: 1
+    reconnect_min: 0.5
+    reconnect_max: 1
+    topics: ["{prefix}/+/+/telemetry"]
+    position_field: ts
+    time_field: ts
+    detect:
+      - state_change: {{field: state}}
+"""
+
+
+def _posted(store: Store) -> list[tuple[str, int]]:
+    return [(p.subject, round(p.occurred_at.timestamp() * 1000))
+            for p in store.feed("general", limit=10_000)]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def _paced(publisher: Publisher, messages: list[tuple[str, bytes]], rate: float) -> None:
+    start = time.monotonic()
+    infos = []
+    for n, (topic, payload) in enumerate(messages):
+        infos.append(publisher.publish(topic, payload, qos=1))
+        delay = start + n / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    for info in infos:
+        info.wait_for_publish(20)
+
+
+def test_sigkill_mid_stream_then_restart_posts_every_event_exactly_once(
+        broker: PrivateBroker, tmp_path: Path, topic_prefix: str) -> None:
+    url = f"sqlite:///{tmp_path}/fs.db"
+    config = tmp_path / "floorstream.yaml"
+    config.write_text(_config(url, broker.port, topic_prefix))
+    command = [str(Path(sys.executable).parent / "floorstream"), "run", "-c", str(config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    store = Store.open(url)
+    try:
+        # the daemon's session must exist before publishing, or QoS 1 has nobody to queue for
+        wait_for(lambda: subprocess.run(
+            ["mosquitto_sub", "-p", str(broker.port), "-t", "$SYS/broker/clients/connected",
+             "-C", "1", "-W", "2"], capture_output=True, text=True).stdout.strip() not in
+            ("", "0"), timeout=20)
+        publisher = Publisher("127.0.0.1", broker.port)
+        messages = _stream(topic_prefix)
+        feeder = threading.Thread(target=_paced, args=(publisher, messages, 4000.0))
+        feeder.start()
+        wait_for(lambda: len(_posted(store)) >= 10, timeout=30, interval=0.01)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+        at_kill = len(_posted(store))
+        feeder.join(60)
+        publisher.close()
+        assert at_kill < len(_expected()), "the kill must come mid-stream"
+        daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        wait_for(lambda: len(_posted(store)) >= len(_expected()), timeout=60)
+        time.sleep(1.0)  # a duplicate or a stray post would show up now
+        posted = _posted(store)
+        assert len(posted) == len(set(posted)) == len(_expected())
+        assert set(posted) == _expected()
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+        store.close()
+
+
+def test_broker_restart_reconnects_and_loses_nothing_at_qos1(
+        broker: PrivateBroker, tmp_path: Path, topic_prefix: str) -> None:
+    url = f"sqlite:///{tmp_path}/fs.db"
+    plugins = build_plugins(load_entry_points=False)
+    daemon = Daemon(parse_config(_config(url, broker.port, topic_prefix), plugins), plugins)
+    daemon.start()
+    store = Store.open(url)
+    try:
+        adapter = wait_for(lambda: daemon._adapters.get("presses"))
+        wait_for(lambda: adapter.connected.is_set())  # type: ignore[attr-defined]
+        messages = _stream(topic_prefix)
+        half = len(messages) // 2
+        publisher = Publisher("127.0.0.1", broker.port)
+        publisher.publish_all(messages[:half])
+        publisher.close()
+        broker.stop()  # SIGTERM: mosquitto saves the daemon's session and its queue
+        assert len(_posted(store)) < len(_expected())
+        wait_for(lambda: not adapter.connected.is_set())  # type: ignore[attr-defined]
+        broker.start()
+        wait_for(lambda: adapter.connected.is_set(), timeout=20)  # type: ignore[attr-defined]
+        publisher = Publisher("127.0.0.1", broker.port)
+        publisher.publish_all(messages[half:])
+        publisher.close()
+        wait_for(lambda: len(_posted(store)) >= len(_expected()), timeout=30)
+        time.sleep(0.5)
+        posted = _posted(store)
+        assert len(posted) == len(set(posted)) and set(posted) == _expected()
+    finally:
+        daemon.stop()
+        store.close()
