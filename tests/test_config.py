@@ -15,7 +15,6 @@ import yaml
 from floorstream.cli import main
 from floorstream.config import load_config, parse_config
 from floorstream.demo import CONFIG as DEMO_CONFIG
-from floorstream.demo import ERP_SOURCE
 from floorstream.errors import ConfigError, ConfigProblem
 from floorstream.plugins import Plugins, build_plugins
 
@@ -170,9 +169,9 @@ def test_schema_validates_the_demo_config(capsys: pytest.CaptureFixture[str],
     schema = json.loads(capsys.readouterr().out)
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    plugins = build_plugins()
-    erp = ERP_SOURCE.format(dir=tmp_path) if "erp.table" in plugins.adapters else ""
-    demo = yaml.safe_load(DEMO_CONFIG.format(dir=tmp_path, erp=erp))
+    # the core part of the demo (simulator, detectors, routes, teams, flood); the ERP
+    # source's shorthand keys belong to the erp.table adapter's own schema
+    demo = yaml.safe_load(DEMO_CONFIG.format(dir=tmp_path, erp=""))
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(demo)]
     assert errors == []
     # and it does catch mistakes an editor should underline
