@@ -109,7 +109,7 @@ def build_plugins(
             raise PluginError(
                 f"loading floorstream plugins from entry points failed: {exc}") from exc
     for plugin in extra:
-        pm.register(plugin)
+        pm.register(plugin, name=_plugin_name(pm, plugin))
     pm.check_pending()
 
     plugins = Plugins(
@@ -129,10 +129,23 @@ def build_plugins(
     return plugins
 
 
+def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    """A readable name for a plugin object (pluggy would use ``id()`` for an instance), so
+    errors and ``floorstream plugins`` can say which one it is."""
+    base = getattr(plugin, "__name__", None)
+    if not isinstance(base, str):
+        base = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    name, n = base, 1
+    while pm.has_plugin(name):
+        n += 1
+        name = f"{base}#{n}"
+    return name
+
+
 def _fill(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) -> None:
     """Call a registration hook plugin by plugin, so each entry knows who registered it."""
     caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):  # registration order, builtins first
+    for impl in caller.get_hookimpls():  # registration order, builtins first
         registry.current_plugin = impl.plugin_name
         try:
             impl.function(**{arg: registry for arg in impl.argnames})
