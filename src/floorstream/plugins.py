@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "floorstream.decoders.builtin",
     "floorstream.detectors.builtin",
     "floorstream.adapters.simulator",
+    "floorstream.adapters.erp.adapter",
     "floorstream.sinks.builtin",
     "floorstream.decoders.sparkplug",
     "floorstream.adapters.mqtt.adapter",

@@ -74,6 +74,16 @@ def _field_changed(e: Event) -> str:
             f"{phrasing.value(f['after'])}")
 
 
+def _mass_update(e: Event) -> str:
+    f = e.fields
+    text = f"{e.subject}: {f['count']:,} rows changed at once"
+    changes = [f"{c['label']} {phrasing.value(c['before'])} → {phrasing.value(c['after'])} "
+               f"×{c['count']:,}" if c.get("before") is not None else
+               f"{c['label']} → {phrasing.value(c['after'])} ×{c['count']:,}"
+               for c in f.get("changes", [])[:2]]
+    return text + (f" ({'; '.join(changes)})" if changes else "")
+
+
 def _digest(e: Event) -> str:
     f = e.fields
     kinds = ", ".join(f"{n} {t.split('.')[-1].replace('_', ' ')}"
@@ -92,6 +102,7 @@ DEFAULT_PHRASES: dict[str, Callable[[Event], str]] = {
     "record.field_changed": _field_changed,
     "record.created": lambda e: f"{e.subject} created",
     "record.deleted": lambda e: f"{e.subject} deleted",
+    "record.mass_update": _mass_update,
     "flood.digest": _digest,
     "flood.calm": lambda e: f"{e.subject}: calm again, every post shown from now on",
     "source.problem": lambda e: f"{e.source}: {e.fields.get('message', 'problem')}",

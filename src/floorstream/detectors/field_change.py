@@ -53,7 +53,15 @@ class FieldChange(Detector):
 
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         tracked = self.opts.fields
+        if change.kind == "checkpoint":  # a position marker, not an observation
+            return []
+        if change.kind == "row.baseline_deleted":  # deleted by a mass update: no post
+            state.replace({"deleted": True})
+            return []
         current = {name: _plain(lookup(change.data, name)) for name in tracked}
+        if change.kind == "row.baseline":  # first start or mass update: remember, don't post
+            state.replace({"values": current})
+            return []
         if change.kind == "row.deleted":
             # what the record held: the source's before image, else the last values seen
             if change.before is not None:
@@ -71,7 +79,8 @@ class FieldChange(Detector):
         else:
             previous = state.data.get("values")
         state.replace({"values": current})
-        if change.kind == "row.created" or (previous is None and change.kind == "row.inserted"):
+        if change.kind == "row.created" or (
+                previous is None and change.kind in ("row.inserted", "row.upserted")):
             if not self.opts.created:
                 return []
             return [self.event(change, "record.created", Severity.INFO, {"values": current},

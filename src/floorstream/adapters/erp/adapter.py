@@ -98,7 +98,7 @@ class ErpTableAdapter(Adapter):
         due = dict.fromkeys(tables, 0.0)
         retrying = Retrying(
             retry=retry_if_exception_type(DBAPIError),
-            wait=wait_exponential_jitter(initial=0.5, max=30.0),
+            wait=wait_exponential_jitter(multiplier=0.5, max=30.0),
             stop=stop_when_event_set(stop), sleep=lambda s: _wait(stop, s), reraise=False,
             before_sleep=lambda rs: self.context.log.warning(
                 "erp_database_unavailable", attempt=rs.attempt_number,
