@@ -1,0 +1,1 @@
+"""Packaged code tables (JSON), read with importlib.resources by ``code_tables``."""

@@ -1,0 +1,52 @@
+"""Bytes → text and date helpers shared by the parsers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+__all__ = ["decode", "parse_date", "to_number"]
+
+# X12 time codes (AT7-07, DTM03…) → UTC offset in hours; local codes without DST knowledge
+_ZONES = {"UT": 0, "GM": 0, "Z": 0, "UTC": 0, "ET": -5, "ES": -5, "ED": -4, "CT": -6, "CS": -6,
+          "CD": -5, "MT": -7, "MS": -7, "MD": -6, "PT": -8, "PS": -8, "PD": -7, "AT": -4,
+          "AS": -4, "AD": -3, "HT": -10, "NT": -3.5}
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 when it is (the U+2026 terminator needs it), else Latin-1 (never fails)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
+    """``YYYYMMDD``/``YYMMDD`` (+ ``HHMM[SS]``) in the given X12 time code → aware datetime.
+
+    Unknown or missing zones are taken as UTC; an unreadable date gives None, because a bad
+    date must cost the post its date, not the shipment its post.
+    """
+    date, time = date.strip(), time.strip()
+    try:
+        if len(date) == 6:
+            day = datetime.strptime(date, "%y%m%d")
+        elif len(date) == 8:
+            day = datetime.strptime(date, "%Y%m%d")
+        elif len(date) == 12:
+            return parse_date(date[:8], date[8:], zone)
+        else:
+            return None
+        if len(time) >= 4 and time[:4].isdigit():
+            day = day.replace(hour=int(time[:2]), minute=int(time[2:4]),
+                              second=int(time[4:6]) if time[4:6].isdigit() else 0)
+    except ValueError:
+        return None
+    hours = _ZONES.get(zone.strip().upper(), 0)
+    return day.replace(tzinfo=timezone(timedelta(hours=hours)) if hours else UTC)
+
+
+def to_number(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None

@@ -1,0 +1,121 @@
+"""``supply.http``: poll a carrier's JSON endpoint with ETag/If-Modified-Since and a cursor.
+
+Each poll sends the last ``ETag`` (``If-None-Match``) and ``Last-Modified``
+(``If-Modified-Since``); a ``304 Not Modified`` costs the carrier nothing and posts nothing.
+When the response names a next cursor (``cursor_field``, a dotted path in the body), it is sent
+back as the ``cursor_param`` query parameter and pages are drained back to back. Cursor and
+validators are stored in the source's checkpoint together with the page's posts, so a crash
+re-fetches the last uncommitted page and its event ids (the carrier's own ids) dedupe it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from floorstream._markers import hookimpl
+from floorstream.adapters.base import Adapter, Emitter, SourceConfig
+from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig
+from floorstream.durations import Duration
+from floorstream.registry import Registry
+
+__all__ = ["HttpPollConfig", "SupplyHttp"]
+
+
+class HttpPollConfig(SupplyConfig):
+    url: str = Field(pattern=r"^https?://", description="the JSON endpoint")
+    interval: Duration = Field(default=60.0, description="time between polls when caught up")
+    headers: dict[str, str] = Field(default_factory=dict,
+                                    description="extra request headers (API key: ${ENV})")
+    cursor_param: str = Field(default="cursor", description="query parameter for the cursor")
+    cursor_field: str = Field(default="next_cursor",
+                              description="dotted path of the next cursor in the response")
+    timeout: Duration = Field(default=30.0, description="HTTP timeout")
+
+
+class SupplyHttp(Adapter):
+    name: ClassVar[str] = "supply.http"
+    config_model: ClassVar[type[SourceConfig]] = HttpPollConfig
+
+    def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        config = self.config
+        assert isinstance(config, HttpPollConfig)
+        self.handler = handler = FeedHandler(config, self.context.checkpoint, self.context.log)
+        state = handler.memory.extra
+        failures = 0
+        while not stop.is_set():
+            try:
+                more = self._poll(emitter, config, state)
+                failures = 0
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                failures += 1
+                self.context.log.warning("supply_http_poll_failed", url=config.url,
+                                         error=str(exc), failures=failures)
+                if failures == 3:
+                    emitter.problem(config.url, f"polling failed 3 times: {exc}",
+                                    position=f"http-failure:{state.get('cursor')}")
+                more = False
+            if not more:
+                stop.wait(config.interval if not failures else min(config.interval * failures,
+                                                                    300))
+
+    def _poll(self, emitter: Emitter, config: HttpPollConfig, state: dict[str, Any]) -> bool:
+        """One request; True when another page is waiting."""
+        url = config.url
+        cursor = state.get("cursor")
+        if cursor:
+            joiner = "&" if urllib.parse.urlparse(url).query else "?"
+            url += joiner + urllib.parse.urlencode({config.cursor_param: cursor})
+        request = urllib.request.Request(url, headers={"Accept": "application/json",
+                                                       **config.headers})
+        if state.get("etag"):
+            request.add_header("If-None-Match", state["etag"])
+        if state.get("last_modified"):
+            request.add_header("If-Modified-Since", state["last_modified"])
+        try:
+            with urllib.request.urlopen(request, timeout=config.timeout) as response:
+                raw = response.read()
+                etag, modified = response.headers.get("ETag"), response.headers.get(
+                    "Last-Modified")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 304:
+                return False
+            raise
+        next_cursor = _cursor(raw, config.cursor_field)
+        new_state = {"cursor": next_cursor or cursor, "etag": etag, "last_modified": modified}
+        if next_cursor and next_cursor != cursor:
+            new_state.update(etag=None, last_modified=None)  # validators belong to a page
+        state.clear()
+        state.update({k: v for k, v in new_state.items() if v})
+        self.handler.memory.dirty = True
+        self.handler.handle(emitter, raw, f"{config.name}@{cursor or 'start'}", format="json",
+                            allow_empty=True)
+        return bool(next_cursor and next_cursor != cursor)
+
+    def close(self) -> None:
+        handler = getattr(self, "handler", None)
+        if handler is not None:
+            handler.close()
+
+
+def _cursor(raw: bytes, path: str) -> str | None:
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        return None
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return str(value) if value not in (None, "") else None
+
+
+@hookimpl
+def register_adapters(registry: Registry[type[Adapter]]) -> None:
+    registry.add(SupplyHttp)

@@ -1,0 +1,145 @@
+"""``supply.inbox``: an HTTP endpoint partners push files or JSON to (webhook style).
+
+Every request must prove it comes from the partner: either a shared secret in a header
+(``X-Floorstream-Secret``) or an HMAC-SHA256 of the raw body under a shared key, sent as
+``sha256=<hex>`` (GitHub/Shopify style) in ``signature_header``; both are compared in constant
+time. Unsigned or badly signed requests get 401 and are not stored: anyone can reach a port.
+
+The answer waits for the commit: ``200`` means the posts are stored, ``422`` means the body did
+not parse and is in quarantine, ``202`` means it was accepted but not committed within
+``ack_timeout`` (it will be). A sender that gets no answer retries; the retry carries the same
+document, so the same event ids, and posts nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from floorstream._markers import hookimpl
+from floorstream.adapters.base import Adapter, Emitter, SourceConfig
+from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyConfig
+from floorstream.durations import Duration
+from floorstream.registry import Registry
+
+__all__ = ["InboxConfig", "SupplyInbox", "sign"]
+
+
+class InboxConfig(SupplyConfig):
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=8088, ge=0, le=65535, description="TCP port (0: any free one)")
+    path: str = Field(default="/inbox", description="URL path that accepts POSTs")
+    secret: str | None = Field(default=None,
+                               description="shared secret expected in X-Floorstream-Secret")
+    hmac_key: str | None = Field(default=None,
+                                 description="key of the HMAC-SHA256 body signature")
+    signature_header: str = Field(default="X-Signature-256",
+                                  description="header carrying sha256=<hex>")
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="largest body accepted")
+    ack_timeout: Duration = Field(default=30.0, description="wait this long for the commit")
+
+    @model_validator(mode="after")
+    def _needs_auth(self) -> InboxConfig:
+        if not self.secret and not self.hmac_key:
+            raise ValueError("supply.inbox needs secret or hmac_key: an open port must not "
+                             "accept posts from anyone")
+        return self
+
+
+def sign(key: str, body: bytes) -> str:
+    """The signature header value a sender computes: ``sha256=<hex>``."""
+    return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+class SupplyInbox(Adapter):
+    name: ClassVar[str] = "supply.inbox"
+    config_model: ClassVar[type[SourceConfig]] = InboxConfig
+
+    port: int = 0
+
+    def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        assert isinstance(self.config, InboxConfig)
+        config: InboxConfig = self.config
+        self.handler = FeedHandler(config, self.context.checkpoint, self.context.log)
+        lock = threading.Lock()  # one document at a time: the memory is not shared-safe
+        adapter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # structlog has the useful lines
+
+            def do_POST(self) -> None:
+                if self.path.split("?")[0] != config.path:
+                    return self._answer(404, {"error": "unknown path"})
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > config.max_bytes:
+                    return self._answer(413, {"error": "body too large"})
+                body = self.rfile.read(length)
+                if not adapter._authentic(self.headers, body):
+                    adapter.context.log.warning("supply_inbox_rejected",
+                                                client=self.client_address[0])
+                    return self._answer(401, {"error": "missing or bad signature"})
+                name = self.headers.get("X-Filename") or "push-" + hashlib.sha256(
+                    body).hexdigest()[:16]
+                committed = threading.Event()
+                with lock:
+                    outcome: Outcome = adapter.handler.handle(
+                        emitter, body, name, ack=committed.set)
+                stored = committed.wait(config.ack_timeout)
+                if outcome.error is not None:
+                    return self._answer(422, {"error": str(outcome.error),
+                                              "quarantined": stored})
+                self._answer(200 if stored else 202, {
+                    "status": "committed" if stored else "accepted",
+                    "events": outcome.events, "warnings": list(outcome.warnings)})
+
+            def _answer(self, status: int, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = ThreadingHTTPServer((config.host, config.port), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name=f"inbox-{config.name}", daemon=True)
+        thread.start()
+        self.context.log.info("supply_inbox_listening", host=config.host, port=self.port,
+                              path=config.path)
+        try:
+            stop.wait()
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def _authentic(self, headers: Any, body: bytes) -> bool:
+        config = self.config
+        assert isinstance(config, InboxConfig)
+        if config.hmac_key:
+            given = headers.get(config.signature_header) or ""
+            if hmac.compare_digest(given.strip().encode(), sign(config.hmac_key, body).encode()):
+                return True
+        if config.secret:
+            given = headers.get("X-Floorstream-Secret") or ""
+            if hmac.compare_digest(given.encode(), config.secret.encode()):
+                return True
+        return False
+
+    def close(self) -> None:
+        handler = getattr(self, "handler", None)
+        if handler is not None:
+            handler.close()
+
+
+@hookimpl
+def register_adapters(registry: Registry[type[Adapter]]) -> None:
+    registry.add(SupplyInbox)
