@@ -15,7 +15,7 @@ import jinja2
 import structlog
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from floorstream import phrasing
+from floorstream import phrasing, phrases_supply
 from floorstream.model import Event
 
 __all__ = ["DEFAULT_PHRASES", "Renderer", "default_summary", "template_environment"]
@@ -106,6 +106,7 @@ DEFAULT_PHRASES: dict[str, Callable[[Event], str]] = {
     "flood.digest": _digest,
     "flood.calm": lambda e: f"{e.subject}: calm again, every post shown from now on",
     "source.problem": lambda e: f"{e.source}: {e.fields.get('message', 'problem')}",
+    **phrases_supply.PHRASES,
 }
 
 
