@@ -195,8 +195,9 @@ class Processor:
             try:
                 found.extend(detector.on_change(change, state))
             except Exception as exc:
+                # the input is kept for this detector; the others still judge the change, or
+                # a stop next to a garbled temperature would be lost (its state already moved)
                 self._quarantine_change(change, detector, plugin, exc, batch)
-                return
         for event in found:
             self._admit(runtime, event, batch)
 

@@ -1,0 +1,69 @@
+"""A test adapter plugin: replays JSON lines from a file, like a broker replays unacked messages.
+
+Its resume point is the offset it *acked* (kept in a side file, as a broker keeps it), not the
+committed checkpoint: so a process killed after commit and before ack replays those lines, and
+the test can check that the replay adds no post. Lines that are not JSON are quarantined.
+``{"event": ...}`` lines become adapter-decided events (one post each).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from floorstream import hookimpl
+from floorstream.adapters.base import Adapter, Emitter, SourceConfig
+from floorstream.model import Change
+from floorstream.registry import Registry
+
+
+class LinesConfig(SourceConfig):
+    path: Path
+    acked: Path = Field(description="file holding the number of lines acked so far")
+    repeat: int = Field(default=1, description="emit every line this many times")
+
+
+class LinesAdapter(Adapter):
+    name: ClassVar[str] = "test.lines"
+    config_model: ClassVar[type[SourceConfig]] = LinesConfig
+
+    def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        config = self.config
+        assert isinstance(config, LinesConfig)
+        start = int(config.acked.read_text() or 0) if config.acked.exists() else 0
+        lines = config.path.read_text(encoding="utf-8").splitlines()
+        for number in range(start, len(lines)):
+            if stop.is_set():
+                return
+            ack = _acker(config.acked, number + 1)
+            raw = lines[number]
+            try:
+                record: dict[str, Any] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                emitter.quarantine(raw.encode(), f"invalid JSON: {exc}", position=str(number),
+                                   ack=ack, checkpoint=str(number + 1))
+                continue
+            subject = str(record.pop("subject", "m1"))
+            kind = "event" if "type" in record else "telemetry"
+            change = Change(source=config.name, subject=subject, kind=kind,
+                            position=str(number), data=record)
+            for _ in range(config.repeat):
+                emitter.emit(change, ack=ack, checkpoint=str(number + 1))
+        stop.wait()  # like a subscription: stay until stopped
+
+
+def _acker(path: Path, value: int) -> Any:
+    def ack() -> None:
+        current = int(path.read_text() or 0) if path.exists() else 0
+        if value > current:
+            path.write_text(str(value))
+    return ack
+
+
+@hookimpl
+def register_adapters(registry: Registry[type[Adapter]]) -> None:
+    registry.add(LinesAdapter)

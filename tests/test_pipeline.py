@@ -1,0 +1,119 @@
+"""The daemon's pipeline end to end, in process: duplicates, quarantine while the rest flows,
+acks only after commit, failing plugins isolated."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+import lines_adapter
+from floorstream import hookimpl
+from floorstream.config import parse_mapping
+from floorstream.daemon import Daemon
+from floorstream.model import Event
+from floorstream.plugins import build_plugins
+from floorstream.store.store import Store
+
+
+class BrokenRender:
+    @hookimpl
+    def render_post(self, event: Event, default: str) -> str | None:
+        raise RuntimeError("render plugin bug")
+
+
+def _run_daemon(tmp_path: Path, lines: list[Any], *, repeat: int = 1,
+                extra: list[object] | None = None, detect: list[Any] | None = None,
+                expect_acked: int | None = None) -> tuple[Store, Daemon]:
+    data = tmp_path / "lines.jsonl"
+    data.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n",
+                    encoding="utf-8")
+    acked = tmp_path / "acked"
+    plugins = build_plugins(extra=[lines_adapter, *(extra or [])], load_entry_points=False)
+    config = parse_mapping({
+        "store": f"sqlite:///{tmp_path}/fs.db", "flood": None,
+        "sources": [{"name": "line", "adapter": "test.lines", "path": str(data),
+                     "acked": str(acked), "repeat": repeat, "detect": detect or []}],
+    }, plugins)
+    daemon = Daemon(config, plugins)
+    daemon.start()
+    want = len(lines) if expect_acked is None else expect_acked
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if acked.exists() and acked.read_text() and int(acked.read_text()) >= want:
+            break
+        time.sleep(0.02)
+    daemon.stop()
+    return Store.open(config.settings.store), daemon
+
+
+def test_the_same_change_twice_is_posted_once(tmp_path: Path) -> None:
+    lines = [{"type": "note", "fields": {"summary": f"line {n}"}} for n in range(5)]
+    store, _ = _run_daemon(tmp_path, lines, repeat=2)
+    assert store.count_posts() == 5
+    assert [p.summary for p in store.feed("general")] == [f"line {n}" for n in range(4, -1, -1)]
+
+
+def test_bad_input_is_quarantined_while_the_rest_flows(tmp_path: Path) -> None:
+    lines: list[Any] = [
+        {"state": "RUNNING", "temp": 70},
+        "{not json at all",
+        {"state": "STOPPED", "temp": "sensor error"},  # garbled temperature, real stop
+        {"state": "STOPPED", "temp": 95},
+        {"state": "RUNNING", "temp": 60},
+    ]
+    detect = [{"state_change": {"field": "state", "normal": ["RUNNING"]}},
+              {"threshold": {"field": "temp", "above": 90, "clear_below": 80}}]
+    with structlog.testing.capture_logs() as logs:
+        store, _ = _run_daemon(tmp_path, lines, detect=detect)
+    types = [p.type for p in reversed(store.feed("general"))]
+    assert types == ["machine.state_changed", "metric.limit_exceeded",
+                     "machine.state_changed", "metric.limit_cleared"]
+    quarantined = {q.position: q for q in store.quarantined()}
+    assert set(quarantined) == {"1", "2"}
+    assert quarantined["1"].raw == b"{not json at all"
+    assert "invalid JSON" in quarantined["1"].error
+    assert "threshold" in quarantined["2"].error and "sensor error" in quarantined["2"].error
+    assert json.loads(quarantined["2"].raw)["data"]["temp"] == "sensor error"
+    assert any(e["event"] == "change_quarantined" and e["detector"] == "threshold"
+               for e in logs)
+    assert store.checkpoints() == {"line": "5"}
+
+
+def test_acks_run_only_after_the_commit(tmp_path: Path) -> None:
+    seen: list[tuple[str, str | None]] = []
+    store_holder: dict[str, Store] = {}
+
+    original = lines_adapter._acker
+
+    def acker(path: Path, value: int) -> Any:
+        inner = original(path, value)
+
+        def ack() -> None:
+            store = store_holder.setdefault("s", Store.open(f"sqlite:///{tmp_path}/fs.db"))
+            seen.append((str(value), store.checkpoints().get("line")))
+            inner()
+        return ack
+
+    lines_adapter._acker = acker
+    try:
+        _run_daemon(tmp_path, [{"type": "note", "fields": {"n": n}} for n in range(30)])
+    finally:
+        lines_adapter._acker = original
+    assert len(seen) == 30
+    for acked, committed in seen:
+        assert committed is not None and int(committed) >= int(acked)
+
+
+def test_a_failing_render_plugin_does_not_stop_posts(tmp_path: Path) -> None:
+    with structlog.testing.capture_logs() as logs:
+        store, daemon = _run_daemon(tmp_path, [{"type": "note", "fields": {"summary": "hi"}}],
+                                    extra=[BrokenRender()])
+    assert [p.summary for p in store.feed("general")] == ["hi"]
+    (failure,) = [e for e in logs if e["event"] == "plugin_failed"]
+    assert failure["plugin"].endswith("BrokenRender") and "render plugin bug" in failure["error"]
+    assert daemon.pipeline.error is None
+
