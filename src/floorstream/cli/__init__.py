@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.quarantine",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
+    "floorstream.cli.erp",
 )
 
 

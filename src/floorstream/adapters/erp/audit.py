@@ -175,4 +175,7 @@ def _latest(conn: Any, cfg: TableConfig) -> Any:
                  "sap": (audit.header_table or "change_header", "changenr"),
                  "odoo": (audit.header_table or "mail_message", "id")}[audit.style]
     src = table(name, column(col))
-    return conn.execute(select(func.max(src.c[col]))).scalar()
+    latest = conn.execute(select(func.max(src.c[col]))).scalar()
+    if latest is None:  # an empty log: ids start after 0, so a late first commit is a gap too
+        return "0" if audit.style == "sap" else 0
+    return latest
