@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.check",
     "floorstream.cli.feed",
     "floorstream.cli.quarantine",
+    "floorstream.cli.deliveries",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
     "floorstream.cli.erp",

@@ -31,6 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Post, Severity, utcnow
@@ -78,6 +80,13 @@ class DeliveryRow:
     created_at: datetime
     delivered_at: datetime | None
     summary: str | None
+
+
+def _transient() -> Retrying:
+    """Outcome writes retried on deadlocks and lost connections: once a post is sent, its
+    row must say so, or the lease runs out and it is sent again."""
+    return Retrying(retry=retry_if_exception_type(DBAPIError), stop=stop_after_attempt(8),
+                    wait=wait_random_exponential(multiplier=0.01, max=1.0), reraise=True)
 
 
 def _lane_key(sink: str, team: str) -> int:
@@ -182,12 +191,13 @@ class Outbox:
         if not results:
             return
         now = now or utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(d).where(d.c.id == bindparam("row_id"), d.c.claim == token)
-                .values(status="delivered", delivered_at=now, claim=None, last_error=None,
-                        remote_ref=bindparam("ref")),
-                [{"row_id": row_id, "ref": ref} for row_id, ref in results])
+        for attempt in _transient():
+            with attempt, self.engine.begin() as conn:
+                conn.execute(
+                    update(d).where(d.c.id == bindparam("row_id"), d.c.claim == token)
+                    .values(status="delivered", delivered_at=now, claim=None, last_error=None,
+                            remote_ref=bindparam("ref")),
+                    [{"row_id": row_id, "ref": ref} for row_id, ref in results])
 
     def retry_later(self, token: str, row_ids: Sequence[int], error: str, at: datetime,
                     *, held: bool = False) -> None:
@@ -208,9 +218,10 @@ class Outbox:
     def _set(self, token: str, row_ids: Sequence[int], **values: Any) -> None:
         if not row_ids:
             return
-        with self.engine.begin() as conn:
-            conn.execute(update(d).where(d.c.id.in_(list(row_ids)), d.c.claim == token)
-                         .values(claim=None, **values))
+        for attempt in _transient():
+            with attempt, self.engine.begin() as conn:
+                conn.execute(update(d).where(d.c.id.in_(list(row_ids)), d.c.claim == token)
+                             .values(claim=None, **values))
 
     # -- what a worker needs to send ------------------------------------------------------------
 

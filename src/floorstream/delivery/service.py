@@ -62,6 +62,7 @@ class DeliveryService:
 
     def start(self) -> None:
         self.stop_event.clear()
+        self.workers = []  # stopped workers stay readable (their counters) until a restart
         for sink_config in self.config.sinks:
             sink_cls: type[Sink] = self.plugins.sinks.get(sink_config.type)
             for index in range(sink_config.workers):
@@ -89,5 +90,4 @@ class DeliveryService:
         if self._hook is not None:
             self.plugins.manager.unregister(self._hook)
             self._hook = None
-        self.workers.clear()
         log.info("delivery_stopped")

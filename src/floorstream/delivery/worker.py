@@ -73,6 +73,7 @@ class SinkWorker(threading.Thread):
         self.poll = poll
         self.batch = batch
         self.wake = threading.Event()
+        self.delivered = 0  # outbox rows this worker delivered (health, tests)
         self.retry = sink.config.retry
         self.log = log.bind(sink=self.name_, sink_type=sink.config.type)
 
@@ -131,6 +132,7 @@ class SinkWorker(threading.Thread):
             if ref:
                 refs[post.id] = ref
         self.outbox.delivered(claim.token, done)
+        self.delivered += len(done)
         return True
 
     def _send_digest(self, claim: Claim, posts: Mapping[str, Post]) -> None:
@@ -147,6 +149,7 @@ class SinkWorker(threading.Thread):
             self._failed(claim, claim.digest, exc, held=True)
             return
         self.outbox.delivered(claim.token, [(row_id, ref) for row_id in ids])
+        self.delivered += len(ids)
         self.log.info("digest_delivered", team=claim.team, posts=len(found))
 
     def _release(self, claim: Claim, rows: Sequence[ClaimedRow]) -> None:

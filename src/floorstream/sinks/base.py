@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -27,7 +27,7 @@ from floorstream.durations import Duration
 from floorstream.model import Post
 
 __all__ = ["DeliveryError", "Outgoing", "PermanentDeliveryError", "RetryAfter",
-           "RetrySettings", "Sink", "SinkConfig", "scrub", "secret_values"]
+           "RetrySettings", "Sink", "SinkConfig", "fragments", "scrub", "secret_values"]
 
 
 class DeliveryError(Exception):
@@ -133,8 +133,33 @@ def secret_values(model: BaseModel) -> set[str]:
     return found
 
 
+def fragments(secret: str) -> set[str]:
+    """A secret and the parts of it that are secret on their own.
+
+    A webhook URL is secret because of its path (``/services/T00/B00/XXXX``); a service that
+    echoes only the path in an error must not leak it either. So a URL contributes its
+    path, its query, its password and every path segment or query value of 8+ characters.
+    """
+    found = {secret}
+    if "://" not in secret:
+        return found
+    parsed = urlsplit(secret)
+    if parsed.password:
+        found.add(parsed.password)
+    for part in (parsed.path, parsed.query):
+        if len(part) > 1:
+            found.add(part)
+    pieces = [*parsed.path.split("/"), *(v for _, v in parse_qsl(parsed.query))]
+    found.update(p for p in pieces if len(p) >= 8)
+    return found
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (and its URL-quoted form) replaced by ``***``."""
+    """``text`` with every secret, its secret parts and their URL-quoted forms as ``***``."""
+    expanded: set[str] = set()
+    for secret in secrets:
+        expanded |= fragments(secret)
+    secrets = expanded
     for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, "***")
         quoted = quote(secret, safe="")
