@@ -8,11 +8,12 @@ much of what was ordered, when it arrives and how late that is, in one line.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from floorstream import phrasing
-from floorstream.model import Event, utcnow
+from floorstream.model import Event
 
 __all__ = ["PHRASES"]
 
@@ -20,12 +21,26 @@ _UNITS = {"EA": "pcs", "PCE": "pcs", "PCS": "pcs", "C62": "pcs", "PC": "pcs", "H
           "KGM": "kg", "KG": "kg", "LB": "lb", "CS": "cases", "CT": "cartons", "PK": "packs"}
 
 
+_YEAR: ContextVar[int] = ContextVar("year", default=0)
+
+
 def _day(iso: Any) -> str:
+    """``2 Dec``; the year only when it differs from the event's own year, so a phrase never
+    depends on the day it is rendered."""
     if not isinstance(iso, str):
         return "?"
     when = datetime.fromisoformat(iso)
-    # the year only when it is not this year: "2 Dec", but "6 Dec 2011"
-    return f"{when.day} {when:%b}" + ("" if when.year == utcnow().year else f" {when.year}")
+    return f"{when.day} {when:%b}" + ("" if when.year == _YEAR.get() else f" {when.year}")
+
+
+def _dated(phrase: Callable[[Event], str]) -> Callable[[Event], str]:
+    def render(e: Event) -> str:
+        token = _YEAR.set(e.occurred_at.year)
+        try:
+            return phrase(e)
+        finally:
+            _YEAR.reset(token)
+    return render
 
 
 def _unit(unit: Any) -> str:
@@ -143,11 +158,11 @@ def _mismatch(e: Event) -> str:
 
 
 PHRASES: dict[str, Callable[[Event], str]] = {
-    "shipment.dispatched": _dispatched,
-    "shipment.delayed": _delayed,
-    "shipment.status_changed": _status,
-    "shipment.delivered": _delivered,
-    "shipment.exception": _exception,
-    "shipment.retracted": _retracted,
-    "asn.mismatch": _mismatch,
+    "shipment.dispatched": _dated(_dispatched),
+    "shipment.delayed": _dated(_delayed),
+    "shipment.status_changed": _dated(_status),
+    "shipment.delivered": _dated(_delivered),
+    "shipment.exception": _dated(_exception),
+    "shipment.retracted": _dated(_retracted),
+    "asn.mismatch": _dated(_mismatch),
 }

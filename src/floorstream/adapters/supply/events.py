@@ -80,7 +80,7 @@ class Interpreter:
                                     {**common, "problem": "no_po"}, when))
         for index, line in enumerate(order.lines):
             match = erp.find(line.line, line.vendor_part) if erp else None
-            if match is None or match.ordered is None:
+            if match is None or match.ordered is None or match.deleted:
                 ordered = None
             elif ordered is not None:
                 ordered += match.ordered
@@ -103,7 +103,10 @@ class Interpreter:
                                         {**problem, "problem": "over_quantity",
                                          "line": match.line, "ordered": match.ordered}, when))
         arriving = doc.eta
-        late = _days(arriving, promised) if arriving else _days(doc.ship_date, promised)
+        late = _days(arriving, promised)
+        if arriving is None:  # only the ship date: it can prove lateness, never earliness
+            late = _days(doc.ship_date, promised)
+            late = late if late is not None and late > 0 else None
         partial = ordered is not None and erp is not None and shipped < ordered
         severity = "warning" if late is not None and late > 0 else (
             "notice" if partial else "info")
@@ -165,11 +168,11 @@ class Interpreter:
         self.memory.remember_eta(shipment, position, eta.isoformat())
         fields.update(estimated=True, eta=eta.isoformat(), previous_eta=previous,
                       promised=_iso(promised), late_days=_days(eta, promised))
+        if previous is not None and eta == datetime.fromisoformat(previous):
+            return None  # the same estimate again: nothing new to say
         later_than_previous = previous is not None and eta > datetime.fromisoformat(previous)
         if later_than_previous or (fields["late_days"] or 0) > 0:
             return "shipment.delayed", "warning"
-        if previous is not None and eta == datetime.fromisoformat(previous):
-            return None  # the same estimate again: nothing new to say
         return "shipment.status_changed", "info"
 
     def _promised(self, po: str | None) -> datetime | None:
