@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,6 +25,9 @@ class LinesConfig(SourceConfig):
     path: Path
     acked: Path = Field(description="file holding the number of lines acked so far")
     repeat: int = Field(default=1, description="emit every line this many times")
+    resume: Literal["acked", "checkpoint"] = Field(
+        default="acked", description="acked: like a broker redelivering unacked messages; "
+                                     "checkpoint: like a file/ERP adapter, from the commit")
 
 
 class LinesAdapter(Adapter):
@@ -35,6 +38,8 @@ class LinesAdapter(Adapter):
         config = self.config
         assert isinstance(config, LinesConfig)
         start = int(config.acked.read_text() or 0) if config.acked.exists() else 0
+        if config.resume == "checkpoint":
+            start = max(start, int(self.context.checkpoint or 0))
         lines = config.path.read_text(encoding="utf-8").splitlines()
         for number in range(start, len(lines)):
             if stop.is_set():
