@@ -1,0 +1,188 @@
+"""``supply.http`` against a real local HTTP server, ``supply.inbox`` with real HTTP requests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from floorstream.adapters.supply.inbox import sign
+from floorstream.store.store import Store
+
+from .support import SAMPLES, all_posts, running, wait_for
+
+
+def _event(n: int, code: str = "DEPA") -> dict[str, Any]:
+    return {"metadata": {"eventID": f"ev-{n}", "eventType": "TRANSPORT",
+                         "publisher": {"partyName": "Maersk"}},
+            "payload": {"eventClassifierCode": "ACT", "transportEventTypeCode": code,
+                        "eventDateTime": f"2026-11-{10 + n:02d}T08:00:00Z",
+                        "relatedDocumentReferences": [{"type": "BKG", "value": f"BKG{n}"}]}}
+
+
+@dataclass
+class Carrier:
+    """A carrier API: events after a cursor, two per page, with ETag and Last-Modified."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str | None, str | None, int]] = field(default_factory=list)
+    url: str = ""
+
+    def page(self, cursor: str | None, if_none_match: str | None) -> tuple[int, bytes, str]:
+        start = int(cursor or 0)
+        chunk = self.events[start:start + 2]
+        etag = f'"{start}-{len(self.events)}"'
+        status = 304 if if_none_match == etag else 200
+        self.requests.append((cursor, if_none_match, status))
+        body = json.dumps({"events": chunk, "next_cursor": str(start + len(chunk))}).encode()
+        return status, body, etag
+
+
+@pytest.fixture
+def carrier() -> Iterator[Carrier]:
+    state = Carrier(events=[_event(1), _event(2), _event(3, "ARRI")])
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            status, body, etag = state.page(query.get("cursor", [None])[0],
+                                            self.headers.get("If-None-Match"))
+            self.send_response(status)
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", "Wed, 25 Nov 2026 08:00:00 GMT")
+            if status == 200:
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if status == 200:
+                self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/events"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_poll_pages_with_cursor_etag_and_resumes(tmp_path: Path, carrier: Carrier) -> None:
+    config = f"""
+store: sqlite:///{tmp_path}/fs.db
+default_team: everyone
+sources:
+  - name: maersk
+    adapter: supply.http
+    url: {carrier.url}
+    interval: 0.1
+"""
+    url = f"sqlite:///{tmp_path}/fs.db"
+    with running(config):
+        wait_for(lambda: len(all_posts(url)) == 3)
+        wait_for(lambda: any(status == 304 for *_, status in carrier.requests))
+        carrier.events.append(_event(4, "ARRI"))
+        wait_for(lambda: len(all_posts(url)) == 4)
+    cursors = [cursor for cursor, _, _ in carrier.requests]
+    assert cursors[:2] == [None, "2"]  # first page, then the cursor it named
+    assert [p.summary for p in all_posts(url)][:2] == [
+        "Carrier Maersk: shipment BKG1 departed (11 Nov)",
+        "Carrier Maersk: shipment BKG2 departed (12 Nov)"]
+    # a conditional request whose ETag matched cost a 304 and posted nothing
+    assert any(inm is not None and status == 304 for _, inm, status in carrier.requests)
+    seen = len(carrier.requests)
+    with running(config):  # the restart resumes from the committed cursor
+        wait_for(lambda: len(carrier.requests) >= seen + 2)
+    assert carrier.requests[seen][0] == "4"
+    assert len(all_posts(url)) == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_inbox_hmac_and_shared_secret(tmp_path: Path) -> None:
+    port = _free_port()
+    config = f"""
+store: sqlite:///{tmp_path}/fs.db
+default_team: everyone
+sources:
+  - name: pushed
+    adapter: supply.inbox
+    port: {port}
+    hmac_key: k3y-for-hmac
+    secret: s3cret
+"""
+    url = f"sqlite:///{tmp_path}/fs.db"
+    inbox = f"http://127.0.0.1:{port}/inbox"
+    body = (SAMPLES / "x12" / "004010_214_staedi_ellipsis_terminator.edi").read_bytes()
+    with running(config):
+        wait_for(lambda: _reachable(port))
+        status, answer = _post(inbox, body, {"X-Signature-256": sign("wrong-key", body)})
+        assert (status, answer) == (401, {"error": "missing or bad signature"})
+        status, _ = _post(inbox, body, {})
+        assert status == 401
+        assert all_posts(url) == []
+        status, answer = _post(inbox, body, {"X-Signature-256": sign("k3y-for-hmac", body),
+                                             "X-Filename": "214.edi"})
+        assert (status, answer["status"], answer["events"]) == (200, "committed", 2)
+        assert len(all_posts(url)) == 2  # 200 means it is stored already
+        status, answer = _post(inbox, body, {"X-Floorstream-Secret": "s3cret"})
+        assert (status, answer["events"]) == (200, 2)  # a retry: same ids, nothing new
+        assert len(all_posts(url)) == 2
+        garbage = b"ISA*00*broken"
+        status, answer = _post(inbox, garbage, {"X-Signature-256": sign("k3y-for-hmac",
+                                                                         garbage)})
+        assert status == 422 and answer["quarantined"] is True
+        status, _ = _post(inbox.replace("/inbox", "/other"), body, {})
+        assert status == 404
+    store = Store.open(url)
+    try:
+        (row,) = store.quarantined(source="pushed")
+    finally:
+        store.close()
+    assert row.raw == garbage and "ISA" in row.error
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def test_inbox_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    from floorstream.config import parse_config
+    from floorstream.errors import ConfigError
+    from floorstream.plugins import build_plugins
+
+    with pytest.raises(ConfigError, match="needs secret or hmac_key"):
+        parse_config(f"""
+store: sqlite:///{tmp_path}/fs.db
+sources:
+  - {{name: open, adapter: supply.inbox, port: 0}}
+""", build_plugins())
