@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-erp bench-supply clean
+.PHONY: demo test lint typecheck pytest bench bench-erp bench-delivery bench-supply clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)
 
 bench-erp: $(STAMP)
 	$(BIN)/python bench/erp.py
+
+bench-delivery: $(STAMP)
+	$(BIN)/python bench/delivery.py
 
 bench-supply: $(STAMP)
 	$(BIN)/python bench/supply.py
