@@ -165,3 +165,17 @@ def test_dcsa_retraction_clears_the_retracted_post() -> None:
         "Carrier Maersk withdrew its earlier update on shipment B77 (event e-1)")
     # the memory that makes this work survives a restart (it rides in the checkpoint)
     assert Memory.load(memory.dump()).events["e-1"] == ("shipment B77", _event(dep).id)
+
+
+def test_check_runs_the_po_query_against_the_erp(tmp_path: Path) -> None:
+    from floorstream.adapters.supply.folder import FolderConfig, SupplyFolder
+
+    good = f"sqlite:///{tmp_path}/erp.db"
+    create_erp(good)
+    config = FolderConfig(name="s", adapter="supply.folder", path=str(tmp_path),
+                          erp=ErpConfig(url=good))
+    assert SupplyFolder.check(config) == []
+    wrong = FolderConfig(name="s", adapter="supply.folder", path=str(tmp_path),
+                         erp=ErpConfig(url=good, query="SELECT nope FROM purchase_orders"))
+    (warning,) = SupplyFolder.check(wrong)
+    assert warning.startswith("erp: the PO lookup query failed: OperationalError")

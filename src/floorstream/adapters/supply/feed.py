@@ -27,7 +27,7 @@ from floorstream.adapters.supply.formats.errors import ParseError
 from floorstream.adapters.supply.memory import Memory
 from floorstream.model import Change
 
-__all__ = ["FeedHandler", "Outcome", "SupplyConfig"]
+__all__ = ["FeedHandler", "Outcome", "SupplyConfig", "check_erp"]
 
 
 class SupplyConfig(SourceConfig):
@@ -47,6 +47,21 @@ class SupplyConfig(SourceConfig):
                     "code → [text, kind]")
     remember: int = Field(default=2_000, ge=10,
                           description="shipments whose last ETAs are kept for 'delayed'")
+
+
+def check_erp(config: SourceConfig) -> list[str]:
+    """``floorstream check``: run the PO query once, so a wrong URL or column shows at start."""
+    if not isinstance(config, SupplyConfig) or config.erp is None:
+        return []
+    lookup = ErpLookup(config.erp)
+    try:
+        lookup.order("__floorstream_check__")
+    except Exception as exc:
+        return [f"erp: the PO lookup query failed: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:200]}"]
+    finally:
+        lookup.close()
+    return []
 
 
 @dataclass(frozen=True, slots=True)

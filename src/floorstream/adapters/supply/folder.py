@@ -22,7 +22,7 @@ from pydantic import Field
 
 from floorstream._markers import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig
+from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig, check_erp
 from floorstream.durations import Duration
 from floorstream.registry import Registry
 
@@ -133,6 +133,10 @@ class SupplyFolder(Adapter):
 
         self.handler.handle(emitter, raw, name, ack=lambda: move(done),
                             on_failure=lambda: move(failed))
+
+    @classmethod
+    def check(cls, config: SourceConfig) -> list[str]:
+        return check_erp(config)
 
     def close(self) -> None:
         handler = getattr(self, "handler", None)

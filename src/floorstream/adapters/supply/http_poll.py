@@ -21,7 +21,7 @@ from pydantic import Field
 
 from floorstream._markers import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig
+from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig, check_erp
 from floorstream.durations import Duration
 from floorstream.registry import Registry
 
@@ -97,6 +97,10 @@ class SupplyHttp(Adapter):
         self.handler.handle(emitter, raw, f"{config.name}@{cursor or 'start'}", format="json",
                             allow_empty=True)
         return bool(next_cursor and next_cursor != cursor)
+
+    @classmethod
+    def check(cls, config: SourceConfig) -> list[str]:
+        return check_erp(config)
 
     def close(self) -> None:
         handler = getattr(self, "handler", None)

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from floorstream._markers import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyConfig
+from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyConfig, check_erp
 from floorstream.durations import Duration
 from floorstream.registry import Registry
 
@@ -133,6 +133,10 @@ class SupplyInbox(Adapter):
             if hmac.compare_digest(given.encode(), config.secret.encode()):
                 return True
         return False
+
+    @classmethod
+    def check(cls, config: SourceConfig) -> list[str]:
+        return check_erp(config)
 
     def close(self) -> None:
         handler = getattr(self, "handler", None)
