@@ -124,9 +124,11 @@ class Daemon:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
+        # drain and commit what the adapters queued first, so the outbox already holds the
+        # last posts when delivery stops (what it cannot send now it sends on the next start)
+        self.pipeline.stop(max(1.0, deadline - time.monotonic()))
         for service in reversed(self.extra_services):
             service.stop()
-        self.pipeline.stop(max(1.0, deadline - time.monotonic()))
         self.store.close()
         log.info("daemon_stopped", posts=self.pipeline.committed_posts)
 
