@@ -112,7 +112,10 @@ def _status(e: Event) -> str:
     f = e.fields
     if f.get("estimated"):
         return f"{_who(f)}{_shipment(f)} expected {_day(f.get('eta') or f.get('when'))}"
-    text = f"{_who(f)}{_shipment(f)} {f.get('status', 'status ' + str(f.get('code')))}"
+    status = f.get("status", "status " + str(f.get("code")))
+    if f.get("planned"):
+        status = f"expected to be {status}"
+    text = f"{_who(f)}{_shipment(f)} {status}"
     if f.get("container"):
         text += f", container {f['container']}"
     return text + _place(f)

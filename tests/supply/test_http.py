@@ -186,3 +186,25 @@ store: sqlite:///{tmp_path}/fs.db
 sources:
   - {{name: open, adapter: supply.inbox, port: 0}}
 """, build_plugins())
+
+
+def test_inbox_answers_503_while_the_erp_is_down(tmp_path: Path) -> None:
+    """Posting an ASN without its ERP facts would be wrong: the sender is told to retry."""
+    port = _free_port()
+    config = f"""
+store: sqlite:///{tmp_path}/fs.db
+default_team: everyone
+sources:
+  - name: pushed
+    adapter: supply.inbox
+    port: {port}
+    secret: s3cret
+    erp: {{url: "sqlite:///{tmp_path}/no-such-dir/erp.db"}}
+"""
+    body = (SAMPLES / "x12" / "004060_856_apimeister.edi").read_bytes()
+    with running(config):
+        wait_for(lambda: _reachable(port))
+        status, answer = _post(f"http://127.0.0.1:{port}/inbox", body,
+                               {"X-Floorstream-Secret": "s3cret"})
+    assert (status, answer) == (503, {"error": "temporarily unable to process"})
+    assert all_posts(f"sqlite:///{tmp_path}/fs.db") == []

@@ -141,6 +141,8 @@ class Interpreter:
                 "container": doc.equipment if doc.equipment != doc.shipment else None,
                 "reason": reason.text if reason and reason.kind != "normal" else (
                     None if reason else status.reason)}
+            if doc.references.get("classifier") in ("EST", "PLN") and not status.estimated:
+                fields["planned"] = True  # an estimated load or departure, not a fact yet
             type_, severity = "shipment.status_changed", "info"
             if status.estimated or meaning.kind == "estimate":
                 decided = self._eta(doc.shipment, position, status.when, promised, fields)

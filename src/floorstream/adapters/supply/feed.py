@@ -102,7 +102,8 @@ class FeedHandler:
         except ParseError as exc:
             emitter.quarantine(raw, f"{name}: {exc}", position=f"file:{digest}",
                                context={"file": name, **exc.context()},
-                               ack=on_failure or ack)
+                               ack=on_failure or ack,
+                               checkpoint=self.memory.dump() if self.memory.dirty else None)
             return Outcome(0, error=exc)
         for warning in parsed.warnings:
             self.log.warning("supply_document_warning", file=name, warning=warning)

@@ -116,6 +116,9 @@ class SupplyFolder(Adapter):
             raw = path.read_bytes()
         except FileNotFoundError:
             return  # taken away between scan and read
+        except OSError as exc:  # unreadable (permissions): leave it, say so, try again later
+            self.context.log.error("supply_file_unreadable", file=name, error=str(exc))
+            return
         with lock:
             in_flight.add(name)
 

@@ -88,9 +88,13 @@ class SupplyInbox(Adapter):
                 name = self.headers.get("X-Filename") or "push-" + hashlib.sha256(
                     body).hexdigest()[:16]
                 committed = threading.Event()
-                with lock:
-                    outcome: Outcome = adapter.handler.handle(
-                        emitter, body, name, ack=committed.set)
+                try:
+                    with lock:
+                        outcome: Outcome = adapter.handler.handle(
+                            emitter, body, name, ack=committed.set)
+                except Exception as exc:  # the ERP is down: the sender must retry later
+                    adapter.context.log.error("supply_inbox_failed", file=name, error=repr(exc))
+                    return self._answer(503, {"error": "temporarily unable to process"})
                 stored = committed.wait(config.ack_timeout)
                 if outcome.error is not None:
                     return self._answer(422, {"error": str(outcome.error),
