@@ -11,6 +11,7 @@ from pathlib import Path
 
 from floorstream.daemon import Daemon
 from floorstream.store.store import Store
+
 from .helpers import config, http_server, wait_for
 
 CONFIG = """
