@@ -9,7 +9,9 @@ the test can check that the replay adds no post. Lines that are not JSON are qua
 from __future__ import annotations
 
 import json
+import os
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +21,8 @@ from floorstream import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
 from floorstream.model import Change
 from floorstream.registry import Registry
+
+T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 
 
 class LinesConfig(SourceConfig):
@@ -55,7 +59,8 @@ class LinesAdapter(Adapter):
             subject = str(record.pop("subject", "m1"))
             kind = "event" if "type" in record else "telemetry"
             change = Change(source=config.name, subject=subject, kind=kind,
-                            position=str(number), data=record)
+                            position=str(number), data=record,
+                            occurred_at=T0 + timedelta(seconds=number))  # replay-stable
             for _ in range(config.repeat):
                 emitter.emit(change, ack=ack, checkpoint=str(number + 1))
         stop.wait()  # like a subscription: stay until stopped
@@ -64,8 +69,10 @@ class LinesAdapter(Adapter):
 def _acker(path: Path, value: int) -> Any:
     def ack() -> None:
         current = int(path.read_text() or 0) if path.exists() else 0
-        if value > current:
-            path.write_text(str(value))
+        if value > current:  # atomically: a reader never sees a half-written file
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(str(value))
+            os.replace(tmp, path)
     return ack
 
 

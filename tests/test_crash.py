@@ -63,18 +63,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]
     return posts
 
 
-BROKER_REPLAY = pytest.mark.xfail(strict=False, reason=(
-    "known gap: a source that redelivers changes already committed (MQTT after a kill between "
-    "commit and ack) runs them through detectors whose committed state already includes them; "
-    "a threshold then clears/raises again at new positions. Needs the pipeline to skip the "
-    "last committed batch's positions on replay."))
-
-
 @pytest.mark.parametrize(("resume", "crash"), [
     ("checkpoint", "after-commit:1"), ("checkpoint", "after-commit:3"),
     ("checkpoint", "before-commit:2"), ("checkpoint", "before-commit:4"),
     ("acked", "before-commit:2"), ("acked", "before-commit:4"),
-    pytest.param("acked", "after-commit:3", marks=BROKER_REPLAY),
+    ("acked", "after-commit:1"), ("acked", "after-commit:3"), ("acked", "after-commit:5"),
 ])
 def test_a_killed_pipeline_restarts_with_no_duplicate_and_no_loss(
         tmp_path: Path, reference: list[tuple[str, str]], resume: str, crash: str) -> None:

@@ -29,6 +29,10 @@ __all__ = ["Envelope", "Processor", "SourceRuntime"]
 
 log = structlog.get_logger("floorstream.pipeline")
 
+#: detector-state key (subject "") under which a source's last batch positions are kept
+REPLAY_GUARD = "replay-guard"
+
+
 class StateStore(Protocol):
     """Where persisted detector state is read from (the Store)."""
 
@@ -67,6 +71,10 @@ class SourceRuntime:
     states: dict[tuple[str, str], DetectorState] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
+    #: "subject\x1fposition" of the last batch's changes (see ``replayed``)
+    last: set[str] = field(default_factory=set)
+    #: the committed last batch found at start, until each of its changes came back
+    replay: set[str] | None = None
 
     def state(self, subject: str, key: str) -> DetectorState:
         slot = self.states.get((subject, key))
@@ -80,6 +88,28 @@ class SourceRuntime:
             if slot is None:
                 slot = self.states[(subject, key)] = self._slot(subject, key, None)
         return slot
+
+    def replayed(self, token: str) -> bool:
+        """True for a change the last committed batch already ran through the detectors.
+
+        A source that redelivers what was not acked (MQTT after a kill between commit and
+        ack) sends changes whose effect is already in the committed detector state; running
+        them again would raise or clear at new positions. Only the last batch can be in that
+        state (earlier ones were acked before the next was processed), so its positions are
+        committed with it, as a state row of its own, and skipped when they come again.
+        """
+        if self.replay is None:
+            self.replay = set(self.state("", REPLAY_GUARD).data.get("positions") or ())
+        if token in self.replay:
+            self.replay.discard(token)
+            return True
+        return token in self.last
+
+    def remember(self, tokens: list[str]) -> None:
+        """Record this batch's changes, committed with it, as the next batch's guard (plus
+        what is still expected back from before a restart: a replay may span batches)."""
+        self.last = set(tokens)
+        self.state("", REPLAY_GUARD).replace({"positions": [*(self.replay or ()), *tokens]})
 
     def _slot(self, subject: str, key: str, data: dict[str, Any] | None) -> DetectorState:
         return DetectorState(data, key=(subject, key), sink=self.dirty)
@@ -138,15 +168,24 @@ class Processor:
 
     def process(self, envelopes: Iterable[Envelope]) -> CommitBatch:
         batch = CommitBatch()
+        tokens: dict[str, dict[str, None]] = {}  # per source, in order, without repeats
         for envelope in envelopes:
             if envelope.quarantine is not None:
                 batch.quarantined.append(envelope.quarantine)
             elif envelope.change is not None:
-                self._detect(envelope.change, batch)
+                change = envelope.change
+                token = f"{change.subject}\x1f{change.position}"
+                runtime = self.runtime(change.source)
+                seen = tokens.setdefault(change.source, {})
+                if token not in seen and not runtime.replayed(token):
+                    self._detect(change, batch)
+                seen[token] = None
             elif envelope.event is not None:
                 self._admit(self.runtime(envelope.source), envelope.event, batch)
             if envelope.checkpoint is not None:
                 batch.checkpoints[envelope.source] = envelope.checkpoint
+        for source, seen in tokens.items():
+            self.sources[source].remember(list(seen))
         self._collect_states(batch)
         return batch
 
@@ -276,7 +315,7 @@ class Processor:
             runtime.dirty.clear()
 
     def subjects(self) -> Sequence[str]:
-        return sorted({s for r in self.sources.values() for s, _ in r.states})
+        return sorted({s for r in self.sources.values() for s, _ in r.states if s})
 
 
 def _problem_event(change: Change) -> Event:
