@@ -28,6 +28,9 @@ class AdapterConformance:
     min_changes: ClassVar[int] = 1
     #: seconds to wait for changes
     timeout: ClassVar[float] = 10.0
+    #: True: resuming must never emit a committed position again. False: it may replay an
+    #: unfinished unit (a file, a page) as long as the replayed changes are identical.
+    exact_resume: ClassVar[bool] = True
 
     def prepare_source(self) -> None:
         """Override to fill the source (insert rows, publish messages) before each run."""
@@ -84,6 +87,16 @@ class AdapterConformance:
         replayed = [c.position for c in first.changes] + [c.position for c in second.changes]
         missing = set(positions) - set(replayed)
         assert not missing, f"positions lost across the restart: {sorted(missing)[:5]}"
-        committed_twice = {p for p in (c.position for c in first.changes)
-                           if p in {c.position for c in second.changes}}
-        assert not committed_twice, f"committed positions emitted again: {committed_twice}"
+        # an adapter may replay a unit it had not finished (a file half committed), but only
+        # as an exact copy: same position, same content, so the post ids dedupe the replay
+        before = {c.position: c for c in first.changes}
+        for change in second.changes:
+            earlier = before.get(change.position)
+            if earlier is None:
+                continue
+            if self.exact_resume:
+                raise AssertionError(f"committed position {change.position!r} emitted again")
+            assert (earlier.subject, earlier.kind, earlier.data) == (
+                change.subject, change.kind, change.data), (
+                f"position {change.position!r} was replayed with different content, so its "
+                "post would be made twice under two ids")
