@@ -93,6 +93,8 @@ def _dispatched(e: Event) -> str:
 
 def _delayed(e: Event) -> str:
     f = e.fields
+    if "shipped" in f:  # a late ASN: say what was shipped, when it arrives, how late
+        return _dispatched(e)
     text = f"{_who(f)}{_shipment(f)} delayed"
     if f.get("reason"):
         text += f" — {f['reason']}"

@@ -66,11 +66,29 @@ def erp_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_desadv_late_partial_shipment_and_unknown_line(erp_url: str) -> None:
     posts = _posts(_interpreter(erp_url), DESADV.read_bytes())
     assert [(t, s) for t, s, _ in posts] == [
-        ("shipment.dispatched", "warning"), ("shipment.dispatched", "info"),
+        ("shipment.delayed", "warning"), ("shipment.dispatched", "info"),
         ("asn.mismatch", "warning")]
     assert re.fullmatch(r"PO 4500012 from Acme: shipped 120 of 200 pcs, arriving 2 Dec"
                         r" — 3 days after the promised date", posts[0][2]), posts[0][2]
     assert posts[2][2] == "ASN 0001235 refers to PO 4500012 line 40, which does not exist"
+
+
+def test_on_time_asn_is_dispatched_and_a_late_one_delayed_at_the_same_position(
+        erp_url: str) -> None:
+    """Partial and on time is news for planning (notice), not a delay; the late ASN keeps the
+    dispatch wording, and both sit at the ERP-independent position of the PO in the ASN."""
+    on_time = DESADV.read_bytes().replace(b"DTM+17:20261202", b"DTM+17:20261129")
+    interpreter = _interpreter(erp_url)
+    first = interpreter.changes(parse_any(on_time).documents[0])[0]
+    late = interpreter.changes(parse_any(DESADV.read_bytes()).documents[0])[0]
+    assert (first.data["type"], first.data["severity"]) == ("shipment.dispatched", "notice")
+    assert default_summary(_event(first)) == (
+        "PO 4500012 from Acme: shipped 120 of 200 pcs, arriving 29 Nov — on the promised date")
+    assert (late.data["type"], late.data["severity"]) == ("shipment.delayed", "warning")
+    assert late.position == first.position == "edifact:SUPPLIER1:14:DES0001:1:po:4500012"
+    # without an ERP nothing proves lateness: a dispatch, at that same position
+    plain = _interpreter(None).changes(parse_any(DESADV.read_bytes()).documents[0])[0]
+    assert (plain.data["type"], plain.position) == ("shipment.dispatched", late.position)
 
 
 def test_csv_over_quantity_and_deleted_line(erp_url: str) -> None:
@@ -91,7 +109,7 @@ def test_856_sample_matches_lines_by_vendor_part(erp_url: str) -> None:
     raw = (SAMPLES / "x12" / "004060_856_apimeister.edi").read_bytes()
     posts = _posts(_interpreter(erp_url), raw)
     # LIN01 is a counter (1, 2) in this file; the ERP lines are 10/20: matched by LIN*VP
-    assert posts == [("shipment.dispatched", "warning",
+    assert posts == [("shipment.delayed", "warning",
                       "PO 99999817 from Widget Co: shipped 30 of 34 pcs, sent 6 Dec — "
                       "1 day after the promised date")]
 

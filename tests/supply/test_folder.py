@@ -54,10 +54,16 @@ def test_every_sample_posts_and_is_moved_to_done(tmp_path: Path) -> None:
     inbox.mkdir()
     for path in SAMPLE_FILES:
         _drop(inbox, path)
-    with running(config(tmp_path, inbox)):
+    routes = "routes:\n  - match: {type: shipment.delayed}\n    teams: [purchasing]\n"
+    with running(config(tmp_path, inbox) + routes):
         wait_for(inbox_empty(inbox))
     url = f"sqlite:///{tmp_path}/fs.db"
-    posts = all_posts(url)
+    store = Store.open(url)
+    try:
+        late = list(reversed(store.feed("purchasing")))
+    finally:
+        store.close()
+    posts = all_posts(url) + late
     summaries = [p.summary for p in posts]
     assert sorted(p.name for p in (inbox / "done").iterdir()) == sorted(
         p.name for p in SAMPLE_FILES)
@@ -74,9 +80,14 @@ def test_every_sample_posts_and_is_moved_to_done(tmp_path: Path) -> None:
     by_type: dict[str, int] = {}
     for post in posts:
         by_type[post.type] = by_type.get(post.type, 0) + 1
-    assert by_type == {"shipment.dispatched": 4, "asn.mismatch": 3,
+    # the two late ASNs (DESADV 0001234, the 856 sample) are delays, routed as such
+    assert by_type == {"shipment.dispatched": 2, "shipment.delayed": 2, "asn.mismatch": 3,
                        "shipment.status_changed": 11, "shipment.retracted": 1}
-    assert all(p.teams == ("everyone",) for p in posts)
+    assert [p.type for p in late] == ["shipment.delayed"] * 2
+    assert [p.teams for p in late] == [("purchasing",), ("purchasing",)]
+    assert {p.severity.label for p in late} == {"warning"}
+    assert {p.fields["late_days"] for p in late} == {3, 1}
+    assert all(p.teams == ("everyone",) for p in posts if p.type != "shipment.delayed")
 
 
 def test_same_file_or_same_interchange_twice_posts_once(tmp_path: Path) -> None:

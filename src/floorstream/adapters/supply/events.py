@@ -1,10 +1,10 @@
 """Documents + ERP facts → the changes of kind ``event`` a supply source emits.
 
 The adapter knows what a document means, so it decides the event itself (detectors are for
-raw signals). Event types: ``shipment.dispatched`` (an ASN, severity warning when it will
-arrive after the promised date, notice when partial), ``shipment.status_changed``,
-``shipment.delayed`` (a delay code or reason, or an ETA later than the promised date or the
-previous ETA), ``shipment.delivered``, ``shipment.exception``, ``shipment.retracted`` and
+raw signals). Event types: ``shipment.dispatched`` (an ASN on time, notice when partial),
+``shipment.status_changed``, ``shipment.delayed`` (an ASN arriving or shipped after the
+promised date, a delay code or reason, or an ETA later than the promised date or the previous
+ETA), ``shipment.delivered``, ``shipment.exception``, ``shipment.retracted`` and
 ``asn.mismatch`` (unknown PO or line, quantity over the order).
 
 Positions are ``<document key>:<part>`` where the document key is the interchange sender +
@@ -108,9 +108,13 @@ class Interpreter:
             late = _days(doc.ship_date, promised)
             late = late if late is not None and late > 0 else None
         partial = ordered is not None and erp is not None and shipped < ordered
-        severity = "warning" if late is not None and late > 0 else (
-            "notice" if partial else "info")
-        out.insert(0, self._change(subject, base, "shipment.dispatched", severity, {
+        # a late ASN *is* the delay news, so it carries the type routes listen to; the position
+        # stays ERP-independent (the type is part of the event id, see docs/supply.md)
+        if late is not None and late > 0:
+            type_, severity = "shipment.delayed", "warning"
+        else:
+            type_, severity = "shipment.dispatched", "notice" if partial else "info"
+        out.insert(0, self._change(subject, base, type_, severity, {
             **common, "supplier": (erp.supplier if erp else None) or doc.supplier,
             "shipped": shipped, "ordered": ordered if erp else None, "unit": unit,
             "ship_date": _iso(doc.ship_date), "eta": _iso(arriving),
