@@ -57,7 +57,12 @@ class PipelineSettings(_Strict):
     queue_size: int = Field(default=10_000, ge=1, description="changes buffered before "
                                                                "adapters are made to wait")
     batch_max: int = Field(default=1_000, ge=1, description="changes per commit at most")
-    batch_wait_ms: float = Field(default=5.0, ge=0, description="wait this long to fill a batch")
+    batch_wait_ms: float = Field(
+        default=0.0, ge=0,
+        description="0: commit what is queued as soon as the last commit ended (group commit; "
+                    "what arrives during a commit forms the next batch); >0: wait this long to "
+                    "fill a batch. Waiting stalls MQTT QoS 1, whose broker sends only ~20 "
+                    "unacked messages at a time")
     tick_s: float = Field(default=1.0, gt=0, description="how often timers (silence) run")
 
 
