@@ -6,10 +6,17 @@ When the response names a next cursor (``cursor_field``, a dotted path in the bo
 back as the ``cursor_param`` query parameter and pages are drained back to back. Cursor and
 validators are stored in the source's checkpoint together with the page's posts, so a crash
 re-fetches the last uncommitted page and its event ids (the carrier's own ids) dedupe it.
+
+A page already handled — same request cursor, same ``ETag`` and same body — is not handled
+again. That matters for a broken page from a server without validators: it is quarantined once,
+and later polls of the same broken answer pass silently until the carrier fixes or extends it
+(then the body differs and is read). The page key rides in the checkpoint with the page's
+posts or quarantine entry, so a restart does not quarantine it again either.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import urllib.error
@@ -87,15 +94,26 @@ class SupplyHttp(Adapter):
             if exc.code == 304:
                 return False
             raise
+        page = "|".join((cursor or "", etag or "", hashlib.sha256(raw).hexdigest()))
+        if state.get("page") == page:
+            self.context.log.debug("supply_http_page_unchanged", url=url)
+            return False  # handled already (posted or quarantined): nothing new to say
         next_cursor = _cursor(raw, config.cursor_field)
-        new_state = {"cursor": next_cursor or cursor, "etag": etag, "last_modified": modified}
+        new_state = {"cursor": next_cursor or cursor, "etag": etag, "last_modified": modified,
+                     "page": page}
         if next_cursor and next_cursor != cursor:
             new_state.update(etag=None, last_modified=None)  # validators belong to a page
+        previous = dict(state)
         state.clear()
         state.update({k: v for k, v in new_state.items() if v})
         self.handler.memory.dirty = True
-        self.handler.handle(emitter, raw, f"{config.name}@{cursor or 'start'}", format="json",
-                            allow_empty=True)
+        try:
+            self.handler.handle(emitter, raw, f"{config.name}@{cursor or 'start'}",
+                                format="json", allow_empty=True)
+        except BaseException:  # not handled (ERP down…): this page must be fetched again
+            state.clear()
+            state.update(previous)
+            raise
         return bool(next_cursor and next_cursor != cursor)
 
     @classmethod
