@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -99,14 +99,16 @@ class Recorder:
                 self.at.setdefault(token, now)
 
 
-def writer(rows: int, rate: int, seconds: float, committed: dict[str, float],
-           stop: threading.Event) -> None:
+def writer(rows: int, rate: int, seconds: float, out: str) -> None:
+    """The ERP's writes, in a process of its own (as the ERP is): in the daemon's process its
+    500 commits/s took the GIL from the adapter and capped the rate near 400/s."""
+    committed: dict[str, float] = {}
     engine = create_engine(URL)
     interval = 1.0 / rate
     start = time.monotonic()
     n = 0
     with engine.connect() as conn:
-        while time.monotonic() - start < seconds and not stop.is_set():
+        while time.monotonic() - start < seconds:
             due = start + n * interval
             delay = due - time.monotonic()
             if delay > 0:
@@ -120,6 +122,7 @@ def writer(rows: int, rate: int, seconds: float, committed: dict[str, float],
             committed[token] = time.time()
             n += 1
     engine.dispose()
+    Path(out).write_text(json.dumps(committed))
 
 
 def run_mode(rows: int, mode: str, notify: bool, seconds: float, rate: int) -> dict[str, Any]:
@@ -146,10 +149,13 @@ def run_mode(rows: int, mode: str, notify: bool, seconds: float, rate: int) -> d
     store.close()
     daemon = Daemon(config, plugins)
     daemon.start()
-    committed: dict[str, float] = {}
-    stop = threading.Event()
     time.sleep(1.0)
-    writer(rows, rate, seconds, committed, stop)
+    out = tmp / "committed.json"
+    process = multiprocessing.get_context("spawn").Process(
+        target=writer, args=(rows, rate, seconds, str(out)))
+    process.start()
+    process.join()
+    committed: dict[str, float] = json.loads(out.read_text())
     deadline = time.time() + 5
     while time.time() < deadline and len(recorder.at) < len(committed):
         time.sleep(0.1)

@@ -41,6 +41,9 @@ class StateStore(Protocol):
 
     def subject_states(self, source: str, subject: str) -> dict[str, dict[str, Any]]: ...
 
+    def subjects_states(self, source: str, subjects: Collection[str]
+                        ) -> dict[str, dict[str, dict[str, Any]]]: ...
+
 
 @dataclass(slots=True)
 class Envelope:
@@ -76,6 +79,10 @@ class SourceRuntime:
     #: the committed last batch found at start, until each of its changes came back
     replay: set[str] | None = None
 
+    def __post_init__(self) -> None:
+        #: (detector, plugin, state key): keys are fixed per detector, looked up once
+        self.keyed = [(d, plugin, d.key) for d, plugin in self.detectors]
+
     def state(self, subject: str, key: str) -> DetectorState:
         slot = self.states.get((subject, key))
         if slot is None:
@@ -88,6 +95,20 @@ class SourceRuntime:
             if slot is None:
                 slot = self.states[(subject, key)] = self._slot(subject, key, None)
         return slot
+
+    def prefetch(self, subjects: Collection[str]) -> None:
+        """Load the states of a batch's new subjects in one query instead of one each: a
+        poll of 500 ERP rows otherwise spent most of its pipeline time on 500 SELECTs."""
+        if self.store is None:
+            return
+        wanted = [s for s in subjects if s not in self.loaded]
+        if len(wanted) < 2:
+            return
+        self.loaded.update(wanted)
+        for subject, states in self.store.subjects_states(self.name, wanted).items():
+            for stored_key, data in states.items():
+                self.states.setdefault((subject, stored_key), self._slot(subject, stored_key,
+                                                                         data))
 
     def replayed(self, token: str) -> bool:
         """True for a change the last committed batch already ran through the detectors.
@@ -169,6 +190,13 @@ class Processor:
     def process(self, envelopes: Iterable[Envelope]) -> CommitBatch:
         batch = CommitBatch()
         tokens: dict[str, dict[str, None]] = {}  # per source, in order, without repeats
+        envelopes = list(envelopes)
+        subjects: dict[str, dict[str, None]] = {}
+        for envelope in envelopes:
+            if envelope.change is not None:
+                subjects.setdefault(envelope.source, {})[envelope.change.subject] = None
+        for source, names in subjects.items():
+            self.runtime(source).prefetch(names)
         for envelope in envelopes:
             if envelope.quarantine is not None:
                 batch.quarantined.append(envelope.quarantine)
@@ -228,9 +256,10 @@ class Processor:
             return
         found: list[Event] = []
         subject = change.subject
-        for detector, plugin in runtime.detectors:
+        states = runtime.states
+        for detector, plugin, key in runtime.keyed:
             # outside the try: a store error while loading state is not the change's fault
-            state = runtime.state(subject, detector.key)
+            state = states.get((subject, key)) or runtime.state(subject, key)
             try:
                 found.extend(detector.on_change(change, state))
             except Exception as exc:

@@ -193,6 +193,20 @@ class Store:
                                 .where(t.c.source == source, t.c.subject == subject))
             return {detector: state for detector, state in rows}
 
+    def subjects_states(self, source: str, subjects: Collection[str]
+                        ) -> dict[str, dict[str, dict[str, Any]]]:
+        """subject → detector key → state for many subjects of one source (chunked IN)."""
+        t = schema.detector_state
+        names = list(subjects)
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(names), 500):
+                rows = conn.execute(select(t.c.subject, t.c.detector, t.c.state).where(
+                    t.c.source == source, t.c.subject.in_(names[start:start + 500])))
+                for subject, detector, state in rows:
+                    found.setdefault(subject, {})[detector] = state
+        return found
+
     # -- reads for people -------------------------------------------------------------------
 
     def feed(self, team: str, *, limit: int = 50, since: datetime | None = None,

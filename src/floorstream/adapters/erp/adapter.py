@@ -111,10 +111,14 @@ class ErpTableAdapter(Adapter):
             for name in todo:
                 if stop.is_set():
                     break
+                started = time.monotonic()
                 for attempt in retrying:
                     with attempt:
                         self._poll(tables[name], engine, publisher)
-                due[name] = time.monotonic() + (tables[name].interval or self.cfg.interval)
+                # the next poll is due an interval after this one started, not after it
+                # ended: otherwise every poll's own duration adds to the worst-case latency
+                interval = tables[name].interval or self.cfg.interval
+                due[name] = max(started + interval, time.monotonic() + interval / 10)
             while not stop.is_set() and not wake.is_set():
                 remaining = min(due.values()) - time.monotonic()
                 if remaining <= 0:
@@ -136,10 +140,11 @@ class ErpTableAdapter(Adapter):
         try:
             watcher = self._watcher(cfg, engine)
             rows = watcher.poll(engine)
-            emitted = publisher.publish(cfg, self._timed(name, watcher, rows))
+            publisher.publish(cfg, self._timed(name, watcher, rows))
             position = json.dumps(watcher.position, separators=(",", ":"))
-            if not emitted and self.sent.get(name) != position:
-                publisher.mark(name, watcher.position)  # e.g. the audit log's baseline
+            if self.sent.get(name) != position:
+                # e.g. the audit log's baseline, or a cursor window re-read without news
+                publisher.mark(name, watcher.position)
         except SchemaProblem as exc:
             self._pause(cfg, str(exc))
         except DBAPIError:
@@ -222,6 +227,8 @@ class ErpTableAdapter(Adapter):
 
     def _checkpoint(self, table: str, position: Any) -> str:
         self.sent[table] = json.dumps(position, separators=(",", ":"))
+        if len(self.sent) == 1:  # the common case, once per emitted row: no sorting, no loop
+            return '{"v":1,"tables":{' + json.dumps(table) + ":" + self.sent[table] + "}}"
         parts = ",".join(f"{json.dumps(t)}:{p}" for t, p in sorted(self.sent.items()))
         return '{"v":1,"tables":{' + parts + "}}"
 

@@ -1,9 +1,10 @@
 """``mode: cursor``: follow a monotonic column with the key as tie-breaker.
 
 Rows are read in ``(cursor, key)`` order, ``batch`` at a time, so a thousand rows with the same
-``write_date`` are paged through without loss. Each poll starts ``overlap`` behind the highest
-cursor seen: a transaction that committed late with an older timestamp is still found there,
-and rows already seen with the same content (hash) are skipped. After a restart the in-memory
+``write_date`` are paged through without loss. Each poll first reads the rows past the last
+position (the latency-critical part), then re-reads ``overlap`` behind it: a transaction that
+committed late with an older timestamp is still found there, and rows already seen with the
+same content (hash) are skipped. After a restart the in-memory
 hashes are gone; the overlap rows are emitted again, and the ``field_change`` detector, which
 keeps the last tracked values as state, finds nothing changed, so nothing is posted twice.
 """
@@ -14,7 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, and_, column, or_, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    and_,
+    column,
+    literal,
+    or_,
+    select,
+    table,
+    tuple_,
+)
 
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.publish import NO_GROUP, RowChange, SubjectMaker
@@ -36,40 +48,70 @@ class CursorWatcher:
         state = saved if isinstance(saved, dict) else {}
         self.last_c: Any = decode(state.get("c"))
         self.last_k: Any = decode(state.get("k"))
+        #: the cursor whose overlap window is still to be re-read (set while new rows are
+        #: handed over before the window is): a restart re-reads from there, not from last_c
+        self.window: Any = decode(state["w"]) if "w" in state else None
         self.seen: dict[str, tuple[Any, str]] = {}
         self.last_query_s = 0.0
 
     @property
     def position(self) -> dict[str, Any]:
-        return {"c": encode(self.last_c), "k": encode(self.last_k)}
+        at = {"c": encode(self.last_c), "k": encode(self.last_k)}
+        if self.window is not None:
+            at["w"] = encode(self.window)
+        return at
 
     def poll(self, engine: Engine) -> Iterator[RowChange]:
+        """New rows first, then the overlap window behind the old position.
+
+        The rows past ``(last_cursor, last_key)`` are what carries the latency, so they are
+        read (an index range scan on ``(cursor, key)``) and handed over before the window
+        is re-read for late commits. Until the window is done the checkpoint keeps its old
+        edge (``w``), so a crash in between still re-reads it after the restart.
+        """
         cfg = self.config
         names = self.columns()
         src = table(cfg.table, *(column(n) for n in names))
         cur, key = src.c[self.cursor], src.c[cfg.key]
         base = select(*src.c).order_by(cur, key).limit(cfg.batch)
-        first = not self.initialized
-        kind = ("row.baseline" if cfg.initial == "baseline" else "row.created") if first \
-            else "row.upserted"
-        low = shift(self.last_c, cfg.overlap) if self.last_c is not None else None
-        stmt = base if low is None else base.where(cur >= low)
+        kind = "row.upserted"
+        if not self.initialized:
+            kind = "row.baseline" if cfg.initial == "baseline" else "row.created"
+        self.last_query_s = 0.0
+        if self.last_c is None:
+            yield from self._pages(engine, base, base, cur, key, kind)
+        else:
+            edge_c, edge_k = self.last_c, self.last_k
+            if self.window is None:
+                self.window = edge_c
+            after = _after(engine, cur, key, edge_c, edge_k)
+            yield from self._pages(engine, base.where(after), base, cur, key, kind)
+            low = shift(self.window, cfg.overlap)
+            upto = _not_after(engine, cur, key, edge_c, edge_k)
+            yield from self._pages(engine, base.where(cur >= low, upto), base.where(upto),
+                                   cur, key, kind)
+            self.window = None  # the adapter commits this final position with a mark
+        self.initialized = True
+        self._prune()
+
+    def _pages(self, engine: Engine, stmt: Select[Any], rest: Select[Any], cur: Any,
+               key: Any, kind: str) -> Iterator[RowChange]:
+        """``stmt``, then ``rest`` past the last row read, a batch at a time."""
+        cfg = self.config
         while True:
             started = time.perf_counter()
             with engine.connect() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(stmt)]
-                self.last_query_s = time.perf_counter() - started
+                rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
+                self.last_query_s += time.perf_counter() - started
                 fresh = [(r, h) for r in rows if (h := self._digest(r))]
                 shown = self.humanizer.rows(conn, [r for r, _ in fresh]) if fresh else []
             for (raw, digest), data in zip(fresh, shown, strict=True):
                 self._advance(raw[self.cursor], raw[cfg.key])
                 yield self._change(raw, data, digest, kind)
             if len(rows) < cfg.batch:
-                break
-            c, k = rows[-1][self.cursor], rows[-1][cfg.key]
-            stmt = base.where(and_(cur >= c, or_(cur > c, key > k)))
-        self.initialized = True
-        self._prune()
+                return
+            stmt = rest.where(_after(engine, cur, key, rows[-1][self.cursor],
+                                     rows[-1][cfg.key]))
 
     def _digest(self, row: dict[str, Any]) -> str:
         """The row's content hash, or "" when this content was already emitted."""
@@ -103,3 +145,21 @@ class CursorWatcher:
             occurred_at=as_utc(c), group=c if self.cursor != cfg.key else NO_GROUP,
             after=self.position, subject=self.subject(k, data))
 
+
+
+def _row_values(engine: Engine) -> bool:
+    """Whether ``(a, b) > (x, y)`` is a plain index range scan here (PostgreSQL, SQLite);
+    MySQL/MariaDB get the equivalent ``a >= x AND (a > x OR b > y)``."""
+    return engine.dialect.name in ("postgresql", "sqlite")
+
+
+def _after(engine: Engine, cur: Any, key: Any, c: Any, k: Any) -> ColumnElement[bool]:
+    if _row_values(engine):
+        return tuple_(cur, key) > tuple_(literal(c), literal(k))
+    return and_(cur >= c, or_(cur > c, key > k))
+
+
+def _not_after(engine: Engine, cur: Any, key: Any, c: Any, k: Any) -> ColumnElement[bool]:
+    if _row_values(engine):
+        return tuple_(cur, key) <= tuple_(literal(c), literal(k))
+    return and_(cur <= c, or_(cur < c, key <= k))

@@ -49,7 +49,7 @@ class SnapshotWatcher:
         first = not self.initialized
         while True:
             with engine.connect() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(stmt)]
+                rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
                 changed = []
                 for row in rows:
                     skey = str(plain(row[cfg.key]))
