@@ -7,14 +7,22 @@ read; with ``marker: .ok`` a file waits for its ``<name>.ok`` companion. A file 
 ``done/`` (parsed) or ``failed/`` (quarantined) only in the ack, i.e. after its posts are
 committed; after a crash the files still in the inbox are read again and their deterministic
 event ids make the replay post nothing twice.
+
+The ack moves *the file that was read*, not whatever carries its name by then: a partner may
+re-send ``asn.edi`` while the first ``asn.edi`` is still waiting for its commit. The read
+remembers the file's identity (device, inode, size, mtime, ctime and SHA-256 of the bytes); at
+ack time a file that no longer matches is left in the inbox for the next scan, and the bytes
+that were read are written to ``done/`` instead, so ``done/`` still holds every file handled.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -113,7 +121,9 @@ class SupplyFolder(Adapter):
         assert isinstance(config, FolderConfig)
         path = inbox / name
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as handle:
+                raw = handle.read()
+                identity = _Identity.of(os.fstat(handle.fileno()), raw)
         except FileNotFoundError:
             return  # taken away between scan and read
         except OSError as exc:  # unreadable (permissions): leave it, say so, try again later
@@ -121,16 +131,20 @@ class SupplyFolder(Adapter):
             return
         with lock:
             in_flight.add(name)
+        log = self.context.log
 
         def move(target: Path) -> None:
             try:
-                _move(path, target / name)
-                if config.marker:
-                    companion = inbox / (name + config.marker)
-                    if companion.exists():
-                        _move(companion, target / companion.name)
+                if _move_if_same(path, identity, target / name):
+                    if config.marker:
+                        companion = inbox / (name + config.marker)
+                        if companion.exists():
+                            _move(companion, target / companion.name)
+                else:  # re-sent under the same name meanwhile: the new copy waits its turn
+                    kept = _write_new(target / name, raw)
+                    log.info("supply_file_replaced_before_commit", file=name, kept=kept.name)
             except OSError as exc:
-                self.context.log.error("supply_file_move_failed", file=name, error=str(exc))
+                log.error("supply_file_move_failed", file=name, error=str(exc))
             with lock:
                 in_flight.discard(name)
 
@@ -147,13 +161,80 @@ class SupplyFolder(Adapter):
             handler.close()
 
 
-def _move(source: Path, target: Path) -> None:
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What makes a file *this* file: a re-sent copy differs in inode, times or bytes."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, stat: os.stat_result, raw: bytes) -> _Identity:
+        return cls(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+                   hashlib.sha256(raw).hexdigest())
+
+    def same_stat(self, stat: os.stat_result) -> bool:
+        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) == (
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
+
+
+def _move_if_same(path: Path, identity: _Identity, target: Path) -> bool:
+    """Move ``path`` to ``target`` (unique name) if it is still the file read; False if not.
+
+    Checked twice: before the move (stat and bytes), and after it (inode), in case a sender
+    renamed a new copy in during the microseconds between check and move; then the new copy is
+    put back into the inbox (under a twin name if its own is taken again) to be read.
+    """
+    try:
+        with open(path, "rb") as handle:
+            if not identity.same_stat(os.fstat(handle.fileno())):
+                return False
+            if hashlib.sha256(handle.read()).hexdigest() != identity.sha256:
+                return False
+    except FileNotFoundError:
+        return False
+    moved = _move(path, target)
+    if os.stat(moved).st_ino == identity.ino:
+        return True
+    while True:  # never over a third copy that arrived meanwhile: then under a twin name
+        try:
+            os.link(moved, _free(path))
+            break
+        except FileExistsError:
+            continue
+    os.unlink(moved)
+    return False
+
+
+def _move(source: Path, target: Path) -> Path:
     """Move without overwriting: a re-sent file with the same name gets a numbered twin."""
+    candidate = _free(target)
+    os.replace(source, candidate)
+    return candidate
+
+
+def _write_new(target: Path, raw: bytes) -> Path:
+    """Write ``raw`` under a free variant of ``target`` (exclusive create: never overwrite)."""
+    while True:
+        candidate = _free(target)
+        try:
+            with open(candidate, "xb") as handle:
+                handle.write(raw)
+            return candidate
+        except FileExistsError:
+            continue
+
+
+def _free(target: Path) -> Path:
     candidate, number = target, 1
     while candidate.exists():
         candidate = target.with_name(f"{target.name}.{number}")
         number += 1
-    os.replace(source, candidate)
+    return candidate
 
 
 @hookimpl
