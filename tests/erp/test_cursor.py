@@ -85,8 +85,9 @@ def test_mass_update_is_one_summary_and_keeps_the_baseline(sqlite_url: str,
         for i in range(2, 1301):
             conn.execute(text(
                 "INSERT INTO production_order (id, name, product_id, product_qty, state, "
-                f"create_date, write_date) VALUES (:i, :n, 1, 1, 'confirmed', {now_sql(erp)}, "
-                f"{now_sql(erp)})"), {"i": i, "n": f"WH/MO/{i:05d}"})
+                f"create_date, write_date) VALUES (:i, :n, 1, 1, :s, {now_sql(erp)}, "
+                f"{now_sql(erp)})"),
+                {"i": i, "n": f"WH/MO/{i:05d}", "s": "confirmed" if i <= 1001 else "draft"})
     run = Run(tmp_path, sqlite_url, CURSOR.replace("batch: 7", "batch: 500") +
               "        mass_update: 1000\n")
     run.start()
@@ -96,9 +97,14 @@ def test_mass_update_is_one_summary_and_keeps_the_baseline(sqlite_url: str,
             conn.execute(text(f"UPDATE production_order SET state = 'done', "
                               f"write_date = {now_sql(erp)}"))
         found = run.wait_for(lambda s: len(s) >= 1)
-        # cursor mode cannot know the old values: the summary gives the new ones
-        assert found == ["production_order: 1,300 rows changed at once (status → Done ×1,300; "
-                         "product id → M8 bolt ×1,300)"]
+        # the old values come from the detector state (the baseline): only what changed is
+        # listed, with before → after; the product, untouched, is not
+        assert found == ["production_order: 1,300 rows changed at once (status Confirmed → "
+                         "Done ×1,001; status Draft → Done ×299)"]
+        fields = run.posts()[0].fields
+        assert fields["count"] == 1300
+        assert [(c["field"], c["before"], c["after"], c["count"]) for c in fields["changes"]] \
+            == [("state", "Confirmed", "Done", 1001), ("state", "Draft", "Done", 299)]
         update(erp, 7, state="progress")  # the mass update's values are the new baseline
         found = run.wait_for(lambda s: len(s) >= 2)
         assert found[1] == "WH/MO/00007: status Done → In progress"

@@ -8,6 +8,7 @@ can treat "price changed" differently from "state changed".
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -50,6 +51,8 @@ class FieldChange(Detector):
         self.opts = options
         self.severity = Severity.parse(options.severity)
         self.field_severity = {k: Severity.parse(v) for k, v in options.field_severity.items()}
+        #: mass-update run → (field, before, after) → rows, until the run's summary comes
+        self._mass: dict[str, Counter[tuple[str, Any, Any]]] = {}
 
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         tracked = self.opts.fields
@@ -58,9 +61,15 @@ class FieldChange(Detector):
         if change.kind == "row.baseline_deleted":  # deleted by a mass update: no post
             state.replace({"deleted": True})
             return []
+        if change.kind == "row.mass_update":
+            return self._mass_summary(change)
         current = {name: _plain(lookup(change.data, name)) for name in tracked}
         if change.kind == "row.baseline":  # first start or mass update: remember, don't post
-            state.replace({"values": current})
+            run = change.attrs.get("mass_run")
+            if run is None:
+                state.replace({"values": current})
+            else:
+                self._mass_row(change, state, run, current)
             return []
         if change.kind == "row.deleted":
             # what the record held: the source's before image, else the last values seen
@@ -98,3 +107,43 @@ class FieldChange(Detector):
                                      self.field_severity.get(name, self.severity), fields,
                                      position=f"{change.position}#{self.key}:{name}"))
         return events
+
+    # -- mass updates (erp.table): one summary of what really changed ------------------------
+
+    def _mass_row(self, change: Change, state: DetectorState, run: str,
+                  current: dict[str, Any]) -> None:
+        """Count one row of a mass update against what it held before: the source's before
+        image, else the last values seen. A replayed row (its state already written by this
+        very change before a restart) uses the before kept with that state, so a replay
+        counts the same."""
+        if change.before is not None:
+            previous: dict[str, Any] | None = {
+                n: _plain(lookup(change.before, n)) for n in self.opts.fields}
+        elif state.data.get("at") == change.position:
+            previous = state.data.get("prev")
+        else:
+            previous = state.data.get("values")
+        counts = self._mass.get(run)
+        if counts is None:
+            while len(self._mass) >= 16:  # runs whose summary never came (a crash)
+                self._mass.pop(next(iter(self._mass)))
+            counts = self._mass[run] = Counter()
+        for name, after in current.items():
+            if name not in change.data:
+                continue  # a field of another table of the source
+            before = None if previous is None else previous.get(name)
+            if before == after and (previous is not None or after is None):
+                continue
+            if len(counts) < 10_000 or (name, before, after) in counts:
+                counts[(name, before, after)] += 1
+        state.replace({"values": current, "at": change.position, "prev": previous})
+
+    def _mass_summary(self, change: Change) -> list[Event]:
+        counts = self._mass.pop(str(change.data.get("run")), Counter())
+        top = [{"field": name, "label": self.opts.labels.get(name, name.replace("_", " ")),
+                "before": before, "after": after, "count": n}
+               for (name, before, after), n in counts.most_common(5)]
+        fields = {"table": change.data.get("table"), "count": change.data.get("count"),
+                  "kinds": change.data.get("kinds"), "changes": top}
+        return [self.event(change, "record.mass_update", Severity.NOTICE, fields,
+                           position=f"{change.position}#{self.key}:mass")]

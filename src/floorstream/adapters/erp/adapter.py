@@ -88,7 +88,9 @@ class ErpTableAdapter(Adapter):
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         self.engine = engine = make_engine(self.cfg)
-        publisher = Publisher(self.cfg.name, emitter, dict(self.cfg.attrs), self._checkpoint)
+        publisher = Publisher(
+            self.cfg.name, emitter, dict(self.cfg.attrs), self._checkpoint,
+            detector_summary=any(spec.name == "field_change" for spec in self.cfg.detect))
         self.emitter = emitter
         wake = threading.Event()
         if self.cfg.notify and engine.dialect.name == "postgresql":

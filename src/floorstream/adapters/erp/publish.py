@@ -3,7 +3,9 @@
 A run of changes sharing one statement marker (the same ``write_date`` from one UPDATE, the
 same audit transaction) that reaches ``mass_update`` rows becomes one ``record.mass_update``
 event. Its rows are still emitted, as ``row.baseline`` changes: the ``field_change`` detector
-records their new values silently, so the next single-row edit shows the right "before".
+records their new values silently, so the next single-row edit shows the right "before", and
+counts what each row really changed against its state (the ``row.mass_update`` change that
+ends the run asks it for the summary), so unchanged columns are not listed.
 Memory stays bounded: at most ``mass_update`` rows are held back while a run is undecided.
 
 Checkpoints travel with the changes: each emitted change carries the source's checkpoint as
@@ -73,11 +75,15 @@ class Publisher:
     """Emits one table's row changes for a source whose checkpoint covers all its tables."""
 
     def __init__(self, source: str, emitter: Emitter, attrs: dict[str, str],
-                 checkpoint: Callable[[str, Any], str]) -> None:
+                 checkpoint: Callable[[str, Any], str], *, detector_summary: bool = False
+                 ) -> None:
         self.source = source
         self.emitter = emitter
         self.attrs = attrs
         self.checkpoint = checkpoint
+        #: a ``field_change`` detector sums up mass updates: it knows each row's last values
+        #: (its state), so the summary lists only what changed, with before → after
+        self.detector_summary = detector_summary
 
     def publish(self, config: TableConfig, changes: Iterable[RowChange]) -> int:
         """Emit the changes in order; returns how many changes (rows) were emitted."""
@@ -90,7 +96,8 @@ class Publisher:
             if massed is not None:
                 if change.group is massed.group or change.group == massed.group:
                     massed.add(change)
-                    self._emit(change, _silent(change), with_checkpoint=False)
+                    self._emit(change, _silent(change), with_checkpoint=False,
+                               run=massed.first_position)
                     continue
                 self._summary(config, massed)
                 massed = None
@@ -104,7 +111,8 @@ class Publisher:
                     massed = _MassRun(config, run[0].group, run[0].position)
                     for held in run:
                         massed.add(held)
-                        self._emit(held, _silent(held), with_checkpoint=False)
+                        self._emit(held, _silent(held), with_checkpoint=False,
+                                   run=massed.first_position)
                     run = []
             else:
                 self._emit(change)
@@ -123,11 +131,13 @@ class Publisher:
         self.emitter.emit(change, checkpoint=self.checkpoint(table, position))
 
     def _emit(self, row: RowChange, kind: str | None = None, *,
-              with_checkpoint: bool = True) -> None:
+              with_checkpoint: bool = True, run: str | None = None) -> None:
+        attrs = {**self.attrs, **row.attrs, "table": row.table}
+        if run is not None:
+            attrs["mass_run"] = run  # field_change counts the row into the run's summary
         change = Change(source=self.source, subject=row.subject, kind=kind or row.kind,
                         position=row.position, occurred_at=row.occurred_at, data=row.data,
-                        before=row.before, attrs={**self.attrs, **row.attrs,
-                                                  "table": row.table})
+                        before=row.before, attrs=attrs)
         checkpoint = (self.checkpoint(row.table, row.after)
                       if with_checkpoint and row.after is not None else None)
         self.emitter.emit(change, checkpoint=checkpoint)
@@ -136,12 +146,19 @@ class Publisher:
         last = run.last
         assert last is not None
         fields = run.fields(config)
-        change = Change(
-            source=self.source, subject=config.table, kind="event",
-            position=f"{config.table}:mass:{run.first_position}",
-            occurred_at=last.occurred_at,
-            data={"type": "record.mass_update", "severity": "notice", "fields": fields},
-            attrs={**self.attrs, "table": config.table})
+        position = f"{config.table}:mass:{run.first_position}"
+        attrs = {**self.attrs, "table": config.table}
+        if self.detector_summary:
+            change = Change(
+                source=self.source, subject=config.table, kind="row.mass_update",
+                position=position, occurred_at=last.occurred_at, attrs=attrs,
+                data={"run": run.first_position, "table": config.table, "count": run.count,
+                      "kinds": dict(run.kinds)})
+        else:  # no field_change detector: only the source's before images are known
+            change = Change(
+                source=self.source, subject=config.table, kind="event", position=position,
+                occurred_at=last.occurred_at, attrs=attrs,
+                data={"type": "record.mass_update", "severity": "notice", "fields": fields})
         checkpoint = None if last.after is None else self.checkpoint(config.table, last.after)
         self.emitter.emit(change, checkpoint=checkpoint)
 
