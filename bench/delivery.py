@@ -1,23 +1,45 @@
-"""Delivery throughput: 10,000 posts through the outbox to a local webhook server.
+"""Delivery throughput and latency: posts through the outbox to a local webhook receiver.
 
-Posts are committed in batches of 100 (as the pipeline would) while the delivery service runs;
-the server records when each post arrives. Prints deliveries/s and the commit → delivery time
-(p50, p99, max). ``--store`` picks the database (SQLite file by default), ``--teams`` how many
-lanes run in parallel, ``--workers`` threads per sink.
+Two phases per run, each on a fresh store:
 
-    .venv/bin/python bench/delivery.py [--posts 10000] [--teams 4] [--workers 4]
+- **burst**: ``--posts`` (10,000) posts committed in batches of 100 as fast as the store takes
+  them while the delivery service runs; deliveries/s = posts / (first commit → last arrival).
+  Commit → delivery times here include the backlog when commits outrun delivery.
+- **paced**: ``--paced-rate`` posts/s (default 1,000) for ``--paced-seconds`` in batches of 10
+  every 10 ms, the shape of a busy plant: the latency an unsaturated daemon adds.
+
+The receiver runs in its **own process** (a minimal asyncio HTTP/1.1 server with keep-alive), as
+a chat service would: its CPU does not compete with the daemon's threads for the GIL. It stamps
+each arrival with ``CLOCK_MONOTONIC`` (``time.monotonic``, system-wide on Linux, so comparable
+with the commit stamps of this process), and checks what the outbox promises: every post once
+(``duplicates``) and each team's posts in commit order (``out of order``).
+
+    .venv/bin/python bench/delivery.py [--store sqlite|postgres|mysql|URL] [--posts 10000]
+        [--teams 4] [--workers 4] [--batch 100] [--paced-rate 1000] [--paced-seconds 5]
+
+``postgres`` / ``mysql`` create a throwaway database on the local server (the test URLs) and
+drop it afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from floorstream.config import parse_config
 from floorstream.delivery.outbox import Outbox
@@ -26,90 +48,202 @@ from floorstream.model import Post, Severity, event_id, utcnow
 from floorstream.plugins import build_plugins
 from floorstream.store.store import CommitBatch, Store
 
-ARRIVED: dict[str, float] = {}
-LOCK = threading.Lock()
+PG = os.environ.get("FLOORSTREAM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL = os.environ.get("FLOORSTREAM_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+# -- the receiver (``python bench/delivery.py --serve``, a separate process) -------------------
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        post_id = json.loads(body)["id"].rsplit(":", 1)[1]
-        with LOCK:
-            ARRIVED[post_id] = time.perf_counter()
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+class Receiver(asyncio.Protocol):
+    """Just enough HTTP/1.1: POST with Content-Length, keep-alive, GET /stats."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    arrivals: list[tuple[str, str, float]] = []  # (team, post id, monotonic)
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end].decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            body, self.buffer = self.buffer[head_end + 4:end], self.buffer[end:]
+            if head.startswith("GET /stats"):
+                payload = json.dumps(self.arrivals).encode()
+            else:
+                data_ = json.loads(body)
+                self.arrivals.append((data_["floorstream:team"],
+                                      data_["id"].rsplit(":", 1)[1], time.monotonic()))
+                payload = b"{}"
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
+
+
+def serve() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Receiver, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+@contextmanager
+def receiver() -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def stats(url: str) -> list[tuple[str, str, float]]:
+    with urllib.request.urlopen(f"{url}/stats", timeout=30) as response:
+        return [tuple(a) for a in json.loads(response.read())]  # type: ignore[misc]
+
+
+# -- stores ------------------------------------------------------------------------------------
+
+@contextmanager
+def store_url(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        return
+    if kind not in ("postgres", "mysql"):
+        yield kind
+        return
+    base = make_url(PG if kind == "postgres" else MYSQL)
+    name = f"fs_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    quote = '"' if kind == "postgres" else "`"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if kind == "postgres" else ""
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{force}"))
+        admin.dispose()
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+def make_posts(count: int, teams: list[str], tag: str) -> list[Post]:
+    now = utcnow()
+    return [Post(id=event_id("bench", f"m{n % 50}", f"{tag}{n}", "x"), type="bench",
+                 source="bench", subject=f"m{n % 50}", summary=f"bench post {n}",
+                 severity=Severity.WARNING, teams=(teams[n % len(teams)],), occurred_at=now)
+            for n in range(count)]
+
+
+def run(kind: str, phase: str, args: argparse.Namespace) -> dict[str, Any]:
+    teams = [f"team{n}" for n in range(args.teams)]
+    if phase == "burst":
+        posts, batch_size, pause = make_posts(args.posts, teams, "b"), args.batch, 0.0
+    else:
+        total = int(args.paced_rate * args.paced_seconds)
+        posts, batch_size = make_posts(total, teams, "p"), 10
+        pause = batch_size / args.paced_rate
+    with receiver() as url, store_url(kind) as db:
+        team_yaml = ", ".join(f"{t}: {{sinks: [hook]}}" for t in teams)
+        config_text = (f"store: '{db}'\nteams: {{{team_yaml}}}\nsinks:\n"
+                       f"  - {{name: hook, type: webhook, url: '{url}/hook', "
+                       f"workers: {args.workers}}}\n")
+        plugins = build_plugins(load_entry_points=False)
+        config = parse_config(config_text, plugins)
+        store = Store.open(db)
+        service = DeliveryService(config, plugins, store)
+        service.start()
+        committed: dict[str, float] = {}
+        start = time.monotonic()
+        for first in range(0, len(posts), batch_size):
+            batch = CommitBatch(posts=posts[first:first + batch_size])
+            batch.deliveries = [(p.id, p.teams[0], "hook") for p in batch.posts]
+            store.commit(batch)
+            stamp = time.monotonic()
+            committed.update((p.id, stamp) for p in batch.posts)
+            service.wake()  # what the pipeline's post_committed hook does
+            if pause:
+                time.sleep(max(0.0, start + (first + batch_size) / args.paced_rate
+                               - time.monotonic()))
+        commit_done = time.monotonic()
+        outbox = Outbox(store.engine)
+        deadline = time.monotonic() + 600
+        while outbox.counts().get("delivered", 0) < len(posts) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service.stop()
+        counts = outbox.counts()
+        store.close()
+        arrivals = stats(url)
+    seen: dict[str, int] = {}
+    for _team, post_id, _at in arrivals:
+        seen[post_id] = seen.get(post_id, 0) + 1
+    order = {t: [p.id for p in posts if p.teams[0] == t] for t in teams}
+    got: dict[str, list[str]] = {t: [] for t in teams}
+    for team, post_id, _at in arrivals:
+        got[team].append(post_id)
+    first_arrival = {post_id: at for _team, post_id, at in reversed(arrivals)}
+    latencies = sorted(first_arrival[i] - committed[i] for i in committed if i in first_arrival)
+    end = max(at for *_x, at in arrivals)
+    return {
+        "phase": phase, "posts": len(posts), "commit_s": commit_done - start,
+        "delivered": len(first_arrival), "elapsed_s": end - start,
+        "rate": len(first_arrival) / (end - start),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        "max_ms": latencies[-1] * 1000,
+        "duplicates": sum(n - 1 for n in seen.values()),
+        "out_of_order": sum(got[t] != order[t] for t in teams),
+        "outbox": counts,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--store", default="sqlite",
+                        help="sqlite, postgres, mysql (a throwaway local database) or a URL")
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--teams", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=100, help="posts per commit")
-    parser.add_argument("--store", default=None)
+    parser.add_argument("--batch", type=int, default=100, help="posts per commit (burst)")
+    parser.add_argument("--paced-rate", type=float, default=1000.0)
+    parser.add_argument("--paced-seconds", type=float, default=5.0)
+    parser.add_argument("--phase", choices=["burst", "paced", "both"], default="both")
     args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    import structlog
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    store_url = args.store or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    teams = [f"team{n}" for n in range(args.teams)]
-    team_yaml = ", ".join(f"{t}: {{sinks: [hook]}}" for t in teams)
-    text = (f"store: {store_url}\nteams: {{{team_yaml}}}\nsinks:\n"
-            f"  - {{name: hook, type: webhook, url: '{url}', workers: {args.workers}}}\n")
-    plugins = build_plugins(load_entry_points=False)
-    config = parse_config(text, plugins)
-    store = Store.open(store_url)
-    service = DeliveryService(config, plugins, store, poll=0.05, batch=200)
-    service.start()
-
-    committed: dict[str, float] = {}
-    start = time.perf_counter()
-    now = utcnow()
-    for first in range(0, args.posts, args.batch):
-        batch = CommitBatch()
-        for n in range(first, min(first + args.batch, args.posts)):
-            team = teams[n % len(teams)]
-            post = Post(id=event_id("bench", f"m{n % 50}", str(n), "x"), type="bench",
-                        source="bench", subject=f"m{n % 50}", summary=f"bench post {n}",
-                        severity=Severity.WARNING, teams=(team,), occurred_at=now)
-            batch.posts.append(post)
-            batch.deliveries.append((post.id, team, "hook"))
-        store.commit(batch)
-        t = time.perf_counter()
-        for post in batch.posts:
-            committed[post.id] = t
-        service.wake()
-    commit_done = time.perf_counter()
-    deadline = time.monotonic() + 600
-    while len(ARRIVED) < args.posts and time.monotonic() < deadline:
-        time.sleep(0.01)
-    end = max(ARRIVED.values())
-    service.stop()
-    outbox = Outbox(store.engine)
-    counts = outbox.counts()
-    store.close()
-    server.shutdown()
-
-    latencies = sorted(ARRIVED[i] - committed[i] for i in committed if i in ARRIVED)
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"store: {store.engine.url.get_backend_name()}, teams: {args.teams}, "
-          f"workers: {args.workers}, posts: {args.posts}")
-    print(f"committed {args.posts} posts in {commit_done - start:.2f} s")
-    print(f"delivered {len(ARRIVED)} in {end - start:.2f} s: "
-          f"{len(ARRIVED) / (end - start):,.0f} deliveries/s")
-    print(f"commit → delivery: p50 {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
-    print(f"outbox: {counts}")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    phases = ["burst", "paced"] if args.phase == "both" else [args.phase]
+    print(f"store: {args.store}, teams: {args.teams}, workers: {args.workers}, "
+          f"cpus: {os.cpu_count()}")
+    for phase in phases:
+        r = run(args.store, phase, args)
+        print(f"{r['phase']:>5}: {r['posts']} posts committed in {r['commit_s']:.2f} s; "
+              f"delivered {r['delivered']} in {r['elapsed_s']:.2f} s = "
+              f"{r['rate']:,.0f} deliveries/s; commit → delivery p50 {r['p50_ms']:.0f} ms, "
+              f"p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
+              f"duplicates {r['duplicates']}, teams out of order {r['out_of_order']}; "
+              f"outbox {r['outbox']}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ def test_list_failed_and_retry(sqlite_url: str, capsys: pytest.CaptureFixture[st
     first, second, third = claim.immediate
     outbox.delivered(claim.token, [(first.id, None)])
     outbox.fail(claim.token, [second.id, third.id], "HTTP 404 from chat (permanent error)")
+    outbox.finished(claim.sink, claim.team)  # as a worker does when its claim is done
 
     assert main(["deliveries", "--store", sqlite_url]) == 0
     out = capsys.readouterr().out

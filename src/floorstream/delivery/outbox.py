@@ -9,11 +9,15 @@ next claim puts back in the queue (at-least-once; the idempotency key lets servi
 copy). Every later update names the claim token, so a worker that lost its lease cannot
 overwrite the outcome of the one that took over.
 
-On PostgreSQL several daemons share the outbox: rows are selected ``FOR UPDATE SKIP LOCKED``
-and a transaction-scoped advisory lock per lane keeps two claimers from splitting one lane
-(which would break its order). Elsewhere one process claims at a time (a process-wide lock),
-and the conditional ``UPDATE … WHERE status IN ('pending', 'held')`` plus the claim token still
-rule out a double claim.
+Several daemons can share the outbox on PostgreSQL and on MariaDB ≥ 10.6 (MySQL ≥ 8): rows are
+selected ``FOR UPDATE SKIP LOCKED`` after the claimer took a non-blocking lock on the lane
+(:mod:`floorstream.delivery.lanes`), so no row is claimed twice and a lane is never split
+(which would break its order). On SQLite one process claims at a time, and the conditional
+``UPDATE … WHERE status IN ('pending', 'held')`` plus the claim token still rule out a double
+claim.
+
+A claim costs a read-only query to find due lanes (an idle worker never takes a write lock) and
+one short transaction per lane; outcomes are written in one statement per claim, not per row.
 
 Statuses: ``pending`` (due at ``next_attempt_at``), ``held`` (for a digest released at
 ``next_attempt_at``), ``sending``, ``delivered``, ``failed``.
@@ -21,12 +25,11 @@ Statuses: ``pending`` (due at ``next_attempt_at``), ``held`` (for a digest relea
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,13 +37,13 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, u
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from floorstream.delivery.lanes import lane_transaction, supports_skip_locked
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Post, Severity, utcnow
 from floorstream.store import schema
 
 __all__ = ["Claim", "ClaimedRow", "DeliveryRow", "Outbox"]
 
-_CLAIM_LOCK = threading.Lock()  # one claimer per process where SKIP LOCKED is not used
 _DEFAULT_POLICY = TeamPolicy()
 d = schema.deliveries
 
@@ -63,6 +66,10 @@ class Claim:
     immediate: tuple[ClaimedRow, ...]
     digest: tuple[ClaimedRow, ...]
     leased_until: datetime
+    #: the claimed rows' posts by id, read in the claim's transaction (one round trip less)
+    posts: Mapping[str, Post] = field(default_factory=dict)
+    #: other lanes of the sink were due too: wake another worker for them
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,78 +96,85 @@ def _transient() -> Retrying:
                     wait=wait_random_exponential(multiplier=0.01, max=1.0), reraise=True)
 
 
-def _lane_key(sink: str, team: str) -> int:
-    digest = hashlib.blake2b(f"floorstream-lane\x1f{sink}\x1f{team}".encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), "big", signed=True)
-
-
 class Outbox:
     """The claim/finish protocol over ``fs_deliveries`` (see the module docstring)."""
 
     def __init__(self, engine: Engine, *, lease: float = 300.0) -> None:
         self.engine = engine
         self.lease = lease
-        self.skip_locked = engine.dialect.name == "postgresql"
+        self.skip_locked = supports_skip_locked(engine)
+        # lanes this process's workers hold (lane → lease end): other workers skip them without
+        # a query. Other daemons' claims are seen through the lane lock and the busy check.
+        self._mine: dict[tuple[str, str], datetime] = {}
+        self._mine_lock = threading.Lock()
 
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, sink: str, policies: Mapping[str, TeamPolicy], *, limit: int = 100,
               digest_limit: int = 500, now: datetime | None = None) -> Claim | None:
         """Claim the due rows of one lane of ``sink``; None when no lane has work."""
-        if self.skip_locked:
-            return self._claim(sink, policies, limit, digest_limit, now)
-        with _CLAIM_LOCK:
-            return self._claim(sink, policies, limit, digest_limit, now)
-
-    def _claim(self, sink: str, policies: Mapping[str, TeamPolicy], limit: int,
-               digest_limit: int, now: datetime | None) -> Claim | None:
         now = now or utcnow()
-        with self.engine.begin() as conn:
-            # rows of a worker that died while sending: their lease ran out
-            conn.execute(update(d).where(d.c.sink == sink, d.c.status == "sending",
-                                         d.c.next_attempt_at <= now)
-                         .values(status="pending", claim=None))
-            lanes = list(conn.execute(
-                select(d.c.team).where(d.c.sink == sink, d.c.status.in_(("pending", "held")),
-                                       d.c.next_attempt_at <= now).distinct().limit(64)).scalars())
-            random.shuffle(lanes)  # several workers of one sink spread over the lanes
-            for team in lanes:
-                claim = self._claim_lane(conn, sink, team, policies.get(team, _DEFAULT_POLICY),
-                                         limit, digest_limit, now)
-                if claim is not None:
-                    return claim
+        lanes = [team for team in self.due_lanes(sink, now) if not self._held_here(sink, team, now)]
+        random.shuffle(lanes)  # several workers of one sink spread over the lanes
+        for team in lanes:
+            with self._mine_lock:  # reserve the lane in this process before asking the store
+                if self._held_here(sink, team, now):
+                    continue
+                self._mine[(sink, team)] = now + timedelta(seconds=self.lease)
+            claim = None
+            try:
+                with lane_transaction(self.engine, sink, team, shared=self.skip_locked) as conn:
+                    if conn is not None:  # else another daemon is claiming it right now
+                        claim = self._claim_lane(conn, sink, team,
+                                                 policies.get(team, _DEFAULT_POLICY), limit,
+                                                 digest_limit, now)
+            finally:
+                if claim is None:
+                    self.finished(sink, team)
+            if claim is not None:
+                return replace(claim, more=len(lanes) > 1)
         return None
+
+    def finished(self, sink: str, team: str) -> None:
+        """The worker is done with its claim on this lane (outcomes written)."""
+        with self._mine_lock:
+            self._mine.pop((sink, team), None)
+
+    def _held_here(self, sink: str, team: str, now: datetime) -> bool:
+        until = self._mine.get((sink, team))
+        return until is not None and until > now
+
+    def due_lanes(self, sink: str, now: datetime) -> list[str]:
+        """Teams of ``sink`` with rows due now (including expired leases); a plain read, so
+        an idle worker takes no lock."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(d.c.team).where(d.c.sink == sink,
+                                       d.c.status.in_(("pending", "held", "sending")),
+                                       d.c.next_attempt_at <= now).distinct().limit(64)
+            ).scalars())
 
     def _claim_lane(self, conn: Connection, sink: str, team: str, policy: TeamPolicy,
                     limit: int, digest_limit: int, now: datetime) -> Claim | None:
         lane = and_(d.c.sink == sink, d.c.team == team)
-        if self.skip_locked and not conn.execute(
-                select(func.pg_try_advisory_xact_lock(_lane_key(sink, team)))).scalar():
-            return None  # another daemon is claiming this lane right now
+        # rows of a worker that died while sending: their lease ran out. A write first, so on
+        # SQLite the transaction holds the write lock from here on.
+        conn.execute(update(d).where(lane, d.c.status == "sending", d.c.next_attempt_at <= now)
+                     .values(status="pending", claim=None))
         busy = conn.execute(select(d.c.id).where(lane, or_(
             d.c.status == "sending",
             and_(d.c.status == "pending", d.c.next_attempt_at > now))).limit(1)).first()
         if busy is not None:
             return None  # an earlier post of this lane is in flight or waits for a retry
-        p = schema.posts
-        pending = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at, p.c.severity,
-                         p.c.created_at.label("post_created")).join(
-            p, p.c.id == d.c.post_id).where(
+        pending = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at).where(
             lane, d.c.status == "pending", d.c.next_attempt_at <= now).order_by(
             d.c.id).limit(limit)
-        if self.skip_locked:
-            pending = pending.with_for_update(skip_locked=True, of=d)
-        immediate: list[Any] = []
-        held: dict[datetime, list[int]] = {}
-        for row in conn.execute(pending):
-            release = policy.release_at(Severity(row.severity), row.post_created)
-            if release is None:
-                immediate.append(row)
-            else:
-                held.setdefault(release, []).append(row.id)
-        for release, ids in held.items():
-            conn.execute(update(d).where(d.c.id.in_(ids), d.c.status == "pending")
-                         .values(status="held", next_attempt_at=release))
+        if self.skip_locked:  # no join here: MariaDB cannot say FOR UPDATE OF one table
+            pending = pending.with_for_update(skip_locked=True)
+        found = list(conn.execute(pending))
+        immediate = found
+        if found and policy.holds_anything:
+            immediate = self._hold(conn, policy, found)
         due_held = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at).where(
             lane, d.c.status == "held", d.c.next_attempt_at <= now).order_by(
             d.c.id).limit(digest_limit)
@@ -172,16 +186,43 @@ class Outbox:
             return None
         token = uuid.uuid4().hex
         leased_until = now + timedelta(seconds=self.lease)
-        conn.execute(update(d).where(d.c.id.in_(ids), d.c.status.in_(("pending", "held")))
-                     .values(status="sending", claim=token, attempts=d.c.attempts + 1,
-                             next_attempt_at=leased_until))
-        mine = set(conn.execute(select(d.c.id).where(d.c.claim == token)).scalars())
+        taken = conn.execute(update(d).where(d.c.id.in_(ids),
+                                             d.c.status.in_(("pending", "held")))
+                             .values(status="sending", claim=token, attempts=d.c.attempts + 1,
+                                     next_attempt_at=leased_until)).rowcount
+        if taken == len(ids):  # the usual case: every selected row is ours
+            mine = set(ids)
+        else:
+            mine = set(conn.execute(select(d.c.id).where(d.c.claim == token)).scalars())
 
-        def rows(found: Sequence[Any]) -> tuple[ClaimedRow, ...]:
+        def rows(chosen: Sequence[Any]) -> tuple[ClaimedRow, ...]:
             return tuple(ClaimedRow(r.id, r.post_id, r.attempts + 1, r.created_at)
-                         for r in found if r.id in mine)
+                         for r in chosen if r.id in mine)
 
-        return Claim(sink, team, token, rows(immediate), rows(digest), leased_until)
+        claimed = (rows(immediate), rows(digest))
+        posts = _load_posts(conn, [r.post_id for part in claimed for r in part])
+        return Claim(sink, team, token, *claimed, leased_until, posts)
+
+    def _hold(self, conn: Connection, policy: TeamPolicy, found: list[Any]) -> list[Any]:
+        """Mark the rows the team's policy holds for a digest; return the ones to send now."""
+        p = schema.posts
+        posts = {row.id: row for row in conn.execute(
+            select(p.c.id, p.c.severity, p.c.created_at).where(
+                p.c.id.in_([r.post_id for r in found])))}
+        immediate: list[Any] = []
+        held: dict[datetime, list[int]] = {}
+        for row in found:
+            post = posts.get(row.post_id)
+            release = (policy.release_at(Severity(post.severity), post.created_at)
+                       if post is not None else None)
+            if release is None:
+                immediate.append(row)
+            else:
+                held.setdefault(release, []).append(row.id)
+        for release, ids in held.items():
+            conn.execute(update(d).where(d.c.id.in_(ids), d.c.status == "pending")
+                         .values(status="held", next_attempt_at=release))
+        return immediate
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -191,13 +232,18 @@ class Outbox:
         if not results:
             return
         now = now or utcnow()
+        plain = [row_id for row_id, ref in results if ref is None]
+        refs = [{"row_id": row_id, "ref": ref} for row_id, ref in results if ref is not None]
+        done = {"status": "delivered", "delivered_at": now, "claim": None, "last_error": None}
         for attempt in _transient():
             with attempt, self.engine.begin() as conn:
-                conn.execute(
-                    update(d).where(d.c.id == bindparam("row_id"), d.c.claim == token)
-                    .values(status="delivered", delivered_at=now, claim=None, last_error=None,
-                            remote_ref=bindparam("ref")),
-                    [{"row_id": row_id, "ref": ref} for row_id, ref in results])
+                if plain:  # one statement for the whole claim, not one per row
+                    conn.execute(update(d).where(d.c.id.in_(plain), d.c.claim == token)
+                                 .values(**done))
+                if refs:
+                    conn.execute(
+                        update(d).where(d.c.id == bindparam("row_id"), d.c.claim == token)
+                        .values(**done, remote_ref=bindparam("ref")), refs)
 
     def retry_later(self, token: str, row_ids: Sequence[int], error: str, at: datetime,
                     *, held: bool = False) -> None:
@@ -227,16 +273,10 @@ class Outbox:
 
     def posts(self, post_ids: Sequence[str]) -> dict[str, Post]:
         """The posts of claimed rows, by id, with their teams."""
-        p, pt = schema.posts, schema.post_teams
         if not post_ids:
             return {}
         with self.engine.connect() as conn:
-            rows = list(conn.execute(select(p).where(p.c.id.in_(list(post_ids)))).mappings())
-            teams: dict[str, list[str]] = {}
-            for post_id, team in conn.execute(select(pt.c.post_id, pt.c.team)
-                                              .where(pt.c.post_id.in_(list(post_ids)))):
-                teams.setdefault(post_id, []).append(team)
-        return {row["id"]: _post(row, teams.get(row["id"], [])) for row in rows}
+            return _load_posts(conn, post_ids)
 
     def thread_refs(self, sink: str, post_ids: Sequence[str]) -> dict[str, str]:
         """The service's references of earlier posts on ``sink`` (for threading replies)."""
@@ -280,6 +320,18 @@ class Outbox:
             result = conn.execute(query.values(status="pending", attempts=0, claim=None,
                                                next_attempt_at=utcnow(), delivered_at=None))
         return int(result.rowcount)
+
+
+def _load_posts(conn: Connection, post_ids: Sequence[str]) -> dict[str, Post]:
+    p, pt = schema.posts, schema.post_teams
+    if not post_ids:
+        return {}
+    rows = list(conn.execute(select(p).where(p.c.id.in_(list(post_ids)))).mappings())
+    teams: dict[str, list[str]] = {}
+    for post_id, team in conn.execute(select(pt.c.post_id, pt.c.team)
+                                      .where(pt.c.post_id.in_(list(post_ids)))):
+        teams.setdefault(post_id, []).append(team)
+    return {row["id"]: _post(row, teams.get(row["id"], [])) for row in rows}
 
 
 def _post(row: Any, teams: list[str]) -> Post:

@@ -18,7 +18,7 @@ from floorstream._markers import hookimpl
 from floorstream.config import Config
 from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.policy import TeamPolicy
-from floorstream.delivery.worker import SinkWorker
+from floorstream.delivery.worker import SinkWorker, wake_workers
 from floorstream.model import Post
 from floorstream.plugins import Plugins
 from floorstream.sinks.base import Sink
@@ -58,20 +58,27 @@ class DeliveryService:
         self.batch = batch
         self.stop_event = threading.Event()
         self.workers: list[SinkWorker] = []
+        self.groups: list[list[SinkWorker]] = []  # the workers of each sink
         self._hook: Any = None
 
     def start(self) -> None:
         self.stop_event.clear()
         self.workers = []  # stopped workers stay readable (their counters) until a restart
+        self.groups = []
         for sink_config in self.config.sinks:
             sink_cls: type[Sink] = self.plugins.sinks.get(sink_config.type)
+            group: list[SinkWorker] = []
             for index in range(sink_config.workers):
                 sink = sink_cls(sink_config)  # one instance per thread: no shared connections
                 secrets = frozenset(self.config.secrets | sink.secrets())
                 worker = SinkWorker(sink, self.outbox, self.policies, secrets=secrets,
                                     stop=self.stop_event, poll=self.poll, batch=self.batch,
                                     index=index)
-                self.workers.append(worker)
+                group.append(worker)
+                worker.siblings = group
+            self.groups.append(group)
+            self.workers.extend(group)
+            for worker in group:
                 worker.start()
         self._hook = _WakeOnCommit(self)
         self.plugins.manager.register(self._hook, name=f"floorstream-delivery-{id(self)}")
@@ -79,12 +86,14 @@ class DeliveryService:
                  workers=len(self.workers))
 
     def wake(self) -> None:
-        for worker in self.workers:
-            worker.wake.set()
+        """Posts were committed: one idle worker per sink looks (see ``wake_workers``)."""
+        for group in self.groups:
+            wake_workers(group)
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
-        self.wake()
+        for worker in self.workers:
+            worker.wake.set()
         for worker in self.workers:
             worker.join(timeout)
         if self._hook is not None:

@@ -32,9 +32,11 @@ from floorstream.sinks.base import (
     scrub,
 )
 
-__all__ = ["SinkWorker", "backoff_delay", "idempotency_key"]
+__all__ = ["SinkWorker", "backoff_delay", "idempotency_key", "wake_workers"]
 
 log = structlog.get_logger("floorstream.delivery")
+
+FLUSH_EVERY = 1.0  # seconds: outcomes of a long claim are written at least this often
 
 
 def idempotency_key(post_id: str, sink: str) -> str:
@@ -57,6 +59,22 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def wake_workers(workers: Sequence[SinkWorker]) -> None:
+    """New work for one sink: wake one idle worker, not all of them.
+
+    Waking every worker on every commit made each run a "which lanes are due?" query only to
+    find the lane taken by a sibling. Busy workers look for more work anyway when they finish
+    (their event is set too, which also covers one that is just about to wait), and a worker
+    whose claim saw other lanes due wakes the next idle one, so work still fans out."""
+    woke_idle = False
+    for worker in workers:
+        if not worker.idle:
+            worker.wake.set()
+        elif not woke_idle and not worker.wake.is_set():
+            worker.wake.set()
+            woke_idle = True
+
+
 class SinkWorker(threading.Thread):
     """Claims a lane of its sink, sends its rows in order, records the outcome, repeats."""
 
@@ -73,6 +91,8 @@ class SinkWorker(threading.Thread):
         self.poll = poll
         self.batch = batch
         self.wake = threading.Event()
+        self.idle = False  # waiting for work (see wake_workers)
+        self.siblings: Sequence[SinkWorker] = (self,)  # the workers of this sink
         self.delivered = 0  # outbox rows this worker delivered (health, tests)
         self.retry = sink.config.retry
         self.log = log.bind(sink=self.name_, sink_type=sink.config.type)
@@ -86,7 +106,9 @@ class SinkWorker(threading.Thread):
                 self.log.error("delivery_worker_error", error=scrub(describe(exc), self.secrets))
                 worked = False
             if not worked:
+                self.idle = True
                 self.wake.wait(self.poll)
+                self.idle = False
         try:
             self.sink.close()
         except Exception as exc:
@@ -97,22 +119,36 @@ class SinkWorker(threading.Thread):
         claim = self.outbox.claim(self.name_, self.policies, limit=self.batch)
         if claim is None:
             return False
-        rows = claim.immediate + claim.digest
-        posts = self.outbox.posts([r.post_id for r in rows])
+        if claim.more:  # other lanes are due too: hand them to an idle sibling
+            wake_workers(self.siblings)
+        try:
+            self._send(claim)
+        finally:
+            self.outbox.finished(claim.sink, claim.team)
+        return True
+
+    def _send(self, claim: Claim) -> None:
+        posts = claim.posts
         refs: dict[str, str] = {}
         if self.sink.threads:
             refs = self.outbox.thread_refs(self.name_, [p.clears or "" for p in posts.values()])
         if self._send_immediate(claim, posts, refs) and claim.digest:
             self._send_digest(claim, posts)
-        return True
 
     def _send_immediate(self, claim: Claim, posts: Mapping[str, Post],
                         refs: dict[str, str]) -> bool:
         deadline = time.monotonic() + self.outbox.lease / 2
         done: list[tuple[int, str | None]] = []
+        flush_at = time.monotonic() + FLUSH_EVERY
         for index, row in enumerate(claim.immediate):
+            if done and time.monotonic() >= flush_at:  # a slow sink: record progress, so a
+                self.outbox.delivered(claim.token, done)  # crash re-sends less
+                self.delivered += len(done)
+                done = []
+                flush_at = time.monotonic() + FLUSH_EVERY
             if self.stop_event.is_set() or time.monotonic() > deadline:
                 self.outbox.delivered(claim.token, done)
+                self.delivered += len(done)
                 self._release(claim, claim.immediate[index:])
                 return False
             post = posts.get(row.post_id)
@@ -125,6 +161,7 @@ class SinkWorker(threading.Thread):
                 ref = self.sink.deliver(post, outgoing)
             except Exception as exc:
                 self.outbox.delivered(claim.token, done)
+                self.delivered += len(done)
                 self._failed(claim, [row], exc, held=False)
                 self._release(claim, claim.immediate[index + 1:])
                 return False

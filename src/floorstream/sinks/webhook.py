@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from floorstream.durations import Duration
@@ -33,6 +32,7 @@ from floorstream.sinks.base import (
     SinkConfig,
     scrub,
 )
+from floorstream.sinks.http import HttpPoster, HttpResponse
 
 __all__ = ["WebhookConfig", "WebhookSink", "retry_after_seconds"]
 
@@ -86,13 +86,19 @@ class WebhookSink(Sink):
         assert isinstance(config, WebhookConfig)
         self.cfg = config
         self.api = config.token is not None and config.format in ("slack", "mattermost")
-        self._client: httpx.Client | None = None
+        self._client: HttpPoster | None = None
+        self._headers = {name: value.get_secret_value()
+                         for name, value in config.headers.items()}
+        self._headers["Content-Type"] = "application/json; charset=utf-8"
+        if config.token is not None:
+            self._headers["Authorization"] = f"Bearer {config.token.get_secret_value()}"
 
     @property
-    def client(self) -> httpx.Client:
+    def client(self) -> HttpPoster:
+        """One keep-alive client per sink instance (each worker thread has its own)."""
         if self._client is None:
-            self._client = httpx.Client(timeout=self.cfg.timeout, verify=self.cfg.verify_tls,
-                                        follow_redirects=False)
+            self._client = HttpPoster(timeout=self.cfg.timeout, verify_tls=self.cfg.verify_tls,
+                                      secrets=frozenset(self.secrets()))
         return self._client
 
     def payload(self, post: Post, outgoing: Outgoing) -> dict[str, Any]:
@@ -106,30 +112,21 @@ class WebhookSink(Sink):
         return payloads.activity(post, outgoing)
 
     def deliver(self, post: Post, outgoing: Outgoing) -> str | None:
-        headers = {name: value.get_secret_value() for name, value in self.cfg.headers.items()}
+        headers = dict(self._headers)
         headers[self.cfg.idempotency_header] = outgoing.idempotency_key
-        headers["Content-Type"] = "application/json; charset=utf-8"
-        if self.cfg.token is not None:
-            headers["Authorization"] = f"Bearer {self.cfg.token.get_secret_value()}"
         body = json.dumps(self.payload(post, outgoing), ensure_ascii=False).encode()
-        try:
-            response = self.client.post(self.cfg.url.get_secret_value(), content=body,
-                                        headers=headers)
-        except httpx.HTTPError as exc:
-            # httpx puts the URL in some messages: say what happened, never where
-            raise DeliveryError(f"{type(exc).__name__}: "
-                                f"{scrub(str(exc), self.secrets())}") from None
+        response = self.client.post(self.cfg.url.get_secret_value(), body, headers)
         self._check(response)
         return self._reference(response)
 
-    def _check(self, response: httpx.Response) -> None:
-        status = response.status_code
+    def _check(self, response: HttpResponse) -> None:
+        status = response.status
         if 200 <= status < 300:
             return
         detail = scrub(response.text[:200].strip(), self.secrets())
         message = f"HTTP {status} from {self.cfg.name}" + (f": {detail}" if detail else "")
         if status in (429, 503):
-            delay = retry_after_seconds(response.headers.get("Retry-After"))
+            delay = retry_after_seconds(response.headers.get("retry-after"))
             if delay is not None:
                 raise RetryAfter(message, delay)
             raise DeliveryError(message)
@@ -137,7 +134,7 @@ class WebhookSink(Sink):
             raise PermanentDeliveryError(message)
         raise DeliveryError(message)
 
-    def _reference(self, response: httpx.Response) -> str | None:
+    def _reference(self, response: HttpResponse) -> str | None:
         if not self.api:
             return None
         try:
