@@ -6,9 +6,11 @@ Every request must prove it comes from the partner: either a shared secret in a 
 time. Unsigned or badly signed requests get 401 and are not stored: anyone can reach a port.
 
 The answer waits for the commit: ``200`` means the posts are stored, ``422`` means the body did
-not parse and is in quarantine, ``202`` means it was accepted but not committed within
-``ack_timeout`` (it will be). A sender that gets no answer retries; the retry carries the same
-document, so the same event ids, and posts nothing twice.
+not parse and is in quarantine. A document not committed within ``ack_timeout`` (a busy
+pipeline, or floorstream stopping or crashing meanwhile) gets ``503`` with ``Retry-After``:
+a 2xx promises the posts are safe, and only the commit can promise that. A sender that gets
+503 or no answer retries; the retry carries the same document, so the same event ids, and
+posts nothing twice.
 """
 
 from __future__ import annotations
@@ -95,17 +97,21 @@ class SupplyInbox(Adapter):
                 except Exception as exc:  # the ERP is down: the sender must retry later
                     adapter.context.log.error("supply_inbox_failed", file=name, error=repr(exc))
                     return self._answer(503, {"error": "temporarily unable to process"})
-                stored = committed.wait(config.ack_timeout)
+                if not committed.wait(config.ack_timeout):  # lost if we crash now: retry
+                    return self._answer(503, {"error": "not stored yet, retry",
+                                              "events": outcome.events}, retry_after=5)
                 if outcome.error is not None:
                     return self._answer(422, {"error": str(outcome.error),
-                                              "quarantined": stored})
-                self._answer(200 if stored else 202, {
-                    "status": "committed" if stored else "accepted",
-                    "events": outcome.events, "warnings": list(outcome.warnings)})
+                                              "quarantined": True})
+                self._answer(200, {"status": "committed", "events": outcome.events,
+                                   "warnings": list(outcome.warnings)})
 
-            def _answer(self, status: int, payload: dict[str, Any]) -> None:
+            def _answer(self, status: int, payload: dict[str, Any],
+                        retry_after: int | None = None) -> None:
                 body = json.dumps(payload).encode()
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", str(retry_after))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
