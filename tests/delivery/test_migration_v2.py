@@ -47,7 +47,8 @@ def test_v1_database_is_upgraded_to_v2(store_url: str) -> None:
     store = Store.open(store_url)
     try:
         with store.engine.connect() as conn:
-            assert conn.execute(select(schema.schema_version.c.version)).scalar_one() == 2
+            assert (conn.execute(select(schema.schema_version.c.version)).scalar_one()
+                    == schema.SCHEMA_VERSION)
             row = conn.execute(select(schema.deliveries)).mappings().one()
         assert (row["post_id"], row["team"], row["status"]) == ("p1", "maintenance", "pending")
         assert row["claim"] is None and row["remote_ref"] is None

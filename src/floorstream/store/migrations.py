@@ -28,7 +28,14 @@ def _v2_delivery_claims(conn: Connection) -> None:
                       "ON fs_deliveries (sink, team, status, id)"))
 
 
-MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims}
+def _v3_long_checkpoints(conn: Connection) -> None:
+    """v2 → v3: checkpoints up to 4 GiB on MySQL/MariaDB (TEXT held 64 KiB, too little for the
+    row hashes of an ERP table in snapshot mode); TEXT has no such limit elsewhere."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(text("ALTER TABLE fs_checkpoints MODIFY position LONGTEXT NOT NULL"))
+
+
+MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints}
 
 
 def current_version(conn: Connection) -> int | None:

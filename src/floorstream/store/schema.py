@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -62,6 +62,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 Seq = BigInteger().with_variant(Integer(), "sqlite")
 Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+#: MariaDB's TEXT stops at 64 KiB; a snapshot-mode ERP checkpoint (row hashes) outgrows it
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 metadata = MetaData()
 
@@ -111,7 +113,7 @@ post_teams = Table(
 checkpoints = Table(
     "fs_checkpoints", metadata,
     Column("source", String(128), primary_key=True),
-    Column("position", Text, nullable=False),
+    Column("position", LongText, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     **MYSQL,
 )
