@@ -1,9 +1,14 @@
-"""Two daemons' delivery services share one PostgreSQL outbox: no row is delivered twice."""
+"""Two daemons' delivery services share one outbox on PostgreSQL and on MariaDB (both with
+``FOR UPDATE SKIP LOCKED`` and a lane lock): no row is delivered twice, lanes keep their order,
+and both daemons do part of the work."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from floorstream.delivery.lanes import supports_skip_locked
 from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.service import DeliveryService
 from floorstream.store.store import Store
@@ -24,18 +29,22 @@ sinks:
 TEAMS = [f"team{n}" for n in range(6)]
 
 
-def test_two_daemons_never_deliver_a_row_twice(pg_url: str) -> None:
+@pytest.mark.parametrize("database", ["pg_url", "mysql_url"])
+def test_two_daemons_never_deliver_a_row_twice(database: str,
+                                               request: pytest.FixtureRequest) -> None:
+    db_url: str = request.getfixturevalue(database)
     teams = ", ".join(f"{t}: {{sinks: [chat]}}" for t in TEAMS)
     with http_server() as (url, rec):
-        seed = Store.open(pg_url)
+        seed = Store.open(db_url)
+        assert supports_skip_locked(seed.engine)  # MariaDB 10.6+ / PostgreSQL: shared claims
         posts = [make_post(n, team) for n in range(40) for team in TEAMS]
         for start in range(0, len(posts), 30):
             commit(seed, posts[start:start + 30], {t: ["chat"] for t in TEAMS})
         services = []
         stores = []
         for _ in range(2):  # two daemons: own engines, own workers, one database
-            cfg, plugins = config(CONFIG.format(store=pg_url, teams=teams, url=url))
-            store = Store.open(pg_url)
+            cfg, plugins = config(CONFIG.format(store=db_url, teams=teams, url=url))
+            store = Store.open(db_url)
             stores.append(store)
             services.append(DeliveryService(cfg, plugins, store, poll=0.02, batch=7))
         for service in services:
