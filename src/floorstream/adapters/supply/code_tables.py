@@ -43,11 +43,15 @@ class CodeTables:
                  ) -> None:
         self._overrides = {k: dict(v) for k, v in (overrides or {}).items()}
 
-    def status(self, scheme: str, code: str, text: str | None = None) -> Meaning:
-        """What a status code means; falls back to the message's text, then to the code."""
+    def status(self, scheme: str, code: str, text: str | None = None, *,
+               private: bool = False) -> Meaning:
+        """What a status code means; falls back to the message's text, then to the code.
+
+        ``private``: the code is from the sender's own list (EDIFACT agency other than UN), so
+        the packaged table of the standard list must not be applied; overrides still are."""
         found = self._overrides.get(scheme, {}).get(code)
         table = load_table(scheme)
-        if found is None:
+        if found is None and not private:
             entry = table["codes"].get(code) or table["codes"].get(code.lower())
             found = (entry[0], entry[1]) if entry else None
         if found is not None:

@@ -70,6 +70,7 @@ class Status:
     estimated: bool = False
     location: str | None = None
     event_id: str | None = None  # the carrier's own event id (DCSA eventID)
+    private: bool = False  # the code is from the carrier's own list, not the scheme's table
 
 
 @dataclass(frozen=True, slots=True)

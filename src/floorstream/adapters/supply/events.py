@@ -136,7 +136,8 @@ class Interpreter:
         ordered = sorted(doc.statuses, key=lambda s: (s.when is None, s.when or 0, s.index))
         for status in ordered:
             position = f"{doc.key}:{status.index}"
-            meaning = self.codes.status(status.scheme, status.code, status.text)
+            meaning = self.codes.status(status.scheme, status.code, status.text,
+                                        private=status.private)
             reason = self.codes.reason(_REASON_SCHEME.get(status.scheme, ""), status.reason) \
                 if status.scheme in _REASON_SCHEME else None
             fields: dict[str, Any] = {

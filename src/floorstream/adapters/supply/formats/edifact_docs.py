@@ -141,9 +141,12 @@ def _iftsta(message: Message, key: str) -> list[Document]:
             if seg.tag == "RFF":
                 block_refs.setdefault(seg.get(1, 0), seg.get(1, 1))
             elif seg.tag == "STS":
+                # C555: 4405 code, 1131 list, 3055 agency; agency 6 (UN/ECE) or none is the
+                # UN list, anything else (the sample's "HS") a carrier's private one
                 statuses.append(Status(index=len(statuses), code=seg.get(2, 0) or seg.get(1, 0),
                                        scheme="iftsta", reason=seg.get(3, 0) or None,
-                                       text=seg.get(2, 3) or None))
+                                       text=seg.get(2, 3) or None,
+                                       private=seg.get(2, 2) not in ("", "6")))
             elif seg.tag == "DTM" and statuses and seg.get(1, 0) == "334":
                 statuses[-1] = _replace(statuses[-1], when=_date(seg))
             elif seg.tag == "LOC" and statuses and seg.get(1) == "175":
