@@ -88,7 +88,8 @@ class Daemon:
             adapter: Adapter | None = None
             started = time.monotonic()
             try:
-                context = AdapterContext(source.name, checkpoint, self.plugins.decoders, bound)
+                context = AdapterContext(source.name, checkpoint, self.plugins.decoders, bound,
+                                         lambda: self.store.checkpoints().get(source.name))
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
                 status.state, status.since = "running", time.time()

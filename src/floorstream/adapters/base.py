@@ -91,6 +91,9 @@ class AdapterContext:
     checkpoint: str | None
     decoders: Registry[Any]
     log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+    #: the source's checkpoint as committed now (another daemon may have moved it: a standby
+    #: that takes over a source resumes from there, not from what it read at start)
+    committed_checkpoint: Callable[[], str | None] = field(default=lambda: None)
 
 
 class Adapter:

@@ -31,6 +31,7 @@ from floorstream.adapters.erp.audit import AuditWatcher
 from floorstream.adapters.erp.config import ErpTableConfig, TableConfig
 from floorstream.adapters.erp.cursor import CursorWatcher
 from floorstream.adapters.erp.listen import Listener
+from floorstream.adapters.erp.lock import SourceLock
 from floorstream.adapters.erp.publish import Publisher
 from floorstream.adapters.erp.snapshot import SnapshotWatcher
 from floorstream.adapters.erp.sqlcommon import SchemaProblem, present_columns, require
@@ -83,6 +84,8 @@ class ErpTableAdapter(Adapter):
         self.paused: dict[str, float] = {}
         self.query_times: dict[str, list[float]] = {t.table: [] for t in config.tables}
         self.listener: Listener | None = None
+        self.lock: SourceLock | None = None
+        self.polls = 0
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -96,8 +99,11 @@ class ErpTableAdapter(Adapter):
         if self.cfg.notify and engine.dialect.name == "postgresql":
             self.listener = Listener(self.cfg.url, wake, stop)
             self.listener.start()
+        if self.cfg.single_poller and engine.dialect.name == "postgresql":
+            self.lock = SourceLock(self.cfg.url, self.cfg.name, retry=self.cfg.standby_retry)
         tables = {t.table: t for t in self.cfg.tables}
         due = dict.fromkeys(tables, 0.0)
+        standing_by = False
         retrying = Retrying(
             retry=retry_if_exception_type(DBAPIError),
             wait=wait_exponential_jitter(multiplier=0.5, max=30.0),
@@ -106,6 +112,17 @@ class ErpTableAdapter(Adapter):
                 "erp_database_unavailable", attempt=rs.attempt_number,
                 error=str(rs.outcome.exception()) if rs.outcome else None))
         while not stop.is_set():
+            if self.lock is not None and not self.lock.held():
+                if not standing_by:
+                    standing_by = True
+                    self.watchers.clear()
+                    self.context.log.info("erp_standby", reason="another daemon polls this "
+                                          "source (advisory lock)")
+                stop.wait(0.25)
+                continue
+            if standing_by:
+                standing_by = False
+                self._take_over()
             woke = wake.is_set()
             wake.clear()
             now = time.monotonic()
@@ -141,6 +158,7 @@ class ErpTableAdapter(Adapter):
             del self.paused[name]
         try:
             watcher = self._watcher(cfg, engine)
+            self.polls += 1
             rows = watcher.poll(engine)
             publisher.publish(cfg, self._timed(name, watcher, rows))
             position = json.dumps(watcher.position, separators=(",", ":"))
@@ -157,6 +175,14 @@ class ErpTableAdapter(Adapter):
             self._pause(cfg, problem)
         except NoSuchTableError as exc:
             self._pause(cfg, f"table {exc} does not exist")
+
+    def _take_over(self) -> None:
+        """This daemon holds the lock after standing by: resume from what the previous
+        poller committed, not from the checkpoint read at start."""
+        saved = _load(self.context.committed_checkpoint())
+        self.sent = {t: json.dumps(p, separators=(",", ":")) for t, p in saved.items()}
+        self.watchers.clear()
+        self.context.log.info("erp_took_over", tables=sorted(self.sent))
 
     def _timed(self, name: str, watcher: Watcher, rows: Any) -> Any:
         yield from rows
@@ -237,6 +263,8 @@ class ErpTableAdapter(Adapter):
     def close(self) -> None:
         if self.listener is not None:
             self.listener.join()
+        if self.lock is not None:
+            self.lock.release()
         if self.engine is not None:
             self.engine.dispose()
 

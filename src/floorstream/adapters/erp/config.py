@@ -125,6 +125,12 @@ class ErpTableConfig(SourceConfig):
                          description="PostgreSQL: LISTEN for the installed triggers' NOTIFY "
                                      "and poll at once")
     pool_size: int = Field(default=2, ge=1, description="connections kept open")
+    single_poller: bool = Field(
+        default=True,
+        description="PostgreSQL: one active poller per source across daemons (advisory lock); "
+                    "the other daemons stand by and take over when it dies")
+    standby_retry: Duration = Field(default=2.0,
+                                    description="how often a standby daemon asks for the lock")
 
     @model_validator(mode="before")
     @classmethod
