@@ -15,7 +15,7 @@ import jinja2
 import structlog
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from floorstream import phrasing, phrases_supply
+from floorstream import phrases_supply, phrasing
 from floorstream.model import Event
 
 __all__ = ["DEFAULT_PHRASES", "Renderer", "default_summary", "template_environment"]
