@@ -178,7 +178,7 @@ def run(kind: str, phase: str, args: argparse.Namespace) -> dict[str, Any]:
             store.commit(batch)
             stamp = time.monotonic()
             committed.update((p.id, stamp) for p in batch.posts)
-            service.wake()  # what the pipeline's post_committed hook does
+            service.wake(batch.posts)  # what the pipeline's post_committed hook does
             if pause:
                 time.sleep(max(0.0, start + (first + batch_size) / args.paced_rate
                                - time.monotonic()))

@@ -114,7 +114,8 @@ class Outbox:
               digest_limit: int = 500, now: datetime | None = None) -> Claim | None:
         """Claim the due rows of one lane of ``sink``; None when no lane has work."""
         now = now or utcnow()
-        lanes = [team for team in self.due_lanes(sink, now) if not self._held_here(sink, team, now)]
+        due = self.due_lanes(sink, now)
+        lanes = [team for team in due if not self._held_here(sink, team, now)]
         random.shuffle(lanes)  # several workers of one sink spread over the lanes
         for team in lanes:
             with self._mine_lock:  # reserve the lane in this process before asking the store
@@ -127,7 +128,7 @@ class Outbox:
                     if conn is not None:  # else another daemon is claiming it right now
                         claim = self._claim_lane(conn, sink, team,
                                                  policies.get(team, _DEFAULT_POLICY), limit,
-                                                 digest_limit, now)
+                                                 digest_limit, now, due[team])
             finally:
                 if claim is None:
                     self.finished(sink, team)
@@ -144,23 +145,30 @@ class Outbox:
         until = self._mine.get((sink, team))
         return until is not None and until > now
 
-    def due_lanes(self, sink: str, now: datetime) -> list[str]:
-        """Teams of ``sink`` with rows due now (including expired leases); a plain read, so
-        an idle worker takes no lock."""
+    def due_lanes(self, sink: str, now: datetime) -> dict[str, set[str]]:
+        """Teams of ``sink`` with rows due now, and the statuses of those rows (``sending``:
+        an expired lease). A plain read, so an idle worker takes no lock."""
+        lanes: dict[str, set[str]] = {}
         with self.engine.connect() as conn:
-            return list(conn.execute(
-                select(d.c.team).where(d.c.sink == sink,
-                                       d.c.status.in_(("pending", "held", "sending")),
-                                       d.c.next_attempt_at <= now).distinct().limit(64)
-            ).scalars())
+            for team, status in conn.execute(
+                    select(d.c.team, d.c.status).where(
+                        d.c.sink == sink, d.c.status.in_(("pending", "held", "sending")),
+                        d.c.next_attempt_at <= now).distinct().limit(256)):
+                lanes.setdefault(team, set()).add(status)
+        return lanes
 
     def _claim_lane(self, conn: Connection, sink: str, team: str, policy: TeamPolicy,
-                    limit: int, digest_limit: int, now: datetime) -> Claim | None:
+                    limit: int, digest_limit: int, now: datetime,
+                    statuses: set[str]) -> Claim | None:
+        """Claim in ``conn`` (which owns the lane). ``statuses``: what :meth:`due_lanes` saw
+        due in this lane; queries for the others are skipped (each is a round trip)."""
         lane = and_(d.c.sink == sink, d.c.team == team)
-        # rows of a worker that died while sending: their lease ran out. A write first, so on
-        # SQLite the transaction holds the write lock from here on.
-        conn.execute(update(d).where(lane, d.c.status == "sending", d.c.next_attempt_at <= now)
-                     .values(status="pending", claim=None))
+        if "sending" in statuses or not self.skip_locked:
+            # rows of a worker that died while sending: their lease ran out. On SQLite this
+            # always runs: a write first, so the transaction holds the write lock from here on
+            conn.execute(update(d).where(lane, d.c.status == "sending",
+                                         d.c.next_attempt_at <= now)
+                         .values(status="pending", claim=None))
         busy = conn.execute(select(d.c.id).where(lane, or_(
             d.c.status == "sending",
             and_(d.c.status == "pending", d.c.next_attempt_at > now))).limit(1)).first()
@@ -171,7 +179,7 @@ class Outbox:
             d.c.id).limit(limit)
         if self.skip_locked:  # no join here: MariaDB cannot say FOR UPDATE OF one table
             pending = pending.with_for_update(skip_locked=True)
-        found = list(conn.execute(pending))
+        found = list(conn.execute(pending)) if statuses & {"pending", "sending"} else []
         immediate = found
         if found and policy.holds_anything:
             immediate = self._hold(conn, policy, found)
@@ -180,7 +188,8 @@ class Outbox:
             d.c.id).limit(digest_limit)
         if self.skip_locked:
             due_held = due_held.with_for_update(skip_locked=True)
-        digest = list(conn.execute(due_held))
+        digest = (list(conn.execute(due_held))
+                  if "held" in statuses or len(immediate) < len(found) else [])
         ids = [r.id for r in immediate] + [r.id for r in digest]
         if not ids:
             return None

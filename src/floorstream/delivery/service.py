@@ -44,7 +44,7 @@ class _WakeOnCommit:
 
     @hookimpl
     def post_committed(self, posts: Sequence[Post]) -> None:
-        self.service.wake()
+        self.service.wake(posts)
 
 
 class DeliveryService:
@@ -85,10 +85,19 @@ class DeliveryService:
         log.info("delivery_started", sinks=[s.name for s in self.config.sinks],
                  workers=len(self.workers))
 
-    def wake(self) -> None:
-        """Posts were committed: one idle worker per sink looks (see ``wake_workers``)."""
+    def wake(self, posts: Sequence[Post] | None = None) -> None:
+        """Posts were committed: per sink, as many idle workers look as lanes got new rows
+        (see ``wake_workers``); without ``posts``, every worker looks."""
+        teams = self.config.settings.teams
         for group in self.groups:
-            wake_workers(group)
+            if posts is None:
+                lanes = len(group)
+            else:
+                sink = group[0].name_
+                lanes = len({team for post in posts for team in post.teams
+                             if team in teams and sink in teams[team].sinks})
+            if lanes:
+                wake_workers(group, lanes)
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()

@@ -59,20 +59,19 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def wake_workers(workers: Sequence[SinkWorker]) -> None:
-    """New work for one sink: wake one idle worker, not all of them.
+def wake_workers(workers: Sequence[SinkWorker], lanes: int = 1) -> None:
+    """New work in ``lanes`` lanes of one sink: wake that many idle workers, not all of them.
 
     Waking every worker on every commit made each run a "which lanes are due?" query only to
     find the lane taken by a sibling. Busy workers look for more work anyway when they finish
     (their event is set too, which also covers one that is just about to wait), and a worker
     whose claim saw other lanes due wakes the next idle one, so work still fans out."""
-    woke_idle = False
     for worker in workers:
         if not worker.idle:
             worker.wake.set()
-        elif not woke_idle and not worker.wake.is_set():
+        elif lanes > 0 and not worker.wake.is_set():
             worker.wake.set()
-            woke_idle = True
+            lanes -= 1
 
 
 class SinkWorker(threading.Thread):
