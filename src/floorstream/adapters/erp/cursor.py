@@ -29,11 +29,14 @@ from sqlalchemy import (
 )
 
 from floorstream.adapters.erp.config import TableConfig
-from floorstream.adapters.erp.publish import NO_GROUP, RowChange, SubjectMaker
+from floorstream.adapters.erp.publish import FLUSH, NO_GROUP, RowChange, SubjectMaker
 from floorstream.adapters.erp.sqlcommon import as_utc, decode, encode, shift
 from floorstream.adapters.erp.values import Humanizer, plain, row_hash
 
 __all__ = ["CursorWatcher"]
+
+#: rows humanised and emitted at a time (lookups are resolved once per slice)
+_SLICE = 100
 
 
 class CursorWatcher:
@@ -51,7 +54,8 @@ class CursorWatcher:
         #: the cursor whose overlap window is still to be re-read (set while new rows are
         #: handed over before the window is): a restart re-reads from there, not from last_c
         self.window: Any = decode(state["w"]) if "w" in state else None
-        self.seen: dict[str, tuple[Any, str]] = {}
+        #: key → (cursor, row values, hash) of rows emitted within the overlap window
+        self.seen: dict[str, tuple[Any, tuple[Any, ...], str]] = {}
         self.last_query_s = 0.0
 
     @property
@@ -61,7 +65,7 @@ class CursorWatcher:
             at["w"] = encode(self.window)
         return at
 
-    def poll(self, engine: Engine) -> Iterator[RowChange]:
+    def poll(self, engine: Engine) -> Iterator[RowChange | None]:
         """New rows first, then the overlap window behind the old position.
 
         The rows past ``(last_cursor, last_key)`` are what carries the latency, so they are
@@ -86,6 +90,7 @@ class CursorWatcher:
                 self.window = edge_c
             after = _after(engine, cur, key, edge_c, edge_k)
             yield from self._pages(engine, base.where(after), base, cur, key, kind)
+            yield FLUSH  # the new rows go out before the window is re-read
             low = shift(self.window, cfg.overlap)
             upto = _not_after(engine, cur, key, edge_c, edge_k)
             yield from self._pages(engine, base.where(cur >= low, upto), base.where(upto),
@@ -103,11 +108,16 @@ class CursorWatcher:
             with engine.connect() as conn:
                 rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
                 self.last_query_s += time.perf_counter() - started
-                fresh = [(r, h) for r in rows if (h := self._digest(r))]
-                shown = self.humanizer.rows(conn, [r for r, _ in fresh]) if fresh else []
-            for (raw, digest), data in zip(fresh, shown, strict=True):
-                self._advance(raw[self.cursor], raw[cfg.key])
-                yield self._change(raw, data, digest, kind)
+                # humanised and handed over in slices, so the pipeline commits the first
+                # posts while the rest are still being formatted
+                for at in range(0, len(rows), _SLICE):
+                    fresh = [(r, h) for r in rows[at:at + _SLICE] if (h := self._digest(r))]
+                    if not fresh:
+                        continue
+                    shown = self.humanizer.rows(conn, [r for r, _ in fresh])
+                    for (raw, digest), data in zip(fresh, shown, strict=True):
+                        self._advance(raw[self.cursor], raw[cfg.key])
+                        yield self._change(raw, data, digest, kind)
             if len(rows) < cfg.batch:
                 return
             stmt = rest.where(_after(engine, cur, key, rows[-1][self.cursor],
@@ -115,11 +125,15 @@ class CursorWatcher:
 
     def _digest(self, row: dict[str, Any]) -> str:
         """The row's content hash, or "" when this content was already emitted."""
-        digest = row_hash(row)
         skey = str(row[self.config.key])
-        if self.seen.get(skey, (None, ""))[1] == digest:
+        values = tuple(row.values())
+        known = self.seen.get(skey)
+        if known is not None and known[1] == values:
+            return ""  # the overlap re-read of an emitted row: equal values, no hashing
+        digest = row_hash(row)
+        if known is not None and known[2] == digest:
             return ""
-        self.seen[skey] = (row[self.cursor], digest)
+        self.seen[skey] = (row[self.cursor], values, digest)
         return digest
 
     def _advance(self, c: Any, k: Any) -> None:

@@ -27,10 +27,12 @@ from floorstream.adapters.base import Emitter
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.model import Change
 
-__all__ = ["NO_GROUP", "Publisher", "RowChange", "SubjectMaker"]
+__all__ = ["FLUSH", "NO_GROUP", "Publisher", "RowChange", "SubjectMaker"]
 
 #: group of a change that belongs to no statement run (never part of a mass update)
 NO_GROUP = object()
+#: in a watcher's stream of changes: the runs so far are complete (see ``Publisher.publish``)
+FLUSH = None
 _NO_GROUP = NO_GROUP
 
 
@@ -85,13 +87,26 @@ class Publisher:
         #: (its state), so the summary lists only what changed, with before → after
         self.detector_summary = detector_summary
 
-    def publish(self, config: TableConfig, changes: Iterable[RowChange]) -> int:
-        """Emit the changes in order; returns how many changes (rows) were emitted."""
+    def publish(self, config: TableConfig, changes: Iterable[RowChange | None]) -> int:
+        """Emit the changes in order; returns how many changes (rows) were emitted.
+
+        ``None`` in the stream (:data:`FLUSH`) says no later change can join the current
+        statement run (the cursor mode's new rows are done; the overlap re-read follows), so
+        rows held back to see whether the run grows into a mass update go out now.
+        """
         threshold = config.mass_update
         run: list[RowChange] = []
         massed: _MassRun | None = None
         emitted = 0
         for change in changes:
+            if change is FLUSH:
+                for held in run:
+                    self._emit(held)
+                run = []
+                if massed is not None:
+                    self._summary(config, massed)
+                    massed = None
+                continue
             emitted += 1
             if massed is not None:
                 if change.group is massed.group or change.group == massed.group:
