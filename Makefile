@@ -36,7 +36,8 @@ bench-erp: $(STAMP)
 	$(BIN)/python bench/erp.py
 
 bench-delivery: $(STAMP)
-	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/delivery.py --store sqlite
+	$(BIN)/python bench/delivery.py --store postgres
 
 bench-supply: $(STAMP)
 	$(BIN)/python bench/supply.py

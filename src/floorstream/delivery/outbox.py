@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -174,20 +174,12 @@ class Outbox:
             and_(d.c.status == "pending", d.c.next_attempt_at > now))).limit(1)).first()
         if busy is not None:
             return None  # an earlier post of this lane is in flight or waits for a retry
-        pending = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at).where(
-            lane, d.c.status == "pending", d.c.next_attempt_at <= now).order_by(
-            d.c.id).limit(limit)
-        if self.skip_locked:  # no join here: MariaDB cannot say FOR UPDATE OF one table
-            pending = pending.with_for_update(skip_locked=True)
+        pending = self.lane_rows(sink, team, "pending", now, limit)
         found = list(conn.execute(pending)) if statuses & {"pending", "sending"} else []
         immediate = found
         if found and policy.holds_anything:
             immediate = self._hold(conn, policy, found)
-        due_held = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at).where(
-            lane, d.c.status == "held", d.c.next_attempt_at <= now).order_by(
-            d.c.id).limit(digest_limit)
-        if self.skip_locked:
-            due_held = due_held.with_for_update(skip_locked=True)
+        due_held = self.lane_rows(sink, team, "held", now, digest_limit)
         digest = (list(conn.execute(due_held))
                   if "held" in statuses or len(immediate) < len(found) else [])
         ids = [r.id for r in immediate] + [r.id for r in digest]
@@ -211,6 +203,25 @@ class Outbox:
         claimed = (rows(immediate), rows(digest))
         posts = _load_posts(conn, [r.post_id for part in claimed for r in part])
         return Claim(sink, team, token, *claimed, leased_until, posts)
+
+    def lane_rows(self, sink: str, team: str, status: str, now: datetime,
+                  limit: int) -> Select[Any]:
+        """The claim's locking read of a lane's due rows in ``status``, oldest first.
+
+        No join in it: MariaDB cannot say ``FOR UPDATE OF`` one table. And on MariaDB/MySQL
+        it must scan the lane index: InnoDB locks every row it reads before filtering, so a
+        scan of the (status, next_attempt_at) index would briefly lock other lanes' rows, and
+        a concurrent claimer of such a lane would SKIP LOCKED past them — taking later rows
+        of its lane first. (Seen in ``bench/delivery.py --store mysql``: teams out of order.)
+        PostgreSQL locks only rows that match, so the plan does not matter there."""
+        query = select(d.c.id, d.c.post_id, d.c.attempts, d.c.created_at).where(
+            d.c.sink == sink, d.c.team == team, d.c.status == status,
+            d.c.next_attempt_at <= now).order_by(d.c.id).limit(limit)
+        if not self.skip_locked:
+            return query
+        for dialect in ("mysql", "mariadb"):
+            query = query.with_hint(d, "FORCE INDEX (ix_fs_deliveries_lane)", dialect)
+        return query.with_for_update(skip_locked=True)
 
     def _hold(self, conn: Connection, policy: TeamPolicy, found: list[Any]) -> list[Any]:
         """Mark the rows the team's policy holds for a digest; return the ones to send now."""
