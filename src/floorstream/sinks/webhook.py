@@ -130,6 +130,9 @@ class WebhookSink(Sink):
             if delay is not None:
                 raise RetryAfter(message, delay)
             raise DeliveryError(message)
+        if 300 <= status < 400:  # not followed: it could carry the token elsewhere
+            raise PermanentDeliveryError(f"HTTP {status} from {self.cfg.name}: a redirect "
+                                         "(not followed; configure the final URL)")
         if 400 <= status < 500 and status not in (408, 409, 425):
             raise PermanentDeliveryError(message)
         raise DeliveryError(message)
