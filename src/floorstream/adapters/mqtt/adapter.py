@@ -60,7 +60,7 @@ class MqttAdapter(Adapter):
         self.sessions = SparkplugSessions(config.name, config.kind, config.sparkplug.historical,
                                           config.sparkplug.offline_severity)
         self._restore(context.checkpoint)
-        self.client: mqtt.Client | None = None
+        self.client: connection.Client | None = None
         self.acker: connection.Acker | None = None
         self.connected = threading.Event()
         self.received = 0
@@ -98,6 +98,8 @@ class MqttAdapter(Adapter):
                 log.warning("mqtt_connect_refused", reason=str(reason))
                 return
             acker.new_connection()
+            if isinstance(client, connection.Client):
+                client.buffer_socket()
             client.subscribe(subscriptions)
             self.connected.set()
             log.info("mqtt_connected", broker=f"{self.cfg.host}:{self.cfg.port}",

@@ -1,0 +1,388 @@
+"""The "sensor storm": floorstream's mqtt source against a bare paho + json.loads subscriber.
+
+200 machines, 200,000 JSON messages (about 1 % interesting: state changes and 85 °C limit
+crossings with 3 °C hysteresis) on ``plant/<area>/<machine>/telemetry``, published by a separate
+process on a private Mosquitto (unbounded queues, so the broker never drops). For QoS 0 and 1:
+
+- storm: the subscriber is live, the publisher goes flat out; msgs/s = messages / (publisher
+  start → last message handled; for floorstream: the last post committed);
+- drain: the subscriber is SIGSTOPped while everything is published, then resumed; msgs/s =
+  messages / (SIGCONT → last handled): the subscriber's own capacity, publisher out of the way;
+- paced: the first 50,000 messages at 5,000 msgs/s; latency = post committed − published, per
+  interesting message (CLOCK_MONOTONIC in both processes).
+
+Peak RSS is each subscriber's own VmHWM. Run: ``python bench/mqtt.py [--messages N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+T0 = 1_764_057_600_000
+AREAS = ["press", "weld", "paint", "pack"]
+
+
+# -- the stream ----------------------------------------------------------------------------
+
+def generate(path: Path, machines: int, messages: int, seed: int = 20261125) -> int:
+    """Write ``topic\\tpayload\\tinteresting`` lines; returns the number of interesting ones.
+    The last message is always a state change, so its post marks the end of the stream."""
+    rnd = random.Random(seed)
+    fleet = [{"name": f"{AREAS[i % 4]}-{i // 4:02d}", "area": AREAS[i % 4],
+              "state": "RUNNING", "temp": rnd.uniform(60, 75), "alarm": False, "seen": False}
+             for i in range(machines)]
+    interesting = 0
+    with path.open("w") as out:
+        for k in range(messages):
+            m = fleet[rnd.randrange(machines)] if k < messages - 1 else fleet[0]
+            before_state, before_alarm = m["state"], m["alarm"]
+            r = rnd.random()
+            if k == messages - 1:
+                m["state"] = "STOPPED" if m["state"] == "RUNNING" else "RUNNING"
+            elif m["state"] == "RUNNING" and r < 0.0026:
+                m["state"] = "STOPPED"
+            elif m["state"] != "RUNNING" and r < 0.05:
+                m["state"] = "RUNNING"
+            heat = 1.6 if rnd.random() < 0.004 else 0.0
+            m["temp"] = min(99.0, max(55.0, m["temp"] + rnd.uniform(-0.7, 0.7) + heat * 8))
+            if m["temp"] > 80 and not heat:
+                m["temp"] -= 0.4
+            temp = round(m["temp"], 1)
+            if not m["alarm"] and temp > 85.0:
+                m["alarm"] = True
+            elif m["alarm"] and temp < 82.0:
+                m["alarm"] = False
+            flag = m["seen"] and (m["state"] != before_state or m["alarm"] != before_alarm)
+            m["seen"] = True
+            interesting += flag
+            payload = json.dumps({"machine": m["name"], "ts": T0 + k, "state": m["state"],
+                                  "spindle_temp": temp, "count": k})
+            out.write(f"plant/{m['area']}/{m['name']}/telemetry\t{payload}\t{int(flag)}\n")
+    return interesting
+
+
+# -- roles run in their own processes ------------------------------------------------------
+
+def _vmhwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def role_publish(a: argparse.Namespace) -> None:
+    """Publish the stream (paho without network thread, TCP_NODELAY), write publish times."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    msgs = []
+    with open(a.stream, "rb") as f:
+        for line in f:
+            topic, payload, flag = line.rstrip(b"\n").split(b"\t")
+            msgs.append((topic.decode(), payload, json.loads(payload)["ts"] if flag == b"1"
+                         else None))
+            if a.limit and len(msgs) >= a.limit:
+                break
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    c.max_inflight_messages_set(100)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", a.port)
+    c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def pump(timeout: float) -> None:
+        sock = c.socket()
+        r, w, _ = select.select([sock], [sock] if c.want_write() else [], [], timeout)
+        if r:
+            c.loop_read()
+        if w:
+            c.loop_write()
+        c.loop_misc()
+
+    times = []
+    start = time.monotonic_ns()
+    for n, (topic, payload, ts) in enumerate(msgs):
+        if a.rate:
+            while time.monotonic_ns() < start + n * 1e9 / a.rate:
+                pump(0.0002)
+        while a.qos and len(c._out_messages) >= 100:
+            pump(0.01)
+        now = time.monotonic_ns()
+        c.publish(topic, payload, qos=a.qos)
+        if ts is not None:
+            times.append((ts, now))
+        if not a.rate and n % 64 == 0:
+            pump(0)
+    while c.want_write() or (a.qos and c._out_messages):
+        pump(0.01)
+    end = time.monotonic_ns()
+    c.disconnect()
+    Path(a.result).write_text(json.dumps({"t_start_ns": start, "t_end_ns": end,
+                                          "times": times}))
+
+
+def role_ceiling(a: argparse.Namespace) -> None:
+    """The ceiling: paho + json.loads, nothing else (auto-ack at QoS 1)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    st = {"n": 0, "t_last": 0}
+    loads = json.loads
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        loads(msg.payload)
+        st["n"] += 1
+        st["t_last"] = time.monotonic_ns()
+        if st["n"] >= a.expect:
+            c.disconnect()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling", clean_session=True)
+    c.on_message = on_message
+    c.on_connect = lambda c, u, f, rc, p: c.subscribe("plant/+/+/telemetry", qos=a.qos)
+    c.connect("127.0.0.1", a.port)
+    threading.Timer(a.max_seconds, c.disconnect).start()
+    Path(a.ready).touch()
+    c.loop_forever()
+    Path(a.result).write_text(json.dumps({"received": st["n"], "t_last_ns": st["t_last"],
+                                          "rss_mb": _vmhwm_mb()}))
+    os._exit(0)
+
+
+def role_floorstream(a: argparse.Namespace) -> None:
+    """floorstream's daemon with the mqtt source; records when each post was committed."""
+    from floorstream._markers import hookimpl
+    from floorstream.config import parse_config
+    from floorstream.daemon import Daemon
+    from floorstream.plugins import build_plugins
+
+    if os.environ.get("FS_SWITCH"):
+        sys.setswitchinterval(float(os.environ["FS_SWITCH"]))
+    committed: dict[int, int] = {}
+    done = threading.Event()
+
+    class Recorder:
+        @hookimpl
+        def post_committed(self, posts: Any) -> None:
+            now = time.monotonic_ns()
+            for post in posts:
+                ts = round(post.occurred_at.timestamp() * 1000)
+                committed.setdefault(ts, now)
+                if ts == a.last_ts:
+                    done.set()
+
+    plugins = build_plugins(extra=[Recorder()], load_entry_points=False)
+    config = parse_config(Path(a.config).read_text(), plugins)
+    daemon = Daemon(config, plugins)
+    daemon.start()
+    adapter = None
+    while adapter is None or not adapter.connected.is_set():  # type: ignore[attr-defined]
+        time.sleep(0.01)
+        adapter = daemon._adapters.get("sensors")
+    Path(a.ready).touch()
+    done.wait(a.max_seconds)
+    end = committed.get(a.last_ts, 0)
+    received = adapter.received  # type: ignore[attr-defined]
+    Path(a.result).write_text(json.dumps({
+        "received": received, "t_last_ns": end, "rss_mb": _vmhwm_mb(),
+        "batches": daemon.pipeline.committed_batches,
+        "posts": len(committed), "committed": list(committed.items())}))
+    os._exit(0)  # the store is disposable; skip the orderly drain
+
+
+CONFIG = """
+store: sqlite:///{dir}/bench.db
+flood: null
+logging: {{level: warning}}
+pipeline: {{batch_wait_ms: {wait}, batch_max: 2000}}
+teams: {{maintenance: {{}}, robotics: {{}}, process-eng: {{}}, logistics: {{}}}}
+routes:
+  - {{match: {{attrs: {{area: press}}}}, teams: [maintenance]}}
+  - {{match: {{attrs: {{area: weld}}}}, teams: [robotics]}}
+  - {{match: {{attrs: {{area: paint}}}}, teams: [process-eng]}}
+  - {{match: {{attrs: {{area: pack}}}}, teams: [logistics]}}
+sources:
+  - name: sensors
+    adapter: mqtt
+    url: mqtt://127.0.0.1:{port}
+    client_id: bench-floorstream-{run}
+    clean_start: true
+    qos: {qos}
+    topics: ["plant/+/+/telemetry"]
+    subject: "{{topic[2]}}"
+    attrs: {{area: "{{topic[1]}}"}}
+    position_field: ts
+    time_field: ts
+    detect:
+      - state_change: {{field: state}}
+      - threshold: {{field: spindle_temp, above: 85, clear_below: 82, unit: "°C"}}
+"""
+
+
+# -- the driver ----------------------------------------------------------------------------
+
+def _spawn(role: str, *args: str) -> subprocess.Popen[bytes]:
+    script = os.environ.get("FS_BENCH_SCRIPT", str(HERE)) if role == "_floorstream" else str(HERE)
+    return subprocess.Popen([sys.executable, script, role, *args])
+
+
+def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args} did not get ready")
+        time.sleep(0.01)
+
+
+def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
+            expect: int, last_ts: int, wait_ms: float, limit: int = 0,
+            rate: float = 0) -> dict[str, Any]:
+    run = f"{sut}-{qos}-{mode}-{time.monotonic_ns()}"
+    ready, result, pub_result = work / f"{run}.ready", work / f"{run}.json", work / f"{run}.pub"
+    if sut == "ceiling":
+        proc = _spawn("_ceiling", "--port", str(port), "--qos", str(qos), "--expect",
+                      str(expect), "--ready", str(ready), "--result", str(result))
+    else:
+        sut_dir = work / run
+        sut_dir.mkdir()
+        config = sut_dir / "fs.yaml"
+        config.write_text(CONFIG.format(dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms))
+        proc = _spawn("_floorstream", "--config", str(config), "--last-ts", str(last_ts),
+                      "--ready", str(ready), "--result", str(result))
+    _wait_file(ready, proc)
+    time.sleep(0.3)  # let the subscription settle
+    if mode == "drain":
+        proc.send_signal(signal.SIGSTOP)
+    pub = _spawn("_publish", "--port", str(port), "--qos", str(qos), "--stream", str(stream),
+                 "--result", str(pub_result), "--limit", str(limit), "--rate", str(rate))
+    pub.wait()
+    resumed = time.monotonic_ns()
+    if mode == "drain":
+        proc.send_signal(signal.SIGCONT)
+    proc.wait(600)
+    res = json.loads(result.read_text())
+    published = json.loads(pub_result.read_text())
+    start = resumed if mode == "drain" else published["t_start_ns"]
+    n = limit or expect
+    out = {"sut": sut, "qos": qos, "mode": mode, "rss_mb": round(res["rss_mb"], 1),
+           "received": res["received"],
+           "msgs_s": round(n / ((res["t_last_ns"] - start) / 1e9)) if res["t_last_ns"] else 0,
+           "publisher_msgs_s": round(n / ((published["t_end_ns"] - published["t_start_ns"])
+                                          / 1e9))}
+    if sut == "floorstream":
+        committed = dict(res["committed"])
+        out["posts"] = res["posts"]
+        out["batches"] = res["batches"]
+        lat = sorted((committed[ts] - t) / 1e6 for ts, t in published["times"]
+                     if ts in committed)
+        if lat:
+            out["p50_ms"] = round(lat[len(lat) // 2], 2)
+            out["p99_ms"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2)
+            out["events_timed"] = len(lat)
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
+        role = sys.argv.pop(1)
+        ap = argparse.ArgumentParser()
+        for flag in ("--port", "--qos", "--expect", "--last-ts", "--limit"):
+            ap.add_argument(flag, type=int, default=0)
+        for flag in ("--stream", "--result", "--ready", "--config"):
+            ap.add_argument(flag, default="")
+        ap.add_argument("--rate", type=float, default=0)
+        ap.add_argument("--max-seconds", type=float, default=300)
+        args = ap.parse_args()
+        {"_publish": role_publish, "_ceiling": role_ceiling,
+         "_floorstream": role_floorstream}[role](args)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--machines", type=int, default=200)
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--qos", type=int, nargs="*", default=[0, 1])
+    ap.add_argument("--modes", nargs="*", default=["storm", "drain"])
+    ap.add_argument("--batch-wait-ms", type=float, default=1.0)
+    ap.add_argument("--paced-rate", type=float, default=5000)
+    ap.add_argument("--paced-messages", type=int, default=50_000)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fs-bench-mqtt-") as tmp:
+        work = Path(tmp)
+        stream = work / "stream.tsv"
+        interesting = generate(stream, a.machines, a.messages)
+        last_ts = T0 + a.messages - 1
+        print(f"stream: {a.messages:,} messages, {a.machines} machines, "
+              f"{interesting:,} interesting ({interesting / a.messages:.2%})", flush=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        conf = work / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n")
+        broker = subprocess.Popen(["mosquitto", "-c", str(conf)])
+        time.sleep(0.5)
+        rows = []
+        try:
+            for qos in a.qos:
+                for mode in a.modes:
+                    for sut in ("ceiling", "floorstream"):
+                        row = run_one(work, port, sut, qos, mode, stream, a.messages, last_ts,
+                                      a.batch_wait_ms)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+            paced_last = _last_interesting_ts(stream, a.paced_messages)
+            for qos in a.qos:
+                row = run_one(work, port, "floorstream", qos, "paced", stream, a.paced_messages,
+                              paced_last, a.batch_wait_ms, limit=a.paced_messages,
+                              rate=a.paced_rate)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            broker.terminate()
+            broker.wait()
+        _summary(rows)
+
+
+def _last_interesting_ts(stream: Path, limit: int) -> int:
+    last = 0
+    with stream.open() as f:
+        for n, line in enumerate(f):
+            if n >= limit:
+                break
+            if line.endswith("\t1\n"):
+                last = json.loads(line.split("\t")[1])["ts"]
+    return last
+
+
+def _summary(rows: list[dict[str, Any]]) -> None:
+    print("\n| mode | QoS | ceiling msgs/s | floorstream msgs/s | ratio | fs p50 / p99 ms "
+          "| RSS MB ceiling / fs |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in ("storm", "drain"):
+        for qos in (0, 1):
+            pair = {r["sut"]: r for r in rows if r["mode"] == mode and r["qos"] == qos}
+            if len(pair) < 2:
+                continue
+            c, f = pair["ceiling"], pair["floorstream"]
+            ratio = f["msgs_s"] / c["msgs_s"] if c["msgs_s"] else 0
+            print(f"| {mode} | {qos} | {c['msgs_s']:,} | {f['msgs_s']:,} | {ratio:.2f} | "
+                  f"{f.get('p50_ms')} / {f.get('p99_ms')} | {c['rss_mb']} / {f['rss_mb']} |")
+    for r in rows:
+        if r["mode"] == "paced":
+            print(f"| paced {r['msgs_s'] and 'ok'} | {r['qos']} | - | - | - | "
+                  f"{r.get('p50_ms')} / {r.get('p99_ms')} | - / {r['rss_mb']} |")
+
+
+if __name__ == "__main__":
+    main()
