@@ -116,8 +116,10 @@ class ErpTableAdapter(Adapter):
                 if not standing_by:
                     standing_by = True
                     self.watchers.clear()
-                    self.context.log.info("erp_standby", reason="another daemon polls this "
-                                          "source (advisory lock)")
+                    self.context.log.info(
+                        "erp_standby", error=self.lock.error,
+                        reason="the database is unreachable" if self.lock.error else
+                        "another daemon polls this source (advisory lock)")
                 stop.wait(0.25)
                 continue
             if standing_by:
@@ -133,7 +135,9 @@ class ErpTableAdapter(Adapter):
                 started = time.monotonic()
                 for attempt in retrying:
                     with attempt:
-                        self._poll(tables[name], engine, publisher)
+                        # after an outage the lock may have gone to another daemon
+                        if self.lock is None or self.lock.held():
+                            self._poll(tables[name], engine, publisher)
                 # the next poll is due an interval after this one started, not after it
                 # ended: otherwise every poll's own duration adds to the worst-case latency
                 interval = tables[name].interval or self.cfg.interval

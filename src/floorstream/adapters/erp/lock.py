@@ -42,6 +42,8 @@ class SourceLock:
         self._next = 0.0  # monotonic time of the next try (standby) or check (holder)
         #: times this daemon took the lock (the first start included)
         self.acquired = 0
+        #: why the last try failed, when it was the database rather than another daemon
+        self.error: str | None = None
 
     def held(self) -> bool:
         now = time.monotonic()
@@ -57,11 +59,13 @@ class SourceLock:
                     self._conn = self._engine.connect()
                 got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                                          {"k": self.key}).scalar()
+                self.error = None
                 if got:
                     self._held = True
                     self.acquired += 1
                     self._next = now + self.check
-        except DBAPIError:
+        except DBAPIError as exc:
+            self.error = str(exc.orig or exc).strip()
             self._drop()
         return self._held
 
