@@ -13,7 +13,7 @@ lock on the lane itself, without waiting (a taken lane is simply someone else's 
   pipeline's inserts of new outbox rows wait for a claim;
 - SQLite (and servers without SKIP LOCKED): one claimer per process; SQLite has one writer per
   database anyway, and the claim transaction starts with a write, so it holds that lock from
-  its first statement.
+  its first statement. (Older MariaDB/MySQL claim in READ COMMITTED too.)
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ def lane_transaction(engine: Engine, sink: str, team: str, *,
     ``shared``: the store supports concurrent claimers (see :func:`supports_skip_locked`);
     otherwise claims are serialised in this process."""
     if not shared:
-        with _PROCESS_LOCK, engine.begin() as conn:
-            yield conn
+        with _PROCESS_LOCK, engine.connect() as conn:
+            if _is_mysql(engine):  # older MariaDB/MySQL: no gap locks against the pipeline
+                conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                yield conn
         return
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
