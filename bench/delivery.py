@@ -16,6 +16,11 @@ with the commit stamps of this process), and checks what the outbox promises: ev
 
     .venv/bin/python bench/delivery.py [--store sqlite|postgres|mysql|URL] [--posts 10000]
         [--teams 4] [--workers 4] [--batch 100] [--paced-rate 1000] [--paced-seconds 5]
+        [--separate [--poll 0.05]]
+
+``--separate`` delivers from a ``floorstream deliver`` process (as next to
+``floorstream run --no-delivery``) instead of threads of the committing process: the pipeline
+keeps its GIL, delivery finds new rows by polling.
 
 ``postgres`` / ``mysql`` create a throwaway database on the local server (the test URLs) and
 drop it afterwards.
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +42,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -169,7 +176,17 @@ def run(kind: str, phase: str, args: argparse.Namespace) -> dict[str, Any]:
         config = parse_config(config_text, plugins)
         store = Store.open(db)
         service = DeliveryService(config, plugins, store)
-        service.start()
+        deliverer = None
+        if args.separate:  # `floorstream deliver` in its own process, polling
+            path = Path(tempfile.mkdtemp()) / "deliver.yaml"
+            path.write_text(config_text, encoding="utf-8")
+            deliverer = subprocess.Popen(
+                [str(Path(sys.executable).parent / "floorstream"), "deliver", "-c", str(path),
+                 "--poll", str(args.poll), "--log-format", "json"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            time.sleep(2.0)  # let it start before the clock does
+        else:
+            service.start()
         committed: dict[str, float] = {}
         start = time.monotonic()
         for first in range(0, len(posts), batch_size):
@@ -188,6 +205,9 @@ def run(kind: str, phase: str, args: argparse.Namespace) -> dict[str, Any]:
         while outbox.counts().get("delivered", 0) < len(posts) and time.monotonic() < deadline:
             time.sleep(0.05)
         service.stop()
+        if deliverer is not None:
+            deliverer.send_signal(signal.SIGTERM)
+            deliverer.wait(30)
         counts = outbox.counts()
         store.close()
         arrivals = stats(url)
@@ -226,6 +246,9 @@ def main() -> None:
     parser.add_argument("--paced-rate", type=float, default=1000.0)
     parser.add_argument("--paced-seconds", type=float, default=5.0)
     parser.add_argument("--phase", choices=["burst", "paced", "both"], default="both")
+    parser.add_argument("--separate", action="store_true",
+                        help="deliver from a `floorstream deliver` process (own GIL, polling)")
+    parser.add_argument("--poll", type=float, default=0.05, help="its poll interval")
     args = parser.parse_args()
     if args.serve:
         serve()
@@ -234,8 +257,9 @@ def main() -> None:
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     phases = ["burst", "paced"] if args.phase == "both" else [args.phase]
+    where = f"separate process (poll {args.poll} s)" if args.separate else "in process"
     print(f"store: {args.store}, teams: {args.teams}, workers: {args.workers}, "
-          f"cpus: {os.cpu_count()}")
+          f"cpus: {os.cpu_count()}, delivery: {where}")
     for phase in phases:
         r = run(args.store, phase, args)
         print(f"{r['phase']:>5}: {r['posts']} posts committed in {r['commit_s']:.2f} s; "

@@ -43,7 +43,8 @@ class SourceStatus:
 
 
 class Daemon:
-    def __init__(self, config: Config, plugins: Plugins, store: Store | None = None) -> None:
+    def __init__(self, config: Config, plugins: Plugins, store: Store | None = None, *,
+                 delivery: bool = True) -> None:
         self.config = config
         self.plugins = plugins
         self.store = store or Store.open(config.settings.store)
@@ -54,7 +55,7 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self._adapters: dict[str, Adapter] = {}
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
-        if config.sinks:
+        if config.sinks and delivery:  # else `floorstream deliver` runs it in its own process
             self.extra_services.append(DeliveryService(config, plugins, self.store))
         health = config.settings.health
         if health.port is not None:

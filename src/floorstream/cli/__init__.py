@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.feed",
     "floorstream.cli.quarantine",
     "floorstream.cli.deliveries",
+    "floorstream.cli.deliver",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
     "floorstream.cli.erp",
