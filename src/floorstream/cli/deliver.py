@@ -2,7 +2,7 @@
 
 Why: delivery and the pipeline share one GIL when the daemon runs both. On the 2-core reference
 machine the pipeline committed 10,000 posts in 0.9 s on SQLite with nobody delivering and in
-1.7–5.5 s while four workers delivered them (``docs/delivery.md``). Run
+1.7–5.9 s while four workers delivered them (``docs/delivery.md``). Run
 ``floorstream run --no-delivery`` for the sources and pipeline and this command next to it, and
 each gets its own interpreter (and core). The outbox is the only link between them, so every
 guarantee holds as with two daemons: on SQLite run one ``deliver`` process (claims are
