@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-erp bench-delivery bench-supply clean
+.PHONY: demo test lint typecheck pytest bench bench-erp bench-delivery bench-supply bench-mqtt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-delivery: $(STAMP)
 
 bench-supply: $(STAMP)
 	$(BIN)/python bench/supply.py
+
+bench-mqtt: $(STAMP)
+	$(BIN)/python bench/mqtt.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

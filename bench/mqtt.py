@@ -217,6 +217,7 @@ sources:
   - name: sensors
     adapter: mqtt
     url: mqtt://127.0.0.1:{port}
+    protocol: "{protocol}"
     client_id: bench-floorstream-{run}
     clean_start: true
     qos: {qos}
@@ -258,7 +259,9 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
         sut_dir = work / run
         sut_dir.mkdir()
         config = sut_dir / "fs.yaml"
-        config.write_text(CONFIG.format(dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms))
+        protocol = os.environ.get("FS_BENCH_PROTOCOL") or ("3.1.1" if qos == 0 else "5")
+        config.write_text(CONFIG.format(dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms,
+                                        protocol=protocol))
         proc = _spawn("_floorstream", "--config", str(config), "--last-ts", str(last_ts),
                       "--ready", str(ready), "--result", str(result))
     _wait_file(ready, proc)
