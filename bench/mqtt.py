@@ -12,6 +12,10 @@ process on a private Mosquitto (unbounded queues, so the broker never drops). Fo
   interesting message (CLOCK_MONOTONIC in both processes).
 
 Peak RSS is each subscriber's own VmHWM. Run: ``python bench/mqtt.py [--messages N]``.
+floorstream subscribes with MQTT 3.1.1 at QoS 0 (paho builds no v5 property objects per
+message) and MQTT 5 at QoS 1 (Receive Maximum widens the unacked window); FS_BENCH_PROTOCOL
+overrides. FS_BENCH_SCRIPT runs the floorstream role through another script (a profiler);
+FS_SWITCH sets its ``sys.setswitchinterval``.
 """
 
 from __future__ import annotations
