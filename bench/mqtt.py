@@ -321,6 +321,9 @@ def main() -> None:
     ap.add_argument("--qos", type=int, nargs="*", default=[0, 1])
     ap.add_argument("--modes", nargs="*", default=["storm", "drain"])
     ap.add_argument("--batch-wait-ms", type=float, default=1.0)
+    ap.add_argument("--broker-inflight", type=int, default=20,
+                    help="Mosquitto's max_inflight_messages (its default: 20): the unacked "
+                         "QoS 1 window, which bounds an ack-after-commit subscriber")
     ap.add_argument("--paced-rate", type=float, default=5000)
     ap.add_argument("--paced-messages", type=int, default=50_000)
     a = ap.parse_args()
@@ -336,7 +339,8 @@ def main() -> None:
             port = s.getsockname()[1]
         conf = work / "mosquitto.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n")
+                        "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
+                        f"max_inflight_messages {a.broker_inflight}\n")
         broker = subprocess.Popen(["mosquitto", "-c", str(conf)])
         time.sleep(0.5)
         rows = []

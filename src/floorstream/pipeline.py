@@ -9,7 +9,6 @@ messages in flight per client (Mosquitto: 20), so waiting to fill big batches wo
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from floorstream.adapters.base import Ack
 from floorstream.config import PipelineSettings
+from floorstream.handoff import Handoff
 from floorstream.model import Change, Post
 from floorstream.plugins import Plugins, call_isolated
 from floorstream.processing import Envelope, Processor
@@ -42,7 +42,7 @@ class Pipeline:
         self.store = store
         self.settings = settings
         self.plugins = plugins
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
+        self.queue: Handoff[Any] = Handoff(settings.queue_size)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.lock = threading.Lock()  # serialises processing with library-API publishes
@@ -83,53 +83,25 @@ class Pipeline:
     # -- the loop -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        wait = self.settings.batch_wait_ms / 1000.0
+        linger = self.settings.batch_wait_ms / 1000.0
         tick_every = self.settings.tick_s
         next_tick = time.monotonic() + tick_every
-        get = self.queue.get
+        take = self.queue.take_for
         batch_max = self.settings.batch_max
         stop_seen = False
         while not stop_seen:
             timeout = max(0.0, next_tick - time.monotonic())
-            items: list[Envelope] = []
-            try:
-                first = get(timeout=timeout)
-            except queue.Empty:
-                first = None
-            if first is _STOP:
+            items: list[Any] = take(batch_max, timeout, linger)
+            if _STOP in items:
                 stop_seen = True
-            elif first is not None:
-                items.append(first)
-                deadline = time.monotonic() + wait
-                while len(items) < batch_max:
-                    try:
-                        item = self.queue.get_nowait()
-                    except queue.Empty:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        try:
-                            item = get(timeout=remaining)
-                        except queue.Empty:
-                            break
-                    if item is _STOP:
-                        stop_seen = True
-                        break
-                    items.append(item)
+                items = [item for item in items if item is not _STOP]
             if items:
                 self._handle(items)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + tick_every
                 self._handle_tick()
         # drain what producers queued before they were stopped
-        rest: list[Envelope] = []
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                rest.append(item)
+        rest = [item for item in self.queue.take(1 << 30, 0.0) if item is not _STOP]
         if rest:
             self._handle(rest)
 
