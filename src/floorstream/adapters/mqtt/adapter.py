@@ -40,6 +40,7 @@ __all__ = ["MqttAdapter"]
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,)}
+_TOPIC_CACHE = 100_000  # topics whose subject and attrs are kept rendered
 
 
 class MqttAdapter(Adapter):
@@ -143,6 +144,11 @@ class MqttAdapter(Adapter):
         now = datetime.now
         callback = acker.callback
         sparkplug = self.sparkplug_mode
+        # subject and attrs rendered from topic levels only are the same for every message of a
+        # topic: rendered once per topic instead of once per message
+        by_topic: dict[str, tuple[str, dict[str, str]]] | None = (
+            {} if not subject_t.uses_payload
+            and not any(t.uses_payload for t in attr_templates.values()) else None)
 
         def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
             try:
@@ -180,10 +186,19 @@ class MqttAdapter(Adapter):
                 if sparkplug:
                     self._sparkplug(emitter, levels, topic, payload, data, observed, ack)
                     return
-                subject = subject_t.render(levels, topic, data)
-                attrs = {**static_attrs}
-                for name, template in attr_templates.items():
-                    attrs[name] = template.render(levels, topic, data)
+                cached = by_topic.get(topic) if by_topic is not None else None
+                if cached is not None:
+                    subject, topic_attrs = cached
+                    attrs = {**topic_attrs}
+                else:
+                    subject = subject_t.render(levels, topic, data)
+                    attrs = {**static_attrs}
+                    for name, template in attr_templates.items():
+                        attrs[name] = template.render(levels, topic, data)
+                    if by_topic is not None:
+                        if len(by_topic) >= _TOPIC_CACHE:
+                            by_topic.clear()  # bounded: a topic per message would not grow it
+                        by_topic[topic] = (subject, {**attrs})
                 for name, path in fields:
                     with suppress(MissingValue):
                         data[name] = lookup_path(data, path)

@@ -17,16 +17,26 @@ Why each setting:
   handles up to 500 packets per wake-up.
 - paho reconnects by itself in its network thread with ``reconnect_delay_set`` (exponential
   backoff between ``reconnect_min`` and ``reconnect_max``).
+- QoS 1 acks: paho's ``ack()`` queues one PUBACK per message and writes to a socketpair to wake
+  its network thread, a syscall each plus one ``send`` per PUBACK, all on the pipeline thread
+  that holds the GIL. :class:`Acker` only records the packet id; the network thread turns
+  everything recorded since its last wake-up into one write of back-to-back PUBACKs (see
+  :meth:`Client.flush_acks`), with at most one wake-up per committed batch. QoS 2 keeps paho's
+  own state machine (PUBREC/PUBREL/PUBCOMP).
 """
 
 from __future__ import annotations
 
 import ssl
+import struct
 import threading
+from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import PUBACK
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -75,8 +85,61 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
+_PUBACK = struct.Struct("!BBH")
+
+
 class Client(mqtt.Client):
-    """paho's client reading a batch of packets per wake-up from a buffered socket."""
+    """paho's client reading a batch of packets per wake-up from a buffered socket, and
+    writing the PUBACKs of committed QoS 1 messages in one go (see :class:`Acker`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: (connection generation, packet id) of committed QoS 1 messages not yet PUBACKed
+        self.pending_acks: deque[tuple[int, int]] = deque()
+        self.ack_generation = 0
+        self._ack_wake = False  # a wake-up byte is on its way to the network thread
+
+    def queue_ack(self, generation: int, mid: int) -> None:
+        """Record a PUBACK to send (any thread); wakes the network thread once per burst."""
+        self.pending_acks.append((generation, mid))
+        if not self._ack_wake:
+            self._ack_wake = True
+            wake = self._sockpairW
+            if wake is not None:
+                with suppress(BlockingIOError):  # full of wake-ups already
+                    wake.send(b"0")
+
+    def flush_acks(self) -> None:
+        """Turn the recorded acks into one packet of back-to-back PUBACKs (network thread).
+
+        Acks of an earlier connection are dropped: their packet ids mean nothing on this one,
+        and the broker redelivers those messages anyway (see :class:`Acker`).
+        """
+        self._ack_wake = False  # before draining: an ack recorded after this wakes us again
+        pending = self.pending_acks
+        if not pending:
+            return
+        generation = self.ack_generation
+        pack = _PUBACK.pack
+        parts = []
+        pop = pending.popleft
+        while pending:
+            gen, mid = pop()
+            if gen == generation:
+                parts.append(pack(PUBACK, 2, mid))
+        if parts:
+            # one MQTT packet each on the wire; one entry in paho's queue, so one send()
+            packet = b"".join(parts)
+            self._out_packet.append({"command": PUBACK, "mid": 0, "qos": 1, "pos": 0,
+                                     "to_process": len(packet), "packet": packet,
+                                     "info": None})
+
+    def want_write(self) -> bool:
+        return bool(self._out_packet) or bool(self.pending_acks)
+
+    def loop_write(self) -> MQTTErrorCode:
+        self.flush_acks()
+        return super().loop_write()
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """paho 2.x's ``loop_read`` ignores ``max_packets`` and reads about one packet per
@@ -106,25 +169,39 @@ class Acker:
     when the session was lost (broker restarted without persistence) it may reuse the id for a
     different message. So an ack created before a reconnect is dropped instead of sent: the
     message comes again and is deduplicated, which is safe; acking a stranger is not.
+
+    With a :class:`Client`, a QoS 1 ack only records the packet id for the network thread to
+    send with the others of its batch; QoS 2 (and any other paho client) goes through
+    ``client.ack``.
     """
 
-    __slots__ = ("_client", "_lock", "generation")
+    __slots__ = ("_client", "_lock", "_queue", "generation")
 
-    def __init__(self, client: mqtt.Client) -> None:
+    def __init__(self, client: mqtt.Client | None) -> None:
         self._client = client
+        self._queue = client.queue_ack if isinstance(client, Client) else None
         self.generation = 0
         self._lock = threading.Lock()
 
     def new_connection(self) -> None:
+        """Called from on_connect, on the network thread, before any message of the new
+        connection: recorded acks of the old one are dropped at the next flush."""
         with self._lock:
             self.generation += 1
+            if isinstance(self._client, Client):
+                self._client.ack_generation = self.generation
 
     def callback(self, mid: int, qos: int) -> Callable[[], None]:
         generation = self.generation
+        queue = self._queue
+        if queue is not None and qos == 1:
+            def queued_ack() -> None:
+                queue(generation, mid)
+            return queued_ack
         client = self._client
 
         def ack() -> None:
-            if generation == self.generation:
+            if generation == self.generation and client is not None:
                 client.ack(mid, qos)
         return ack
 
