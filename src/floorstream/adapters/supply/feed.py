@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from floorstream.adapters.base import Ack, Emitter, SourceConfig
+from floorstream.adapters.base import Ack, Adapter, Emitter, SourceConfig
 from floorstream.adapters.supply.code_tables import KINDS, CodeTables
 from floorstream.adapters.supply.correlation import ErpConfig, ErpLookup
 from floorstream.adapters.supply.events import Interpreter
@@ -27,7 +27,7 @@ from floorstream.adapters.supply.formats.errors import ParseError
 from floorstream.adapters.supply.memory import Memory
 from floorstream.model import Change
 
-__all__ = ["FeedHandler", "Outcome", "SupplyConfig", "check_erp"]
+__all__ = ["FeedHandler", "Outcome", "SupplyAdapter", "SupplyConfig", "check_erp"]
 
 
 class SupplyConfig(SourceConfig):
@@ -121,3 +121,18 @@ class FeedHandler:
     def close(self) -> None:
         if self.lookup is not None:
             self.lookup.close()
+
+
+class SupplyAdapter(Adapter):
+    """What the three transports share: the ERP check and closing their feed handler."""
+
+    handler: FeedHandler
+
+    @classmethod
+    def check(cls, config: SourceConfig) -> list[str]:
+        return check_erp(config)
+
+    def close(self) -> None:
+        handler = getattr(self, "handler", None)
+        if handler is not None:
+            handler.close()

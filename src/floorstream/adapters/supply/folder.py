@@ -30,7 +30,7 @@ from pydantic import Field
 
 from floorstream._markers import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig, check_erp
+from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
 from floorstream.durations import Duration
 from floorstream.registry import Registry
 
@@ -55,7 +55,7 @@ class FolderConfig(SupplyConfig):
                                description="files handed to the pipeline but not committed yet")
 
 
-class SupplyFolder(Adapter):
+class SupplyFolder(SupplyAdapter):
     name: ClassVar[str] = "supply.folder"
     config_model: ClassVar[type[SourceConfig]] = FolderConfig
 
@@ -151,14 +151,6 @@ class SupplyFolder(Adapter):
         self.handler.handle(emitter, raw, name, ack=lambda: move(done),
                             on_failure=lambda: move(failed))
 
-    @classmethod
-    def check(cls, config: SourceConfig) -> list[str]:
-        return check_erp(config)
-
-    def close(self) -> None:
-        handler = getattr(self, "handler", None)
-        if handler is not None:
-            handler.close()
 
 
 @dataclass(frozen=True, slots=True)

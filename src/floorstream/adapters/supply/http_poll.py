@@ -28,7 +28,7 @@ from pydantic import Field
 
 from floorstream._markers import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.adapters.supply.feed import FeedHandler, SupplyConfig, check_erp
+from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
 from floorstream.durations import Duration
 from floorstream.registry import Registry
 
@@ -46,7 +46,7 @@ class HttpPollConfig(SupplyConfig):
     timeout: Duration = Field(default=30.0, description="HTTP timeout")
 
 
-class SupplyHttp(Adapter):
+class SupplyHttp(SupplyAdapter):
     name: ClassVar[str] = "supply.http"
     config_model: ClassVar[type[SourceConfig]] = HttpPollConfig
 
@@ -116,14 +116,6 @@ class SupplyHttp(Adapter):
             raise
         return bool(next_cursor and next_cursor != cursor)
 
-    @classmethod
-    def check(cls, config: SourceConfig) -> list[str]:
-        return check_erp(config)
-
-    def close(self) -> None:
-        handler = getattr(self, "handler", None)
-        if handler is not None:
-            handler.close()
 
 
 def _cursor(raw: bytes, path: str) -> str | None:

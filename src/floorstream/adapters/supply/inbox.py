@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from floorstream._markers import hookimpl
 from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyConfig, check_erp
+from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyAdapter, SupplyConfig
 from floorstream.durations import Duration
 from floorstream.registry import Registry
 
@@ -59,7 +59,7 @@ def sign(key: str, body: bytes) -> str:
     return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
-class SupplyInbox(Adapter):
+class SupplyInbox(SupplyAdapter):
     name: ClassVar[str] = "supply.inbox"
     config_model: ClassVar[type[SourceConfig]] = InboxConfig
 
@@ -144,14 +144,6 @@ class SupplyInbox(Adapter):
                 return True
         return False
 
-    @classmethod
-    def check(cls, config: SourceConfig) -> list[str]:
-        return check_erp(config)
-
-    def close(self) -> None:
-        handler = getattr(self, "handler", None)
-        if handler is not None:
-            handler.close()
 
 
 @hookimpl
