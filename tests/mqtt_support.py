@@ -11,7 +11,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,11 +42,15 @@ def wait_for(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.
 class Publisher:
     """A plain paho client that publishes and waits until the broker has every message."""
 
-    def __init__(self, host: str, port: int, client_id: str | None = None) -> None:
+    def __init__(self, host: str, port: int, client_id: str | None = None,
+                 setup: Callable[[mqtt.Client], object] | None = None) -> None:
+        """``setup`` configures the client before it connects (TLS, credentials, a will)."""
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   protocol=mqtt.MQTTv311)
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
+        if setup is not None:
+            setup(self.client)
         self.client.connect(host, port)
         self.client.loop_start()
 
@@ -72,11 +76,15 @@ class PrivateBroker:
     """A mosquitto of our own: start, SIGTERM (saves persistence), restart on the same port."""
 
     def __init__(self, directory: Path, *, persistence: bool = True,
-                 lossless: bool = True) -> None:
+                 lossless: bool = True, anonymous: bool = True,
+                 listener: Sequence[str] = ()) -> None:
+        """``listener``: lines for the listener (TLS files, ``password_file``…);
+        ``anonymous=False`` makes the broker refuse clients without credentials."""
         self.port = free_port()
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+        lines = [f"listener {self.port} 127.0.0.1", *listener,
+                 f"allow_anonymous {'true' if anonymous else 'false'}",
                  f"persistence {'true' if persistence else 'false'}",
                  f"persistence_location {directory}/", "log_dest stderr", "log_type error"]
         if lossless:
@@ -95,7 +103,9 @@ class PrivateBroker:
                     return
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited: {self.process.stderr!r}") from None
+                    errors = self.process.stderr.read() if self.process.stderr else b""
+                    raise RuntimeError(f"mosquitto exited: {errors.decode(errors='replace')}"
+                                       ) from None
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not start")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -112,8 +113,16 @@ class MqttAdapter(Adapter):
             if not stop.is_set():
                 log.warning("mqtt_disconnected", reason=str(reason))
 
+        def on_connect_fail(client: mqtt.Client, userdata: Any) -> None:
+            # paho retries a failed TCP/TLS connect silently (a wrong CA, a refused port);
+            # it calls this from inside its ``except OSError``, so the cause is at hand
+            error = sys.exc_info()[1]
+            log.warning("mqtt_connect_failed", broker=f"{self.cfg.host}:{self.cfg.port}",
+                        error=str(error) if error is not None else "unknown")
+
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
+        client.on_connect_fail = on_connect_fail
         client.on_message = self._handler(emitter, acker)
         connection.start(client, self.cfg)
         try:
