@@ -147,45 +147,51 @@ class Client(mqtt.Client):
         """paho 2.x's ``loop_read`` ignores ``max_packets`` and reads about one packet per
         call; this is the same loop with a useful bound (private helpers of paho 2.x), and
         QoS 0/1 PUBLISH packets already in the buffer go through :mod:`.fastpath`."""
-        for _ in range(_PACKETS_PER_WAKEUP):
+        budget = _PACKETS_PER_WAKEUP  # then back to paho's loop: acks, keepalive
+        while budget > 0:
             sock = self._sock
             if sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
             if (type(sock) is BufferedSocket and sock._pos < len(sock._data)
                     and not self._in_packet["command"]):
-                self._read_buffered(sock)
+                budget -= self._read_buffered(sock, budget)
                 if self._sock is None:
                     return MQTTErrorCode.MQTT_ERR_NO_CONN
+                if budget <= 0:
+                    break
             rc = self._packet_read()
+            budget -= 1
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 break
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def _read_buffered(self, sock: BufferedSocket) -> None:
-        """Hand every complete QoS 0/1 PUBLISH in the buffer to on_message; stop at the first
-        packet paho must read itself (between packets: paho finds the buffer where it left
-        off). Debug logging through paho (``enable_logger``/``on_log``) keeps paho's path."""
+    def _read_buffered(self, sock: BufferedSocket, limit: int) -> int:
+        """Hand up to ``limit`` complete QoS 0/1 PUBLISH packets in the buffer to on_message;
+        stop at the first packet paho must read itself (between packets: paho finds the
+        buffer where it left off). Returns how many were handled. Debug logging through paho
+        (``enable_logger``/``on_log``) keeps paho's path."""
         if self._logger is not None or self.on_log is not None:
-            return
+            return 0
         v5 = self._protocol == mqtt.MQTTv5
         handle = self._handle_on_message
         auto_ack = not self._manual_ack
         data = sock._data
-        handled = False
-        while sock._data is data and sock._pos < len(data):
+        handled = 0
+        while handled < limit and sock._data is data and sock._pos < len(data):
             parsed = parse_publish(data, sock._pos, v5)
             if parsed is None:
                 break
             sock._pos, message = parsed  # consumed before the callback: never handled twice
-            handled = True
+            handled += 1
             handle(message)
             if auto_ack and message.qos == 1:
                 self._send_puback(message.mid)
         if handled:
             with self._msgtime_mutex:
                 self._last_bytes_received = time.monotonic()
+        return handled
 
     def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
         """paho's, minus the walk of the topic trie of ``message_callback_add`` filters when
