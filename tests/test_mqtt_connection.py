@@ -226,9 +226,10 @@ def test_tls_with_client_certificate_and_a_wrong_ca_fails_loudly_without_crash_l
 
 # -- credentials from ${ENV} ------------------------------------------------------------------
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_password_from_env_connects_and_never_reaches_the_logs(
-        tmp_path: Path, topic_prefix: str, daemons: list[Daemon],
-        log_stream: io.StringIO) -> None:
+        tmp_path: Path, topic_prefix: str, daemons: list[Daemon], log_stream: io.StringIO,
+        protocol: str) -> None:
     password = "Wk9-pl4nt-s3cret"
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "floorstream", password],
@@ -248,6 +249,7 @@ sources:
   - name: plant
     adapter: mqtt
     url: mqtt://127.0.0.1:{broker.port}
+    protocol: "{protocol}"
     username: floorstream
     password: ${{MQTT_PASSWORD}}
     topics: ["{topic_prefix}/+/+/telemetry"]
@@ -342,8 +344,8 @@ def test_last_will_posts_offline_once_and_online_threaded_to_it(
     try:
         status = f"{topic_prefix}/line1/press-07/status"
         will = f'    last_will: {{topic: "{topic_prefix}/+/+/status"}}\n'
-        daemon = _start(_config(f"sqlite:///{tmp_path}/fs.db", broker.port, topic_prefix,
-                                will), daemons)
+        config = _config(f"sqlite:///{tmp_path}/fs.db", broker.port, topic_prefix, will)
+        daemon = _start(config, daemons)
         machine = subprocess.Popen([sys.executable, "-c", _MACHINE, str(broker.port), status],
                                    stdout=subprocess.PIPE, env=os.environ.copy())
         try:
@@ -362,15 +364,25 @@ def test_last_will_posts_offline_once_and_online_threaded_to_it(
         assert offline[0].severity.name.lower() == "warning"
         time.sleep(0.3)
         assert len(_posts(daemon.store)) == 1
+        # a restarted daemon gets the retained "offline" again and must not announce it twice
+        # (who is offline is kept in the source's checkpoint)
+        daemons.pop().stop(10)
+        daemon = _start(config, daemons)
+        time.sleep(0.5)
+        assert [p.id for p in _posts(daemon.store)] == [offline[0].id]
+        # …while a daemon without that history does see the retained will and posts it
+        fresh = _start(_config(f"sqlite:///{tmp_path}/fresh.db", broker.port, topic_prefix,
+                               will, name="fresh"), daemons)
+        assert [p.subject for p in wait_for(lambda: _posts(fresh.store, "machine.offline"))
+                ] == ["press-07"]
 
         def online_again(client: mqtt.Client) -> None:
             client.will_set(status, "offline", qos=1, retain=True)
 
         publisher = Publisher("127.0.0.1", broker.port, client_id="press-07",
                               setup=online_again)
-        publisher.publish_all([(status, "online")])
+        publisher.publish(status, "online", qos=1, retain=True).wait_for_publish(5)
         online = wait_for(lambda: _posts(daemon.store, "machine.online"))
-        publisher.client.publish(status, "online", qos=1, retain=True).wait_for_publish(5)
         publisher.close()  # a clean DISCONNECT: no will
         time.sleep(0.3)
         assert len(online) == 1 and online[0].subject == "press-07"
