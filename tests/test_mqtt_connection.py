@@ -424,3 +424,51 @@ def test_silence_through_mqtt_posts_offline_then_online(
         assert online[0].fields["silent_s"] >= 1.0
     finally:
         _shutdown(daemons, broker)
+
+
+# -- QoS per topic and the persistent session -------------------------------------------------
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_per_topic_qos_and_persistent_session_across_a_daemon_restart(
+        tmp_path: Path, topic_prefix: str, daemons: list[Daemon], protocol: str) -> None:
+    """Messages published while the daemon is stopped wait in its session on the broker for
+    the QoS 1 and 2 subscriptions; the QoS 0 one gets nothing queued (Mosquitto's default)."""
+    broker = PrivateBroker(tmp_path / "broker", persistence=False)
+    broker.start()
+    try:
+        qos = "".join(f'      - {{filter: "{topic_prefix}/+/+/q{n}", qos: {n}}}\n'
+                      for n in range(3))
+        text = f"""
+store: sqlite:///{tmp_path}/fs.db
+flood: null
+pipeline: {{batch_wait_ms: 1}}
+sources:
+  - name: plant
+    adapter: mqtt
+    url: mqtt://127.0.0.1:{broker.port}
+    protocol: "{protocol}"
+    client_id: fs-session
+    topics:
+{qos}    position_field: ts
+{THRESHOLD}"""
+        config = _parse(text)
+        daemon = _start(config, daemons)
+        publisher = Publisher("127.0.0.1", broker.port)
+
+        def readings(prefix: str, ts: int) -> list[tuple[str, bytes]]:
+            return [(f"{topic_prefix}/press/{prefix}{n}/q{n}", _hot(f"{prefix}{n}", ts + n))
+                    for n in range(3)]
+
+        publisher.publish_all(readings("live-", T0), qos=2)
+        live = _at_least(3, lambda: _posts(daemon.store))
+        assert sorted(p.subject for p in live) == ["live-0", "live-1", "live-2"]
+        daemons.pop().stop(10)  # a clean disconnect: the session stays on the broker
+        publisher.publish_all(readings("away-", T0 + 10), qos=2)
+        publisher.close()
+        daemon = _start(config, daemons)
+        _at_least(5, lambda: _posts(daemon.store))
+        time.sleep(0.5)  # the QoS 0 message, were it queued, would arrive now
+        assert sorted(p.subject for p in _posts(daemon.store)) == [
+            "away-1", "away-2", "live-0", "live-1", "live-2"]
+    finally:
+        _shutdown(daemons, broker)
