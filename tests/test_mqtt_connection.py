@@ -413,7 +413,7 @@ def test_silence_through_mqtt_posts_offline_then_online(
         stopped = time.monotonic()
         offline = wait_for(lambda: _posts(daemon.store, "machine.offline"), timeout=5,
                            interval=0.02)
-        assert 0.9 <= time.monotonic() - stopped <= 2.0
+        assert 0.9 <= time.monotonic() - stopped <= 3.0  # after 1 s, at the next ticks
         assert len(offline) == 1 and offline[0].subject == "oven-2"
         time.sleep(0.5)  # more ticks while still silent: no second offline post
         assert len(_posts(daemon.store)) == 1
