@@ -11,7 +11,8 @@ process on a private Mosquitto (unbounded queues, so the broker never drops). Fo
 - paced: the first 50,000 messages at 5,000 msgs/s; latency = post committed − published, per
   interesting message (CLOCK_MONOTONIC in both processes).
 
-Peak RSS is each subscriber's own VmHWM. Run: ``python bench/mqtt.py [--messages N]``.
+Peak RSS is each subscriber's own VmHWM. Run:
+``python bench/mqtt.py [--messages N] [--modes storm drain paced] [--qos 0 1]``.
 floorstream subscribes with MQTT 3.1.1 at QoS 0 (paho builds no v5 property objects per
 message) and MQTT 5 at QoS 1 (Receive Maximum widens the unacked window); FS_BENCH_PROTOCOL
 overrides. FS_BENCH_SCRIPT runs the floorstream role through another script (a profiler);
