@@ -10,7 +10,7 @@ __all__ = ["duration", "number", "quantity", "value"]
 
 
 def number(v: float | int | Decimal) -> str:
-    """Plain decimal without noise: 92.0 → 92, 71.345 → 71.35, 0.00123 → 0.00123."""
+    """Plain decimal without noise: 92.0 → 92, 71.346 → 71.35, 0.00123 → 0.00123."""
     if isinstance(v, bool):
         return str(v).lower()
     f = float(v)
