@@ -117,3 +117,22 @@ def test_a_failing_render_plugin_does_not_stop_posts(tmp_path: Path) -> None:
     assert failure["plugin"].endswith("BrokenRender") and "render plugin bug" in failure["error"]
     assert daemon.pipeline.error is None
 
+
+
+def test_replay_guard_forgets_leftovers_that_never_come_back() -> None:
+    """A restart's guard holds the last batch; a source that does not resend (a cursor) must
+    not carry it into every later batch."""
+    from floorstream.processing import REPLAY_GUARD, SourceRuntime
+
+    early = SourceRuntime("s", [], None)
+    early.state("", REPLAY_GUARD).replace({"positions": ["m\x1f1", "m\x1f2"]})
+    assert early.replayed("m\x1f1") is True  # redelivered first: skipped
+    assert early.replayed("m\x1f9") is False
+
+    late = SourceRuntime("s", [], None)
+    late.state("", REPLAY_GUARD).replace({"positions": ["m\x1f1"]})
+    for n in range(1100):
+        assert late.replayed(f"n\x1f{n}") is False
+    late.remember(["n\x1f1100"])
+    assert late.state("", REPLAY_GUARD).data == {"positions": ["n\x1f1100"]}
+    assert late.replayed("m\x1f1") is False  # given up: too late to be a redelivery

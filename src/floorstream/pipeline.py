@@ -92,7 +92,7 @@ class Pipeline:
         while not stop_seen:
             timeout = max(0.0, next_tick - time.monotonic())
             items: list[Any] = take(batch_max, timeout, linger)
-            if _STOP in items:
+            if any(item is _STOP for item in items):
                 stop_seen = True
                 items = [item for item in items if item is not _STOP]
             if items:

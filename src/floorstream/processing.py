@@ -78,6 +78,8 @@ class SourceRuntime:
     last: set[str] = field(default_factory=set)
     #: the committed last batch found at start, until each of its changes came back
     replay: set[str] | None = None
+    #: new changes still allowed before the unreturned rest of ``replay`` is given up
+    replay_budget: int = 0
 
     def __post_init__(self) -> None:
         #: (detector, plugin, state key): keys are fixed per detector, looked up once
@@ -121,9 +123,17 @@ class SourceRuntime:
         """
         if self.replay is None:
             self.replay = set(self.state("", REPLAY_GUARD).data.get("positions") or ())
-        if token in self.replay:
-            self.replay.discard(token)
-            return True
+            # a broker resends unacked messages first, so once well more new changes than
+            # that went by, the rest will not come (a cursor source never resends at all);
+            # without this the leftovers would be rewritten with every batch forever
+            self.replay_budget = 2 * len(self.replay) + 1000
+        if self.replay:
+            if token in self.replay:
+                self.replay.discard(token)
+                return True
+            self.replay_budget -= 1
+            if self.replay_budget <= 0:
+                self.replay.clear()
         return token in self.last
 
     def remember(self, tokens: list[str]) -> None:
