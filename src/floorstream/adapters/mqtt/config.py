@@ -100,6 +100,11 @@ class MqttConfig(SourceConfig):
     receive_maximum: int = Field(default=1000, ge=1, le=65535,
                                  description="MQTT 5: unacked QoS>=1 messages the broker may "
                                              "have in flight to us")
+    fast_path: bool = Field(default=True,
+                            description="parse QoS 0/1 messages straight from paho's read "
+                                        "buffer and write acks in batches (used only when "
+                                        "the installed paho-mqtt passes the fast path's "
+                                        "check); false: stock paho, slower")
     decode: str = Field(default="json", description="decoder: json, value, sparkplug or a plugin")
     subject: str = Field(default="{topic[-2]}",
                          description="template of the subject: {topic[N]}, {field.path}, "
