@@ -29,6 +29,12 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# the mqtt fast path on the oldest paho-mqtt of the pin, in a throw-away venv (`make test`
+# runs it too; the installed paho is the other end)
+.PHONY: test-paho-floor
+test-paho-floor: $(STAMP)
+	$(BIN)/pytest -q tests/test_mqtt_paho_floor.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 
