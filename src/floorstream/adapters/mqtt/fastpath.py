@@ -49,9 +49,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["FAST_PATH_AVAILABLE", "FAST_PATH_PROBLEM", "PAHO_FLOOR", "PAHO_VERSION",
-           "TESTED_PAHO", "BufferedSocket", "FastPathMixin", "check", "message_fields",
-           "parse_publish", "read_with_paho"]
+__all__ = ["FAST_PATH_AVAILABLE", "FAST_PATH_PROBLEM", "PAHO_CEILING", "PAHO_FLOOR",
+           "PAHO_VERSION", "TESTED_PAHO", "BufferedSocket", "FastPathMixin", "check",
+           "message_fields", "parse_publish", "read_with_paho"]
 
 #: the oldest paho-mqtt the fast path is tested on (``make test-paho-floor`` installs it)
 PAHO_FLOOR = "2.1.0"
@@ -88,7 +88,7 @@ _MESSAGE_SLOTS = frozenset({"_topic", "dup", "info", "mid", "payload", "properti
 _OWN_NAMES = ("_ack_wake", "_read_buffered", "ack_generation", "buffer_socket", "flush_acks",
               "packets_per_wakeup", "pending_acks", "queue_ack")
 
-# bound by the check when the names exist (parse_publish runs only after it passed)
+# bound by the check once the names are there (the fast path runs only after it passed)
 _Message: Any = None
 _NO_INFO: Any = None  # handed to every message: no one waits on a received message's status
 _NO_PROPERTIES: Any = None  # a v5 message without properties (read-only, like paho's own)
