@@ -32,11 +32,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from floorstream._markers import hookimpl
 from floorstream.adapters.erp.triggers import install_triggers
 from floorstream.config import parse_config
 from floorstream.daemon import Daemon
 from floorstream.model import Post
+from floorstream.plugin.markers import hookimpl
 from floorstream.plugins import build_plugins
 from floorstream.store.store import CommitBatch, Store
 

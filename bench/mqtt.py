@@ -168,9 +168,9 @@ def role_ceiling(a: argparse.Namespace) -> None:
 
 def role_floorstream(a: argparse.Namespace) -> None:
     """floorstream's daemon with the mqtt source; records when each post was committed."""
-    from floorstream._markers import hookimpl
     from floorstream.config import parse_config
     from floorstream.daemon import Daemon
+    from floorstream.plugin.markers import hookimpl
     from floorstream.plugins import build_plugins
 
     if os.environ.get("FS_SWITCH"):

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mqtt as sensor_storm
 from paho.mqtt.enums import CallbackAPIVersion
 
-from floorstream.adapters.base import Ack, AdapterContext
 from floorstream.adapters.mqtt import connection
 from floorstream.config import Config, parse_config
 from floorstream.pipeline import Pipeline
+from floorstream.plugin.adapter import Ack, AdapterContext
 from floorstream.plugins import Plugins, build_plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store

@@ -17,10 +17,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from floorstream import hookimpl
-from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.model import Change
-from floorstream.registry import Registry
+from floorstream.plugin import (
+    Adapter,
+    Change,
+    Emitter,
+    Event,
+    Registry,
+    Severity,
+    SourceConfig,
+    hookimpl,
+)
 
 T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 
@@ -34,13 +40,11 @@ class LinesConfig(SourceConfig):
                                      "checkpoint: like a file/ERP adapter, from the commit")
 
 
-class LinesAdapter(Adapter):
+class LinesAdapter(Adapter[LinesConfig]):
     name: ClassVar[str] = "test.lines"
-    config_model: ClassVar[type[SourceConfig]] = LinesConfig
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
-        assert isinstance(config, LinesConfig)
         start = int(config.acked.read_text() or 0) if config.acked.exists() else 0
         if config.resume == "checkpoint":
             start = max(start, int(self.context.checkpoint or 0))
@@ -57,12 +61,19 @@ class LinesAdapter(Adapter):
                                    ack=ack, checkpoint=str(number + 1))
                 continue
             subject = str(record.pop("subject", "m1"))
-            kind = "event" if "type" in record else "telemetry"
-            change = Change(source=config.name, subject=subject, kind=kind,
-                            position=str(number), data=record,
-                            occurred_at=T0 + timedelta(seconds=number))  # replay-stable
+            when = T0 + timedelta(seconds=number)  # replay-stable
             for _ in range(config.repeat):
-                emitter.emit(change, ack=ack, checkpoint=str(number + 1))
+                if "type" in record:
+                    emitter.event(Event.create(
+                        type=str(record["type"]), source=config.name, subject=subject,
+                        position=str(number), occurred_at=when,
+                        severity=Severity.parse(record.get("severity", "info")),
+                        fields=dict(record.get("fields") or {})),
+                        ack=ack, checkpoint=str(number + 1))
+                else:
+                    emitter.emit(Change(source=config.name, subject=subject, kind="telemetry",
+                                        position=str(number), data=record, occurred_at=when),
+                                 ack=ack, checkpoint=str(number + 1))
         stop.wait()  # like a subscription: stay until stopped
 
 
@@ -77,5 +88,5 @@ def _acker(path: Path, value: int) -> Any:
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(LinesAdapter)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from detector_kit import Runner, make
 from floorstream.detectors.field_change import FieldChange
 from floorstream.model import Severity
-from floorstream.render import default_summary
+from floorstream.testing.detectors import Runner, make, phrase
 
 OPTIONS = {"fields": ["state", "date_planned_start"],
            "labels": {"state": "status", "date_planned_start": "planned start"},
@@ -26,8 +25,8 @@ def test_with_before_each_changed_tracked_field_is_one_event() -> None:
     assert (state.fields["before"], state.fields["after"]) == ("confirmed", "progress")
     assert state.severity is Severity.INFO and start.severity is Severity.NOTICE
     assert state.id != start.id  # one id per field, from the same position
-    assert default_summary(state) == "WH/MO/00042: status confirmed → progress"
-    assert default_summary(start) == ("WH/MO/00042: planned start 2026-11-02 06:00 → "
+    assert phrase(state) == "WH/MO/00042: status confirmed → progress"
+    assert phrase(start) == ("WH/MO/00042: planned start 2026-11-02 06:00 → "
                                       "2026-11-02 14:00")
 
 
@@ -51,11 +50,11 @@ def test_created_and_deleted_records() -> None:
     run = Runner(make(FieldChange, **OPTIONS))
     (created,) = run.feed(_row("draft"), kind="row.created", position="c1")
     assert created.type == "record.created" and created.fields["values"]["state"] == "draft"
-    assert default_summary(created) == "press-07 created"
+    assert phrase(created) == "press-07 created"
     (deleted,) = run.feed({"id": 42}, kind="row.deleted", position="d1")
     assert deleted.type == "record.deleted" and deleted.severity is Severity.NOTICE
     assert deleted.fields["values"]["state"] == "draft"  # what it was, from the state
-    assert default_summary(deleted) == "press-07 deleted"
+    assert phrase(deleted) == "press-07 deleted"
 
 
 def test_created_and_deleted_can_be_switched_off() -> None:

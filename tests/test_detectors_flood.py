@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from detector_kit import T0
-from floorstream.detectors.base import DetectorState
-from floorstream.detectors.flood import FloodControl, FloodOptions
+from floorstream.flood import FloodControl, FloodOptions
 from floorstream.model import Event, Severity
-from floorstream.render import default_summary
+from floorstream.plugin.detector import DetectorState
+from floorstream.testing.detectors import T0, phrase
 
 
 def _event(at: float, n: int, type: str = "machine.state_changed",
@@ -62,13 +61,13 @@ def test_the_rest_of_a_window_becomes_one_digest_then_calm() -> None:
     assert digest.fields["by_type"] == {"machine.state_changed": 3, "metric.limit_exceeded": 4}
     assert digest.occurred_at == T0 + timedelta(seconds=60)
     assert digest.attrs == {"area": "pressing"}
-    assert default_summary(digest) == ("press-07: 7 more posts in 1 min not shown "
+    assert phrase(digest) == ("press-07: 7 more posts in 1 min not shown "
                                        "(4 limit exceeded, 3 state changed)")
     # a whole quiet window later: calm again, then the event
     calm, later = flood.admit(_event(200, 11))
     assert calm.type == "flood.calm" and calm.severity is Severity.INFO
     assert later.position == "p11"
-    assert default_summary(calm) == "press-07: calm again, every post shown from now on"
+    assert phrase(calm) == "press-07: calm again, every post shown from now on"
     assert flood.admit(_event(300, 12)) == [_event(300, 12)]  # calm said once
 
 

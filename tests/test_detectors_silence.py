@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from detector_kit import Runner, make
 from floorstream.detectors.silence import Silence
 from floorstream.model import Severity
-from floorstream.render import default_summary
+from floorstream.testing.detectors import Runner, make, phrase
 
 
 def test_offline_after_the_silence_and_back_online() -> None:
@@ -18,12 +17,12 @@ def test_offline_after_the_silence_and_back_online() -> None:
     assert offline.type == "machine.offline" and offline.severity is Severity.WARNING
     assert offline.fields["silent_s"] == 61 and offline.fields["after_s"] == 60
     assert offline.attrs == {"area": "pressing"}
-    assert default_summary(offline) == "press-07 offline: no data for 1 min"
+    assert phrase(offline) == "press-07 offline: no data for 1 min"
     assert run.tick(100) == [] and run.tick(500) == []  # said once, not every tick
     (online,) = run.feed({"v": 3}, at=610, position="r3")
     assert online.type == "machine.online" and online.clears == offline.id
     assert online.fields["silent_s"] == 600
-    assert default_summary(online) == "press-07 back online after 10 min"
+    assert phrase(online) == "press-07 back online after 10 min"
     assert run.tick(620) == []
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from detector_kit import Runner, make
 from floorstream.detectors.state_change import StateChange
 from floorstream.model import Severity
-from floorstream.render import default_summary
+from floorstream.testing.detectors import Runner, make, phrase
 
 OPTIONS = {"field": "state", "normal": ["RUNNING"],
            "labels": {"RUNNING": "running", "STOPPED": "stopped", "FAULT": "in fault"},
@@ -32,7 +31,7 @@ def test_leaving_normal_is_one_event_with_labels_and_severity() -> None:
     assert event.fields["before"] == "RUNNING" and event.fields["after"] == "STOPPED"
     assert event.position == "p5#state_change:state"
     assert event.attrs == {"area": "pressing"}
-    assert default_summary(event) == "press-07 stopped (was running)"
+    assert phrase(event) == "press-07 stopped (was running)"
 
 
 def test_back_to_normal_says_again_after_and_threads_to_the_stop() -> None:
@@ -45,7 +44,7 @@ def test_back_to_normal_says_again_after_and_threads_to_the_stop() -> None:
     assert back.severity is Severity.INFO
     assert back.clears == stop.id  # the whole outage, from the first state that left normal
     assert back.fields["duration_s"] == 42 * 60
-    assert default_summary(back) == "press-07 running again after 42 min"
+    assert phrase(back) == "press-07 running again after 42 min"
     # a second outage measures from its own start
     run.feed({"state": "STOPPED"}, at=10_000)
     (again,) = run.feed({"state": "RUNNING"}, at=10_030)
@@ -57,7 +56,7 @@ def test_without_normal_states_every_change_uses_the_default_severity() -> None:
     run.feed({"mode": "AUTO"})
     (event,) = run.feed({"mode": "MANUAL"}, at=1)
     assert event.severity is Severity.NOTICE and "duration_s" not in event.fields
-    assert default_summary(event) == "press-07 manual (was auto)"
+    assert phrase(event) == "press-07 manual (was auto)"
 
 
 def test_dotted_path_and_non_string_states() -> None:

@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from detector_kit import Runner, make
 from floorstream.detectors.threshold import Threshold
 from floorstream.errors import DecodeError
 from floorstream.model import Severity
-from floorstream.render import default_summary
+from floorstream.testing.detectors import Runner, make, phrase
 
 TEMP = {"field": "spindle_temp", "above": 85, "clear_below": 80, "unit": "°C",
         "label": "spindle temperature"}
@@ -29,7 +28,7 @@ def test_raise_above_then_clear_below_the_clear_level() -> None:
     assert raised.type == "metric.limit_exceeded" and raised.severity is Severity.WARNING
     assert raised.fields | {} == {**raised.fields, "value": 86.5, "limit": 85, "unit": "°C",
                                   "direction": "above"}
-    assert default_summary(raised) == ("press-07: spindle temperature 86.5 °C, above the "
+    assert phrase(raised) == ("press-07: spindle temperature 86.5 °C, above the "
                                        "85 °C limit")
     assert run.feed({"spindle_temp": 91}, at=3) == []
     assert run.feed({"spindle_temp": 82}, at=4) == []  # between the levels: still raised
@@ -39,7 +38,7 @@ def test_raise_above_then_clear_below_the_clear_level() -> None:
     assert cleared.clears == raised.id
     assert cleared.fields["peak"] == 91 and cleared.fields["limit"] == 80
     assert cleared.fields["duration_s"] == 60
-    assert default_summary(cleared) == ("press-07: spindle temperature back to 79.5 °C, below "
+    assert phrase(cleared) == ("press-07: spindle temperature back to 79.5 °C, below "
                                         "80 °C (peak 91 °C, 1 min)")
 
 
@@ -49,12 +48,12 @@ def test_below_limit_with_clear_above() -> None:
     assert run.feed({"pressure": 2.2}) == []
     (raised,) = run.feed({"pressure": 1.8}, at=1)
     assert raised.severity is Severity.CRITICAL
-    assert default_summary(raised) == "press-07: pressure 1.8 bar, below the 2 bar limit"
+    assert phrase(raised) == "press-07: pressure 1.8 bar, below the 2 bar limit"
     assert run.feed({"pressure": 1.2}, at=2) == []
     assert run.feed({"pressure": 2.4}, at=3) == []
     (cleared,) = run.feed({"pressure": 2.6}, at=4)
     assert cleared.fields["peak"] == 1.2
-    assert "back to 2.6 bar, above 2.5 bar (peak 1.2 bar" in default_summary(cleared)
+    assert "back to 2.6 bar, above 2.5 bar (peak 1.2 bar" in phrase(cleared)
 
 
 def test_without_clear_level_the_limit_is_the_clear_level() -> None:
@@ -72,7 +71,7 @@ def test_for_requires_the_value_to_stay_beyond_the_limit() -> None:
     assert run.feed({"spindle_temp": 88}, at=30) == []
     (raised,) = run.feed({"spindle_temp": 86}, at=35)
     assert raised.fields["duration_s"] == 20
-    assert default_summary(raised).endswith("limit for 20 s")
+    assert phrase(raised).endswith("limit for 20 s")
 
 
 def test_clear_for_requires_the_value_to_stay_clear() -> None:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
 from floorstream.config import parse_config
 from floorstream.daemon import Daemon
-from floorstream.decoders.sparkplug import SparkplugDecoder, encode_payload
 from floorstream.plugins import build_plugins
 from floorstream.store.store import Store
 from mqtt_support import Publisher, wait_for

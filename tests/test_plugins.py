@@ -13,11 +13,11 @@ from floorstream_example_plugin import csv_tail
 import floorstream
 from floorstream import hookimpl
 from floorstream.cli import main
-from floorstream.detectors.base import Detector
 from floorstream.errors import DuplicateNameError, PluginError, UnknownNameError
 from floorstream.model import Event, Post
+from floorstream.plugin.detector import Detector
+from floorstream.plugin.registry import Registry
 from floorstream.plugins import BUILTIN_PLUGINS, build_plugins
-from floorstream.registry import Registry
 
 
 class FakeThreshold(Detector):
@@ -58,7 +58,7 @@ class QualityRoute:
 
 def test_builtins_register_through_the_hooks() -> None:
     plugins = build_plugins(load_entry_points=False)
-    assert {"state_change", "threshold", "field_change", "silence", "flood"} <= set(
+    assert {"state_change", "threshold", "field_change", "silence"} <= set(
         plugins.detectors.names())
     assert {"json", "value"} <= set(plugins.decoders.names())
     assert "simulator" in plugins.adapters
@@ -151,7 +151,8 @@ def test_plugins_cli_lists_distribution_version_and_registrations(
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert f"floorstream.detectors.builtin  (floorstream {floorstream.__version__})" in out
-    assert "detectors: field_change, flood, silence, state_change, threshold" in out
+    assert "detectors: field_change, silence, state_change, threshold" in out
+    assert "phrases: flood.calm, flood.digest" in out
     assert "adapters: simulator" in out
     assert main(["plugins", "--json"]) == 0
     listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}

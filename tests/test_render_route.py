@@ -10,9 +10,10 @@ import pytest
 
 from floorstream.cli import main
 from floorstream.model import Change, Event, Severity
-from floorstream.phrasing import duration, quantity, value
-from floorstream.render import DEFAULT_PHRASES, Renderer, clip, default_summary
+from floorstream.plugin.phrasing import duration, quantity, value
+from floorstream.render import Renderer, clip
 from floorstream.route import Router, RouteRule
+from floorstream.testing.detectors import phrase, phrase_book
 
 T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 
@@ -51,17 +52,16 @@ def _event(type: str, fields: dict[str, Any] | None = None, *, source: str = "pr
      "presses: column write_date was dropped"),
 ])
 def test_default_phrases(type: str, fields: dict[str, Any], expected: str) -> None:
-    assert type in DEFAULT_PHRASES
-    assert default_summary(_event(type, fields)) == expected
+    assert phrase(_event(type, fields)) == expected
 
 
 def test_unknown_types_and_broken_fields_still_read_plainly() -> None:
-    assert default_summary(_event("shipment.delayed", {"days": 3, "carrier": "DHL"})) == (
+    assert phrase(_event("shipment.delayed", {"days": 3, "carrier": "DHL"})) == (
         "press-07: shipment delayed (days 3, carrier DHL)")
     # a known type missing its fields falls back instead of failing the post
-    assert default_summary(_event("metric.limit_exceeded", {})) == (
+    assert phrase(_event("metric.limit_exceeded", {})) == (
         "press-07: metric limit exceeded")
-    assert default_summary(_event("x.y", {"summary": "given by the publisher"})) == (
+    assert phrase(_event("x.y", {"summary": "given by the publisher"})) == (
         "given by the publisher")
 
 
@@ -75,7 +75,7 @@ def test_phrasing_helpers_and_clip() -> None:
 
 
 def test_templates_per_source_and_per_type() -> None:
-    renderer = Renderer({
+    renderer = _renderer({
         "orders": "Work order {{ row.name }}: {{ change.label }} {{ change.before | value }} → "
                   "{{ change.after | value }}",
         "presses": {"metric.*": "{{ subject }} {{ fields.value | quantity(fields.unit) }} "
@@ -91,7 +91,7 @@ def test_templates_per_source_and_per_type() -> None:
     assert renderer.summary(metric) == "press-07 91.2 °C (warning, pressing)"
     state = _event("machine.state_changed", {"before_label": "a", "after_label": "b"})
     assert renderer.summary(state) == "press-07 b (was a)"  # no template for this type
-    assert Renderer({"presses": "{{ nothing.here }}"}).summary(state) == "press-07 b (was a)"
+    assert _renderer({"presses": "{{ nothing.here }}"}).summary(state) == "press-07 b (was a)"
 
 
 @pytest.mark.parametrize("template", [
@@ -109,7 +109,7 @@ def test_templates_cannot_run_code_and_fall_back_to_the_default(template: str,
     marker = tmp_path / "pwned"
     event = _event("machine.state_changed", {"before_label": "a", "after_label": "b"},
                    data={"name": "x"})
-    summary = Renderer({"presses": template.replace("{marker}", str(marker))}).summary(event)
+    summary = _renderer({"presses": template.replace("{marker}", str(marker))}).summary(event)
     assert summary == "press-07 b (was a)"
     assert not marker.exists()
     assert event.fields == {"before_label": "a", "after_label": "b"}
@@ -194,3 +194,8 @@ routes:
     assert "✗ press trouble: source 'erp' does not match presses" in out
     assert "✗ routes[1]: type 'record.created' does not match machine.*" in out
     assert main(["explain", "-c", str(config)]) == 2
+
+
+def _renderer(templates: dict[str, Any]) -> Renderer:
+    """A renderer with every installed plugin's default phrases, as the pipeline builds it."""
+    return Renderer(templates, phrase_book())

@@ -17,7 +17,7 @@ def test_recording_emitter_keeps_the_checkpoint_of_the_last_acknowledged_change(
     acked: list[int] = []
     emitter.quarantine(b"\xff", "not UTF-8", position="1", ack=lambda: acked.append(1),
                        checkpoint="1")
-    assert emitter.checkpoint == "1"
+    assert emitter.last_checkpoint == "1"
     assert acked == [] and len(emitter.pending_acks) == 1
     emitter.pending_acks[0]()
     assert acked == [1]

@@ -11,10 +11,13 @@ Embedding::
             print(post.summary)
 """
 
-from floorstream._markers import hookimpl
 from floorstream.api import Stream, open
 from floorstream.errors import ConfigError, DecodeError, FloorstreamError
+from floorstream.logs import library_logging
 from floorstream.model import Change, Event, Post, Severity
+from floorstream.plugin import hookimpl
+
+library_logging()
 
 __all__ = [
     "Change",

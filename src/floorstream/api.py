@@ -2,15 +2,18 @@
 
 ERP customisation code calls :meth:`Stream.publish` from its own transaction hooks; the event
 takes the same detect → render → route → commit path as the daemon's (the same
-:class:`~floorstream.processing.Processor`), synchronously, and the post is durable when the
+:class:`~floorstream.pipeline.Pipeline`), synchronously, and the post is durable when the
 call returns.
+
+Logging: the library logs through the standard ``logging`` tree (loggers named
+``floorstream.*``) and prints nothing unless the host configures logging; the daemon's
+``floorstream run`` sets up its own output instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 from floorstream.config import Config, load_config, parse_mapping
 from floorstream.model import Change, Event, Post, Severity, utcnow
+from floorstream.pipeline import Pipeline
 from floorstream.plugins import Plugins, build_plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store
@@ -54,14 +58,30 @@ def open(
 
 
 class Stream:
-    """A handle on floorstream's store and pipeline for embedding code. Thread-safe."""
+    """A handle on floorstream's store and pipeline for embedding code. Thread-safe.
 
-    def __init__(self, config: Config, plugins: Plugins, store: Store | None = None) -> None:
+    A publish runs on the very :class:`~floorstream.pipeline.Pipeline` the daemon uses (the
+    daemon's own, when the stream comes from :meth:`floorstream.daemon.Daemon.stream`): the
+    same detector state, flood control, commit retry while the store is unreachable, and
+    ``post_committed`` hook, synchronously on the caller's thread.
+    """
+
+    def __init__(self, config: Config, plugins: Plugins, store: Store | None = None, *,
+                 pipeline: Pipeline | None = None) -> None:
         self.config = config
         self.plugins = plugins
-        self.store = store or Store.open(config.settings.store)
-        self.processor = Processor(config, plugins, states=self.store)
-        self._lock = threading.Lock()
+        if pipeline is not None:
+            self.store = pipeline.store
+            self.pipeline = pipeline
+        else:
+            self.store = store or Store.open(config.settings.store)
+            processor = Processor(config, plugins, states=self.store)
+            self.pipeline = Pipeline(processor, self.store, config.settings.pipeline, plugins)
+        self._owns_store = pipeline is None and store is None
+
+    @property
+    def processor(self) -> Processor:
+        return self.pipeline.processor
 
     def publish(
         self,
@@ -101,9 +121,7 @@ class Stream:
         return self._run([Envelope(change.source, change=change)])
 
     def _run(self, envelopes: list[Envelope]) -> list[Post]:
-        with self._lock:
-            batch = self.processor.process(envelopes)
-            return self.store.commit(batch)
+        return self.pipeline.run_now(envelopes)
 
     def feed(self, team: str, *, limit: int = 50, since: datetime | None = None,
              min_severity: str | Severity | None = None) -> list[Post]:
@@ -112,7 +130,8 @@ class Stream:
         return self.store.feed(team, limit=limit, since=since, min_severity=level)
 
     def close(self) -> None:
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> Stream:
         return self

@@ -17,14 +17,14 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from floorstream.adapters.base import DetectorSpec, SourceConfig
 from floorstream.delivery.policy import TeamPolicy
-from floorstream.detectors.flood import FloodOptions
 from floorstream.errors import ConfigError, ConfigProblem, UnknownNameError
+from floorstream.plugin import FloodOptions
+from floorstream.plugin.adapter import DetectorSpec, SourceConfig
+from floorstream.plugin.sink import SinkConfig
 from floorstream.plugins import Plugins
 from floorstream.render import template_environment
 from floorstream.route import RouteRule
-from floorstream.sinks.base import SinkConfig
 from floorstream.yamlsource import LoadedYaml, Path, format_path, load_yaml
 
 __all__ = ["Config", "Settings", "TeamConfig", "config_json_schema", "load_config",
@@ -235,7 +235,10 @@ class _Validator:
         model: type[SourceConfig] = adapter.config_model
         self._last_model[path] = model
         values = dict(item)
-        values["detect"] = self._detectors((*path, "detect"), item.get("detect", []),
+        raw_detect = item.get("detect", [])
+        if isinstance(raw_detect, list):
+            raw_detect = [*raw_detect, *model.implied_detectors(item)]
+        values["detect"] = self._detectors((*path, "detect"), raw_detect,
                                            str(item.get("name", "")))
         ok = True
         if values["detect"] is None:

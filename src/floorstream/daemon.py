@@ -16,11 +16,12 @@ from typing import Any
 
 import structlog
 
-from floorstream.adapters.base import Adapter, AdapterContext, SourceConfig
+from floorstream.api import Stream
 from floorstream.config import Config
 from floorstream.delivery.service import DeliveryService
 from floorstream.health import HealthServer
 from floorstream.pipeline import Pipeline
+from floorstream.plugin.adapter import Adapter, AdapterContext, SourceConfig
 from floorstream.plugins import Plugins
 from floorstream.processing import Processor
 from floorstream.store.store import Store
@@ -53,7 +54,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.status: dict[str, SourceStatus] = {}
         self._threads: list[threading.Thread] = []
-        self._adapters: dict[str, Adapter] = {}
+        self._adapters: dict[str, Adapter[Any]] = {}
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
         if config.sinks and delivery:  # else `floorstream deliver` runs it in its own process
             self.extra_services.append(DeliveryService(config, plugins, self.store))
@@ -61,6 +62,11 @@ class Daemon:
         if health.port is not None:
             self.health_server = HealthServer(health.host, health.port, self.health)
             self.extra_services.append(self.health_server)
+
+    def stream(self) -> Stream:
+        """A library handle publishing through this daemon's own pipeline (same detector
+        state, same commits, same ``post_committed`` hooks)."""
+        return Stream(self.config, self.plugins, pipeline=self.pipeline)
 
     def start(self) -> None:
         self.pipeline.start()
@@ -81,12 +87,12 @@ class Daemon:
         log.info("daemon_started", sources=[s.name for s in self.config.sources if s.enabled],
                  store=self.store.engine.url.render_as_string(hide_password=True))
 
-    def _run_source(self, source: SourceConfig, adapter_cls: type[Adapter], plugin: str,
+    def _run_source(self, source: SourceConfig, adapter_cls: type[Adapter[Any]], plugin: str,
                     checkpoint: str | None, status: SourceStatus) -> None:
         delay = 1.0
         bound = log.bind(source=source.name, adapter=source.adapter, plugin=plugin)
         while not self.stop_event.is_set():
-            adapter: Adapter | None = None
+            adapter: Adapter[Any] | None = None
             started = time.monotonic()
             try:
                 context = AdapterContext(source.name, checkpoint, self.plugins.decoders, bound,

@@ -8,8 +8,13 @@
     │   ├── DuplicateNameError two plugins register the same name
     │   └── UnknownNameError   a config names an adapter/detector/decoder/sink nobody registered
     ├── DecodeError            an input cannot be decoded or validated (→ quarantine)
-    └── StoreError             the store is unusable (schema too new, unreachable)
-        └── SchemaVersionError
+    ├── StoreError             the store is unusable (schema too new, unreachable)
+    │   └── SchemaVersionError
+    └── DeliveryError          a sink could not deliver: retry with backoff
+        ├── RetryAfter         retry after the delay the service asked for (HTTP 429)
+        └── PermanentDeliveryError  do not retry: the request itself is wrong
+
+The delivery errors are defined with the sink contract (:mod:`floorstream.plugin.sink`).
 
 Catch ``FloorstreamError`` to handle all of them; ``DecodeError`` is what adapters and decoders
 raise for bad input so the pipeline can quarantine it instead of crashing.

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "library_logging"]
 
 
 def _redactor(secrets: Iterable[str]) -> Any:
@@ -53,5 +53,29 @@ def configure_logging(level: str = "info", fmt: str = "auto",
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def library_logging() -> None:
+    """Send floorstream's log lines through the standard ``logging`` tree, unless the host
+    already configured structlog itself.
+
+    Embedded in an ERP customisation, floorstream must not print: its loggers are
+    ``floorstream.*`` stdlib loggers with a ``NullHandler`` on ``floorstream``, so nothing
+    appears until the host configures logging (``logging.basicConfig()``, its framework's
+    handlers). ``floorstream run`` replaces this with :func:`configure_logging`.
+    """
+    logging.getLogger("floorstream").addHandler(logging.NullHandler())
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )

@@ -18,11 +18,11 @@ import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from floorstream.adapters.base import Ack
 from floorstream.config import PipelineSettings
 from floorstream.handoff import Handoff
-from floorstream.model import Change, Post
-from floorstream.plugins import Plugins, call_isolated
+from floorstream.model import Change, Event, Post, Severity, utcnow
+from floorstream.plugin.adapter import Ack
+from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
 
@@ -106,11 +106,21 @@ class Pipeline:
             self._handle(rest)
 
     def _handle(self, items: list[Envelope]) -> None:
+        self.run_now(items)
+
+    def run_now(self, items: list[Envelope]) -> list[Post]:
+        """Process and commit ``items`` on the calling thread, then run their acks.
+
+        The pipeline thread calls this for every batch it takes off the queue; the library
+        API (:meth:`floorstream.Stream.publish`) calls it directly. Both hold :attr:`lock`, so
+        a publish and a daemon batch never interleave and share one detector state, one
+        commit retry and one ``post_committed`` call per batch. Returns the new posts.
+        """
         with self.lock:
             batch = self.processor.process(items)
             posts = self._commit(batch)
         if posts is None:
-            return  # stopping during an outage: nothing acked, the sources will replay
+            return []  # stopping during an outage: nothing acked, the sources will replay
         if self.after_commit is not None:
             self.after_commit()
         for item in items:
@@ -119,6 +129,7 @@ class Pipeline:
                     item.ack()
                 except Exception as exc:  # an ack failing must not lose the next batch
                     log.error("ack_failed", source=item.source, error=repr(exc))
+        return posts
 
     def _handle_tick(self) -> None:
         with self.lock:
@@ -150,12 +161,12 @@ class Pipeline:
         self.committed_posts += len(posts)
         self.last_commit = time.time()
         if posts:
-            call_isolated(self.plugins.manager.hook.post_committed, posts=posts)
+            self.plugins.manager.hook.post_committed(posts=posts)
         return posts
 
 
 class QueueEmitter:
-    """The :class:`floorstream.adapters.base.Emitter` handed to adapters."""
+    """The :class:`floorstream.plugin.adapter.Emitter` handed to adapters."""
 
     def __init__(self, pipeline: Pipeline, source: str) -> None:
         self._submit = pipeline.submit
@@ -172,10 +183,23 @@ class QueueEmitter:
         item = QuarantineItem(self.source, raw, error, position, context or {})
         self._submit(Envelope(self.source, quarantine=item, ack=ack, checkpoint=checkpoint))
 
+    def baseline(self, change: Change, *, ack: Ack | None = None,
+                 checkpoint: str | None = None) -> None:
+        self._submit(Envelope(self.source, change=change, ack=ack, checkpoint=checkpoint,
+                              baseline=True))
+
+    def event(self, event: Event, *, ack: Ack | None = None,
+              checkpoint: str | None = None) -> None:
+        self._submit(Envelope(self.source, event=event, ack=ack, checkpoint=checkpoint))
+
+    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None) -> None:
+        self._submit(Envelope(self.source, ack=ack, checkpoint=checkpoint))
+
     def problem(self, subject: str, message: str, *, position: str,
                 fields: dict[str, Any] | None = None) -> None:
         log.error("source_problem", source=self.source, subject=subject, problem=message)
-        data = {"message": message, **(fields or {})}
-        change = Change(source=self.source, subject=subject, kind="source.problem",
-                        position=position, data=data)
-        self._submit(Envelope(self.source, change=change))
+        event = Event.create(type="source.problem", source=self.source, subject=subject,
+                             position=position, occurred_at=utcnow(),
+                             severity=Severity.CRITICAL,
+                             fields={"message": message, **(fields or {})})
+        self._submit(Envelope(self.source, event=event))

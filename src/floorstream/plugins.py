@@ -16,28 +16,46 @@ from typing import Any
 import pluggy
 import structlog
 
-from floorstream import hookspecs
-from floorstream._markers import PROJECT_NAME
 from floorstream.errors import PluginError
-from floorstream.registry import Registry
+from floorstream.plugin import hookspecs
+from floorstream.plugin.markers import PROJECT_NAME
+from floorstream.plugin.phrasebook import Phrase
+from floorstream.plugin.registry import Registry
 
-__all__ = ["BUILTIN_PLUGINS", "PluginInfo", "Plugins", "build_plugins", "call_isolated"]
+__all__ = ["BUILTIN_PLUGINS", "PluginInfo", "Plugins", "build_plugins"]
 
 log = structlog.get_logger(__name__)
 
 #: Modules that hold floorstream's own hook implementations, registered like any plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "floorstream.render",
+    "floorstream.flood",
     "floorstream.decoders.builtin",
     "floorstream.detectors.builtin",
+    "floorstream.detectors.phrases",
     "floorstream.adapters.simulator",
     "floorstream.adapters.supply.folder",
     "floorstream.adapters.supply.http_poll",
     "floorstream.adapters.supply.inbox",
+    "floorstream.adapters.supply.phrases",
     "floorstream.adapters.erp.adapter",
+    "floorstream.adapters.erp.phrases",
+    "floorstream.adapters.erp.commands",
     "floorstream.sinks.builtin",
-    "floorstream.decoders.sparkplug",
+    "floorstream.adapters.mqtt.sparkplug_b",
     "floorstream.adapters.mqtt.adapter",
 )
+
+#: Hooks called once, plugin by plugin, to fill a registry (or the command line): a wrapper
+#: implementation has nothing to wrap there and is refused at registration.
+REGISTRATION_HOOKS: tuple[str, ...] = (
+    "register_adapters", "register_detectors", "register_decoders", "register_sinks",
+    "register_phrases", "register_commands",
+)
+
+#: Hooks called through pluggy for every post or batch; a failing ordinary implementation is
+#: logged and skipped (see :func:`_guard`), wrappers run as pluggy documents them.
+PER_POST_HOOKS: tuple[str, ...] = ("render_post", "route_post", "post_committed")
 
 
 @dataclass
@@ -59,6 +77,7 @@ class Plugins:
     detectors: Registry[Any]
     decoders: Registry[Any]
     sinks: Registry[Any]
+    phrases: Registry[Phrase]
 
     def describe(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, version and what it registers."""
@@ -72,7 +91,8 @@ class Plugins:
                 continue
             dist_name, version = dists.get(id(plugin), ("floorstream", own_version))
             infos[name] = PluginInfo(name, dist_name, version)
-        for registry in (self.adapters, self.detectors, self.decoders, self.sinks):
+        for registry in (self.adapters, self.detectors, self.decoders, self.sinks,
+                         self.phrases):
             for entry in registry:
                 info = infos.setdefault(entry.plugin, PluginInfo(entry.plugin, "?", "?"))
                 info.registers.setdefault(registry.kind, []).append(entry.name)
@@ -115,6 +135,8 @@ def build_plugins(
     for plugin in extra:
         pm.register(plugin, name=_plugin_name(pm, plugin))
     pm.check_pending()
+    _refuse_registration_wrappers(pm)
+    _guard_per_post_hooks(pm)
 
     plugins = Plugins(
         manager=pm,
@@ -122,8 +144,10 @@ def build_plugins(
         detectors=Registry("detector"),
         decoders=Registry("decoder"),
         sinks=Registry("sink"),
+        phrases=Registry("phrase"),
     )
     for hook_name, registry in (
+        ("register_phrases", plugins.phrases),
         ("register_decoders", plugins.decoders),
         ("register_detectors", plugins.detectors),
         ("register_adapters", plugins.adapters),
@@ -152,7 +176,7 @@ def _fill(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) -> 
     for impl in caller.get_hookimpls():  # registration order, builtins first
         registry.current_plugin = impl.plugin_name
         try:
-            impl.function(**{arg: registry for arg in impl.argnames})
+            impl.function(*[registry for _ in impl.argnames])
         except PluginError:
             raise
         except Exception as exc:
@@ -162,29 +186,38 @@ def _fill(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) -> 
     registry.current_plugin = "<unknown>"
 
 
-def call_isolated(
-    caller: Any,
-    *,
-    firstresult: bool = False,
-    on_error: Callable[[str, BaseException], None] | None = None,
-    **kwargs: Any,
-) -> list[Any]:
-    """Call a hook implementation by implementation, so one failing plugin cannot stop the rest.
+def _refuse_registration_wrappers(pm: pluggy.PluginManager) -> None:
+    for hook_name in REGISTRATION_HOOKS:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r}: {hook_name} is a registration hook, called "
+                    f"once per plugin to fill a registry; it cannot be a wrapper "
+                    f"(drop wrapper=True/hookwrapper=True)")
 
-    pluggy aborts the whole call when one implementation raises; the daemon must instead log the
-    culprit by name and carry on. Returns the non-None results (at most one if ``firstresult``).
+
+def _guard_per_post_hooks(pm: pluggy.PluginManager) -> None:
+    """Make every ordinary implementation of a per-post hook log and skip its own failure.
+
+    pluggy aborts a whole hook call when one implementation raises; the daemon must instead
+    name the culprit and carry on, so a broken phrasing plugin costs a post its phrasing, not
+    the post. Wrappers are left as they are: pluggy hands them the other implementations'
+    outcome as documented.
     """
-    results: list[Any] = []
-    for impl in reversed(caller.get_hookimpls()):
+    for hook_name in PER_POST_HOOKS:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.hookwrapper or impl.wrapper or getattr(impl.function, "_fs_guarded", False):
+                continue
+            impl.function = _guard(impl.function, impl.plugin_name, hook_name)
+
+
+def _guard(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    def guarded(*args: Any) -> Any:
         try:
-            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            return function(*args)
         except Exception as exc:
-            log.error("plugin_failed", plugin=impl.plugin_name, hook=caller.name, error=repr(exc))
-            if on_error is not None:
-                on_error(impl.plugin_name, exc)
-            continue
-        if result is not None:
-            results.append(result)
-            if firstresult:
-                break
-    return results
+            log.error("plugin_failed", plugin=plugin, hook=hook, error=repr(exc))
+            return None
+
+    guarded._fs_guarded = True  # type: ignore[attr-defined]
+    return guarded

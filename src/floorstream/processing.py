@@ -15,12 +15,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from floorstream.adapters.base import Ack, SourceConfig
 from floorstream.config import Config, TeamConfig
-from floorstream.detectors.base import Detector, DetectorState
-from floorstream.detectors.flood import FloodControl, FloodOptions
-from floorstream.model import Change, Event, Post, Severity, utcnow
-from floorstream.plugins import Plugins, call_isolated
+from floorstream.flood import FloodControl
+from floorstream.model import Change, Event, Post, utcnow
+from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, SourceConfig
+from floorstream.plugins import Plugins
 from floorstream.render import Renderer, clip
 from floorstream.route import Router
 from floorstream.store.store import CommitBatch, QuarantineItem
@@ -47,7 +46,8 @@ class StateStore(Protocol):
 
 @dataclass(slots=True)
 class Envelope:
-    """One unit of work on the queue: a change, a ready event, or input to quarantine."""
+    """One unit of work on the queue: a change, a ready event, input to quarantine, or just
+    a checkpoint (all of them optional, so a bare checkpoint needs no pseudo-change)."""
 
     source: str
     change: Change | None = None
@@ -55,6 +55,8 @@ class Envelope:
     quarantine: QuarantineItem | None = None
     ack: Ack | None = None
     checkpoint: str | None = None
+    #: the change only primes the detectors' state: what they find is not posted
+    baseline: bool = False
 
 
 @dataclass
@@ -158,7 +160,8 @@ class Processor:
         self.config = config
         self.plugins = plugins
         settings = config.settings
-        self.renderer = Renderer({s.name: s.summary for s in config.sources})
+        self.renderer = Renderer({s.name: s.summary for s in config.sources},
+                                 {entry.name: entry.item for entry in plugins.phrases})
         self.router = Router(settings.routes, settings.default_team)
         self.teams: Mapping[str, TeamConfig] = settings.teams
         self._load_states = states
@@ -181,8 +184,8 @@ class Processor:
             if source.flood is not None:
                 flood_options = source.flood
         flood = None
-        if flood_options is not None and "flood" in self.plugins.detectors:
-            flood = self.plugins.detectors.get("flood")(flood_options, name)
+        if flood_options is not None:
+            flood = FloodControl(flood_options, name)
         runtime = SourceRuntime(name, detectors, flood, self._load_states)
         timed = [d.key for d, _ in detectors if d.ticks]
         runtime.preload(timed + ([FloodControl.key] if flood is not None else []))
@@ -216,10 +219,16 @@ class Processor:
                 runtime = self.runtime(change.source)
                 seen = tokens.setdefault(change.source, {})
                 if token not in seen and not runtime.replayed(token):
-                    self._detect(change, batch)
+                    self._detect(change, batch, envelope.baseline)
                 seen[token] = None
             elif envelope.event is not None:
-                self._admit(self.runtime(envelope.source), envelope.event, batch)
+                event = envelope.event
+                token = f"{event.subject}\x1f{event.position}\x1f{event.type}"
+                runtime = self.runtime(event.source)
+                seen = tokens.setdefault(event.source, {})
+                if token not in seen and not runtime.replayed(token):
+                    self._admit(runtime, event, batch)
+                seen[token] = None
             if envelope.checkpoint is not None:
                 batch.checkpoints[envelope.source] = envelope.checkpoint
         for source, seen in tokens.items():
@@ -255,15 +264,8 @@ class Processor:
         self._collect_states(batch)
         return batch
 
-    def _detect(self, change: Change, batch: CommitBatch) -> None:
+    def _detect(self, change: Change, batch: CommitBatch, baseline: bool = False) -> None:
         runtime = self.sources.get(change.source) or self.runtime(change.source)
-        if change.kind == "source.problem":
-            self._admit(runtime, _problem_event(change), batch)
-            return
-        if change.kind == "event":
-            # the adapter already knows what it means (a shipment delayed, a mass update)
-            self._admit(runtime, _adapter_event(change), batch)
-            return
         found: list[Event] = []
         subject = change.subject
         states = runtime.states
@@ -276,6 +278,8 @@ class Processor:
                 # the input is kept for this detector; the others still judge the change, or
                 # a stop next to a garbled temperature would be lost (its state already moved)
                 self._quarantine_change(change, detector, plugin, exc, batch)
+        if baseline:
+            return  # learnt, not told: a first start or rows a mass update rewrote
         for event in found:
             self._admit(runtime, event, batch)
 
@@ -309,10 +313,9 @@ class Processor:
     def make_post(self, event: Event) -> Post:
         summary = self.renderer.summary(event)
         if self._has_render:
-            chosen = call_isolated(self._render_hook, firstresult=True, event=event,
-                                   default=summary)
-            if chosen and isinstance(chosen[0], str):
-                summary = chosen[0]
+            chosen = self._render_hook(event=event, default=summary)
+            if isinstance(chosen, str):
+                summary = chosen
         if event.type == "source.problem":
             admin = self.config.settings.admin_team
             teams: tuple[str, ...] = (admin,)
@@ -333,7 +336,9 @@ class Processor:
         })
         if self._has_route:
             extra: list[str] = []
-            for result in call_isolated(self._route_hook, post=post, event=event):
+            for result in self._route_hook(post=post, event=event):
+                if not result:
+                    continue
                 extra.extend(t for t in result if t not in post.teams and t not in extra)
             if extra:
                 post = post.model_copy(update={
@@ -356,18 +361,3 @@ class Processor:
     def subjects(self) -> Sequence[str]:
         return sorted({s for r in self.sources.values() for s, _ in r.states if s})
 
-
-def _problem_event(change: Change) -> Event:
-    return Event.create(type="source.problem", source=change.source, subject=change.subject,
-                        position=change.position, occurred_at=change.when,
-                        severity=Severity.CRITICAL, fields=dict(change.data),
-                        attrs=change.attrs, change=change)
-
-
-def _adapter_event(change: Change) -> Event:
-    data = change.data
-    return Event.create(type=str(data["type"]), source=change.source, subject=change.subject,
-                        position=change.position, occurred_at=change.when,
-                        severity=Severity.parse(data.get("severity", "info")),
-                        fields=dict(data.get("fields") or {}), attrs=change.attrs,
-                        change=change, clears=data.get("clears"))

@@ -1,24 +1,26 @@
 """Events → the one line people read.
 
 Three layers, most specific first: a ``render_post`` plugin, the source's summary template from
-the config, the default phrasing below. Templates run in Jinja2's immutable sandbox, so a config
-file can format values but never call into Python.
+the config, the phrase book (each plugin's default wording of the event types it makes, filled
+through the ``register_phrases`` hook; the core itself phrases only ``source.problem``).
+Templates run in Jinja2's immutable sandbox, so a config file can format values but never call
+into Python.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jinja2
 import structlog
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from floorstream import phrases_supply, phrasing
 from floorstream.model import Event
+from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
-__all__ = ["DEFAULT_PHRASES", "Renderer", "default_summary", "template_environment"]
+__all__ = ["Renderer", "default_summary", "template_environment"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,88 +36,23 @@ def template_environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _state_changed(e: Event) -> str:
-    f = e.fields
-    if "duration_s" in f:
-        return f"{e.subject} {f['after_label']} again after {phrasing.duration(f['duration_s'])}"
-    return f"{e.subject} {f['after_label']} (was {f['before_label']})"
+def _problem(e: Event) -> str:
+    return f"{e.source}: {e.fields.get('message', 'problem')}"
 
 
-def _limit_exceeded(e: Event) -> str:
-    f = e.fields
-    unit = f.get("unit", "")
-    text = (f"{e.subject}: {f['label']} {phrasing.quantity(f['value'], unit)}, "
-            f"{f['direction']} the {phrasing.quantity(f['limit'], unit)} limit")
-    if f.get("duration_s"):
-        text += f" for {phrasing.duration(f['duration_s'])}"
-    return text
+@hookimpl
+def register_phrases(phrases: Registry[Phrase]) -> None:
+    """The one phrase the core owns: a source's own problem (``Emitter.problem``)."""
+    phrases.add(_problem, name="source.problem")
 
 
-def _limit_cleared(e: Event) -> str:
-    f = e.fields
-    unit = f.get("unit", "")
-    side = "below" if f["direction"] == "above" else "above"
-    return (f"{e.subject}: {f['label']} back to {phrasing.quantity(f['value'], unit)}, "
-            f"{side} {phrasing.quantity(f['limit'], unit)} (peak "
-            f"{phrasing.quantity(f['peak'], unit)}, {phrasing.duration(f['duration_s'])})")
-
-
-def _offline(e: Event) -> str:
-    return f"{e.subject} offline: no data for {phrasing.duration(e.fields['silent_s'])}"
-
-
-def _online(e: Event) -> str:
-    return f"{e.subject} back online after {phrasing.duration(e.fields['silent_s'])}"
-
-
-def _field_changed(e: Event) -> str:
-    f = e.fields
-    return (f"{e.subject}: {f['label']} {phrasing.value(f['before'])} → "
-            f"{phrasing.value(f['after'])}")
-
-
-def _mass_update(e: Event) -> str:
-    f = e.fields
-    text = f"{e.subject}: {f['count']:,} rows changed at once"
-    changes = [f"{c['label']} {phrasing.value(c['before'])} → {phrasing.value(c['after'])} "
-               f"×{c['count']:,}" if c.get("before") is not None else
-               f"{c['label']} → {phrasing.value(c['after'])} ×{c['count']:,}"
-               for c in f.get("changes", [])[:2]]
-    return text + (f" ({'; '.join(changes)})" if changes else "")
-
-
-def _digest(e: Event) -> str:
-    f = e.fields
-    kinds = ", ".join(f"{n} {t.split('.')[-1].replace('_', ' ')}"
-                      for t, n in sorted(f["by_type"].items(), key=lambda kv: -kv[1]))
-    noun = "post" if f["suppressed"] == 1 else "posts"
-    return (f"{e.subject}: {f['suppressed']} more {noun} in "
-            f"{phrasing.duration(f['window_s'])} not shown ({kinds})")
-
-
-DEFAULT_PHRASES: dict[str, Callable[[Event], str]] = {
-    "machine.state_changed": _state_changed,
-    "metric.limit_exceeded": _limit_exceeded,
-    "metric.limit_cleared": _limit_cleared,
-    "machine.offline": _offline,
-    "machine.online": _online,
-    "record.field_changed": _field_changed,
-    "record.created": lambda e: f"{e.subject} created",
-    "record.deleted": lambda e: f"{e.subject} deleted",
-    "record.mass_update": _mass_update,
-    "flood.digest": _digest,
-    "flood.calm": lambda e: f"{e.subject}: calm again, every post shown from now on",
-    "source.problem": lambda e: f"{e.source}: {e.fields.get('message', 'problem')}",
-    **phrases_supply.PHRASES,
-}
-
-
-def default_summary(event: Event) -> str:
-    """The builtin phrasing; an explicit ``summary`` field (from ``publish``) wins."""
+def default_summary(event: Event, phrases: Mapping[str, Phrase] | None = None) -> str:
+    """The phrase book's wording (see the ``register_phrases`` hook); an explicit ``summary``
+    field (from ``publish``) wins, and an event type nobody phrased gets a generic line."""
     given = event.fields.get("summary")
     if isinstance(given, str) and given:
         return given
-    phrase = DEFAULT_PHRASES.get(event.type)
+    phrase = phrases.get(event.type) if phrases else None
     if phrase is not None:
         try:
             return phrase(event)
@@ -134,7 +71,9 @@ def clip(text: str) -> str:
 class Renderer:
     """Renders events with per-source templates compiled once."""
 
-    def __init__(self, templates: Mapping[str, str | Mapping[str, str] | None]) -> None:
+    def __init__(self, templates: Mapping[str, str | Mapping[str, str] | None],
+                 phrases: Mapping[str, Phrase] | None = None) -> None:
+        self.phrases: Mapping[str, Phrase] = dict(phrases or {})
         env = template_environment()
         self._templates: dict[str, list[tuple[str, jinja2.Template]]] = {}
         for source, spec in templates.items():
@@ -144,7 +83,7 @@ class Renderer:
             self._templates[source] = [(glob, env.from_string(t)) for glob, t in pairs.items()]
 
     def summary(self, event: Event) -> str:
-        default = default_summary(event)
+        default = default_summary(event, self.phrases)
         template = self._template_for(event)
         if template is None:
             return default

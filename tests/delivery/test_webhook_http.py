@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from floorstream.model import Severity
-from floorstream.sinks.base import DeliveryError, Outgoing, PermanentDeliveryError
+from floorstream.plugin.sink import DeliveryError, Outgoing, PermanentDeliveryError
 from floorstream.sinks.webhook import WebhookConfig, WebhookSink
 
 from .helpers import http_server, make_post

@@ -1,6 +1,6 @@
 """The mass-update summary counts what each row really changed, against the detector state.
 
-Driven through ``field_change`` directly: rows of one run arrive as ``row.baseline`` with the
+Driven through ``field_change`` directly: rows of one run arrive (as baselines) with the
 run's marker, then the ``row.mass_update`` change asks for the summary. A fresh detector (a
 restart) that is fed the same run again against the states already written counts the same.
 """
@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from floorstream.detectors.base import DetectorState
 from floorstream.detectors.field_change import FieldChange, FieldChangeOptions
 from floorstream.model import Change, Event
-from floorstream.render import default_summary
+from floorstream.plugin.detector import DetectorState
+from floorstream.testing.detectors import phrase
 
 OPTIONS = FieldChangeOptions(fields=["state", "product_id"], labels={"state": "status"})
 
 
 def _row(i: int, state: str, product: str = "M8 bolt") -> Change:
-    return Change(source="orders", subject=f"WH/MO/{i:05d}", kind="row.baseline",
+    return Change(source="orders", subject=f"WH/MO/{i:05d}", kind="row.updated",
                   position=f"production_order:{i}:t9", attrs={"mass_run": "run-1"},
                   data={"id": i, "state": state, "product_id": product})
 
@@ -55,7 +55,7 @@ def test_only_changed_columns_with_before_and_after_counts_and_replay_counts_the
                 ("state", None, "Done", 2), ("product_id", None, "M8 bolt", 2)]
     assert event.type == "record.mass_update"
     assert _changes(event) == expected
-    assert default_summary(event) == ("production_order: 12 rows changed at once (status "
+    assert phrase(event) == ("production_order: 12 rows changed at once (status "
                                       "Confirmed → Done ×6; status Draft → Done ×4)")
     # a restart before the summary was committed: the run comes again, states already moved
     (again,) = _feed(FieldChange(OPTIONS, "orders"), states, rows)
@@ -66,4 +66,4 @@ def test_only_changed_columns_with_before_and_after_counts_and_replay_counts_the
                   position="production_order:3:t10",
                   data={"id": 3, "state": "Cancelled", "product_id": "M8 bolt"})
     (single,) = FieldChange(OPTIONS, "orders").on_change(edit, states["WH/MO/00003"])
-    assert default_summary(single) == "WH/MO/00003: status Done → Cancelled"
+    assert phrase(single) == "WH/MO/00003: status Done → Cancelled"

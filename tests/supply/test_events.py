@@ -19,8 +19,7 @@ from floorstream.adapters.supply.events import Interpreter
 from floorstream.adapters.supply.formats.csv_feed import CsvMapping
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.memory import Memory
-from floorstream.model import Change, Event, Severity
-from floorstream.render import default_summary
+from floorstream.testing.detectors import phrase
 
 from .make_214 import x12_214
 from .support import HERE, SAMPLES, create_erp
@@ -42,17 +41,9 @@ def _posts(interpreter: Interpreter, raw: bytes, **kwargs: object) -> list[tuple
     """(type, severity, summary) of every event a file yields, in emit order."""
     out = []
     for doc in parse_any(raw, **kwargs).documents:  # type: ignore[arg-type]
-        for change in interpreter.changes(doc):
-            event = _event(change)
-            out.append((event.type, event.severity.label, default_summary(event)))
+        for event in interpreter.events(doc):
+            out.append((event.type, event.severity.label, phrase(event)))
     return out
-
-
-def _event(change: Change) -> Event:
-    return Event.create(type=change.data["type"], source=change.source, subject=change.subject,
-                        position=change.position, occurred_at=change.when,
-                        severity=Severity.parse(change.data["severity"]),
-                        fields=change.data["fields"], clears=change.data.get("clears"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -79,16 +70,16 @@ def test_on_time_asn_is_dispatched_and_a_late_one_delayed_at_the_same_position(
     dispatch wording, and both sit at the ERP-independent position of the PO in the ASN."""
     on_time = DESADV.read_bytes().replace(b"DTM+17:20261202", b"DTM+17:20261129")
     interpreter = _interpreter(erp_url)
-    first = interpreter.changes(parse_any(on_time).documents[0])[0]
-    late = interpreter.changes(parse_any(DESADV.read_bytes()).documents[0])[0]
-    assert (first.data["type"], first.data["severity"]) == ("shipment.dispatched", "notice")
-    assert default_summary(_event(first)) == (
+    first = interpreter.events(parse_any(on_time).documents[0])[0]
+    late = interpreter.events(parse_any(DESADV.read_bytes()).documents[0])[0]
+    assert (first.type, first.severity.label) == ("shipment.dispatched", "notice")
+    assert phrase(first) == (
         "PO 4500012 from Acme: shipped 120 of 200 pcs, arriving 29 Nov — on the promised date")
-    assert (late.data["type"], late.data["severity"]) == ("shipment.delayed", "warning")
+    assert (late.type, late.severity.label) == ("shipment.delayed", "warning")
     assert late.position == first.position == "edifact:SUPPLIER1:14:DES0001:1:po:4500012"
     # without an ERP nothing proves lateness: a dispatch, at that same position
-    plain = _interpreter(None).changes(parse_any(DESADV.read_bytes()).documents[0])[0]
-    assert (plain.data["type"], plain.position) == ("shipment.dispatched", late.position)
+    plain = _interpreter(None).events(parse_any(DESADV.read_bytes()).documents[0])[0]
+    assert (plain.type, plain.position) == ("shipment.dispatched", late.position)
 
 
 def test_csv_over_quantity_and_deleted_line(erp_url: str) -> None:
@@ -153,14 +144,14 @@ def test_replaying_a_document_makes_the_same_events(tmp_path: Path) -> None:
     interpreter = _interpreter(None, memory)
     docs = [x12_214(1, [("AG", "NS", "20261203", "1200")]),
             x12_214(2, [("AG", "NS", "20261206", "1200")])]
-    ids = [_event(c).id for raw in docs for d in parse_any(raw).documents
-           for c in interpreter.changes(d)]
+    ids = [c.id for raw in docs for d in parse_any(raw).documents
+           for c in interpreter.events(d)]
     restored = Memory.load(memory.dump())
     again = _interpreter(None, restored)
-    replay = [_event(c).id for d in parse_any(docs[1]).documents for c in again.changes(d)]
+    replay = [c.id for d in parse_any(docs[1]).documents for c in again.events(d)]
     assert replay == ids[1:]
-    assert [_event(c).type for d in parse_any(docs[1]).documents
-            for c in again.changes(d)] == ["shipment.delayed"]
+    assert [c.type for d in parse_any(docs[1]).documents
+            for c in again.events(d)] == ["shipment.delayed"]
 
 
 def test_dcsa_retraction_clears_the_retracted_post() -> None:
@@ -174,15 +165,15 @@ def test_dcsa_retraction_clears_the_retracted_post() -> None:
     retract = {"metadata": {"eventID": "e-2", "eventType": "TRANSPORT",
                             "publisher": {"partyName": "Maersk"}, "retractedEventID": "e-1"}}
     (dep,) = [c for d in parse_any(json.dumps([event]).encode()).documents
-              for c in interpreter.changes(d)]
+              for c in interpreter.events(d)]
     (ret,) = [c for d in parse_any(json.dumps(retract).encode()).documents
-              for c in interpreter.changes(d)]
-    assert default_summary(_event(dep)) == "Carrier Maersk: shipment B77 departed (20 Nov)"
-    assert ret.subject == "shipment B77" and ret.data["clears"] == _event(dep).id
-    assert default_summary(_event(ret)) == (
+              for c in interpreter.events(d)]
+    assert phrase(dep) == "Carrier Maersk: shipment B77 departed (20 Nov)"
+    assert ret.subject == "shipment B77" and ret.clears == dep.id
+    assert phrase(ret) == (
         "Carrier Maersk withdrew its earlier update on shipment B77 (event e-1)")
     # the memory that makes this work survives a restart (it rides in the checkpoint)
-    assert Memory.load(memory.dump()).events["e-1"] == ("shipment B77", _event(dep).id)
+    assert Memory.load(memory.dump()).events["e-1"] == ("shipment B77", dep.id)
 
 
 def test_check_runs_the_po_query_against_the_erp(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from floorstream.adapters.base import AdapterContext
 from floorstream.adapters.supply.http_poll import HttpPollConfig, SupplyHttp
+from floorstream.plugin.adapter import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing.doubles import RecordingEmitter
 
@@ -86,7 +86,7 @@ def test_a_broken_page_is_quarantined_once_and_polling_goes_on(endpoint: Endpoin
         (item,) = emitter.quarantined
         assert item.raw == BROKEN and "carrier@start" in item.error
         # a restart from the checkpoint remembers it was quarantined
-        checkpoint = emitter.checkpoint
+        checkpoint = emitter.last_checkpoint
     finally:
         emitter.stop.set()
         thread.join(5)
@@ -94,14 +94,13 @@ def test_a_broken_page_is_quarantined_once_and_polling_goes_on(endpoint: Endpoin
     try:
         seen = len(endpoint.requests)
         wait_for(lambda: len(endpoint.requests) >= seen + 4, timeout=10)
-        assert again.quarantined == [] and again.changes == []
+        assert again.quarantined == [] and again.events == []
         endpoint.body = _good_page()  # the carrier fixes the page: it is read at once
-        wait_for(lambda: any(c.kind == "event" for c in again.changes), timeout=10)
+        wait_for(lambda: bool(again.events), timeout=10)
     finally:
         again.stop.set()
         thread.join(5)
-    events = [c for c in again.changes if c.kind == "event"]
-    assert [(c.subject, c.data["type"]) for c in events] == [
+    assert [(e.subject, e.type) for e in again.events] == [
         ("shipment BKG1", "shipment.status_changed")]
     assert again.quarantined == []
     assert any("cursor=1" in path for path in endpoint.requests)  # and it moved on
@@ -123,6 +122,6 @@ def test_the_same_broken_body_at_another_cursor_is_quarantined_again(
         thread.join(5)
     assert [q.error.split(":")[0] for q in emitter.quarantined] == ["carrier@start",
                                                                     "carrier@1"]
-    assert [c.subject for c in emitter.changes if c.kind == "event"] == ["shipment BKG1"]
-    checkpoint = emitter.checkpoint
+    assert [e.subject for e in emitter.events] == ["shipment BKG1"]
+    checkpoint = emitter.last_checkpoint
     assert checkpoint is not None and json.loads(checkpoint)["extra"]["cursor"] == "1"

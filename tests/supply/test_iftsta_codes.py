@@ -8,8 +8,7 @@ from floorstream.adapters.supply.code_tables import CodeTables, load_table
 from floorstream.adapters.supply.events import Interpreter
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.memory import Memory
-from floorstream.model import Event, Severity
-from floorstream.render import default_summary
+from floorstream.testing.detectors import phrase
 
 
 def _iftsta(sts: str) -> bytes:
@@ -23,12 +22,8 @@ def _iftsta(sts: str) -> bytes:
 
 def _post(sts: str) -> tuple[str, str, str]:
     interpreter = Interpreter("carrier", memory=Memory(), codes=CodeTables())
-    ((change,),) = [interpreter.changes(d) for d in parse_any(_iftsta(sts)).documents]
-    event = Event.create(type=change.data["type"], source="carrier", subject=change.subject,
-                         position=change.position, occurred_at=change.when,
-                         severity=Severity.parse(change.data["severity"]),
-                         fields=change.data["fields"])
-    return event.type, event.severity.label, default_summary(event)
+    ((event,),) = [interpreter.events(d) for d in parse_any(_iftsta(sts)).documents]
+    return event.type, event.severity.label, phrase(event)
 
 
 @pytest.mark.parametrize(("sts", "expected"), [

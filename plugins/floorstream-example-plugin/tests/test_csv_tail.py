@@ -10,7 +10,7 @@ from pathlib import Path
 from floorstream_example_plugin import csv_tail
 from floorstream_example_plugin.csv_tail import CsvTail
 
-from floorstream.adapters.base import AdapterContext
+from floorstream.plugin.adapter import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing import AdapterConformance, RecordingEmitter
 
@@ -63,7 +63,7 @@ def test_rows_become_typed_changes_and_bad_rows_are_quarantined(tmp_path: Path) 
     assert [c.subject for c in emitter.changes] == ["press-07", "press-08"]
     (bad,) = emitter.quarantined
     assert bad.raw == b"press-07,oops\n" and "2 cells" in bad.error
-    assert emitter.checkpoint == str(len(path.read_bytes()) - len(b"press-09,7"))
+    assert emitter.last_checkpoint == str(len(path.read_bytes()) - len(b"press-09,7"))
 
 
 def test_appended_rows_are_picked_up_after_a_restart(tmp_path: Path) -> None:
@@ -72,6 +72,6 @@ def test_appended_rows_are_picked_up_after_a_restart(tmp_path: Path) -> None:
     first = _follow(path, None, 1)
     with path.open("a", encoding="utf-8") as handle:
         handle.write("press-07,2\npress-07,3\n")
-    second = _follow(path, first.checkpoint, 2)
+    second = _follow(path, first.last_checkpoint, 2)
     assert [c.data["temp"] for c in second.changes] == [2, 3]
     assert {c.position for c in first.changes}.isdisjoint(c.position for c in second.changes)

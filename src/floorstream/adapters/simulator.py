@@ -9,15 +9,12 @@ from __future__ import annotations
 import random
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream._markers import hookimpl
-from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.durations import Duration
 from floorstream.model import Change
-from floorstream.registry import Registry
+from floorstream.plugin import Adapter, Duration, Emitter, Registry, SourceConfig, hookimpl
 
 
 class SimulatorConfig(SourceConfig):
@@ -33,13 +30,11 @@ class SimulatorConfig(SourceConfig):
     step: Duration = Field(default=5.0, description="simulated seconds between readings")
 
 
-class Simulator(Adapter):
+class Simulator(Adapter[SimulatorConfig]):
     name: ClassVar[str] = "simulator"
-    config_model: ClassVar[type[SourceConfig]] = SimulatorConfig
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
-        assert isinstance(config, SimulatorConfig)
         rng = random.Random(config.seed)
         done = int(self.context.checkpoint or 0)  # readings already committed per machine
         temps = {m: 70.0 + rng.random() * 5 for m in config.machines}
@@ -80,5 +75,5 @@ def _next(rng: random.Random, tick: int, temp: float, state: str) -> tuple[float
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(Simulator)

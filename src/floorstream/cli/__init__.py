@@ -10,8 +10,12 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from floorstream.cli.common import add_config_arg, load
 from floorstream.errors import ConfigError, FloorstreamError
+from floorstream.plugin import Commands
+from floorstream.plugins import build_plugins
 
 COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.run",
@@ -22,7 +26,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.deliver",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
-    "floorstream.cli.erp",
 )
 
 
@@ -35,7 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _plugin_commands(subparsers)
     return parser
+
+
+def _plugin_commands(subparsers: Any) -> None:
+    """Subcommands of plugins (``floorstream erp …``) through the ``register_commands`` hook.
+
+    A plugin that cannot be loaded must not take the whole command line with it (``check``
+    and ``plugins`` are how one finds out what is wrong), so its commands are left out with
+    a note on stderr.
+    """
+    try:
+        plugins = build_plugins()
+    except FloorstreamError as exc:
+        print(f"floorstream: plugin commands unavailable: {exc}", file=sys.stderr)
+        return
+    commands = Commands(subparsers, load_sources=lambda args: load(args)[0].sources,
+                        add_config_argument=add_config_arg)
+    for impl in plugins.manager.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(commands)
+        except Exception as exc:
+            print(f"floorstream: plugin {impl.plugin_name!r} failed to add its commands: "
+                  f"{exc!r}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

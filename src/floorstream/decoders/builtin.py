@@ -7,10 +7,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from floorstream._markers import hookimpl
-from floorstream.decoders.base import Decoder
-from floorstream.errors import DecodeError
-from floorstream.registry import Registry
+from floorstream.plugin import DecodeError, Decoder, Registry, hookimpl
 
 
 def _check_size(decoder: Decoder, payload: bytes) -> None:

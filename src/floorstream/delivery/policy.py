@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from floorstream.durations import parse_duration
 from floorstream.model import Severity
+from floorstream.plugin.durations import parse_duration
 
 __all__ = ["TeamPolicy", "parse_quiet_hours", "parse_shifts"]
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import structlog
 
-from floorstream._markers import hookimpl
 from floorstream.config import Config
 from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.delivery.worker import SinkWorker, wake_workers
 from floorstream.model import Post
+from floorstream.plugin.markers import hookimpl
+from floorstream.plugin.sink import Sink
 from floorstream.plugins import Plugins
-from floorstream.sinks.base import Sink
 from floorstream.store.store import Store
 
 __all__ = ["DeliveryService", "team_policies"]
@@ -66,7 +66,7 @@ class DeliveryService:
         self.workers = []  # stopped workers stay readable (their counters) until a restart
         self.groups = []
         for sink_config in self.config.sinks:
-            sink_cls: type[Sink] = self.plugins.sinks.get(sink_config.type)
+            sink_cls: type[Sink[Any]] = self.plugins.sinks.get(sink_config.type)
             group: list[SinkWorker] = []
             for index in range(sink_config.workers):
                 sink = sink_cls(sink_config)  # one instance per thread: no shared connections

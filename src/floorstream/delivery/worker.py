@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
@@ -22,7 +23,7 @@ from floorstream.delivery.digest import digest_key, digest_post
 from floorstream.delivery.outbox import Claim, ClaimedRow, Outbox
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Post, utcnow
-from floorstream.sinks.base import (
+from floorstream.plugin.sink import (
     DeliveryError,
     Outgoing,
     PermanentDeliveryError,
@@ -77,7 +78,7 @@ def wake_workers(workers: Sequence[SinkWorker], lanes: int = 1) -> None:
 class SinkWorker(threading.Thread):
     """Claims a lane of its sink, sends its rows in order, records the outcome, repeats."""
 
-    def __init__(self, sink: Sink, outbox: Outbox, policies: Mapping[str, TeamPolicy], *,
+    def __init__(self, sink: Sink[Any], outbox: Outbox, policies: Mapping[str, TeamPolicy], *,
                  secrets: frozenset[str], stop: threading.Event, poll: float = 0.5,
                  batch: int = 100, index: int = 0) -> None:
         super().__init__(name=f"delivery-{sink.config.name}-{index}", daemon=True)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from floorstream._markers import hookimpl
 from floorstream.detectors.field_change import FieldChange
-from floorstream.detectors.flood import FloodControl
 from floorstream.detectors.silence import Silence
 from floorstream.detectors.state_change import StateChange
 from floorstream.detectors.threshold import Threshold
-from floorstream.registry import Registry
+from floorstream.plugin import Registry, hookimpl
 
 
 @hookimpl
 def register_detectors(registry: Registry[Any]) -> None:
-    for detector in (StateChange, Threshold, FieldChange, Silence, FloodControl):
+    for detector in (StateChange, Threshold, FieldChange, Silence):
         registry.add(detector)

@@ -1,5 +1,9 @@
 """``field_change``: before → after for the listed fields of a record (ERP rows).
 
+It reads the record kinds the ``erp.table`` adapter documents (docs/erp.md): ``row.inserted``,
+``row.updated``, ``row.upserted``, ``row.created``, ``row.deleted``, rows of a mass update
+(attribute ``mass_run``) and the ``row.mass_update`` change that ends such a run.
+
 When the source knows the row before the change (audit logs, triggers) that is the truth;
 otherwise the last values seen are kept as state, so even a cursor-polled table reports
 "state Confirmed → In progress". Each changed field is one event, so routing and flood control
@@ -13,14 +17,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream.detectors.base import (
+from floorstream.model import Change, Event, Severity
+from floorstream.plugin import (
     Detector,
     DetectorOptions,
     DetectorState,
     SeverityName,
     lookup,
 )
-from floorstream.model import Change, Event, Severity
 
 
 class FieldChangeOptions(DetectorOptions):
@@ -56,21 +60,19 @@ class FieldChange(Detector):
 
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         tracked = self.opts.fields
-        if change.kind == "checkpoint":  # a position marker, not an observation
-            return []
-        if change.kind == "row.baseline_deleted":  # deleted by a mass update: no post
-            state.replace({"deleted": True})
-            return []
         if change.kind == "row.mass_update":
             return self._mass_summary(change)
-        current = {name: _plain(lookup(change.data, name)) for name in tracked}
-        if change.kind == "row.baseline":  # first start or mass update: remember, don't post
-            run = change.attrs.get("mass_run")
-            if run is None:
-                state.replace({"values": current})
+        run = change.attrs.get("mass_run")
+        if run is not None:
+            # a row of a mass update (emitted as a baseline: nothing found here is posted):
+            # remember it and count what it changed into the run's one summary
+            if change.kind == "row.deleted":
+                state.replace({"deleted": True})
             else:
-                self._mass_row(change, state, run, current)
+                self._mass_row(change, state, run,
+                               {name: _plain(lookup(change.data, name)) for name in tracked})
             return []
+        current = {name: _plain(lookup(change.data, name)) for name in tracked}
         if change.kind == "row.deleted":
             # what the record held: the source's before image, else the last values seen
             if change.before is not None:

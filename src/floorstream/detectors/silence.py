@@ -11,9 +11,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from floorstream.detectors.base import Detector, DetectorOptions, DetectorState, SeverityName
-from floorstream.durations import Duration
 from floorstream.model import Change, Event, Severity, utcnow
+from floorstream.plugin import Detector, DetectorOptions, DetectorState, Duration, SeverityName
 
 
 class SilenceOptions(DetectorOptions):

@@ -11,14 +11,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream.detectors.base import (
+from floorstream.model import Change, Event, Severity
+from floorstream.plugin import (
     Detector,
     DetectorOptions,
     DetectorState,
     SeverityName,
     lookup,
 )
-from floorstream.model import Change, Event, Severity
 
 
 class StateChangeOptions(DetectorOptions):

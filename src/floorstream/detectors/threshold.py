@@ -15,16 +15,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from floorstream.detectors.base import (
+from floorstream.model import Change, Event, Severity
+from floorstream.plugin import (
+    DecodeError,
     Detector,
     DetectorOptions,
     DetectorState,
+    Duration,
     SeverityName,
     lookup,
 )
-from floorstream.durations import Duration
-from floorstream.errors import DecodeError
-from floorstream.model import Change, Event, Severity
 
 
 class ThresholdOptions(DetectorOptions):

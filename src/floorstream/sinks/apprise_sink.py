@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, model_validator
 
 from floorstream.model import Post, Severity
-from floorstream.sinks.base import DeliveryError, Outgoing, Sink, SinkConfig
+from floorstream.plugin import DeliveryError, Outgoing, Sink, SinkConfig
 from floorstream.sinks.payloads import plain_text
 
 __all__ = ["AppriseConfig", "AppriseSink", "apprise_installed"]
@@ -34,13 +34,11 @@ class AppriseConfig(SinkConfig):
         return self
 
 
-class AppriseSink(Sink):
+class AppriseSink(Sink[AppriseConfig]):
     name: ClassVar[str] = "apprise"
-    config_model: ClassVar[type[SinkConfig]] = AppriseConfig
 
-    def __init__(self, config: SinkConfig) -> None:
+    def __init__(self, config: AppriseConfig) -> None:
         super().__init__(config)
-        assert isinstance(config, AppriseConfig)
         import apprise  # the optional extra; checked by the config model
 
         self._apprise: Any = apprise

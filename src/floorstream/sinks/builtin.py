@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from floorstream._markers import hookimpl
-from floorstream.registry import Registry
+from floorstream.plugin import Registry, hookimpl
 from floorstream.sinks.apprise_sink import AppriseSink
 from floorstream.sinks.email import EmailSink
 from floorstream.sinks.feed import FeedSink

@@ -17,10 +17,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from floorstream.durations import Duration
 from floorstream.model import Post
-from floorstream.sinks.base import (
+from floorstream.plugin import (
     DeliveryError,
+    Duration,
     Outgoing,
     PermanentDeliveryError,
     Sink,
@@ -53,14 +53,12 @@ def message_id(post_id: str, sink: str, sender: str) -> str:
     return f"<{post_id}.{sink}@{domain}>"
 
 
-class EmailSink(Sink):
+class EmailSink(Sink[EmailConfig]):
     name: ClassVar[str] = "email"
-    config_model: ClassVar[type[SinkConfig]] = EmailConfig
     threads: ClassVar[bool] = True
 
-    def __init__(self, config: SinkConfig) -> None:
+    def __init__(self, config: EmailConfig) -> None:
         super().__init__(config)
-        assert isinstance(config, EmailConfig)
         self.cfg = config
 
     def message(self, post: Post, outgoing: Outgoing) -> EmailMessage:

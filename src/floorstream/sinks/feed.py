@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from floorstream.model import Post
-from floorstream.sinks.base import Outgoing, Sink, SinkConfig
+from floorstream.plugin import Outgoing, Sink, SinkConfig
 
 __all__ = ["FeedSink"]
 
 
-class FeedSink(Sink):
+class FeedSink(Sink[SinkConfig]):
     name: ClassVar[str] = "feed"
     config_model: ClassVar[type[SinkConfig]] = SinkConfig
 

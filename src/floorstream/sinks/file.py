@@ -16,8 +16,8 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from floorstream.model import Post
+from floorstream.plugin import DeliveryError, Outgoing, Sink, SinkConfig
 from floorstream.sinks import payloads
-from floorstream.sinks.base import DeliveryError, Outgoing, Sink, SinkConfig
 
 __all__ = ["FileSink", "FileSinkConfig"]
 
@@ -39,13 +39,11 @@ class FileSinkConfig(SinkConfig):
     fsync: bool = Field(default=False, description="fsync after each line (slower, safer)")
 
 
-class FileSink(Sink):
+class FileSink(Sink[FileSinkConfig]):
     name: ClassVar[str] = "file"
-    config_model: ClassVar[type[SinkConfig]] = FileSinkConfig
 
-    def __init__(self, config: SinkConfig) -> None:
+    def __init__(self, config: FileSinkConfig) -> None:
         super().__init__(config)
-        assert isinstance(config, FileSinkConfig)
         self.cfg = config
         self.path = Path(config.path)
         self.lock = _lock(self.path)

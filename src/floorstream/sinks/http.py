@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from floorstream.sinks.base import DeliveryError, scrub
+from floorstream.plugin import DeliveryError, scrub
 
 __all__ = ["HttpPoster", "HttpResponse"]
 

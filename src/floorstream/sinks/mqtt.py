@@ -18,10 +18,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, SecretStr
 
-from floorstream.durations import Duration
 from floorstream.model import Post
+from floorstream.plugin import DeliveryError, Duration, Outgoing, Sink, SinkConfig
 from floorstream.sinks import payloads
-from floorstream.sinks.base import DeliveryError, Outgoing, Sink, SinkConfig
 
 __all__ = ["MqttSink", "MqttSinkConfig"]
 
@@ -43,13 +42,11 @@ class MqttSinkConfig(SinkConfig):
     timeout: Duration = Field(default=10.0, description="connect and publish acknowledgement")
 
 
-class MqttSink(Sink):
+class MqttSink(Sink[MqttSinkConfig]):
     name: ClassVar[str] = "mqtt"
-    config_model: ClassVar[type[SinkConfig]] = MqttSinkConfig
 
-    def __init__(self, config: SinkConfig) -> None:
+    def __init__(self, config: MqttSinkConfig) -> None:
         super().__init__(config)
-        assert isinstance(config, MqttSinkConfig)
         self.cfg = config
         self._client: Any = None
         self._connected = threading.Event()

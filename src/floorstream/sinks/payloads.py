@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from floorstream.model import Post, Severity
-from floorstream.sinks.base import Outgoing
+from floorstream.plugin import Outgoing
 
 __all__ = ["activity", "mattermost", "plain_text", "slack", "teams"]
 

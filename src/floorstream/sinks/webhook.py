@@ -20,11 +20,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from floorstream.durations import Duration
 from floorstream.model import Post
-from floorstream.sinks import payloads
-from floorstream.sinks.base import (
+from floorstream.plugin import (
     DeliveryError,
+    Duration,
     Outgoing,
     PermanentDeliveryError,
     RetryAfter,
@@ -32,6 +31,7 @@ from floorstream.sinks.base import (
     SinkConfig,
     scrub,
 )
+from floorstream.sinks import payloads
 from floorstream.sinks.http import HttpPoster, HttpResponse
 
 __all__ = ["WebhookConfig", "WebhookSink", "retry_after_seconds"]
@@ -76,14 +76,12 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-class WebhookSink(Sink):
+class WebhookSink(Sink[WebhookConfig]):
     name: ClassVar[str] = "webhook"
-    config_model: ClassVar[type[SinkConfig]] = WebhookConfig
     threads: ClassVar[bool] = True
 
-    def __init__(self, config: SinkConfig) -> None:
+    def __init__(self, config: WebhookConfig) -> None:
         super().__init__(config)
-        assert isinstance(config, WebhookConfig)
         self.cfg = config
         self.api = config.token is not None and config.format in ("slack", "mattermost")
         self._client: HttpPoster | None = None

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
-from floorstream.adapters.base import Adapter, AdapterContext
-from floorstream.model import Change
+from floorstream.model import Change, Event
+from floorstream.plugin.adapter import Adapter, AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing.doubles import RecordingEmitter
 
@@ -22,7 +22,7 @@ from floorstream.testing.doubles import RecordingEmitter
 class AdapterConformance:
     """Base class for a plugin's conformance tests (not collected by itself)."""
 
-    adapter: ClassVar[type[Adapter]]
+    adapter: ClassVar[type[Adapter[Any]]]
     config: ClassVar[dict[str, Any]]
     #: the adapter must emit at least this many changes from the prepared source
     min_changes: ClassVar[int] = 1
@@ -49,8 +49,8 @@ class AdapterConformance:
         waited = 0.0
         def pending() -> bool:  # ``covers``: run until these positions were all emitted
             if covers is not None:
-                return not covers <= {c.position for c in emitter.changes}
-            return len(emitter.changes) < target
+                return not covers <= {c.position for c in emitter.emitted}
+            return len(emitter.emitted) < target
 
         while pending() and not emitter.stop.is_set() and waited < self.timeout:
             deadline.wait(0.05)
@@ -72,40 +72,45 @@ class AdapterConformance:
     def test_emits_changes_for_its_source(self) -> None:
         self.prepare_source()
         emitter = self._run(None)
-        assert len(emitter.changes) >= self.min_changes, "the adapter emitted too few changes"
-        for change in emitter.changes:
-            assert isinstance(change, Change)
-            assert change.source == self.config["name"]
-            assert change.subject and change.position
+        assert len(emitter.emitted) >= self.min_changes, "the adapter emitted too few changes"
+        for item in emitter.emitted:
+            assert isinstance(item, Change | Event)
+            assert item.source == self.config["name"]
+            assert item.subject and item.position
 
     def test_resume_from_checkpoint_has_no_gap_and_no_duplicate(self) -> None:
         self.prepare_source()
         full = self._run(None)
-        positions = [c.position for c in full.changes]
+        positions = [c.position for c in full.emitted]
         assert len(positions) == len(set(positions)), "positions must be unique"
         if len(positions) < 2:
             pytest.skip("needs at least two changes to interrupt between them")
         self.prepare_source()
         cut = max(1, len(positions) // 2)
         first = self._run(None, stop_after=cut)
-        done = {c.position for c in first.changes}
+        done = {c.position for c in first.emitted}
         # a replayed unit counts twice, so wait for the positions still missing, not a count
-        second = (self._run(first.checkpoint, want=len(positions) - len(first.changes))
+        second = (self._run(first.last_checkpoint, want=len(positions) - len(first.emitted))
                   if self.exact_resume else
-                  self._run(first.checkpoint, covers=set(positions) - done))
-        replayed = [c.position for c in first.changes] + [c.position for c in second.changes]
+                  self._run(first.last_checkpoint, covers=set(positions) - done))
+        replayed = [c.position for c in first.emitted] + [c.position for c in second.emitted]
         missing = set(positions) - set(replayed)
         assert not missing, f"positions lost across the restart: {sorted(missing)[:5]}"
         # an adapter may replay a unit it had not finished (a file half committed), but only
         # as an exact copy: same position, same content, so the post ids dedupe the replay
-        before = {c.position: c for c in first.changes}
-        for change in second.changes:
+        before = {c.position: c for c in first.emitted}
+        for change in second.emitted:
             earlier = before.get(change.position)
             if earlier is None:
                 continue
             if self.exact_resume:
                 raise AssertionError(f"committed position {change.position!r} emitted again")
-            assert (earlier.subject, earlier.kind, earlier.data) == (
-                change.subject, change.kind, change.data), (
+            assert _content(earlier) == _content(change), (
                 f"position {change.position!r} was replayed with different content, so its "
                 "post would be made twice under two ids")
+
+
+def _content(item: Change | Event) -> tuple[Any, ...]:
+    if isinstance(item, Event):
+        return (item.subject, item.type, item.fields)
+    return (item.subject, item.kind, item.data)

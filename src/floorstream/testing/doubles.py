@@ -6,8 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from floorstream.adapters.base import Ack
-from floorstream.model import Change
+from floorstream.model import Change, Event
+from floorstream.plugin import Ack
 
 
 @dataclass
@@ -22,28 +22,69 @@ class Quarantined:
 class RecordingEmitter:
     """Records what an adapter emits; acks immediately (as a pipeline would after commit) and
     remembers the last checkpoint, like the store does. Optionally stops the adapter after
-    ``stop_after`` changes so a conformance test can interrupt it mid-stream."""
+    ``stop_after`` emitted items so a conformance test can interrupt it mid-stream."""
 
     stop: threading.Event = field(default_factory=threading.Event)
     stop_after: int | None = None
     auto_ack: bool = True
+    #: everything that reaches the stream, in emit order: changes, baselines and events
+    emitted: list[Change | Event] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    #: changes sent through ``baseline`` (learnt by detectors, never posted)
+    baselines: list[Change] = field(default_factory=list)
+    #: events the adapter decided itself (``Emitter.event``)
+    events: list[Event] = field(default_factory=list)
+    #: how many ``Emitter.checkpoint`` calls (progress without data) were made
+    marks: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
-    checkpoint: str | None = None
+    #: the last checkpoint, as the store would hold it after the commits so far
+    last_checkpoint: str | None = None
     pending_acks: list[Ack] = field(default_factory=list)
 
     def emit(self, change: Change, *, ack: Ack | None = None,
              checkpoint: str | None = None) -> None:
-        if self.stop_after is not None and len(self.changes) >= self.stop_after:
-            self.stop.set()
+        if self._stopping():
             return  # not committed: must be emitted again after a restart
         self.changes.append(change)
+        self.emitted.append(change)
+        self._settle(ack, checkpoint)
+
+    def _stopping(self) -> bool:
+        """True once ``stop_after`` items were taken: from then on nothing is "committed"
+        (no item, checkpoint or ack), as if the process died right there."""
+        if self.stop_after is not None and len(self.emitted) >= self.stop_after:
+            self.stop.set()
+            return True
+        return False
+
+    def baseline(self, change: Change, *, ack: Ack | None = None,
+                 checkpoint: str | None = None) -> None:
+        if self._stopping():
+            return
+        self.baselines.append(change)
+        self.emitted.append(change)
+        self._settle(ack, checkpoint)
+
+    def event(self, event: Event, *, ack: Ack | None = None,
+              checkpoint: str | None = None) -> None:
+        if self._stopping():
+            return
+        self.events.append(event)
+        self.emitted.append(event)
+        self._settle(ack, checkpoint)
+
+    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None) -> None:
+        if self._stopping():
+            return
+        self.marks += 1
         self._settle(ack, checkpoint)
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
                    context: dict[str, Any] | None = None, ack: Ack | None = None,
                    checkpoint: str | None = None) -> None:
+        if self._stopping():
+            return
         self.quarantined.append(Quarantined(raw, error, position, context or {}))
         self._settle(ack, checkpoint)
 
@@ -53,7 +94,7 @@ class RecordingEmitter:
 
     def _settle(self, ack: Ack | None, checkpoint: str | None) -> None:
         if checkpoint is not None:
-            self.checkpoint = checkpoint
+            self.last_checkpoint = checkpoint
         if ack is not None:
             if self.auto_ack:
                 ack()

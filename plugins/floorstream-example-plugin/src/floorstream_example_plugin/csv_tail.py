@@ -18,10 +18,10 @@ from typing import ClassVar
 from pydantic import Field
 
 from floorstream import hookimpl
-from floorstream.adapters.base import Adapter, Emitter, SourceConfig
-from floorstream.durations import Duration
 from floorstream.model import Change
-from floorstream.registry import Registry
+from floorstream.plugin.adapter import Adapter, Emitter, SourceConfig
+from floorstream.plugin.durations import Duration
+from floorstream.plugin.registry import Registry
 
 __all__ = ["CsvTail", "CsvTailConfig", "register_adapters"]
 

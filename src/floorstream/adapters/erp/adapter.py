@@ -25,8 +25,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from floorstream._markers import hookimpl
-from floorstream.adapters.base import Adapter, AdapterContext, Emitter, SourceConfig
 from floorstream.adapters.erp.audit import AuditWatcher
 from floorstream.adapters.erp.config import ErpTableConfig, TableConfig
 from floorstream.adapters.erp.cursor import CursorWatcher
@@ -35,7 +33,7 @@ from floorstream.adapters.erp.lock import SourceLock
 from floorstream.adapters.erp.publish import Publisher
 from floorstream.adapters.erp.snapshot import SnapshotWatcher
 from floorstream.adapters.erp.sqlcommon import SchemaProblem, present_columns, require
-from floorstream.registry import Registry
+from floorstream.plugin import Adapter, AdapterContext, Emitter, Registry, SourceConfig, hookimpl
 
 __all__ = ["ErpTableAdapter", "register_adapters"]
 
@@ -68,13 +66,11 @@ def needed_columns(cfg: TableConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class ErpTableAdapter(Adapter):
+class ErpTableAdapter(Adapter[ErpTableConfig]):
     name: ClassVar[str] = "erp.table"
-    config_model: ClassVar[type[SourceConfig]] = ErpTableConfig
 
-    def __init__(self, config: SourceConfig, context: AdapterContext) -> None:
+    def __init__(self, config: ErpTableConfig, context: AdapterContext) -> None:
         super().__init__(config, context)
-        assert isinstance(config, ErpTableConfig)
         self.cfg = config
         saved = _load(context.checkpoint)
         self.sent: dict[str, str] = {t: json.dumps(p) for t, p in saved.items()}
@@ -320,6 +316,6 @@ def _load(checkpoint: str | None) -> dict[str, Any]:
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(ErpTableAdapter)
 

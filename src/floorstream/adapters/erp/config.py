@@ -10,13 +10,12 @@ user never has to configure the same list twice; an explicit ``field_change`` en
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from floorstream.adapters.base import DetectorSpec, SourceConfig
-from floorstream.detectors.field_change import FieldChangeOptions
-from floorstream.durations import Duration
+from floorstream.plugin import Duration, SourceConfig
 
 __all__ = ["AuditConfig", "ErpTableConfig", "LookupConfig", "TableConfig"]
 
@@ -134,31 +133,35 @@ class ErpTableConfig(SourceConfig):
 
     @model_validator(mode="before")
     @classmethod
-    def _shorthand_and_detector(cls, data: Any) -> Any:
+    def _shorthand(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
         if "table" in data:
             single = {k: data.pop(k) for k in list(data) if k in _TABLE_KEYS}
             data["tables"] = [single, *list(data.get("tables") or [])]
-        tables = [t for t in data.get("tables") or [] if isinstance(t, dict | TableConfig)]
+        return data
+
+    @classmethod
+    def implied_detectors(cls, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``field_change`` over the tables' ``track:`` columns, unless the user named it."""
+        tables = [*([raw] if "table" in raw else []), *(raw.get("tables") or [])]
         fields: list[str] = []
         labels: dict[str, str] = {}
         for table in tables:
-            get = table.get if isinstance(table, dict) else table.__dict__.get
-            track, named = get("track") or [], get("labels") or {}
+            if not isinstance(table, dict):
+                continue
+            track, named = table.get("track") or [], table.get("labels") or {}
             if isinstance(track, list):
                 fields.extend(f for f in track if isinstance(f, str) and f not in fields)
             if isinstance(named, dict):
                 labels.update({k: v for k, v in named.items() if isinstance(v, str)})
-        detect = list(data.get("detect") or [])
-        named_specs = {getattr(s, "name", None) for s in detect}
-        named_specs |= {next(iter(s)) for s in detect if isinstance(s, dict) and len(s) == 1}
-        if fields and "field_change" not in named_specs:
-            options = FieldChangeOptions(fields=fields, labels=labels)
-            detect.append(DetectorSpec(name="field_change", options=options))
-            data["detect"] = detect
-        return data
+        detect = raw.get("detect") or []
+        named_specs = {e if isinstance(e, str) else next(iter(e)) for e in detect
+                       if isinstance(e, str) or (isinstance(e, dict) and len(e) == 1)}
+        if not fields or "field_change" in named_specs:
+            return []
+        return [{"field_change": {"fields": fields, "labels": labels}}]
 
     @model_validator(mode="after")
     def _some_table(self) -> ErpTableConfig:

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from floorstream.adapters.erp.config import TableConfig
-from floorstream.adapters.erp.publish import FLUSH, NO_GROUP, RowChange, SubjectMaker
+from floorstream.adapters.erp.publish import BASELINE, FLUSH, NO_GROUP, RowChange, SubjectMaker
 from floorstream.adapters.erp.sqlcommon import as_utc, decode, encode, shift
 from floorstream.adapters.erp.values import Humanizer, plain, row_hash
 
@@ -80,7 +80,7 @@ class CursorWatcher:
         base = select(*src.c).order_by(cur, key).limit(cfg.batch)
         kind = "row.upserted"
         if not self.initialized:
-            kind = "row.baseline" if cfg.initial == "baseline" else "row.created"
+            kind = BASELINE if cfg.initial == "baseline" else "row.created"
         self.last_query_s = 0.0
         if self.last_c is None:
             yield from self._pages(engine, base, base, cur, key, kind)

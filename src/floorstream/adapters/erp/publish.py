@@ -2,10 +2,12 @@
 
 A run of changes sharing one statement marker (the same ``write_date`` from one UPDATE, the
 same audit transaction) that reaches ``mass_update`` rows becomes one ``record.mass_update``
-event. Its rows are still emitted, as ``row.baseline`` changes: the ``field_change`` detector
-records their new values silently, so the next single-row edit shows the right "before", and
-counts what each row really changed against its state (the ``row.mass_update`` change that
-ends the run asks it for the summary), so unchanged columns are not listed.
+event. Its rows are still emitted, through ``Emitter.baseline`` with the run's first position
+in their ``mass_run`` attribute: the detectors learn their new values silently, so the next
+single-row edit shows the right "before", and ``field_change`` counts what each row really
+changed against its state (the ``row.mass_update`` change that ends the run asks it for the
+summary), so unchanged columns are not listed. Rows of a first start (``initial: baseline``)
+go out through ``Emitter.baseline`` too: learnt, not posted.
 Memory stays bounded: at most ``mass_update`` rows are held back while a run is undecided.
 
 Checkpoints travel with the changes: each emitted change carries the source's checkpoint as
@@ -23,11 +25,15 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from floorstream.adapters.base import Emitter
 from floorstream.adapters.erp.config import TableConfig
-from floorstream.model import Change
+from floorstream.model import Change, Event, Severity, utcnow
+from floorstream.plugin import Emitter
 
-__all__ = ["FLUSH", "NO_GROUP", "Publisher", "RowChange", "SubjectMaker"]
+__all__ = ["BASELINE", "FLUSH", "NO_GROUP", "Publisher", "RowChange", "SubjectMaker"]
+
+#: the kind of a :class:`RowChange` read on a first start with ``initial: baseline``: it goes
+#: out through ``Emitter.baseline`` (learnt by the detectors, not posted)
+BASELINE = "row.baseline"
 
 #: group of a change that belongs to no statement run (never part of a mass update)
 NO_GROUP = object()
@@ -111,8 +117,7 @@ class Publisher:
             if massed is not None:
                 if change.group is massed.group or change.group == massed.group:
                     massed.add(change)
-                    self._emit(change, _silent(change), with_checkpoint=False,
-                               run=massed.first_position)
+                    self._emit(change, with_checkpoint=False, run=massed.first_position)
                     continue
                 self._summary(config, massed)
                 massed = None
@@ -120,14 +125,13 @@ class Publisher:
                 for held in run:
                     self._emit(held)
                 run = []
-            if threshold and change.group is not _NO_GROUP and change.kind != "row.baseline":
+            if threshold and change.group is not _NO_GROUP and change.kind != BASELINE:
                 run.append(change)
                 if len(run) >= threshold:
                     massed = _MassRun(config, run[0].group, run[0].position)
                     for held in run:
                         massed.add(held)
-                        self._emit(held, _silent(held), with_checkpoint=False,
-                                   run=massed.first_position)
+                        self._emit(held, with_checkpoint=False, run=massed.first_position)
                     run = []
             else:
                 self._emit(change)
@@ -139,23 +143,25 @@ class Publisher:
 
     def mark(self, table: str, position: Any) -> None:
         """Commit a table's position when there is no change to carry it (a baseline taken
-        on an empty table, audit-log rows of other objects): a ``checkpoint`` change that
-        detectors ignore."""
-        change = Change(source=self.source, subject=table, kind="checkpoint",
-                        position=f"{table}:checkpoint", attrs={"table": table})
-        self.emitter.emit(change, checkpoint=self.checkpoint(table, position))
+        on an empty table, audit-log rows of other objects)."""
+        self.emitter.checkpoint(self.checkpoint(table, position))
 
-    def _emit(self, row: RowChange, kind: str | None = None, *,
-              with_checkpoint: bool = True, run: str | None = None) -> None:
+    def _emit(self, row: RowChange, *, with_checkpoint: bool = True,
+              run: str | None = None) -> None:
         attrs = {**self.attrs, **row.attrs, "table": row.table}
         if run is not None:
             attrs["mass_run"] = run  # field_change counts the row into the run's summary
-        change = Change(source=self.source, subject=row.subject, kind=kind or row.kind,
+        first_sight = row.kind == BASELINE
+        change = Change(source=self.source, subject=row.subject,
+                        kind="row.upserted" if first_sight else row.kind,
                         position=row.position, occurred_at=row.occurred_at, data=row.data,
                         before=row.before, attrs=attrs)
         checkpoint = (self.checkpoint(row.table, row.after)
                       if with_checkpoint and row.after is not None else None)
-        self.emitter.emit(change, checkpoint=checkpoint)
+        if first_sight or run is not None:
+            self.emitter.baseline(change, checkpoint=checkpoint)
+        else:
+            self.emitter.emit(change, checkpoint=checkpoint)
 
     def _summary(self, config: TableConfig, run: _MassRun) -> None:
         last = run.last
@@ -170,17 +176,16 @@ class Publisher:
                 data={"run": run.first_position, "table": config.table, "count": run.count,
                       "kinds": dict(run.kinds)})
         else:  # no field_change detector: only the source's before images are known
-            change = Change(
-                source=self.source, subject=config.table, kind="event", position=position,
-                occurred_at=last.occurred_at, attrs=attrs,
-                data={"type": "record.mass_update", "severity": "notice", "fields": fields})
+            event = Event.create(
+                type="record.mass_update", source=self.source, subject=config.table,
+                position=position, occurred_at=last.occurred_at or utcnow(),
+                severity=Severity.NOTICE, fields=fields, attrs=attrs)
+            checkpoint = (None if last.after is None
+                          else self.checkpoint(config.table, last.after))
+            self.emitter.event(event, checkpoint=checkpoint)
+            return
         checkpoint = None if last.after is None else self.checkpoint(config.table, last.after)
         self.emitter.emit(change, checkpoint=checkpoint)
-
-
-def _silent(change: RowChange) -> str:
-    """The kind that makes ``field_change`` record a row of a mass update without a post."""
-    return "row.baseline_deleted" if change.kind == "row.deleted" else "row.baseline"
 
 
 def _same_group(a: RowChange, b: RowChange) -> bool:

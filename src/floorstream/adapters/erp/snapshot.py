@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, column, select, table
 
 from floorstream.adapters.erp.config import TableConfig
-from floorstream.adapters.erp.publish import RowChange, SubjectMaker
+from floorstream.adapters.erp.publish import BASELINE, RowChange, SubjectMaker
 from floorstream.adapters.erp.values import Humanizer, plain, row_hash
 
 __all__ = ["SnapshotWatcher"]
@@ -64,7 +64,7 @@ class SnapshotWatcher:
                 subject = self.subject(row[cfg.key], data)
                 new[skey] = digest if cfg.subject is None else f"{digest}|{subject}"
                 if first:
-                    kind = "row.baseline" if cfg.initial == "baseline" else "row.created"
+                    kind = BASELINE if cfg.initial == "baseline" else "row.created"
                 else:
                     kind = "row.created" if old is None else "row.upserted"
                 pending.append(RowChange(

@@ -25,17 +25,21 @@ from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 
-from floorstream._markers import hookimpl
-from floorstream.adapters.base import Adapter, AdapterContext, Emitter, SourceConfig
 from floorstream.adapters.mqtt import connection
 from floorstream.adapters.mqtt.config import MqttConfig
 from floorstream.adapters.mqtt.lastwill import LastWill
 from floorstream.adapters.mqtt.sparkplug import SparkplugSessions, is_sparkplug
+from floorstream.adapters.mqtt.sparkplug_b import encode_payload
 from floorstream.adapters.mqtt.topics import MissingValue, Template, lookup_path
-from floorstream.decoders.sparkplug import encode_payload
-from floorstream.errors import DecodeError
-from floorstream.model import Change
-from floorstream.registry import Registry
+from floorstream.model import Change, Event
+from floorstream.plugin import (
+    Adapter,
+    AdapterContext,
+    DecodeError,
+    Emitter,
+    Registry,
+    hookimpl,
+)
 
 __all__ = ["MqttAdapter"]
 
@@ -44,13 +48,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
 _TOPIC_CACHE = 100_000  # topics whose subject and attrs are kept rendered
 
 
-class MqttAdapter(Adapter):
+class MqttAdapter(Adapter[MqttConfig]):
     name: ClassVar[str] = "mqtt"
-    config_model: ClassVar[type[SourceConfig]] = MqttConfig
 
-    def __init__(self, config: SourceConfig, context: AdapterContext) -> None:
+    def __init__(self, config: MqttConfig, context: AdapterContext) -> None:
         super().__init__(config, context)
-        assert isinstance(config, MqttConfig)
         self.cfg = config
         self.decoder = context.decoders.get(config.decode)()
         self.sparkplug_mode = config.decode == "sparkplug"
@@ -182,13 +184,13 @@ class MqttAdapter(Adapter):
                            context={"topic": topic, "truncated": True}, ack=ack)
                 return
             if last_will is not None and last_will.filter.matches(levels):
-                change = last_will.handle(levels, topic, payload, observed,
-                                          {**static_attrs})
-                if change is None:
+                will_event = last_will.handle(levels, topic, payload, observed,
+                                              {**static_attrs})
+                if will_event is None:
                     if ack is not None:
                         ack()
                 else:
-                    emit(change, ack=ack, checkpoint=self.checkpoint())
+                    emitter.event(will_event, ack=ack, checkpoint=self.checkpoint())
                 return
             try:
                 data = decode(payload)
@@ -257,11 +259,12 @@ class MqttAdapter(Adapter):
             return
         last = len(result.changes) - 1
         checkpoint = self.checkpoint() if result.state_changed else None
-        for index, change in enumerate(result.changes):
+        for index, item in enumerate(result.changes):
+            send = emitter.event if isinstance(item, Event) else emitter.emit
             if index == last:
-                emitter.emit(change, ack=ack, checkpoint=checkpoint)
+                send(item, ack=ack, checkpoint=checkpoint)  # type: ignore[arg-type]
             else:
-                emitter.emit(change)
+                send(item)  # type: ignore[arg-type]
 
 
 def _hash_position(topic: str, payload: bytes | bytearray) -> str:
@@ -310,5 +313,5 @@ def _time(data: Any, field: str) -> datetime | None:
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(MqttAdapter)

@@ -7,9 +7,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from floorstream.adapters.base import SourceConfig
 from floorstream.adapters.mqtt.topics import Template, validate_filter
-from floorstream.durations import Duration
+from floorstream.plugin import Duration, SourceConfig
 
 __all__ = ["LastWillConfig", "MqttConfig", "SparkplugConfig", "TlsConfig", "TopicConfig"]
 

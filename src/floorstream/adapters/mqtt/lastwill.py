@@ -15,7 +15,7 @@ from typing import Any
 
 from floorstream.adapters.mqtt.config import LastWillConfig
 from floorstream.adapters.mqtt.topics import MissingValue, Template, TopicFilter, lookup_path
-from floorstream.model import Change, event_id
+from floorstream.model import Event, Severity, event_id
 
 __all__ = ["LastWill"]
 
@@ -47,7 +47,7 @@ class LastWill:
         return str(value).lower() if isinstance(value, bool) else str(value)
 
     def handle(self, levels: list[str], topic: str, payload: bytes, observed: datetime,
-               attrs: dict[str, str]) -> Change | None:
+               attrs: dict[str, str]) -> Event | None:
         """The event for this status message, or None when it changes nothing."""
         status = self._status(payload)
         try:
@@ -74,7 +74,8 @@ class LastWill:
         return None
 
     def _change(self, subject: str, position: str, observed: datetime, attrs: dict[str, str],
-                data: dict[str, Any]) -> Change:
-        return Change.model_construct(source=self.source, subject=subject, kind="event",
-                                      position=position, observed_at=observed,
-                                      occurred_at=None, data=data, before=None, attrs=attrs)
+                data: dict[str, Any]) -> Event:
+        return Event.create(type=data["type"], source=self.source, subject=subject,
+                            position=position, occurred_at=observed,
+                            severity=Severity.parse(data["severity"]), fields=data["fields"],
+                            attrs=attrs, clears=data.get("clears"))

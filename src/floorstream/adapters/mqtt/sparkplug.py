@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from floorstream.model import Change, event_id
+from floorstream.model import Change, Event, Severity, event_id
 
 __all__ = ["NodeSession", "SparkplugResult", "SparkplugSessions"]
 
@@ -65,7 +65,7 @@ class NodeSession:
 class SparkplugResult:
     """What one message led to: changes to emit, or a reason to quarantine it."""
 
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Change | Event] = field(default_factory=list)
     error: str | None = None
     state_changed: bool = False  # a birth or death: emit the checkpoint with it
     rebirth: str | None = None   # node topic to send a rebirth request to (when configured)
@@ -157,7 +157,7 @@ class SparkplugSessions:
                                  {"silent_s": 0, "node": node, "reason": "DDEATH"})
             session.dead_devices[device] = [
                 event_id(self.source, subject, position, "machine.offline"),
-                change.when.timestamp()]
+                change.occurred_at.timestamp()]
             result.state_changed = True
             result.changes.append(change)
             return result
@@ -214,7 +214,7 @@ class SparkplugSessions:
                                              "summary": summary})
         session.online = False
         session.offline_event = event_id(self.source, node, position, "machine.offline")
-        session.offline_at = change.when.timestamp()
+        session.offline_at = change.occurred_at.timestamp()
         session.dead_devices.clear()
         result.changes.append(change)
         result.state_changed = True
@@ -222,7 +222,7 @@ class SparkplugSessions:
 
     def _back_online(self, subject: str, key: str, record: dict[str, Any],
                      observed_at: datetime, attrs: dict[str, str], clears: str,
-                     offline_at: float | None) -> Change:
+                     offline_at: float | None) -> Event:
         when = _when(record.get("timestamp")) or observed_at
         silent = max(0.0, when.timestamp() - offline_at) if offline_at else 0.0
         position = f"{key}|{_bdseq(record)}|{record.get('seq')}|{record.get('timestamp')}|online"
@@ -235,14 +235,11 @@ class SparkplugSessions:
 
     def _event(self, subject: str, position: str, record: dict[str, Any],
                observed_at: datetime, attrs: dict[str, str], type: str, severity: str,
-               fields: dict[str, Any], clears: str | None = None) -> Change:
-        data: dict[str, Any] = {"type": type, "severity": severity, "fields": fields}
-        if clears:
-            data["clears"] = clears
-        return Change.model_construct(
-            source=self.source, subject=subject, kind="event", position=position,
-            observed_at=observed_at, occurred_at=_when(record.get("timestamp")), data=data,
-            before=None, attrs=attrs)
+               fields: dict[str, Any], clears: str | None = None) -> Event:
+        return Event.create(
+            type=type, source=self.source, subject=subject, position=position,
+            occurred_at=_when(record.get("timestamp")) or observed_at,
+            severity=Severity.parse(severity), fields=fields, attrs=attrs, clears=clears)
 
 
 def _subject(subject_of: Any, names: dict[str, str], fallback: str) -> str:

@@ -21,7 +21,7 @@ from floorstream.adapters.supply.code_tables import CodeTables
 from floorstream.adapters.supply.correlation import ErpLookup, PurchaseOrder
 from floorstream.adapters.supply.documents import Asn, AsnOrder, Document, Retraction, StatusReport
 from floorstream.adapters.supply.memory import Memory
-from floorstream.model import Change, event_id
+from floorstream.model import Event, Severity, event_id, utcnow
 
 __all__ = ["Interpreter"]
 
@@ -41,7 +41,8 @@ class Interpreter:
         self.carriers = carriers or {}
         self.attrs = attrs or {}
 
-    def changes(self, doc: Document) -> list[Change]:
+    def events(self, doc: Document) -> list[Event]:
+        """What a document means, as events the adapter emits past the detectors."""
         if isinstance(doc, Asn):
             return [c for order in doc.orders for c in self._asn(doc, order)]
         if isinstance(doc, StatusReport):
@@ -49,25 +50,25 @@ class Interpreter:
         return self._retraction(doc)
 
     def _change(self, subject: str, position: str, type: str, severity: str,
-                fields: dict[str, Any], when: datetime | None) -> Change:
-        return Change(source=self.source, subject=subject, kind="event", position=position,
-                      occurred_at=when,
-                      data={"type": type, "severity": severity, "fields": _clean(fields)},
-                      attrs=dict(self.attrs))
+                fields: dict[str, Any], when: datetime | None,
+                clears: str | None = None) -> Event:
+        return Event.create(type=type, source=self.source, subject=subject, position=position,
+                            occurred_at=when or utcnow(), severity=Severity.parse(severity),
+                            fields=_clean(fields), attrs=dict(self.attrs), clears=clears)
 
     def _carrier(self, code: str | None) -> str | None:
         return self.carriers.get(code or "", code) if code else None
 
     # -- ASN -------------------------------------------------------------------------------
 
-    def _asn(self, doc: Asn, order: AsnOrder) -> list[Change]:
+    def _asn(self, doc: Asn, order: AsnOrder) -> list[Event]:
         po = order.po
         subject = f"PO {po}" if po else f"ASN {doc.asn_id}"
         base = f"{doc.key}:po:{po}"
         erp: PurchaseOrder | None = self.lookup.order(po) if self.lookup and po else None
         shipped = sum(line.qty for line in order.lines)
         unit = next((line.uom for line in order.lines if line.uom), None)
-        out: list[Change] = []
+        out: list[Event] = []
         ordered: float | None = 0.0
         promised: datetime | None = None
         when = doc.ship_date
@@ -127,12 +128,12 @@ class Interpreter:
 
     # -- carrier status --------------------------------------------------------------------
 
-    def _status(self, doc: StatusReport) -> list[Change]:
+    def _status(self, doc: StatusReport) -> list[Event]:
         subject = f"shipment {doc.shipment}"
         carrier = self._carrier(doc.carrier)
         po = doc.po_refs[0] if doc.po_refs else None
         promised = self._promised(po)
-        out: list[Change] = []
+        out: list[Event] = []
         ordered = sorted(doc.statuses, key=lambda s: (s.when is None, s.when or 0, s.index))
         for status in ordered:
             position = f"{doc.key}:{status.index}"
@@ -193,17 +194,13 @@ class Interpreter:
 
     # -- retraction ------------------------------------------------------------------------
 
-    def _retraction(self, doc: Retraction) -> list[Change]:
+    def _retraction(self, doc: Retraction) -> list[Event]:
         known = self.memory.events.get(doc.retracted_id)
         subject = known[0] if known else f"carrier event {doc.retracted_id[:8]}"
-        change = Change(source=self.source, subject=subject, kind="event", position=doc.key,
-                        data={"type": "shipment.retracted", "severity": "notice",
-                              "clears": known[1] if known else None,
-                              "fields": _clean({"carrier": self._carrier(doc.carrier),
-                                                "retracted_id": doc.retracted_id,
-                                                "known": known is not None})},
-                        attrs=dict(self.attrs))
-        return [change]
+        return [self._change(subject, doc.key, "shipment.retracted", "notice",
+                             {"carrier": self._carrier(doc.carrier),
+                              "retracted_id": doc.retracted_id, "known": known is not None},
+                             None, clears=known[1] if known else None)]
 
 
 def _iso(when: datetime | None) -> str | None:

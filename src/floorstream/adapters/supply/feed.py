@@ -2,10 +2,10 @@
 
 A transport (folder, HTTP poll, HTTP inbox) only finds bytes and knows how to acknowledge
 them; :class:`FeedHandler` parses them, asks the ERP, emits the events and finally one
-``supply.file`` change that carries the transport's ack and the source's memory as the
-checkpoint. That last change is the file's commit marker: the pipeline runs its ack only after
-every event of the file is committed, so a file is moved to ``done/`` (or a push answered
-200) only when its posts are safe.
+``Emitter.checkpoint`` that carries the transport's ack and the source's memory. That is the
+file's commit marker: the pipeline runs its ack only after every event of the file is
+committed, so a file is moved to ``done/`` (or a push answered 200) only when its posts are
+safe.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from floorstream.adapters.base import Ack, Adapter, Emitter, SourceConfig
 from floorstream.adapters.supply.code_tables import KINDS, CodeTables
 from floorstream.adapters.supply.correlation import ErpConfig, ErpLookup
 from floorstream.adapters.supply.events import Interpreter
@@ -25,7 +24,7 @@ from floorstream.adapters.supply.formats.csv_feed import CsvMapping
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.formats.errors import ParseError
 from floorstream.adapters.supply.memory import Memory
-from floorstream.model import Change
+from floorstream.plugin import Ack, Adapter, Emitter, SourceConfig
 
 __all__ = ["FeedHandler", "Outcome", "SupplyAdapter", "SupplyConfig", "check_erp"]
 
@@ -98,7 +97,7 @@ class FeedHandler:
         try:
             parsed = parse_any(raw, format or self.config.format, csv_mapping=self.config.csv,
                                name=name, allow_empty=allow_empty)
-            changes = [c for doc in parsed.documents for c in self.interpreter.changes(doc)]
+            events = [e for doc in parsed.documents for e in self.interpreter.events(doc)]
         except ParseError as exc:
             emitter.quarantine(raw, f"{name}: {exc}", position=f"file:{digest}",
                                context={"file": name, **exc.context()},
@@ -107,23 +106,21 @@ class FeedHandler:
             return Outcome(0, error=exc)
         for warning in parsed.warnings:
             self.log.warning("supply_document_warning", file=name, warning=warning)
-        for change in changes:
-            emitter.emit(change)
-        marker = Change(source=self.config.name, subject=f"file {name}", kind="supply.file",
-                        position=f"file:{digest}",
-                        data={"file": name, "format": parsed.format, "events": len(changes),
-                              "warnings": parsed.warnings},
-                        attrs=dict(self.config.attrs))
-        emitter.emit(marker, ack=ack,
-                     checkpoint=self.memory.dump() if self.memory.dirty else None)
-        return Outcome(len(changes), tuple(parsed.warnings))
+        for event in events:
+            emitter.event(event)
+        # the file is done once its events are committed: then the transport may move it
+        emitter.checkpoint(self.memory.dump() if self.memory.dirty else None, ack=ack)
+        return Outcome(len(events), tuple(parsed.warnings))
 
     def close(self) -> None:
         if self.lookup is not None:
             self.lookup.close()
 
 
-class SupplyAdapter(Adapter):
+SupplyConfigT = TypeVar("SupplyConfigT", bound=SupplyConfig)
+
+
+class SupplyAdapter(Adapter[SupplyConfigT]):
     """What the three transports share: the ERP check and closing their feed handler."""
 
     handler: FeedHandler

@@ -24,15 +24,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream._markers import hookimpl
-from floorstream.adapters.base import Adapter, Emitter, SourceConfig
 from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
-from floorstream.durations import Duration
-from floorstream.registry import Registry
+from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["FolderConfig", "SupplyFolder"]
 
@@ -55,13 +52,11 @@ class FolderConfig(SupplyConfig):
                                description="files handed to the pipeline but not committed yet")
 
 
-class SupplyFolder(SupplyAdapter):
+class SupplyFolder(SupplyAdapter[FolderConfig]):
     name: ClassVar[str] = "supply.folder"
-    config_model: ClassVar[type[SourceConfig]] = FolderConfig
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
-        assert isinstance(config, FolderConfig)
         inbox = Path(config.path)
         done = Path(config.done) if config.done else inbox / "done"
         failed = Path(config.failed) if config.failed else inbox / "failed"
@@ -118,7 +113,6 @@ class SupplyFolder(SupplyAdapter):
     def _read(self, emitter: Emitter, inbox: Path, name: str, done: Path, failed: Path,
               in_flight: set[str], lock: threading.Lock) -> None:
         config = self.config
-        assert isinstance(config, FolderConfig)
         path = inbox / name
         try:
             with open(path, "rb") as handle:
@@ -230,5 +224,5 @@ def _free(target: Path) -> Path:
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(SupplyFolder)

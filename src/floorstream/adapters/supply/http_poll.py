@@ -26,11 +26,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream._markers import hookimpl
-from floorstream.adapters.base import Adapter, Emitter, SourceConfig
 from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
-from floorstream.durations import Duration
-from floorstream.registry import Registry
+from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["HttpPollConfig", "SupplyHttp"]
 
@@ -46,13 +43,11 @@ class HttpPollConfig(SupplyConfig):
     timeout: Duration = Field(default=30.0, description="HTTP timeout")
 
 
-class SupplyHttp(SupplyAdapter):
+class SupplyHttp(SupplyAdapter[HttpPollConfig]):
     name: ClassVar[str] = "supply.http"
-    config_model: ClassVar[type[SourceConfig]] = HttpPollConfig
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
-        assert isinstance(config, HttpPollConfig)
         self.handler = handler = FeedHandler(config, self.context.checkpoint, self.context.log)
         state = handler.memory.extra
         failures = 0
@@ -131,5 +126,5 @@ def _cursor(raw: bytes, path: str) -> str | None:
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(SupplyHttp)

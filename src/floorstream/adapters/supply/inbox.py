@@ -24,11 +24,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from floorstream._markers import hookimpl
-from floorstream.adapters.base import Adapter, Emitter, SourceConfig
 from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyAdapter, SupplyConfig
-from floorstream.durations import Duration
-from floorstream.registry import Registry
+from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["InboxConfig", "SupplyInbox", "sign"]
 
@@ -59,14 +56,12 @@ def sign(key: str, body: bytes) -> str:
     return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
-class SupplyInbox(SupplyAdapter):
+class SupplyInbox(SupplyAdapter[InboxConfig]):
     name: ClassVar[str] = "supply.inbox"
-    config_model: ClassVar[type[SourceConfig]] = InboxConfig
 
     port: int = 0
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
-        assert isinstance(self.config, InboxConfig)
         config: InboxConfig = self.config
         self.handler = FeedHandler(config, self.context.checkpoint, self.context.log)
         lock = threading.Lock()  # one document at a time: the memory is not shared-safe
@@ -133,7 +128,6 @@ class SupplyInbox(SupplyAdapter):
 
     def _authentic(self, headers: Any, body: bytes) -> bool:
         config = self.config
-        assert isinstance(config, InboxConfig)
         if config.hmac_key:
             given = headers.get(config.signature_header) or ""
             if hmac.compare_digest(given.strip().encode(), sign(config.hmac_key, body).encode()):
@@ -147,5 +141,5 @@ class SupplyInbox(SupplyAdapter):
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(SupplyInbox)

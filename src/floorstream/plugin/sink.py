@@ -16,21 +16,23 @@ webhook URL, password or token in them; the worker scrubs known secrets once mor
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from floorstream.durations import Duration
+from floorstream.errors import FloorstreamError
 from floorstream.model import Post
+from floorstream.plugin.durations import Duration
 
 __all__ = ["DeliveryError", "Outgoing", "PermanentDeliveryError", "RetryAfter",
            "RetrySettings", "Sink", "SinkConfig", "fragments", "scrub", "secret_values"]
 
 
-class DeliveryError(Exception):
+class DeliveryError(FloorstreamError):
     """A delivery failed in a way that may pass: retry with backoff."""
 
 
@@ -89,14 +91,34 @@ class Outgoing:
     digest: tuple[Post, ...] = ()
 
 
-class Sink:
+SinkConfigT = TypeVar("SinkConfigT", bound=SinkConfig)
+
+
+class Sink(Generic[SinkConfigT]):
+    """Base class of sinks, generic in their config model.
+
+    ``class MySink(Sink[MyConfig])`` sets ``config_model`` to ``MyConfig`` and types
+    ``self.config`` as one. Subclasses set ``name`` and override :meth:`deliver`.
+    """
+
     name: ClassVar[str]
     config_model: ClassVar[type[SinkConfig]] = SinkConfig
     #: True when ``deliver`` can thread a reply to an earlier message of this sink.
     threads: ClassVar[bool] = False
 
-    def __init__(self, config: SinkConfig) -> None:
-        self.config = config
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_model" in cls.__dict__:
+            return
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Sink):
+                for model in typing.get_args(base):
+                    if isinstance(model, type) and issubclass(model, SinkConfig):
+                        cls.config_model = model
+
+    def __init__(self, config: SinkConfigT) -> None:
+        self.config: SinkConfigT = config
 
     def deliver(self, post: Post, outgoing: Outgoing) -> str | None:
         """Send one post (or a digest post); return the service's reference of the message

@@ -17,11 +17,8 @@ from typing import Any, ClassVar
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from floorstream._markers import hookimpl
-from floorstream.decoders.base import Decoder
-from floorstream.decoders.sparkplug import sparkplug_b_pb2 as pb
-from floorstream.errors import DecodeError
-from floorstream.registry import Registry
+from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
+from floorstream.plugin import DecodeError, Decoder, Registry, hookimpl
 
 __all__ = ["DATATYPES", "SparkplugDecoder", "encode_payload"]
 

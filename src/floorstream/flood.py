@@ -18,20 +18,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from floorstream.detectors.base import DetectorState
-from floorstream.durations import Duration
 from floorstream.model import Event, Severity, utcnow
-
-
-class FloodOptions(BaseModel):
-    """``flood: {max_posts: 10, window: 5m}`` on a source, or at the top level for all."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_posts: int = Field(default=10, ge=1, description="posts allowed per subject per window")
-    window: Duration = Field(default=300.0, gt=0, description="window length")
+from floorstream.plugin import DetectorState, FloodOptions, Phrase, Registry, hookimpl, phrasing
 
 
 class FloodControl:
@@ -111,3 +99,23 @@ class FloodControl:
             state.replace({"start": end, "count": 0, "suppressed": {}, "severity": 0,
                            "flooding": True, "attrs": attrs, "lag": data.get("lag", 0.0)})
         return events
+
+
+def _digest(e: Event) -> str:
+    f = e.fields
+    kinds = ", ".join(f"{n} {t.split('.')[-1].replace('_', ' ')}"
+                      for t, n in sorted(f["by_type"].items(), key=lambda kv: -kv[1]))
+    noun = "post" if f["suppressed"] == 1 else "posts"
+    return (f"{e.subject}: {f['suppressed']} more {noun} in "
+            f"{phrasing.duration(f['window_s'])} not shown ({kinds})")
+
+
+def _calm(e: Event) -> str:
+    return f"{e.subject}: calm again, every post shown from now on"
+
+
+@hookimpl
+def register_phrases(phrases: Registry[Phrase]) -> None:
+    """Flood control is a core stage, registered like a plugin so its wording is too."""
+    phrases.add(_digest, name="flood.digest")
+    phrases.add(_calm, name="flood.calm")

@@ -1,34 +1,45 @@
-"""``floorstream erp install-triggers``: create the change log and its triggers in the ERP DB."""
+"""``floorstream erp install-triggers``: create the change log and its triggers in the ERP DB.
+
+Contributed through the ``register_commands`` hook, so the ERP integration owns its tool and
+the core's command line knows nothing of it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import create_engine
 
 from floorstream.adapters.erp.config import ErpTableConfig
 from floorstream.adapters.erp.triggers import install_triggers, trigger_statements
-from floorstream.cli.common import add_config_arg, load
+from floorstream.plugin import Commands, SourceConfig, hookimpl
+
+__all__ = ["register_commands"]
 
 
-def register(subparsers: Any) -> None:
-    erp = subparsers.add_parser("erp", help="ERP table adapter tools")
+@hookimpl
+def register_commands(commands: Commands) -> None:
+    erp = commands.add("erp", help="ERP table adapter tools")
     sub = erp.add_subparsers(dest="erp_command", metavar="ACTION")
     install = sub.add_parser("install-triggers",
                              help="create fs_erp_changes and the triggers that fill it")
-    add_config_arg(install)
+    commands.add_config_argument(install)
     install.add_argument("--source", help="only this erp.table source")
     install.add_argument("--print", action="store_true", dest="print_only",
                          help="print the DDL instead of running it")
-    install.set_defaults(func=run_install)
-    erp.set_defaults(func=lambda args: (erp.print_help(), 2)[1])
+    install.set_defaults(func=lambda args: run_install(args, commands.sources(args)))
+    erp.set_defaults(func=lambda _args: _usage(erp))
 
 
-def run_install(args: argparse.Namespace) -> int:
-    config, _plugins = load(args)
-    sources = [s for s in config.sources if isinstance(s, ErpTableConfig)
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_install(args: argparse.Namespace, configured: Sequence[SourceConfig]) -> int:
+    sources = [s for s in configured if isinstance(s, ErpTableConfig)
                and (args.source is None or s.name == args.source)]
     if not sources:
         print(f"floorstream: no erp.table source{' named ' + args.source if args.source else ''}"

@@ -1,8 +1,8 @@
 """Default phrasing of the supply-chain events (shipment.*, asn.mismatch).
 
-Kept out of ``render.py`` so that module stays short; ``render.DEFAULT_PHRASES`` includes
-:data:`PHRASES`. Posts are written for purchasing and production: the PO, the supplier, how
-much of what was ordered, when it arrives and how late that is, in one line.
+Registered through the ``register_phrases`` hook like any plugin's wording. Posts are written
+for purchasing and production: the PO, the supplier, how much of what was ordered, when it
+arrives and how late that is, in one line.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from floorstream import phrasing
 from floorstream.model import Event
+from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
-__all__ = ["PHRASES"]
+__all__ = ["PHRASES", "register_phrases"]
 
 _UNITS = {"EA": "pcs", "PCE": "pcs", "PCS": "pcs", "C62": "pcs", "PC": "pcs", "H87": "pcs",
           "KGM": "kg", "KG": "kg", "LB": "lb", "CS": "cases", "CT": "cartons", "PK": "packs"}
@@ -171,3 +171,9 @@ PHRASES: dict[str, Callable[[Event], str]] = {
     "shipment.retracted": _dated(_retracted),
     "asn.mismatch": _dated(_mismatch),
 }
+
+
+@hookimpl
+def register_phrases(phrases: Registry[Phrase]) -> None:
+    for type_, phrase in PHRASES.items():
+        phrases.add(phrase, name=type_)

@@ -1,0 +1,74 @@
+"""Default wording of the events floorstream's own detectors make (and the machine events the
+MQTT adapter reports the same way): "press-07 Stopped (was Running)", "press-07: spindle
+92 °C, above the 85 °C limit", "WH/MO/00042: state Confirmed → In progress".
+"""
+
+from __future__ import annotations
+
+from floorstream.model import Event
+from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
+
+__all__ = ["register_phrases"]
+
+
+def _state_changed(e: Event) -> str:
+    f = e.fields
+    if "duration_s" in f:
+        return f"{e.subject} {f['after_label']} again after {phrasing.duration(f['duration_s'])}"
+    return f"{e.subject} {f['after_label']} (was {f['before_label']})"
+
+
+def _limit_exceeded(e: Event) -> str:
+    f = e.fields
+    unit = f.get("unit", "")
+    text = (f"{e.subject}: {f['label']} {phrasing.quantity(f['value'], unit)}, "
+            f"{f['direction']} the {phrasing.quantity(f['limit'], unit)} limit")
+    if f.get("duration_s"):
+        text += f" for {phrasing.duration(f['duration_s'])}"
+    return text
+
+
+def _limit_cleared(e: Event) -> str:
+    f = e.fields
+    unit = f.get("unit", "")
+    side = "below" if f["direction"] == "above" else "above"
+    return (f"{e.subject}: {f['label']} back to {phrasing.quantity(f['value'], unit)}, "
+            f"{side} {phrasing.quantity(f['limit'], unit)} (peak "
+            f"{phrasing.quantity(f['peak'], unit)}, {phrasing.duration(f['duration_s'])})")
+
+
+def _offline(e: Event) -> str:
+    return f"{e.subject} offline: no data for {phrasing.duration(e.fields['silent_s'])}"
+
+
+def _online(e: Event) -> str:
+    return f"{e.subject} back online after {phrasing.duration(e.fields['silent_s'])}"
+
+
+def _field_changed(e: Event) -> str:
+    f = e.fields
+    return (f"{e.subject}: {f['label']} {phrasing.value(f['before'])} → "
+            f"{phrasing.value(f['after'])}")
+
+
+@hookimpl
+def register_phrases(phrases: Registry[Phrase]) -> None:
+    for type_, phrase in (
+        ("machine.state_changed", _state_changed),
+        ("metric.limit_exceeded", _limit_exceeded),
+        ("metric.limit_cleared", _limit_cleared),
+        ("machine.offline", _offline),
+        ("machine.online", _online),
+        ("record.field_changed", _field_changed),
+        ("record.created", _created),
+        ("record.deleted", _deleted),
+    ):
+        phrases.add(phrase, name=type_)
+
+
+def _created(e: Event) -> str:
+    return f"{e.subject} created"
+
+
+def _deleted(e: Event) -> str:
+    return f"{e.subject} deleted"

@@ -1,0 +1,184 @@
+"""The adapter contract: what a source plugin gets and what it must do.
+
+An adapter reaches the rest of floorstream only through what it is handed: its validated
+config, an :class:`AdapterContext` (last committed checkpoint, decoders, logger) and an
+:class:`Emitter`. That is what lets a vendor write one in a separate package.
+
+Delivery guarantee: the pipeline calls an emitted item's ``ack`` only after the posts it
+produced and its ``checkpoint`` were committed together. An adapter acknowledges its source
+(MQTT ack, file move) in that callback, never before, and resumes from ``context.checkpoint``.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from floorstream.model import Change, Event
+from floorstream.plugin.detector import DetectorOptions
+from floorstream.plugin.durations import Duration
+from floorstream.plugin.registry import Registry
+
+__all__ = ["Ack", "Adapter", "AdapterContext", "DetectorSpec", "Emitter", "FloodOptions",
+           "SourceConfig"]
+
+Ack = Callable[[], None]
+
+
+class DetectorSpec(BaseModel):
+    """One entry of a source's ``detect:`` list, validated by the named detector's options."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    options: DetectorOptions
+
+
+class FloodOptions(BaseModel):
+    """``flood: {max_posts: 10, window: 5m}`` on a source, or at the top level for all.
+
+    Flood control is a pipeline stage every post passes, whichever adapter or detector made
+    it; the options live with the source contract because a source may tune its own.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_posts: int = Field(default=10, ge=1, description="posts allowed per subject per window")
+    window: Duration = Field(default=300.0, gt=0, description="window length")
+
+
+class SourceConfig(BaseModel):
+    """Keys every source accepts. An adapter subclasses this with its own keys; unknown keys are
+    errors so a typo never silently disables a feature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="unique source name, used in routes and the store")
+    adapter: str = Field(description="the adapter plugin that reads this source")
+    enabled: bool = True
+    detect: list[DetectorSpec] = Field(default_factory=list,
+                                       description="detectors, each {name: {options}}")
+    summary: str | dict[str, str] | None = Field(
+        default=None,
+        description="Jinja2 template for posts' summary, or a map event-type glob → template",
+    )
+    attrs: dict[str, str] = Field(default_factory=dict,
+                                  description="labels added to every change (site, area…)")
+    flood: FloodOptions | None = Field(default=None,
+                                       description="flood control for this source's subjects")
+
+    @classmethod
+    def implied_detectors(cls, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Detect entries this kind of source needs beyond the ones the user listed, each
+        ``{name: {options}}`` (e.g. an ERP table's ``track:`` columns imply ``field_change``).
+
+        Called with the source's raw config mapping before validation; the host validates the
+        entries with the named detector's options, exactly like the user's own entries.
+        """
+        return []
+
+
+class Emitter(Protocol):
+    """Where an adapter sends what it observed. Calls block while the pipeline queue is full.
+
+    Five kinds of input, one method each, so no detector ever sees a pseudo-change:
+
+    - :meth:`emit`: an observation; the source's detectors decide what it means;
+    - :meth:`baseline`: an observation to learn from without posting (a first start, rows a
+      mass update rewrote): detectors update their state, whatever they find is dropped;
+    - :meth:`event`: something the adapter already understood (a shipment delayed, a node
+      died); it skips the detectors and goes straight to flood control, phrasing and routing;
+    - :meth:`checkpoint`: progress without data (a poll that found nothing new);
+    - :meth:`quarantine` / :meth:`problem`: bad input, or a fault of the source itself.
+    """
+
+    def emit(self, change: Change, *, ack: Ack | None = None,
+             checkpoint: str | None = None) -> None:
+        """Queue a change; ``ack`` runs after commit; ``checkpoint`` is stored in that commit."""
+
+    def baseline(self, change: Change, *, ack: Ack | None = None,
+                 checkpoint: str | None = None) -> None:
+        """Queue a change the detectors learn from silently (their events are discarded)."""
+
+    def event(self, event: Event, *, ack: Ack | None = None,
+              checkpoint: str | None = None) -> None:
+        """Queue an event the adapter decided itself (build it with ``Event.create``)."""
+
+    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None) -> None:
+        """Mark progress without data: ``checkpoint`` (if any) is stored with the next
+        commit and ``ack`` runs after it (a file whose events are all queued, a poll that
+        found nothing new)."""
+
+    def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
+                   context: dict[str, Any] | None = None, ack: Ack | None = None,
+                   checkpoint: str | None = None) -> None:
+        """Keep input that could not be decoded, with the reason; the source goes on."""
+
+    def problem(self, subject: str, message: str, *, position: str,
+                fields: dict[str, Any] | None = None) -> None:
+        """Report a fault in the source itself (a dropped column, a revoked login): one
+        critical ``source.problem`` post to the admin team."""
+
+
+@dataclass
+class AdapterContext:
+    """What the host hands an adapter besides its config."""
+
+    source: str
+    checkpoint: str | None
+    decoders: Registry[Any]
+    log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+    #: the source's checkpoint as committed now (another daemon may have moved it: a standby
+    #: that takes over a source resumes from there, not from what it read at start)
+    committed_checkpoint: Callable[[], str | None] = field(default=lambda: None)
+
+
+ConfigT = TypeVar("ConfigT", bound=SourceConfig)
+
+
+class Adapter(Generic[ConfigT]):
+    """Base class of adapters, generic in their config model.
+
+    ``class MyAdapter(Adapter[MyConfig])`` is all it takes for ``config_model`` to be
+    ``MyConfig`` and ``self.config`` to be typed as one (no ``isinstance`` checks). Subclasses
+    set ``name`` and override :meth:`run`, which blocks until ``stop`` is set and must return
+    promptly after that.
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[SourceConfig]] = SourceConfig
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_model" in cls.__dict__:
+            return
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Adapter):
+                for model in typing.get_args(base):
+                    if isinstance(model, type) and issubclass(model, SourceConfig):
+                        cls.config_model = model
+
+    def __init__(self, config: ConfigT, context: AdapterContext) -> None:
+        self.config: ConfigT = config
+        self.context = context
+
+    def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; called once after :meth:`run` returned."""
+
+    @classmethod
+    def check(cls, config: Any) -> list[str]:
+        """Warnings for ``floorstream check`` beyond schema validation (e.g. a missing index).
+        May connect to the source; must not change anything. ``config`` is a validated
+        instance of :attr:`config_model`."""
+        return []
