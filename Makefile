@@ -20,6 +20,7 @@ demo: $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples plugins
+	PYTHONPATH=plugins/floorstream-example-plugin/src $(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

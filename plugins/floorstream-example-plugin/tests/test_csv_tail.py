@@ -10,7 +10,7 @@ from pathlib import Path
 from floorstream_example_plugin import csv_tail
 from floorstream_example_plugin.csv_tail import CsvTail
 
-from floorstream.plugin.adapter import AdapterContext
+from floorstream.plugin import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing import AdapterConformance, RecordingEmitter
 

@@ -13,15 +13,19 @@ import csv
 import io
 import threading
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream import hookimpl
-from floorstream.model import Change
-from floorstream.plugin.adapter import Adapter, Emitter, SourceConfig
-from floorstream.plugin.durations import Duration
-from floorstream.plugin.registry import Registry
+from floorstream.plugin import (
+    Adapter,
+    Change,
+    Duration,
+    Emitter,
+    Registry,
+    SourceConfig,
+    hookimpl,
+)
 
 __all__ = ["CsvTail", "CsvTailConfig", "register_adapters"]
 
@@ -38,16 +42,14 @@ class CsvTailConfig(SourceConfig):
     interval: Duration = Field(default=0.5, gt=0, description="how often to look for new rows")
 
 
-class CsvTail(Adapter):
+class CsvTail(Adapter[CsvTailConfig]):
     """Reads complete lines only: a row still being written (no newline yet) waits for the next
     look, so a half-written row is never taken for a bad one."""
 
     name: ClassVar[str] = "csv.tail"
-    config_model: ClassVar[type[SourceConfig]] = CsvTailConfig
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
-        assert isinstance(config, CsvTailConfig)
         offset = int(self.context.checkpoint or 0)
         header: list[str] | None = None
         while not stop.is_set():
@@ -65,7 +67,6 @@ class CsvTail(Adapter):
     def _read(self, handle: io.BufferedReader, header: list[str], offset: int,
               emitter: Emitter, stop: threading.Event) -> int:
         config = self.config
-        assert isinstance(config, CsvTailConfig)
         for raw in iter(handle.readline, b""):
             if stop.is_set() or not raw.endswith(b"\n"):
                 break  # stopping, or a row still being written: take it next time
@@ -107,5 +108,5 @@ def _number(cell: str) -> str | int | float:
 
 
 @hookimpl
-def register_adapters(registry: Registry[type[Adapter]]) -> None:
+def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add(CsvTail)
