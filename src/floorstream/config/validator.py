@@ -10,114 +10,21 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ValidationError
 
-from floorstream.delivery.policy import TeamPolicy
+from floorstream.config.settings import Config, Settings
 from floorstream.errors import ConfigError, ConfigProblem, UnknownNameError
-from floorstream.plugin import FloodOptions
 from floorstream.plugin.adapter import DetectorSpec, SourceConfig
 from floorstream.plugin.sink import SinkConfig
 from floorstream.plugins import Plugins
 from floorstream.render import template_environment
-from floorstream.route import RouteRule
 from floorstream.yamlsource import LoadedYaml, Path, format_path, load_yaml
 
-__all__ = ["Config", "Settings", "TeamConfig", "config_json_schema", "load_config",
-           "parse_config"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TeamConfig(_Strict):
-    description: str | None = None
-    sinks: list[str] = Field(default_factory=list, description="names of entries in sinks:")
-    immediate: str = Field(default="info",
-                           description="severity at or above which posts go out at once")
-    digest: str | None = Field(default=None,
-                               description="how to send the rest: an interval (1h) or shift "
-                                           "times ('06:00,14:00,22:00'); none = at once")
-    quiet_hours: str | None = Field(default=None,
-                                    description="'22:00-06:00': only immediate posts then")
-    timezone: str = Field(default="UTC", description="zone of digest and quiet-hour times")
-
-    @model_validator(mode="after")
-    def _policy(self) -> TeamConfig:
-        TeamPolicy.parse(self.immediate, self.digest, self.quiet_hours, self.timezone)
-        return self
-
-
-class PipelineSettings(_Strict):
-    queue_size: int = Field(default=10_000, ge=1, description="changes buffered before "
-                                                               "adapters are made to wait")
-    batch_max: int = Field(default=1_000, ge=1, description="changes per commit at most")
-    batch_wait_ms: float = Field(
-        default=0.0, ge=0,
-        description="0: commit what is queued as soon as the last commit ended (group commit; "
-                    "what arrives during a commit forms the next batch); >0: wait this long to "
-                    "fill a batch. Waiting stalls MQTT QoS 1, whose broker sends only ~20 "
-                    "unacked messages at a time")
-    tick_s: float = Field(default=1.0, gt=0, description="how often timers (silence) run")
-
-
-class LoggingSettings(_Strict):
-    level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
-    format: str = Field(default="auto", pattern=r"^(auto|console|json)$",
-                        description="auto: readable on a terminal, JSON lines otherwise")
-
-
-class HealthSettings(_Strict):
-    host: str = "127.0.0.1"
-    port: int | None = Field(default=None, ge=0, le=65535,
-                             description="serve GET /healthz on this port (0: any free port)")
-
-
-class PluginSettings(_Strict):
-    disable: list[str] = Field(default_factory=list, description="plugin names to block")
-
-
-class Settings(_Strict):
-    """The top level of the config file."""
-
-    store: str = Field(default="sqlite:///floorstream.db",
-                       description="SQLAlchemy URL of the store")
-    default_team: str = Field(default="general",
-                              description="team that gets posts no route matched")
-    admin_team: str = Field(default="admin", description="team that gets source problems")
-    teams: dict[str, TeamConfig] = Field(default_factory=dict)
-    sources: list[dict[str, Any]] = Field(default_factory=list)
-    routes: list[RouteRule] = Field(default_factory=list)
-    sinks: list[dict[str, Any]] = Field(default_factory=list)
-    flood: FloodOptions | None = Field(default_factory=FloodOptions,
-                                       description="default flood control (null: off)")
-    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    plugins: PluginSettings = Field(default_factory=PluginSettings)
-    health: HealthSettings = Field(default_factory=HealthSettings)
-
-
-@dataclass(frozen=True)
-class Config:
-    """A validated configuration: the settings plus plugin-validated sources and sinks."""
-
-    settings: Settings
-    sources: list[SourceConfig]
-    sinks: list[SinkConfig]
-    file: str = "<memory>"
-    secrets: frozenset[str] = field(default_factory=frozenset)
-    warnings: tuple[str, ...] = ()
-
-    def source(self, name: str) -> SourceConfig:
-        for source in self.sources:
-            if source.name == name:
-                return source
-        raise KeyError(name)
+__all__ = ["load_config", "parse_config", "parse_mapping"]
 
 
 def load_config(path: str | FsPath, plugins: Plugins,
@@ -358,57 +265,3 @@ class _Validator:
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def config_json_schema(plugins: Plugins) -> dict[str, Any]:
-    """JSON Schema of the config file with every installed adapter, detector and sink, so an
-    editor (VS Code's YAML extension, for one) can complete and check it."""
-    detector_items = []
-    for entry in plugins.detectors:
-        options = getattr(entry.item, "options_model", None)
-        if options is None:
-            continue
-        fields: dict[str, Any] = {entry.name: (options, ...)}
-        detector_items.append(create_model(f"Detect_{entry.name}",
-                                           __config__=ConfigDict(extra="forbid"), **fields))
-    source_models = []
-    for entry in plugins.adapters:
-        source_models.append(entry.item.config_model)
-    sink_models = [entry.item.config_model for entry in plugins.sinks]
-
-    defs: dict[str, Any] = {}
-
-    def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-        s = model.model_json_schema(ref_template="#/$defs/{model}")
-        defs.update(s.pop("$defs", {}))
-        return s
-
-    schema = schema_of(Settings)
-    detect_schema = {"type": "array", "items": {"anyOf": [schema_of(m) for m in detector_items]}}
-    sources_any = []
-    for entry, model in zip(plugins.adapters, source_models, strict=True):
-        s = schema_of(model)
-        s["properties"]["adapter"] = {"const": entry.name}
-        s["properties"]["detect"] = detect_schema
-        s["properties"]["summary"] = {"anyOf": [{"type": "string"}, {"type": "object",
-                                                "additionalProperties": {"type": "string"}},
-                                                {"type": "null"}]}
-        sources_any.append(s)
-    sinks_any = []
-    for entry, model in zip(plugins.sinks, sink_models, strict=True):
-        s = schema_of(model)
-        s["properties"]["type"] = {"const": entry.name}
-        sinks_any.append(s)
-    # an empty anyOf is not a valid schema: with no plugin of a kind installed, no entry fits
-    schema["properties"]["sources"] = ({"type": "array", "items": {"anyOf": sources_any}}
-                                       if sources_any else {"type": "array", "maxItems": 0})
-    schema["properties"]["sinks"] = ({"type": "array", "items": {"anyOf": sinks_any}}
-                                     if sinks_any else {"type": "array", "maxItems": 0})
-    for model_schema in (schema, *defs.values()):
-        for prop in model_schema.get("properties", {}).values():
-            if isinstance(prop, dict) and "default_factory" in prop:
-                prop.pop("default_factory")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "floorstream configuration"
-    schema["$defs"] = defs
-    return schema

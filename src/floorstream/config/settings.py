@@ -1,0 +1,173 @@
+"""The settings models: the keys of the config file that belong to floorstream itself.
+
+Sources and sinks are plugins, so :class:`Settings` keeps them as raw mappings; the validator
+(:mod:`floorstream.config.validator`) checks each with its plugin's model and builds the
+:class:`Config` the daemon runs from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from floorstream.delivery.policy import TeamPolicy
+from floorstream.model import Severity
+from floorstream.plugin import FloodOptions
+from floorstream.plugin.adapter import SourceConfig
+from floorstream.plugin.sink import SinkConfig
+from floorstream.route import RouteRule
+
+__all__ = ["Config", "HealthSettings", "LoggingSettings", "PipelineSettings", "PluginSettings",
+           "Settings", "TeamConfig"]
+
+_SEVERITIES = [s.label for s in Severity]
+
+
+def _any_case(*words: str) -> str:
+    """A JSON Schema (ECMA 262) pattern matching ``words`` in any letter case, since editors'
+    regex engines have no ``(?i)``."""
+    def one(word: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c)
+                       for c in word)
+    return r"^\s*(" + "|".join(one(w) for w in words) + r")\s*$"
+
+
+_CLOCK = r"\d{1,2}:\d{2}"
+# what TeamPolicy.parse reads, as JSON Schema (its range checks stay with `check`)
+_DIGEST_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+    {"type": "string", "pattern": rf"^[\s,]*{_CLOCK}(\s*,[\s,]*{_CLOCK})*[\s,]*$"},
+    {"type": "null"}]}
+_IMMEDIATE_SCHEMA: dict[str, Any] = {"anyOf": [{"enum": _SEVERITIES},
+                                                {"pattern": _any_case(*_SEVERITIES)}]}
+_QUIET_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"type": "string", "pattern": rf"^\s*{_CLOCK}\s*-\s*{_CLOCK}\s*$"}, {"type": "null"}]}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class TeamConfig(_Strict):
+    """A team: where its posts go and when. Each key is checked on its own, so a wrong time
+    zone and a wrong digest are two problems, each reported at its own key."""
+
+    description: str | None = None
+    sinks: list[str] = Field(default_factory=list, description="names of entries in sinks:")
+    immediate: str = Field(default="info",
+                           description="severity at or above which posts go out at once",
+                           json_schema_extra=_IMMEDIATE_SCHEMA)
+    digest: str | None = Field(default=None,
+                               description="how to send the rest: an interval (1h) or shift "
+                                           "times ('06:00,14:00,22:00'); none = at once",
+                               json_schema_extra=_DIGEST_SCHEMA)
+    quiet_hours: str | None = Field(default=None,
+                                    description="'22:00-06:00': only immediate posts then",
+                                    json_schema_extra=_QUIET_SCHEMA)
+    timezone: str = Field(default="UTC", description="zone of digest and quiet-hour times")
+
+    # TeamPolicy.parse with one setting at a time: the daemon's own parser, one key per error
+    @field_validator("immediate")
+    @classmethod
+    def _immediate(cls, value: str) -> str:
+        TeamPolicy.parse(immediate=value)
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        TeamPolicy.parse(digest=value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        TeamPolicy.parse(quiet_hours=value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        TeamPolicy.parse(timezone=value)
+        return value
+
+    def policy(self) -> TeamPolicy:
+        return TeamPolicy.parse(self.immediate, self.digest, self.quiet_hours, self.timezone)
+
+
+class PipelineSettings(_Strict):
+    queue_size: int = Field(default=10_000, ge=1, le=10_000_000,
+                            description="changes buffered before adapters are made to wait")
+    batch_max: int = Field(default=1_000, ge=1, le=1_000_000,
+                           description="changes per commit at most")
+    batch_wait_ms: float = Field(
+        default=0.0, ge=0, le=60_000,
+        description="0: commit what is queued as soon as the last commit ended (group commit; "
+                    "what arrives during a commit forms the next batch); >0: wait this long to "
+                    "fill a batch. Waiting stalls MQTT QoS 1, whose broker sends only ~20 "
+                    "unacked messages at a time")
+    tick_s: float = Field(default=1.0, gt=0, le=3600,
+                          description="how often timers (silence) run")
+
+
+class LoggingSettings(_Strict):
+    level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$",
+                       json_schema_extra={"pattern": _any_case("debug", "info", "warning",
+                                                               "error").replace(r"\s*", "")})
+    format: str = Field(default="auto", pattern=r"^(auto|console|json)$",
+                        description="auto: readable on a terminal, JSON lines otherwise")
+
+
+class HealthSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535,
+                             description="serve GET /healthz on this port (0: any free port)")
+
+
+class PluginSettings(_Strict):
+    disable: list[str] = Field(default_factory=list,
+                               description="plugin names to block, as `floorstream plugins` "
+                                           "lists them")
+
+
+class Settings(_Strict):
+    """The top level of the config file."""
+
+    store: str = Field(default="sqlite:///floorstream.db",
+                       description="SQLAlchemy URL of the store: sqlite:///path, "
+                                   "postgresql+psycopg://user@host/db, "
+                                   "mysql+pymysql://user@host/db")
+    default_team: str = Field(default="general",
+                              description="team that gets posts no route matched")
+    admin_team: str = Field(default="admin", description="team that gets source problems")
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    routes: list[RouteRule] = Field(default_factory=list)
+    sinks: list[dict[str, Any]] = Field(default_factory=list)
+    flood: FloodOptions | None = Field(default_factory=FloodOptions,
+                                       description="default flood control (null: off)")
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration: the settings plus plugin-validated sources and sinks."""
+
+    settings: Settings
+    sources: list[SourceConfig]
+    sinks: list[SinkConfig]
+    file: str = "<memory>"
+    secrets: frozenset[str] = field(default_factory=frozenset)
+    warnings: tuple[str, ...] = ()
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
