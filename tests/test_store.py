@@ -133,7 +133,8 @@ def test_posts_round_trip_with_unicode(store: Store) -> None:
                  severity=Severity.CRITICAL)
     post = post.model_copy(update={"fields": {"unit": "°C", "before": "läuft", "after": "→"},
                                    "links": {"Auftrag": "https://erp.example/mo/42"},
-                                   "body": "Ölstand prüfen", "clears": "f" * 32})
+                                   "body": "Ölstand prüfen", "relation": "resolution",
+                                   "refers_to": "f" * 32})
     store.commit(CommitBatch(posts=[post]))
     loaded = store.post(post.id)
     assert loaded is not None

@@ -13,11 +13,18 @@ import enum
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Change", "Event", "Post", "Severity", "event_id", "utcnow"]
+__all__ = ["RELATIONS", "Change", "Event", "Post", "Relation", "Severity", "event_id", "utcnow"]
+
+#: How a post relates to the earlier posts of its thread (design.md §9):
+#: ``new`` a story of its own; ``update`` the story changed (says what, since the last post);
+#: ``resolution`` the story is over (a fault cleared, an estimate became an actual);
+#: ``retraction`` the earlier post no longer holds (a cancelled document).
+Relation = Literal["new", "update", "resolution", "retraction"]
+RELATIONS: tuple[str, ...] = ("new", "update", "resolution", "retraction")
 
 
 def utcnow() -> datetime:
@@ -133,7 +140,10 @@ class Event(_Frozen):
         fields: what the renderer needs: before/after, value, limit, unit, field…
         attrs: the change's attrs (site, area, line).
         change: the Change it came from, when there was one (timers have none).
-        clears: id of an earlier event this one ends (a limit cleared, a machine back online).
+        thread: the story this event belongs to (a shipment, an alarm instance); None: the
+            subject, so a machine's posts form one thread.
+        relation: ``new``, ``update``, ``resolution`` or ``retraction`` (see :data:`Relation`).
+        refers_to: id of the earlier event this one updates, resolves or retracts.
     """
 
     id: str
@@ -146,12 +156,24 @@ class Event(_Frozen):
     fields: dict[str, Any] = Field(default_factory=dict)
     attrs: dict[str, str] = Field(default_factory=dict)
     change: Change | None = None
-    clears: str | None = None
+    thread: str | None = None
+    relation: Relation = "new"
+    refers_to: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clears(cls, data: Any) -> Any:
+        return _clears_to_relation(data)
 
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return _aware(value)
+
+    @property
+    def clears(self) -> str | None:
+        """The event this one resolves (a limit cleared, a machine back online), if any."""
+        return self.refers_to if self.relation == "resolution" else None
 
     @classmethod
     def create(
@@ -167,12 +189,22 @@ class Event(_Frozen):
         attrs: dict[str, str] | None = None,
         change: Change | None = None,
         clears: str | None = None,
+        thread: str | None = None,
+        relation: Relation | None = None,
+        refers_to: str | None = None,
     ) -> Event:
         """Build an event with its deterministic id filled in.
 
-        The arguments are typed and normalised here, so pydantic's validation is skipped: this
-        runs for every event on the pipeline's hot path.
+        ``clears=id`` is short for ``relation="resolution", refers_to=id``. The arguments are
+        typed and normalised here, so pydantic's validation is skipped: this runs for every
+        event on the pipeline's hot path.
         """
+        if clears is not None:
+            relation, refers_to = relation or "resolution", refers_to or clears
+        if relation is None:
+            relation = "new"
+        elif relation not in RELATIONS:
+            raise ValueError(f"unknown relation {relation!r}; expected one of {RELATIONS}")
         event: Event = cls._trusted({
             "id": event_id(source, subject, position, type),
             "type": type,
@@ -184,7 +216,9 @@ class Event(_Frozen):
             "fields": fields if fields is not None else {},
             "attrs": attrs if attrs is not None else {},
             "change": change,
-            "clears": clears,
+            "thread": thread,
+            "relation": relation,
+            "refers_to": refers_to,
         })
         return event
 
@@ -203,7 +237,11 @@ class Post(_Frozen):
         links: name → URL.
         occurred_at: when the underlying thing happened.
         created_at: when the post was made.
-        clears: id of the post this one ends, so sinks can thread it.
+        thread: the story it belongs to (the subject unless the producer chose another key);
+            indexed, so a subject's or a shipment's whole story is one lookup.
+        relation: ``new``, ``update``, ``resolution`` or ``retraction`` of its thread's story.
+        refers_to: id of the post this one updates, resolves or retracts, so sinks can thread,
+            edit or answer it (``clears`` is the same for a resolution).
         fields: the event's fields, kept for machine readers.
         routing: why each team got it (rule index/name → team), for ``floorstream explain``.
     """
@@ -220,28 +258,47 @@ class Post(_Frozen):
     links: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
-    clears: str | None = None
+    thread: str = ""
+    relation: Relation = "new"
+    refers_to: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
     routing: tuple[dict[str, str], ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clears(cls, data: Any) -> Any:
+        data = _clears_to_relation(data)
+        if isinstance(data, dict) and not data.get("thread") and data.get("subject"):
+            data = {**data, "thread": data["subject"]}
+        return data
 
     @field_validator("occurred_at", "created_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return _aware(value)
 
-    def as_activity(self) -> dict[str, Any]:
-        """This post as a W3C Activity Streams 2.0 object (an ``Announce`` of a ``Note``).
+    @property
+    def clears(self) -> str | None:
+        """The post this one resolves (a fault over, a machine running again), if any."""
+        return self.refers_to if self.relation == "resolution" else None
 
-        The actor is the source (an ``Application``), the object the post's subject as a
-        ``Note`` carrying the summary, the target the teams' feeds (``Collection``).
+    def as_activity(self) -> dict[str, Any]:
+        """This post as a W3C Activity Streams 2.0 activity.
+
+        An ``Announce`` of a ``Note`` for a new story or a resolution, an ``Update`` for an
+        update, an ``Undo`` of the earlier post for a retraction. The actor is the source (an
+        ``Application``), the object the post's subject as a ``Note`` carrying the summary,
+        the target the teams' feeds (``Collection``); ``context`` is the thread and
+        ``inReplyTo`` the post this one refers to.
         """
         published = self.occurred_at.isoformat().replace("+00:00", "Z")
+        kind = _ACTIVITY_TYPES[self.relation]
         activity: dict[str, Any] = {
             "@context": [
                 "https://www.w3.org/ns/activitystreams",
                 {"floorstream": "urn:floorstream:ns#"},
             ],
-            "type": "Announce",
+            "type": kind,
             "id": f"urn:floorstream:post:{self.id}",
             "actor": {"type": "Application", "id": f"urn:floorstream:source:{self.source}",
                       "name": self.source},
@@ -268,6 +325,29 @@ class Post(_Frozen):
             activity["url"] = [
                 {"type": "Link", "href": href, "name": name} for name, href in self.links.items()
             ]
-        if self.clears:
-            activity["inReplyTo"] = f"urn:floorstream:post:{self.clears}"
+        activity["context"] = f"urn:floorstream:thread:{self.thread or self.subject}"
+        activity["floorstream:relation"] = self.relation
+        if self.refers_to:
+            activity["inReplyTo"] = f"urn:floorstream:post:{self.refers_to}"
+            if self.relation == "retraction":
+                # an Undo's object is the activity it takes back
+                activity["object"] = {"type": "Announce",
+                                      "id": f"urn:floorstream:post:{self.refers_to}",
+                                      "summary": self.summary}
         return activity
+
+
+#: relation → the Activity Streams 2.0 activity type of the post
+_ACTIVITY_TYPES: dict[str, str] = {"new": "Announce", "update": "Update",
+                                   "resolution": "Announce", "retraction": "Undo"}
+
+
+def _clears_to_relation(data: Any) -> Any:
+    """Accept the older ``clears=id`` spelling: a resolution of that id."""
+    if isinstance(data, dict) and "clears" in data:
+        data = dict(data)
+        clears = data.pop("clears")
+        if clears is not None and not data.get("refers_to"):
+            data["refers_to"] = clears
+            data.setdefault("relation", "resolution")
+    return data

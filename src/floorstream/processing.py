@@ -331,8 +331,9 @@ class Processor:
             "subject": event.subject, "summary": clip(summary),
             "body": fields.get("body") or None, "severity": event.severity, "teams": teams,
             "tags": tags, "links": dict(fields.get("links") or {}),
-            "occurred_at": event.occurred_at, "created_at": utcnow(), "clears": event.clears,
-            "fields": fields, "routing": routing,
+            "occurred_at": event.occurred_at, "created_at": utcnow(),
+            "thread": event.thread or event.subject, "relation": event.relation,
+            "refers_to": event.refers_to, "fields": fields, "routing": routing,
         })
         if self._has_route:
             extra: list[str] = []

@@ -3,11 +3,15 @@
 Rows are written by the pipeline in the same transaction as their post (status ``pending``).
 A worker claims rows of one *lane* — one (sink, team) pair — at a time, so the posts of a team
 reach a sink in commit order: a lane is skipped while any of its rows is being sent or waits
-for a retry. Claiming sets ``status='sending'``, a random claim token, and a lease in
-``next_attempt_at``; a worker that dies mid-send leaves rows whose lease runs out and which the
-next claim puts back in the queue (at-least-once; the idempotency key lets services drop the
-copy). Every later update names the claim token, so a worker that lost its lease cannot
-overwrite the outcome of the one that took over.
+for a retry. Claiming sets ``status='sending'``, a random claim token, and a short lease
+(:data:`LEASE`, 6 s) in ``next_attempt_at``. While a worker holds the claim — a request in
+flight included — a renewer thread of its process pushes the lease forward every
+:data:`LEASE` / 4 seconds, so a slow sink never loses its claim, and a worker that dies (kill -9,
+a crash, a lost host) stops renewing: its rows' lease runs out within :data:`LEASE` seconds and
+the next claim puts them back in the queue (at-least-once; the idempotency key lets services
+drop the copy). Every later update names the claim token, so a worker that lost its lease cannot
+overwrite the outcome of the one that took over; a worker checks that its lease is still
+renewed before each send and gives the claim up when it is not.
 
 Several daemons can share the outbox on PostgreSQL and on MariaDB ≥ 10.6 (MySQL ≥ 8): rows are
 selected ``FOR UPDATE SKIP LOCKED`` after the claimer took a non-blocking lock on the lane
@@ -27,12 +31,14 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -42,10 +48,30 @@ from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Post, Severity, utcnow
 from floorstream.store import schema
 
-__all__ = ["Claim", "ClaimedRow", "DeliveryRow", "Outbox"]
+__all__ = ["LEASE", "MAX_HOLD", "Claim", "ClaimedRow", "DeliveryRow", "Outbox"]
+
+log = structlog.get_logger("floorstream.delivery")
+
+#: seconds a claim is leased for; renewed every LEASE / 4 s while its worker holds it, so after
+#: a crash the lane is free again within this time (docs/delivery.md, "Crashes and leases")
+LEASE = 6.0
+#: seconds after which a claim is no longer renewed: a sink call hung this long (a plugin sink
+#: without a timeout) gives its lane up to other workers, as the old 5-minute lease did
+MAX_HOLD = 300.0
 
 _DEFAULT_POLICY = TeamPolicy()
 d = schema.deliveries
+
+
+@dataclass
+class _Held:
+    """A lane a worker of this process holds: reserved while claiming, then its claim."""
+
+    started: float  # time.monotonic() when the claim began (its lease counts from there)
+    token: str | None = None
+    ids: tuple[int, ...] = ()  # the claimed rows (renewals name them: the primary key index)
+    renewed: float = 0.0  # monotonic time from which the lease was last confirmed
+    lost: bool = False  # a renewal found none of the rows still ours
 
 
 @dataclass(frozen=True)
@@ -99,29 +125,37 @@ def _transient() -> Retrying:
 class Outbox:
     """The claim/finish protocol over ``fs_deliveries`` (see the module docstring)."""
 
-    def __init__(self, engine: Engine, *, lease: float = 300.0) -> None:
+    def __init__(self, engine: Engine, *, lease: float = LEASE, renew_every: float | None = None,
+                 max_hold: float = MAX_HOLD) -> None:
         self.engine = engine
         self.lease = lease
+        self.renew_every = renew_every if renew_every is not None else lease / 4
+        self.max_hold = max_hold
         self.skip_locked = supports_skip_locked(engine)
-        # lanes this process's workers hold (lane → lease end): other workers skip them without
-        # a query. Other daemons' claims are seen through the lane lock and the busy check.
-        self._mine: dict[tuple[str, str], datetime] = {}
+        # lanes this process's workers hold: other workers skip them without a query, and the
+        # renewer keeps their leases. Other daemons' claims are seen through the lane lock and
+        # the busy check.
+        self._mine: dict[tuple[str, str], _Held] = {}
         self._mine_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None  # runs while _mine is not empty
 
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, sink: str, policies: Mapping[str, TeamPolicy], *, limit: int = 100,
               digest_limit: int = 500, now: datetime | None = None) -> Claim | None:
-        """Claim the due rows of one lane of ``sink``; None when no lane has work."""
+        """Claim the due rows of one lane of ``sink``; None when no lane has work.
+
+        The claim's lease is renewed until :meth:`finished` is called for its lane."""
+        started = time.monotonic()  # before ``now``: the lease is never thought longer than it is
         now = now or utcnow()
         due = self.due_lanes(sink, now)
-        lanes = [team for team in due if not self._held_here(sink, team, now)]
+        lanes = [team for team in due if not self._held_here(sink, team)]
         random.shuffle(lanes)  # several workers of one sink spread over the lanes
         for team in lanes:
             with self._mine_lock:  # reserve the lane in this process before asking the store
-                if self._held_here(sink, team, now):
+                if self._held_here(sink, team):
                     continue
-                self._mine[(sink, team)] = now + timedelta(seconds=self.lease)
+                self._mine[(sink, team)] = _Held(started)
             claim = None
             try:
                 with lane_transaction(self.engine, sink, team, shared=self.skip_locked) as conn:
@@ -133,17 +167,86 @@ class Outbox:
                 if claim is None:
                     self.finished(sink, team)
             if claim is not None:
+                self._track(claim, started)
                 return replace(claim, more=len(lanes) > 1)
         return None
 
     def finished(self, sink: str, team: str) -> None:
-        """The worker is done with its claim on this lane (outcomes written)."""
+        """The worker is done with its claim on this lane (outcomes written): its lease is no
+        longer renewed, and other workers of this process may claim the lane."""
         with self._mine_lock:
             self._mine.pop((sink, team), None)
 
-    def _held_here(self, sink: str, team: str, now: datetime) -> bool:
-        until = self._mine.get((sink, team))
-        return until is not None and until > now
+    def _held_here(self, sink: str, team: str) -> bool:
+        held = self._mine.get((sink, team))
+        # a claim past max_hold (its worker hangs in a sink call) no longer keeps the lane
+        return held is not None and time.monotonic() - held.started < self.max_hold + self.lease
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    def holds(self, claim: Claim) -> bool:
+        """True while ``claim``'s lease is known to be ours for at least one more renewal
+        interval: a worker asks before each send and gives the claim up when not."""
+        with self._mine_lock:
+            held = self._mine.get((claim.sink, claim.team))
+            if held is None or held.token != claim.token or held.lost:
+                return False
+            renewed = held.renewed
+        return time.monotonic() < renewed + self.lease - self.renew_every
+
+    def _track(self, claim: Claim, started: float) -> None:
+        """Keep ``claim``'s lease renewed (by the renewer thread) until it is finished."""
+        with self._mine_lock:
+            held = self._mine.get((claim.sink, claim.team))
+            if held is None:
+                return
+            held.token, held.renewed = claim.token, started
+            held.ids = tuple(r.id for part in (claim.immediate, claim.digest) for r in part)
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                                 name="delivery-lease-renewer")
+                self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        """Renew the leases of this process's claims every ``renew_every`` seconds; ends when
+        no lane is held (the next claim starts it again)."""
+        while True:
+            time.sleep(self.renew_every)
+            with self._mine_lock:
+                if not self._mine:
+                    self._renewer = None
+                    return
+                now = time.monotonic()
+                claims = {h.token: h.ids for h in self._mine.values()
+                          if h.token and not h.lost and now - h.started < self.max_hold}
+            if claims:
+                self.renew(claims)
+
+    def renew(self, claims: Mapping[str, Sequence[int]]) -> dict[str, bool]:
+        """Extend the lease of each claim (token → its row ids) to now + ``lease``; returns
+        which claims still had rows ``sending`` under their token. One short transaction."""
+        started = time.monotonic()
+        until = utcnow() + timedelta(seconds=self.lease)
+        kept: dict[str, bool] = {}
+        try:
+            with self.engine.begin() as conn:
+                for token, ids in claims.items():
+                    kept[token] = conn.execute(
+                        update(d).where(d.c.id.in_(list(ids)), d.c.claim == token,
+                                        d.c.status == "sending")
+                        .values(next_attempt_at=until)).rowcount > 0
+        except Exception as exc:  # the store is away: the next renewal tries again
+            log.warning("delivery_lease_renewal_failed", claims=len(claims),
+                        error=f"{type(exc).__name__}: {exc}"[:500])
+            return {}
+        with self._mine_lock:
+            for held in self._mine.values():
+                if held.token in kept:
+                    if kept[held.token]:
+                        held.renewed = started
+                    else:  # every row of the claim is done, or another worker took them over
+                        held.lost = True
+        return kept
 
     def due_lanes(self, sink: str, now: datetime) -> dict[str, set[str]]:
         """Teams of ``sink`` with rows due now, and the statuses of those rows (``sending``:
@@ -362,5 +465,6 @@ def _post(row: Any, teams: list[str]) -> Post:
         id=row["id"], type=row["type"], source=row["source"], subject=row["subject"],
         summary=row["summary"], body=row["body"], severity=Severity(row["severity"]),
         teams=tuple(ordered), tags=tuple(row["tags"] or ()), links=dict(row["links"] or {}),
-        occurred_at=row["occurred_at"], created_at=row["created_at"], clears=row["clears"],
-        fields=dict(row["fields"] or {}), routing=routing)
+        occurred_at=row["occurred_at"], created_at=row["created_at"],
+        thread=row["thread"] or row["subject"], relation=row["relation"] or "new",
+        refers_to=row["refers_to"], fields=dict(row["fields"] or {}), routing=routing)

@@ -131,13 +131,15 @@ class SinkWorker(threading.Thread):
         posts = claim.posts
         refs: dict[str, str] = {}
         if self.sink.threads:
-            refs = self.outbox.thread_refs(self.name_, [p.clears or "" for p in posts.values()])
+            refs = self.outbox.thread_refs(self.name_,
+                                           [p.refers_to or "" for p in posts.values()])
         if self._send_immediate(claim, posts, refs) and claim.digest:
             self._send_digest(claim, posts)
 
     def _send_immediate(self, claim: Claim, posts: Mapping[str, Post],
                         refs: dict[str, str]) -> bool:
-        deadline = time.monotonic() + self.outbox.lease / 2
+        # a long claim stops after half of max_hold, so its lease is never left unrenewed
+        deadline = time.monotonic() + self.outbox.max_hold / 2
         done: list[tuple[int, str | None]] = []
         flush_at = time.monotonic() + FLUSH_EVERY
         for index, row in enumerate(claim.immediate):
@@ -146,7 +148,8 @@ class SinkWorker(threading.Thread):
                 self.delivered += len(done)
                 done = []
                 flush_at = time.monotonic() + FLUSH_EVERY
-            if self.stop_event.is_set() or time.monotonic() > deadline:
+            if (self.stop_event.is_set() or time.monotonic() > deadline
+                    or not self._still_ours(claim)):
                 self.outbox.delivered(claim.token, done)
                 self.delivered += len(done)
                 self._release(claim, claim.immediate[index:])
@@ -156,7 +159,7 @@ class SinkWorker(threading.Thread):
                 self.outbox.fail(claim.token, [row.id], "the post is not in the store")
                 continue
             outgoing = Outgoing(idempotency_key(post.id, self.name_), claim.team,
-                                refs.get(post.clears) if post.clears else None)
+                                refs.get(post.refers_to) if post.refers_to else None)
             try:
                 ref = self.sink.deliver(post, outgoing)
             except Exception as exc:
@@ -178,6 +181,9 @@ class SinkWorker(threading.Thread):
         if not found:
             self.outbox.fail(claim.token, ids, "the posts are not in the store")
             return
+        if not self._still_ours(claim):
+            self.outbox.release(claim.token, ids, held=True)
+            return
         key = digest_key(self.name_, ids)
         post = digest_post(claim.team, found, key)
         try:
@@ -188,6 +194,15 @@ class SinkWorker(threading.Thread):
         self.outbox.delivered(claim.token, [(row_id, ref) for row_id in ids])
         self.delivered += len(ids)
         self.log.info("digest_delivered", team=claim.team, posts=len(found))
+
+    def _still_ours(self, claim: Claim) -> bool:
+        """The claim's lease is renewed (see Outbox.holds); when not, another worker may take
+        the rows over any moment, so sending more of them could break the lane's order."""
+        if self.outbox.holds(claim):
+            return True
+        self.log.warning("delivery_lease_lost", team=claim.team,
+                         rows=len(claim.immediate) + len(claim.digest))
+        return False
 
     def _release(self, claim: Claim, rows: Sequence[ClaimedRow]) -> None:
         self.outbox.release(claim.token, [r.id for r in rows])

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from floorstream.model import Change, Event, Severity
+from floorstream.model import Change, Event, Relation, Severity
 
 __all__ = ["Detector", "DetectorOptions", "DetectorState", "SeverityName"]
 
@@ -109,6 +109,9 @@ class Detector:
         position: str | None = None,
         occurred_at: datetime | None = None,
         clears: str | None = None,
+        thread: str | None = None,
+        relation: Relation | None = None,
+        refers_to: str | None = None,
     ) -> Event:
         """An event about ``change``'s subject; its id derives from the change's position."""
         return Event.create(
@@ -122,6 +125,9 @@ class Detector:
             attrs=change.attrs,
             change=change,
             clears=clears,
+            thread=thread,
+            relation=relation,
+            refers_to=refers_to,
         )
 
 

@@ -80,7 +80,8 @@ class Outgoing:
     Fields:
         idempotency_key: stable for one (post, sink): a retried request carries the same key.
         team: the team whose policy sent it.
-        thread: the service's reference of the post this one clears (Slack ``ts``, e-mail
+        thread: the service's reference of the post this one refers to (updates, resolves or
+            retracts: Slack ``ts``, e-mail
             Message-ID…), when the sink returned one for it; lets the sink reply in a thread.
         digest: the posts folded into this message when it is a digest, oldest first.
     """

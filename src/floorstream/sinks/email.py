@@ -74,8 +74,8 @@ class EmailSink(Sink[EmailConfig]):
         msg["Message-ID"] = message_id(post.id, cfg.name, cfg.sender)
         msg["X-Floorstream-Idempotency-Key"] = outgoing.idempotency_key
         msg["X-Floorstream-Severity"] = post.severity.label
-        if post.clears:
-            parent = outgoing.thread or message_id(post.clears, cfg.name, cfg.sender)
+        if post.refers_to:  # an update, resolution or retraction: in the story's mail thread
+            parent = outgoing.thread or message_id(post.refers_to, cfg.name, cfg.sender)
             msg["In-Reply-To"] = parent
             msg["References"] = parent
         msg.set_content(plain_text(post))

@@ -35,7 +35,29 @@ def _v3_long_checkpoints(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE fs_checkpoints MODIFY position LONGTEXT NOT NULL"))
 
 
-MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints}
+def _v4_threads(conn: Connection) -> None:
+    """v3 → v4: every post belongs to a thread and says how it relates to an earlier post
+    (design.md §9): new, update, resolution (what ``clears`` said) or retraction. Columns or
+    indexes already there (a database created by a newer layout) are left alone."""
+    found = inspect(conn)
+    columns = {c["name"] for c in found.get_columns("fs_posts")}
+    for name, ddl in (("thread", "VARCHAR(255) NOT NULL DEFAULT ''"),
+                      ("relation", "VARCHAR(16) NOT NULL DEFAULT 'new'"),
+                      ("refers_to", "VARCHAR(32)")):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE fs_posts ADD COLUMN {name} {ddl}"))
+    conn.execute(text("UPDATE fs_posts SET thread = subject WHERE thread = ''"))
+    conn.execute(text("UPDATE fs_posts SET relation = 'resolution', refers_to = clears "
+                      "WHERE clears IS NOT NULL AND refers_to IS NULL"))
+    indexes = {i["name"] for i in found.get_indexes("fs_posts")}
+    if "ix_fs_posts_thread" not in indexes:
+        conn.execute(text("CREATE INDEX ix_fs_posts_thread ON fs_posts (thread, seq)"))
+    if "ix_fs_posts_refers_to" not in indexes:
+        conn.execute(text("CREATE INDEX ix_fs_posts_refers_to ON fs_posts (refers_to)"))
+
+
+MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints,
+                                    4: _v4_threads}
 
 
 def current_version(conn: Connection) -> int | None:

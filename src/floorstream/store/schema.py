@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -109,11 +109,16 @@ posts = Table(
     Column("links", JSON, nullable=False),
     Column("fields", JSON, nullable=False),
     Column("routing", JSON, nullable=False),
-    Column("clears", String(32)),
+    Column("clears", String(32)),  # v1-v3: the resolved post; refers_to since v4
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("thread", String(255), nullable=False, server_default=""),
+    Column("relation", String(16), nullable=False, server_default="new"),
+    Column("refers_to", String(32)),
     UniqueConstraint("id", name="uq_fs_posts_id"),
     Index("ix_fs_posts_source_subject", "source", "subject", "seq"),
+    Index("ix_fs_posts_thread", "thread", "seq"),
+    Index("ix_fs_posts_refers_to", "refers_to"),
     **MYSQL,
 )
 

@@ -248,6 +248,22 @@ class Store:
             found = self._posts_by_seq(conn, [seq]) if seq is not None else []
         return found[0] if found else None
 
+    def thread(self, thread: str, *, limit: int = 200) -> list[Post]:
+        """A thread's posts, oldest first: one story across sources (an index lookup)."""
+        p = schema.posts
+        with self.engine.connect() as conn:
+            seqs = list(conn.execute(select(p.c.seq).where(p.c.thread == thread)
+                                     .order_by(p.c.seq.desc()).limit(limit)).scalars())
+            return self._posts_by_seq(conn, seqs[::-1])
+
+    def replies(self, post_id: str) -> list[Post]:
+        """The posts that update, resolve or retract ``post_id``, oldest first."""
+        p = schema.posts
+        with self.engine.connect() as conn:
+            seqs = list(conn.execute(select(p.c.seq).where(p.c.refers_to == post_id)
+                                     .order_by(p.c.seq)).scalars())
+            return self._posts_by_seq(conn, seqs)
+
     def post_seq(self, post_id: str) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(select(schema.posts.c.seq)
@@ -287,6 +303,8 @@ def _post_row(post: Post) -> dict[str, Any]:
         "tags": post.tags, "links": post.links, "fields": post.fields,
         "routing": post.routing, "clears": post.clears,
         "occurred_at": post.occurred_at, "created_at": post.created_at,
+        "thread": post.thread or post.subject, "relation": post.relation,
+        "refers_to": post.refers_to,
     }
 
 
@@ -299,8 +317,9 @@ def _row_post(row: RowMapping, teams: dict[str, list[str]]) -> Post:
         id=row["id"], type=row["type"], source=row["source"], subject=row["subject"],
         summary=row["summary"], body=row["body"], severity=Severity(row["severity"]),
         teams=tuple(ordered), tags=tuple(row["tags"] or ()), links=dict(row["links"] or {}),
-        occurred_at=row["occurred_at"], created_at=row["created_at"], clears=row["clears"],
-        fields=dict(row["fields"] or {}), routing=routing,
+        occurred_at=row["occurred_at"], created_at=row["created_at"],
+        thread=row["thread"] or row["subject"], relation=row["relation"] or "new",
+        refers_to=row["refers_to"], fields=dict(row["fields"] or {}), routing=routing,
     )
 
 
