@@ -1,46 +1,78 @@
-"""The daemon's configuration: one YAML file, validated all at once.
+"""The plugin-aware validator: one YAML file, validated all at once.
 
 Validation happens in layers because sources, detectors and sinks are plugins: the top level is
 checked by :class:`Settings`, each source by its adapter's model, each ``detect`` entry by its
 detector's options, each sink by its sink type's model. Every problem found in any layer is
 collected with its key path and line, so one ``floorstream check`` shows the whole list.
+
+``floorstream run`` validates with this same code before it starts anything, so what ``check``
+accepts is what ``run`` can start: values the daemon would only trip over later (the store
+URL and its driver, templates, decoder names, NaN and infinite numbers, plugin names) are
+checked here too. An unknown adapter or sink type still has its common keys checked, so one
+mistake never hides another.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Mapping
 from pathlib import Path as FsPath
 from typing import Any
 
-import jinja2
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from floorstream.config.checks import (
+    did_you_mean,
+    non_finite,
+    registry_references,
+    store_problem,
+    store_warning,
+    template_problem,
+)
 from floorstream.config.settings import Config, Settings
 from floorstream.errors import ConfigError, ConfigProblem, UnknownNameError
 from floorstream.plugin.adapter import DetectorSpec, SourceConfig
+from floorstream.plugin.registry import Registry
 from floorstream.plugin.sink import SinkConfig
 from floorstream.plugins import Plugins
 from floorstream.render import template_environment
-from floorstream.yamlsource import LoadedYaml, Path, format_path, load_yaml
+from floorstream.yamlsource import LoadedYaml, Path, format_path, load_yaml, read_text
 
 __all__ = ["load_config", "parse_config", "parse_mapping"]
+
+
+class _AnySource(SourceConfig):
+    """The keys every source has, for a source whose adapter is unknown: its own keys cannot
+    be checked, the common ones still are."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _AnySink(SinkConfig):
+    """The keys every sink has, for a sink whose type is unknown."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 def load_config(path: str | FsPath, plugins: Plugins,
                 environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raises :class:`ConfigError` listing every problem."""
-    file = str(path)
-    try:
-        text = FsPath(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(file, "", None, f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, plugins, file=file, environ=environ)
+    text, problems = read_text(path)
+    if text is None:
+        raise ConfigError(problems)
+    return parse_config(text, plugins, file=str(path), environ=environ)
 
 
 def parse_config(text: str, plugins: Plugins, *, file: str = "<memory>",
                  environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a config file's text; raises :class:`ConfigError` listing every problem."""
     loaded = load_yaml(text, file, environ)
+    if loaded.empty:
+        raise ConfigError([ConfigProblem(file, "", None, "the file is empty; a config needs "
+                                         "at least a source or a store (`floorstream demo` "
+                                         "writes one to start from)")])
     if loaded.problems and not loaded.data:
         raise ConfigError(loaded.problems)
     return _Validator(loaded, plugins).run()
@@ -56,10 +88,16 @@ class _Validator:
         self.loaded = loaded
         self.plugins = plugins
         self.problems: list[ConfigProblem] = list(loaded.problems)
+        self.warnings: list[str] = []
         # keys whose ${VAR} was unset: their stand-in '' fails validation too; say it once
-        self._unset = {p.path for p in loaded.problems}
+        self._unset = set(loaded.unset)
+        self._last_model: dict[Path, type[BaseModel]] = {}
+        self._env = template_environment()
+        self._secrets = sorted((s for s in loaded.secrets if len(s) >= 4), key=len, reverse=True)
 
     def fail(self, path: Path, message: str) -> None:
+        for secret in self._secrets:  # a value from the environment is never printed
+            message = message.replace(secret, "***")
         self.problems.append(self.loaded.problem(path, message))
 
     def pydantic(self, exc: ValidationError, prefix: Path) -> None:
@@ -67,6 +105,8 @@ class _Validator:
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
             if format_path(prefix + loc) in self._unset:
                 continue
+            if error["type"] == "finite_number" and isinstance(error.get("input"), float):
+                continue  # _non_finite reported it, at the key where it was written
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key" + self._suggest(prefix + loc[:-1], str(loc[-1]))
@@ -89,25 +129,53 @@ class _Validator:
         """The model that validated ``parent``, to list its keys in an "unknown key" error."""
         if parent == ():
             return Settings
-        known: dict[Path, type[BaseModel]] = getattr(self, "_last_model", {})
-        return known.get(parent)
+        return self._last_model.get(parent)
+
+    def _validate(self, model: type[Any], values: Any, path: Path, what: str) -> Any:
+        """``model.model_validate(values)``; None after filing its problems. A plugin's
+        validator that raises something else than ValueError is a problem too, not a crash."""
+        try:
+            return model.model_validate(values)
+        except ValidationError as exc:
+            self.pydantic(exc, path)
+        except Exception as exc:
+            self.fail(path, f"{what} failed to validate this: {exc!r}")
+        return None
 
     def run(self) -> Config:
         data = self.loaded.data
         if not isinstance(data, dict):
             raise ConfigError([self.loaded.problem((), "the file must hold a mapping of keys")])
-        self._last_model: dict[Path, type[BaseModel]] = {}
-        settings: Settings | None = None
-        try:
-            settings = Settings.model_validate(data)
-        except ValidationError as exc:
-            self.pydantic(exc, ())
+        raw_non_finite = self._non_finite(data, ())
+        settings: Settings | None = self._validate(Settings, data, (), "floorstream")
         sources = self._sources(data.get("sources"))
         sinks = self._sinks(data.get("sinks"))
         self._cross_check(data, sinks)
+        self._store(data.get("store"))
+        self._disabled_plugins(data.get("plugins"))
+        if settings is not None and not raw_non_finite:
+            for where, value in non_finite(settings):
+                if where[:1] not in (("sources",), ("sinks",)):
+                    self.fail(where, f"not a finite number (got {value})")
         if self.problems or settings is None:
             raise ConfigError(sorted(self.problems, key=lambda p: (p.line or 0, p.path)))
-        return Config(settings, sources, sinks, self.loaded.file, frozenset(self.loaded.secrets))
+        return Config(settings, sources, sinks, self.loaded.file, frozenset(self.loaded.secrets),
+                      tuple(self.warnings))
+
+    def _non_finite(self, value: Any, path: Path) -> bool:
+        """File every NaN or infinity written in the file (``.nan``, ``.inf``, ``1e999``): no
+        setting means one, and a model that accepts them would only fail later."""
+        found = False
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(path, f"not a finite number (got {value}); write a number")
+            return True
+        if isinstance(value, dict):
+            for key, item in value.items():
+                found = self._non_finite(item, (*path, key)) or found
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                found = self._non_finite(item, (*path, index)) or found
+        return found
 
     def _sources(self, raw: Any) -> list[SourceConfig]:
         out: list[SourceConfig] = []
@@ -118,48 +186,67 @@ class _Validator:
             path: Path = ("sources", index)
             if not isinstance(item, dict):
                 continue  # Settings already reported it
+            name = item.get("name")
+            if isinstance(name, str) and name:
+                if name in seen:  # by the written name: reported whatever else is wrong
+                    self.fail((*path, "name"), f"source name {name!r} is already used by "
+                                               f"sources[{seen[name]}]")
+                else:
+                    seen[name] = index
             source = self._source(path, item)
-            if source is None:
-                continue
-            if source.name in seen:
-                self.fail((*path, "name"), f"source name {source.name!r} is already used by "
-                                           f"sources[{seen[source.name]}]")
-            seen[source.name] = index
-            out.append(source)
+            if source is not None:
+                out.append(source)
         return out
 
     def _source(self, path: Path, item: dict[str, Any]) -> SourceConfig | None:
         adapter_name = item.get("adapter")
+        model: type[SourceConfig] = _AnySource
+        known = True
         if not isinstance(adapter_name, str):
             self.fail((*path, "adapter"), "required key is missing; expected one of: "
                                           + ", ".join(self.plugins.adapters.names()))
-            return None
-        try:
-            adapter = self.plugins.adapters.get(adapter_name)
-        except UnknownNameError as exc:
-            self.fail((*path, "adapter"), str(exc))
-            return None
-        model: type[SourceConfig] = adapter.config_model
+            known = False
+        else:
+            try:
+                model = self.plugins.adapters.get(adapter_name).config_model
+            except UnknownNameError as exc:
+                self.fail((*path, "adapter"), str(exc))
+                known = False
         self._last_model[path] = model
         values = dict(item)
+        if not known:
+            values["adapter"] = "?"
         raw_detect = item.get("detect", [])
-        if isinstance(raw_detect, list):
-            raw_detect = [*raw_detect, *model.implied_detectors(item)]
-        values["detect"] = self._detectors((*path, "detect"), raw_detect,
-                                           str(item.get("name", "")))
-        ok = True
-        if values["detect"] is None:
-            values["detect"] = []
-            ok = False
+        if isinstance(raw_detect, list) and known:
+            # when its own keys are wrong, validating them below says how
+            with contextlib.suppress(Exception):
+                raw_detect = [*raw_detect, *model.implied_detectors(item)]
+        detect = self._detectors((*path, "detect"), raw_detect)
+        values["detect"] = detect or []
         self._templates((*path, "summary"), item.get("summary"))
-        try:
-            source = model.model_validate(values)
-        except ValidationError as exc:
-            self.pydantic(exc, path)
+        source: SourceConfig | None = self._validate(
+            model, values, path, f"the {adapter_name} adapter")
+        if source is None or not known or detect is None:
             return None
-        return source if ok else None
+        before = len(self.problems)
+        for where, kind, name in registry_references(source):
+            registry = getattr(self.plugins, kind, None)
+            if isinstance(registry, Registry) and name not in registry:
+                try:
+                    registry.get(name)
+                except UnknownNameError as exc:
+                    self.fail((*path, *where), str(exc))
+        if not self._has_problems_under(path):
+            for where, value in non_finite(source):
+                self.fail((*path, *where), f"not a finite number (got {value})")
+        return source if len(self.problems) == before else None
 
-    def _detectors(self, path: Path, raw: Any, source: str) -> list[DetectorSpec] | None:
+    def _has_problems_under(self, path: Path) -> bool:
+        prefix = format_path(path)
+        return any(p.path == prefix or p.path.startswith((prefix + ".", prefix + "["))
+                   for p in self.problems)
+
+    def _detectors(self, path: Path, raw: Any) -> list[DetectorSpec] | None:
         if not isinstance(raw, list):
             self.fail(path, "expected a list of detectors, each {name: {options}}")
             return None
@@ -169,7 +256,8 @@ class _Validator:
             where = (*path, index)
             if isinstance(entry, str):
                 entry = {entry: {}}
-            if not isinstance(entry, dict) or len(entry) != 1:
+            if not isinstance(entry, dict) or len(entry) != 1 or not isinstance(
+                    next(iter(entry)), str):
                 self.fail(where, "expected one detector as {name: {options}}, e.g. "
                                  "{threshold: {field: temp, above: 85}}")
                 ok = False
@@ -186,82 +274,120 @@ class _Validator:
                                  f"{name}: key (e.g. flood: {{max_posts: 10, window: 5m}})")
                 ok = False
                 continue
-            try:
-                validated = detector.options_model.model_validate(options or {})
-            except ValidationError as exc:
-                self._last_model[(*where, name)] = detector.options_model
-                self.pydantic(exc, (*where, name))
+            self._last_model[(*where, name)] = detector.options_model
+            validated = self._validate(detector.options_model,
+                                       {} if options is None else options,
+                                       (*where, name), f"the {name} detector")
+            if validated is None:
                 ok = False
                 continue
             specs.append(DetectorSpec(name=name, options=validated))
         return specs if ok else None
 
     def _templates(self, path: Path, raw: Any) -> None:
-        env = template_environment()
+        """Compile summary templates with the renderer's own environment (filters included):
+        what compiles here compiles when the daemon starts."""
         items = {"": raw} if isinstance(raw, str) else raw if isinstance(raw, dict) else {}
         for key, template in items.items():
             if not isinstance(template, str):
                 continue
-            try:
-                env.parse(template)
-            except jinja2.TemplateSyntaxError as exc:
-                where = (*path, key) if key else path
-                self.fail(where, f"template syntax error: {exc.message}")
+            problem = template_problem(self._env, template)
+            if problem is not None:
+                self.fail((*path, key) if key else path, problem)
 
     def _sinks(self, raw: Any) -> list[SinkConfig]:
         out: list[SinkConfig] = []
         if not isinstance(raw, list):
             return out
+        seen: dict[str, int] = {}
         for index, item in enumerate(raw):
             path: Path = ("sinks", index)
             if not isinstance(item, dict):
                 continue
+            name = item.get("name")
+            if isinstance(name, str) and name:
+                if name in seen:
+                    self.fail((*path, "name"), f"sink name {name!r} is already used by "
+                                               f"sinks[{seen[name]}]")
+                else:
+                    seen[name] = index
             type_name = item.get("type")
+            model: type[SinkConfig] = _AnySink
+            known = True
             if not isinstance(type_name, str):
                 self.fail((*path, "type"), "required key is missing; expected one of: "
                                            + ", ".join(self.plugins.sinks.names()))
+                known = False
+            else:
+                try:
+                    model = self.plugins.sinks.get(type_name).config_model
+                except UnknownNameError as exc:
+                    self.fail((*path, "type"), str(exc))
+                    known = False
+            self._last_model[path] = model
+            values = item if known else {**item, "type": "?"}
+            sink: SinkConfig | None = self._validate(model, values, path,
+                                                     f"the {type_name} sink")
+            if sink is None or not known:
                 continue
-            try:
-                sink = self.plugins.sinks.get(type_name)
-            except UnknownNameError as exc:
-                self.fail((*path, "type"), str(exc))
-                continue
-            self._last_model[path] = sink.config_model
-            try:
-                out.append(sink.config_model.model_validate(item))
-            except ValidationError as exc:
-                self.pydantic(exc, path)
+            if not self._has_problems_under(path):
+                for where, value in non_finite(sink):
+                    self.fail((*path, *where), f"not a finite number (got {value})")
+            out.append(sink)
         return out
+
+    def _store(self, url: Any) -> None:
+        """The store URL as ``run`` will open it: parsed, a supported database, its driver
+        installed. Whether the server answers is for ``check`` without ``--offline``."""
+        if not isinstance(url, str) or format_path(("store",)) in self._unset:
+            return
+        problem = store_problem(url)
+        if problem is not None:
+            self.fail(("store",), problem)
+            return
+        warning = store_warning(url)
+        if warning is not None:
+            self.warnings.append(warning)
+
+    def _disabled_plugins(self, raw: Any) -> None:
+        """``plugins.disable`` must name plugins that exist (a typo would leave the plugin
+        running): the registered ones and those already blocked."""
+        names = raw.get("disable") if isinstance(raw, dict) else None
+        if not isinstance(names, list):
+            return
+        known = {name for name, _ in self.plugins.manager.list_name_plugin()}
+        for index, name in enumerate(names):
+            if isinstance(name, str) and name not in known:
+                self.fail(("plugins", "disable", index),
+                          f"no plugin is named {name!r}{did_you_mean(name, known)}; "
+                          "`floorstream plugins` lists them")
 
     def _cross_check(self, data: dict[str, Any], sinks: list[SinkConfig]) -> None:
         """Names that must refer to each other. Works on the raw mapping, so an undeclared team
         is reported even when some other part of the top level failed validation."""
-        teams = data.get("teams") if isinstance(data.get("teams"), dict) else {}
-        assert isinstance(teams, dict)
-        declared = set(teams) | {str(data.get("default_team", "general")),
-                                 str(data.get("admin_team", "admin"))}
+        raw_teams = data.get("teams")
+        teams: dict[Any, Any] = raw_teams if isinstance(raw_teams, dict) else {}
+        declared = {str(t) for t in teams} | {str(data.get("default_team", "general")),
+                                              str(data.get("admin_team", "admin"))}
+        raw_sinks = data.get("sinks")
         sink_names = {s.name for s in sinks} | {
-            str(s["name"]) for s in data.get("sinks") or [] if isinstance(s, dict) and "name" in s}
-        routes = data.get("routes") if isinstance(data.get("routes"), list) else []
-        assert isinstance(routes, list)
+            str(s["name"]) for s in (raw_sinks if isinstance(raw_sinks, list) else [])
+            if isinstance(s, dict) and "name" in s}
+        raw_routes = data.get("routes")
+        routes: list[Any] = raw_routes if isinstance(raw_routes, list) else []
         for index, rule in enumerate(routes):
             rule_teams = rule.get("teams") if isinstance(rule, dict) else None
             if not isinstance(rule_teams, list):
                 continue
             for t_index, team in enumerate(rule_teams):
-                if teams and team not in declared:
+                if teams and isinstance(team, str) and team not in declared:
                     self.fail(("routes", index, "teams", t_index),
                               f"team {team!r} is not declared under teams:"
-                              + _did_you_mean(str(team), declared))
+                              + did_you_mean(team, declared))
         for team, team_config in teams.items():
             team_sinks = team_config.get("sinks") if isinstance(team_config, dict) else None
             for s_index, sink in enumerate(team_sinks if isinstance(team_sinks, list) else []):
-                if sink not in sink_names:
+                if isinstance(sink, str) and sink not in sink_names:
                     self.fail(("teams", team, "sinks", s_index),
                               f"sink {sink!r} is not declared under sinks:"
-                              + _did_you_mean(sink, sink_names))
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+                              + did_you_mean(sink, sink_names))

@@ -7,10 +7,30 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from floorstream.adapters.mqtt.topics import Template, validate_filter
+from floorstream.adapters.mqtt.topics import _PLACEHOLDER, _TOPIC_LEVEL, Template, validate_filter
 from floorstream.plugin import Duration, SourceConfig
 
-__all__ = ["LastWillConfig", "MqttConfig", "SparkplugConfig", "TlsConfig", "TopicConfig"]
+__all__ = ["LastWillConfig", "MqttConfig", "SparkplugConfig", "TlsConfig", "TopicConfig",
+           "check_template"]
+
+
+def check_template(text: str) -> str:
+    """Compile a subject/attrs template and refuse what :class:`Template` would take
+    silently and fail on for every message: stray braces (``{topic[}``), a malformed topic
+    level, an empty placeholder."""
+    Template(text)
+    rest = _PLACEHOLDER.sub("", text)
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"unbalanced braces in template {text!r}; placeholders are "
+                         "{topic}, {topic[N]}, {node}, {device}, {field.path} or {/pointer}")
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1).strip()
+        if not name:
+            raise ValueError(f"empty placeholder in template {text!r}")
+        if name.startswith("topic[") and not _TOPIC_LEVEL.match(name):
+            raise ValueError(f"{{{name}}} in template {text!r}: a topic level is written "
+                             "{topic[N]} with N a whole number (negative counts from the end)")
+    return text
 
 
 class _Strict(BaseModel):
@@ -57,6 +77,11 @@ class LastWillConfig(_Strict):
     @classmethod
     def _filter(cls, value: str) -> str:
         return validate_filter(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
 
 
 class SparkplugConfig(_Strict):
@@ -134,6 +159,12 @@ class MqttConfig(SourceConfig):
             raise ValueError("expected mqtt://host:port or mqtts://host:port")
         if not parsed.hostname:
             raise ValueError("the URL has no host")
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("the port must be a number from 1 to 65535")
         return value
 
     @field_validator("topics")
@@ -147,8 +178,7 @@ class MqttConfig(SourceConfig):
     @field_validator("subject")
     @classmethod
     def _template(cls, value: str) -> str:
-        Template(value)
-        return value
+        return check_template(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:
@@ -160,7 +190,7 @@ class MqttConfig(SourceConfig):
             raise ValueError("reconnect_max must not be less than reconnect_min")
         for name, template in self.attrs.items():
             try:
-                Template(template)
+                check_template(template)
             except Exception as exc:
                 raise ValueError(f"attrs.{name}: {exc}") from None
         return self
