@@ -7,8 +7,12 @@ import json
 import sys
 from typing import Any
 
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
 from floorstream.cli.common import add_config_arg, load
 from floorstream.config import config_json_schema
+from floorstream.plugin import scrub
 from floorstream.plugins import build_plugins
 
 
@@ -26,6 +30,9 @@ def run_check(args: argparse.Namespace) -> int:
     config, plugins = load(args)
     warnings: list[str] = list(config.warnings)
     if not args.offline:
+        unreachable = store_unreachable(config.settings.store)
+        if unreachable:
+            warnings.append(f"store: cannot connect now: {scrub(unreachable, config.secrets)}")
         for source in config.sources:
             adapter = plugins.adapters.get(source.adapter)
             try:
@@ -37,6 +44,24 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{config.file}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
           f"{len(config.settings.routes)} routes)")
     return 0
+
+
+def store_unreachable(url: str, timeout: int = 5) -> str | None:
+    """Why the store's server does not answer now (one line), or None. A SQLite store is not
+    opened: that would create the file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return None
+    engine = create_engine(parsed, connect_args={"connect_timeout": timeout})
+    try:
+        with engine.connect():
+            return None
+    except Exception as exc:
+        cause = getattr(exc, "orig", None) or exc
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        return lines[0]
+    finally:
+        engine.dispose()
 
 
 def run_schema(args: argparse.Namespace) -> int:

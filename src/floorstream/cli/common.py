@@ -25,9 +25,17 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> tuple[Config, Plugins]:
+    """The validated config and the plugins it runs with: all installed ones but those its
+    ``plugins.disable`` blocks (validated again without them, so a source of a disabled
+    plugin is an error, not a crash at start)."""
     plugins = build_plugins()
     path = args.config or DEFAULT_CONFIG
-    return load_config(path, plugins), plugins
+    config = load_config(path, plugins)
+    disable = config.settings.plugins.disable
+    if disable:
+        plugins = build_plugins(disable=disable)
+        config = load_config(path, plugins)
+    return config, plugins
 
 
 def open_store(args: argparse.Namespace) -> Store:

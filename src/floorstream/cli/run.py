@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from floorstream.cli.common import add_config_arg, load
 from floorstream.daemon import Daemon
 from floorstream.logs import configure_logging
+from floorstream.plugin import scrub
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +29,22 @@ def run(args: argparse.Namespace) -> int:
     config, plugins = load(args)
     logging = config.settings.logging
     configure_logging(logging.level, args.log_format or logging.format, config.secrets)
-    daemon = Daemon(config, plugins, delivery=args.delivery)
-    daemon.run_forever(args.duration)
+    try:
+        daemon = Daemon(config, plugins, delivery=args.delivery)
+    except SQLAlchemyError as exc:  # `check` validated the URL; the server is another matter
+        print(f"floorstream: cannot open the store: {_reason(exc, config.secrets)}",
+              file=sys.stderr)
+        return 1
+    try:
+        daemon.run_forever(args.duration)
+    except (SQLAlchemyError, OSError) as exc:  # the store went away, a port is taken
+        print(f"floorstream: stopped: {_reason(exc, config.secrets)}", file=sys.stderr)
+        return 1
     return 1 if daemon.pipeline.error is not None else 0
+
+
+def _reason(exc: BaseException, secrets: frozenset[str]) -> str:
+    """One line about what failed, without the traceback and without secrets."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines() or [type(cause).__name__]
+    return scrub(lines[0], secrets)
