@@ -47,7 +47,7 @@ class FloodOptions(BaseModel):
     it; the options live with the source contract because a source may tune its own.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_posts: int = Field(default=10, ge=1, description="posts allowed per subject per window")
     window: Duration = Field(default=300.0, gt=0, description="window length")
@@ -57,7 +57,7 @@ class SourceConfig(BaseModel):
     """Keys every source accepts. An adapter subclasses this with its own keys; unknown keys are
     errors so a typo never silently disables a feature."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="unique source name, used in routes and the store")

@@ -31,7 +31,7 @@ SeverityName = Annotated[str, AfterValidator(_severity_name)]
 class DetectorOptions(BaseModel):
     """Base of every detector's options: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DetectorState:

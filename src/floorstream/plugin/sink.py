@@ -51,7 +51,7 @@ class PermanentDeliveryError(DeliveryError):
 class RetrySettings(BaseModel):
     """How a sink's failed deliveries are retried (tiny values make tests fast)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_attempts: int = Field(default=10, ge=1, description="then the delivery is failed")
     max_age: Duration = Field(default=24 * 3600.0,
@@ -64,7 +64,7 @@ class RetrySettings(BaseModel):
 class SinkConfig(BaseModel):
     """Keys every sink accepts; a sink type subclasses it with its own keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     type: str = Field(description="the sink plugin (webhook, email, mqtt, file…)")
