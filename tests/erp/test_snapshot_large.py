@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, select, text
 
 from floorstream.config import parse_config
@@ -75,6 +76,7 @@ def test_v2_store_is_upgraded_to_long_checkpoints(store_url: str) -> None:
         store.close()
 
 
+@pytest.mark.mysql
 def test_snapshot_of_5000_rows_on_mariadb(mysql_url: str, tmp_path: Path) -> None:
     erp = create_erp(mysql_url, orders=0)
     with erp.begin() as conn:
