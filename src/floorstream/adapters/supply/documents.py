@@ -51,6 +51,7 @@ class Asn:
     bill_of_lading: str | None = None
     tracking: str | None = None
     purpose: str | None = None  # BSN01 / BGM message function: 00 original, 01 cancel…
+    sender: str | None = None  # interchange sender (ISA06 / UNB), scopes the ASN number
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,8 @@ class StatusReport:
     po_refs: tuple[str, ...] = ()
     equipment: str | None = None
     references: dict[str, str] = field(default_factory=dict)
+    purpose: str | None = None  # BGN01 (a 214/315 that has one) / BGM 1225 (IFTSTA)
+    doc_id: str | None = None  # the sender's document number a cancel or replace names
 
 
 @dataclass(frozen=True, slots=True)

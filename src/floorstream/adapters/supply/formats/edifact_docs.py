@@ -35,7 +35,8 @@ def parse(raw: bytes) -> Parsed:
     for message in inter.messages:
         key = f"edifact:{inter.sender}:{inter.reference}:{message.reference}"
         if message.type == "DESADV":
-            parsed.documents.append(_desadv(message, key))
+            parsed.documents.append(dataclasses.replace(_desadv(message, key),
+                                                        sender=inter.sender or None))
         elif message.type == "IFTSTA":
             parsed.documents.extend(_iftsta(message, key))
         else:
@@ -131,6 +132,9 @@ def _iftsta(message: Message, key: str) -> list[Document]:
     if not blocks:
         raise ParseError("IFTSTA without a CNI consignment", segment=message.segments[-1].number,
                          offset=message.segments[-1].offset)
+    bgm = _first(message, "BGM")  # 1004 document number, 1225 message function
+    purpose = bgm.get(3) or None if bgm else None
+    doc_id = bgm.get(2, 0) or None if bgm else None
     reports: list[Document] = []
     for number, block in enumerate(blocks):
         refs = dict(header_refs)
@@ -162,7 +166,7 @@ def _iftsta(message: Message, key: str) -> list[Document]:
         reports.append(StatusReport(
             key=f"{key}:{number}", shipment=shipment, carrier=carrier,
             statuses=tuple(statuses), po_refs=tuple(v for k, v in refs.items() if k == "ON"),
-            equipment=equipment, references=refs))
+            equipment=equipment, references=refs, purpose=purpose, doc_id=doc_id))
     return reports
 
 

@@ -106,7 +106,7 @@ def _asn(ts: TransactionSet, key: str, inter: Interchange) -> Asn:
     flush()
     return Asn(key=key, asn_id=bsn.get(2), purpose=bsn.get(1) or None, ship_date=ship_date,
                eta=eta, supplier=supplier, carrier=carrier or None, bill_of_lading=bol,
-               tracking=tracking,
+               tracking=tracking, sender=inter.sender.replace(" ", "") or None,
                orders=tuple(AsnOrder(p, tuple(lines)) for p, lines in orders.items()))
 
 
@@ -139,9 +139,13 @@ def _carrier_status(ts: TransactionSet, key: str, inter: Interchange) -> StatusR
                                   last.text, last.estimated, place or None)
         elif seg.tag == "MS2" and equipment is None:
             equipment = (seg.get(1) + seg.get(2)).strip() or None
+    if b10.get(1) and b10.get(2):
+        refs.setdefault("SI", b10.get(2))  # the shipper's shipment id (often the ASN's BSN02)
+    bgn = _first(ts, "BGN")  # not in the 214 standard, but some carriers send a purpose
     return StatusReport(key=key, shipment=b10.get(1) or b10.get(2), carrier=b10.get(3) or None,
                         statuses=tuple(statuses), po_refs=tuple(pos), equipment=equipment,
-                        references=refs)
+                        references=refs, purpose=bgn.get(1) or None if bgn else None,
+                        doc_id=bgn.get(2) or None if bgn else None)
 
 
 def _container_status(ts: TransactionSet, key: str, inter: Interchange) -> StatusReport:
@@ -161,9 +165,12 @@ def _container_status(ts: TransactionSet, key: str, inter: Interchange) -> Statu
     status = Status(index=0, code=b4.get(3), scheme="x12_315",
                     when=parse_date(b4.get(4), b4.get(5)),
                     location=b4.get(11) or None)
+    bgn = _first(ts, "BGN")
     return StatusReport(key=key, shipment=equipment or refs.get("BN") or refs.get("BM", "?"),
                         carrier=refs.get("SCA") or b4.get(7) or None, statuses=(status,),
-                        po_refs=tuple(pos), equipment=equipment, references=refs)
+                        po_refs=tuple(pos), equipment=equipment, references=refs,
+                        purpose=bgn.get(1) or None if bgn else None,
+                        doc_id=bgn.get(2) or None if bgn else None)
 
 
 def _first(ts: TransactionSet, tag: str) -> Segment | None:
