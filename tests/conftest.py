@@ -1,14 +1,18 @@
 """Fixtures for tests that talk to real services.
 
 URLs come from the environment with the local defaults. Outside CI a missing service skips the
-tests that need it; with CI=true it fails them, so a broken service is never a silent pass.
-Every test gets its own database / topic prefix, so tests never see each other's data.
+tests that need it; with CI=true it fails them, so a broken service is never a silent pass
+(``tests/test_support.py`` proves both). Every test gets its own database / topic prefix, so
+tests never see each other's data.
+
+A test that uses a service carries its marker (``postgres``, ``mysql``, ``mqtt``; a module's
+``pytestmark`` will do), so ``pytest -m "not mysql"`` leaves out exactly the tests that need
+MariaDB. The service fixtures refuse to serve an unmarked test, so a marker cannot be forgotten.
+Shared helpers live in ``tests/support/``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -16,28 +20,16 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import create_engine, text
 
-PG_URL = os.environ.get("FLOORSTREAM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MYSQL_URL = os.environ.get("FLOORSTREAM_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
-MQTT_URL = os.environ.get("FLOORSTREAM_TEST_MQTT", "mqtt://127.0.0.1:1883")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from support.services import (
+    IN_CI,
+    MQTT_URL,
+    MYSQL_URL,
+    PG_URL,
+    require_marker,
+    require_service,
+)
 
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(url: str, default_port: int, name: str) -> None:
-    parsed = urlparse(url.replace("+psycopg", "").replace("+pymysql", ""))
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
-    if not _reachable(host, port):
-        message = f"{name} is not reachable at {host}:{port}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: a missing service is a failure)")
-        pytest.skip(message)
+__all__ = ["IN_CI", "MQTT_URL", "MYSQL_URL", "PG_URL", "require_marker", "require_service"]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -46,8 +38,9 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL database for this test, dropped afterwards."""
+    require_marker(request, "postgres", "PostgreSQL")
     require_service(PG_URL, 5432, "PostgreSQL")
     name = f"fs_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -62,8 +55,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def mysql_url() -> Iterator[str]:
+def mysql_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh MariaDB database for this test, dropped afterwards."""
+    require_marker(request, "mysql", "MariaDB")
     require_service(MYSQL_URL, 3306, "MariaDB")
     name = f"fs_{uuid.uuid4().hex[:12]}"
     admin = create_engine(MYSQL_URL)
@@ -82,7 +76,8 @@ def sqlite_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/floorstream.db"
 
 
-@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
 def store_url(request: pytest.FixtureRequest) -> str:
     """The same test on SQLite, PostgreSQL and MariaDB."""
     fixture = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param]
@@ -91,8 +86,9 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def mqtt_broker() -> tuple[str, int]:
+def mqtt_broker(request: pytest.FixtureRequest) -> tuple[str, int]:
     """(host, port) of the local Mosquitto."""
+    require_marker(request, "mqtt", "Mosquitto")
     require_service(MQTT_URL, 1883, "Mosquitto")
     parsed = urlparse(MQTT_URL)
     return parsed.hostname or "127.0.0.1", parsed.port or 1883

@@ -1,98 +1,16 @@
-"""Real local servers and small builders for the delivery tests."""
+"""Small builders for the delivery tests: configs, posts, outbox commits.
+
+The HTTP server, waiting and daemons come from ``tests/support`` (``support.http_receiver``,
+``support.wait_for``, ``support.DaemonRunner``)."""
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from floorstream.config import Config, parse_config
 from floorstream.model import Post, Severity, event_id
 from floorstream.plugins import Plugins, build_plugins
 from floorstream.store.store import CommitBatch, Store
-
-
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Recorder:
-    """What the HTTP server received, and what it answers next."""
-
-    requests: list[Request] = field(default_factory=list)
-    status: int = 200
-    retry_after: str | None = None
-    reply: Callable[[Request], tuple[int, dict[str, str], bytes]] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    refused: int = 0  # requests answered with an error
-
-    def ok(self) -> list[Request]:
-        return [r for r in self.requests if getattr(r, "accepted", False)]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
-    recorder: Recorder
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
-        request = Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                          time.time())
-        rec = self.recorder
-        with rec.lock:
-            if rec.reply is not None:
-                status, headers, payload = rec.reply(request)
-            else:
-                status, headers, payload = rec.status, {}, b"{}"
-                if rec.retry_after is not None:
-                    headers["Retry-After"] = rec.retry_after
-            request.accepted = 200 <= status < 300  # type: ignore[attr-defined]
-            if not request.accepted:  # type: ignore[attr-defined]
-                rec.refused += 1
-            rec.requests.append(request)
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def http_server() -> Iterator[tuple[str, Recorder]]:
-    """A real HTTP server on a free local port; yields (base URL, recorder)."""
-    recorder = Recorder()
-    handler = type("Handler", (_Handler,), {"recorder": recorder})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", recorder
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def plugins() -> Plugins:
@@ -125,11 +43,3 @@ def commit(store: Store, posts: list[Post], sinks: dict[str, list[str]]) -> None
                 batch.deliveries.append((post.id, team, sink))
     store.commit(batch)
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what or condition}")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from floorstream.daemon import Daemon
-from floorstream.store.store import Store
+from support import DaemonRunner, http_receiver, sentinel, wait_for
 
-from .helpers import config, http_server, wait_for
+from .helpers import commit, config, make_post
 
 CONFIG = """
 store: sqlite:///{db}
@@ -46,26 +45,34 @@ sinks:
 
 def test_every_routed_post_reaches_its_teams_sinks_once_in_order(tmp_path: Path) -> None:
     db = tmp_path / "fs.db"
-    with http_server() as (url, recorder):
+    with http_receiver() as recorder:
+        url = recorder.url
         recorder.status = 500  # down at first: the outbox must hold the posts
         cfg, plugins = config(CONFIG.format(db=db, url=url))
-        daemon = Daemon(cfg, plugins)
-        daemon.start()
-        try:
-            wait_for(lambda: daemon.status["line"].state == "finished", 20, "simulator done")
+        with DaemonRunner(cfg, plugins=plugins) as daemon:
+            daemon.start()
+            # the simulator's 150 readings are committed (its last checkpoint)
+            wait_for(lambda: daemon.checkpoint("line") == "150", 20, "simulator done")
             wait_for(lambda: recorder.refused >= 3, 10, "failed attempts while down")
             recorder.status = 200
-            store = Store.open(f"sqlite:///{db}")
-            feeds = {team: list(reversed(store.feed(team, limit=1000)))
+            feeds = {team: daemon.posts(team)
                      for team in ("maintenance", "production", "planning")}
             expected = sum(len(feeds[t]) for t in feeds) + len(feeds["planning"])
             assert all(feeds.values()), {t: len(p) for t, p in feeds.items()}
-            wait_for(lambda: len(recorder.ok()) == expected, 30, "all deliveries")
-        finally:
+            # a marker post per team behind the story: once every sink got its marker, every
+            # earlier post went out (each lane keeps commit order), so nothing is still to come
+            sinks = {"maintenance": ["maint-teams"], "production": ["prod-mm"],
+                     "planning": ["plan-slack", "plan-as2"]}
+            markers = [make_post(900, team) for team in sinks]
+            sentinel(lambda: commit(daemon.store, markers, sinks),
+                     lambda: {r.path for r in recorder.ok() if b" post 900" in r.body}
+                     == {"/teams", "/mm", "/slack", "/as2"}, 30, "every sink's marker")
             daemon.stop()
+    delivered = [r for r in recorder.ok() if b" post 900" not in r.body]
+    assert len(delivered) == expected
 
     by_path: dict[str, list[dict[str, object]]] = {}
-    for request in recorder.ok():
+    for request in delivered:
         by_path.setdefault(request.path, []).append(request.json)
     teams_cards = by_path["/teams"]
     assert [c["attachments"][0]["content"]["body"][0]["text"]  # type: ignore[index]
@@ -79,5 +86,5 @@ def test_every_routed_post_reaches_its_teams_sinks_once_in_order(tmp_path: Path)
     as2 = by_path["/as2"]
     assert [a["id"] for a in as2] == [f"urn:floorstream:post:{p.id}" for p in feeds["planning"]]
     # retries carried the same idempotency key: one key per delivered (post, sink)
-    keys = [r.headers.get("idempotency-key") for r in recorder.ok()]
+    keys = [r.headers.get("idempotency-key") for r in delivered]
     assert len(set(keys)) == len(keys) == expected

@@ -4,10 +4,6 @@ two processes on one SQLite store. Every routed post arrives once, in order, and
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,10 +11,9 @@ from sqlalchemy import select
 
 from floorstream.store import schema
 from floorstream.store.store import Store
+from support import DaemonRunner, http_receiver, sentinel, wait_for
 
-from .helpers import http_server, wait_for
-
-FLOORSTREAM = str(Path(sys.executable).parent / "floorstream")
+from .helpers import commit, make_post
 
 CONFIG = """\
 store: sqlite:///{db}
@@ -41,37 +36,34 @@ sinks:
 def test_pipeline_and_delivery_in_separate_processes(tmp_path: Path) -> None:
     db = tmp_path / "fs.db"
     Store.open(f"sqlite:///{db}").close()  # the schema exists before both start
-    procs: list[subprocess.Popen[bytes]] = []
-    with http_server() as (url, rec):
-        try:
-            for name, command in (("run", ["run", "--no-delivery"]),
-                                  ("deliver", ["deliver", "--poll", "0.05"])):
-                path = tmp_path / f"{name}.yaml"
-                path.write_text(CONFIG.format(db=db, url=url, name=name), encoding="utf-8")
-                log = (tmp_path / f"{name}.log").open("wb")
-                procs.append(subprocess.Popen(
-                    [FLOORSTREAM, *command, "-c", str(path), "--log-format", "json"],
-                    stdout=log, stderr=subprocess.STDOUT))
-            store = Store.open(f"sqlite:///{db}")
-            d = schema.deliveries
+    with http_receiver() as rec, \
+            DaemonRunner(CONFIG.format(db=db, url=rec.url, name="run"), process=True,
+                         command=["run", "--no-delivery"], workdir=tmp_path, name="run") as run, \
+            DaemonRunner(CONFIG.format(db=db, url=rec.url, name="deliver"), process=True,
+                         command=["deliver", "--poll", "0.05"], workdir=tmp_path,
+                         name="deliver") as deliver:
+        run.start()
+        deliver.start()
+        store = run.store
+        d = schema.deliveries
 
-            def statuses() -> list[str]:
-                with store.engine.connect() as conn:
-                    return list(conn.execute(select(d.c.status).order_by(d.c.id)).scalars())
-
-            wait_for(lambda: len(statuses()) > 5 and set(statuses()) == {"delivered"}
-                     and len(rec.ok()) == len(statuses()), timeout=30, what="all delivered")
-            time.sleep(0.5)  # the simulator is done; nothing more may arrive
+        def post_ids() -> list[str]:
             with store.engine.connect() as conn:
-                expected = list(conn.execute(select(d.c.post_id).order_by(d.c.id)).scalars())
-            store.close()
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=30)
-    for proc, name in zip(procs, ("run", "deliver"), strict=True):
-        assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+                return list(conn.execute(select(d.c.post_id).order_by(d.c.id)).scalars())
+
+        # the simulator's 300 readings are all committed (its last checkpoint) …
+        wait_for(lambda: run.checkpoint("shopfloor") == "300", 30, "the simulator's story")
+        expected = post_ids()
+        assert len(expected) > 5
+        # … and a marker post committed behind them on the same lane is delivered: every
+        # earlier row of the lane went out before it, so nothing may come after this
+        marker = make_post(1, "line")
+        sentinel(lambda: commit(store, [marker], {"line": ["chat"]}),
+                 lambda: any(r.json["id"].endswith(marker.id) for r in rec.ok()),
+                 what="the marker post")
+        run.stop()
+        deliver.stop()
     got = [r.json["id"].rsplit(":", 1)[1] for r in rec.requests]
-    assert got == expected  # once each, in commit order
-    assert Counter(r.headers["x-process"] for r in rec.requests) == {"deliver": len(expected)}
+    assert got == [*expected, marker.id]  # once each, in commit order
+    assert Counter(r.headers["x-process"] for r in rec.requests) == {
+        "deliver": len(expected) + 1}

@@ -16,8 +16,9 @@ from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.service import DeliveryService
 from floorstream.model import Severity
 from floorstream.store.store import Store
+from support import wait_for
 
-from .helpers import commit, config, make_post, wait_for
+from .helpers import commit, config, make_post
 
 
 class Inbox:

@@ -13,8 +13,9 @@ from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.service import DeliveryService
 from floorstream.model import utcnow
 from floorstream.store.store import Store
+from support import http_receiver, wait_for
 
-from .helpers import commit, config, http_server, make_post, wait_for
+from .helpers import commit, config, make_post
 
 CONFIG = """
 store: {store}
@@ -28,14 +29,17 @@ sinks:
 """
 
 TEAMS = [f"team{n}" for n in range(6)]
+DATABASES = [pytest.param("pg_url", marks=pytest.mark.postgres),
+             pytest.param("mysql_url", marks=pytest.mark.mysql)]
 
 
-@pytest.mark.parametrize("database", ["pg_url", "mysql_url"])
+@pytest.mark.parametrize("database", DATABASES)
 def test_two_daemons_never_deliver_a_row_twice(database: str,
                                                request: pytest.FixtureRequest) -> None:
     db_url: str = request.getfixturevalue(database)
     teams = ", ".join(f"{t}: {{sinks: [chat]}}" for t in TEAMS)
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         seed = Store.open(db_url)
         assert supports_skip_locked(seed.engine)  # MariaDB 10.6+ / PostgreSQL: shared claims
         posts = [make_post(n, team) for n in range(40) for team in TEAMS]
@@ -71,7 +75,7 @@ def test_two_daemons_never_deliver_a_row_twice(database: str,
     assert sum(done) == len(posts) and min(done) > 0
 
 
-@pytest.mark.parametrize("database", ["pg_url", "mysql_url"])
+@pytest.mark.parametrize("database", DATABASES)
 def test_claims_of_other_lanes_never_make_a_lane_skip_ahead(
         database: str, request: pytest.FixtureRequest) -> None:
     """Posts committed while four workers claim four lanes concurrently: each lane's posts
@@ -80,7 +84,8 @@ def test_claims_of_other_lanes_never_make_a_lane_skip_ahead(
     db_url: str = request.getfixturevalue(database)
     lanes = TEAMS[:4]
     teams = ", ".join(f"{t}: {{sinks: [chat]}}" for t in lanes)
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         cfg, plugins = config(CONFIG.format(store=db_url, teams=teams, url=url).replace(
             "workers: 3", "workers: 4"))
         store = Store.open(db_url)
@@ -104,6 +109,7 @@ def test_claims_of_other_lanes_never_make_a_lane_skip_ahead(
         assert got == [p.id for p in posts if p.teams == (team,)], team
 
 
+@pytest.mark.mysql
 def test_mariadb_locking_read_scans_only_its_lane(mysql_url: str) -> None:
     """The deterministic half of the test above: the claim's locking read uses the lane index
     (no filesort over all due rows, which InnoDB would lock while reading)."""

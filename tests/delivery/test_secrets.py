@@ -13,8 +13,9 @@ from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.service import DeliveryService
 from floorstream.logs import configure_logging
 from floorstream.store.store import Store
+from support import http_receiver, wait_for
 
-from .helpers import commit, config, http_server, make_post, wait_for
+from .helpers import commit, config, make_post
 
 SECRET = "T0KEN-s3cr3t-9f8e7d"
 
@@ -49,7 +50,8 @@ def _closed_port() -> int:
 
 def test_secrets_stay_out_of_errors_and_logs(sqlite_url: str) -> None:
     log = io.StringIO()
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         # the server echoes the request path (which holds the secret) in its error body
         rec.reply = lambda r: (500, {}, f'{{"error": "bad hook {r.path}"}}'.encode())
         env = {"CHAT_URL": f"{url}/hooks/{SECRET}", "CHAT_TOKEN": SECRET + "-tok",

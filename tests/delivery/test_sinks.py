@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import update
 
@@ -17,8 +18,9 @@ from floorstream.delivery.service import DeliveryService
 from floorstream.model import Severity
 from floorstream.store import schema
 from floorstream.store.store import Store
+from support import http_receiver, wait_for
 
-from .helpers import commit, config, http_server, make_post, wait_for
+from .helpers import commit, config, make_post
 
 
 def _run(store_url: str, yaml: str, env: dict[str, str] | None = None) -> tuple[
@@ -29,6 +31,7 @@ def _run(store_url: str, yaml: str, env: dict[str, str] | None = None) -> tuple[
     return service, store, Outbox(store.engine)
 
 
+@pytest.mark.mqtt
 def test_mqtt_sink_republishes_with_qos1(sqlite_url: str, mqtt_broker: tuple[str, int],
                                          topic_prefix: str) -> None:
     host, port = mqtt_broker
@@ -89,7 +92,8 @@ sinks:
 
 
 def test_slack_api_threads_the_clearing_post(sqlite_url: str) -> None:
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         counter = iter(range(1, 100))
         rec.reply = lambda r: (200, {}, json.dumps(
             {"ok": True, "ts": f"1700000000.{next(counter):06d}"}).encode())
@@ -117,7 +121,8 @@ sinks:
 
 
 def test_info_posts_wait_for_the_digest_while_warnings_go_at_once(sqlite_url: str) -> None:
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         service, store, outbox = _run(sqlite_url, f"""
 store: {sqlite_url}
 teams: {{maintenance: {{sinks: [chat], immediate: warning, digest: 1h}}}}

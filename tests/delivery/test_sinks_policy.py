@@ -20,8 +20,9 @@ from floorstream.delivery.service import DeliveryService
 from floorstream.model import Severity
 from floorstream.store import schema
 from floorstream.store.store import Store
+from support import http_receiver, wait_for
 
-from .helpers import commit, config, http_server, make_post, wait_for
+from .helpers import commit, config, make_post
 
 d = schema.deliveries
 
@@ -49,7 +50,8 @@ def _held_until(store: Store) -> set[datetime]:
 def test_apprise_json_target_gets_every_post_once_after_an_outage(sqlite_url: str) -> None:
     pytest.importorskip("apprise")  # a dev dependency: `make test` installs it
     secret = "ntfy-like-token-8c1d2e"
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         rec.status = 500  # the target is down at first
         port = url.rsplit(":", 1)[1]
         service, store, outbox = _run(sqlite_url, f"""
@@ -84,7 +86,8 @@ sinks:
 
 
 def test_mattermost_api_threads_the_clearing_post_with_root_id(sqlite_url: str) -> None:
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         counter = iter(range(1, 100))
         rec.reply = lambda r: (201, {}, json.dumps(
             {"id": f"mmpost{next(counter):020d}", "channel_id": "chan42"}).encode())
@@ -187,7 +190,8 @@ def _quiet_window(now: datetime) -> str:
 
 def test_quiet_hours_hold_non_immediate_posts_then_release_them(sqlite_url: str) -> None:
     now = datetime.now(UTC)
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         service, store, outbox = _run(sqlite_url, f"""
 store: {sqlite_url}
 teams:

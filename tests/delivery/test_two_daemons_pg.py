@@ -9,21 +9,21 @@ processes must have done part of the work.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from floorstream.store import schema
 from floorstream.store.store import Store
+from support import DaemonRunner, http_receiver, sentinel, wait_for
 
-from .helpers import commit, http_server, make_post, wait_for
+from .helpers import commit, make_post
 
-FLOORSTREAM = str(Path(sys.executable).parent / "floorstream")
+pytestmark = pytest.mark.postgres
+
 TEAMS = [f"team{n}" for n in range(6)]
 
 CONFIG = """\
@@ -63,38 +63,37 @@ def _rows(store: Store) -> list[tuple[int, str, str, str]]:
 def test_two_daemon_processes_never_deliver_a_row_twice(pg_url: str, tmp_path: Path) -> None:
     teams = ", ".join(f"{t}: {{sinks: [chat]}}" for t in TEAMS)
     store = Store.open(pg_url)  # the schema exists before either daemon starts
-    procs: list[subprocess.Popen[bytes]] = []
-    with http_server() as (url, rec):
-        try:
-            for name, sources in (("a", SOURCES), ("b", "")):
-                path = tmp_path / f"{name}.yaml"
-                path.write_text(CONFIG.format(store=pg_url, teams=teams, sources=sources,
-                                              url=url, name=name), encoding="utf-8")
-                log = (tmp_path / f"{name}.log").open("wb")
-                procs.append(subprocess.Popen(
-                    [FLOORSTREAM, "run", "-c", str(path), "--log-format", "json"],
-                    stdout=log, stderr=subprocess.STDOUT))
-            posts = [make_post(n, team) for n in range(25) for team in TEAMS]
-            for start in range(0, len(posts), 15):  # committed by "another daemon"
-                commit(store, posts[start:start + 15], {t: ["chat"] for t in TEAMS})
-                time.sleep(0.15)
+    with http_receiver() as rec, \
+            DaemonRunner(CONFIG.format(store=pg_url, teams=teams, sources=SOURCES,
+                                       url=rec.url, name="a"),
+                         process=True, workdir=tmp_path, name="a") as a, \
+            DaemonRunner(CONFIG.format(store=pg_url, teams=teams, sources="", url=rec.url,
+                                       name="b"),
+                         process=True, workdir=tmp_path, name="b") as b:
+        a.start()
+        b.start()
+        posts = [make_post(n, team) for n in range(25) for team in TEAMS]
+        for start in range(0, len(posts), 15):  # committed by "another daemon"
+            commit(store, posts[start:start + 15], {t: ["chat"] for t in TEAMS})
+            time.sleep(0.15)  # spread out, so both daemons' workers see commits arrive
+        wait_for(lambda: a.checkpoint("shopfloor") == "300", 30, "daemon A's simulator story")
+        # a marker post per lane behind everything else: once each has arrived, every earlier
+        # row of its lane has been delivered (lanes keep commit order), a second time too if
+        # it ever were; only then is "nothing twice" a fact and not a race
+        markers = [make_post(99, team) for team in ["line", *TEAMS]]
+        sentinel(lambda: commit(store, markers, {t: ["chat"] for t in ["line", *TEAMS]}),
+                 lambda: {m.id for m in markers} <= {r.json["id"].rsplit(":", 1)[1]
+                                                    for r in rec.ok()},
+                 timeout=40, what="every lane's marker post")
+        # the markers' rows are marked delivered just after their requests were answered
+        def all_delivered() -> list[tuple[int, str, str, str]] | None:
+            found = _rows(store)
+            return found if all(r[3] == "delivered" for r in found) else None
 
-            def settled() -> bool:
-                rows = _rows(store)
-                return (len(rows) > len(posts) and all(r[3] == "delivered" for r in rows)
-                        and len(rec.ok()) >= len(rows))
-
-            wait_for(settled, timeout=40, what="every row delivered")
-            time.sleep(1.0)  # a double delivery would show up now
-            rows = _rows(store)
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=30)
-            store.close()
-    for proc, name in zip(procs, "ab", strict=True):
-        assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+        rows = wait_for(all_delivered, what="every row marked delivered")
+        a.stop()
+        b.stop()
+    store.close()
     assert all(r[3] == "delivered" for r in rows)
     ok = rec.ok()
     assert len(ok) == len(rows) == len(rec.requests)  # nothing failed, nothing twice

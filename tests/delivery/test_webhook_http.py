@@ -10,8 +10,9 @@ import pytest
 from floorstream.model import Severity
 from floorstream.plugin.sink import DeliveryError, Outgoing, PermanentDeliveryError
 from floorstream.sinks.webhook import WebhookConfig, WebhookSink
+from support import http_receiver
 
-from .helpers import http_server, make_post
+from .helpers import make_post
 
 SECRET = "B0TT0KEN-8d7c6b5a"
 
@@ -29,7 +30,8 @@ def _send(sink: WebhookSink) -> str | None:
 
 
 def test_http_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    with http_server() as (proxy, rec):  # the recording server plays the forward proxy
+    with http_receiver() as rec:  # the recording server plays the forward proxy
+        proxy = rec.url
         monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.setenv("http_proxy", proxy)
         monkeypatch.delenv("NO_PROXY", raising=False)
@@ -42,7 +44,8 @@ def test_http_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_no_proxy_hosts_are_called_directly(monkeypatch: pytest.MonkeyPatch) -> None:
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
         monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
@@ -52,7 +55,8 @@ def test_no_proxy_hosts_are_called_directly(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_redirect_is_not_followed_and_fails_for_good() -> None:
-    with http_server() as (url, rec):
+    with http_receiver() as rec:
+        url = rec.url
         rec.reply = lambda r: (302, {"Location": f"{url}/elsewhere"}, b"")
         with pytest.raises(PermanentDeliveryError, match="redirect"):
             _send(_sink(f"{url}/hook"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +9,9 @@ import pytest
 from floorstream.delivery.outbox import Outbox
 from floorstream.delivery.service import DeliveryService
 from floorstream.store.store import Store
+from support import HttpReceiver, http_receiver, wait_for
 
-from .helpers import Recorder, commit, config, http_server, make_post, wait_for
+from .helpers import commit, config, make_post
 
 CONFIG = """
 store: {store}
@@ -28,8 +28,8 @@ sinks:
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[str, Recorder]]:
-    with http_server() as found:
+def server() -> Iterator[HttpReceiver]:
+    with http_receiver() as found:
         yield found
 
 
@@ -41,8 +41,9 @@ def _service(store_url: str, url: str, attempts: int = 1000) -> tuple[DeliverySe
 
 
 def test_sink_down_then_back_delivers_every_post_once_in_order(
-        store_url: str, server: tuple[str, Recorder]) -> None:
-    url, rec = server
+        store_url: str, server: HttpReceiver) -> None:
+    rec = server
+    url = rec.url
     rec.status = 500
     service, store = _service(store_url, url)
     outbox = Outbox(store.engine)
@@ -52,7 +53,9 @@ def test_sink_down_then_back_delivers_every_post_once_in_order(
     service.start()
     try:
         wait_for(lambda: rec.refused >= 8, what="failing attempts")
-        time.sleep(0.2)  # the sink stays down a while longer
+        # the sink stays down a while longer: more attempts fail (backoff capped at 40 ms)
+        seen = rec.refused
+        wait_for(lambda: rec.refused >= seen + 6, what="more failing attempts")
         rec.status = 200
         wait_for(lambda: outbox.counts() == {"delivered": len(posts)}, what="all delivered")
     finally:
@@ -72,8 +75,9 @@ def test_sink_down_then_back_delivers_every_post_once_in_order(
     assert len({next(iter(k)) for k in keys.values()}) == len(posts)
 
 
-def test_retry_after_on_429_is_honoured(sqlite_url: str, server: tuple[str, Recorder]) -> None:
-    url, rec = server
+def test_retry_after_on_429_is_honoured(sqlite_url: str, server: HttpReceiver) -> None:
+    rec = server
+    url = rec.url
     rec.status, rec.retry_after = 429, "1"
     service, store = _service(sqlite_url, url)
     commit(store, [make_post(1, "maintenance")], {"maintenance": ["chat"]})
@@ -91,8 +95,9 @@ def test_retry_after_on_429_is_honoured(sqlite_url: str, server: tuple[str, Reco
 
 
 def test_gives_up_after_max_attempts_and_permanent_errors_fail_at_once(
-        sqlite_url: str, server: tuple[str, Recorder]) -> None:
-    url, rec = server
+        sqlite_url: str, server: HttpReceiver) -> None:
+    rec = server
+    url = rec.url
     answers = {"maintenance": 500, "quality": 404}
     rec.reply = lambda r: (answers[r.json["floorstream:team"]], {}, b'{"error": "nope"}')
     service, store = _service(sqlite_url, url, attempts=3)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from support.services import missing, require_marker
 
 
 def _bindir() -> Path | None:
@@ -82,13 +82,12 @@ class PrivatePostgres:
 
 
 @pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
+def private_pg(request: pytest.FixtureRequest) -> Iterator[PrivatePostgres]:
+    require_marker(request, "postgres", "a PostgreSQL server")
     bindir = _bindir()
     if bindir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
-        message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        return
     root = Path(tempfile.mkdtemp(prefix="fs-pg-"))
     server = PrivatePostgres(bindir, root)
     try:

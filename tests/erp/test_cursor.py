@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from .harness import Run, create_erp, now_sql, update
+from support.erp import ErpRun, create_erp, now_sql, update
 
 CURSOR = """        mode: cursor
         cursor: write_date
@@ -18,14 +18,14 @@ CURSOR = """        mode: cursor
 def test_transitions_equal_timestamps_late_commit_and_restart(store_url: str,
                                                               tmp_path: Path) -> None:
     erp = create_erp(store_url, orders=3)
-    run = Run(tmp_path, store_url, CURSOR)
+    run = ErpRun(tmp_path, store_url, CURSOR)
     run.start()
     try:
         # baseline: the three existing orders are recorded silently
-        assert run.settle(0.5) == []
+        assert run.sentinel(erp) == []
         # three transitions inside one second between two polls: one correct before → after
         update(erp, 1, state="progress")
-        found = run.wait_for(lambda s: len(s) >= 1)
+        found = run.wait_summaries(lambda s: len(s) >= 1)
         assert found == ["WH/MO/00001: status Confirmed → In progress"]
         # 40 rows inserted with one equal timestamp, paged 7 at a time: none lost
         with erp.begin() as conn:
@@ -35,7 +35,7 @@ def test_transitions_equal_timestamps_late_commit_and_restart(store_url: str,
                     "INSERT INTO production_order (id, name, product_id, product_qty, state, "
                     "create_date, write_date) VALUES (:i, :n, 2, 1, 'draft', :t, :t)"),
                     {"i": i, "n": f"WH/MO/{i:05d}", "t": stamp})
-        found = run.wait_for(lambda s: len(s) >= 41)
+        found = run.wait_summaries(lambda s: len(s) >= 41)
         assert sorted(found[1:]) == sorted(f"WH/MO/{i:05d} created" for i in range(10, 50))
     finally:
         run.stop()
@@ -43,30 +43,29 @@ def test_transitions_equal_timestamps_late_commit_and_restart(store_url: str,
     update(erp, 2, state="done", product_id=2)
     run.start()
     try:
-        found = run.wait_for(lambda s: len(s) >= 43)
+        found = run.wait_summaries(lambda s: len(s) >= 43)
         assert sorted(found[41:]) == ["WH/MO/00002: product id M8 bolt → Hinge",
                                       "WH/MO/00002: status Confirmed → Done"]
-        assert run.settle() == found
+        assert run.sentinel(erp) == found
     finally:
         run.stop()
 
 
 def test_late_commit_with_older_timestamp_is_found(store_url: str, tmp_path: Path) -> None:
     erp = create_erp(store_url, orders=2)
-    run = Run(tmp_path, store_url, CURSOR)
+    run = ErpRun(tmp_path, store_url, CURSOR)
     run.start()
     try:
-        run.settle(0.4)
         update(erp, 2, state="progress")
-        run.wait_for(lambda s: len(s) >= 1)
+        run.wait_summaries(lambda s: len(s) >= 1)
         # a transaction that started earlier commits now, with a write_date 3 s in the past
         with erp.begin() as conn:
             conn.execute(text(f"UPDATE production_order SET state = 'cancel', write_date = "
                               f"{_seconds_ago(erp.dialect.name, 3)} WHERE id = 1"))
-        found = run.wait_for(lambda s: len(s) >= 2)
+        found = run.wait_summaries(lambda s: len(s) >= 2)
         assert found == ["WH/MO/00002: status Confirmed → In progress",
                          "WH/MO/00001: status Confirmed → cancel"]  # unknown value shown raw
-        assert run.settle() == found
+        assert run.sentinel(erp) == found
     finally:
         run.stop()
 
@@ -88,15 +87,14 @@ def test_mass_update_is_one_summary_and_keeps_the_baseline(sqlite_url: str,
                 f"create_date, write_date) VALUES (:i, :n, 1, 1, :s, {now_sql(erp)}, "
                 f"{now_sql(erp)})"),
                 {"i": i, "n": f"WH/MO/{i:05d}", "s": "confirmed" if i <= 1001 else "draft"})
-    run = Run(tmp_path, sqlite_url, CURSOR.replace("batch: 7", "batch: 500") +
-              "        mass_update: 1000\n")
+    run = ErpRun(tmp_path, sqlite_url, CURSOR.replace("batch: 7", "batch: 500") +
+                 "        mass_update: 1000\n")
     run.start()
     try:
-        run.settle(0.5)
         with erp.begin() as conn:  # one statement, 1,300 rows
             conn.execute(text(f"UPDATE production_order SET state = 'done', "
                               f"write_date = {now_sql(erp)}"))
-        found = run.wait_for(lambda s: len(s) >= 1)
+        found = run.wait_summaries(lambda s: len(s) >= 1)
         # the old values come from the detector state (the baseline): only what changed is
         # listed, with before → after; the product, untouched, is not
         assert found == ["production_order: 1,300 rows changed at once (status Confirmed → "
@@ -106,8 +104,8 @@ def test_mass_update_is_one_summary_and_keeps_the_baseline(sqlite_url: str,
         assert [(c["field"], c["before"], c["after"], c["count"]) for c in fields["changes"]] \
             == [("state", "Confirmed", "Done", 1001), ("state", "Draft", "Done", 299)]
         update(erp, 7, state="progress")  # the mass update's values are the new baseline
-        found = run.wait_for(lambda s: len(s) >= 2)
+        found = run.wait_summaries(lambda s: len(s) >= 2)
         assert found[1] == "WH/MO/00007: status Done → In progress"
-        assert run.settle() == found
+        assert run.sentinel(erp) == found
     finally:
         run.stop()

@@ -14,8 +14,7 @@ from sqlalchemy import text
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.cursor import CursorWatcher
 from floorstream.adapters.erp.publish import FLUSH, RowChange
-
-from .harness import create_erp, update
+from support.erp import create_erp, update
 
 CONFIG = TableConfig(table="production_order", cursor="write_date", overlap=30.0, batch=4,
                      track=["state"])

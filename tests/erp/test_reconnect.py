@@ -13,13 +13,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from .harness import Run, create_erp, now_sql, update
+from support import wait_for
+from support.erp import ErpRun, create_erp, now_sql, update
+
 from .private_pg import PrivatePostgres, private_pg
 
 __all__ = ["private_pg"]
+
+pytestmark = pytest.mark.postgres
 
 CURSOR = """        mode: cursor
         cursor: write_date
@@ -58,21 +63,24 @@ class Writer(threading.Thread):
 def test_database_crash_mid_stream_loses_and_repeats_nothing(private_pg: PrivatePostgres,
                                                             tmp_path: Path) -> None:
     erp = create_erp(private_pg.url, orders=3)
-    run = Run(tmp_path, private_pg.url, CURSOR)
+    run = ErpRun(tmp_path, private_pg.url, CURSOR)
     run.start()
     writer = Writer(private_pg.url, first_id=100)
     try:
-        run.settle(0.4)
         writer.start()
-        time.sleep(1.0)
+        wait_for(lambda: writer.next_id >= 140, what="the writer under way")
         update(erp, 1, state="progress")  # right before the crash: likely not polled yet
         private_pg.stop("immediate")
         erp.dispose()
-        time.sleep(2.0)  # the adapter's polls fail and back off; the writer's inserts fail
+        # down for a while: the adapter's polls fail and back off; the writer's inserts fail
+        failed = writer.failures
+        wait_for(lambda: writer.failures >= failed + 20, what="inserts failing")
+        time.sleep(1.0)  # an outage of a while (pacing the scenario, not waiting on a result)
         private_pg.start()
-        time.sleep(1.0)
+        resumed = writer.next_id
+        wait_for(lambda: writer.next_id >= resumed + 20, what="the writer inserting again")
         update(erp, 2, state="done")  # after the restart
-        time.sleep(0.5)
+        wait_for(lambda: writer.next_id >= resumed + 40, what="more inserts after the restart")
         writer.stop.set()
         writer.join(5)
         with erp.connect() as conn:
@@ -82,11 +90,11 @@ def test_database_crash_mid_stream_loses_and_repeats_nothing(private_pg: Private
             "WH/MO/00001: status Confirmed → In progress", "WH/MO/00002: status Confirmed → Done"]
         assert writer.failures > 0, "the writer should have seen the database down"
         assert len(ids) > 60
-        found = run.wait_for(lambda s: len(s) >= len(expected), timeout=30)
+        found = run.wait_summaries(lambda s: len(s) >= len(expected), timeout=30)
         duplicates = [s for s, n in Counter(found).items() if n > 1]
         assert duplicates == []
         assert sorted(found) == sorted(expected)
-        assert run.settle(0.5) == found
+        assert run.sentinel(erp) == found
     finally:
         writer.stop.set()
         run.stop()

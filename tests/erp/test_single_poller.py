@@ -8,22 +8,14 @@ exactly once.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from floorstream.adapters.erp.adapter import ErpTableAdapter
 from floorstream.adapters.erp.lock import lock_key
-from floorstream.config import parse_config
-from floorstream.daemon import Daemon
-from floorstream.plugins import build_plugins
-from floorstream.store.store import Store
-
-from .harness import create_erp, update
+from support import DaemonRunner, sentinel, wait_for
+from support.erp import SENTINEL, create_erp, insert_order, update
 
 CONFIG = """
 store: {url}
@@ -46,65 +38,62 @@ sources:
 """
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
+@pytest.mark.postgres
 def test_one_poller_per_source_and_takeover_when_it_dies(pg_url: str, tmp_path: Path) -> None:
     erp = create_erp(pg_url, orders=3)
     config_text = CONFIG.format(url=pg_url)
-    config_file = tmp_path / "fs.yaml"
-    config_file.write_text(config_text)
-    store = Store.open(pg_url)
+    with DaemonRunner(config_text, process=True, workdir=tmp_path, name="a") as first, \
+            DaemonRunner(config_text, name="b") as second:
 
-    def summaries() -> list[str]:
-        return sorted(p.summary for p in store.feed("planning", limit=100))
+        def summaries() -> list[str]:
+            return sorted(first.summaries("planning"))
 
-    script = Path(sys.executable).with_name("floorstream")
-    first = subprocess.Popen([str(script), "run", "-c", str(config_file)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    plugins = build_plugins()
-    second: Daemon | None = None
-    try:
-        assert _wait(lambda: "orders" in store.checkpoints()), "daemon A never polled"
-        second = Daemon(parse_config(config_text, plugins), plugins)
+        first.start()
+        first.wait_checkpoint("orders")  # daemon A polls
         second.start()
-        assert _wait(lambda: "orders" in second._adapters)
-        standby = second._adapters["orders"]
+        standby = second.adapter("orders")
         assert isinstance(standby, ErpTableAdapter)
         update(erp, 1, state="progress")
-        assert _wait(lambda: len(summaries()) == 1)
-        time.sleep(0.5)
+        wait_for(lambda: len(summaries()) == 1)
+        # B asks for the lock on every turn of its loop: once it has asked a few more times
+        # after A's post, it provably stood by while A held the lock
+        asked = _count_lock_checks(standby)
+        wait_for(lambda: asked[0] >= 4, what="B asking for the lock")
         assert standby.polls == 0, "B polled while A held the lock"
         assert standby.lock is not None and standby.lock.acquired == 0
 
-        first.send_signal(signal.SIGKILL)  # no goodbye: the lock goes with A's session
-        first.wait(10)
+        first.kill()  # SIGKILL, no goodbye: the lock goes with A's session
         update(erp, 2, state="done")
-        assert _wait(lambda: len(summaries()) == 2)
+        wait_for(lambda: len(summaries()) == 2)
         assert summaries() == ["WH/MO/00001: status Confirmed → In progress",
                                "WH/MO/00002: status Confirmed → Done"]
         assert standby.polls > 0 and standby.lock.acquired == 1
         update(erp, 3, state="done")
-        assert _wait(lambda: len(summaries()) == 3)
-        time.sleep(0.5)  # more polls over the overlap window: nothing repeated
+        wait_for(lambda: len(summaries()) == 3)
+        # more polls over the overlap window repeat nothing: a sentinel order inserted behind
+        # is posted, and nothing else came
+        sentinel(lambda: insert_order(erp, SENTINEL),
+                 lambda: f"WH/MO/{SENTINEL:05d} created" in summaries())
         assert summaries() == ["WH/MO/00001: status Confirmed → In progress",
                                "WH/MO/00002: status Confirmed → Done",
-                               "WH/MO/00003: status Confirmed → Done"]
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait(10)
-        if second is not None:
-            second.stop()
-        store.close()
-        erp.dispose()
+                               "WH/MO/00003: status Confirmed → Done",
+                               f"WH/MO/{SENTINEL:05d} created"]
+    erp.dispose()
+
+
+def _count_lock_checks(adapter: ErpTableAdapter) -> list[int]:
+    """Count the adapter's ``lock.held()`` calls from now on (the lock itself unchanged)."""
+    lock = adapter.lock
+    assert lock is not None
+    real = lock.held
+    calls = [0]
+
+    def held() -> bool:
+        calls[0] += 1
+        return real()
+
+    lock.held = held  # type: ignore[method-assign]
+    return calls
 
 
 def test_lock_key_is_a_stable_signed_64_bit_id_per_source() -> None:

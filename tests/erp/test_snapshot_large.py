@@ -7,20 +7,16 @@ are both on MariaDB here, the case that broke.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, select, text
 
-from floorstream.config import parse_config
-from floorstream.daemon import Daemon
-from floorstream.plugins import build_plugins
 from floorstream.store import schema
 from floorstream.store.store import CommitBatch, Store
-
-from .harness import create_erp, now_sql
+from support import DaemonRunner, sentinel, wait_for
+from support.erp import SENTINEL, create_erp, insert_order, now_sql
 
 ROWS = 5000
 
@@ -67,7 +63,8 @@ def test_v2_store_is_upgraded_to_long_checkpoints(store_url: str) -> None:
     store = Store.open(store_url)
     try:
         with store.engine.connect() as conn:
-            assert conn.execute(select(schema.schema_version.c.version)).scalar_one() == 3
+            assert conn.execute(select(schema.schema_version.c.version)).scalar_one() == (
+                schema.SCHEMA_VERSION)
         assert store.checkpoints() == {"orders": '{"v":1}'}
         big = '{"v":1,"h":"' + "0123456789abcdef" * 20_000 + '"}'  # 320 KB
         store.commit(CommitBatch(checkpoints={"orders": big}))
@@ -84,50 +81,30 @@ def test_snapshot_of_5000_rows_on_mariadb(mysql_url: str, tmp_path: Path) -> Non
             "INSERT INTO production_order (id, name, product_id, product_qty, state, "
             f"create_date, write_date) VALUES (:i, :n, 1, 1, 'confirmed', {now_sql(erp)}, "
             f"{now_sql(erp)})"), [{"i": i, "n": f"WH/MO/{i:05d}"} for i in range(1, ROWS + 1)])
-    plugins = build_plugins()
-    config = parse_config(CONFIG.format(url=mysql_url), plugins)
+    with DaemonRunner(CONFIG.format(url=mysql_url)) as daemon:
 
-    def posts() -> list[str]:
-        store = Store.open(mysql_url)
-        try:
-            return sorted(p.summary for p in store.feed("planning", limit=100)
-                          + store.feed("admin", limit=10))
-        finally:
-            store.close()
+        def posts() -> list[str]:
+            return sorted(daemon.summaries("planning", "admin"))
 
-    def wait_for(count: int) -> list[str]:
-        deadline = time.monotonic() + 15
-        while len(found := posts()) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return found
-
-    daemon = Daemon(config, plugins)
-    daemon.start()
-    try:
-        deadline = time.monotonic() + 15
-        while "orders" not in Store.open(mysql_url).checkpoints() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        daemon.start()
+        daemon.wait_checkpoint("orders")  # the baseline of 5,000 rows is committed
         with erp.begin() as conn:
             conn.execute(text("UPDATE production_order SET state = 'done' WHERE id IN (7, 4999)"))
             conn.execute(text("DELETE FROM production_order WHERE id = 2500"))
         expected = ["WH/MO/00007: status confirmed → done", "WH/MO/02500 deleted",
                     "WH/MO/04999: status confirmed → done"]
-        assert wait_for(3) == expected
-    finally:
+        assert wait_for(lambda: (found if len(found := posts()) >= 3 else None)) == expected
         daemon.stop()
-    store = Store.open(mysql_url)
-    checkpoint = store.checkpoints()["orders"]
-    store.close()
-    assert len(checkpoint) > 65_535  # what TEXT could not hold
-    with erp.begin() as conn:  # while stopped
-        conn.execute(text("UPDATE production_order SET state = 'progress' WHERE id = 1"))
-    daemon = Daemon(config, plugins)
-    daemon.start()
-    try:
+        checkpoint = daemon.checkpoint("orders")
+        assert checkpoint is not None and len(checkpoint) > 65_535  # what TEXT could not hold
+        with erp.begin() as conn:  # while stopped
+            conn.execute(text("UPDATE production_order SET state = 'progress' WHERE id = 1"))
+        daemon.start()
         expected = sorted([*expected, "WH/MO/00001: status confirmed → progress"])
-        assert wait_for(4) == expected
-        time.sleep(0.8)  # two more polls of all 5,000 rows: nothing new
-        assert posts() == expected
-    finally:
-        daemon.stop()
-        erp.dispose()
+        assert wait_for(lambda: (found if len(found := posts()) >= 4 else None)) == expected
+        # later polls of all 5,000 rows find nothing new: a sentinel order inserted behind
+        # is posted, and nothing else came
+        sentinel(lambda: insert_order(erp, SENTINEL),
+                 lambda: f"WH/MO/{SENTINEL:05d} created" in posts())
+        assert posts() == sorted([*expected, f"WH/MO/{SENTINEL:05d} created"])
+    erp.dispose()

@@ -46,7 +46,7 @@ def _posts(interpreter: Interpreter, raw: bytes, **kwargs: object) -> list[tuple
     return out
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def erp_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = (f"sqlite:///{tmp_path}/erp.db" if request.param == "sqlite"
            else request.getfixturevalue("pg_url"))
