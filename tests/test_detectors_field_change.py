@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from floorstream.detectors.field_change import FieldChange
 from floorstream.model import Severity
-from floorstream.testing.detectors import Runner, make, phrase
+from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
 
 OPTIONS = {"fields": ["state", "date_planned_start"],
            "labels": {"state": "status", "date_planned_start": "planned start"},
            "field_severity": {"date_planned_start": "notice"}}
+
+
+class TestFieldChangeConformance(DetectorConformance):
+    """The detector kit's contract (floorstream.testing.detectors) on the builtin: the first
+    reading is the baseline, each later changed field one event."""
+
+    detector = FieldChange
+    options = OPTIONS
+    readings = [{"state": "confirmed", "date_planned_start": "2026-11-02 06:00"},
+                {"state": "progress", "date_planned_start": "2026-11-02 06:00"},
+                {"state": "done", "date_planned_start": "2026-11-03 14:00"}]
 
 
 def _row(state: str, start: str = "2026-11-02 06:00", qty: int = 5) -> dict[str, object]:

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from floorstream.detectors.silence import Silence
 from floorstream.model import Severity
-from floorstream.testing.detectors import Runner, make, phrase
+from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
+
+
+class TestSilenceConformance(DetectorConformance):
+    """The detector kit's contract on the builtin: it ticks it between the readings, so the
+    offline post (found on a tick) and the online one (on the next reading) both count."""
+
+    detector = Silence
+    options = {"after": "5s"}
+    readings = [{"v": 1}, {"v": 2}, {"v": 3}]
+    times = [0, 1, 20]
+
+    def test_the_kit_ticks_a_ticking_detector(self) -> None:
+        events = self._run()
+        assert [e.type for e in events] == ["machine.offline", "machine.online"]
+        assert events[0].fields["silent_s"] == 5  # on the tick 5 s after the last reading
 
 
 def test_offline_after_the_silence_and_back_online() -> None:

@@ -7,11 +7,20 @@ from pydantic import ValidationError
 
 from floorstream.detectors.state_change import StateChange
 from floorstream.model import Severity
-from floorstream.testing.detectors import Runner, make, phrase
+from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
 
 OPTIONS = {"field": "state", "normal": ["RUNNING"],
            "labels": {"RUNNING": "running", "STOPPED": "stopped", "FAULT": "in fault"},
            "severity": {"FAULT": "critical", "STOPPED": "warning"}}
+
+
+class TestStateChangeConformance(DetectorConformance):
+    """The detector kit's contract (floorstream.testing.detectors) on the builtin."""
+
+    detector = StateChange
+    options = OPTIONS
+    readings = [{"state": "RUNNING"}, {"state": "STOPPED"}, {"state": "FAULT"},
+                {"state": "RUNNING"}]
 
 
 def test_first_reading_sets_a_baseline_and_repeats_say_nothing() -> None:

@@ -14,10 +14,19 @@ from pydantic import ValidationError
 from floorstream.detectors.threshold import Threshold
 from floorstream.errors import DecodeError
 from floorstream.model import Severity
-from floorstream.testing.detectors import Runner, make, phrase
+from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
 
 TEMP = {"field": "spindle_temp", "above": 85, "clear_below": 80, "unit": "°C",
         "label": "spindle temperature"}
+
+
+class TestThresholdConformance(DetectorConformance):
+    """The detector kit's contract (floorstream.testing.detectors) on the builtin."""
+
+    detector = Threshold
+    options = TEMP
+    readings = [{"spindle_temp": 70}, {"spindle_temp": 91.5}, {"spindle_temp": 95},
+                {"spindle_temp": 78}]
 
 
 def test_raise_above_then_clear_below_the_clear_level() -> None:

@@ -99,18 +99,40 @@ def phrase(event: Event) -> str:
 class DetectorConformance:
     """Checks every detector must pass; subclass it in a test module and set the attributes.
 
-    ``readings`` are ``data`` dicts fed one second apart to one subject; they must make the
-    detector find at least one event, so the checks below are not passed vacuously.
+    ``readings`` are ``data`` dicts fed to one subject, one second apart or at ``times``
+    (seconds after :data:`T0`, one per reading); together they must make the detector find at
+    least one event, so the checks below are not passed vacuously. A detector with
+    ``ticks = True`` (silence) gets ``on_tick`` every ``tick_interval`` seconds between the
+    readings as well, as the pipeline ticks it, so events it finds on a tick count too::
+
+        class TestSilence(DetectorConformance):
+            detector = Silence
+            options = {"after": 5}
+            readings = [{"v": 1}, {"v": 2}]
+            times = [0, 20]      # offline on the tick at 5 s, online again at 20 s
     """
 
     detector: ClassVar[type[Detector]]
     options: ClassVar[dict[str, Any]] = {}
     readings: ClassVar[Sequence[dict[str, Any]]] = ()
+    #: when each reading arrives, in seconds after T0 (default: 0, 1, 2, …)
+    times: ClassVar[Sequence[float] | None] = None
+    #: seconds between two ``on_tick`` calls, for detectors with ``ticks = True``
+    tick_interval: ClassVar[float] = 1.0
 
     def _run(self) -> list[Event]:
         runner = Runner(make(self.detector, **self.options))
-        for index, data in enumerate(self.readings):
-            runner.feed(data, at=float(index), position=str(index))
+        times = ([float(at) for at in self.times] if self.times is not None
+                 else [float(index) for index in range(len(self.readings))])
+        assert len(times) == len(self.readings), "give one time per reading"
+        assert times == sorted(times), "readings arrive in time order"
+        ticking = self.detector.ticks and self.tick_interval > 0
+        next_tick = times[0] + self.tick_interval if times else 0.0
+        for index, (at, data) in enumerate(zip(times, self.readings, strict=True)):
+            while ticking and next_tick < at:  # the ticks between the previous reading and this
+                runner.tick(next_tick)
+                next_tick += self.tick_interval
+            runner.feed(data, at=at, position=str(index))
         return runner.events
 
     def test_has_a_name_and_an_options_model(self) -> None:
