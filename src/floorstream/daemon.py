@@ -3,6 +3,11 @@
 An adapter whose ``run`` raises is logged with its plugin's name and restarted with backoff; it
 never takes the daemon down and never spins in a tight crash loop. On stop, adapters are asked
 to stop first, then the pipeline drains and commits what was queued, then connections close.
+
+What it knows about itself it tells three ways (docs/daemon.md): the health report
+(:meth:`Daemon.health`, :meth:`Daemon.readiness`, served on ``/healthz`` and ``/readyz``),
+Prometheus metrics (:mod:`floorstream.metrics`, on ``/metrics``) and self-alerts, posts to the
+admin team from the monitor thread (:mod:`floorstream.monitor`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -19,9 +25,12 @@ import structlog
 from floorstream.api import Stream
 from floorstream.config import Config
 from floorstream.delivery.service import DeliveryService
-from floorstream.health import HealthServer
+from floorstream.health import HealthServer, iso
+from floorstream.metrics import DaemonMetrics
+from floorstream.model import utcnow
+from floorstream.monitor import Monitor
 from floorstream.pipeline import Pipeline
-from floorstream.plugin.adapter import Adapter, AdapterContext, SourceConfig
+from floorstream.plugin.adapter import Adapter, AdapterContext, SourceConfig, SourceHealth
 from floorstream.plugins import Plugins
 from floorstream.processing import Processor
 from floorstream.store.store import Store
@@ -33,14 +42,46 @@ log = structlog.get_logger("floorstream.daemon")
 
 @dataclass
 class SourceStatus:
-    """What the health check reports per source."""
+    """A source's adapter thread as the daemon runs it; :meth:`Daemon.source_report` adds
+    what the pipeline saw of it."""
 
     name: str
     adapter: str
-    state: str = "starting"  # starting | running | restarting | stopped | failed
+    state: str = "starting"  # starting | running | restarting | finished | stopped
     restarts: int = 0
-    last_error: str | None = None
-    since: float = field(default_factory=time.time)
+    last_error: str | None = None  # the adapter's last exception (a crash)
+    last_error_at: datetime | None = None
+    since: datetime = field(default_factory=utcnow)  # when ``state`` last changed
+    #: what the adapter reports of its connection (``context.health``), kept across restarts
+    health: SourceHealth = field(default_factory=SourceHealth)
+    #: the adapter reports its connection (``Adapter.reports_connection``)
+    reports: bool = False
+
+    @property
+    def connected(self) -> bool:
+        """Connected as its adapter reported; one that does not report: while it runs."""
+        if self.state not in ("running", "finished"):
+            return False
+        if self.reports:
+            return self.health.is_connected is True
+        return self.state == "running"
+
+    @property
+    def connection_since(self) -> datetime:
+        """Since when :attr:`connected` has been what it is (about)."""
+        reported = self.health.since
+        if self.reports and reported is not None and self.state == "running":
+            return reported
+        return self.since
+
+    @property
+    def ok(self) -> bool:
+        """Ready as far as this source goes: connected, or a finite source that finished."""
+        return self.connected or self.state == "finished"
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state, self.since = state, utcnow()
 
 
 class Daemon:
@@ -52,15 +93,23 @@ class Daemon:
         self.processor = Processor(config, plugins, states=self.store)
         self.pipeline = Pipeline(self.processor, self.store, config.settings.pipeline, plugins)
         self.stop_event = threading.Event()
-        self.status: dict[str, SourceStatus] = {}
+        self.started_at = utcnow()
+        self.status: dict[str, SourceStatus] = {
+            s.name: SourceStatus(s.name, s.adapter) for s in config.sources if s.enabled}
         self._threads: list[threading.Thread] = []
         self._adapters: dict[str, Adapter[Any]] = {}
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
+        self.delivery: DeliveryService | None = None
         if config.sinks and delivery:  # else `floorstream deliver` runs it in its own process
-            self.extra_services.append(DeliveryService(config, plugins, self.store))
+            self.delivery = DeliveryService(config, plugins, self.store)
+            self.extra_services.append(self.delivery)
+        #: store probe, outbox snapshot and self-alerts (started after the pipeline)
+        self.monitor = Monitor(self)
+        self.metrics = DaemonMetrics(self)
         health = config.settings.health
         if health.port is not None:
-            self.health_server = HealthServer(health.host, health.port, self.health)
+            self.health_server = HealthServer(health.host, health.port, self.health,
+                                              ready=self.readiness, metrics=self.metrics.render)
             self.extra_services.append(self.health_server)
 
     def stream(self) -> Stream:
@@ -75,13 +124,15 @@ class Daemon:
             if not source.enabled:
                 continue
             entry = next(e for e in self.plugins.adapters if e.name == source.adapter)
-            status = self.status[source.name] = SourceStatus(source.name, source.adapter)
+            status = self.status[source.name]
+            status.reports = entry.item.reports_connection
             thread = threading.Thread(
                 target=self._run_source, args=(source, entry.item, entry.plugin,
                                                checkpoints.get(source.name), status),
                 name=f"source-{source.name}", daemon=True)
             self._threads.append(thread)
             thread.start()
+        self.monitor.start()
         for service in self.extra_services:
             service.start()
         log.info("daemon_started", sources=[s.name for s in self.config.sources if s.enabled],
@@ -96,18 +147,21 @@ class Daemon:
             started = time.monotonic()
             try:
                 context = AdapterContext(source.name, checkpoint, self.plugins.decoders, bound,
-                                         lambda: self.store.checkpoints().get(source.name))
+                                         lambda: self.store.checkpoints().get(source.name),
+                                         health=status.health)
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
-                status.state, status.since = "running", time.time()
+                status.set_state("running")
                 adapter.run(self.pipeline.emitter(source.name), self.stop_event)
                 if not self.stop_event.is_set():
                     bound.info("source_finished")  # a finite source (a replay) ran out
-                    status.state = "finished"
+                    status.set_state("finished")
                     return
                 break
             except Exception as exc:
-                status.last_error = repr(exc)
+                status.last_error, status.last_error_at = repr(exc), utcnow()
+                if status.reports:
+                    status.health.disconnected(exc)  # its connection went down with it
                 bound.exception("adapter_failed", error=repr(exc))
             finally:
                 if adapter is not None:
@@ -119,15 +173,17 @@ class Daemon:
                 break
             if time.monotonic() - started > 60:
                 delay = 1.0
-            status.state, status.restarts = "restarting", status.restarts + 1
+            status.set_state("restarting")
+            status.restarts += 1
             self.stop_event.wait(delay)
             delay = min(delay * 2, 60.0)
             # resume from what is committed now, not from what was committed at start
             checkpoint = self.store.checkpoints().get(source.name, checkpoint)
-        status.state = "stopped"
+        status.set_state("stopped")
 
     def stop(self, timeout: float = 30.0) -> None:
         log.info("daemon_stopping")
+        self.monitor.stop()  # it submits to the pipeline: stopped before the pipeline drains
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
@@ -155,14 +211,131 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    # -- what it knows about itself ---------------------------------------------------------
+
+    def source_report(self, name: str, now: float | None = None) -> dict[str, Any]:
+        """One source as ``/healthz`` shows it (times ISO 8601 UTC)."""
+        now = time.time() if now is None else now
+        status = self.status[name]
+        counters = self.pipeline.counter(name)
+        runtime = self.processor.sources.get(name)
+        health = status.health
+        error, error_at = status.last_error, status.last_error_at
+        if health.last_error_at is not None and (error_at is None
+                                                 or health.last_error_at > error_at):
+            error, error_at = health.last_error, health.last_error_at
+        return {
+            "adapter": status.adapter,
+            "state": status.state,
+            "state_since": iso(status.since),
+            "connected": status.connected,
+            "connection_since": iso(status.connection_since),
+            "failed_attempts": health.failures if status.reports else None,
+            "last_error": error,
+            "last_error_at": iso(error_at),
+            "restarts": status.restarts,
+            "last_received_at": iso(counters.last_received),
+            "last_committed_at": iso(counters.last_committed),
+            "lag_seconds": round(counters.lag_now(now), 3),
+            "received": counters.received,
+            "posts": counters.posts,
+            "quarantined": dict(counters.quarantined),
+            "flood_suppressed": runtime.flood_suppressed if runtime is not None else 0,
+        }
+
+    def sink_reports(self) -> dict[str, dict[str, Any]]:
+        """Per sink: the outbox rows (as the monitor last counted them) and, when this
+        daemon delivers, what its workers saw."""
+        outbox = self.monitor.outbox
+        names = [s.name for s in self.config.sinks]
+        names += sorted(n for n in outbox.sinks if n not in names)
+        stats = self.sink_stats()
+        now = time.time()
+        reports: dict[str, dict[str, Any]] = {}
+        for name in names:
+            rows = outbox.sinks.get(name)
+            oldest = rows.oldest_pending if rows is not None else None
+            report: dict[str, Any] = {
+                "pending": rows.pending if rows else 0,
+                "held": rows.held if rows else 0,
+                "sending": rows.sending if rows else 0,
+                "failed": rows.failed if rows else 0,
+                "oldest_pending_at": iso(oldest),
+                "oldest_pending_age_seconds": (round(max(0.0, now - oldest.timestamp()), 3)
+                                               if oldest is not None else None),
+            }
+            sink = stats.get(name)
+            if sink is not None:
+                since = sink.failing_since
+                report.update({
+                    "delivered": sink.delivered, "gave_up": sink.failed,
+                    "failing": since is not None, "failing_since": iso(since),
+                    "last_delivered_at": iso(sink.last_delivered_at),
+                    "last_error": sink.last_error, "last_error_at": iso(sink.last_error_at)})
+            reports[name] = report
+        return reports
+
+    def sink_stats(self) -> dict[str, Any]:
+        """The delivery workers' :class:`~floorstream.delivery.stats.SinkStats` per sink (none
+        when ``floorstream deliver`` delivers in its own process)."""
+        if self.delivery is None:
+            return {}
+        return {group[0].name_: group[0].stats for group in self.delivery.groups if group}
+
     def health(self) -> dict[str, Any]:
+        """Liveness and everything else known: ``status`` "ok" while the pipeline runs."""
         pipeline = self.pipeline
         ok = pipeline.alive and pipeline.error is None
+        now = time.time()
+        ready, reasons = self._readiness()
         return {
             "status": "ok" if ok else "failing",
+            "ready": ready,
+            "reasons": reasons,
+            "time": iso(now),
+            "started_at": iso(self.started_at),
+            "pipeline": {"alive": pipeline.alive,
+                         "error": repr(pipeline.error) if pipeline.error else None},
             "queue": {"depth": pipeline.queue.qsize(), "capacity": pipeline.queue.maxsize},
             "committed": {"batches": pipeline.committed_batches,
                           "posts": pipeline.committed_posts,
-                          "last_commit": pipeline.last_commit},
-            "sources": {name: vars(s) for name, s in self.status.items()},
+                          "last_commit": iso(pipeline.last_commit)},
+            "store": self._store_report(),
+            "sources": {name: self.source_report(name, now) for name in self.status},
+            "sinks": self.sink_reports(),
+            "alerts": self.monitor.open_alerts(),
         }
+
+    def readiness(self) -> dict[str, Any]:
+        """``status`` "ready" when every enabled source is connected (or finished) and the
+        store is reachable; else "not ready" and ``reasons``."""
+        report = self.health()
+        report["live"] = report["status"] == "ok"
+        report["status"] = "ready" if report["ready"] else "not ready"
+        return report
+
+    def _readiness(self) -> tuple[bool, list[str]]:
+        reasons: list[str] = []
+        pipeline = self.pipeline
+        if not pipeline.alive or pipeline.error is not None:
+            reasons.append("the pipeline is not running"
+                           + (f": {pipeline.error!r}" if pipeline.error else ""))
+        store = self._store_report()
+        if not store["reachable"]:
+            reasons.append(f"the store is unreachable: {store['error'] or 'no answer'}")
+        for name, status in self.status.items():
+            if not status.ok:
+                error = status.health.last_error or status.last_error
+                reasons.append(f"source {name} is {status.state}, not connected since "
+                               f"{iso(status.connection_since)}"
+                               + (f": {error}" if error else ""))
+        return not reasons, reasons
+
+    def _store_report(self) -> dict[str, Any]:
+        probe = self.monitor.store
+        commit_error = self.pipeline.store_error
+        reachable = probe.reachable and commit_error is None
+        return {"reachable": reachable,
+                "checked_at": iso(probe.checked_at),
+                "error": commit_error or probe.error,
+                "error_at": iso(self.pipeline.store_error_at if commit_error else probe.error_at)}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from floorstream.config import PipelineSettings
 from floorstream.handoff import Handoff
@@ -26,11 +27,53 @@ from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
 
-__all__ = ["Pipeline", "QueueEmitter"]
+__all__ = ["QUARANTINE_REASONS", "Pipeline", "QueueEmitter", "SourceCounters",
+           "quarantine_reason"]
 
 log = structlog.get_logger("floorstream.pipeline")
 
 _STOP = object()
+
+#: the reason categories of quarantined input (a bounded metrics label; the message itself is
+#: in the quarantine row): ``invalid`` input that did not decode or validate, ``too_large``
+#: over a size limit, ``detector`` a detector raised on it, ``internal`` an adapter bug
+QUARANTINE_REASONS = ("invalid", "too_large", "detector", "internal")
+
+
+def quarantine_reason(item: QuarantineItem) -> str:
+    """The category of a quarantined item: ``context["reason"]`` when an adapter gave one of
+    :data:`QUARANTINE_REASONS`, else read off the message the host and builtins write."""
+    given = item.context.get("reason")
+    if isinstance(given, str) and given in QUARANTINE_REASONS:
+        return given
+    error = item.error
+    if error.startswith("detector "):
+        return "detector"
+    if error.startswith("internal error"):
+        return "internal"
+    if item.context.get("truncated") or "exceeds max_" in error:
+        return "too_large"
+    return "invalid"
+
+
+@dataclass(slots=True)
+class SourceCounters:
+    """What the pipeline saw of one source, for health, metrics and self-alerts. Written under
+    the pipeline's lock after each commit; read by anyone (ints and floats, no lock needed).
+    Times are epoch seconds."""
+
+    received: int = 0  # inputs committed: changes, events, quarantined input
+    posts: int = 0  # new posts committed
+    quarantined: dict[str, int] = field(default_factory=dict)  # by quarantine_reason
+    last_received: float | None = None  # when its newest committed input was observed
+    last_committed: float | None = None
+    lag: float = 0.0  # observed → committed, for the oldest input of its last batch
+    pending_since: float | None = None  # oldest input of the batch being committed now
+
+    def lag_now(self, now: float) -> float:
+        """The last batch's lag, or longer while a batch of it waits for its commit."""
+        pending = self.pending_since
+        return max(self.lag, now - pending) if pending is not None else self.lag
 
 
 class Pipeline:
@@ -50,6 +93,13 @@ class Pipeline:
         self.committed_posts = 0
         self.last_commit: float | None = None
         self.error: BaseException | None = None
+        #: per source (health, metrics: see SourceCounters)
+        self.counters: dict[str, SourceCounters] = {}
+        #: why the last commit attempt failed while the store is unreachable, and when
+        self.store_error: str | None = None
+        self.store_error_at: float | None = None
+        #: called with the seconds each successful commit transaction took (metrics)
+        self.on_commit: Callable[[float], None] | None = None
         #: test seam for crash-consistency tests: called between commit and acks.
         self.after_commit: Callable[[], None] | None = None
 
@@ -116,9 +166,13 @@ class Pipeline:
         a publish and a daemon batch never interleave and share one detector state, one
         commit retry and one ``post_committed`` call per batch. Returns the new posts.
         """
+        taken = time.time()
+        spans = self._spans(items, taken)
         with self.lock:
             batch = self.processor.process(items)
             posts = self._commit(batch)
+            if posts is not None:
+                self._received(spans, taken)
         if posts is None:
             return []  # stopping during an outage: nothing acked, the sources will replay
         if self.after_commit is not None:
@@ -131,6 +185,40 @@ class Pipeline:
                     log.error("ack_failed", source=item.source, error=repr(exc))
         return posts
 
+    def counter(self, source: str) -> SourceCounters:
+        found = self.counters.get(source)
+        if found is None:
+            found = self.counters[source] = SourceCounters()
+        return found
+
+    def _spans(self, items: list[Envelope], taken: float) -> dict[str, list[Any]]:
+        """Per source: [first input, last input, count] of a batch; marks it pending."""
+        spans: dict[str, list[Any]] = {}
+        for item in items:
+            if item.change is None and item.event is None and item.quarantine is None:
+                continue  # progress only (a poll that found nothing)
+            span = spans.get(item.source)
+            if span is None:
+                spans[item.source] = [item, item, 1]
+            else:
+                span[1] = item
+                span[2] += 1
+        for source, span in spans.items():
+            counters = self.counter(source)
+            if counters.pending_since is None:
+                counters.pending_since = _observed(span[0], taken)
+        return spans
+
+    def _received(self, spans: dict[str, list[Any]], taken: float) -> None:
+        now = time.time()
+        for source, (first, last, count) in spans.items():
+            counters = self.counter(source)
+            counters.received += count
+            counters.last_received = _observed(last, taken)
+            counters.lag = max(0.0, now - _observed(first, taken))
+            counters.last_committed = now
+            counters.pending_since = None
+
     def _handle_tick(self) -> None:
         with self.lock:
             batch = self.processor.tick()
@@ -142,9 +230,7 @@ class Pipeline:
         retrying = Retrying(
             retry=retry_if_exception_type((OperationalError, DBAPIError)),
             wait=wait_exponential_jitter(multiplier=0.2, max=10.0),
-            before_sleep=lambda rs: log.warning(
-                "commit_failed_retrying", attempt=rs.attempt_number,
-                error=str(rs.outcome.exception()) if rs.outcome else None),
+            before_sleep=self._commit_failed,
             reraise=True,
         )
         try:
@@ -152,7 +238,9 @@ class Pipeline:
                 with attempt:
                     if self._stopping.is_set() and attempt.retry_state.attempt_number > 3:
                         return None
+                    started = time.perf_counter()
                     posts = self.store.commit(batch)
+                    took = time.perf_counter() - started
         except Exception as exc:
             self.error = exc
             log.error("commit_failed", error=repr(exc))
@@ -160,9 +248,32 @@ class Pipeline:
         self.committed_batches += 1
         self.committed_posts += len(posts)
         self.last_commit = time.time()
+        self.store_error = None
+        if self.on_commit is not None:
+            self.on_commit(took)
+        counter = self.counter
+        for post in posts:
+            counter(post.source).posts += 1
+        for item in batch.quarantined:
+            by_reason = counter(item.source).quarantined
+            reason = quarantine_reason(item)
+            by_reason[reason] = by_reason.get(reason, 0) + 1
         if posts:
             self.plugins.manager.hook.post_committed(posts=posts)
         return posts
+
+
+    def _commit_failed(self, state: RetryCallState) -> None:
+        error = str(state.outcome.exception()) if state.outcome else None
+        self.store_error, self.store_error_at = error or "commit failed", time.time()
+        log.warning("commit_failed_retrying", attempt=state.attempt_number, error=error)
+
+
+def _observed(item: Envelope, taken: float) -> float:
+    """When the adapter observed ``item`` (a change's ``observed_at``), else when the
+    pipeline took it."""
+    change = item.change
+    return change.observed_at.timestamp() if change is not None else taken
 
 
 class QueueEmitter:

@@ -24,12 +24,15 @@ from floorstream.render import Renderer, clip
 from floorstream.route import Router
 from floorstream.store.store import CommitBatch, QuarantineItem
 
-__all__ = ["Envelope", "Processor", "SourceRuntime"]
+__all__ = ["HEALTH_SOURCE", "Envelope", "Processor", "SourceRuntime"]
 
 log = structlog.get_logger("floorstream.pipeline")
 
 #: detector-state key (subject "") under which a source's last batch positions are kept
 REPLAY_GUARD = "replay-guard"
+#: the source of the daemon's own alerts (docs/daemon.md, "Self-alerts"): routed to the admin
+#: team like ``source.problem``; no configured source can be called so (names start alnum)
+HEALTH_SOURCE = "@floorstream"
 
 
 class StateStore(Protocol):
@@ -82,6 +85,8 @@ class SourceRuntime:
     replay: set[str] | None = None
     #: new changes still allowed before the unreturned rest of ``replay`` is given up
     replay_budget: int = 0
+    #: events flood control held back (metrics: floorstream_flood_suppressed_total)
+    flood_suppressed: int = 0
 
     def __post_init__(self) -> None:
         #: (detector, plugin, state key): keys are fixed per detector, looked up once
@@ -295,11 +300,15 @@ class Processor:
             context={"subject": change.subject, "kind": change.kind}))
 
     def _admit(self, runtime: SourceRuntime, event: Event, batch: CommitBatch) -> None:
-        if runtime.flood is None or event.type == "source.problem":
+        if (runtime.flood is None or event.type == "source.problem"
+                or runtime.name == HEALTH_SOURCE):
             self._post(event, batch)
             return
-        for admitted in runtime.flood.admit(event, runtime.state(event.subject, FloodControl.key)):
-            self._post(admitted, batch)
+        admitted = runtime.flood.admit(event, runtime.state(event.subject, FloodControl.key))
+        if not admitted or admitted[-1] is not event:
+            runtime.flood_suppressed += 1
+        for item in admitted:
+            self._post(item, batch)
 
     def _post(self, event: Event, batch: CommitBatch) -> None:
         post = self.make_post(event)
@@ -316,7 +325,7 @@ class Processor:
             chosen = self._render_hook(event=event, default=summary)
             if isinstance(chosen, str):
                 summary = chosen
-        if event.type == "source.problem":
+        if event.type == "source.problem" or event.source == HEALTH_SOURCE:
             admin = self.config.settings.admin_team
             teams: tuple[str, ...] = (admin,)
             routing: tuple[dict[str, str], ...] = ({"team": admin, "rule": "admin team"},)

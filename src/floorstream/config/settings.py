@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Severity
-from floorstream.plugin import FloodOptions
+from floorstream.plugin import Duration, FloodOptions
 from floorstream.plugin.adapter import SourceConfig
 from floorstream.plugin.sink import SinkConfig
 from floorstream.route import RouteRule
 
-__all__ = ["Config", "HealthSettings", "LoggingSettings", "PipelineSettings", "PluginSettings",
-           "Settings", "TeamConfig"]
+__all__ = ["AlertSettings", "Config", "HealthSettings", "LoggingSettings", "PipelineSettings",
+           "PluginSettings", "Settings", "TeamConfig"]
 
 _SEVERITIES = [s.label for s in Severity]
 
@@ -124,7 +124,29 @@ class LoggingSettings(_Strict):
 class HealthSettings(_Strict):
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=0, le=65535,
-                             description="serve GET /healthz on this port (0: any free port)")
+                             description="serve /healthz, /readyz and /metrics on this "
+                                         "port (0: any free port)")
+
+
+class AlertSettings(_Strict):
+    """Self-alerts (docs/daemon.md): one post to ``admin_team`` when a source stays down, a sink
+    keeps failing or a source's quarantine rate is too high, and one when it is over."""
+
+    enabled: bool = True
+    source_down: Duration = Field(default=300.0, gt=0,
+                                  description="alert when a source is disconnected this long")
+    sink_failing: Duration = Field(default=300.0, gt=0,
+                                   description="alert when a sink's deliveries fail this long")
+    quarantine_rate: float | None = Field(
+        default=10.0, gt=0,
+        description="alert when a source quarantines more inputs a minute than this, "
+                    "averaged over quarantine_window (null: never)")
+    quarantine_window: Duration = Field(default=300.0, gt=0,
+                                        description="window of the quarantine rate")
+    recover_after: Duration = Field(
+        default=30.0, ge=0,
+        description="how long a source or sink must stay well before the recovery post (a "
+                    "connection that comes up for a moment does not end an outage)")
 
 
 class PluginSettings(_Strict):
@@ -153,6 +175,7 @@ class Settings(_Strict):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 from floorstream.delivery.digest import digest_key, digest_post
 from floorstream.delivery.outbox import Claim, ClaimedRow, Outbox
 from floorstream.delivery.policy import TeamPolicy
+from floorstream.delivery.stats import SinkStats
 from floorstream.model import Post, utcnow
 from floorstream.plugin.sink import (
     DeliveryError,
@@ -94,8 +95,14 @@ class SinkWorker(threading.Thread):
         self.idle = False  # waiting for work (see wake_workers)
         self.siblings: Sequence[SinkWorker] = (self,)  # the workers of this sink
         self.delivered = 0  # outbox rows this worker delivered (health, tests)
+        self.own_stats = SinkStats()  # the first sibling's is the sink's (see ``stats``)
         self.retry = sink.config.retry
         self.log = log.bind(sink=self.name_, sink_type=sink.config.type)
+
+    @property
+    def stats(self) -> SinkStats:
+        """The sink's counters for health and metrics, shared by its workers."""
+        return self.siblings[0].own_stats
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -169,6 +176,7 @@ class SinkWorker(threading.Thread):
                 self._release(claim, claim.immediate[index + 1:])
                 return False
             done.append((row.id, ref))
+            self.stats.delivered_rows(claim.team, (row.created_at,))
             if ref:
                 refs[post.id] = ref
         self.outbox.delivered(claim.token, done)
@@ -193,6 +201,7 @@ class SinkWorker(threading.Thread):
             return
         self.outbox.delivered(claim.token, [(row_id, ref) for row_id in ids])
         self.delivered += len(ids)
+        self.stats.delivered_rows(claim.team, [r.created_at for r in claim.digest])
         self.log.info("digest_delivered", team=claim.team, posts=len(found))
 
     def _still_ours(self, claim: Claim) -> bool:
@@ -221,10 +230,12 @@ class SinkWorker(threading.Thread):
             why = ("permanent error" if isinstance(exc, PermanentDeliveryError)
                    else f"gave up after {attempts} attempts, {age:.0f} s")
             self.outbox.fail(claim.token, ids, f"{error} ({why})")
+            self.stats.failed_rows(claim.team, len(ids), error, gave_up=True)
             bound.error("delivery_failed")
             return
         delay = (exc.seconds if isinstance(exc, RetryAfter)
                  else backoff_delay(self.retry, attempts))
         self.outbox.retry_later(claim.token, ids, error, now + timedelta(seconds=delay),
                                 held=held)
+        self.stats.failed_rows(claim.team, len(ids), error, gave_up=False)
         bound.warning("delivery_retry", retry_in_s=round(delay, 3))

@@ -15,18 +15,19 @@ import threading
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from floorstream.model import Change, Event
+from floorstream.model import Change, Event, utcnow
 from floorstream.plugin.detector import DetectorOptions
 from floorstream.plugin.durations import Duration
 from floorstream.plugin.registry import Registry
 
 __all__ = ["Ack", "Adapter", "AdapterContext", "DetectorSpec", "Emitter", "FloodOptions",
-           "SourceConfig"]
+           "SourceConfig", "SourceHealth"]
 
 Ack = Callable[[], None]
 
@@ -127,6 +128,54 @@ class Emitter(Protocol):
         critical ``source.problem`` post to the admin team."""
 
 
+class SourceHealth:
+    """``context.health``: how an adapter tells the host whether its source can be reached.
+
+    Call :meth:`connected` when a connection is up (or a poll went through) and
+    :meth:`disconnected` with the error when it broke or could not be made, on every failed
+    attempt, so the error shown stays the current one. Both are cheap, thread-safe and may be
+    called as often as convenient: only a change of state moves :attr:`since`. The host shows
+    the state per source in ``/healthz``, answers ``/readyz`` with 503 while a source is
+    disconnected, and posts to the admin team when one stays down.
+
+    An adapter that reports sets ``reports_connection = True`` on its class: its source counts
+    as disconnected until its first :meth:`connected`. One that never reports counts as
+    connected while its ``run`` runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: None until the adapter first reported
+        self.is_connected: bool | None = None
+        #: when ``is_connected`` last changed (aware UTC)
+        self.since: datetime | None = None
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
+        #: failed attempts since the last :meth:`connected`
+        self.failures = 0
+
+    def connected(self) -> None:
+        """The source is reachable (connected, subscribed, a poll succeeded)."""
+        if self.is_connected:
+            return  # the common case, once per poll or connect: no lock
+        with self._lock:
+            if not self.is_connected:  # another thread may have been first
+                self.is_connected, self.since, self.failures = True, utcnow(), 0
+
+    def disconnected(self, error: BaseException | str | None = None) -> None:
+        """The source cannot be reached (a refused connect, a lost connection, a failed poll);
+        ``error`` says why, as people should read it."""
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}".strip()
+        now = utcnow()
+        with self._lock:
+            if self.is_connected is not False:
+                self.is_connected, self.since = False, now
+            self.failures += 1
+            if error:
+                self.last_error, self.last_error_at = error[:1000], now
+
+
 @dataclass
 class AdapterContext:
     """What the host hands an adapter besides its config."""
@@ -138,6 +187,8 @@ class AdapterContext:
     #: the source's checkpoint as committed now (another daemon may have moved it: a standby
     #: that takes over a source resumes from there, not from what it read at start)
     committed_checkpoint: Callable[[], str | None] = field(default=lambda: None)
+    #: where the adapter reports whether its source is reachable (see :class:`SourceHealth`)
+    health: SourceHealth = field(default_factory=SourceHealth)
 
 
 ConfigT = TypeVar("ConfigT", bound=SourceConfig)
@@ -154,6 +205,8 @@ class Adapter(Generic[ConfigT]):
 
     name: ClassVar[str]
     config_model: ClassVar[type[SourceConfig]] = SourceConfig
+    #: True when the adapter reports its connection through ``context.health``
+    reports_connection: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

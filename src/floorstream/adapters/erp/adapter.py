@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_when_event_set,
@@ -68,6 +69,7 @@ def needed_columns(cfg: TableConfig) -> list[str]:
 
 class ErpTableAdapter(Adapter[ErpTableConfig]):
     name: ClassVar[str] = "erp.table"
+    reports_connection: ClassVar[bool] = True  # context.health: polls and the lock
 
     def __init__(self, config: ErpTableConfig, context: AdapterContext) -> None:
         super().__init__(config, context)
@@ -104,11 +106,13 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
             retry=retry_if_exception_type(DBAPIError),
             wait=wait_exponential_jitter(multiplier=0.5, max=30.0),
             stop=stop_when_event_set(stop), sleep=lambda s: _wait(stop, s), reraise=False,
-            before_sleep=lambda rs: self.context.log.warning(
-                "erp_database_unavailable", attempt=rs.attempt_number,
-                error=str(rs.outcome.exception()) if rs.outcome else None))
+            before_sleep=self._unavailable)
         while not stop.is_set():
             if self.lock is not None and not self.lock.held():
+                if self.lock.error:
+                    self.context.health.disconnected(f"database unreachable: {self.lock.error}")
+                else:
+                    self.context.health.connected()  # reachable; another daemon polls
                 if not standing_by:
                     standing_by = True
                     self.watchers.clear()
@@ -134,6 +138,7 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
                         # after an outage the lock may have gone to another daemon
                         if self.lock is None or self.lock.held():
                             self._poll(tables[name], engine, publisher)
+                            self.context.health.connected()
                 # the next poll is due an interval after this one started, not after it
                 # ended: otherwise every poll's own duration adds to the worst-case latency
                 interval = tables[name].interval or self.cfg.interval
@@ -175,6 +180,16 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
             self._pause(cfg, problem)
         except NoSuchTableError as exc:
             self._pause(cfg, f"table {exc} does not exist")
+
+    def _unavailable(self, state: RetryCallState) -> None:
+        """A poll failed on the database itself (down, missing, refusing us): retried with
+        backoff, and the source reported disconnected until a poll goes through."""
+        exc = state.outcome.exception() if state.outcome else None
+        orig = getattr(exc, "orig", None) or exc
+        error = " ".join(str(orig).split()) if orig is not None else "unknown error"
+        self.context.log.warning("erp_database_unavailable", attempt=state.attempt_number,
+                                 error=str(exc) if exc is not None else None)
+        self.context.health.disconnected(f"database unreachable: {error}")
 
     def _take_over(self) -> None:
         """This daemon holds the lock after standing by: resume from what the previous

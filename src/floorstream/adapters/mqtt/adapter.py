@@ -50,6 +50,7 @@ _TOPIC_CACHE = 100_000  # topics whose subject and attrs are kept rendered
 
 class MqttAdapter(Adapter[MqttConfig]):
     name: ClassVar[str] = "mqtt"
+    reports_connection: ClassVar[bool] = True  # context.health, from paho's callbacks
 
     def __init__(self, config: MqttConfig, context: AdapterContext) -> None:
         super().__init__(config, context)
@@ -95,17 +96,21 @@ class MqttAdapter(Adapter[MqttConfig]):
         acker = self.acker = connection.Acker(client)
         subscriptions = self.cfg.subscriptions()
         log = self.context.log
+        health = self.context.health
+        broker = f"{self.cfg.host}:{self.cfg.port}"
 
         def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
             if reason.is_failure:
                 log.warning("mqtt_connect_refused", reason=str(reason))
+                health.disconnected(f"broker {broker} refused the connection: {reason}")
                 return
             acker.new_connection()
             if isinstance(client, connection.Client):
                 client.buffer_socket()
             client.subscribe(subscriptions)
             self.connected.set()
+            health.connected()
             log.info("mqtt_connected", broker=f"{self.cfg.host}:{self.cfg.port}",
                      session_present=bool(getattr(flags, "session_present", False)))
 
@@ -114,6 +119,7 @@ class MqttAdapter(Adapter[MqttConfig]):
             self.connected.clear()
             if not stop.is_set():
                 log.warning("mqtt_disconnected", reason=str(reason))
+                health.disconnected(f"disconnected from {broker}: {reason}")
 
         def on_connect_fail(client: mqtt.Client, userdata: Any) -> None:
             # paho retries a failed TCP/TLS connect silently (a wrong CA, a refused port);
@@ -121,6 +127,8 @@ class MqttAdapter(Adapter[MqttConfig]):
             error = sys.exc_info()[1]
             log.warning("mqtt_connect_failed", broker=f"{self.cfg.host}:{self.cfg.port}",
                         error=str(error) if error is not None else "unknown")
+            health.disconnected(f"cannot connect to {broker}: "
+                                f"{error if error is not None else 'unknown error'}")
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
