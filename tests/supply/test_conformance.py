@@ -16,7 +16,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from floorstream.adapters.supply.folder import SupplyFolder
 from floorstream.adapters.supply.http_poll import SupplyHttp
 from floorstream.adapters.supply.inbox import SupplyInbox, sign
 from floorstream.testing import AdapterConformance
+from support.http import http_receiver
 
 from .make_214 import x12_214
 
@@ -82,28 +82,12 @@ class TestHttpConformance(AdapterConformance):
     @pytest.fixture(autouse=True)
     def _carrier(self) -> Iterator[None]:
         events = [_dcsa(n) for n in range(1, 6)]
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-                body = _page(events, int(query.get("cursor", ["0"])[0]))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        type(self).config = {"name": "maersk", "adapter": "supply.http", "interval": 0.05,
-                             "url": f"http://127.0.0.1:{server.server_address[1]}/events"}
-        yield
-        server.shutdown()
-        server.server_close()
+        with http_receiver() as server:
+            server.reply = lambda request: (
+                200, {}, _page(events, int(request.query.get("cursor", "0"))))
+            type(self).config = {"name": "maersk", "adapter": "supply.http", "interval": 0.05,
+                                 "url": f"{server.url}/events"}
+            yield
 
 
 class _Partner:

@@ -6,24 +6,14 @@ the interchange's control numbers, so a file read again after the kill adds noth
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+from support import DaemonRunner, wait_for
+
 from .make_214 import x12_214
-from .support import all_posts, wait_for
+from .support import all_posts
 
 FILES = 500
-BIN = Path(sys.executable).parent / "floorstream"
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(BIN), "run", "-c", str(config), "--log-format", "json"],
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def _done(inbox: Path) -> int:
@@ -38,8 +28,7 @@ def test_sigkill_and_restart_during_500_files(tmp_path: Path) -> None:
             n + 1, [("AF", "NS", "20261120", "0800"), ("X1", "NS", "20261121", "0900")],
             pro=f"PRO{n:04d}"))
         (tmp_path / "f.tmp").replace(inbox / f"214_{n:04d}.edi")
-    config = tmp_path / "floorstream.yaml"
-    config.write_text(f"""
+    config = f"""
 store: sqlite:///{tmp_path}/fs.db
 default_team: everyone
 pipeline: {{batch_max: 4, batch_wait_ms: 1}}
@@ -50,25 +39,21 @@ sources:
     settle: 0.05
     poll: 0.05
     max_in_flight: 20
-""")
-    log = tmp_path / "daemon.log"
+"""
+    daemon = DaemonRunner(config, process=True, workdir=tmp_path)
     kills = 0
     for threshold in (120, 320):
-        process = _start(config, log)
+        daemon.start()
         try:
             wait_for(lambda t=threshold: _done(inbox) >= t, timeout=60)
         finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
+            daemon.kill()
         assert _done(inbox) < FILES, "finished before the kill: the test proved nothing"
         kills += 1
-    process = _start(config, log)
-    try:
+    with daemon:
+        daemon.start()
         wait_for(lambda: _done(inbox) == FILES, timeout=90)
-        time.sleep(0.3)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        daemon.stop()  # SIGTERM: drains and commits what is in flight
     posts = all_posts(f"sqlite:///{tmp_path}/fs.db")
     assert kills == 2
     assert len(posts) == 2 * FILES

@@ -20,9 +20,10 @@ from floorstream.adapters.supply.formats.csv_feed import CsvMapping
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.memory import Memory
 from floorstream.testing.detectors import phrase
+from support.erp import create_purchasing
 
 from .make_214 import x12_214
-from .support import HERE, SAMPLES, create_erp
+from .support import HERE, SAMPLES
 
 DESADV = HERE / "data" / "desadv_d96a_two_messages.edi"
 CSV = HERE / "data" / "asn_acme_20261106.csv"
@@ -50,7 +51,7 @@ def _posts(interpreter: Interpreter, raw: bytes, **kwargs: object) -> list[tuple
 def erp_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = (f"sqlite:///{tmp_path}/erp.db" if request.param == "sqlite"
            else request.getfixturevalue("pg_url"))
-    create_erp(url)
+    create_purchasing(url)
     return url
 
 
@@ -109,7 +110,7 @@ def test_unknown_po_without_and_with_erp(tmp_path: Path) -> None:
     raw = DESADV.read_bytes().replace(b"4500012", b"4599999")
     assert [t for t, _, _ in _posts(_interpreter(None), raw)] == ["shipment.dispatched"] * 2
     url = f"sqlite:///{tmp_path}/erp.db"
-    create_erp(url)
+    create_purchasing(url)
     posts = _posts(_interpreter(url), raw)
     assert ("asn.mismatch", "warning",
             "ASN 0001234 refers to PO 4599999, which is not in the ERP") in posts
@@ -117,7 +118,7 @@ def test_unknown_po_without_and_with_erp(tmp_path: Path) -> None:
 
 def test_214_delay_reason_later_eta_and_delivery(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/erp.db"
-    create_erp(url)
+    create_purchasing(url)
     memory = Memory()
     interpreter = _interpreter(url, memory)
     first = _posts(interpreter, x12_214(1, [("SD", "AO", "20261128", "0800"),
@@ -180,7 +181,7 @@ def test_check_runs_the_po_query_against_the_erp(tmp_path: Path) -> None:
     from floorstream.adapters.supply.folder import FolderConfig, SupplyFolder
 
     good = f"sqlite:///{tmp_path}/erp.db"
-    create_erp(good)
+    create_purchasing(good)
     config = FolderConfig(name="s", adapter="supply.folder", path=str(tmp_path),
                           erp=ErpConfig(url=good))
     assert SupplyFolder.check(config) == []

@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 from floorstream.store.store import Store
+from support import DaemonRunner, wait_for
+from support.erp import create_purchasing
 
 from .make_214 import x12_214
-from .support import HERE, SAMPLES, all_posts, create_erp, inbox_empty, running, wait_for
+from .support import HERE, SAMPLES, all_posts, inbox_empty
 
 SAMPLE_FILES = [SAMPLES / "x12" / "004060_856_apimeister.edi",
                 SAMPLES / "x12" / "004010_214_staedi_ellipsis_terminator.edi",
@@ -49,13 +51,13 @@ def _drop(inbox: Path, source: Path, name: str | None = None) -> None:
 
 
 def test_every_sample_posts_and_is_moved_to_done(tmp_path: Path) -> None:
-    create_erp(f"sqlite:///{tmp_path}/erp.db")
+    create_purchasing(f"sqlite:///{tmp_path}/erp.db")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for path in SAMPLE_FILES:
         _drop(inbox, path)
     routes = "routes:\n  - match: {type: shipment.delayed}\n    teams: [purchasing]\n"
-    with running(config(tmp_path, inbox) + routes):
+    with DaemonRunner(config(tmp_path, inbox) + routes).start():
         wait_for(inbox_empty(inbox))
     url = f"sqlite:///{tmp_path}/fs.db"
     store = Store.open(url)
@@ -94,7 +96,7 @@ def test_same_file_or_same_interchange_twice_posts_once(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     url = f"sqlite:///{tmp_path}/fs.db"
-    with running(config(tmp_path, inbox, erp=False)):
+    with DaemonRunner(config(tmp_path, inbox, erp=False)).start():
         _drop(inbox, SAMPLE_FILES[0])
         wait_for(inbox_empty(inbox))
         first = len(all_posts(url))
@@ -123,7 +125,7 @@ def test_bad_files_are_quarantined_whole_and_the_folder_keeps_flowing(tmp_path: 
     time.sleep(0.05)
     _drop(inbox, SAMPLE_FILES[2])
     url = f"sqlite:///{tmp_path}/fs.db"
-    with running(config(tmp_path, inbox, erp=False)):
+    with DaemonRunner(config(tmp_path, inbox, erp=False)).start():
         wait_for(inbox_empty(inbox))
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["cut.edi", "noise.bin"]
     assert [p.name for p in (inbox / "done").iterdir()] == ["004010_315_apimeister.edi"]
@@ -146,7 +148,7 @@ def test_half_written_files_and_temporaries_are_not_read(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path}/fs.db"
     for name in (".hidden.edi", "upload.edi.part", "upload.tmp"):
         (inbox / name).write_bytes(raw)
-    with running(config(tmp_path, inbox, settle="0.6", erp=False)):
+    with DaemonRunner(config(tmp_path, inbox, settle="0.6", erp=False)).start():
         target = inbox / "slow-upload.edi"
         with target.open("wb") as handle:  # a slow uploader writing straight into the inbox
             for start in range(0, len(raw), 80):
@@ -176,7 +178,7 @@ def test_a_thousand_files_dropped_at_once(tmp_path: Path) -> None:
     for path in staging.iterdir():
         path.replace(inbox / path.name)
     url = f"sqlite:///{tmp_path}/fs.db"
-    with running(config(tmp_path, inbox, erp=False)):
+    with DaemonRunner(config(tmp_path, inbox, erp=False)).start():
         wait_for(inbox_empty(inbox), timeout=60)
     posts = all_posts(url)
     assert len(posts) == 2000 and len({p.id for p in posts}) == 2000

@@ -17,12 +17,14 @@ from floorstream.adapters.supply.folder import FolderConfig, SupplyFolder
 from floorstream.plugin.adapter import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing.doubles import RecordingEmitter
+from support import sentinel, wait_for
 
 from .make_214 import x12_214
-from .support import wait_for
 
 FIRST = x12_214(11, [("AF", "NS", "20261120", "0800")])
 SECOND = x12_214(12, [("D1", "NS", "20261121", "0900")])  # same size, other interchange
+#: another file dropped behind the re-sent copy: once it was read, a later scan came by
+SENTINEL = x12_214(13, [("AF", "NS", "20261122", "1000")], pro="SENTINEL")
 
 
 def _markers(emitter: RecordingEmitter) -> list[str]:
@@ -49,6 +51,12 @@ def folder(tmp_path: Path) -> Iterator[tuple[Path, RecordingEmitter]]:
         adapter.close()
 
 
+def _drop(inbox: Path, name: str, raw: bytes) -> None:
+    """Write beside the inbox and rename in, as a careful uploader does."""
+    (inbox.parent / "upload.tmp").write_bytes(raw)
+    os.replace(inbox.parent / "upload.tmp", inbox / name)
+
+
 def _commit(emitter: RecordingEmitter) -> None:
     acks, emitter.pending_acks[:] = list(emitter.pending_acks), []
     for ack in acks:
@@ -69,16 +77,19 @@ def test_a_copy_resent_before_commit_stays_for_the_next_scan(
         stat = path.stat()
         path.write_bytes(SECOND)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    threading.Event().wait(0.2)  # several scans: the name is in flight, so not read yet
-    assert len(_markers(emitter)) == 1
+    # a scan after the resend reads the sentinel file but not the name still in flight
+    sentinel(lambda: _drop(inbox, "sentinel.edi", SENTINEL),
+             lambda: len(_markers(emitter)) == 2, timeout=10)
+    assert [e.subject for e in emitter.events if "SENTINEL" not in e.subject] == [
+        emitter.events[0].subject]  # the first copy only
     _commit(emitter)  # the first copy's posts are committed: its ack runs now
     assert (inbox / "done" / "status.edi").read_bytes() == FIRST  # what was read is archived
     assert path.exists()  # the new copy was not moved away unread
-    wait_for(lambda: len(_markers(emitter)) == 2, timeout=10)
+    wait_for(lambda: len(_markers(emitter)) == 3, timeout=10)
     _commit(emitter)
     assert not path.exists()
     assert (inbox / "done" / "status.edi.1").read_bytes() == SECOND
-    kinds = [e.type for e in emitter.events]
+    kinds = [e.type for e in emitter.events if "SENTINEL" not in e.subject]
     assert kinds == ["shipment.status_changed", "shipment.delivered"]  # both were read
 
 

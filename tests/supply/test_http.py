@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +15,10 @@ import pytest
 
 from floorstream.adapters.supply.inbox import sign
 from floorstream.store.store import Store
+from support import DaemonRunner, wait_for
+from support.http import Reply, Request, http_receiver
 
-from .support import SAMPLES, all_posts, running, wait_for
+from .support import SAMPLES, all_posts
 
 
 def _event(n: int, code: str = "DEPA") -> dict[str, Any]:
@@ -38,45 +37,24 @@ class Carrier:
     requests: list[tuple[str | None, str | None, int]] = field(default_factory=list)
     url: str = ""
 
-    def page(self, cursor: str | None, if_none_match: str | None) -> tuple[int, bytes, str]:
+    def page(self, request: Request) -> Reply:
+        cursor, if_none_match = request.query.get("cursor"), request.headers.get("if-none-match")
         start = int(cursor or 0)
         chunk = self.events[start:start + 2]
         etag = f'"{start}-{len(self.events)}"'
         status = 304 if if_none_match == etag else 200
         self.requests.append((cursor, if_none_match, status))
         body = json.dumps({"events": chunk, "next_cursor": str(start + len(chunk))}).encode()
-        return status, body, etag
+        return status, {"ETag": etag, "Last-Modified": "Wed, 25 Nov 2026 08:00:00 GMT"}, body
 
 
 @pytest.fixture
 def carrier() -> Iterator[Carrier]:
     state = Carrier(events=[_event(1), _event(2), _event(3, "ARRI")])
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-            status, body, etag = state.page(query.get("cursor", [None])[0],
-                                            self.headers.get("If-None-Match"))
-            self.send_response(status)
-            self.send_header("ETag", etag)
-            self.send_header("Last-Modified", "Wed, 25 Nov 2026 08:00:00 GMT")
-            if status == 200:
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if status == 200:
-                self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/events"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with http_receiver() as server:
+        server.reply = state.page
+        state.url = f"{server.url}/events"
+        yield state
 
 
 def test_http_poll_pages_with_cursor_etag_and_resumes(tmp_path: Path, carrier: Carrier) -> None:
@@ -90,7 +68,7 @@ sources:
     interval: 0.1
 """
     url = f"sqlite:///{tmp_path}/fs.db"
-    with running(config):
+    with DaemonRunner(config).start():
         wait_for(lambda: len(all_posts(url)) == 3)
         wait_for(lambda: any(status == 304 for *_, status in carrier.requests))
         carrier.events.append(_event(4, "ARRI"))
@@ -103,7 +81,7 @@ sources:
     # a conditional request whose ETag matched cost a 304 and posted nothing
     assert any(inm is not None and status == 304 for _, inm, status in carrier.requests)
     seen = len(carrier.requests)
-    with running(config):  # the restart resumes from the committed cursor
+    with DaemonRunner(config).start():  # the restart resumes from the committed cursor
         wait_for(lambda: len(carrier.requests) >= seen + 2)
     assert carrier.requests[seen][0] == "4"
     assert len(all_posts(url)) == 4
@@ -139,7 +117,7 @@ sources:
     url = f"sqlite:///{tmp_path}/fs.db"
     inbox = f"http://127.0.0.1:{port}/inbox"
     body = (SAMPLES / "x12" / "004010_214_staedi_ellipsis_terminator.edi").read_bytes()
-    with running(config):
+    with DaemonRunner(config).start():
         wait_for(lambda: _reachable(port))
         status, answer = _post(inbox, body, {"X-Signature-256": sign("wrong-key", body)})
         assert (status, answer) == (401, {"error": "missing or bad signature"})
@@ -202,7 +180,7 @@ sources:
     erp: {{url: "sqlite:///{tmp_path}/no-such-dir/erp.db"}}
 """
     body = (SAMPLES / "x12" / "004060_856_apimeister.edi").read_bytes()
-    with running(config):
+    with DaemonRunner(config).start():
         wait_for(lambda: _reachable(port))
         status, answer = _post(f"http://127.0.0.1:{port}/inbox", body,
                                {"X-Floorstream-Secret": "s3cret"})

@@ -10,8 +10,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -19,8 +17,8 @@ from floorstream.adapters.supply.http_poll import HttpPollConfig, SupplyHttp
 from floorstream.plugin.adapter import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing.doubles import RecordingEmitter
-
-from .support import wait_for
+from support import wait_for
+from support.http import Reply, Request, http_receiver
 
 BROKEN = b'{"events": [{"metadata": {"eventID": "ev-1"'  # cut off mid-object
 
@@ -46,26 +44,14 @@ class Endpoint:
 def endpoint() -> Iterator[Endpoint]:
     state = Endpoint()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+    def reply(request: Request) -> Reply:
+        state.requests.append(request.path)
+        return 200, {}, state.body if "cursor=" not in request.path else state.later
 
-        def do_GET(self) -> None:
-            state.requests.append(self.path)
-            body = state.body if "cursor=" not in self.path else state.later
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/events"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with http_receiver() as server:
+        server.reply = reply
+        state.url = f"{server.url}/events"
+        yield state
 
 
 def _start(url: str, checkpoint: str | None) -> tuple[RecordingEmitter, threading.Thread]:

@@ -12,9 +12,21 @@
 Services (PostgreSQL, MariaDB, Mosquitto) come from the fixtures in ``tests/conftest.py``.
 """
 
-from .daemon import FLOORSTREAM, DaemonRunner, all_posts
-from .http import HttpReceiver, Request, http_receiver
-from .waiting import sentinel, wait_for
+from __future__ import annotations
 
-__all__ = ["FLOORSTREAM", "DaemonRunner", "HttpReceiver", "Request", "all_posts",
-           "http_receiver", "sentinel", "wait_for"]
+import importlib
+from typing import Any
+
+# imported on first use, so ``conftest.py`` (which needs only ``support.services``) does not
+# import the daemon and every plugin before a single test is collected
+_WHERE = {"FLOORSTREAM": "daemon", "DaemonRunner": "daemon", "all_posts": "daemon",
+          "HttpReceiver": "http", "Request": "http", "http_receiver": "http",
+          "sentinel": "waiting", "wait_for": "waiting"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'support' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
