@@ -100,21 +100,37 @@ class _Validator:
             message = message.replace(secret, "***")
         self.problems.append(self.loaded.problem(path, message))
 
-    def pydantic(self, exc: ValidationError, prefix: Path) -> None:
+    def pydantic(self, exc: ValidationError, prefix: Path, data: Any = None) -> None:
+        """File pydantic's errors, one line per key: the members of a union that all failed
+        (``str | dict``) become one "should be a valid string or a valid dictionary"."""
+        by_key: dict[Path, list[tuple[str, str]]] = {}
+        type_errors: set[Path] = set()
         for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            loc = _key_path(error["loc"], data, error["type"] == "missing")
             if format_path(prefix + loc) in self._unset:
                 continue
             if error["type"] == "finite_number" and isinstance(error.get("input"), float):
                 continue  # _non_finite reported it, at the key where it was written
-            message = error["msg"].removeprefix("Value error, ")
+            message, got = error["msg"].removeprefix("Value error, "), ""
             if error["type"] == "extra_forbidden":
                 message = "unknown key" + self._suggest(prefix + loc[:-1], str(loc[-1]))
             elif error["type"] == "missing":
                 message = "required key is missing"
             elif "input" in error and error["type"] not in ("value_error", "assertion_error"):
-                message += f" (got {error['input']!r})"
-            self.fail(prefix + loc, message)
+                got = f" (got {error['input']!r})"
+            if error["type"].endswith("_type"):
+                type_errors.add(prefix + loc)
+            by_key.setdefault(prefix + loc, []).append((message, got))
+        for key, messages in by_key.items():
+            if key in type_errors and any(k[:len(key)] == key and len(k) > len(key)
+                                          for k in by_key):
+                continue  # "not a string" beside the errors inside the mapping it is
+            texts = list(dict.fromkeys(m for m, _ in messages))
+            got = messages[0][1]
+            lead = "Input should be "
+            if len(texts) > 1 and all(t.startswith(lead) for t in texts):
+                texts = [lead + " or ".join(t.removeprefix(lead) for t in texts)]
+            self.fail(key, "; or ".join(texts) + got)
 
     def _suggest(self, parent: Path, key: str) -> str:
         model = self._model_at(parent)
@@ -137,7 +153,7 @@ class _Validator:
         try:
             return model.model_validate(values)
         except ValidationError as exc:
-            self.pydantic(exc, path)
+            self.pydantic(exc, path, values)
         except Exception as exc:
             self.fail(path, f"{what} failed to validate this: {exc!r}")
         return None
@@ -391,3 +407,33 @@ class _Validator:
                     self.fail(("teams", team, "sinks", s_index),
                               f"sink {sink!r} is not declared under sinks:"
                               + did_you_mean(sink, sink_names))
+
+
+# the names pydantic gives the members of a union in an error's location (``summary.str``)
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "list", "dict", "set",
+                         "tuple", "frozenset", "date", "datetime", "time", "timedelta",
+                         "decimal", "uuid", "url", "any", "literal"})
+
+
+def _key_path(loc: tuple[int | str, ...], data: Any, missing: bool) -> Path:
+    """An error's location as the config's key path: without the union member tags pydantic
+    puts in it (``str``, ``dict[str,str]``, ``function-after[…]``, a model's class name),
+    which a key actually present in ``data`` never is."""
+    out: list[str | int] = []
+    current = data
+    for index, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+            continue
+        if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            out.append(part)
+            current = current[part]
+            continue
+        last = index == len(loc) - 1
+        if isinstance(part, str) and not (last and missing) and (
+                "[" in part or "-" in part or part in _UNION_TAGS or part[:1].isupper()):
+            continue
+        out.append(part)
+        current = None
+    return tuple(out)
