@@ -261,16 +261,18 @@ sources:
     assert config.settings.pipeline.batch_max == 500
 
 
-def test_schema_durations_and_team_settings(validator: jsonschema.Draft202012Validator) -> None:
+def test_schema_durations_and_team_settings(plugins: Plugins,
+                                            validator: jsonschema.Draft202012Validator) -> None:
     good = """\
 teams:
   ops: {immediate: WARNING, digest: "06:00, 14:00,22:00", quiet_hours: "22:00-06:00",
         timezone: Europe/Berlin}
   planning: {digest: 1h}
-flood: {max_posts: 5, window: 5m}
+flood: {max_posts: 5, window: " 5 m"}
 logging: {level: DEBUG}
 """
     assert _errors(validator, good) == []
+    parse_config(good, plugins)  # and check takes it too
     bad = """\
 teams:
   ops: {immediate: urgent, digest: every hour, quiet_hours: "22-06"}

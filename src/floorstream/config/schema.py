@@ -44,6 +44,9 @@ _LAX: dict[str, dict[str, Any]] = {
                                               r"0|1)\s*$"},
 }
 _ANNOTATIONS = ("title", "description", "default", "examples", "deprecated")
+# parse_duration reads "5 m" and " 10s "; the pattern Duration exports does not allow spaces
+_DURATION_EXPORTED = r"^\d+(\.\d+)?(ms|s|m|h|d)?$"
+_DURATION_READ = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"
 
 
 def config_json_schema(plugins: Plugins) -> dict[str, Any]:
@@ -210,6 +213,8 @@ def _widen(schema: Any) -> Any:
         elif key in ("items", "additionalProperties", "then", "else", "anyOf", "oneOf",
                      "allOf", "prefixItems"):
             out[key] = _widen(value)
+        elif key == "pattern" and value == _DURATION_EXPORTED:
+            out[key] = _DURATION_READ
         else:  # "if", "not", "propertyNames", "const", keywords: as they are
             out[key] = value
     kind = _scalar_type(out)
