@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from floorstream.config import Config
-from floorstream.delivery.outbox import Outbox
+from floorstream.delivery.outbox import LEASE, Outbox
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.delivery.worker import SinkWorker, wake_workers
 from floorstream.model import Post
@@ -49,10 +49,10 @@ class _WakeOnCommit:
 
 class DeliveryService:
     def __init__(self, config: Config, plugins: Plugins, store: Store, *, poll: float = 0.5,
-                 lease: float = 300.0, batch: int = 100) -> None:
+                 lease: float = LEASE, batch: int = 100) -> None:
         self.config = config
         self.plugins = plugins
-        self.outbox = Outbox(store.engine, lease=lease)
+        self.outbox = Outbox(store.engine, lease=lease)  # renewed while held: see outbox.py
         self.policies = team_policies(config)
         self.poll = poll
         self.batch = batch
