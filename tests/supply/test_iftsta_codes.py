@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from floorstream.adapters.supply.code_tables import CodeTables, load_table
+from floorstream.adapters.supply.code_tables import CodeTables, load_table, milestones
 from floorstream.adapters.supply.events import Interpreter
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.memory import Memory
@@ -27,14 +27,14 @@ def _post(sts: str) -> tuple[str, str, str]:
 
 
 @pytest.mark.parametrize(("sts", "expected"), [
+    # a code reads as its canonical milestone, the code's own qualifier next to the place
     ("STS+1+364", ("shipment.status_changed", "info",
-                   "Carrier DBCARGO: shipment BL4711 arrived at the yard (Hamburg, 25 Nov)")),
+                   "Carrier DBCARGO: shipment BL4711 arrived (yard, Hamburg, 25 Nov)")),
     ("STS+1+266::6", ("shipment.delayed", "warning",
-                      "Carrier DBCARGO: shipment BL4711 delayed — delivery delayed by adverse "
-                      "weather")),
+                      "Carrier DBCARGO: shipment BL4711 delayed — adverse weather")),
     ("STS+1+325", ("shipment.exception", "warning",
-                   "Carrier DBCARGO: shipment BL4711 — delivery refused by the recipient "
-                   "(Hamburg, 25 Nov)")),
+                   "Carrier DBCARGO: shipment BL4711 — delivery refused (by the recipient, "
+                   "Hamburg, 25 Nov)")),
     # a private list (agency not 6): the UN meaning of 218 ("damaged") must not be applied
     ("STS+1+218::ZZZ:Rail shipment received", (
         "shipment.status_changed", "info",
@@ -51,11 +51,11 @@ def test_iftsta_status_codes(sts: str, expected: tuple[str, str, str]) -> None:
     assert _post(sts) == expected
 
 
-def test_the_table_is_data_with_only_known_kinds() -> None:
+def test_the_table_is_data_with_only_known_milestones() -> None:
     table = load_table("iftsta")
     assert len(table["codes"]) >= 60
-    kinds = {kind for _text, kind in table["codes"].values()}
-    assert kinds <= {"status", "delayed", "exception", "delivered", "estimate"}
+    used = {milestone for milestone, _detail in table["codes"].values()}
+    assert used <= set(milestones())
     assert all(code.isdigit() for code in table["codes"])  # 4405 codes are numeric
 
 

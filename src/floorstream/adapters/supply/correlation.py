@@ -2,10 +2,15 @@
 
 The lookup is one configured SQL query run through SQLAlchemy, so it works against whatever
 ERP database the plant has (Odoo, ERPNext, an SAP replica, the schema in
-``research/erp-subset-ddl.sql``, which the default query is written for). The query takes
+``tests/supply/erp-subset-ddl.sql``, which the default query is written for). The query takes
 ``:po`` and returns one row per PO line with the columns named below; extra columns are
 ignored, missing optional ones are None. Results are cached for ``cache_s`` seconds so a
 10,000-file backlog does not run 10,000 identical queries.
+
+Flags are read by their SQL type, not by their text: a deletion flag may be a real boolean
+(``deletion_flag boolean default false``), an integer (``0``/``1``, ERPNext's ``docstatus`` 2
+= cancelled is configurable through the query) or SAP's character indicator (``''`` active,
+``'L'`` deleted, ``'S'`` blocked). ``False``, ``0`` and ``''`` never mean deleted.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, create_engine, text
 
-__all__ = ["DEFAULT_QUERY", "ErpConfig", "ErpLookup", "PoLine", "PurchaseOrder", "line_key"]
+__all__ = ["DEFAULT_QUERY", "ErpConfig", "ErpLookup", "PoLine", "PurchaseOrder", "deletion_flag",
+           "line_key"]
 
 DEFAULT_QUERY = """
 SELECT po.name AS po, po.vendor_code AS supplier, l.line_no AS line,
@@ -44,7 +50,7 @@ class ErpConfig(BaseModel):
     query: str = Field(default=DEFAULT_QUERY,
                        description="SQL taking :po, one row per PO line: po, supplier, line, "
                                    "ordered_qty, uom, promised[, received_qty, vendor_part, "
-                                   "deletion_flag]")
+                                   "deletion_flag, alt_uom, alt_factor]")
     supplier_names: dict[str, str] = Field(default_factory=dict,
                                            description="supplier code → name for posts")
     cache_s: float = Field(default=60.0, ge=0, description="how long a PO lookup is reused")
@@ -59,6 +65,9 @@ class PoLine:
     promised: datetime | None
     vendor_part: str | None
     deleted: bool
+    blocked: bool = False  # SAP LOEKZ 'S': the line stays but must not be delivered
+    alt_uom: str | None = None  # an alternative unit of this line (a case, a pallet)…
+    alt_factor: float | None = None  # …and how many ``uom`` one of it holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +134,44 @@ class ErpLookup:
             if row.get("line") is None:
                 continue
             key = line_key(row["line"])
+            flag = deletion_flag(row.get("deletion_flag"))
             lines[key] = PoLine(
                 line=key, ordered=_num(row.get("ordered_qty")), received=_num(
                     row.get("received_qty")), uom=_str(row.get("uom")),
                 promised=_datetime(row.get("promised")), vendor_part=_str(row.get("vendor_part")),
-                deleted=bool((_str(row.get("deletion_flag")) or "").strip()))
+                deleted=flag == "deleted", blocked=flag == "blocked",
+                alt_uom=_str(row.get("alt_uom")), alt_factor=_num(row.get("alt_factor")))
         return PurchaseOrder(po=po, supplier=supplier, lines=lines)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+#: character flags that mean "not deleted" (SAP's blank, Y/N and T/F columns, '0' in text)
+_ACTIVE_TEXT = frozenset({"", "0", "N", "NO", "F", "FALSE"})
+#: SAP LOEKZ 'S': blocked, the row stays; other non-blank indicators ('L', 'X', '1') delete
+_BLOCKED_TEXT = frozenset({"S"})
+
+
+def deletion_flag(value: Any) -> str | None:
+    """``"deleted"``, ``"blocked"`` or None (active), by the column's SQL type.
+
+    A boolean column arrives as ``bool`` (SQLite and MariaDB hand back ``0``/``1``), an integer
+    as ``int``/``Decimal``: non-zero is deleted. A character indicator is deleted unless it is
+    blank or a spelled-out "no" (``N``, ``false``, ``0``); ``S`` is SAP's blocked. Before, any
+    text was deleted, so ``str(False)`` marked every line of a boolean column as deleted."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "deleted" if value else None
+    if isinstance(value, int | float | Decimal):
+        return "deleted" if value else None
+    if isinstance(value, bytes | bytearray | memoryview):  # BIT(1) on MySQL
+        return "deleted" if any(bytes(value)) else None
+    text = str(value).strip().upper()
+    if text in _ACTIVE_TEXT:
+        return None
+    return "blocked" if text in _BLOCKED_TEXT else "deleted"
 
 
 def _str(value: Any) -> str | None:

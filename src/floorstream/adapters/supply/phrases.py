@@ -1,8 +1,11 @@
-"""Default phrasing of the supply-chain events (shipment.*, asn.mismatch).
+"""Default phrasing of the supply-chain events (shipment.*, asn.*).
 
 Registered through the ``register_phrases`` hook like any plugin's wording. Posts are written
 for purchasing and production: the PO, the supplier, how much of what was ordered, when it
-arrives and how late that is, in one line.
+arrives and how late that is, in one line. An update says what changed since the last post
+("ETA 2 Dec → 5 Dec, 3 days later"); an estimate that moved within one day shows the times,
+so a post never reads "now due 11 Sep (was 11 Sep)". A milestone reads the same whichever
+carrier or aggregator reported it (``codes/milestones.json``).
 """
 
 from __future__ import annotations
@@ -12,14 +15,11 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
+from floorstream.adapters.supply.code_tables import milestones, unit_words
 from floorstream.model import Event
 from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
 __all__ = ["PHRASES", "register_phrases"]
-
-_UNITS = {"EA": "pcs", "PCE": "pcs", "PCS": "pcs", "C62": "pcs", "PC": "pcs", "H87": "pcs",
-          "KGM": "kg", "KG": "kg", "LB": "lb", "CS": "cases", "CT": "cartons", "PK": "packs"}
-
 
 _YEAR: ContextVar[int] = ContextVar("year", default=0)
 
@@ -44,17 +44,47 @@ def _dated(phrase: Callable[[Event], str]) -> Callable[[Event], str]:
 
 
 def _unit(unit: Any) -> str:
-    return _UNITS.get(str(unit).upper(), str(unit).lower()) if unit else ""
+    return unit_words(str(unit)) if unit else ""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _late(days: Any, what: str = "the promised date") -> str:
     if not isinstance(days, int):
         return ""
     if days > 0:
-        return f" — {days} day{'s' if days != 1 else ''} after {what}"
+        return f" — {_plural(days, 'day')} after {what}"
     if days < 0:
-        return f" — {-days} day{'s' if days != -1 else ''} early"
+        return f" — {_plural(-days, 'day')} early"
     return " — on the promised date"
+
+
+def _versus_promise(days: Any) -> str:
+    """``now 3 days later than promised`` (after a change of the ETA)."""
+    if not isinstance(days, int):
+        return ""
+    if days > 0:
+        return f"; now {_plural(days, 'day')} later than promised"
+    if days < 0:
+        return f"; now {_plural(-days, 'day')} earlier than promised"
+    return "; now on the promised date"
+
+
+def _moved(before: Any, after: Any) -> str:
+    """``2 Dec → 5 Dec, 3 days later``; within one day ``11 Sep 11:59 → 14:30, 2 h 31 min
+    later``."""
+    if not isinstance(before, str) or not isinstance(after, str):
+        return f"{_day(before)} → {_day(after)}" if after else f"{_day(before)} → none"
+    old, new = datetime.fromisoformat(before), datetime.fromisoformat(after)
+    if old.date() != new.date():
+        days = (new.date() - old.date()).days
+        how = f"{_plural(abs(days), 'day')} {'later' if days > 0 else 'earlier'}"
+        return f"{_day(before)} → {_day(after)}, {how}"
+    seconds = (new - old).total_seconds()
+    how = f"{phrasing.duration(abs(seconds))} {'later' if seconds > 0 else 'earlier'}"
+    return f"{_day(before)} {old:%H:%M} → {new:%H:%M}, {how}"
 
 
 def _who(f: dict[str, Any]) -> str:
@@ -68,80 +98,168 @@ def _shipment(f: dict[str, Any]) -> str:
     return text
 
 
-def _place(f: dict[str, Any]) -> str:
-    parts = [p for p in (f.get("location"), _day(f["when"]) if f.get("when") else None) if p]
+def _place(f: dict[str, Any], *, reason: bool = False) -> str:
+    """`` (vessel, Hamburg, 25 Nov)``: the code's detail, the place and the day."""
+    detail = f.get("detail") if f.get("milestone") not in (None, "other") else None
+    parts = [p for p in (f.get("reason") if reason else None, detail, f.get("location"),
+                         _day(f["when"]) if f.get("when") else None) if p]
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def _amount(f: dict[str, Any]) -> str:
+    """``shipped 120 of 200 pcs``; several units are listed, never summed."""
+    if f.get("shipped_units"):
+        listed = " + ".join(f"{phrasing.number(q)} {_unit(u)}".rstrip()
+                            for q, u in f["shipped_units"])
+        return f"shipped {listed}"
+    unit = _unit(f.get("unit"))
+    shipped = phrasing.number(f.get("shipped") or 0)
+    if f.get("ordered") is not None:
+        return f"shipped {shipped} of {phrasing.number(f['ordered'])} {unit}".rstrip()
+    return f"shipped {shipped} {unit}".rstrip()
+
+
+def _listed(amounts: Any) -> str:
+    """``{"EA": 120, "CS": 2}`` → ``120 pcs + 2 cases``."""
+    if not isinstance(amounts, dict) or not amounts:
+        return "0"
+    return " + ".join(f"{phrasing.number(q)} {_unit(u)}".rstrip() for u, q in amounts.items())
+
+
+def _head(f: dict[str, Any]) -> str:
+    head = f"PO {f['po']}" if f.get("po") else f"ASN {f.get('asn', '?')}"
+    if f.get("supplier"):
+        head += f" from {f['supplier']}"
+    return head
+
+
+def _change(change: dict[str, Any], f: dict[str, Any]) -> str:
+    what = change.get("what")
+    if what == "eta":
+        return f"ETA {_moved(change.get('before'), change.get('after'))}" \
+            if change.get("before") else f"now arriving {_day(change.get('after'))}"
+    if what == "shipped":
+        text = f"shipped {_listed(change.get('before'))} → {_listed(change.get('after'))}"
+        if f.get("ordered") is not None:
+            text += f" (of {phrasing.number(f['ordered'])} ordered)"
+        return text
+    if what == "ship_date":
+        return f"sent {_day(change.get('after'))} (was {_day(change.get('before'))})"
+    return "lines changed"
 
 
 def _dispatched(e: Event) -> str:
     f = e.fields
-    head = f"PO {f['po']}" if f.get("po") else f"ASN {f['asn']}"
-    if f.get("supplier"):
-        head += f" from {f['supplier']}"
-    unit = _unit(f.get("unit"))
-    shipped = phrasing.number(f["shipped"])
-    if f.get("ordered") is not None:
-        amount = f"shipped {shipped} of {phrasing.number(f['ordered'])} {unit}".rstrip()
-    else:
-        amount = f"shipped {shipped} {unit}".rstrip()
+    head = _head(f)
+    if f.get("changes"):
+        verb = f.get("purpose") or "updated"
+        parts = "; ".join(_change(c, f) for c in f["changes"])
+        eta_moved = any(c.get("what") == "eta" for c in f["changes"])
+        tail = _versus_promise(f.get("late_days")) if eta_moved else ""
+        return f"{head}: ASN {f.get('asn', '?')} {verb} — {parts}{tail}"
+    amount = _amount(f)
     if f.get("eta"):
         amount += f", arriving {_day(f['eta'])}"
     elif f.get("ship_date"):
         amount += f", sent {_day(f['ship_date'])}"
+    if f.get("matched_late"):
+        return f"{head} is now in the ERP: ASN {f.get('asn', '?')} {amount}" \
+               f"{_late(f.get('late_days'))}"
     return f"{head}: {amount}{_late(f.get('late_days'))}"
+
+
+def _estimate(e: Event) -> str:
+    """An ETA, or a carrier's planned milestone, and how it moved since the last one."""
+    f = e.fields
+    who, shipment = _who(f), _shipment(f)
+    target = milestones().get(str(f.get("target")), {}) if f.get("planned") else {}
+    where = f" at {f['location']}" if target and f.get("location") else ""
+    if f.get("previous_eta"):
+        noun = target.get("noun") or (f"{f.get('status')} expected" if target else "ETA")
+        return (f"{who}{shipment}: {noun}{where} {_moved(f['previous_eta'], f.get('eta'))}"
+                f"{_versus_promise(f.get('late_days'))}")
+    if target:
+        planned = target.get("planned") or f"to be {f.get('status')}"
+        return f"{who}{shipment} expected {planned}{where} {_day(f.get('eta'))}"
+    if e.type == "shipment.delayed":
+        text = f"{who}{shipment} delayed, now due {_day(f.get('eta'))}"
+        if isinstance(f.get("late_days"), int) and f["late_days"] > 0:
+            text += f", {_plural(f['late_days'], 'day')} after the promised date"
+        return text
+    return f"{who}{shipment} expected {_day(f.get('eta') or f.get('when'))}"
 
 
 def _delayed(e: Event) -> str:
     f = e.fields
-    if "shipped" in f:  # a late ASN: say what was shipped, when it arrives, how late
+    if "shipped" in f or "shipped_units" in f or "changes" in f:  # a late or moved ASN
         return _dispatched(e)
+    if f.get("estimated"):
+        return _estimate(e)
     text = f"{_who(f)}{_shipment(f)} delayed"
-    if f.get("reason"):
-        text += f" — {f['reason']}"
-    elif f.get("status") and not f.get("estimated"):
-        text += f" — {f['status']}"
-    if f.get("eta"):
-        text += f", now due {_day(f['eta'])}"
-        if f.get("previous_eta"):
-            text += f" (was {_day(f['previous_eta'])})"
-    if isinstance(f.get("late_days"), int) and f["late_days"] > 0:
-        text += f", {f['late_days']} day{'s' if f['late_days'] != 1 else ''} after the " \
-                "promised date"
+    why = f.get("reason") or (f.get("detail") if f.get("milestone") == "delayed" else None) \
+        or (f.get("status") if f.get("milestone") not in ("delayed", None) else None)
+    if why:
+        text += f" — {why}"
     return text
 
 
 def _status(e: Event) -> str:
     f = e.fields
     if f.get("estimated"):
-        return f"{_who(f)}{_shipment(f)} expected {_day(f.get('eta') or f.get('when'))}"
+        return _estimate(e)
     status = f.get("status", "status " + str(f.get("code")))
-    if f.get("planned"):
-        status = f"expected to be {status}"
     text = f"{_who(f)}{_shipment(f)} {status}"
     if f.get("container"):
         text += f", container {f['container']}"
-    return text + _place(f)
+    return text + _place(f) + _expected(f)
+
+
+def _expected(f: dict[str, Any]) -> str:
+    """How an actual milestone compares with the estimate it resolves."""
+    if not f.get("expected"):
+        return ""
+    days = f.get("late_days")
+    if not isinstance(days, int) or days == 0:
+        return ", as expected"
+    return f", {_plural(abs(days), 'day')} {'later' if days > 0 else 'earlier'} than expected"
 
 
 def _delivered(e: Event) -> str:
     f = e.fields
-    return f"{_who(f)}{_shipment(f)} delivered{_place(f)}"
+    return f"{_who(f)}{_shipment(f)} delivered{_place(f)}{_expected(f)}"
 
 
 def _exception(e: Event) -> str:
     f = e.fields
-    text = f"{_who(f)}{_shipment(f)} — {f.get('status', 'exception')}"
-    if f.get("reason"):
-        text += f" ({f['reason']})"
-    return text + _place(f)
+    return f"{_who(f)}{_shipment(f)} — {f.get('status', 'exception')}{_place(f, reason=True)}"
 
 
 def _retracted(e: Event) -> str:
     f = e.fields
     who = f"Carrier {f['carrier']}" if f.get("carrier") else "The carrier"
+    if f.get("document"):
+        if f.get("known"):
+            return f"{who} cancelled its status report {f['document']} on {e.subject}"
+        return f"{who} cancelled status report {f['document']} on {e.subject}, which was " \
+               "never received here"
     if f.get("known"):
         return f"{who} withdrew its earlier update on {e.subject} (event {f['retracted_id']})"
     return f"{who} withdrew event {f['retracted_id']}, which was never received here"
+
+
+def _cancelled(e: Event) -> str:
+    f = e.fields
+    head = _head(f)
+    what = f"ASN {f.get('asn', '?')} {f.get('purpose') or 'cancelled'} by the supplier"
+    was = f.get("was")
+    if not f.get("known"):
+        return f"{head}: {what}; it was never received here"
+    if isinstance(was, dict) and was.get("shipped"):
+        said = f"shipped {_listed(was['shipped'])}"
+        if was.get("eta"):
+            said += f", arriving {_day(was['eta'])}"
+        return f"{head}: {what} (it said: {said})"
+    return f"{head}: {what}"
 
 
 def _mismatch(e: Event) -> str:
@@ -149,7 +267,9 @@ def _mismatch(e: Event) -> str:
     asn = f"ASN {f.get('asn', '?')}"
     problem = f.get("problem")
     if problem == "unknown_po":
-        return f"{asn} refers to PO {f['po']}, which is not in the ERP"
+        days = f.get("waiting_days")
+        wait = f": waiting up to {_plural(days, 'day')} for it" if isinstance(days, int) else ""
+        return f"{asn} refers to PO {f['po']}, which is not in the ERP (yet){wait}"
     if problem == "no_po":
         return f"{asn} names no purchase order"
     line = f.get("line") or f.get("vendor_part") or "?"
@@ -157,6 +277,12 @@ def _mismatch(e: Event) -> str:
         return f"{asn} refers to PO {f['po']} line {line}, which does not exist"
     if problem == "deleted_line":
         return f"{asn} refers to PO {f['po']} line {line}, which is deleted in the ERP"
+    if problem == "blocked_line":
+        return f"{asn} refers to PO {f['po']} line {line}, which is blocked in the ERP"
+    if problem == "unit_mismatch":
+        return (f"{asn} ships {phrasing.number(f['shipped'])} {_unit(f.get('unit'))} of PO "
+                f"{f['po']} line {line}, ordered in {_unit(f.get('ordered_unit'))}: no "
+                f"conversion from {f.get('unit')} to {f.get('ordered_unit')} is configured")
     unit = _unit(f.get("unit"))
     return (f"{asn} ships {phrasing.number(f['shipped'])} {unit} of PO {f['po']} line {line}, "
             f"more than the {phrasing.number(f['ordered'])} ordered").replace("  ", " ")
@@ -169,6 +295,7 @@ PHRASES: dict[str, Callable[[Event], str]] = {
     "shipment.delivered": _dated(_delivered),
     "shipment.exception": _dated(_exception),
     "shipment.retracted": _dated(_retracted),
+    "asn.cancelled": _dated(_cancelled),
     "asn.mismatch": _dated(_mismatch),
 }
 
