@@ -41,19 +41,27 @@ def open(
     ``open("floorstream.yaml")``, ``open(store="sqlite:///posts.db")`` or
     ``open({"store": "...", "routes": [...]})``.
     """
+    given = plugins
     plugins = plugins or build_plugins()
-    if isinstance(config, Config):
-        loaded = config
-    elif isinstance(config, str | Path):
-        if "://" in str(config) and store is None:
-            loaded = parse_mapping({"store": str(config)}, plugins)
-        else:
-            loaded = load_config(config, plugins)
-    else:
-        data = dict(config or {})
+
+    def validate(with_plugins: Plugins) -> Config:
+        if isinstance(config, str | Path):
+            if "://" in str(config) and store is None:
+                return parse_mapping({"store": str(config)}, with_plugins)
+            return load_config(config, with_plugins)
+        data: dict[str, Any] = dict(config or {}) if not isinstance(config, Config) else {}
         if store is not None:
             data["store"] = store
-        loaded = parse_mapping(data, plugins)
+        return parse_mapping(data, with_plugins)
+
+    if isinstance(config, Config):
+        return Stream(config, plugins)
+    loaded = validate(plugins)
+    disable = loaded.settings.plugins.disable
+    if disable and given is None:
+        # the config's plugins.disable applies to the library as to the daemon
+        plugins = build_plugins(disable=disable)
+        loaded = validate(plugins)
     return Stream(loaded, plugins)
 
 

@@ -13,11 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from floorstream.plugin import Duration, SourceConfig
 
-__all__ = ["AuditConfig", "ErpTableConfig", "LookupConfig", "TableConfig"]
+__all__ = ["AuditConfig", "ErpTableConfig", "LookupConfig", "TableConfig", "subject_environment"]
+
+
+def subject_environment() -> ImmutableSandboxedEnvironment:
+    """The sandbox ``subject:`` templates run in, for the adapter and for ``check`` alike."""
+    return ImmutableSandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
 
 
 class _Strict(BaseModel):
@@ -63,6 +70,19 @@ class AuditConfig(_Strict):
 
 class TableConfig(_Strict):
     """One watched table."""
+
+    @field_validator("subject", check_fields=False)
+    @classmethod
+    def _subject_compiles(cls, value: str | None) -> str | None:
+        """A broken ``subject:`` template is a config error, not a source that dies at start."""
+        if value:
+            try:
+                subject_environment().from_string(value)
+            except jinja2.TemplateAssertionError as exc:  # an unknown filter or test
+                raise ValueError(f"subject template: {exc.message}") from None
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"subject template syntax error: {exc.message}") from None
+        return value
 
     table: str = Field(description="the table (or view) to watch")
     key: str = Field(default="id", description="primary-key column")

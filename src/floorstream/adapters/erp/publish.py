@@ -22,10 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from floorstream.adapters.erp.config import TableConfig
+from floorstream.adapters.erp.config import TableConfig, subject_environment
 from floorstream.model import Change, Event, Severity, utcnow
 from floorstream.plugin import Emitter
 
@@ -64,9 +61,8 @@ class SubjectMaker:
 
     def __init__(self, config: TableConfig) -> None:
         self.table = config.table
-        env = ImmutableSandboxedEnvironment(undefined=jinja2.ChainableUndefined,
-                                            autoescape=False)
-        self.template = env.from_string(config.subject) if config.subject else None
+        self.template = subject_environment().from_string(config.subject) if config.subject \
+            else None
 
     def __call__(self, key: Any, row: dict[str, Any]) -> str:
         fallback = f"{self.table}:{key}"

@@ -1,1 +1,1 @@
-"""Supply-chain feeds: ASNs, carrier status and container events from files, HTTP polls and pushes."""
+"""Supply-chain feeds: ASNs, carrier status and container events from files, polls, pushes."""
