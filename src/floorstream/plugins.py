@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "floorstream.adapters.supply.http_poll",
     "floorstream.adapters.supply.inbox",
     "floorstream.adapters.supply.phrases",
+    "floorstream.adapters.supply.commands",
     "floorstream.adapters.erp.adapter",
     "floorstream.adapters.erp.phrases",
     "floorstream.adapters.erp.commands",

@@ -193,13 +193,15 @@ class Interpreter:
             f"{self.source}/ASN {doc.asn_id}" + (f" from {sender}" if sender else ""))
         story = self.memory.story(thread)
         if purpose.effect == "cancel":
-            return self._cancel_asn(doc, thread, story, purpose)
-        if purpose.effect == "ignore" and story is not None and story["o"]:
+            return self._cancel_asn(doc, thread, story, purpose, erp)
+        told = story is not None and any(k.startswith(f"{doc.asn_id}|") for k in story["o"])
+        if purpose.effect == "ignore" and told:
             return []  # a duplicate or confirmation of a story already told
         if story is None:
             story = self._story("asn")
-        if story["x"] == "cancelled":  # reissued after a cancellation: told afresh
-            story["o"], story["x"] = {}, "open"
+        if doc.asn_id in story.get("c", []):  # reissued after a cancellation: told afresh
+            story["c"] = [a for a in story["c"] if a != doc.asn_id]
+            story["x"] = "open"
         out: list[Event] = []
         for order in doc.orders:
             out.extend(self._asn_order(doc, order, erp.get(order.po), story, purpose, thread))
@@ -214,7 +216,8 @@ class Interpreter:
         po = order.po
         subject = f"PO {po}" if po else f"ASN {doc.asn_id}"
         base = f"{doc.key}:po:{po}"
-        previous = story["o"].get(po)
+        slot = f"{doc.asn_id}|{po}"  # one ASN's part for one PO
+        previous = story["o"].get(slot)
         if previous is not None and previous["doc"] == doc.key and not previous.get("pending"):
             return []  # this very document again (a replay after its checkpoint)
         note = self._note(purpose)
@@ -229,7 +232,8 @@ class Interpreter:
             shipped_late = _days(doc.ship_date, analysis.promised)
             analysis.late = shipped_late if shipped_late is not None and shipped_late > 0 \
                 else None
-        snapshot = _snapshot(doc, order, analysis)
+        supplier = (erp.supplier if erp else None) or doc.supplier
+        snapshot = _snapshot(doc, order, analysis, supplier)
         relation: Relation = "new"
         refers = story["last"]
         changes: list[dict[str, Any]] = []
@@ -237,7 +241,7 @@ class Interpreter:
             changes = self._asn_changes(previous["s"], snapshot)
             if not changes:
                 # the same shipment re-sent: nothing new to say, but it is the one in force
-                story["o"][po] = {**previous, "doc": doc.key}
+                story["o"][slot] = {**previous, "doc": doc.key}
                 return []
             relation, refers = "update", previous["id"]
         elif refers is not None:
@@ -251,7 +255,7 @@ class Interpreter:
             type_ = "shipment.dispatched"
             severity = "notice" if analysis.partial or changes else "info"
         fields = {
-            **common, "supplier": (erp.supplier if erp else None) or doc.supplier,
+            **common, "supplier": supplier,
             **_amounts(analysis, erp is not None),
             "ship_date": _iso(doc.ship_date), "eta": _iso(doc.eta),
             "promised": _iso(analysis.promised), "late_days": late, "partial": analysis.partial,
@@ -275,7 +279,7 @@ class Interpreter:
             out.append(self._event(subject, f"{base}:line:{index}", "asn.mismatch", "warning",
                                    {**common, **problem}, when, thread=thread,
                                    relation="update", refers_to=head.id))
-        story["o"][po] = {"id": head.id, "doc": doc.key, "s": snapshot}
+        story["o"][slot] = {"id": head.id, "doc": doc.key, "s": snapshot}
         if doc.eta is not None:
             story["e"]["delivered|"] = [doc.eta.isoformat(), head.id]
         if analysis.promised is not None:
@@ -295,7 +299,8 @@ class Interpreter:
         """The PO is not in the ERP (yet): one post, then the ASN waits for it."""
         now = self.memory.clock()
         po = order.po
-        key = f"{thread}|{po}"
+        slot = f"{doc.asn_id}|{po}"
+        key = f"{thread}|{slot}"
         item = {"po": po, "thread": thread, "doc": doc.key, "asn": doc.asn_id,
                 "subject": subject, "supplier": doc.supplier, "carrier": doc.carrier,
                 "tracking": doc.tracking, "bol": doc.bill_of_lading, "sender": doc.sender,
@@ -308,7 +313,7 @@ class Interpreter:
             # a newer version of an ASN still waiting: it waits in its place, nothing to post
             item.update(since=previous.get("since", now), ref=previous["id"])
             self.memory.put_pending(key, item)
-            story["o"][po] = {**previous, "doc": doc.key}
+            story["o"][slot] = {**previous, "doc": doc.key}
             return []
         relation: Relation = "update" if story["last"] else "new"
         event = self._event(subject, f"{base}:unknown", "asn.mismatch", "warning", {
@@ -318,7 +323,7 @@ class Interpreter:
             relation=relation, refers_to=story["last"])
         item["ref"] = event.id
         self.memory.put_pending(key, item)
-        story["o"][po] = {"id": event.id, "doc": doc.key, "pending": True, "since": now}
+        story["o"][slot] = {"id": event.id, "doc": doc.key, "pending": True, "since": now}
         story["last"] = event.id
         return [event]
 
@@ -339,7 +344,7 @@ class Interpreter:
                 continue
             self.memory.drop_pending(key)
             story = self.memory.story(item["thread"])
-            entry = story["o"].get(item["po"]) if story else None
+            entry = story["o"].get(f"{item['asn']}|{item['po']}") if story else None
             if story is None or entry is None or not entry.get("pending"):
                 continue  # cancelled or replaced meanwhile
             doc = Asn(key=item["doc"], asn_id=item["asn"], orders=(), supplier=item["supplier"],
@@ -453,30 +458,34 @@ class Interpreter:
         return abs((after - before).total_seconds()) >= self.options.eta_threshold
 
     def _cancel_asn(self, doc: Asn, thread: str, story: dict[str, Any] | None,
-                    purpose: Purpose) -> list[Event]:
+                    purpose: Purpose, erp: dict[str, PurchaseOrder | None]) -> list[Event]:
         """The supplier cancelled the ASN: retract each PO's post (one post per PO)."""
         out: list[Event] = []
-        if story is not None and story["x"] == "cancelled":
+        if story is not None and doc.asn_id in story.get("c", []):
             return []  # cancelled already
-        pos = [o.po for o in doc.orders] or list((story or {}).get("o", {})) or [""]
+        prefix = f"{doc.asn_id}|"
+        pos = [o.po for o in doc.orders] or [
+            k[len(prefix):] for k in (story or {}).get("o", {}) if k.startswith(prefix)] or [""]
         for po in pos:
             subject = f"PO {po}" if po else f"ASN {doc.asn_id}"
-            told = story["o"].get(po) if story else None
-            fields = {"asn": doc.asn_id, "po": po or None, "supplier": doc.supplier,
+            told = story["o"].pop(prefix + po, None) if story else None
+            snapshot = told.get("s", {}) if told else {}
+            fields = {"asn": doc.asn_id, "po": po or None,
+                      "supplier": snapshot.get("supplier") or getattr(
+                          erp.get(po), "supplier", None) or doc.supplier,
                       "purpose": purpose.words, "known": told is not None,
                       "was": _was(told)}
             out.append(self._event(subject, f"{doc.key}:po:{po}:cancel", "asn.cancelled",
                                    "notice", fields, doc.ship_date, thread=thread,
                                    relation="retraction",
                                    refers_to=told["id"] if told else None))
-            self.memory.drop_pending(f"{thread}|{po}")
+            self.memory.drop_pending(f"{thread}|{prefix}{po}")
         if story is None:
             story = self._story("asn")
-        for po in pos:
-            story["o"].pop(po, None)
+        story["c"] = [*story.get("c", []), doc.asn_id][-8:]
         if not story["o"]:
             story["x"] = "cancelled"
-        story["e"] = {k: v for k, v in story["e"].items() if not k.startswith("delivered|")}
+            story["e"] = {k: v for k, v in story["e"].items() if not k.startswith("delivered|")}
         story["last"] = out[-1].id
         self.memory.put_story(thread, story)
         return out
@@ -498,6 +507,9 @@ class Interpreter:
             return []
         if story is None:
             story = self._story("shipment")
+        if doc.key in story.get("r", []):
+            return []  # this very report again (a replay, or a DCSA event id sent twice)
+        story["r"] = [*story.get("r", []), doc.key][-16:]
         if promised is None and story.get("promised"):
             promised = _parse(story["promised"])
         subject = f"shipment {doc.shipment}"
@@ -688,9 +700,10 @@ def _factor(units: Mapping[str, Mapping[str, float]], a: str, b: str) -> float |
     return 1 / float(inverse) if inverse else None
 
 
-def _snapshot(doc: Asn, order: AsnOrder, analysis: _Analysis) -> dict[str, Any]:
+def _snapshot(doc: Asn, order: AsnOrder, analysis: _Analysis,
+              supplier: str | None) -> dict[str, Any]:
     """What a later version of the ASN is compared with."""
-    return {"eta": _iso(doc.eta), "ship": _iso(doc.ship_date),
+    return {"eta": _iso(doc.eta), "ship": _iso(doc.ship_date), "supplier": supplier,
             "shipped": {u: round(q, 6) for u, q in sorted(analysis.shipped.items())},
             "lines": [[ln.line, ln.qty, ln.uom] for ln in order.lines],
             "ordered": analysis.ordered, "unit": analysis.unit,

@@ -139,10 +139,13 @@ def _change(change: dict[str, Any], f: dict[str, Any]) -> str:
         return f"ETA {_moved(change.get('before'), change.get('after'))}" \
             if change.get("before") else f"now arriving {_day(change.get('after'))}"
     if what == "shipped":
-        text = f"shipped {_listed(change.get('before'))} → {_listed(change.get('after'))}"
-        if f.get("ordered") is not None:
-            text += f" (of {phrasing.number(f['ordered'])} ordered)"
-        return text
+        before, after = change.get("before") or {}, change.get("after") or {}
+        if len(before) == 1 and before.keys() == after.keys():  # one unit: 30 → 28 of 34 pcs
+            (unit, old), (new,) = next(iter(before.items())), after.values()
+            of = f" of {phrasing.number(f['ordered'])}" if f.get("ordered") is not None else ""
+            return f"shipped {phrasing.number(old)} → {phrasing.number(new)}{of} " \
+                   f"{_unit(unit)}".rstrip()
+        return f"shipped {_listed(before)} → {_listed(after)}"
     if what == "ship_date":
         return f"sent {_day(change.get('after'))} (was {_day(change.get('before'))})"
     return "lines changed"
@@ -258,6 +261,8 @@ def _cancelled(e: Event) -> str:
         said = f"shipped {_listed(was['shipped'])}"
         if was.get("eta"):
             said += f", arriving {_day(was['eta'])}"
+        elif was.get("ship"):
+            said += f", sent {_day(was['ship'])}"
         return f"{head}: {what} (it said: {said})"
     return f"{head}: {what}"
 
