@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from floorstream.cli.common import add_config_arg, load
+from sqlalchemy.exc import SQLAlchemyError
+
+from floorstream.cli.common import ConfigNotFound, add_config_arg, load
 from floorstream.errors import ConfigError, FloorstreamError
 from floorstream.plugin import Commands
 from floorstream.plugins import build_plugins
@@ -65,6 +68,19 @@ def _plugin_commands(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (`floorstream plugins | head -2`): stop quietly, as the Python
+        # docs advise (note on SIGPIPE): output still buffered goes to /dev/null, so the flush
+        # at exit raises nothing either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -72,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
         return code
+    except ConfigNotFound as exc:
+        print(f"floorstream: {exc.message}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"floorstream: the configuration is invalid ({len(exc.problems)} problems):",
               file=sys.stderr)
@@ -81,6 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FloorstreamError as exc:
         print(f"floorstream: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # a store that cannot be reached or a URL that is no URL
+        cause = getattr(exc, "orig", None) or exc
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        print(f"floorstream: the store failed: {lines[0]}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:  # e.g. --store oracle://…: the dialect's driver
+        print(f"floorstream: {exc}; install it (store drivers: pip install "
+              "'floorstream[postgres]' or 'floorstream[mysql]')", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from floorstream.cli.common import add_store_args, open_store
+from floorstream.cli.feed import positive_int
 from floorstream.delivery.outbox import Outbox
 
 
@@ -19,7 +20,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--status", choices=["pending", "held", "sending", "delivered",
                                              "failed"])
     parser.add_argument("--sink")
-    parser.add_argument("--limit", "-n", type=int, default=50)
+    parser.add_argument("--limit", "-n", type=positive_int, default=50)
     parser.add_argument("--all-failed", action="store_true",
                         help="retry: every failed delivery")
     parser.set_defaults(func=run)

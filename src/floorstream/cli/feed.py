@@ -1,4 +1,11 @@
-"""``floorstream feed`` and ``floorstream explain``."""
+"""``floorstream feed`` and ``floorstream explain``.
+
+The feed lists a team's posts in the order they were committed (newest last; ``--follow``
+appends as they come), which is also the order its sinks receive them. Each line starts with
+the time the post was made, so the times only go forward; a post about an event that happened
+earlier (a supply message that arrived late, an ERP change read after a restart) says when the
+event happened at the end of the line: ``(event 2026-11-20 14:00)``.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,51 @@ import sys
 import time
 from typing import Any
 
-from floorstream.cli.common import add_config_arg, add_store_args, load, open_store
+from floorstream.cli.common import add_config_arg, add_store_args, config_path, load, open_store
+from floorstream.config import Config
+from floorstream.errors import ConfigError
 from floorstream.model import Event, Post, Severity, utcnow
 from floorstream.processing import Processor
 from floorstream.route import Router
+from floorstream.store.store import Store
+
+SEVERITIES = [s.name.lower() for s in Severity]
+POST_URN = "urn:floorstream:post:"  # the ids of ``feed --json`` (Activity Streams objects)
+#: an event this much older than its post shows its own time at the end of the feed line
+LATE = 60.0
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--limit``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _post_id(text: str) -> str:
+    """A post id as stored, or as the feed shows it (``urn:floorstream:post:<id>``)."""
+    text = text.strip()
+    return text[len(POST_URN):] if text.startswith(POST_URN) else text
 
 
 def register(subparsers: Any) -> None:
     feed = subparsers.add_parser("feed", help="show a team's posts")
     add_store_args(feed)
     feed.add_argument("--team", "-t", required=True)
-    feed.add_argument("--limit", "-n", type=int, default=20)
-    feed.add_argument("--severity", help="at least this severity (info, notice, warning…)")
+    feed.add_argument("--limit", "-n", type=positive_int, default=20)
+    feed.add_argument("--severity", type=str.lower, choices=SEVERITIES,
+                      help="at least this severity")
     feed.add_argument("--follow", "-f", action="store_true", help="keep printing new posts")
     feed.add_argument("--json", action="store_true",
                       help="one Activity Streams 2.0 object per line")
@@ -29,27 +69,53 @@ def register(subparsers: Any) -> None:
     explain = subparsers.add_parser(
         "explain", help="which routing rule sends a post (or a hypothetical event) where")
     add_config_arg(explain)
-    explain.add_argument("post_id", nargs="?", help="a stored post's id")
+    explain.add_argument("post_id", nargs="?", type=_post_id,
+                         help="a stored post's id (as `feed` shows it, urn:floorstream:post:… "
+                              "included)")
     explain.add_argument("--source")
     explain.add_argument("--type")
     explain.add_argument("--subject", default="example")
-    explain.add_argument("--severity", default="info")
-    explain.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE")
+    explain.add_argument("--severity", type=str.lower, choices=SEVERITIES, default="info")
+    explain.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
+                         type=_key_value)
     explain.set_defaults(func=run_explain)
 
 
 def _line(post: Post, explain: bool) -> str:
-    when = post.occurred_at.strftime("%Y-%m-%d %H:%M:%S")
+    when = post.created_at.strftime("%Y-%m-%d %H:%M:%S")
     text = f"{when}  {post.severity.label:<8}  {post.summary}"
+    if (post.created_at - post.occurred_at).total_seconds() >= LATE:
+        text += f"  (event {post.occurred_at.strftime('%Y-%m-%d %H:%M')})"
     if explain:
         why = "; ".join(f"{r['team']} ← {r['rule']}" for r in post.routing)
         text += f"\n    routed: {why}"
     return text
 
 
+def _feed_store(args: argparse.Namespace) -> tuple[Store, Config | None]:
+    """The store (``--store``, else the config's) and the config when there is one: with
+    ``--store`` and no config file the teams are those with posts in the store."""
+    if args.store:
+        try:
+            config = load(args)[0] if config_path(args).exists() else None
+        except ConfigError:  # the store was named: a broken config only costs the team list
+            config = None
+        return Store.open(args.store), config
+    config = load(args)[0]
+    return Store.open(config.settings.store), config
+
+
 def run_feed(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store, config = _feed_store(args)
     level = Severity.parse(args.severity) if args.severity else None
+    teams = (set(config.settings.teams) | {config.settings.default_team}) if config else set()
+    if args.team not in teams and args.team not in store.teams():
+        known = sorted(teams) or store.teams()
+        where = "configured teams" if config else "teams with posts in the store"
+        print(f"floorstream: unknown team {args.team!r}; {where}: "
+              f"{', '.join(known) or '(none)'}", file=sys.stderr)
+        store.close()
+        return 2
 
     def show(posts: list[Post]) -> None:
         for post in posts:
@@ -60,6 +126,8 @@ def run_feed(args: argparse.Namespace) -> int:
     posts = list(reversed(store.feed(args.team, limit=args.limit, min_severity=level)))
     show(posts)
     if not args.follow:
+        if not posts:
+            print(f"no posts for team {args.team!r} yet", file=sys.stderr)
         return 0
     last = store.post_seq(posts[-1].id) if posts else 0
     try:
@@ -92,7 +160,7 @@ def run_explain(args: argparse.Namespace) -> int:
         if not args.source or not args.type:
             print("give a post id, or --source and --type", file=sys.stderr)
             return 2
-        attrs = dict(a.split("=", 1) for a in args.attr)
+        attrs = dict(args.attr)
         event = Event.create(type=args.type, source=args.source, subject=args.subject,
                              position="explain", occurred_at=utcnow(),
                              severity=Severity.parse(args.severity), attrs=attrs)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from floorstream.cli.common import add_store_args, open_store
+from floorstream.cli.feed import positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -15,7 +16,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     parser.add_argument("id", nargs="?", type=int)
     parser.add_argument("--source")
-    parser.add_argument("--limit", "-n", type=int, default=50)
+    parser.add_argument("--limit", "-n", type=positive_int, default=50)
     parser.add_argument("--raw", action="store_true", help="show: write the raw bytes only")
     parser.set_defaults(func=run)
 
