@@ -21,7 +21,7 @@ from floorstream.plugin.sink import SinkConfig
 from floorstream.route import RouteRule
 
 __all__ = ["AlertSettings", "Config", "HealthSettings", "LoggingSettings", "PipelineSettings",
-           "PluginSettings", "Settings", "TeamConfig"]
+           "PluginSettings", "RetentionSettings", "Settings", "TeamConfig"]
 
 _SEVERITIES = [s.label for s in Severity]
 
@@ -149,6 +149,40 @@ class AlertSettings(_Strict):
                     "connection that comes up for a moment does not end an outage)")
 
 
+class RetentionSettings(_Strict):
+    """How long floorstream keeps what it wrote (docs/daemon.md, "Retention"); null: forever.
+
+    The daemon prunes every ``interval``, ``floorstream prune`` on demand, both in
+    transactions of at most ``batch`` rows so a pipeline commit never waits long on them.
+    """
+
+    posts: Duration | None = Field(
+        default=90 * 86400.0, gt=0,
+        description="posts (with their team rows) older than this; never one with a delivery "
+                    "still pending")
+    delivered: Duration | None = Field(
+        default=30 * 86400.0, gt=0,
+        description="delivered outbox rows, after delivery (rows a later reply threads to "
+                    "stay while their post does)")
+    failed: Duration | None = Field(default=90 * 86400.0, gt=0,
+                                    description="outbox rows given up on, after creation")
+    quarantine: Duration | None = Field(default=30 * 86400.0, gt=0,
+                                        description="quarantined input, after it came")
+    detector_state: Duration | None = Field(
+        default=None, gt=0,
+        description="detector state of subjects that have not changed for this long (a "
+                    "pruned subject starts from nothing: a cursor-polled ERP row's next "
+                    "change is then learnt, not posted); null: kept")
+    erp_changes: Duration | None = Field(
+        default=7 * 86400.0, gt=0,
+        description="rows of fs_erp_changes (erp install-triggers) the source has consumed, "
+                    "older than this")
+    interval: Duration = Field(default=3600.0, gt=0, description="how often the daemon prunes")
+    batch: int = Field(default=1_000, ge=1, le=100_000, description="rows per transaction")
+    pause: Duration = Field(default=0.05, ge=0, le=60,
+                            description="rest between two batches (lets commits through)")
+
+
 class PluginSettings(_Strict):
     disable: list[str] = Field(default_factory=list,
                                description="plugin names to block, as `floorstream plugins` "
@@ -176,6 +210,7 @@ class Settings(_Strict):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ from floorstream.plugin.adapter import (
     DetectorSpec,
     Emitter,
     FloodOptions,
+    PruneContext,
+    ReplayContext,
     SourceConfig,
 )
 from floorstream.plugin.commands import Commands
@@ -58,6 +60,7 @@ from floorstream.plugin.detector import (
 from floorstream.plugin.durations import Duration, parse_duration
 from floorstream.plugin.markers import hookimpl
 from floorstream.plugin.phrasebook import Phrase
+from floorstream.plugin.progress import Progress
 from floorstream.plugin.registry import Registry
 from floorstream.plugin.sink import (
     DeliveryError,
@@ -96,7 +99,10 @@ __all__ = [
     "Phrase",
     "PluginError",
     "Post",
+    "Progress",
+    "PruneContext",
     "Registry",
+    "ReplayContext",
     "RetryAfter",
     "RetrySettings",
     "Severity",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -27,7 +27,7 @@ from floorstream.plugin.durations import Duration
 from floorstream.plugin.registry import Registry
 
 __all__ = ["Ack", "Adapter", "AdapterContext", "DetectorSpec", "Emitter", "FloodOptions",
-           "SourceConfig", "SourceHealth"]
+           "PruneContext", "ReplayContext", "SourceConfig", "SourceHealth"]
 
 Ack = Callable[[], None]
 
@@ -191,6 +191,38 @@ class AdapterContext:
     health: SourceHealth = field(default_factory=SourceHealth)
 
 
+@dataclass
+class ReplayContext:
+    """What :meth:`Adapter.replay` gets besides the raw bytes: the source's config as it is
+    *now* (after the fix that makes a replay worth trying) and what was kept with the input
+    when it was quarantined."""
+
+    source: str
+    config: Any  # the source's validated config (an instance of the adapter's config_model)
+    position: str | None
+    #: what the adapter passed as ``context=`` to ``emitter.quarantine`` (a topic, a file name)
+    context: dict[str, Any]
+    received_at: datetime
+    decoders: Registry[Any]
+    log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+
+
+@dataclass
+class PruneContext:
+    """What :meth:`Adapter.prune` gets: delete what the source keeps for floorstream that is
+    consumed (at or before ``checkpoint``) and older than ``older_than``."""
+
+    source: str
+    #: the source's committed checkpoint (None: nothing consumed yet, so nothing to prune)
+    checkpoint: str | None
+    older_than: datetime
+    batch: int = 1000  # rows per transaction at most
+    dry_run: bool = False  # count only
+    log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+    stop: threading.Event = field(default_factory=threading.Event)
+    pause: float = 0.0  # seconds to rest between two transactions
+
+
 ConfigT = TypeVar("ConfigT", bound=SourceConfig)
 
 
@@ -228,6 +260,42 @@ class Adapter(Generic[ConfigT]):
 
     def close(self) -> None:
         """Release connections; called once after :meth:`run` returned."""
+
+    @classmethod
+    def replay(cls, raw: bytes, context: ReplayContext) -> Sequence[Change | Event]:
+        """Decode quarantined input again, through the source's current config.
+
+        ``floorstream quarantine replay`` calls this (in its own process, with no connection
+        to the source) for each item of this adapter's sources. Return what the adapter would
+        have emitted for ``raw`` now: changes go through the source's detectors, events
+        straight to flood control, phrasing and routing; positions must be the ones the
+        adapter gives the same input live, so ids are deterministic and a replay posts once.
+        Raise (a :class:`~floorstream.errors.DecodeError` with the reason people should read)
+        when it still fails: the item stays quarantined with that reason. An empty list means
+        the input is fine now but says nothing; the item is removed.
+
+        The default says the adapter cannot replay; items a *detector* refused are replayed by
+        the host itself (they hold the change, not the raw input).
+        """
+        raise NotImplementedError(f"the {getattr(cls, 'name', cls.__name__)} adapter cannot "
+                                  "replay its input")
+
+    @classmethod
+    def supports_replay(cls) -> bool:
+        return cls.replay.__func__ is not Adapter.replay.__func__  # type: ignore[attr-defined]
+
+    @classmethod
+    def prune(cls, config: Any, context: PruneContext) -> int:
+        """Delete input the source keeps in the watched system for floorstream (a change log
+        its triggers fill) that the source has consumed, i.e. at or before
+        ``context.checkpoint``, and older than ``context.older_than`` (the host's
+        ``retention.erp_changes``); at most ``context.batch`` rows per transaction; count
+        only when ``context.dry_run``. Returns the rows deleted (or that would be).
+
+        Called by the daemon's retention thread and ``floorstream prune`` with a committed
+        checkpoint, never while holding anything of the adapter's own. Default: nothing kept.
+        """
+        return 0
 
     @classmethod
     def check(cls, config: Any) -> list[str]:

@@ -56,8 +56,21 @@ def _v4_threads(conn: Connection) -> None:
         conn.execute(text("CREATE INDEX ix_fs_posts_refers_to ON fs_posts (refers_to)"))
 
 
+def _v5_retention_indexes(conn: Connection) -> None:
+    """v4 → v5: indexes retention needs: a post's team rows by the post (pruning deleted them
+    by a full scan of fs_post_teams per batch; reading a feed page did the same), and detector
+    state by when it last changed (subjects gone quiet). Indexes already there are kept."""
+    found = inspect(conn)
+    if "ix_fs_post_teams_post" not in {i["name"] for i in found.get_indexes("fs_post_teams")}:
+        conn.execute(text("CREATE INDEX ix_fs_post_teams_post ON fs_post_teams (post_seq)"))
+    if "ix_fs_detector_state_updated" not in {
+            i["name"] for i in found.get_indexes("fs_detector_state")}:
+        conn.execute(text("CREATE INDEX ix_fs_detector_state_updated "
+                          "ON fs_detector_state (updated_at)"))
+
+
 MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints,
-                                    4: _v4_threads}
+                                    4: _v4_threads, 5: _v5_retention_indexes}
 
 
 def current_version(conn: Connection) -> int | None:

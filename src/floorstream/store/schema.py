@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -133,6 +133,8 @@ post_teams = Table(
     Index("ix_fs_post_teams_feed", "team", "post_seq"),
     Index("ix_fs_post_teams_severity", "team", "severity", "post_seq"),
     Index("ix_fs_post_teams_time", "team", "created_at"),
+    # v5: a post's team rows by the post (reading posts, pruning them)
+    Index("ix_fs_post_teams_post", "post_seq"),
     **MYSQL,
 )
 
@@ -152,6 +154,8 @@ detector_state = Table(
     Column("state", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("source", "subject", "detector", name="pk_fs_detector_state"),
+    # v5: subjects gone quiet, for retention
+    Index("ix_fs_detector_state_updated", "updated_at"),
     **MYSQL,
 )
 

@@ -14,7 +14,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, RowMapping, create_engine, event, func, select
+from sqlalchemy import (
+    Engine,
+    RowMapping,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from floorstream.model import Post, Severity, utcnow
@@ -70,10 +80,14 @@ class CommitBatch:
     #: (source, subject, detector key) → state
     states: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     quarantined: list[QuarantineItem] = field(default_factory=list)
+    #: quarantine rows a replay got through: deleted in the same transaction as its posts
+    unquarantined: list[int] = field(default_factory=list)
+    #: quarantine rows a replay found still failing: row id → the error now
+    requarantined: dict[int, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.posts or self.deliveries or self.checkpoints or self.states
-                    or self.quarantined)
+                    or self.quarantined or self.unquarantined or self.requarantined)
 
 
 def _json_dumps(value: Any) -> str:
@@ -164,6 +178,13 @@ class Store:
                 {"key": q.key, "source": q.source, "position": q.position, "error": q.error,
                  "raw": q.raw, "context": q.context, "received_at": q.received_at}
                 for q in batch.quarantined])
+            q = schema.quarantine
+            for chunk in iter_chunks(batch.unquarantined, 500):
+                conn.execute(delete(q).where(q.c.id.in_(list(chunk))))
+            if batch.requarantined:
+                conn.execute(update(q).where(q.c.id == bindparam("row_id")).values(
+                    error=bindparam("new_error")),
+                    [{"row_id": i, "new_error": e} for i, e in batch.requarantined.items()])
         return new_posts
 
     # -- reads used by the pipeline ---------------------------------------------------------
@@ -294,6 +315,72 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(q).where(q.c.id == item_id)).mappings().first()
         return _quarantine_row(row) if row is not None else None
+
+    def quarantined_after(self, after_id: int, *, limit: int = 100, source: str | None = None,
+                          ids: Collection[int] | None = None) -> list[QuarantinedRow]:
+        """Quarantined items with an id above ``after_id``, oldest first (a replay's pages)."""
+        q = schema.quarantine
+        query = select(q).where(q.c.id > after_id).order_by(q.c.id).limit(limit)
+        if source is not None:
+            query = query.where(q.c.source == source)
+        if ids is not None:
+            query = query.where(q.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return [_quarantine_row(r) for r in conn.execute(query).mappings()]
+
+    def count_quarantined(self, *, source: str | None = None,
+                          ids: Collection[int] | None = None) -> int:
+        q = schema.quarantine
+        query = select(func.count()).select_from(q)
+        if source is not None:
+            query = query.where(q.c.source == source)
+        if ids is not None:
+            query = query.where(q.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def quarantine_summaries(self, *, source: str | None = None, batch: int = 5000
+                             ) -> Iterable[tuple[int, str, str, dict[str, Any], datetime]]:
+        """(id, source, error, context, received_at) of every quarantined item, in pages by
+        id and without the raw bytes (for counts by reason)."""
+        q = schema.quarantine
+        after = 0
+        while True:
+            query = (select(q.c.id, q.c.source, q.c.error, q.c.context, q.c.received_at)
+                     .where(q.c.id > after).order_by(q.c.id).limit(batch))
+            if source is not None:
+                query = query.where(q.c.source == source)
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(query))
+            for row in rows:
+                yield row.id, row.source, row.error, dict(row.context or {}), row.received_at
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    def discard_quarantined(self, *, ids: Collection[int] | None = None,
+                            source: str | None = None, batch: int = 1000) -> int:
+        """Delete quarantined items: these ids, a source's, or (neither given) all of them,
+        ``batch`` rows per transaction. Returns how many went."""
+        q = schema.quarantine
+        removed = 0
+        if ids is not None:
+            wanted = sorted(set(ids))
+            for chunk in iter_chunks(wanted, batch):
+                with self.engine.begin() as conn:
+                    removed += int(conn.execute(delete(q).where(q.c.id.in_(list(chunk))))
+                                   .rowcount)
+            return removed
+        while True:
+            query = select(q.c.id).order_by(q.c.id).limit(batch)
+            if source is not None:
+                query = query.where(q.c.source == source)
+            with self.engine.begin() as conn:
+                found = list(conn.execute(query).scalars())
+                if found:
+                    removed += int(conn.execute(delete(q).where(q.c.id.in_(found))).rowcount)
+            if len(found) < batch:
+                return removed
 
 
 def _post_row(post: Post) -> dict[str, Any]:
