@@ -151,6 +151,8 @@ class CodeTables:
             if keyword in words.lower():
                 kind = keyword_kind
                 break
+        if not words and scheme in (*AGGREGATORS, "generic"):
+            words = code.replace("_", " ")  # a word already (a feed's own status)
         return Meaning(words or f"status {code}", kind)
 
     def reason(self, scheme: str, code: str | None) -> Meaning | None:

@@ -1,0 +1,102 @@
+"""The source's memory behind the stories: bounded, expiring, all or nothing per file.
+
+It travels in the checkpoint, so it must stay small however long the source runs (a cap per
+table and an expiry per story), survive a restart (dump/load, also of the older checkpoint
+format), and never keep half a file: when the ERP fails on a file's second document, the
+memory goes back to what the file found, so the retry decides as the first attempt would have.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from floorstream.adapters.supply.formats.detect import parse_any
+from floorstream.adapters.supply.memory import Memory
+from support.erp import create_purchasing
+
+from .stories import ASN_856, DESADV, STATUS_214, Clock, interpreter, told
+from .stories import x12 as interchange
+
+
+def _asn(n: int) -> bytes:
+    return interchange(ASN_856, 100 + n, BSN=f"BSN*00*A{n:05d}*20111206*142428*0002").replace(
+        b"REF*BM*999999-001", f"REF*BM*BOL{n}".encode()).replace(
+        b"REF*CN*5787970539", f"REF*CN*PRO{n}".encode())
+
+
+def test_the_memory_is_bounded() -> None:
+    memory = Memory(limit=10)
+    interp = interpreter(memory=memory)
+    for n in range(60):
+        assert len(told(interp, _asn(n))) == 1
+    assert memory.size("stories") == 10
+    assert memory.size("aliases") <= 60
+    checkpoint = memory.dump()
+    assert len(checkpoint) < 20_000
+    # the oldest stories are the ones forgotten: a copy of the first ASN is news again, a copy
+    # of the last one is not
+    assert told(interp, interchange(_asn(0), 500)) != []
+    assert told(interp, interchange(_asn(59), 501)) == []
+
+
+def test_stories_expire() -> None:
+    clock = Clock()
+    memory = Memory(max_age=7 * 86_400.0, clock=clock)
+    interp = interpreter(memory=memory)
+    told(interp, STATUS_214)
+    clock.now += 6 * 86_400
+    assert told(interp, interchange(STATUS_214, 2)) == []  # touched: kept another 7 days
+    clock.now += 6 * 86_400
+    assert told(interp, interchange(STATUS_214, 3)) == []
+    clock.now += 8 * 86_400
+    assert [p.relation for p in told(interp, interchange(STATUS_214, 4))] == ["new", "update"]
+    assert memory.size("stories") == 1
+
+
+def test_dump_and_load_keep_everything() -> None:
+    memory = Memory()
+    interp = interpreter(memory=memory)
+    told(interp, STATUS_214)
+    told(interp, ASN_856)
+    restored = Memory.load(memory.dump())
+    assert restored.dump() == memory.dump()
+    assert dict(restored.stories()) == dict(memory.stories())
+
+
+def test_the_older_checkpoint_format_is_read() -> None:
+    old = json.dumps({"eta": {"PRO1": [["x12:a:1:1:1:0", "2026-12-03T12:00:00+00:00"]]},
+                      "events": {"e-1": ["shipment B77", "ab" * 16]},
+                      "extra": {"cursor": "c-9"}})
+    memory = Memory.load(old)
+    assert memory.carrier_event("e-1") == ["shipment B77", "ab" * 16]
+    assert memory.extra == {"cursor": "c-9"}
+    assert Memory.load("not json").dump() == Memory().dump()
+
+
+def test_a_file_that_fails_half_way_leaves_the_memory_as_it_found_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/erp.db"
+    create_purchasing(url)
+    memory = Memory()
+    interp = interpreter(url, memory=memory)
+    told(interp, STATUS_214)
+    before = memory.dump()
+    first, second = parse_any(DESADV).documents  # two ASNs in one interchange
+    assert interp.events(first)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the ERP goes away before the file's second document
+        conn.execute(text("ALTER TABLE purchase_order RENAME TO purchase_order_gone"))
+    with pytest.raises(OperationalError):
+        interp.events(second)
+    assert memory.dump() == before
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE purchase_order_gone RENAME TO purchase_order"))
+    engine.dispose()
+    retry = [e.id for doc in (first, second) for e in interp.events(doc)]
+    fresh = interpreter(url, memory=Memory.load(before))
+    assert retry == [e.id for doc in (first, second) for e in fresh.events(doc)]
+    assert len(retry) == 3

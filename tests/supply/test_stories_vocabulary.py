@@ -1,0 +1,97 @@
+"""Vocabularies as data (issue 11, item 6): canonical milestones, one phrase each.
+
+Every status table maps its codes to a canonical milestone of ``codes/milestones.json`` and
+cites its public source. The same milestone reads the same whichever carrier, standard or
+aggregator reported it; TrackingMore's ``pickup`` is out for delivery; a failed delivery
+attempt reads one way at AfterShip, TrackingMore and 17TRACK.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from floorstream.adapters.supply.code_tables import (
+    AGGREGATORS,
+    KINDS,
+    CodeTables,
+    load_table,
+    milestones,
+)
+from floorstream.adapters.supply.feed import SupplyConfig
+
+from .stories import interpreter, told
+
+STATUS_TABLES = ("at7", "x12_315", "iftsta", "dcsa", "generic", *AGGREGATORS)
+
+
+@pytest.mark.parametrize("scheme", STATUS_TABLES)
+def test_every_table_maps_to_canonical_milestones_and_cites_its_source(scheme: str) -> None:
+    table = load_table(scheme)
+    assert table["codes"], scheme
+    assert {milestone for milestone, _detail in table["codes"].values()} <= set(milestones())
+    if scheme != "generic":  # generic is floorstream's own union of the others
+        assert "https://" in table["_source"], scheme
+
+
+def test_milestones_have_one_phrase_and_a_known_kind() -> None:
+    for name, info in milestones().items():
+        assert info["kind"] in KINDS, name
+        assert name == "other" or info["phrase"], name
+
+
+def _generic(status: str, **extra: str) -> bytes:
+    return json.dumps({"tracking_number": "1Z999", "carrier": "UPS", "status": status,
+                       "occurred_at": "2026-11-24T08:00:00Z", **extra}).encode()
+
+
+OUT_FOR_DELIVERY = "Carrier UPS: shipment 1Z999 out for delivery (24 Nov)"
+ATTEMPTED = "Carrier UPS: shipment 1Z999 — delivery attempted, not delivered (24 Nov)"
+
+
+@pytest.mark.parametrize(("vocabulary", "status", "summary"), [
+    ("trackingmore", "pickup", OUT_FOR_DELIVERY),
+    ("aftership", "OutForDelivery", OUT_FOR_DELIVERY),
+    ("easypost", "out_for_delivery", OUT_FOR_DELIVERY),
+    ("17track", "OutForDelivery", OUT_FOR_DELIVERY),
+    ("generic", "out_for_delivery", OUT_FOR_DELIVERY),
+    ("aftership", "AttemptFail", ATTEMPTED),
+    ("trackingmore", "undelivered", ATTEMPTED),
+    ("17track", "DeliveryFailure", ATTEMPTED),
+    ("shippo", "FAILURE", "Carrier UPS: shipment 1Z999 — exception (delivery failed, 24 Nov)"),
+    ("easypost", "failure", "Carrier UPS: shipment 1Z999 — exception (delivery failed, 24 Nov)"),
+    ("shippo", "TRANSIT", "Carrier UPS: shipment 1Z999 in transit (24 Nov)"),
+    ("trackingmore", "transit", "Carrier UPS: shipment 1Z999 in transit (24 Nov)"),
+    ("aftership", "InTransit", "Carrier UPS: shipment 1Z999 in transit (24 Nov)"),
+    ("shippo", "DELIVERED", "Carrier UPS: shipment 1Z999 delivered (24 Nov)"),
+])
+def test_one_phrase_per_milestone_across_aggregators(vocabulary: str, status: str,
+                                                     summary: str) -> None:
+    (post,) = told(interpreter(vocabulary=vocabulary), _generic(status))
+    assert post.summary == summary
+
+
+def test_pickup_is_ambiguous_without_a_vocabulary() -> None:
+    """Only TrackingMore says ``pickup`` for out for delivery; elsewhere it is a pick-up from
+    the shipper. Without the source's vocabulary the carrier's word is shown as it is."""
+    (post,) = told(interpreter(), _generic("pickup"))
+    assert post.summary == "Carrier UPS: shipment 1Z999 pickup (24 Nov)"
+
+
+def test_aggregator_spellings_reach_the_generic_table() -> None:
+    codes = CodeTables()
+    for spelling in ("InTransit", "in_transit", "TRANSIT", "transit"):
+        assert codes.status("generic", spelling).milestone == "in_transit", spelling
+    assert codes.status("generic", "NotFound").milestone == "pending"
+
+
+def test_a_source_override_names_a_milestone_or_a_kind() -> None:
+    config = SupplyConfig(name="s", adapter="supply.folder",
+                          codes={"dcsa": {"XYZ": ("delivered", "to the dock")},
+                                 "at7": {"ZZ": ("wheel change", "delayed")}})
+    codes = CodeTables(config.codes)
+    assert codes.status("dcsa", "XYZ").text == "delivered"
+    assert codes.status("at7", "ZZ").kind == "delayed"
+    with pytest.raises(ValueError, match="names no milestone"):
+        SupplyConfig(name="s", adapter="supply.folder", codes={"at7": {"Q": ("x", "y")}})
