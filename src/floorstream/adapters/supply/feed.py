@@ -15,18 +15,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+from sqlalchemy.exc import SQLAlchemyError
 
-from floorstream.adapters.supply.code_tables import KINDS, CodeTables
+from floorstream.adapters.supply.code_tables import KINDS, CodeTables, milestones
 from floorstream.adapters.supply.correlation import ErpConfig, ErpLookup
-from floorstream.adapters.supply.events import Interpreter
+from floorstream.adapters.supply.events import Interpreter, StoryOptions
 from floorstream.adapters.supply.formats.csv_feed import CsvMapping
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.formats.errors import ParseError
 from floorstream.adapters.supply.memory import Memory
-from floorstream.plugin import Ack, Adapter, Emitter, SourceConfig
+from floorstream.model import Event
+from floorstream.plugin import Ack, Adapter, Duration, Emitter, SourceConfig
 
 __all__ = ["FeedHandler", "Outcome", "SupplyAdapter", "SupplyConfig", "check_erp"]
+
+
+class Tolerance(BaseModel):
+    """``tolerance: {over: 5, under: 2}``: percent of the ordered quantity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    over: float = Field(default=0.0, ge=0, description="shipped above the order, still fine")
+    under: float = Field(default=0.0, ge=0, le=100,
+                         description="shipped below the order, still complete")
 
 
 class SupplyConfig(SourceConfig):
@@ -40,12 +52,53 @@ class SupplyConfig(SourceConfig):
                                   description="PO lookup for supplier, promised date, quantity")
     carriers: dict[str, str] = Field(default_factory=dict,
                                      description="carrier code (SCAC…) → name for posts")
-    codes: dict[str, dict[str, tuple[str, Literal[KINDS]]]] = Field(  # type: ignore[valid-type]
+    codes: dict[str, dict[str, tuple[str, str]]] = Field(
         default_factory=dict,
-        description="extra status codes per table (at7, iftsta, dcsa, x12_315, generic): "
-                    "code → [text, kind]")
+        description="extra status codes per table (at7, iftsta, dcsa, x12_315, generic, "
+                    "aftership…): code → [milestone, detail] (a canonical milestone of "
+                    "codes/milestones.json) or [text, kind]")
+    vocabulary: Literal["generic", "aftership", "trackingmore", "shippo", "easypost",
+                        "17track"] = Field(
+        default="generic", description="the aggregator whose status list plain carrier JSON "
+                                       "speaks (TrackingMore's 'pickup' is out for delivery)")
     remember: int = Field(default=2_000, ge=10,
-                          description="shipments whose last ETAs are kept for 'delayed'")
+                          description="shipment stories kept (threads, last ETA, milestones)")
+    forget_after: Duration = Field(default=60 * 86_400.0, gt=0,
+                                   description="a story untouched this long is forgotten")
+    eta_threshold: Duration = Field(default=7_200.0, description="an ETA that moves less on "
+                                    "the same day posts nothing")
+    eta_new_day: bool = Field(default=True,
+                              description="an ETA on another calendar day always posts")
+    pending_for: Duration = Field(default=14 * 86_400.0, description="how long an ASN whose "
+                                  "PO is not in the ERP waits for it")
+    recheck_every: Duration = Field(default=60.0, description="how often a waiting PO is "
+                                    "looked up again (on the source's next document)")
+    units: dict[str, dict[str, PositiveFloat]] = Field(
+        default_factory=dict, description="unit conversions, 1 CS = 12 EA: {CS: {EA: 12}}")
+    tolerance: Tolerance = Field(default_factory=Tolerance,
+                                 description="over- and under-shipment accepted, in percent")
+
+    @field_validator("codes")
+    @classmethod
+    def _known_kinds(cls, codes: dict[str, dict[str, tuple[str, str]]]
+                     ) -> dict[str, dict[str, tuple[str, str]]]:
+        known = set(KINDS) | set(milestones())
+        for table, entries in codes.items():
+            for code, (first, second) in entries.items():
+                if first not in known and second not in known:
+                    raise ValueError(
+                        f"codes.{table}.{code}: [{first}, {second}] names no milestone "
+                        f"({', '.join(sorted(milestones()))}) and no kind ({', '.join(KINDS)})")
+        return codes
+
+    def story_options(self) -> StoryOptions:
+        return StoryOptions(
+            eta_threshold=self.eta_threshold, eta_new_day=self.eta_new_day,
+            pending_for=self.pending_for, recheck_every=self.recheck_every,
+            over_tolerance=self.tolerance.over / 100, under_tolerance=self.tolerance.under / 100,
+            units={a.upper(): {b.upper(): f for b, f in to.items()}
+                   for a, to in self.units.items()})
+
 
 
 def check_erp(config: SourceConfig) -> list[str]:
@@ -78,11 +131,12 @@ class FeedHandler:
     def __init__(self, config: SupplyConfig, checkpoint: str | None, log: Any) -> None:
         self.config = config
         self.log = log
-        self.memory = Memory.load(checkpoint, config.remember)
+        self.memory = Memory.load(checkpoint, config.remember, max_age=config.forget_after)
         self.lookup = ErpLookup(config.erp) if config.erp is not None else None
         self.interpreter = Interpreter(
-            config.name, memory=self.memory, codes=CodeTables(config.codes), lookup=self.lookup,
-            carriers=config.carriers, attrs=dict(config.attrs))
+            config.name, memory=self.memory, codes=CodeTables(config.codes, config.vocabulary),
+            lookup=self.lookup, carriers=config.carriers, attrs=dict(config.attrs),
+            options=config.story_options())
 
     def handle(self, emitter: Emitter, raw: bytes, name: str, *, ack: Ack | None = None,
                on_failure: Callable[[], None] | None = None,
@@ -98,12 +152,15 @@ class FeedHandler:
             parsed = parse_any(raw, format or self.config.format, csv_mapping=self.config.csv,
                                name=name, allow_empty=allow_empty)
             events = [e for doc in parsed.documents for e in self.interpreter.events(doc)]
+            _check_events(events)
         except ParseError as exc:
-            emitter.quarantine(raw, f"{name}: {exc}", position=f"file:{digest}",
-                               context={"file": name, **exc.context()},
-                               ack=on_failure or ack,
-                               checkpoint=self.memory.dump() if self.memory.dirty else None)
-            return Outcome(0, error=exc)
+            return self._quarantine(emitter, raw, name, digest, exc, on_failure or ack)
+        except _ERP_ERRORS:
+            raise  # the ERP is unreachable: the file waits for it (the transport retries)
+        except Exception as exc:  # a parser bug met by this input: it costs this file only
+            self.log.error("supply_parser_failed", file=name, error=repr(exc), exc_info=True)
+            error = ParseError(f"cannot be read ({exc.__class__.__name__}: {exc})")
+            return self._quarantine(emitter, raw, name, digest, error, on_failure or ack)
         for warning in parsed.warnings:
             self.log.warning("supply_document_warning", file=name, warning=warning)
         for event in events:
@@ -112,9 +169,42 @@ class FeedHandler:
         emitter.checkpoint(self.memory.dump() if self.memory.dirty else None, ack=ack)
         return Outcome(len(events), tuple(parsed.warnings))
 
+    def quarantine(self, emitter: Emitter, raw: bytes, name: str, reason: str, *,
+                   ack: Ack | None = None, position: str | None = None,
+                   context: dict[str, Any] | None = None) -> Outcome:
+        """Quarantine bytes the transport refused before parsing (an oversized file)."""
+        error = ParseError(reason)
+        position = position or f"file:{hashlib.sha256(raw).hexdigest()}"
+        emitter.quarantine(raw, f"{name}: {error}", position=position,
+                           context={"file": name, **error.context(), **(context or {})},
+                           ack=ack,
+                           checkpoint=self.memory.dump() if self.memory.dirty else None)
+        return Outcome(0, error=error)
+
+    def _quarantine(self, emitter: Emitter, raw: bytes, name: str, digest: str,
+                    exc: ParseError, ack: Ack | None) -> Outcome:
+        emitter.quarantine(raw, f"{name}: {exc}", position=f"file:{digest}",
+                           context={"file": name, **exc.context()}, ack=ack,
+                           checkpoint=self.memory.dump() if self.memory.dirty else None)
+        return Outcome(0, error=exc)
+
     def close(self) -> None:
         if self.lookup is not None:
             self.lookup.close()
+
+
+#: what the ERP lookup raises when its database is unreachable or the query is wrong
+_ERP_ERRORS = (SQLAlchemyError, OSError)
+#: the store's limit of a subject (a VARCHAR(255) column)
+MAX_SUBJECT = 255
+
+
+def _check_events(events: list[Event]) -> None:
+    for event in events:
+        if len(event.subject) > MAX_SUBJECT:
+            raise ParseError(f"subject {event.subject[:40]!r}... is {len(event.subject)} "
+                             f"characters long, more than {MAX_SUBJECT}: an identifier "
+                             "this long is not one")
 
 
 SupplyConfigT = TypeVar("SupplyConfigT", bound=SupplyConfig)

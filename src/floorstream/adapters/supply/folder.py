@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from pydantic import Field
 
@@ -50,6 +50,9 @@ class FolderConfig(SupplyConfig):
     poll: Duration = Field(default=1.0, description="time between two scans")
     max_in_flight: int = Field(default=500, ge=1,
                                description="files handed to the pipeline but not committed yet")
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1,
+                           description="bigger files are quarantined unparsed (their first "
+                                       "max_bytes kept) and moved to failed/")
 
 
 class SupplyFolder(SupplyAdapter[FolderConfig]):
@@ -116,8 +119,14 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
         path = inbox / name
         try:
             with open(path, "rb") as handle:
-                raw = handle.read()
-                identity = _Identity.of(os.fstat(handle.fileno()), raw)
+                raw = handle.read(config.max_bytes + 1)
+                oversized = len(raw) > config.max_bytes
+                if oversized:  # hash the rest without holding it: the move checks identity
+                    digest = _sha256(handle, raw)
+                    raw = raw[:config.max_bytes]
+                else:
+                    digest = hashlib.sha256(raw).hexdigest()
+                identity = _Identity.of(os.fstat(handle.fileno()), digest)
         except FileNotFoundError:
             return  # taken away between scan and read
         except OSError as exc:  # unreadable (permissions): leave it, say so, try again later
@@ -142,6 +151,13 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
             with lock:
                 in_flight.discard(name)
 
+        if oversized:
+            self.handler.quarantine(
+                emitter, raw, name, f"file of {identity.size} bytes exceeds max_bytes "
+                f"{config.max_bytes}; not parsed (first {config.max_bytes} bytes kept, the "
+                "whole file is in failed/)", ack=lambda: move(failed),
+                position=f"file:{digest}", context={"truncated": True, "size": identity.size})
+            return
         self.handler.handle(emitter, raw, name, ack=lambda: move(done),
                             on_failure=lambda: move(failed))
 
@@ -159,9 +175,9 @@ class _Identity:
     sha256: str
 
     @classmethod
-    def of(cls, stat: os.stat_result, raw: bytes) -> _Identity:
+    def of(cls, stat: os.stat_result, sha256: str) -> _Identity:
         return cls(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
-                   hashlib.sha256(raw).hexdigest())
+                   sha256)
 
     def same_stat(self, stat: os.stat_result) -> bool:
         return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) == (
@@ -179,7 +195,7 @@ def _move_if_same(path: Path, identity: _Identity, target: Path) -> bool:
         with open(path, "rb") as handle:
             if not identity.same_stat(os.fstat(handle.fileno())):
                 return False
-            if hashlib.sha256(handle.read()).hexdigest() != identity.sha256:
+            if _sha256(handle) != identity.sha256:
                 return False
     except FileNotFoundError:
         return False
@@ -194,6 +210,15 @@ def _move_if_same(path: Path, identity: _Identity, target: Path) -> bool:
             continue
     os.unlink(moved)
     return False
+
+
+def _sha256(handle: BinaryIO, head: bytes = b"") -> str:
+    """SHA-256 of ``head`` and the rest of ``handle``, read in blocks (a file over max_bytes
+    may be far bigger than memory should hold)."""
+    digest = hashlib.sha256(head)
+    while block := handle.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def _move(source: Path, target: Path) -> Path:

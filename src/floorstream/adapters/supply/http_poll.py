@@ -17,6 +17,7 @@ posts or quarantine entry, so a restart does not quarantine it again either.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import threading
 import urllib.error
@@ -27,6 +28,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
+from floorstream.adapters.supply.formats.carrier_json import check_tree
 from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["HttpPollConfig", "SupplyHttp"]
@@ -41,6 +43,9 @@ class HttpPollConfig(SupplyConfig):
     cursor_field: str = Field(default="next_cursor",
                               description="dotted path of the next cursor in the response")
     timeout: Duration = Field(default=30.0, description="HTTP timeout")
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1,
+                           description="bigger responses are quarantined unparsed (their "
+                                       "first max_bytes kept)")
 
 
 class SupplyHttp(SupplyAdapter[HttpPollConfig]):
@@ -55,7 +60,7 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
             try:
                 more = self._poll(emitter, config, state)
                 failures = 0
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
                 failures += 1
                 self.context.log.warning("supply_http_poll_failed", url=config.url,
                                          error=str(exc), failures=failures)
@@ -82,18 +87,20 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
             request.add_header("If-Modified-Since", state["last_modified"])
         try:
             with urllib.request.urlopen(request, timeout=config.timeout) as response:
-                raw = response.read()
+                raw = response.read(config.max_bytes + 1)
                 etag, modified = response.headers.get("ETag"), response.headers.get(
                     "Last-Modified")
         except urllib.error.HTTPError as exc:
             if exc.code == 304:
                 return False
             raise
+        oversized = len(raw) > config.max_bytes
+        raw = raw[:config.max_bytes]
         page = "|".join((cursor or "", etag or "", hashlib.sha256(raw).hexdigest()))
         if state.get("page") == page:
             self.context.log.debug("supply_http_page_unchanged", url=url)
             return False  # handled already (posted or quarantined): nothing new to say
-        next_cursor = _cursor(raw, config.cursor_field)
+        next_cursor = None if oversized else _cursor(raw, config.cursor_field)
         new_state = {"cursor": next_cursor or cursor, "etag": etag, "last_modified": modified,
                      "page": page}
         if next_cursor and next_cursor != cursor:
@@ -102,9 +109,15 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
         state.clear()
         state.update({k: v for k, v in new_state.items() if v})
         self.handler.memory.dirty = True
+        name = f"{config.name}@{cursor or 'start'}"
         try:
-            self.handler.handle(emitter, raw, f"{config.name}@{cursor or 'start'}",
-                                format="json", allow_empty=True)
+            if oversized:  # quarantined once: the page key rides with it
+                self.handler.quarantine(
+                    emitter, raw, name, f"response over max_bytes {config.max_bytes}; not "
+                    f"parsed (first {config.max_bytes} bytes kept)",
+                    context={"truncated": True, "url": url})
+            else:
+                self.handler.handle(emitter, raw, name, format="json", allow_empty=True)
         except BaseException:  # not handled (ERP down…): this page must be fetched again
             state.clear()
             state.update(previous)
@@ -114,9 +127,12 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
 
 
 def _cursor(raw: bytes, path: str) -> str | None:
+    """The next page's cursor, or None; never from a page the parser refuses (a cursor with
+    a lone surrogate could not even be put in the next URL)."""
     try:
         value: Any = json.loads(raw)
-    except ValueError:
+        check_tree(value)
+    except (ValueError, RecursionError):  # ParseError is a ValueError
         return None
     for part in path.split("."):
         if not isinstance(value, dict):

@@ -68,21 +68,35 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
         adapter = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 60  # seconds a sender may stall mid-request before it is dropped
+
             def log_message(self, format: str, *args: Any) -> None:
                 return  # structlog has the useful lines
 
             def do_POST(self) -> None:
                 if self.path.split("?")[0] != config.path:
                     return self._answer(404, {"error": "unknown path"})
-                length = int(self.headers.get("Content-Length") or 0)
+                header = self.headers.get("Content-Length")
+                length = _length(header)
+                if length is None:  # never read an unknown amount: read(-1) waits for EOF
+                    return self._answer(400 if header else 411,
+                                        {"error": "Content-Length invalid" if header
+                                         else "Content-Length required"}, close=True)
                 if length > config.max_bytes:
-                    return self._answer(413, {"error": "body too large"})
-                body = self.rfile.read(length)
+                    return self._answer(413, {"error": "body too large"}, close=True)
+                try:
+                    body = self.rfile.read(length)
+                except OSError:  # the sender stalled (see timeout) or went away
+                    self.close_connection = True
+                    return None
+                if len(body) < length:  # cut short: the sender retries the whole document
+                    return self._answer(400, {"error": "body shorter than Content-Length"},
+                                        close=True)
                 if not adapter._authentic(self.headers, body):
                     adapter.context.log.warning("supply_inbox_rejected",
                                                 client=self.client_address[0])
                     return self._answer(401, {"error": "missing or bad signature"})
-                name = self.headers.get("X-Filename") or "push-" + hashlib.sha256(
+                name = _filename(self.headers.get("X-Filename")) or "push-" + hashlib.sha256(
                     body).hexdigest()[:16]
                 committed = threading.Event()
                 try:
@@ -102,9 +116,12 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
                                    "warnings": list(outcome.warnings)})
 
             def _answer(self, status: int, payload: dict[str, Any],
-                        retry_after: int | None = None) -> None:
+                        retry_after: int | None = None, close: bool = False) -> None:
                 body = json.dumps(payload).encode()
                 self.send_response(status)
+                if close:  # the request body was not read: the connection cannot go on
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 if retry_after is not None:
                     self.send_header("Retry-After", str(retry_after))
                 self.send_header("Content-Type", "application/json")
@@ -138,6 +155,23 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
                 return True
         return False
 
+
+
+def _length(header: str | None) -> int | None:
+    """The Content-Length as a byte count, None when missing, negative or not a number."""
+    text = (header or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text[:18])  # (18 digits: more than any body, over max_bytes anyway)
+
+
+def _filename(header: str | None) -> str | None:
+    """The sender's file name, printable and at most 200 characters (it is logged, stored with
+    a quarantined body and may name an ASN)."""
+    if not header:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in header).strip()[:200]
+    return cleaned or None
 
 
 @hookimpl

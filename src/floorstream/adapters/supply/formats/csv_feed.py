@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from floorstream.adapters.supply.documents import Asn, AsnLine, AsnOrder, Parsed
 from floorstream.adapters.supply.formats.errors import ParseError
-from floorstream.adapters.supply.formats.text import decode
+from floorstream.adapters.supply.formats.text import decode, plausible
 
 __all__ = ["CsvMapping", "parse"]
 
@@ -49,6 +50,13 @@ class CsvMapping(BaseModel):
 
 
 def parse(raw: bytes, mapping: CsvMapping, name: str = "") -> Parsed:
+    try:
+        return _parse(raw, mapping, name)
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit…
+        raise ParseError(f"unreadable CSV: {exc}") from None
+
+
+def _parse(raw: bytes, mapping: CsvMapping, name: str) -> Parsed:
     text = decode(raw).lstrip("\ufeff")
     if not text.strip():
         raise ParseError("empty CSV file", segment=1, offset=0)
@@ -125,15 +133,16 @@ def _number(text: str, decimal: str) -> float | None:
     thousands = "." if decimal == "," else ","
     text = text.replace(thousands, "").replace(decimal, ".")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None  # nan, inf, 1e999: not a quantity
 
 
 def _date(text: str, formats: list[str]) -> datetime | None:
     for fmt in formats:
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+            return plausible(datetime.strptime(text, fmt).replace(tzinfo=UTC))
         except ValueError:
             continue
     return None

@@ -34,6 +34,11 @@ def parse_any(raw: bytes, format: str = "auto", *, csv_mapping: CsvMapping | Non
     ``allow_empty``: a JSON page without events is fine (a poll that found nothing new).
     """
     kind = sniff(raw) if format == "auto" else format
+    nul = raw.find(b"\x00")
+    if nul >= 0 and kind != "x12":  # (X12 strips NUL padding between segments itself)
+        # no text format holds one, and PostgreSQL cannot store one in a post
+        raise ParseError(f"binary data (a NUL byte at offset {nul}), not a supply-chain "
+                         "document", segment=1, offset=nul)
     if kind == "x12":
         return x12_docs.parse(raw)
     if kind == "edifact":

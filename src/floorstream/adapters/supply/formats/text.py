@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["decode", "parse_date", "to_number"]
+from floorstream.adapters.supply.formats.errors import ParseError
+
+__all__ = ["EARLIEST", "LATEST", "decode", "decode_utf8", "parse_date", "plausible",
+           "to_number"]
+
+#: dates outside these years are unreadable: a year-1 or year-9999 date overflows as soon as
+#: it is moved to UTC or stored, and no shipment is dated there
+EARLIEST, LATEST = 1900, 2999
 
 # X12 time codes (AT7-07, DTM03…) → UTC offset in hours; local codes without DST knowledge
 _ZONES = {"UT": 0, "GM": 0, "Z": 0, "UTC": 0, "ET": -5, "ES": -5, "ED": -4, "CT": -6, "CS": -6,
@@ -18,6 +26,31 @@ def decode(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def decode_utf8(raw: bytes, what: str) -> str:
+    """UTF-8 or a :class:`ParseError` naming the first bad byte (JSON must be UTF-8)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"{what} is not UTF-8: byte 0x{raw[exc.start]:02x} ({exc.reason})",
+                         offset=exc.start) from None
+
+
+def plausible(when: datetime | None) -> datetime | None:
+    """``when`` if it is an aware datetime between :data:`EARLIEST` and :data:`LATEST` (in
+    UTC too), else None: a date that cannot be trusted costs the post its date."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        utc = when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    if not EARLIEST <= utc.year <= LATEST or not EARLIEST <= when.year <= LATEST:
+        return None
+    return when
 
 
 def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
@@ -42,11 +75,13 @@ def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
     except ValueError:
         return None
     hours = _ZONES.get(zone.strip().upper(), 0)
-    return day.replace(tzinfo=timezone(timedelta(hours=hours)) if hours else UTC)
+    return plausible(day.replace(tzinfo=timezone(timedelta(hours=hours)) if hours else UTC))
 
 
 def to_number(text: str) -> float | None:
+    """A finite number, or None (``nan``, ``inf`` and ``1e999`` are not quantities)."""
     try:
-        return float(text.strip())
+        value = float(text.strip())
     except ValueError:
         return None
+    return value if math.isfinite(value) else None

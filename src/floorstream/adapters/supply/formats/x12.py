@@ -91,6 +91,9 @@ def _segments(text: str, element: str, terminator: str) -> list[Segment]:
         if not stripped:
             continue
         start += chunk.find(stripped[0])
+        if "\x00" in stripped:  # padding is stripped above; inside a segment it is binary
+            raise ParseError("NUL byte inside a segment: binary data?",
+                             segment=len(segments) + 1, offset=start + stripped.find("\x00"))
         parts = stripped.split(element)
         tag = parts[0]
         if not (2 <= len(tag) <= 3 and tag.isalnum() and tag.upper() == tag):
