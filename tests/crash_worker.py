@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import lines_adapter
 from floorstream.config import parse_mapping
 from floorstream.daemon import Daemon
 from floorstream.plugins import build_plugins
+from support import DaemonRunner, wait_for
 
 
 def main(workdir: Path, total: int) -> None:
@@ -30,36 +30,38 @@ def main(workdir: Path, total: int) -> None:
                      "detect": [{"threshold": {"field": "temp", "above": 90,
                                                "clear_below": 80}}]}],
     }, plugins)
-    daemon = Daemon(config, plugins)
+    acked = workdir / "acked"
+    with DaemonRunner(config, plugins=plugins, setup=_crash_hooks) as daemon:
+        daemon.start()
+        wait_for(lambda: acked.exists() and acked.read_text() and
+                 int(acked.read_text()) >= total, what="every line acked", interval=0.01)
+        daemon.stop()
+
+
+def _crash_hooks(daemon: Daemon) -> None:
+    """``FS_CRASH``: die with ``os._exit(9)`` after the N-th commit or instead of it."""
     crash = os.environ.get("FS_CRASH", "")
-    if crash:
-        when, _, count = crash.partition(":")
-        limit = int(count)
-        commits = {"n": 0}
-        if when == "after-commit":
-            def after_commit() -> None:
+    if not crash:
+        return
+    when, _, count = crash.partition(":")
+    limit = int(count)
+    commits = {"n": 0}
+    if when == "after-commit":
+        def after_commit() -> None:
+            commits["n"] += 1
+            if commits["n"] >= limit:
+                os._exit(9)  # durable, but no ack: the source will replay it
+        daemon.pipeline.after_commit = after_commit
+    else:
+        real_commit = daemon.store.commit
+
+        def commit(batch: Any) -> Any:
+            if batch.posts or batch.checkpoints:
                 commits["n"] += 1
                 if commits["n"] >= limit:
-                    os._exit(9)  # durable, but no ack: the source will replay it
-            daemon.pipeline.after_commit = after_commit
-        else:
-            real_commit = daemon.store.commit
-
-            def commit(batch: Any) -> Any:
-                if batch.posts or batch.checkpoints:
-                    commits["n"] += 1
-                    if commits["n"] >= limit:
-                        os._exit(9)  # the batch never reaches the store
-                return real_commit(batch)
-            daemon.store.commit = commit  # type: ignore[method-assign]
-    daemon.start()
-    acked = workdir / "acked"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if acked.exists() and acked.read_text() and int(acked.read_text()) >= total:
-            break
-        time.sleep(0.01)
-    daemon.stop()
+                    os._exit(9)  # the batch never reaches the store
+            return real_commit(batch)
+        daemon.store.commit = commit  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

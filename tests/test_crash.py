@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from floorstream.store.store import Store
+from support import DaemonRunner, wait_for
 
 WORKER = Path(__file__).parent / "crash_worker.py"
-FLOORSTREAM = str(Path(sys.executable).parent / "floorstream")
 TOTAL = 60
 
 
@@ -87,8 +85,7 @@ def test_a_killed_pipeline_restarts_with_no_duplicate_and_no_loss(
 
 
 def test_sigterm_drains_and_commits(tmp_path: Path) -> None:
-    config = tmp_path / "floorstream.yaml"
-    config.write_text(f"""\
+    config = f"""\
 store: sqlite:///{tmp_path}/fs.db
 flood: null
 sources:
@@ -97,26 +94,27 @@ sources:
     interval: 5ms
     detect:
       - state_change: {{field: state, normal: [RUNNING]}}
-""", encoding="utf-8")
-    proc = subprocess.Popen([FLOORSTREAM, "run", "-c", str(config), "--log-format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
-    events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
-    assert "signal_received" in events and events[-1] == "daemon_stopped"
-    stopped = next(json.loads(line) for line in err.splitlines()
-                   if line.startswith("{") and "daemon_stopped" in line)
-    store = Store.open(f"sqlite:///{tmp_path}/fs.db")
-    checkpoint = int(store.checkpoints()["shopfloor"])
-    assert checkpoint > 10  # it did run for a while
-    # every committed tick's posts are there: a restart from the checkpoint adds only later
-    # ticks (positions are tick:machine)
-    ticks = {int(p.fields.get("tick", -1)) for p in store.feed("general", limit=10_000)}
-    assert stopped["posts"] == store.count_posts()
-    store.close()
-    assert ticks  # the simulator's story has state changes within a few hundred ticks
+"""
+    with DaemonRunner(config, process=True, workdir=tmp_path) as daemon:
+        daemon.start()
+        # it runs for a while: ticks committed, and posts among them
+        wait_for(lambda: int(daemon.checkpoint("shopfloor") or 0) > 50 and
+                 daemon.store.count_posts() > 0, 30, "a few hundred ticks")
+        daemon.stop()  # SIGTERM; exit status 0
+        log = daemon.log()
+        store = daemon.store
+        events = [json.loads(line)["event"] for line in log.splitlines()
+                  if line.startswith("{")]
+        assert "signal_received" in events and events[-1] == "daemon_stopped"
+        stopped = next(json.loads(line) for line in log.splitlines()
+                       if line.startswith("{") and "daemon_stopped" in line)
+        checkpoint = int(store.checkpoints()["shopfloor"])
+        assert checkpoint > 50
+        # every committed tick's posts are there: a restart from the checkpoint adds only
+        # later ticks (positions are tick:machine)
+        ticks = {int(p.fields.get("tick", -1)) for p in store.feed("general", limit=10_000)}
+        assert stopped["posts"] == store.count_posts()
+        assert ticks  # the simulator's story has state changes within a few hundred ticks
 
 
 def test_a_restart_does_not_re_alert_a_raised_threshold(tmp_path: Path) -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from floorstream.config import parse_config
-from floorstream.daemon import Daemon
 from floorstream.logs import configure_logging
-from floorstream.plugins import build_plugins
+from support import DaemonRunner
 
 CONFIG = """
 store: sqlite:///{db}
@@ -44,38 +41,30 @@ def _get_status(url: str) -> int:
 
 
 def test_healthz_reports_pipeline_and_sources(tmp_path: Path) -> None:
-    plugins = build_plugins()
-    config = parse_config(CONFIG.format(db=tmp_path / "fs.db"), plugins)
-    daemon = Daemon(config, plugins)
-    daemon.start()
-    try:
+    with DaemonRunner(CONFIG.format(db=tmp_path / "fs.db")) as runner:
+        runner.start()
+        daemon = runner.daemon
+        assert daemon is not None
         url = f"http://127.0.0.1:{daemon.health_server.port}/healthz"
-        deadline = time.monotonic() + 10
-        while daemon.status["sim"].state != "finished" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        runner.wait_status("sim", "finished")
         status, body = _get(url)
         assert status == 200
         assert body["status"] == "ok"
         assert body["sources"]["sim"]["state"] == "finished"  # type: ignore[index]
         assert body["committed"]["batches"] >= 1  # type: ignore[index]
         assert _get_status(url.replace("healthz", "nope")) == 404
-    finally:
-        daemon.stop()
 
 
 def test_healthz_says_503_when_the_pipeline_is_down(tmp_path: Path) -> None:
-    plugins = build_plugins()
-    config = parse_config(CONFIG.format(db=tmp_path / "fs.db"), plugins)
-    daemon = Daemon(config, plugins)
-    daemon.start()
-    port = daemon.health_server.port
-    daemon.pipeline.stop()  # the pipeline thread ends; the endpoint must not say "ok" any more
-    try:
+    with DaemonRunner(CONFIG.format(db=tmp_path / "fs.db")) as runner:
+        runner.start()
+        daemon = runner.daemon
+        assert daemon is not None
+        port = daemon.health_server.port
+        daemon.pipeline.stop()  # the pipeline thread ends; the endpoint must not say "ok" any more
         status, body = _get(f"http://127.0.0.1:{port}/healthz")
         assert status == 503
         assert body["status"] == "failing"
-    finally:
-        daemon.stop()
 
 
 def test_json_logs_redact_values_from_the_environment() -> None:

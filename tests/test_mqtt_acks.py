@@ -16,7 +16,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from floorstream.adapters.mqtt.connection import Acker, Client
-from mqtt_support import Publisher, wait_for
+from support import sentinel, wait_for
+from support.mqtt import Publisher
 
 pytestmark = pytest.mark.mqtt
 
@@ -57,24 +58,36 @@ class Subscriber:
         self.client.disconnect()
 
 
-def _publish(mqtt_broker: tuple[str, int], topic: str, tag: str) -> None:
+def _publish(mqtt_broker: tuple[str, int], topic: str, tag: str, count: int = COUNT) -> None:
     publisher = Publisher(*mqtt_broker)
     try:
-        publisher.publish_all([(topic, f"{tag}-{i}") for i in range(COUNT)], qos=1)
+        publisher.publish_all([(topic, f"{tag}-{i}") for i in range(count)], qos=1)
     finally:
         publisher.close()
+
+
+def _nothing_comes_again(mqtt_broker: tuple[str, int], client_id: str, topic: str) -> None:
+    """Reconnect to the persistent session: an unacked message would be sent again at once,
+    before a sentinel published after the reconnect; so once the sentinel is in, nothing
+    else may be."""
+    again = Subscriber(*mqtt_broker, client_id, topic)
+    try:
+        wait_for(lambda: again.pump(0.05) or again.subscribed.is_set(), what="the SUBACK")
+        sentinel(lambda: _publish(mqtt_broker, topic, "sentinel", count=1),
+                 lambda: again.pump(0.05) or b"sentinel-0" in [p for p, _ in again.received],
+                 what="the sentinel")
+        assert [p for p, _ in again.received if p != b"sentinel-0"] == []
+    finally:
+        again.close()
 
 
 def test_burst_of_acks_is_one_write_and_nothing_comes_again(
         mqtt_broker: tuple[str, int], topic_prefix: str) -> None:
     topic, client_id = f"{topic_prefix}/acks", f"fs-acks-{uuid.uuid4().hex[:8]}"
     sub = Subscriber(*mqtt_broker, client_id, topic)
-    sub.pump(0.3)
-    wait_for(sub.subscribed.is_set)
+    wait_for(lambda: sub.pump(0.05) or sub.subscribed.is_set(), what="the SUBACK")
     _publish(mqtt_broker, topic, "a")
-    deadline = time.monotonic() + 10
-    while len(sub.received) < COUNT and time.monotonic() < deadline:
-        sub.pump(0.05)
+    wait_for(lambda: sub.pump(0.05) or len(sub.received) >= COUNT, what="the messages")
     assert sorted(p for p, _ in sub.received) == sorted(f"a-{i}".encode() for i in range(COUNT))
     for _, mid in sub.received:
         sub.acker.callback(mid, 1)()
@@ -85,46 +98,32 @@ def test_burst_of_acks_is_one_write_and_nothing_comes_again(
     assert len(puback_packets) == 1  # one entry in paho's queue: one send()
     assert puback_packets[0]["packet"] == b"".join(
         bytes([0x40, 2]) + mid.to_bytes(2, "big") for _, mid in sub.received)
-    sub.pump(0.3)
+    wait_for(lambda: sub.pump(0.02) or not sub.client._out_packet, what="the acks sent")
     sub.close()
-
-    again = Subscriber(*mqtt_broker, client_id, topic)
-    try:
-        again.pump(1.0)
-        assert again.received == []  # the broker had every ack
-    finally:
-        again.close()
+    _nothing_comes_again(mqtt_broker, client_id, topic)  # the broker had every ack
 
 
 def test_acks_from_before_a_reconnect_are_dropped_and_redelivered(
         mqtt_broker: tuple[str, int], topic_prefix: str) -> None:
     topic, client_id = f"{topic_prefix}/stale", f"fs-stale-{uuid.uuid4().hex[:8]}"
     sub = Subscriber(*mqtt_broker, client_id, topic)
-    sub.pump(0.3)
-    wait_for(sub.subscribed.is_set)
+    wait_for(lambda: sub.pump(0.05) or sub.subscribed.is_set(), what="the SUBACK")
     _publish(mqtt_broker, topic, "b")
-    deadline = time.monotonic() + 10
-    while len(sub.received) < COUNT and time.monotonic() < deadline:
-        sub.pump(0.05)
+    wait_for(lambda: sub.pump(0.05) or len(sub.received) >= COUNT, what="the messages")
     acks = [sub.acker.callback(mid, 1) for _, mid in sub.received]
     sub.client.reconnect()  # a new connection: the old packet ids mean nothing on it
     first_half = acks[: COUNT // 2]
     for ack in first_half:
         ack()
     sub.received.clear()
-    sub.pump(1.0)
+    wait_for(lambda: sub.pump(0.05) or len(sub.received) >= COUNT, what="the redelivery")
     # nothing of the old connection was acked: the broker sends all of it again
     assert sorted(p for p, _ in sub.received) == sorted(f"b-{i}".encode() for i in range(COUNT))
     for _, mid in sub.received:
         sub.acker.callback(mid, 1)()
-    sub.pump(0.3)
+    wait_for(lambda: sub.pump(0.02) or not sub.client._out_packet, what="the acks sent")
     sub.close()
-    again = Subscriber(*mqtt_broker, client_id, topic)
-    try:
-        again.pump(1.0)
-        assert again.received == []
-    finally:
-        again.close()
+    _nothing_comes_again(mqtt_broker, client_id, topic)
 
 
 def test_threaded_client_sends_acks_recorded_from_another_thread(
@@ -142,12 +141,15 @@ def test_threaded_client_sends_acks_recorded_from_another_thread(
         worker.start()
         worker.join()
         wait_for(lambda: not sub.client.pending_acks and not sub.client._out_packet)
+        # a QoS 0 probe round trip: the network thread has finished its flush. (Both queues
+        # also look empty while it holds the drained acks before queueing their packet; a
+        # disconnect from this thread right then puts the DISCONNECT ahead of them and the
+        # broker sends the messages again: a race in FastClient.flush_acks, reported.)
+        probe = Publisher(*mqtt_broker)
+        probe.publish_all([(topic, "probe")], qos=0)
+        probe.close()
+        wait_for(lambda: any(p == b"probe" for p, _ in sub.received), what="the probe")
     finally:
         sub.client.disconnect()
         sub.client.loop_stop()
-    again = Subscriber(*mqtt_broker, client_id, topic)
-    try:
-        again.pump(1.0)
-        assert again.received == []
-    finally:
-        again.close()
+    _nothing_comes_again(mqtt_broker, client_id, topic)

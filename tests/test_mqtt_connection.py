@@ -6,6 +6,7 @@ between two daemons, last-will offline/online posts, and silence detection throu
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import signal
@@ -24,20 +25,17 @@ import structlog
 
 from floorstream.adapters.mqtt.adapter import MqttAdapter
 from floorstream.config import Config, parse_config
-from floorstream.daemon import Daemon
 from floorstream.logs import configure_logging
 from floorstream.model import Post
 from floorstream.plugins import build_plugins
-from floorstream.store.store import Store
-from mqtt_support import PrivateBroker, Publisher, wait_for
+from support import DaemonRunner, sentinel, wait_for
+from support.mqtt import PrivateBroker, Publisher, Subscriptions
 
 pytestmark = pytest.mark.mqtt
 
 T = TypeVar("T")
 T0 = 1_764_057_600_000
-# mosquitto started as root drops to the "mosquitto" user, which cannot read files under
-# pytest's private tmp directory (certificates, password file): keep root then
-AS_USER = ["user root"] if os.geteuid() == 0 else []
+SENTINEL = "sentinel-"  # subjects of the marker readings published behind the input
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -74,45 +72,71 @@ def _hot(machine: str, ts: int, temp: float = 95.0) -> bytes:
 THRESHOLD = "    detect:\n      - threshold: {field: temp, above: 85, clear_below: 80}\n"
 
 
-def _posts(store: Store, type_: str | None = None) -> list[Post]:
-    posts = store.feed("general", limit=10_000)
-    return [p for p in posts if type_ is None or p.type == type_]
+def _posts(daemon: DaemonRunner, type_: str | None = None) -> list[Post]:
+    """The daemon's posts (of ``type_``), oldest first, sentinels left out."""
+    return [p for p in daemon.posts("general") if (type_ is None or p.type == type_)
+            and not p.subject.startswith(SENTINEL)]
+
+
+def _sentinels(daemon: DaemonRunner) -> list[str]:
+    return [p.subject for p in daemon.posts("general") if p.subject.startswith(SENTINEL)]
+
+
+_numbers = itertools.count()
+
+
+def _sentinel_reading(publisher: Publisher, prefix: str, daemon: DaemonRunner) -> str:
+    """Publish a hot reading of a new sentinel machine behind the input and wait for its post
+    (the source needs the threshold detector): what was published before has been handled.
+    Returns the sentinel machine's name."""
+    machine = f"{SENTINEL}{next(_numbers)}"
+    sentinel(lambda: publisher.publish_all([(f"{prefix}/press/{machine}/telemetry",
+                                             _hot(machine, T0))]),
+             lambda: machine in _sentinels(daemon), what=f"the post of {machine}")
+    return machine
+
+
+class Daemons(list[DaemonRunner]):
+    """The daemons a test started (closed at its end), and their subscriptions' SUBACKs."""
+
+    def __init__(self, subscriptions: Subscriptions) -> None:
+        super().__init__()
+        self.subscriptions = subscriptions
 
 
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
+def daemons(monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemons]:
+    started = Daemons(Subscriptions().install(monkeypatch))
     yield started
     for daemon in started:
-        daemon.stop(10)
+        daemon.close()
 
 
-def _start(config: Config, started: list[Daemon], *, connected: bool = True) -> Daemon:
-    daemon = Daemon(config, build_plugins(load_entry_points=False))
-    daemon.start()
+def _start(config: Config, started: Daemons, *, subscribed: bool = True) -> DaemonRunner:
+    """A daemon on ``config``; with ``subscribed``, returned once the broker acknowledged its
+    subscriptions (a message published earlier would reach no one)."""
+    daemon = DaemonRunner(config, plugins=build_plugins(load_entry_points=False)).start()
     started.append(daemon)
-    if connected:
-        adapter = _adapter(daemon, config.sources[0].name)
-        wait_for(adapter.connected.is_set)
-        time.sleep(0.2)  # SUBACK: the subscription is sent from on_connect
+    if subscribed:
+        started.subscriptions.wait(config.sources[0].name)
     return daemon
 
 
-def _adapter(daemon: Daemon, name: str) -> MqttAdapter:
-    adapter = wait_for(lambda: daemon._adapters.get(name))
+def _adapter(daemon: DaemonRunner, name: str) -> MqttAdapter:
+    adapter = daemon.adapter(name)
     assert isinstance(adapter, MqttAdapter)
     return adapter
 
 
 def _at_least(count: int, probe: Callable[[], list[T]], timeout: float = 15.0) -> list[T]:
     """Wait until ``probe`` returns ``count`` items or more; return them."""
-    return wait_for(lambda: probe() if len(probe()) >= count else [], timeout)
+    return wait_for(lambda: (found if len(found := probe()) >= count else []), timeout)
 
 
-def _shutdown(daemons: list[Daemon], broker: PrivateBroker) -> None:
+def _shutdown(daemons: Daemons, broker: PrivateBroker) -> None:
     """Daemons first: a broker going away under them would only add noise to the logs."""
     while daemons:
-        daemons.pop().stop(10)
+        daemons.pop().close()
     broker.stop()
 
 
@@ -167,11 +191,11 @@ def pki(tmp_path: Path) -> dict[str, Path]:
 # -- TLS --------------------------------------------------------------------------------------
 
 def test_tls_with_client_certificate_and_a_wrong_ca_fails_loudly_without_crash_loop(
-        tmp_path: Path, pki: dict[str, Path], topic_prefix: str, daemons: list[Daemon],
+        tmp_path: Path, pki: dict[str, Path], topic_prefix: str, daemons: Daemons,
         log_stream: io.StringIO) -> None:
     broker = PrivateBroker(tmp_path / "broker", persistence=False, listener=[
         f"cafile {pki['ca']}", f"certfile {pki['server_cert']}",
-        f"keyfile {pki['server_key']}", "require_certificate true", *AS_USER])
+        f"keyfile {pki['server_key']}", "require_certificate true"])
     broker.start()
     try:
         tls = (f"    tls: {{ca_file: {pki['ca']}, cert_file: {pki['client_cert']}, "
@@ -188,7 +212,7 @@ def test_tls_with_client_certificate_and_a_wrong_ca_fails_loudly_without_crash_l
         publisher.publish_all([(f"{topic_prefix}/press/m{m}/telemetry", _hot(f"m{m}", T0 + m))
                                for m in range(5)])
         publisher.close()
-        posts = _at_least(5, lambda: _posts(daemon.store))
+        posts = _at_least(5, lambda: _posts(daemon))
         assert sorted(p.subject for p in posts) == [f"m{m}" for m in range(5)]
         assert {p.type for p in posts} == {"metric.limit_exceeded"}
 
@@ -198,7 +222,7 @@ def test_tls_with_client_certificate_and_a_wrong_ca_fails_loudly_without_crash_l
                  f"key_file: {pki['client_key']}}}\n")
         bad = _start(_config(f"sqlite:///{tmp_path}/bad.db", broker.port, topic_prefix,
                              wrong + THRESHOLD, scheme="mqtts", name="wrongca"), daemons,
-                     connected=False)
+                     subscribed=False)
         adapter = _adapter(bad, "wrongca")
         failures = wait_for(lambda: [json.loads(line) for line in
                                      log_stream.getvalue().splitlines()
@@ -216,9 +240,10 @@ def test_tls_with_client_certificate_and_a_wrong_ca_fails_loudly_without_crash_l
         gaps = [b - a for a, b in pairwise(retried)]
         assert min(gaps) >= 0.9, f"retries must back off, not spin: {gaps}"
         assert not adapter.connected.is_set()
-        status = bad.status["wrongca"]
+        assert bad.daemon is not None
+        status = bad.daemon.status["wrongca"]
         assert (status.state, status.restarts, status.last_error) == ("running", 0, None)
-        assert bad.health()["status"] == "ok"
+        assert bad.daemon.health()["status"] == "ok"
         assert '"adapter_failed"' not in log_stream.getvalue()
     finally:
         _shutdown(daemons, broker)
@@ -228,7 +253,7 @@ def test_tls_with_client_certificate_and_a_wrong_ca_fails_loudly_without_crash_l
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_password_from_env_connects_and_never_reaches_the_logs(
-        tmp_path: Path, topic_prefix: str, daemons: list[Daemon], log_stream: io.StringIO,
+        tmp_path: Path, topic_prefix: str, daemons: Daemons, log_stream: io.StringIO,
         protocol: str) -> None:
     password = "Wk9-pl4nt-s3cret"
     passwords = tmp_path / "passwd"
@@ -236,7 +261,7 @@ def test_password_from_env_connects_and_never_reaches_the_logs(
                    check=True, capture_output=True)
     passwords.chmod(0o600)
     broker = PrivateBroker(tmp_path / "broker", persistence=False, anonymous=False,
-                           listener=[f"password_file {passwords}", *AS_USER])
+                           listener=[f"password_file {passwords}"])
     broker.start()
     try:
         store = f"sqlite:///{tmp_path}/fs.db"
@@ -269,8 +294,8 @@ sources:
         publisher.publish_all([(f"{topic_prefix}/oven/oven-{n}/telemetry",
                                 _hot(f"oven-{n}", T0 + n)) for n in range(3)])
         publisher.close()
-        wait_for(lambda: len(_posts(daemon.store)) >= 3)
-        assert sorted(p.subject for p in _posts(daemon.store)) == ["oven-0", "oven-1", "oven-2"]
+        wait_for(lambda: len(_posts(daemon)) >= 3)
+        assert sorted(p.subject for p in _posts(daemon)) == ["oven-0", "oven-1", "oven-2"]
         # anything that does log the value (a URL with credentials, say) is redacted
         structlog.get_logger().warning("probe", url=f"mqtt://floorstream:{password}@broker")
         logs = log_stream.getvalue()
@@ -281,7 +306,7 @@ sources:
                            .replace("name: plant", "name: intruder")
                            .replace(f"sqlite:///{tmp_path}/fs.db",
                                     f"sqlite:///{tmp_path}/intruder.db"))
-        _start(anonymous, daemons, connected=False)
+        _start(anonymous, daemons, subscribed=False)
         refused = wait_for(lambda: [json.loads(line) for line in
                                     log_stream.getvalue().splitlines()
                                     if '"mqtt_connect_refused"' in line])
@@ -294,7 +319,7 @@ sources:
 # -- MQTT 5 shared subscriptions --------------------------------------------------------------
 
 def test_shared_subscription_splits_messages_between_two_daemons(
-        tmp_path: Path, topic_prefix: str, daemons: list[Daemon]) -> None:
+        tmp_path: Path, topic_prefix: str, daemons: Daemons) -> None:
     broker = PrivateBroker(tmp_path / "broker", persistence=False)
     broker.start()
     try:
@@ -307,12 +332,18 @@ def test_shared_subscription_splits_messages_between_two_daemons(
         publisher = Publisher("127.0.0.1", broker.port)
         publisher.publish_all([(f"{topic_prefix}/press/m{m:03d}/telemetry",
                                 _hot(f"m{m:03d}", T0 + m)) for m in range(count)])
+        wait_for(lambda: len(_posts(first)) + len(_posts(second)) >= count)
+        # sentinel readings behind the input, shared round-robin: once each daemon posted
+        # one, each has handled what the broker gave it before, a message twice included
+        markers = [f"{SENTINEL}{n}" for n in range(6)]
+        sentinel(lambda: publisher.publish_all([(f"{topic_prefix}/press/{m}/telemetry",
+                                                 _hot(m, T0)) for m in markers]),
+                 lambda: len(_sentinels(first) + _sentinels(second)) == len(markers))
         publisher.close()
-        wait_for(lambda: len(_posts(first.store)) + len(_posts(second.store)) >= count)
-        time.sleep(0.5)  # a message handled twice would show up now
-        a = {p.subject for p in _posts(first.store)}
-        b = {p.subject for p in _posts(second.store)}
-        assert len(_posts(first.store)) + len(_posts(second.store)) == count
+        assert _sentinels(first) and _sentinels(second), "the sentinels were not shared"
+        a = {p.subject for p in _posts(first)}
+        b = {p.subject for p in _posts(second)}
+        assert len(_posts(first)) + len(_posts(second)) == count
         assert not a & b, "a message went to both daemons"
         assert a | b == {f"m{m:03d}" for m in range(count)}
         assert a and b, f"one daemon got everything ({len(a)} / {len(b)})"
@@ -338,42 +369,43 @@ time.sleep(60)
 
 
 def test_last_will_posts_offline_once_and_online_threaded_to_it(
-        tmp_path: Path, topic_prefix: str, daemons: list[Daemon]) -> None:
+        tmp_path: Path, topic_prefix: str, daemons: Daemons) -> None:
     broker = PrivateBroker(tmp_path / "broker", persistence=False)
     broker.start()
     try:
         status = f"{topic_prefix}/line1/press-07/status"
-        will = f'    last_will: {{topic: "{topic_prefix}/+/+/status"}}\n'
+        will = f'    last_will: {{topic: "{topic_prefix}/+/+/status"}}\n' + THRESHOLD
         config = _config(f"sqlite:///{tmp_path}/fs.db", broker.port, topic_prefix, will)
         daemon = _start(config, daemons)
+        markers = Publisher("127.0.0.1", broker.port)
         machine = subprocess.Popen([sys.executable, "-c", _MACHINE, str(broker.port), status],
                                    stdout=subprocess.PIPE, env=os.environ.copy())
         try:
             assert machine.stdout is not None
-            assert machine.stdout.readline().strip() == b"ready"
-            time.sleep(0.3)
-            assert _posts(daemon.store) == []  # "online" of a machine never offline: nothing
+            assert machine.stdout.readline().strip() == b"ready"  # its "online" is queued
+            _sentinel_reading(markers, topic_prefix, daemon)
+            assert _posts(daemon) == []  # "online" of a machine never offline: nothing
             machine.send_signal(signal.SIGKILL)  # no DISCONNECT: the broker sends the will
             machine.wait(5)
         finally:
             if machine.poll() is None:
                 machine.kill()
                 machine.wait(5)
-        offline = wait_for(lambda: _posts(daemon.store, "machine.offline"))
+        offline = wait_for(lambda: _posts(daemon, "machine.offline"))
         assert len(offline) == 1 and offline[0].subject == "press-07"
         assert offline[0].severity.name.lower() == "warning"
-        time.sleep(0.3)
-        assert len(_posts(daemon.store)) == 1
+        _sentinel_reading(markers, topic_prefix, daemon)
+        assert len(_posts(daemon)) == 1
         # a restarted daemon gets the retained "offline" again and must not announce it twice
         # (who is offline is kept in the source's checkpoint)
-        daemons.pop().stop(10)
-        daemon = _start(config, daemons)
-        time.sleep(0.5)
-        assert [p.id for p in _posts(daemon.store)] == [offline[0].id]
+        daemons.pop().close()
+        daemon = _start(config, daemons)  # the retained "offline" comes at the SUBACK
+        _sentinel_reading(markers, topic_prefix, daemon)
+        assert [p.id for p in _posts(daemon)] == [offline[0].id]
         # …while a daemon without that history does see the retained will and posts it
         fresh = _start(_config(f"sqlite:///{tmp_path}/fresh.db", broker.port, topic_prefix,
                                will, name="fresh"), daemons)
-        assert [p.subject for p in wait_for(lambda: _posts(fresh.store, "machine.offline"))
+        assert [p.subject for p in wait_for(lambda: _posts(fresh, "machine.offline"))
                 ] == ["press-07"]
 
         def online_again(client: mqtt.Client) -> None:
@@ -382,12 +414,13 @@ def test_last_will_posts_offline_once_and_online_threaded_to_it(
         publisher = Publisher("127.0.0.1", broker.port, client_id="press-07",
                               setup=online_again)
         publisher.publish(status, "online", qos=1, retain=True).wait_for_publish(5)
-        online = wait_for(lambda: _posts(daemon.store, "machine.online"))
+        online = wait_for(lambda: _posts(daemon, "machine.online"))
         publisher.close()  # a clean DISCONNECT: no will
-        time.sleep(0.3)
+        _sentinel_reading(markers, topic_prefix, daemon)
+        markers.close()
         assert len(online) == 1 and online[0].subject == "press-07"
         assert online[0].clears == offline[0].id
-        assert len(_posts(daemon.store)) == 2
+        assert len(_posts(daemon)) == 2
     finally:
         _shutdown(daemons, broker)
 
@@ -395,11 +428,11 @@ def test_last_will_posts_offline_once_and_online_threaded_to_it(
 # -- silence ----------------------------------------------------------------------------------
 
 def test_silence_through_mqtt_posts_offline_then_online(
-        tmp_path: Path, topic_prefix: str, daemons: list[Daemon]) -> None:
+        tmp_path: Path, topic_prefix: str, daemons: Daemons) -> None:
     broker = PrivateBroker(tmp_path / "broker", persistence=False)
     broker.start()
     try:
-        silence = "    detect:\n      - silence: {after: 1s}\n"
+        silence = THRESHOLD + "      - silence: {after: 1s}\n"  # threshold: the sentinels
         daemon = _start(_config(f"sqlite:///{tmp_path}/fs.db", broker.port, topic_prefix,
                                 silence, settings=", tick_s: 0.2"), daemons)
         publisher = Publisher("127.0.0.1", broker.port)
@@ -408,17 +441,22 @@ def test_silence_through_mqtt_posts_offline_then_online(
         for _ in range(6):  # 0.6 s of readings every 0.1 s: never silent for 1 s
             ts += 100
             publisher.publish_all([(topic, _hot("oven-2", ts, 70.0))])
-            time.sleep(0.1)
-        assert _posts(daemon.store) == []
+            time.sleep(0.1)  # pacing the readings
         stopped = time.monotonic()
-        offline = wait_for(lambda: _posts(daemon.store, "machine.offline"), timeout=5,
+        _sentinel_reading(publisher, topic_prefix, daemon)
+        assert _posts(daemon) == []
+        offline = wait_for(lambda: _posts(daemon, "machine.offline"), timeout=5,
                            interval=0.02)
         assert 0.9 <= time.monotonic() - stopped <= 3.0  # after 1 s, at the next ticks
         assert len(offline) == 1 and offline[0].subject == "oven-2"
-        time.sleep(0.5)  # more ticks while still silent: no second offline post
-        assert len(_posts(daemon.store)) == 1
+        # more ticks while still silent: a sentinel machine reading now goes offline itself a
+        # second later, so by its offline post oven-2 was ticked silent for a while longer
+        late = _sentinel_reading(publisher, topic_prefix, daemon)
+        wait_for(lambda: any(p.subject == late and p.type == "machine.offline"
+                             for p in daemon.posts("general")), what="the sentinel's silence")
+        assert len(_posts(daemon)) == 1
         publisher.publish_all([(topic, _hot("oven-2", ts + 5000, 70.0))])
-        online = wait_for(lambda: _posts(daemon.store, "machine.online"))
+        online = wait_for(lambda: _posts(daemon, "machine.online"))
         publisher.close()
         assert len(online) == 1 and online[0].clears == offline[0].id
         assert online[0].fields["silent_s"] >= 1.0
@@ -430,7 +468,7 @@ def test_silence_through_mqtt_posts_offline_then_online(
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_per_topic_qos_and_persistent_session_across_a_daemon_restart(
-        tmp_path: Path, topic_prefix: str, daemons: list[Daemon], protocol: str) -> None:
+        tmp_path: Path, topic_prefix: str, daemons: Daemons, protocol: str) -> None:
     """Messages published while the daemon is stopped wait in its session on the broker for
     the QoS 1 and 2 subscriptions; the QoS 0 one gets nothing queued (Mosquitto's default)."""
     broker = PrivateBroker(tmp_path / "broker", persistence=False)
@@ -460,15 +498,20 @@ sources:
                     for n in range(3)]
 
         publisher.publish_all(readings("live-", T0), qos=2)
-        live = _at_least(3, lambda: _posts(daemon.store))
+        live = _at_least(3, lambda: _posts(daemon))
         assert sorted(p.subject for p in live) == ["live-0", "live-1", "live-2"]
-        daemons.pop().stop(10)  # a clean disconnect: the session stays on the broker
+        daemons.pop().close()  # a clean disconnect: the session stays on the broker
         publisher.publish_all(readings("away-", T0 + 10), qos=2)
-        publisher.close()
         daemon = _start(config, daemons)
-        _at_least(5, lambda: _posts(daemon.store))
-        time.sleep(0.5)  # the QoS 0 message, were it queued, would arrive now
-        assert sorted(p.subject for p in _posts(daemon.store)) == [
+        _at_least(5, lambda: _posts(daemon))
+        # a sentinel on the QoS 1 topic comes after what the session had queued: the QoS 0
+        # message, were it queued, would have come before it
+        machine = f"{SENTINEL}q"
+        sentinel(lambda: publisher.publish_all(
+                     [(f"{topic_prefix}/press/{machine}/q1", _hot(machine, T0))], qos=1),
+                 lambda: machine in _sentinels(daemon))
+        publisher.close()
+        assert sorted(p.subject for p in _posts(daemon)) == [
             "away-1", "away-2", "live-0", "live-1", "live-2"]
     finally:
         _shutdown(daemons, broker)

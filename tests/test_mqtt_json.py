@@ -4,15 +4,14 @@ real daemon into the store, and bad input quarantined while good messages keep f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from floorstream.config import parse_config
-from floorstream.daemon import Daemon
+from floorstream.model import Post
 from floorstream.plugins import build_plugins
-from floorstream.store.store import Store
-from mqtt_support import Publisher, wait_for
+from support import DaemonRunner, sentinel
+from support.mqtt import Publisher, Subscriptions
 
 pytestmark = pytest.mark.mqtt
 
@@ -46,21 +45,33 @@ sources:
 
 
 @pytest.fixture
-def daemon_factory(sqlite_url: str) -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
+def daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], DaemonRunner]]:
+    """Starts a daemon on a config; returns once its mqtt source is subscribed."""
+    subscriptions = Subscriptions().install(monkeypatch)
+    started: list[DaemonRunner] = []
+
+    def start(text: str) -> DaemonRunner:
+        runner = DaemonRunner(text, plugins=build_plugins(load_entry_points=False)).start()
+        started.append(runner)
+        subscriptions.wait("plant")
+        return runner
+
+    yield start
+    for runner in started:
+        runner.close()
 
 
-def _start(text: str, started: list[Daemon]) -> Daemon:
-    plugins = build_plugins(load_entry_points=False)
-    daemon = Daemon(parse_config(text, plugins), plugins)
-    daemon.start()
-    started.append(daemon)
-    adapter = wait_for(lambda: daemon._adapters.get("plant"))
-    wait_for(lambda: adapter.connected.is_set())  # type: ignore[attr-defined]
-    return daemon
+def _sentinel(publisher: Publisher, prefix: str, runner: DaemonRunner) -> None:
+    """A hot reading of a sentinel press behind the input; once it is posted, everything
+    published before it has been handled."""
+    sentinel(lambda: publisher.publish_all([(f"{prefix}/press/sentinel/telemetry",
+                                             _reading("sentinel", 1, temp=99.0))]),
+             lambda: any(p.subject == "sentinel" for p in runner.posts()))
+
+
+def _plant(runner: DaemonRunner, *teams: str) -> list[Post]:
+    """The posts of the machines under test (oldest first), the sentinel's left out."""
+    return [p for p in runner.posts(*teams) if p.subject != "sentinel"]
 
 
 def _reading(machine: str, ts: int, state: str = "RUNNING", temp: float = 70.0) -> bytes:
@@ -70,9 +81,9 @@ def _reading(machine: str, ts: int, state: str = "RUNNING", temp: float = 70.0) 
 
 def test_json_telemetry_becomes_posts_routed_by_area(
         mqtt_broker: tuple[str, int], topic_prefix: str, sqlite_url: str,
-        daemon_factory: list[Daemon]) -> None:
+        daemon: Callable[[str], DaemonRunner]) -> None:
     host, port = mqtt_broker
-    _start(_config(sqlite_url, host, port, topic_prefix), daemon_factory)
+    runner = daemon(_config(sqlite_url, host, port, topic_prefix))
     base = 1_764_057_600_000
     messages: list[tuple[str, bytes]] = []
     for i in range(40):  # 10 readings a second: only the changes may become posts
@@ -85,32 +96,27 @@ def test_json_telemetry_becomes_posts_routed_by_area(
     publisher = Publisher(host, port)
     try:
         publisher.publish_all(messages)
+        _sentinel(publisher, topic_prefix, runner)
     finally:
         publisher.close()
-    store = Store.open(sqlite_url)
-    try:
-        maintenance = wait_for(lambda: len(store.feed("maintenance")) >= 2 and
-                               store.feed("maintenance"))
-        paint = wait_for(lambda: len(store.feed("paint")) >= 2 and store.feed("paint"))
-        assert [p.summary for p in reversed(maintenance)] == [
-            "press-07 stopped (was running)", "press-07 running again after 1 s"]
-        assert [p.type for p in reversed(paint)] == ["metric.limit_exceeded",
-                                                     "metric.limit_cleared"]
-        assert "oven-2: spindle temp 90 °C, above the 85 °C limit" in paint[-1].summary
-        assert "area:paint" in paint[0].tags and "site:berlin" in paint[0].tags
-        # occurred_at comes from the payload's ts, not from the arrival time
-        assert int(maintenance[-1].occurred_at.timestamp() * 1000) == base + 2000
-        assert store.count_posts("plant") == 4
-    finally:
-        store.close()
+    maintenance = _plant(runner, "maintenance")
+    paint = _plant(runner, "paint")
+    assert [p.summary for p in maintenance] == [
+        "press-07 stopped (was running)", "press-07 running again after 1 s"]
+    assert [p.type for p in paint] == ["metric.limit_exceeded", "metric.limit_cleared"]
+    assert "oven-2: spindle temp 90 °C, above the 85 °C limit" in paint[0].summary
+    assert "area:paint" in paint[0].tags and "site:berlin" in paint[0].tags
+    # occurred_at comes from the payload's ts, not from the arrival time
+    assert int(maintenance[0].occurred_at.timestamp() * 1000) == base + 2000
+    assert len(_plant(runner)) == 4  # nothing else: the readings between changes say nothing
 
 
 def test_bad_input_is_quarantined_and_good_messages_keep_flowing(
         mqtt_broker: tuple[str, int], topic_prefix: str, sqlite_url: str,
-        daemon_factory: list[Daemon]) -> None:
+        daemon: Callable[[str], DaemonRunner]) -> None:
     host, port = mqtt_broker
     extra = "    types: {spindle_temp: number, state: string}\n    max_payload: 400\n"
-    _start(_config(sqlite_url, host, port, topic_prefix, extra), daemon_factory)
+    runner = daemon(_config(sqlite_url, host, port, topic_prefix, extra))
     topic = f"{topic_prefix}/press/press-08/telemetry"
     base = 1_764_057_600_000
     bad = [b'{"machine": "press-08", "ts": 1, "state": ', b"[1, 2, 3]",
@@ -125,23 +131,19 @@ def test_bad_input_is_quarantined_and_good_messages_keep_flowing(
     publisher = Publisher(host, port)
     try:
         publisher.publish_all(messages)
+        _sentinel(publisher, topic_prefix, runner)
     finally:
         publisher.close()
-    store = Store.open(sqlite_url)
-    try:
-        rows = wait_for(lambda: len(store.quarantined(source="plant")) >= 5 and
-                        store.quarantined(source="plant"))
-        raws = {bytes(r.raw) for r in rows}
-        assert bad[0] in raws and bad[1] in raws and bad[2] in raws and bad[4] in raws
-        errors = " | ".join(r.error for r in rows)
-        assert "invalid JSON" in errors and "expected a JSON object" in errors
-        assert "should be a number" in errors and "exceeds max_payload 400" in errors
-        # the oversized payload keeps its first max_payload bytes
-        assert any(len(r.raw) == 400 for r in rows)
-        posts = wait_for(lambda: len(store.feed("maintenance")) >= 5 and
-                         store.feed("maintenance"))
-        assert [p.summary for p in reversed(posts)][:2] == [
-            "press-08 fault (was running)", "press-08 running again after 0 s"]
-        assert len(posts) == 5
-    finally:
-        store.close()
+    rows = runner.store.quarantined(source="plant")
+    assert len(rows) == 5
+    raws = {bytes(r.raw) for r in rows}
+    assert bad[0] in raws and bad[1] in raws and bad[2] in raws and bad[4] in raws
+    errors = " | ".join(r.error for r in rows)
+    assert "invalid JSON" in errors and "expected a JSON object" in errors
+    assert "should be a number" in errors and "exceeds max_payload 400" in errors
+    # the oversized payload keeps its first max_payload bytes
+    assert any(len(r.raw) == 400 for r in rows)
+    posts = _plant(runner, "maintenance")
+    assert [p.summary for p in posts][:2] == [
+        "press-08 fault (was running)", "press-08 running again after 0 s"]
+    assert len(posts) == 5

@@ -5,10 +5,7 @@ queues so the broker itself drops nothing while the daemon is away."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from floorstream.config import parse_config
-from floorstream.daemon import Daemon
 from floorstream.plugins import build_plugins
 from floorstream.store.store import Store
-from mqtt_support import PrivateBroker, Publisher, wait_for
+from support import DaemonRunner, sentinel, wait_for
+from support.mqtt import PrivateBroker, Publisher
 
 pytestmark = pytest.mark.mqtt
 
@@ -69,7 +65,7 @@ sources:
 
 def _posted(store: Store) -> list[tuple[str, int]]:
     return [(p.subject, round(p.occurred_at.timestamp() * 1000))
-            for p in store.feed("general", limit=10_000)]
+            for p in store.feed("general", limit=10_000) if p.subject != "sentinel"]
 
 
 @pytest.fixture
@@ -92,17 +88,24 @@ def _paced(publisher: Publisher, messages: list[tuple[str, bytes]], rate: float)
         info.wait_for_publish(20)
 
 
+def _sentinel(publisher: Publisher, prefix: str, store: Store) -> None:
+    """A state flip of a sentinel machine behind the stream: once it is posted, everything
+    queued before it (a redelivered duplicate too) has been handled."""
+    topic = f"{prefix}/press/sentinel/telemetry"
+    flip = [(topic, json.dumps({"ts": T0 + n, "state": state, "temp": 70.0}).encode())
+            for n, state in enumerate(("RUNNING", "STOPPED"))]
+    sentinel(lambda: publisher.publish_all(flip),
+             lambda: any(p.subject == "sentinel" for p in store.feed("general", limit=10)),
+             timeout=30)
+
+
 def test_sigkill_mid_stream_then_restart_posts_every_event_exactly_once(
         broker: PrivateBroker, tmp_path: Path, topic_prefix: str) -> None:
     url = f"sqlite:///{tmp_path}/fs.db"
-    config = tmp_path / "floorstream.yaml"
-    config.write_text(_config(url, broker.port, topic_prefix))
-    command = [str(Path(sys.executable).parent / "floorstream"), "run", "-c", str(config)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    store = Store.open(url)
-    try:
+    with DaemonRunner(_config(url, broker.port, topic_prefix), process=True,
+                      workdir=tmp_path) as daemon:
+        daemon.start()
+        store = daemon.store
         # the daemon's session must exist before publishing, or QoS 1 has nobody to queue for
         wait_for(lambda: subprocess.run(
             ["mosquitto_sub", "-p", str(broker.port), "-t", "$SYS/broker/clients/connected",
@@ -113,52 +116,44 @@ def test_sigkill_mid_stream_then_restart_posts_every_event_exactly_once(
         feeder = threading.Thread(target=_paced, args=(publisher, messages, 4000.0))
         feeder.start()
         wait_for(lambda: len(_posted(store)) >= 10, timeout=30, interval=0.01)
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait(10)
+        daemon.kill()
         at_kill = len(_posted(store))
         feeder.join(60)
-        publisher.close()
         assert at_kill < len(_expected()), "the kill must come mid-stream"
-        daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        daemon.start()
         wait_for(lambda: len(_posted(store)) >= len(_expected()), timeout=60)
-        time.sleep(1.0)  # a duplicate or a stray post would show up now
+        _sentinel(publisher, topic_prefix, store)
+        publisher.close()
         posted = _posted(store)
         assert len(posted) == len(set(posted)) == len(_expected())
         assert set(posted) == _expected()
-    finally:
-        daemon.terminate()
-        daemon.wait(20)
-        store.close()
+        daemon.stop()
 
 
 def test_broker_restart_reconnects_and_loses_nothing_at_qos1(
         broker: PrivateBroker, tmp_path: Path, topic_prefix: str) -> None:
     url = f"sqlite:///{tmp_path}/fs.db"
-    plugins = build_plugins(load_entry_points=False)
-    daemon = Daemon(parse_config(_config(url, broker.port, topic_prefix), plugins), plugins)
-    daemon.start()
-    store = Store.open(url)
-    try:
-        adapter = wait_for(lambda: daemon._adapters.get("presses"))
-        wait_for(lambda: adapter.connected.is_set())  # type: ignore[attr-defined]
+    with DaemonRunner(_config(url, broker.port, topic_prefix),
+                      plugins=build_plugins(load_entry_points=False)) as daemon:
+        daemon.start()
+        store = daemon.store
+        adapter = daemon.adapter("presses")
+        wait_for(lambda: adapter.connected.is_set())
         messages = _stream(topic_prefix)
         half = len(messages) // 2
         publisher = Publisher("127.0.0.1", broker.port)
         publisher.publish_all(messages[:half])
         publisher.close()
         broker.stop()  # SIGTERM: mosquitto saves the daemon's session and its queue
+        assert broker.saved, "the broker must have written its persistence file"
         assert len(_posted(store)) < len(_expected())
-        wait_for(lambda: not adapter.connected.is_set())  # type: ignore[attr-defined]
+        wait_for(lambda: not adapter.connected.is_set())
         broker.start()
-        wait_for(lambda: adapter.connected.is_set(), timeout=20)  # type: ignore[attr-defined]
+        wait_for(lambda: adapter.connected.is_set(), timeout=20)
         publisher = Publisher("127.0.0.1", broker.port)
         publisher.publish_all(messages[half:])
-        publisher.close()
         wait_for(lambda: len(_posted(store)) >= len(_expected()), timeout=30)
-        time.sleep(0.5)
+        _sentinel(publisher, topic_prefix, store)
+        publisher.close()
         posted = _posted(store)
         assert len(posted) == len(set(posted)) and set(posted) == _expected()
-    finally:
-        daemon.stop()
-        store.close()

@@ -4,7 +4,6 @@ acks only after commit, failing plugins isolated."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from floorstream.daemon import Daemon
 from floorstream.model import Event
 from floorstream.plugins import build_plugins
 from floorstream.store.store import Store
+from support import DaemonRunner, wait_for
 
 
 class BrokenRender:
@@ -38,15 +38,15 @@ def _run_daemon(tmp_path: Path, lines: list[Any], *, repeat: int = 1,
         "sources": [{"name": "line", "adapter": "test.lines", "path": str(data),
                      "acked": str(acked), "repeat": repeat, "detect": detect or []}],
     }, plugins)
-    daemon = Daemon(config, plugins)
-    daemon.start()
     want = len(lines) if expect_acked is None else expect_acked
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if acked.exists() and acked.read_text() and int(acked.read_text()) >= want:
-            break
-        time.sleep(0.02)
-    daemon.stop()
+    runner = DaemonRunner(config, plugins=plugins).start()
+    daemon = runner.daemon
+    assert daemon is not None
+    try:
+        wait_for(lambda: acked.exists() and acked.read_text() and
+                 int(acked.read_text()) >= want, what=f"{want} lines acked")
+    finally:
+        runner.close()
     return Store.open(config.settings.store), daemon
 
 

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -64,13 +64,15 @@ class DaemonRunner:
     (default: builtin and installed ones). ``environ``: ``${VAR}`` values for the config.
     ``process=True`` runs ``floorstream <command> -c <file>`` instead, with JSON logs in
     :attr:`log_path` (``workdir`` holds the config file and the log; default a new
-    temporary directory).
+    temporary directory). ``setup`` is called with each new in-process :class:`Daemon`
+    before it starts (to hook into its pipeline or store).
     """
 
     def __init__(self, config: str | Config, *, plugins: Plugins | None = None,
                  environ: dict[str, str] | None = None, process: bool = False,
                  command: Sequence[str] = ("run",), workdir: Path | None = None,
-                 name: str = "daemon") -> None:
+                 name: str = "daemon", setup: Callable[[Daemon], object] | None = None
+                 ) -> None:
         self.plugins = plugins or build_plugins()
         if isinstance(config, Config):
             assert not process, "a process needs the config as text"
@@ -84,6 +86,7 @@ class DaemonRunner:
         self.command = list(command)
         self.name = name
         self.workdir = workdir
+        self.setup = setup
         self.daemon: Daemon | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._store: Store | None = None
@@ -117,6 +120,8 @@ class DaemonRunner:
                     stdout=log, stderr=subprocess.STDOUT, env=env)
         else:
             self.daemon = Daemon(self.config, self.plugins)
+            if self.setup is not None:
+                self.setup(self.daemon)
             self.daemon.start()
         return self
 
