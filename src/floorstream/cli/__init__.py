@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.quarantine",
     "floorstream.cli.deliveries",
     "floorstream.cli.deliver",
+    "floorstream.cli.prune",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
 )

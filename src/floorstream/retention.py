@@ -1,0 +1,375 @@
+"""Retention: what floorstream wrote is deleted once it is older than ``retention:`` says.
+
+Six kinds (docs/daemon.md, "Retention"): posts (with their ``fs_post_teams`` rows and
+their outbox rows), delivered outbox rows, failed outbox rows, quarantined input, detector
+state of subjects gone quiet, and the rows of ``fs_erp_changes`` an ERP source consumed (in
+the ERP's database, through :meth:`Adapter.prune <floorstream.plugin.Adapter.prune>`).
+
+Everything goes in small transactions (``retention.batch`` rows, 1,000 by default) with a
+short rest between them, so a pipeline commit never waits behind a prune for long
+(``bench/prune.py`` measures it). Rules that keep it safe:
+
+- a post whose outbox still holds a row that is not ``delivered`` or ``failed`` (pending,
+  held for a digest, being sent) is never deleted, whatever its age: the check is part of
+  the ``DELETE`` itself, so a row made pending again meanwhile (``deliveries retry``) wins;
+- a delivered row that holds the service's message reference (a Slack ``ts``, a Message-ID)
+  stays while its post does: a later update or resolution threads to it;
+- detector state goes per subject, all its detectors at once, only when none of them changed
+  for the whole period; source-wide rows (subject ``""``: the replay guard) stay;
+- the walk goes by id, oldest first, and stops at the first page with nothing old in it, so
+  a run costs what it deletes plus one page, not a scan of the table.
+
+The daemon runs :class:`RetentionService` (a thread; first pass shortly after start, then
+every ``retention.interval``), ``floorstream prune [--dry-run]`` runs :func:`prune` once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import and_, delete, exists, func, not_, select, tuple_
+
+from floorstream.config.settings import RetentionSettings
+from floorstream.model import utcnow
+from floorstream.plugin import Progress, PruneContext, SourceConfig
+from floorstream.progress import logged
+from floorstream.store import schema
+from floorstream.store.store import Store
+
+if TYPE_CHECKING:
+    from floorstream.daemon import Daemon
+    from floorstream.plugins import Plugins
+
+__all__ = ["KINDS", "PruneReport", "RetentionService", "prune"]
+
+log = structlog.get_logger("floorstream.retention")
+
+#: the kinds in the order they are pruned (outbox rows before posts: a post whose failed
+#: rows just went can go in the same run)
+KINDS = ("quarantine", "failed", "delivered", "posts", "detector_state", "erp_changes")
+#: outbox states after which a row no longer needs its post
+_DONE = ("delivered", "failed")
+#: source of the daemon's own alerts (processing.HEALTH_SOURCE): its state is not pruned
+_HEALTH_SOURCE = "@floorstream"
+
+#: progress of one kind: (kind, total or None) → a Progress
+ProgressFactory = Callable[[str, "int | None"], Progress]
+
+
+@dataclass
+class PruneReport:
+    """What one run deleted (or, dry, would delete), per kind."""
+
+    dry_run: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    #: old posts kept because a delivery of theirs is still pending
+    kept_pending: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def prune(store: Store, settings: RetentionSettings, *, sources: Iterable[SourceConfig] = (),
+          plugins: Plugins | None = None, dry_run: bool = False, now: datetime | None = None,
+          stop: threading.Event | None = None, progress: ProgressFactory | None = None,
+          kinds: Iterable[str] = KINDS) -> PruneReport:
+    """One retention pass over every kind ``settings`` gives a duration to."""
+    return Pruner(store, settings, sources=sources, plugins=plugins, dry_run=dry_run, now=now,
+                  stop=stop, progress=progress).run(kinds)
+
+
+class Pruner:
+    def __init__(self, store: Store, settings: RetentionSettings, *,
+                 sources: Iterable[SourceConfig] = (), plugins: Plugins | None = None,
+                 dry_run: bool = False, now: datetime | None = None,
+                 stop: threading.Event | None = None,
+                 progress: ProgressFactory | None = None) -> None:
+        self.store = store
+        self.engine = store.engine
+        self.settings = settings
+        self.sources = list(sources)
+        self.plugins = plugins
+        self.dry_run = dry_run
+        self.now = now or utcnow()
+        self.stop = stop or threading.Event()
+        self.progress = progress or (lambda kind, total: logged(
+            log, "retention_progress", total, kind=kind, dry_run=dry_run))
+        self.batch = settings.batch
+
+    def run(self, kinds: Iterable[str] = KINDS) -> PruneReport:
+        started = time.monotonic()
+        report = PruneReport(dry_run=self.dry_run)
+        for kind in kinds:
+            keep = getattr(self.settings, kind)
+            if keep is None or self.stop.is_set():
+                continue
+            cutoff = self.now - timedelta(seconds=keep)
+            try:
+                report.counts[kind] = getattr(self, f"_{kind}")(cutoff, report)
+            except Exception as exc:  # one kind failing must not keep the others
+                report.errors[kind] = f"{type(exc).__name__}: {exc}"
+                log.error("retention_failed", kind=kind, error=repr(exc))
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def _rest(self) -> None:
+        if self.settings.pause > 0:
+            self.stop.wait(self.settings.pause)
+
+    def _count(self, query: Any) -> int | None:
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+        except Exception:  # a total is nice to have; the prune does not depend on it
+            return None
+
+    # -- posts ------------------------------------------------------------------------------
+
+    def _posts(self, cutoff: datetime, report: PruneReport) -> int:
+        p, pt, d = schema.posts, schema.post_teams, schema.deliveries
+        total = self._count(select(func.count()).select_from(p).where(p.c.created_at < cutoff))
+        progress = self.progress("posts", total)
+        pending_of = (exists().where(d.c.post_id == p.c.id, d.c.status.not_in(_DONE)))
+        done = 0
+        last = 0
+        while not self.stop.is_set():
+            with self.engine.begin() as conn:
+                page = list(conn.execute(
+                    select(p.c.seq, p.c.id, p.c.created_at).where(p.c.seq > last)
+                    .order_by(p.c.seq).limit(self.batch)))
+                if not page:
+                    break
+                last = page[-1].seq
+                old = [r for r in page if r.created_at < cutoff]
+                if not old:
+                    break  # posts are numbered as they are made: the rest are newer
+                busy = set(conn.execute(
+                    select(d.c.post_id).where(d.c.post_id.in_([r.id for r in old]),
+                                              d.c.status.not_in(_DONE)).distinct()).scalars())
+                doomed = [r for r in old if r.id not in busy]
+                report.kept_pending += len(old) - len(doomed)
+                if doomed and not self.dry_run:
+                    seqs = [r.seq for r in doomed]
+                    conn.execute(delete(p).where(p.c.seq.in_(seqs), not_(pending_of)))
+                    stayed = set(conn.execute(select(p.c.seq).where(p.c.seq.in_(seqs)))
+                                 .scalars())
+                    report.kept_pending += len(stayed)
+                    doomed = [r for r in doomed if r.seq not in stayed]
+                    if doomed:
+                        conn.execute(delete(pt).where(pt.c.post_seq.in_(
+                            [r.seq for r in doomed])))
+                        conn.execute(delete(d).where(d.c.post_id.in_([r.id for r in doomed]),
+                                                     d.c.status.in_(_DONE)))
+            done += len(doomed)
+            progress.advance(len(old))
+            if not self.dry_run and doomed:
+                self._rest()
+        progress.finish(deleted=done)
+        return done
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    def _delivered(self, cutoff: datetime, report: PruneReport) -> int:
+        d = schema.deliveries
+        doomed = and_(d.c.status == "delivered", d.c.delivered_at < cutoff,
+                      d.c.remote_ref.is_(None))
+        return self._outbox("delivered", cutoff, doomed)
+
+    def _failed(self, cutoff: datetime, report: PruneReport) -> int:
+        d = schema.deliveries
+        return self._outbox("failed", cutoff, and_(d.c.status == "failed",
+                                                    d.c.created_at < cutoff))
+
+    def _outbox(self, kind: str, cutoff: datetime, doomed: Any) -> int:
+        """Outbox rows matching ``doomed``, walked by id; a row is made before it is
+        delivered or failed, so a page with no row made before ``cutoff`` ends the walk."""
+        d = schema.deliveries
+        progress = self.progress(kind, self._count(
+            select(func.count()).select_from(d).where(doomed)))
+        done = 0
+        last = 0
+        while not self.stop.is_set():
+            with self.engine.begin() as conn:
+                page = list(conn.execute(
+                    select(d.c.id, d.c.created_at, doomed.label("doomed"))
+                    .where(d.c.id > last).order_by(d.c.id).limit(self.batch)))
+                if not page or not any(r.created_at < cutoff for r in page):
+                    break
+                last = page[-1].id
+                ids = [r.id for r in page if r.doomed]
+                if ids and not self.dry_run:
+                    # the condition again in the DELETE: a row retried meanwhile stays
+                    conn.execute(delete(d).where(d.c.id.in_(ids), doomed))
+            done += len(ids)
+            progress.advance(len(ids))
+            if ids and not self.dry_run:
+                self._rest()
+        progress.finish(deleted=done)
+        return done
+
+    # -- quarantine ---------------------------------------------------------------------------
+
+    def _quarantine(self, cutoff: datetime, report: PruneReport) -> int:
+        q = schema.quarantine
+        progress = self.progress("quarantine", self._count(
+            select(func.count()).select_from(q).where(q.c.received_at < cutoff)))
+        done = 0
+        last = 0
+        while not self.stop.is_set():
+            with self.engine.begin() as conn:
+                page = list(conn.execute(select(q.c.id, q.c.received_at).where(q.c.id > last)
+                                         .order_by(q.c.id).limit(self.batch)))
+                if not page:
+                    break
+                last = page[-1].id
+                ids = [r.id for r in page if r.received_at < cutoff]
+                if not ids:
+                    break
+                if not self.dry_run:
+                    conn.execute(delete(q).where(q.c.id.in_(ids)))
+            done += len(ids)
+            progress.advance(len(ids))
+            if not self.dry_run:
+                self._rest()
+        progress.finish(deleted=done)
+        return done
+
+    # -- detector state -------------------------------------------------------------------------
+
+    def _detector_state(self, cutoff: datetime, report: PruneReport) -> int:
+        """Subjects none of whose detectors changed since ``cutoff``: all their rows go.
+        Walks the rows changed before ``cutoff`` in (updated_at, key) order (the v5 index)."""
+        t = schema.detector_state
+        old_rows = and_(t.c.updated_at < cutoff, t.c.subject != "",
+                        t.c.source != _HEALTH_SOURCE)
+        progress = self.progress("detector_state", self._count(
+            select(func.count()).select_from(t).where(old_rows)))
+        key = tuple_(t.c.updated_at, t.c.source, t.c.subject, t.c.detector)
+        last: tuple[Any, ...] | None = None
+        done = 0
+        while not self.stop.is_set():
+            with self.engine.begin() as conn:
+                query = (select(t.c.updated_at, t.c.source, t.c.subject, t.c.detector)
+                         .where(old_rows).order_by(t.c.updated_at, t.c.source, t.c.subject,
+                                                   t.c.detector).limit(self.batch))
+                if last is not None:
+                    query = query.where(key > tuple_(*last))
+                page = list(conn.execute(query))
+                if not page:
+                    break
+                last = tuple(page[-1])
+                pairs = list(dict.fromkeys((r.source, r.subject) for r in page))
+                pair = tuple_(t.c.source, t.c.subject)
+                fresh = {(r.source, r.subject) for r in conn.execute(
+                    select(t.c.source, t.c.subject).where(
+                        pair.in_(pairs), t.c.updated_at >= cutoff).distinct())}
+                quiet = [x for x in pairs if x not in fresh]
+                rows = 0
+                if quiet:
+                    if self.dry_run:
+                        rows = int(conn.execute(select(func.count()).select_from(t).where(
+                            pair.in_(quiet))).scalar_one())
+                    else:
+                        # (a row changed meanwhile stays: the daemon writes it again anyway)
+                        rows = int(conn.execute(delete(t).where(
+                            pair.in_(quiet), t.c.updated_at < cutoff)).rowcount)
+            done += rows
+            progress.advance(len(page))
+            if rows and not self.dry_run:
+                self._rest()
+        progress.finish(deleted=done)
+        return done
+
+    # -- the sources' own logs (fs_erp_changes) -----------------------------------------------
+
+    def _erp_changes(self, cutoff: datetime, report: PruneReport) -> int:
+        if self.plugins is None:
+            return 0
+        checkpoints = self.store.checkpoints()
+        done = 0
+        for source in self.sources:
+            if not source.enabled or self.stop.is_set():
+                continue
+            try:
+                adapter = self.plugins.adapters.get(source.adapter)
+            except Exception:
+                continue
+            context = PruneContext(
+                source=source.name, checkpoint=checkpoints.get(source.name),
+                older_than=cutoff, batch=self.batch, dry_run=self.dry_run,
+                log=log.bind(source=source.name), stop=self.stop, pause=self.settings.pause)
+            try:
+                done += int(adapter.prune(source, context))
+            except Exception as exc:  # an ERP database away: its rows wait for the next run
+                report.errors[f"erp_changes:{source.name}"] = f"{type(exc).__name__}: {exc}"
+                log.warning("retention_source_failed", source=source.name, error=repr(exc))
+        return done
+
+
+class RetentionService:
+    """The daemon's retention thread: a pass shortly after start, then every
+    ``retention.interval`` (read again before each pass, so a reload applies). Stops between
+    two batches when the daemon stops."""
+
+    first_delay = 2.0
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0  # passes done (metrics)
+        self.last_report: PruneReport | None = None
+        self.last_run_at: datetime | None = None
+        self.last_error: str | None = None
+        self.wake = threading.Event()  # set to run a pass now (tests, a reload)
+
+    @property
+    def settings(self) -> RetentionSettings:
+        return self.daemon.config.settings.retention
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="floorstream-retention",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _loop(self) -> None:
+        delay = self.first_delay
+        while True:
+            self.wake.wait(delay)
+            self.wake.clear()
+            if self._stop.is_set() or self.daemon.stop_event.is_set():
+                return
+            self.run_once()
+            delay = self.settings.interval
+
+    def run_once(self) -> PruneReport:
+        daemon = self.daemon
+        try:
+            report = prune(daemon.store, self.settings, sources=daemon.config.sources,
+                           plugins=daemon.plugins, stop=self._stop)
+        except Exception as exc:
+            self.last_error = repr(exc)
+            log.error("retention_failed", error=repr(exc))
+            return PruneReport(errors={"*": repr(exc)})
+        self.runs += 1
+        self.last_report, self.last_run_at = report, utcnow()
+        self.last_error = "; ".join(f"{k}: {v}" for k, v in report.errors.items()) or None
+        log.info("retention_run", deleted=report.counts, kept_pending=report.kept_pending,
+                 seconds=report.seconds, errors=report.errors or None)
+        return report
