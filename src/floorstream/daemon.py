@@ -106,6 +106,10 @@ class Daemon:
         #: store probe, outbox snapshot and self-alerts (started after the pipeline)
         self.monitor = Monitor(self)
         self.metrics = DaemonMetrics(self)
+        #: retention: prunes in small batches, shortly after start and every interval
+        from floorstream.retention import RetentionService
+        self.retention = RetentionService(self)
+        self.extra_services.append(self.retention)
         health = config.settings.health
         if health.port is not None:
             self.health_server = HealthServer(health.host, health.port, self.health,
