@@ -1,4 +1,8 @@
-"""pytest plugin (entry point ``pytest11``): fixtures for testing floorstream plugins."""
+"""pytest plugin: fixtures for testing floorstream plugins.
+
+Opt-in (no ``pytest11`` entry point, so it stays out of other projects' test runs): name it in
+a ``conftest.py`` with ``pytest_plugins = ["floorstream.testing.pytest_plugin"]``.
+"""
 
 from __future__ import annotations
 
