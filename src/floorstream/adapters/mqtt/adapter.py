@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import threading
 from contextlib import suppress
@@ -46,6 +47,11 @@ __all__ = ["MqttAdapter"]
 _TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,)}
 _TOPIC_CACHE = 100_000  # topics whose subject and attrs are kept rendered
+MAX_SUBJECT = 255  # the store's subject column (VARCHAR(255))
+#: payload times outside these years are refused: they overflow once moved to UTC or stored
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+_INT_MIN, _UINT_MAX = -(1 << 63), (1 << 64) - 1
+_LONG_DIGITS = re.compile(rb"\d{19}")  # only a payload with 19 digits in a row can hold one
 
 
 class MqttAdapter(Adapter[MqttConfig]):
@@ -173,17 +179,31 @@ class MqttAdapter(Adapter[MqttConfig]):
             try:
                 handle(msg)
             except Exception as exc:  # a bug must cost one message, not paho's thread
-                self.context.log.exception("mqtt_message_failed", topic=msg.topic)
-                quarantine(bytes(msg.payload), f"internal error: {exc!r}",
-                           position=_hash_position(msg.topic, msg.payload),
-                           context={"topic": msg.topic},
-                           ack=callback(msg.mid, msg.qos) if msg.qos else None)
+                topic = _topic_text(msg)
+                self.context.log.error("mqtt_message_failed", topic=topic, error=repr(exc),
+                                       exc_info=True)
+                try:
+                    quarantine(bytes(msg.payload), f"internal error: {exc!r}",
+                               position=_hash_position(topic, msg.payload),
+                               context={"topic": topic},
+                               ack=callback(msg.mid, msg.qos) if msg.qos else None)
+                except Exception:  # (the emitter is stopping): never into paho's loop
+                    self.context.log.error("mqtt_quarantine_failed", topic=topic,
+                                           exc_info=True)
 
         def handle(msg: mqtt.MQTTMessage) -> None:
             self.received += 1
-            topic = msg.topic
             payload: bytes = msg.payload  # type: ignore[assignment]  # bytes off the wire
             ack = callback(msg.mid, msg.qos) if msg.qos else None
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError as exc:  # a broker that does not check (MQTT says UTF-8)
+                shown = _topic_text(msg)
+                quarantine(payload[:max_payload], f"topic {shown!r} is not UTF-8 "
+                           f"({exc.reason} at byte {exc.start})",
+                           position=_hash_position(shown, payload),
+                           context={"topic": shown}, ack=ack)
+                return
             levels = topic.split("/")
             observed = now(UTC)
             if len(payload) > max_payload:
@@ -192,13 +212,25 @@ class MqttAdapter(Adapter[MqttConfig]):
                            context={"topic": topic, "truncated": True}, ack=ack)
                 return
             if last_will is not None and last_will.filter.matches(levels):
-                will_event = last_will.handle(levels, topic, payload, observed,
-                                              {**static_attrs})
-                if will_event is None:
-                    if ack is not None:
-                        ack()
+                try:
+                    will_event = last_will.handle(levels, topic, payload, observed,
+                                                  {**static_attrs})
+                    if will_event is not None and len(will_event.subject) > MAX_SUBJECT:
+                        raise DecodeError(f"subject of {len(will_event.subject)} characters, "
+                                          f"more than {MAX_SUBJECT}")
+                except RecursionError:
+                    will_error = "status payload nested too deep to parse"
+                except DecodeError as exc:
+                    will_error = str(exc)
                 else:
-                    emitter.event(will_event, ack=ack, checkpoint=self.checkpoint())
+                    if will_event is None:
+                        if ack is not None:
+                            ack()
+                    else:
+                        emitter.event(will_event, ack=ack, checkpoint=self.checkpoint())
+                    return
+                quarantine(payload, will_error, position=_hash_position(topic, payload),
+                           context={"topic": topic}, ack=ack)
                 return
             try:
                 data = decode(payload)
@@ -218,6 +250,11 @@ class MqttAdapter(Adapter[MqttConfig]):
                         if len(by_topic) >= _TOPIC_CACHE:
                             by_topic.clear()  # bounded: a topic per message would not grow it
                         by_topic[topic] = (subject, {**attrs})
+                if len(subject) > MAX_SUBJECT:
+                    raise DecodeError(f"subject {subject[:40]!r}... is {len(subject)} "
+                                      f"characters long, more than {MAX_SUBJECT}")
+                if _LONG_DIGITS.search(payload) is not None:
+                    _fit_integers(data)
                 for name, path in fields:
                     with suppress(MissingValue):
                         data[name] = lookup_path(data, path)
@@ -257,6 +294,10 @@ class MqttAdapter(Adapter[MqttConfig]):
         if result.rebirth and self.cfg.sparkplug.rebirth and self.client is not None:
             self.client.publish(result.rebirth, encode_payload(
                 [{"name": "Node Control/Rebirth", "datatype": "Boolean", "value": True}]), qos=0)
+        long = next((c.subject for c in result.changes if len(c.subject) > MAX_SUBJECT), None)
+        if long is not None and result.error is None:
+            result.error = (f"subject {long[:40]!r}... is {len(long)} characters long, more "
+                            f"than {MAX_SUBJECT}")
         if result.error is not None:
             emitter.quarantine(payload, result.error, position=_hash_position(topic, payload),
                                context={"topic": topic}, ack=ack)
@@ -296,8 +337,12 @@ def _position(topic: str, data: Any, field: str | None, observed: datetime) -> s
                 value = lookup_path(data, field)
             except MissingValue:
                 value = None
-        if value is not None:
-            return f"{topic}|{value}"
+        if value is None or value == "":
+            # an arrival-time position would make every redelivery of this message new
+            raise DecodeError(f"missing position field {field!r}")
+        if isinstance(value, dict | list):
+            raise DecodeError(f"position field {field!r} is not a number or a string")
+        return f"{topic}|{value}"
     return f"{topic}|r:{observed.timestamp():.6f}"
 
 
@@ -309,15 +354,55 @@ def _time(data: Any, field: str) -> datetime | None:
     if isinstance(value, bool):
         raise DecodeError(f"time field {field!r} is a boolean")
     if isinstance(value, int | float):
-        seconds = value / 1000.0 if value > 100_000_000_000 else float(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    if isinstance(value, str):
+        try:
+            seconds = value / 1000.0 if value > 100_000_000_000 else float(value)
+            when = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # 1e300, NaN, inf, a 40-digit integer
+            raise DecodeError(f"time field {field!r} is out of range: {value!r}") from None
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
+            when = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         except ValueError:
             raise DecodeError(f"time field {field!r} is not ISO 8601: {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise DecodeError(f"time field {field!r} has an unusable value {value!r}")
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise DecodeError(f"time field {field!r} is out of range: {value!r}") from None
+    else:
+        raise DecodeError(f"time field {field!r} has an unusable value {value!r}")
+    if not EARLIEST_YEAR <= when.year <= LATEST_YEAR:
+        raise DecodeError(f"time field {field!r} is out of range: {value!r} is in year "
+                          f"{when.year} (accepted: {EARLIEST_YEAR}-{LATEST_YEAR})")
+    return when
+
+
+def _topic_text(msg: mqtt.MQTTMessage) -> str:
+    """The topic for logs and quarantine context, also when it is not UTF-8 (then with
+    ``\\xNN`` escapes for the bad bytes): ``msg.topic`` raises for those."""
+    try:
+        return msg.topic
+    except UnicodeDecodeError as exc:
+        return bytes(exc.object).decode("utf-8", "backslashreplace")
+
+
+def _fit_integers(data: Any) -> None:
+    """Integers beyond 64 bits become floats, as the JSON decoder's fast path (orjson) reads
+    them anyway; json's path and the value decoder keep Python's big integers, which the
+    store's JSON encoder cannot write (one in a state or a post field would fail every commit
+    after it). An integer beyond a float's range (309 digits) is refused."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if isinstance(child, int) and not isinstance(child, bool) and \
+                    not _INT_MIN <= child <= _UINT_MAX:
+                try:
+                    item[key] = float(child)
+                except OverflowError:
+                    raise DecodeError(f"integer of {len(str(abs(child)))} digits is out of "
+                                      "range (not even a float)") from None
+            elif isinstance(child, dict | list):
+                stack.append(child)
 
 
 @hookimpl

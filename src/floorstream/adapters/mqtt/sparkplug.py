@@ -72,8 +72,20 @@ class SparkplugResult:
     gap: bool = False
 
 
+#: payload timestamps outside these years are refused (they overflow once stored)
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+
+
 def _when(ms: Any) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int) and ms > 0 else None
+    """A Sparkplug millisecond timestamp as a datetime; None when absent or out of range
+    (:meth:`SparkplugSessions.handle` refuses a message whose own timestamp is)."""
+    if not isinstance(ms, int) or ms <= 0:
+        return None
+    try:
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return when if EARLIEST_YEAR <= when.year <= LATEST_YEAR else None
 
 
 class SparkplugSessions:
@@ -108,6 +120,11 @@ class SparkplugSessions:
         result = SparkplugResult()
         if mtype in ("NCMD", "DCMD"):
             return result  # commands to the node; not telemetry
+        stamp = record.get("timestamp")
+        if isinstance(stamp, int) and stamp > 0 and _when(stamp) is None:
+            result.error = (f"payload timestamp {stamp} is out of range (a millisecond time "
+                            f"in {EARLIEST_YEAR}-{LATEST_YEAR} expected)")
+            return result
         names = {"group": group, "node": node} | ({"device": device} if device else {})
         attrs = {**attrs, "group": group, "node": node}
         if mtype == "NDEATH":

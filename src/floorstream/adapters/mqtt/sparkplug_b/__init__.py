@@ -42,15 +42,27 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
+def _text(value: Any, what: str) -> Any:
+    """A string field as text. protobuf hands back a proto2 string that is not UTF-8 as bytes;
+    such a string, or one holding NUL (no database stores it in text), is refused."""
+    if isinstance(value, bytes):
+        raise DecodeError(f"{what} is not UTF-8: {value[:40]!r}")
+    if isinstance(value, str) and "\x00" in value:
+        raise DecodeError(f"{what} holds a NUL character: {value[:40]!r}")
+    return value
+
+
 def _dataset(ds: pb.Payload.DataSet) -> dict[str, Any]:
     rows = []
     for row in ds.rows:
         cells = []
         for cell in row.elements:
             which = cell.WhichOneof("value")
-            cells.append(getattr(cell, which) if which else None)
+            value = getattr(cell, which) if which else None
+            cells.append(_text(value, "a data set string") if which == "string_value"
+                         else value)
         rows.append(cells)
-    return {"columns": list(ds.columns), "rows": rows}
+    return {"columns": [_text(c, "a data set column") for c in ds.columns], "rows": rows}
 
 
 def metric_value(metric: pb.Payload.Metric) -> Any:
@@ -71,10 +83,13 @@ def metric_value(metric: pb.Payload.Metric) -> Any:
     if which == "dataset_value":
         return _dataset(metric.dataset_value)
     if which == "template_value":
-        return {m.name: metric_value(m) for m in metric.template_value.metrics}
+        return {_text(m.name, "a template member name"): metric_value(m)
+                for m in metric.template_value.metrics}
     if which == "extension_value":
         return None
     value = getattr(metric, which)
+    if which == "string_value":
+        return _text(value, f"the string of metric {metric.name or metric.alias!r}")
     if code in _INT32:
         return _signed(value, 32 if which == "int_value" else 64)
     if code == 4:
@@ -101,7 +116,8 @@ class SparkplugDecoder(Decoder):
         metrics = []
         for metric in message.metrics:
             metrics.append({
-                "name": metric.name if metric.HasField("name") else None,
+                "name": _text(metric.name, "a metric name") if metric.HasField("name")
+                else None,
                 "alias": metric.alias if metric.HasField("alias") else None,
                 "timestamp": metric.timestamp if metric.HasField("timestamp") else None,
                 "datatype": DATATYPES.get(metric.datatype, str(metric.datatype)),
@@ -112,7 +128,7 @@ class SparkplugDecoder(Decoder):
         return {
             "timestamp": message.timestamp if message.HasField("timestamp") else None,
             "seq": message.seq if message.HasField("seq") else None,
-            "uuid": message.uuid if message.HasField("uuid") else None,
+            "uuid": _text(message.uuid, "the uuid") if message.HasField("uuid") else None,
             "metrics": metrics,
         }
 
