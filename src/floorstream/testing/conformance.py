@@ -2,7 +2,14 @@
 
 It checks what every adapter owes the pipeline: its config model refuses unknown keys, it emits
 well-formed changes for its own source, it stops promptly when asked, and resuming from the
-checkpoint it left gives neither a gap nor a duplicate position.
+checkpoint it left gives neither a gap nor a duplicate position, and hands each item over the
+way an uninterrupted run does (what a first start only learns through ``Emitter.baseline`` is
+not posted by a restarted one).
+
+Each run is a fresh adapter on a :class:`~floorstream.testing.RecordingEmitter`, which "commits"
+at once: it acks and keeps the checkpoint, and ``AdapterContext.committed_checkpoint`` reads it.
+A source that redelivers by itself (a broker's persistent session: the position is the
+broker's, not the checkpoint) passes too: what a cut run did not ack comes again on the next.
 """
 
 from __future__ import annotations
@@ -33,14 +40,21 @@ class AdapterConformance:
     exact_resume: ClassVar[bool] = True
 
     def prepare_source(self) -> None:
-        """Override to fill the source (insert rows, publish messages) before each run."""
+        """Override to fill the source (insert rows, publish messages) before each run.
+
+        The resume check calls it twice: for the uninterrupted run, then for the cut one and
+        its restart. Both fills must give the same items at the same positions (fixed times,
+        not "now"); a source that keeps state of its own between runs (a broker session) may
+        be created on the first call and filled on both.
+        """
 
     def _run(self, checkpoint: str | None, stop_after: int | None = None,
              want: int | None = None, covers: set[str] | None = None) -> RecordingEmitter:
         config = self.adapter.config_model.model_validate(self.config)
         plugins = build_plugins(load_entry_points=False)
-        context = AdapterContext(config.name, checkpoint, plugins.decoders)
         emitter = RecordingEmitter(stop_after=stop_after)
+        context = AdapterContext(config.name, checkpoint, plugins.decoders,
+                                 committed_checkpoint=lambda: emitter.last_checkpoint)
         adapter = self.adapter(config, context)
         thread = threading.Thread(target=adapter.run, args=(emitter, emitter.stop), daemon=True)
         thread.start()
@@ -108,6 +122,32 @@ class AdapterConformance:
             assert _content(earlier) == _content(change), (
                 f"position {change.position!r} was replayed with different content, so its "
                 "post would be made twice under two ids")
+        # what the restart hands over for the first time goes the way an uninterrupted run
+        # hands it over: a baseline (learnt, never posted) must not turn into a change that
+        # detectors post, nor the other way round
+        expected = _channels(full)
+        for item, channel in _channels(second).values():
+            if item.position in before:
+                continue
+            uninterrupted = expected.get(item.position)
+            if uninterrupted is not None and uninterrupted[1] != channel:
+                raise AssertionError(
+                    f"position {item.position!r} came as a {channel} after the restart but as "
+                    f"a {uninterrupted[1]} in an uninterrupted run"
+                    + (": a restart would post what a first start only learns"
+                       if uninterrupted[1] == "baseline" else ""))
+
+
+def _channels(emitter: RecordingEmitter) -> dict[str, tuple[Change | Event, str]]:
+    """position → (item, how it was handed over: ``baseline``, ``change`` or ``event``);
+    the first handover of a position counts."""
+    baselines = {id(item) for item in emitter.baselines}
+    found: dict[str, tuple[Change | Event, str]] = {}
+    for item in emitter.emitted:
+        channel = ("event" if isinstance(item, Event) else
+                   "baseline" if id(item) in baselines else "change")
+        found.setdefault(item.position, (item, channel))
+    return found
 
 
 def _content(item: Change | Event) -> tuple[Any, ...]:
