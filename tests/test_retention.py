@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -22,7 +23,6 @@ from floorstream.plugins import build_plugins
 from floorstream.retention import prune
 from floorstream.store import schema
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
-
 from support.daemon import FLOORSTREAM
 from support.waiting import wait_for
 
@@ -173,7 +173,7 @@ def store_ids(store: Store) -> list[str]:
         return list(conn.execute(select(schema.posts.c.id)).scalars())
 
 
-def _rows(store: Store, table: object) -> list[object]:
+def _rows(store: Store, table: object) -> list[Any]:
     with store.engine.connect() as conn:
         return list(conn.execute(select(table)))  # type: ignore[call-overload]
 

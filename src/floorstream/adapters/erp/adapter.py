@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, func, inspect, select, table
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from tenacity import (
     RetryCallState,
@@ -31,10 +31,20 @@ from floorstream.adapters.erp.config import ErpTableConfig, TableConfig
 from floorstream.adapters.erp.cursor import CursorWatcher
 from floorstream.adapters.erp.listen import Listener
 from floorstream.adapters.erp.lock import SourceLock
+from floorstream.adapters.erp.prune import prune_changes
 from floorstream.adapters.erp.publish import Publisher
 from floorstream.adapters.erp.snapshot import SnapshotWatcher
 from floorstream.adapters.erp.sqlcommon import SchemaProblem, present_columns, require
-from floorstream.plugin import Adapter, AdapterContext, Emitter, Registry, SourceConfig, hookimpl
+from floorstream.plugin import (
+    Adapter,
+    AdapterContext,
+    Emitter,
+    Progress,
+    PruneContext,
+    Registry,
+    SourceConfig,
+    hookimpl,
+)
 
 __all__ = ["ErpTableAdapter", "register_adapters"]
 
@@ -164,8 +174,11 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
         try:
             watcher = self._watcher(cfg, engine)
             self.polls += 1
+            progress = self._progress(cfg, watcher, engine)
             rows = watcher.poll(engine)
             publisher.publish(cfg, self._timed(name, watcher, rows))
+            if progress is not None and (progress.lines or not progress.fields["snapshot"]):
+                progress.finish()  # a snapshot poll that took long, or any first start
             position = json.dumps(watcher.position, separators=(",", ":"))
             if self.sent.get(name) != position:
                 # e.g. the audit log's baseline, or a cursor window re-read without news
@@ -198,6 +211,30 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
         self.sent = {t: json.dumps(p, separators=(",", ":")) for t, p in saved.items()}
         self.watchers.clear()
         self.context.log.info("erp_took_over", tables=sorted(self.sent))
+
+    def _progress(self, cfg: TableConfig, watcher: Watcher, engine: Engine) -> Progress | None:
+        """Progress lines (done / total, rate, ETA every 5 s) for a first start of a cursor
+        or snapshot table (the whole table is read) and for every snapshot poll (logged only
+        when one takes longer than that). Plugins log through ``context.log``."""
+        first = not getattr(watcher, "initialized", True)
+        snapshot = cfg.mode == "snapshot"
+        if cfg.mode == "audit" or not (first or snapshot) or not hasattr(watcher, "on_rows"):
+            return None
+        total: int | None = None
+        if snapshot and not first:
+            total = len(getattr(watcher, "hashes", {})) or None  # the last snapshot's rows
+        else:
+            try:
+                with engine.connect() as conn:
+                    total = conn.execute(select(func.count()).select_from(
+                        table(cfg.table))).scalar_one()
+            except DBAPIError:
+                total = None
+        event = "erp_baseline_progress" if first else "erp_snapshot_progress"
+        progress = Progress(self.context.log, event, total, table=cfg.table, mode=cfg.mode,
+                            initial=cfg.initial if first else None, snapshot=not first)
+        watcher.on_rows = progress.advance
+        return progress
 
     def _timed(self, name: str, watcher: Watcher, rows: Any) -> Any:
         yield from rows
@@ -282,6 +319,12 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
             self.lock.release()
         if self.engine is not None:
             self.engine.dispose()
+
+    @classmethod
+    def prune(cls, config: Any, context: PruneContext) -> int:
+        """Delete the ``fs_erp_changes`` rows this source consumed (see :mod:`.prune`)."""
+        assert isinstance(config, ErpTableConfig)
+        return prune_changes(config, context)
 
     @classmethod
     def check(cls, config: SourceConfig) -> list[str]:

@@ -57,6 +57,8 @@ class CursorWatcher:
         #: key → (cursor, row values, hash) of rows emitted within the overlap window
         self.seen: dict[str, tuple[Any, tuple[Any, ...], str]] = {}
         self.last_query_s = 0.0
+        #: called with the number of rows of each page read (the adapter's progress lines)
+        self.on_rows: Callable[[int], None] | None = None
 
     @property
     def position(self) -> dict[str, Any]:
@@ -108,6 +110,8 @@ class CursorWatcher:
             with engine.connect() as conn:
                 rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
                 self.last_query_s += time.perf_counter() - started
+                if self.on_rows is not None:
+                    self.on_rows(len(rows))
                 # humanised and handed over in slices, so the pipeline commits the first
                 # posts while the rest are still being formatted
                 for at in range(0, len(rows), _SLICE):

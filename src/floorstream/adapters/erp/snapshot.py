@@ -33,6 +33,8 @@ class SnapshotWatcher:
         # key → "hash" or "hash|subject" (the subject is kept to name a deleted row)
         self.hashes: dict[str, str] = dict(saved.get("h", {})) if isinstance(saved, dict) else {}
         self.last_query_s = 0.0
+        #: called with the number of rows of each page read (the adapter's progress lines)
+        self.on_rows: Callable[[int], None] | None = None
 
     @property
     def position(self) -> dict[str, Any]:
@@ -50,6 +52,8 @@ class SnapshotWatcher:
         while True:
             with engine.connect() as conn:
                 rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
+                if self.on_rows is not None:
+                    self.on_rows(len(rows))
                 changed = []
                 for row in rows:
                     skey = str(plain(row[cfg.key]))

@@ -6,6 +6,7 @@ row per changed row, skipping updates that changed nothing. On PostgreSQL the tr
 ``pg_notify('floorstream_erp', table)``, and cursor-mode tables get a statement-level trigger
 that only notifies, so the adapter polls at once instead of waiting for the interval.
 Installing twice is harmless: every trigger is dropped and created again.
+``floorstream erp uninstall-triggers`` removes them all again (:func:`uninstall_triggers`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from sqlalchemy.dialects import mysql
 from floorstream.adapters.erp.auditlogs import LOG_TABLE
 from floorstream.adapters.erp.config import TableConfig
 
-__all__ = ["CHANNEL", "install_triggers", "log_table", "trigger_statements"]
+__all__ = ["CHANNEL", "install_triggers", "installed_triggers", "log_table",
+           "trigger_statements", "uninstall_statements", "uninstall_triggers"]
 
 #: the LISTEN/NOTIFY channel the PostgreSQL triggers notify
 CHANNEL = "floorstream_erp"
@@ -93,6 +95,67 @@ def install_triggers(engine: Engine, tables: Sequence[TableConfig],
     log_table(metadata, log)
     metadata.create_all(engine)
     statements = trigger_statements(engine, tables, log)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    return statements
+
+
+def installed_triggers(engine: Engine, log: str = LOG_TABLE) -> list[tuple[str, str]]:
+    """(trigger, table) of every trigger ``install-triggers`` made in this database, whatever
+    the config says now (a table dropped from it keeps its triggers until they go): on
+    PostgreSQL those running floorstream's two functions, elsewhere those named ``fs_erp_…``
+    that write the log."""
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        if dialect == "postgresql":
+            rows = conn.execute(text(
+                "SELECT t.tgname, c.relname FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE NOT t.tgisinternal AND p.proname IN ('fs_erp_capture', 'fs_erp_notify') "
+                "AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY c.relname, t.tgname"))
+        elif dialect in ("mysql", "mariadb"):
+            rows = conn.execute(text(
+                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'fs\\_erp\\_%' "
+                "AND ACTION_STATEMENT LIKE :log ORDER BY EVENT_OBJECT_TABLE, TRIGGER_NAME"),
+                {"log": f"%{log}%"})
+        elif dialect == "sqlite":
+            rows = conn.execute(text(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' "
+                "AND name GLOB 'fs_erp_*' AND instr(sql, :log) > 0 ORDER BY tbl_name, name"),
+                {"log": log})
+        else:
+            return []
+        return [(str(name), str(table)) for name, table in rows]
+
+
+def uninstall_statements(engine: Engine, *, log: str = LOG_TABLE,
+                         drop_log: bool = False) -> list[str]:
+    """The DDL that removes what ``install-triggers`` made: every trigger of
+    :func:`installed_triggers`, on PostgreSQL the two functions, with ``drop_log`` the log
+    table (its unread rows with it)."""
+    dialect = engine.dialect.name
+    out = []
+    for trigger, table in installed_triggers(engine, log):
+        if dialect == "postgresql":
+            out.append(f"DROP TRIGGER IF EXISTS {_q(engine, trigger)} ON {_q(engine, table)}")
+        else:
+            out.append(f"DROP TRIGGER IF EXISTS {_q(engine, trigger)}")
+    if dialect == "postgresql":
+        out += ["DROP FUNCTION IF EXISTS fs_erp_capture()",
+                "DROP FUNCTION IF EXISTS fs_erp_notify()"]
+    if drop_log:
+        out.append(f"DROP TABLE IF EXISTS {_q(engine, log)}")
+    return out
+
+
+def uninstall_triggers(engine: Engine, *, log: str = LOG_TABLE,
+                       drop_log: bool = False) -> list[str]:
+    """Run :func:`uninstall_statements` in one transaction (DDL is transactional on
+    PostgreSQL and SQLite; on MySQL/MariaDB each statement commits by itself, and every one
+    is ``IF EXISTS``, so running it again finishes the job). Returns the DDL run."""
+    statements = uninstall_statements(engine, log=log, drop_log=drop_log)
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement))
