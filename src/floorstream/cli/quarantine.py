@@ -1,4 +1,5 @@
-"""``floorstream quarantine [list|show ID]``: input that could not be used, and why."""
+"""``floorstream quarantine [list|show ID|stats|replay|discard]``: input that could not be
+used, and why; replay and discard are in :mod:`floorstream.cli.quarantine_ops`."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import argparse
 import sys
 from typing import Any
 
+from floorstream.cli import quarantine_ops
 from floorstream.cli.common import add_store_args, open_store
 from floorstream.cli.feed import positive_int
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("quarantine", help="list or show quarantined input")
+    parser = subparsers.add_parser(
+        "quarantine", help="list, show, count, replay or discard quarantined input")
     add_store_args(parser)
-    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    parser.add_argument("action", nargs="?", choices=["list", "show", *quarantine_ops.ACTIONS],
+                        default="list")
     parser.add_argument("id", nargs="?", type=int)
+    quarantine_ops.add_arguments(parser)
     parser.add_argument("--source")
     parser.add_argument("--limit", "-n", type=positive_int, default=50)
     parser.add_argument("--raw", action="store_true", help="show: write the raw bytes only")
@@ -22,6 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action in quarantine_ops.ACTIONS:
+        return quarantine_ops.run(args)
     store = open_store(args)
     if args.action == "list":
         rows = store.quarantined(source=args.source, limit=args.limit)
