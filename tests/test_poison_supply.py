@@ -173,3 +173,74 @@ def test_carrier_json_of_the_wrong_shape_costs_a_field_not_the_file(
     handler.handle(recorder, json.dumps([event]).encode(), "odd.json")  # type: ignore[arg-type]
     assert recorder.quarantined == []
     assert len(recorder.events) == 1 and recorder.events[0].subject.startswith("shipment ")
+
+
+def test_a_file_moved_away_during_a_scan_does_not_stop_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit's ack moves a file to done/ while the reading thread lists the inbox: the
+    listing still names it, its stat raises FileNotFoundError. That restarted the adapter (a
+    1-60 s backoff for the whole folder, and files re-read). Here the race is made certain:
+    the listing is taken, then the file goes."""
+    from floorstream.adapters.supply import folder as folder_module
+    from floorstream.plugin import AdapterContext
+    from floorstream.plugins import build_plugins as plugins_of
+    from floorstream.testing.doubles import RecordingEmitter
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "gone.json").write_bytes(_dcsa("BKG-GONE"))
+    (inbox / "kept.json").write_bytes(_dcsa("BKG-KEPT"))
+
+    class RacingOs:
+        """``os`` as the folder module sees it, with a scandir whose first listing outlives
+        one of its files."""
+
+        def __init__(self) -> None:
+            self.raced = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        def scandir(self, path: Any) -> Any:
+            listing = os.scandir(path)
+            if self.raced:
+                return listing
+            self.raced = True
+            entries = list(listing)
+            listing.close()
+            (inbox / "gone.json").unlink()
+
+            class Listing:
+                def __enter__(self) -> list[os.DirEntry[str]]:
+                    return entries
+
+                def __exit__(self, *exc: object) -> None:
+                    return None
+            return Listing()
+
+    racing = RacingOs()
+    monkeypatch.setattr(folder_module, "os", racing)
+    config = FolderConfig(name="inbox", adapter="supply.folder", path=str(inbox), settle=0,
+                          poll=0.02)
+    adapter = folder_module.SupplyFolder(
+        config, AdapterContext("inbox", None, plugins_of(load_entry_points=False).decoders))
+    emitter = RecordingEmitter()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            adapter.run(emitter, emitter.stop)
+        except BaseException as exc:  # what the daemon would log and restart
+            failure.append(exc)
+
+    import threading
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: failure or [e for e in emitter.events
+                                     if e.subject == "shipment BKG-KEPT"], 10)
+    finally:
+        emitter.stop.set()
+        thread.join(5)
+    assert racing.raced and failure == []
+    assert (inbox / "done" / "kept.json").exists()

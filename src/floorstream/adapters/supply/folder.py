@@ -77,13 +77,19 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
             with os.scandir(inbox) as entries:
                 for entry in entries:
                     name = entry.name
-                    if not self._wanted(name, config) or not entry.is_file():
+                    if not self._wanted(name, config):
                         continue
-                    present.add(name)
-                    with lock:
-                        if name in in_flight:
+                    try:
+                        if not entry.is_file():
                             continue
-                    stat = entry.stat()
+                        with lock:
+                            if name in in_flight:
+                                present.add(name)
+                                continue
+                        stat = entry.stat()
+                    except FileNotFoundError:
+                        continue  # moved to done/ by a commit's ack since the listing
+                    present.add(name)
                     previous = seen.get(name)
                     if previous is None or previous[:2] != (stat.st_size, stat.st_mtime_ns):
                         seen[name] = (stat.st_size, stat.st_mtime_ns, now)
