@@ -12,10 +12,13 @@ from floorstream.cli.common import add_config_arg, load
 from floorstream.daemon import Daemon
 from floorstream.logs import configure_logging
 from floorstream.plugin import scrub
+from floorstream.service import Service
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
+    parser = subparsers.add_parser(
+        "run", help="run the daemon until SIGTERM/SIGINT (SIGHUP reloads the config; "
+                    "systemd Type=notify and WatchdogSec= are understood)")
     add_config_arg(parser)
     parser.add_argument("--for", dest="duration", type=float, default=None,
                         help="stop after this many seconds (for trials and tests)")
@@ -35,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"floorstream: cannot open the store: {_reason(exc, config.secrets)}",
               file=sys.stderr)
         return 1
+    service = Service(daemon, loader=lambda: load(args)[0],
+                      log_format=args.log_format or logging.format)
     try:
-        daemon.run_forever(args.duration)
+        service.run(args.duration)  # READY/WATCHDOG/STOPPING to systemd, SIGHUP reloads
     except (SQLAlchemyError, OSError) as exc:  # the store went away, a port is taken
         print(f"floorstream: stopped: {_reason(exc, config.secrets)}", file=sys.stderr)
         return 1
