@@ -177,8 +177,10 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
             progress = self._progress(cfg, watcher, engine)
             rows = watcher.poll(engine)
             publisher.publish(cfg, self._timed(name, watcher, rows))
-            if progress is not None and (progress.lines or not progress.fields["snapshot"]):
-                progress.finish()  # a snapshot poll that took long, or any first start
+            if progress is not None:
+                watcher.on_rows = None  # type: ignore[attr-defined]
+                if progress.lines or not progress.fields["snapshot"]:
+                    progress.finish()  # a snapshot poll that took long, or any first start
             position = json.dumps(watcher.position, separators=(",", ":"))
             if self.sent.get(name) != position:
                 # e.g. the audit log's baseline, or a cursor window re-read without news
