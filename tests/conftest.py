@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
+import structlog
 from sqlalchemy import create_engine, text
 
 from support.services import (
@@ -30,6 +31,19 @@ from support.services import (
 )
 
 __all__ = ["IN_CI", "MQTT_URL", "MYSQL_URL", "PG_URL", "require_marker", "require_service"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_before() -> Iterator[None]:
+    """Each test leaves structlog as it found it: a test that ran the CLI (which sends the log
+    to the ``sys.stderr`` of the moment, pytest's capture) must not leave the next test's
+    daemon writing to a closed file."""
+    configured, saved = structlog.is_configured(), structlog.get_config()
+    yield
+    if configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
 
 
 def _with_database(url: str, name: str) -> str:
