@@ -14,6 +14,7 @@ from floorstream.cli.common import add_config_arg, load
 from floorstream.config import config_json_schema
 from floorstream.plugin import scrub
 from floorstream.plugins import build_plugins
+from floorstream.probe import probe_all
 
 
 def register(subparsers: Any) -> None:
@@ -21,6 +22,10 @@ def register(subparsers: Any) -> None:
     add_config_arg(check)
     check.add_argument("--offline", action="store_true",
                        help="do not connect to sources for deeper checks (indexes…)")
+    check.add_argument("--connect", action="store_true",
+                       help="try every connection the config names (store, brokers, "
+                            "databases, SMTP, webhook hosts) and report each; exit 1 if one "
+                            "fails")
     check.set_defaults(func=run_check)
     schema = subparsers.add_parser("schema", help="print the config's JSON Schema (for editors)")
     schema.set_defaults(func=run_schema)
@@ -43,7 +48,21 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{config.file}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
           f"{len(config.settings.routes)} routes)")
+    if args.connect:
+        return _connect(config)
     return 0
+
+
+def _connect(config: Any) -> int:
+    """``--connect``: every connection, tried (see :mod:`floorstream.probe`)."""
+    found = probe_all(config)
+    width = max(len(p.key) for p in found)
+    for probe in found:
+        print(probe.line(width))
+    failed = sum(1 for p in found if p.ok is False)
+    tried = sum(1 for p in found if p.ok is not None)
+    print(f"{tried} connections tried: {tried - failed} ok, {failed} failed")
+    return 1 if failed else 0
 
 
 def store_unreachable(url: str, timeout: int = 5) -> str | None:
