@@ -166,3 +166,31 @@ def test_an_open_alert_survives_a_restart_and_is_cleared_once(tmp_path: Path) ->
         assert alert.id == first.id  # the first run's alert, not a second one
         assert recovery.summary.startswith("Source line9 is back after ")
         assert recovery.fields["since"] == first.fields["since"]
+
+
+def test_a_second_daemon_on_the_store_takes_over_the_open_alert(tmp_path: Path) -> None:
+    """Two daemons on one store (a standby pair) see the same broker down: one alert, one
+    recovery (the second daemon adopts the open alert; the recovery's id is the same from
+    either daemon, so the store keeps one)."""
+    broker = PrivateBroker(tmp_path / "broker")  # not started yet
+    first_config = DOWN.format(tmp=tmp_path, port=broker.port).replace(
+        "    reconnect_min", "    client_id: fs-first\n    reconnect_min")
+    second_config = first_config.replace("fs-first", "fs-second")
+    with DaemonRunner(first_config) as first, DaemonRunner(second_config,
+                                                           name="second") as second:
+        first.start()
+        alert = wait_for(lambda: _alerts(first), 20, "the first daemon's alert")[0]
+        second.start()
+        daemon = second.daemon
+        assert daemon is not None
+        wait_for(lambda: [a["post"] for a in daemon.monitor.open_alerts()] == [alert.id], 20,
+                 "the second daemon adopting the alert")
+        broker.start()
+        try:
+            story = _story(first)
+            wait_for(lambda: daemon.monitor.open_alerts() == [], 20,
+                     "the second daemon's alert cleared too")
+        finally:
+            broker.stop()
+        assert story[0].id == alert.id
+        assert len(_alerts(first)) == 2

@@ -94,8 +94,10 @@ class Daemon:
         self.pipeline = Pipeline(self.processor, self.store, config.settings.pipeline, plugins)
         self.stop_event = threading.Event()
         self.started_at = utcnow()
+        reports = {e.name: e.item.reports_connection for e in plugins.adapters}
         self.status: dict[str, SourceStatus] = {
-            s.name: SourceStatus(s.name, s.adapter) for s in config.sources if s.enabled}
+            s.name: SourceStatus(s.name, s.adapter, reports=reports.get(s.adapter, False))
+            for s in config.sources if s.enabled}
         self._threads: list[threading.Thread] = []
         self._adapters: dict[str, Adapter[Any]] = {}
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
@@ -129,7 +131,6 @@ class Daemon:
                 continue
             entry = next(e for e in self.plugins.adapters if e.name == source.adapter)
             status = self.status[source.name]
-            status.reports = entry.item.reports_connection
             thread = threading.Thread(
                 target=self._run_source, args=(source, entry.item, entry.plugin,
                                                checkpoints.get(source.name), status),

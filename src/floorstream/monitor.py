@@ -12,9 +12,10 @@ post (a resolution of the first). The posts are events of the source ``@floorstr
 to the pipeline like every other input, so they are committed, routed and delivered like every
 other post. Their ids derive from (what, its name, since when it is bad): submitting one twice
 adds nothing. A bad stretch ends only once things stayed well for ``alerts.recover_after``, so
-a connection that flaps gives one alert, not one per flap; and an alert still open when the
-daemon stops is found in the store at the next start (its thread's last post), so a restart
-neither repeats it nor forgets to clear it.
+a connection that flaps gives one alert, not one per flap. Before posting, the monitor looks at
+the last post of the alert's thread in the store: an alert still open from before a restart, or
+raised by another daemon on the same store, is taken over instead of repeated (and one that
+other daemon already cleared is not cleared twice).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import structlog
 from sqlalchemy import func, select, text
 
 from floorstream.health import iso
-from floorstream.model import Event, Severity
+from floorstream.model import Event, Post, Severity
 from floorstream.plugin import phrasing
 from floorstream.processing import HEALTH_SOURCE, Envelope
 from floorstream.store import schema
@@ -259,6 +260,11 @@ class Monitor:
 
     def _raise(self, watch: Watch, now: float) -> None:
         assert watch.bad_since is not None
+        last = self._last_post(watch)
+        if last is not None and last.relation == "new":
+            # another daemon on this store (a standby pair) raised it already: adopt it
+            self._adopt(watch, last)
+            return
         took = phrasing.duration(now - watch.bad_since)
         noun = _NOUN[watch.kind]
         if watch.kind == "source_down":
@@ -280,6 +286,11 @@ class Monitor:
 
     def _clear(self, watch: Watch, now: float) -> None:
         assert watch.bad_since is not None and watch.alert_id is not None
+        last = self._last_post(watch)
+        if last is not None and (last.relation, last.refers_to) == ("resolution",
+                                                                    watch.alert_id):
+            watch.alert_id = watch.raised_at = None  # another daemon cleared it already
+            return
         took = phrasing.duration((watch.good_since or now) - watch.bad_since)
         if watch.kind == "source_down":
             summary = f"Source {watch.name} is back after {took} down"
@@ -309,27 +320,35 @@ class Monitor:
         """Alerts a previous run raised and did not clear: the last post of their thread."""
         daemon = self.daemon
         keys = [("source_down", n) for n in daemon.status]
-        keys += [("sink_failing", name) for name in daemon.sink_stats()]
+        if daemon.delivery is not None:  # (its workers start after the monitor)
+            keys += [("sink_failing", s.name) for s in daemon.config.sinks]
         if self.settings.quarantine_rate is not None:
             keys += [("quarantine_rate", n) for n in daemon.status]
         for kind, name in keys:
             watch = self.watch(kind, name)
-            try:
-                last = daemon.store.thread(watch.thread, limit=1)
-            except Exception as exc:
-                log.warning("open_alerts_unreadable", error=str(exc))
-                return
-            if not last or last[-1].relation != "new":
-                continue
-            post = last[-1]
-            since = post.fields.get("since")
-            try:
-                watch.bad_since = datetime.fromisoformat(str(since)).timestamp()
-            except ValueError:
-                watch.bad_since = post.occurred_at.timestamp()
-            watch.alert_id, watch.raised_at = post.id, post.created_at.timestamp()
-            watch.detail = str(post.fields.get("detail") or "")
-            log.info("self_alert_open", kind=kind, name=name, since=since, post=post.id)
+            last = self._last_post(watch)
+            if last is not None and last.relation == "new":
+                self._adopt(watch, last)
+
+    def _last_post(self, watch: Watch) -> Post | None:
+        """The newest post of the watch's thread in the store (None also when unreadable)."""
+        try:
+            found = self.daemon.store.thread(watch.thread, limit=1)
+        except Exception as exc:
+            log.warning("alert_thread_unreadable", thread=watch.thread, error=str(exc))
+            return None
+        return found[-1] if found else None
+
+    def _adopt(self, watch: Watch, post: Post) -> None:
+        """Take over an open alert found in the store (a previous run's, another daemon's)."""
+        since = post.fields.get("since")
+        try:
+            watch.bad_since = datetime.fromisoformat(str(since)).timestamp()
+        except ValueError:
+            watch.bad_since = post.occurred_at.timestamp()
+        watch.alert_id, watch.raised_at = post.id, post.created_at.timestamp()
+        watch.detail = str(post.fields.get("detail") or watch.detail)
+        log.info("self_alert_open", kind=watch.kind, name=watch.name, since=since, post=post.id)
 
 
 def _clip(text: str, limit: int = 300) -> str:
