@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -276,3 +278,31 @@ def test_what_a_reload_applies(tmp_path: Path, sqlite_url: str) -> None:
         assert daemon.config.sources[0].tables[0].interval == 0.1  # type: ignore[attr-defined]
     finally:
         daemon.store.close()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_example_unit_and_container() -> None:
+    """The unit asks for what the daemon does (notify, watchdog, HUP reload, journal), and
+    systemd-analyze, where there is one, finds nothing wrong with it."""
+    unit = (ROOT / "examples/systemd/floorstream.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["Type"] == "notify" and settings["NotifyAccess"] == "main"
+    assert settings["WatchdogSec"] == "30s"
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert settings["ExecStart"].endswith("floorstream run --log-format json")
+    assert settings["StandardOutput"] == "journal"
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:
+        here = FLOORSTREAM  # this environment's command, where the unit has /opt/…
+        copy = Path(tempfile.mkdtemp()) / "floorstream.service"
+        copy.write_text(unit.replace("/opt/floorstream/bin/floorstream", str(here)))
+        done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    docker = (ROOT / "examples/Dockerfile").read_text()
+    assert 'CMD ["run", "--log-format", "json"]' in docker
+    assert "STOPSIGNAL SIGTERM" in docker and "USER floorstream" in docker
+    assert "/healthz" in docker
