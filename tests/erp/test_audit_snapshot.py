@@ -101,8 +101,9 @@ def test_odoo_tracking_values(store_url: str, tmp_path: Path) -> None:
                                   "field_name, old_value_char, new_value_char) VALUES "
                                   "(:m, :m, 'state', :o, :n)"), {"m": mid * 2, "o": old, "n": new})
         found = run.wait_summaries(lambda s: len(s) >= 2)
-        assert found == ["WH/MO/00001: status Confirmed → In Progress",
-                         "WH/MO/00001: status In Progress → Done"]
+        # the labels Odoo logged are read back as keys and shown with the config's values:
+        assert found == ["WH/MO/00001: status Confirmed → In progress",
+                         "WH/MO/00001: status In progress → Done"]
     finally:
         run.stop()
 

@@ -8,6 +8,19 @@ When the source knows the row before the change (audit logs, triggers) that is t
 otherwise the last values seen are kept as state, so even a cursor-polled table reports
 "state Confirmed → In progress". Each changed field is one event, so routing and flood control
 can treat "price changed" differently from "state changed".
+
+A source that knows its records' idioms says so in *virtual* fields of ``change.data`` (names
+starting with ``_``, never columns; the ``erp.table`` adapter fills them, docs/erp.md):
+
+- ``_thread`` (str): every event of the record joins that thread instead of the subject's;
+- ``_origin`` (``{"verb": "amended"|"backorder"|"split", "of": str}``): the record was made
+  from another one; the first time it is seen (instead of ``record.created``, or ahead of
+  what its first logged change says) it is one ``record.<verb>`` event naming ``of``, an
+  ``update`` of that thread's story;
+- ``_action`` (``{"field": f, "verb": "submitted"|"cancelled", "status": s}``): when field
+  ``f`` changes, everything that change changed is ONE ``record.<verb>`` event (a user
+  action), with the current value of field ``s`` (the document's status) and the other
+  changed fields; ``cancelled`` is a ``retraction`` of the record's ``submitted`` event.
 """
 
 from __future__ import annotations
@@ -45,6 +58,26 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+#: virtual-field verbs this detector words (see the module docstring)
+ORIGIN_VERBS = frozenset({"amended", "backorder", "split"})
+ACTION_VERBS = frozenset({"submitted", "cancelled"})
+#: state keys that outlive a record's values (ids of its action events, by verb)
+_KEEP = ("acts",)
+
+
+def _virtual(data: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None,
+                                            dict[str, Any] | None]:
+    """(thread, origin, action) from a change's virtual fields, when well-formed."""
+    thread = data.get("_thread")
+    origin = data.get("_origin")
+    action = data.get("_action")
+    return (thread if isinstance(thread, str) and thread else None,
+            origin if isinstance(origin, dict) and origin.get("verb") in ORIGIN_VERBS
+            else None,
+            action if isinstance(action, dict) and action.get("verb") in ACTION_VERBS
+            and isinstance(action.get("field"), str) else None)
+
+
 class FieldChange(Detector):
     name: ClassVar[str] = "field_change"
     options_model: ClassVar[type[DetectorOptions]] = FieldChangeOptions
@@ -72,6 +105,7 @@ class FieldChange(Detector):
                 self._mass_row(change, state, run,
                                {name: _plain(lookup(change.data, name)) for name in tracked})
             return []
+        thread, origin, action = _virtual(change.data)
         current = {name: _plain(lookup(change.data, name)) for name in tracked}
         if change.kind == "row.deleted":
             # what the record held: the source's before image, else the last values seen
@@ -83,32 +117,73 @@ class FieldChange(Detector):
             if not self.opts.deleted:
                 return []
             return [self.event(change, "record.deleted", Severity.NOTICE, {"values": last},
-                               position=f"{change.position}#{self.key}:deleted")]
+                               position=f"{change.position}#{self.key}:deleted",
+                               thread=thread)]
         previous: dict[str, Any] | None
         if change.before is not None:
             previous = {name: _plain(lookup(change.before, name)) for name in tracked}
         else:
             previous = state.data.get("values")
-        state.replace({"values": current})
+        # never seen before: a record made from another one is announced as such
+        announce = origin is not None and "values" not in state.data \
+            and "deleted" not in state.data
+        kept = {k: state.data[k] for k in _KEEP if k in state.data}
+        state.replace({"values": current, **kept})
+        events: list[Event] = []
+        if announce:
+            assert origin is not None
+            events.append(self.event(
+                change, f"record.{origin['verb']}", self.severity,
+                {"verb": origin["verb"], "of": _plain(origin.get("of")), "values": current},
+                position=f"{change.position}#{self.key}:{origin['verb']}", thread=thread,
+                relation="update"))
         if change.kind == "row.created" or (
                 previous is None and change.kind in ("row.inserted", "row.upserted")):
-            if not self.opts.created:
-                return []
+            if announce or not self.opts.created:
+                return events
             return [self.event(change, "record.created", Severity.INFO, {"values": current},
-                               position=f"{change.position}#{self.key}:created")]
+                               position=f"{change.position}#{self.key}:created",
+                               thread=thread)]
         if previous is None:  # first sight without history: baseline silently
-            return []
-        events = []
-        for name in tracked:
-            before, after = previous.get(name), current[name]
-            if before == after:
-                continue
-            fields = {"field": name, "label": self.opts.labels.get(name, name.replace("_", " ")),
-                      "before": before, "after": after}
+            return events
+        changed = [name for name in tracked if previous.get(name) != current[name]]
+        if action is not None and action["field"] in changed:
+            events.append(self._action(change, state, action, previous, current, changed,
+                                       thread))
+            return events
+        for name in changed:
+            fields = {"field": name, "label": self._label(name),
+                      "before": previous.get(name), "after": current[name]}
             events.append(self.event(change, "record.field_changed",
                                      self.field_severity.get(name, self.severity), fields,
-                                     position=f"{change.position}#{self.key}:{name}"))
+                                     position=f"{change.position}#{self.key}:{name}",
+                                     thread=thread))
         return events
+
+    def _label(self, name: str) -> str:
+        return self.opts.labels.get(name, name.replace("_", " "))
+
+    def _action(self, change: Change, state: DetectorState, action: dict[str, Any],
+                previous: dict[str, Any], current: dict[str, Any], changed: list[str],
+                thread: str | None) -> Event:
+        """One event for a user action (a document submitted, cancelled): the status it
+        left the record in and whatever else that change changed."""
+        verb, status = action["verb"], action.get("status")
+        status_value = _plain(lookup(change.data, status)) if isinstance(status, str) else None
+        others = [{"field": n, "label": self._label(n), "before": previous.get(n),
+                   "after": current[n]} for n in changed if n not in (action["field"], status)]
+        acts = dict(state.data.get("acts") or {})
+        fields = {"action": verb, "field": action["field"],
+                  "status": status_value, "status_label": self._label(status)
+                  if isinstance(status, str) else None, "changes": others}
+        event = self.event(change, f"record.{verb}",
+                           self.field_severity.get(action["field"], self.severity), fields,
+                           position=f"{change.position}#{self.key}:{verb}", thread=thread,
+                           relation="retraction" if verb == "cancelled" else "update",
+                           refers_to=acts.get("submitted") if verb == "cancelled" else None)
+        acts[verb] = event.id
+        state.replace({**state.data, "acts": acts})
+        return event
 
     # -- mass updates (erp.table): one summary of what really changed ------------------------
 
@@ -138,7 +213,8 @@ class FieldChange(Detector):
                 continue
             if len(counts) < 10_000 or (name, before, after) in counts:
                 counts[(name, before, after)] += 1
-        state.replace({"values": current, "at": change.position, "prev": previous})
+        kept = {k: state.data[k] for k in _KEEP if k in state.data}
+        state.replace({"values": current, "at": change.position, "prev": previous, **kept})
 
     def _mass_summary(self, change: Change) -> list[Event]:
         counts = self._mass.pop(str(change.data.get("run")), Counter())

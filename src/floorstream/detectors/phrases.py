@@ -62,6 +62,11 @@ def register_phrases(phrases: Registry[Phrase]) -> None:
         ("record.field_changed", _field_changed),
         ("record.created", _created),
         ("record.deleted", _deleted),
+        ("record.submitted", _action),
+        ("record.cancelled", _action),
+        ("record.amended", _amended),
+        ("record.backorder", _backorder),
+        ("record.split", _split),
     ):
         phrases.add(phrase, name=type_)
 
@@ -72,3 +77,27 @@ def _created(e: Event) -> str:
 
 def _deleted(e: Event) -> str:
     return f"{e.subject} deleted"
+
+
+def _action(e: Event) -> str:
+    """"MFG-WO-2024-00001 submitted, status Not Started (quantity 10 → 12)"."""
+    f = e.fields
+    text = f"{e.subject} {f['action']}"
+    status = f.get("status")
+    if status not in (None, "") and str(status).casefold() != str(f["action"]).casefold():
+        text += f", {f.get('status_label') or 'status'} {phrasing.value(status)}"
+    changes = [f"{c['label']} {phrasing.value(c['before'])} → {phrasing.value(c['after'])}"
+               for c in f.get("changes") or []]
+    return text + (f" ({'; '.join(changes)})" if changes else "")
+
+
+def _amended(e: Event) -> str:
+    return f"{e.fields['of']} amended as {e.subject}"
+
+
+def _backorder(e: Event) -> str:
+    return f"{e.subject} created as backorder of {e.fields['of']}"
+
+
+def _split(e: Event) -> str:
+    return f"{e.subject} split from {e.fields['of']}"

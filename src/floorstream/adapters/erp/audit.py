@@ -5,6 +5,17 @@ are three changes, each with its own ``before``. Ids come from sequences, and a 
 that took id 100 may commit after the one that took 101: an id skipped while reading is kept
 as a *gap* (with the time it was noticed, in the checkpoint) and asked for again on every poll
 until it shows up or ``overlap`` has passed (rolled-back transactions leave permanent holes).
+
+ERP idioms on top (:mod:`.idioms`): Odoo labels come back as keys, Frappe values as numbers
+and dates, SAP times in UTC (:mod:`.auditlogs`); a Frappe Version's child-table rows become
+events of their own, named by the parent and the row (``record.row_changed``, ``…_added``,
+``…_removed``); and a record made from another (an amendment, a backorder) is announced
+only by the first log entry about it, so an old amendment's next edit is not news.
+
+An Odoo model whose tracked columns never reach ``mail_tracking_value`` (``stock.move`` is no
+``mail.thread``; ``mrp.workorder.state`` was untracked up to 17; the database's
+``ir_model_fields.tracking`` says so where it is readable) falls back by itself: cursor mode
+on ``write_date`` when the table has it, else snapshot mode, with one log line saying why.
 """
 
 from __future__ import annotations
@@ -13,15 +24,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, column, func, select, table
+import structlog
+from sqlalchemy import Connection, Engine, bindparam, column, func, literal, select, table
 
-from floorstream.adapters.erp.auditlogs import LOG_TABLE, Entry, read_log
+from floorstream.adapters.erp.auditlogs import LOG_TABLE, ChildChange, Entry, read_log
 from floorstream.adapters.erp.config import TableConfig
-from floorstream.adapters.erp.publish import NO_GROUP, RowChange, SubjectMaker
-from floorstream.adapters.erp.sqlcommon import as_utc, decode, encode
+from floorstream.adapters.erp.idioms import untracked_fields
+from floorstream.adapters.erp.publish import NO_GROUP, EventSpec, RowChange, SubjectMaker
+from floorstream.adapters.erp.sqlcommon import SchemaProblem, as_utc, decode, encode
 from floorstream.adapters.erp.values import Humanizer, plain
 
 __all__ = ["AuditWatcher"]
+
+_log = structlog.get_logger("floorstream.erp")
 
 _MAX_GAPS = 10_000
 _KINDS = {"I": "row.created", "U": "row.updated", "D": "row.deleted"}
@@ -39,13 +54,65 @@ class AuditWatcher:
         self.last: Any = _decode_id(state.get("id"))
         self.gaps: dict[Any, float] = {_decode_id(k): t for k, t in state.get("gaps", [])}
         self.last_query_s = 0.0
+        self.saved = saved
+        #: the cursor or snapshot watcher an untracked Odoo model falls back to
+        self.inner: Any = None
+        self.decided = config.audit.style != "odoo"
 
     @property
     def position(self) -> dict[str, Any]:
+        if self.inner is not None:
+            position: dict[str, Any] = self.inner.position
+            return position
         return {"id": _encode_id(self.last),
                 "gaps": [[_encode_id(k), t] for k, t in self.gaps.items()]}
 
-    def poll(self, engine: Engine) -> Iterator[RowChange]:
+    def _fallback(self, engine: Engine) -> Any:
+        """Odoo: the watcher to use instead when the tracked columns are not tracked."""
+        cfg = self.config
+        idiom = self.humanizer.idiom
+        with engine.connect() as conn:
+            untracked = idiom.tracked_in_database(conn, cfg.track)
+        if untracked is None:
+            untracked = untracked_fields(idiom.model, idiom.version, cfg.track)
+        if not untracked:
+            return None
+        names = self.columns()
+        if names is None:
+            raise SchemaProblem(f"table {cfg.table} does not exist")
+        from floorstream.adapters.erp.cursor import CursorWatcher
+        from floorstream.adapters.erp.snapshot import SnapshotWatcher
+
+        def columns() -> list[str]:
+            found = self.columns()
+            if not found:
+                raise SchemaProblem(f"table {cfg.table} does not exist")
+            return found
+        saved = self.saved if isinstance(self.saved, dict) else None
+        if "write_date" in names:
+            fallback = cfg.model_copy(update={"mode": "cursor", "cursor": "write_date"})
+            watcher: Any = CursorWatcher(fallback, saved if saved and "c" in saved else None,
+                                         columns)
+        else:
+            fallback = cfg.model_copy(update={"mode": "snapshot"})
+            watcher = SnapshotWatcher(fallback, saved if saved and "h" in saved else None,
+                                      columns)
+        _log.warning("erp_audit_fallback", table=cfg.table, model=idiom.model,
+                     untracked=untracked, mode=fallback.mode,
+                     reason="these fields never reach mail_tracking_value")
+        return watcher
+
+    def poll(self, engine: Engine) -> Iterator[RowChange | None]:
+        if not self.decided:
+            self.inner = self._fallback(engine)
+            self.decided = True
+        if self.inner is not None:
+            yield from self.inner.poll(engine)
+            self.last_query_s = self.inner.last_query_s
+            return
+        yield from self._poll(engine)
+
+    def _poll(self, engine: Engine) -> Iterator[RowChange]:
         cfg = self.config
         if not self.initialized:
             self.initialized = True
@@ -57,14 +124,28 @@ class AuditWatcher:
         while True:
             started = time.perf_counter()
             with engine.connect() as conn:
-                entries = read_log(conn, cfg, self.last, list(self.gaps), cfg.batch)
+                self.humanizer.prepare(conn)
+                entries = read_log(conn, cfg, self.last, list(self.gaps), cfg.batch,
+                                   self.humanizer.idiom)
                 self.last_query_s = time.perf_counter() - started
-                mine = [e for e in entries if e.mine and (e.before or e.after)]
+                mine = [e for e in entries if e.mine and (e.before or e.after or e.rows)]
                 current = self._current_rows(conn, mine)
                 pairs = self._humanize(conn, mine, current)
+                if any("_origin" in data for data, _ in pairs):
+                    self._first_news(conn, mine, pairs)
+                rows = {id(e): self._child_rows(conn, e, data)
+                        for e, (data, _) in zip(mine, pairs, strict=True) if e.rows}
             positions = {id(e): self._observe(e) for e in entries}
             for entry, (data, before) in zip(mine, pairs, strict=True):
-                yield self._change(entry, data, before, positions[id(entry)])
+                children = rows.get(id(entry), [])
+                if entry.before or entry.after:
+                    change = self._change(entry, data, before, positions[id(entry)])
+                    if children:
+                        change.after = None  # the entry's last event carries its position
+                    yield change
+                for n, child in enumerate(children, 1):
+                    child.after = positions[id(entry)] if n == len(children) else None
+                    yield child
             if len(entries) < cfg.batch:
                 break
 
@@ -122,11 +203,120 @@ class AuditWatcher:
                 after = {**row, **e.after}
                 before = {**after, **e.before} if e.op == "U" else None
             raw_pairs.append((after, before))
+        if self.humanizer.virtual:  # the virtual fields describe the row after the change
+            afters = self.humanizer.rows(conn, [a for a, _ in raw_pairs])
+            befores = iter(self.humanizer.rows(
+                conn, [b for _, b in raw_pairs if b is not None], virtual=False))
+            pairs = [(a, next(befores) if b is not None else None)
+                     for a, (_, b) in zip(afters, raw_pairs, strict=True)]
+            self._status_of_then(entries, pairs)
+            return pairs
         flat = [a for a, _ in raw_pairs] + [b for _, b in raw_pairs if b is not None]
         shown = iter(self.humanizer.rows(conn, flat))
         afters = [next(shown) for _ in raw_pairs]
         return [(a, next(shown) if b is not None else None)
                 for a, (_, b) in zip(afters, raw_pairs, strict=True)]
+
+    @staticmethod
+    def _status_of_then(entries: list[Entry],
+                        pairs: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """A submit read from the log together with later entries of the same document: the
+        status the row has *now* is not the one the submit left, so it is only named when
+        the entry itself set it or no later entry of the document follows in this batch."""
+        last = {str(e.key): i for i, e in enumerate(entries)}
+        for i, (entry, (data, _)) in enumerate(zip(entries, pairs, strict=True)):
+            action = data.get("_action")
+            if isinstance(action, dict) and action.get("status") \
+                    and action["status"] not in entry.after and last[str(entry.key)] != i:
+                data["_action"] = {**action, "status": None}
+
+    def _first_news(self, conn: Connection, entries: list[Entry],
+                    pairs: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Keep ``_origin`` (an amendment, a backorder) only on the first log entry about
+        its record: the one the ERP wrote when it was made, or its first change since."""
+        cfg = self.config
+        audit = cfg.audit
+        for entry, (data, _) in zip(entries, pairs, strict=True):
+            if "_origin" not in data:
+                continue
+            if audit.style == "floorstream":
+                first = entry.op == "I"
+            else:
+                first = not _earlier(conn, cfg, entry)
+            if not first:
+                del data["_origin"]
+
+    def _child_rows(self, conn: Connection, entry: Entry, data: dict[str, Any]
+                    ) -> list[RowChange]:
+        """Frappe child-table rows of one Version: one event each, named by the parent and
+        the row ("MFG-WO-2024-00001: operations row 2 (Assembly): completed qty 0 → 5")."""
+        cfg = self.config
+        thread = data.get("_thread") if isinstance(data.get("_thread"), str) else None
+        subject = self.subject(entry.key, data)
+        names = self._row_names(conn, entry.rows)
+        log_id = entry.log_id[1] if isinstance(entry.log_id, tuple) else entry.log_id
+        out = []
+        for n, row in enumerate(entry.rows):
+            child = cfg.children.get(row.table)
+            label = (child.label if child and child.label else row.table.replace("_", " "))
+            labels = child.labels if child else {}
+            track = set(child.track) if child and child.track else None
+            fields: dict[str, Any] = {"table": row.table, "table_label": label,
+                                      "number": row.number,
+                                      "row_label": names.get((row.table, row.name))
+                                      or _row_label(child, row.values)}
+            if row.kind == "changed":
+                changes = [{"field": f, "label": labels.get(f, f.replace("_", " ")),
+                            "before": self._shown(row.table, f, old),
+                            "after": self._shown(row.table, f, new)}
+                           for f, old, new in row.changes
+                           if f not in _META and (track is None or f in track)]
+                if not changes:
+                    continue
+                fields["changes"] = changes
+            else:
+                fields["values"] = {f: self._shown(row.table, f, v)
+                                    for f, v in row.values.items()
+                                    if f not in _META and not f.startswith("_")
+                                    and (track is None or f in track)}
+            out.append(RowChange(
+                table=cfg.table, key=entry.key, kind="row.updated",
+                position=f"{cfg.table}:log:{log_id}#{row.table}:{row.name or n}:{row.kind}",
+                data=fields, occurred_at=as_utc(entry.occurred_at), subject=subject,
+                attrs={"by": str(entry.user)} if entry.user is not None else {},
+                event=EventSpec(type=f"record.row_{row.kind}", fields=fields, thread=thread)))
+        return out
+
+    def _shown(self, child: str, col: str, value: Any) -> Any:
+        shown = self.humanizer.value(f"{child}.{col}", value)
+        return plain(shown)
+
+    def _row_names(self, conn: Connection, rows: list[ChildChange]
+                   ) -> dict[tuple[str, str | None], str]:
+        """The name field of changed child rows, read from their table (one query per
+        child table and Version)."""
+        out: dict[tuple[str, str | None], str] = {}
+        idiom = self.humanizer.idiom
+        wanted: dict[str, list[str]] = {}
+        for row in rows:
+            if row.kind == "changed" and row.name:
+                wanted.setdefault(row.table, []).append(row.name)
+        for tfield, keys in wanted.items():
+            child = self.config.children.get(tfield)
+            if child is None or not child.name:
+                continue
+            doctype = idiom.child_doctypes.get(tfield)
+            where = child.table or (f"tab{doctype}" if doctype else None)
+            if where is None:
+                continue
+            src = table(where, column("name"), column(child.name))
+            try:
+                found = conn.execute(select(src.c.name, src.c[child.name]).where(
+                    src.c.name.in_(bindparam("k", expanding=True))), {"k": keys})
+                out.update({(tfield, str(k)): str(v) for k, v in found if v})
+            except Exception:  # a child table of another shape: rows named by number only
+                conn.rollback()
+        return out
 
     def _change(self, entry: Entry, data: dict[str, Any], before: dict[str, Any] | None,
                 after: dict[str, Any]) -> RowChange:
@@ -139,6 +329,51 @@ class AuditWatcher:
             group=entry.group if entry.group is not None else NO_GROUP, after=after,
             subject=self.subject(entry.key, data),
             attrs={"by": str(entry.user)} if entry.user is not None else {})
+
+
+#: Frappe's own columns of every child row: never news
+_META = frozenset({"name", "idx", "parent", "parentfield", "parenttype", "doctype", "owner",
+                   "creation", "modified", "modified_by", "docstatus", "__islocal",
+                   "__unsaved"})
+
+
+def _row_label(child: Any, values: dict[str, Any]) -> str | None:
+    """The name field of an added or removed row, from the row itself."""
+    if child is not None and child.name and values.get(child.name) not in (None, ""):
+        return str(values[child.name])
+    return None
+
+
+def _earlier(conn: Connection, cfg: TableConfig, entry: Entry) -> bool:
+    """Whether the log holds an entry about the same record before ``entry``."""
+    audit = cfg.audit
+    if audit.style == "frappe":
+        ver = table(audit.table or "tabVersion", column("name"), column("creation"),
+                    column("ref_doctype"), column("docname"))
+        created, name = entry.log_id
+        stmt = select(literal(1)).select_from(ver).where(
+            ver.c.docname == entry.key,
+            (ver.c.creation < created) | ((ver.c.creation == created) & (ver.c.name < name)))
+        if audit.object:
+            stmt = stmt.where(ver.c.ref_doctype == audit.object)
+    elif audit.style == "odoo":
+        msg = table(audit.header_table or "mail_message", column("id"), column("model"),
+                    column("res_id"), column("message_type"))
+        stmt = select(literal(1)).select_from(msg).where(
+            msg.c.res_id == entry.key, msg.c.id < entry.log_id,
+            msg.c.message_type == "notification")
+        if audit.object:
+            stmt = stmt.where(msg.c.model == audit.object)
+    elif audit.style == "sap":
+        head = table(audit.header_table or "change_header", column("objectclas"),
+                     column("objectid"), column("changenr"))
+        stmt = select(literal(1)).select_from(head).where(
+            head.c.objectid == entry.key, head.c.changenr < entry.log_id)
+        if audit.object:
+            stmt = stmt.where(head.c.objectclas == audit.object)
+    else:
+        return False
+    return conn.execute(stmt.limit(1)).first() is not None
 
 
 def _between(low: Any, high: Any) -> list[Any]:

@@ -3,10 +3,18 @@
 - ``floorstream``: the table the installed triggers fill (``fs_erp_changes``): whole rows
   before and after, as JSON, one log row per changed row.
 - ``sap``: CDHDR (header per change number) + CDPOS (one row per changed field, values as
-  text; ``fname = 'KEY'`` for whole-row inserts and deletes).
+  text; ``fname = 'KEY'`` for whole-row inserts and deletes). ``UDATE``/``UTIME`` are the
+  app server's local time: read in the source's ``time_zone`` and converted to UTC here,
+  once.
 - ``odoo``: ``mail_message`` (one per tracked write) + ``mail_tracking_value`` (one per field,
-  values spread over typed columns; selections hold the label, not the key).
-- ``frappe``: ``tabVersion`` with a JSON ``{"changed": [[field, old, new], …]}`` document.
+  values spread over typed columns; selections hold the label, in the writer's language, which
+  is mapped back to the key here, see :class:`~.idioms.Idiom`). The field is named by
+  ``field_name`` (the shared test DDL), ``field_id`` (Odoo 17+) or ``field`` (≤ 16), the
+  last two through ``ir_model_fields``; ``*_value_monetary`` (≤ 16) is read when present.
+- ``frappe``: ``tabVersion`` with a JSON ``{"changed": [[field, old, new], …], "added":
+  […], "removed": […], "row_changed": […]}`` document; values are formatted text, read back
+  into numbers and dates with the site's formats; child-table rows become
+  :class:`ChildChange` s.
 
 Each reader returns entries ordered by the log's own id (never by time: timestamps cannot
 order changes, see research §0.3) and reads the *whole* log sequence, not only its object's
@@ -19,13 +27,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, column, or_, select, table
+from sqlalchemy import Connection, bindparam, column, inspect, or_, select, table
 
 from floorstream.adapters.erp.config import TableConfig
+from floorstream.adapters.erp.idioms import Idiom
 
-__all__ = ["LOG_TABLE", "Entry", "read_log"]
+__all__ = ["LOG_TABLE", "ChildChange", "Entry", "read_log", "sap_time"]
 
 #: the change-log table the installed triggers write
 LOG_TABLE = "fs_erp_changes"
@@ -45,13 +55,26 @@ class Entry:
     group: Any = None
     mine: bool = True  # False: another object's log row, read only to see the id sequence
     full_rows: bool = False  # before/after hold whole rows (trigger log)
+    rows: list[ChildChange] = field(default_factory=list)  # frappe: child-table rows
+
+
+@dataclass
+class ChildChange:
+    """One child-table row of a Frappe document that a Version added, removed or changed."""
+
+    kind: str  # added | removed | changed
+    table: str  # the parent's table field (operations, items)
+    number: int | None  # the row's number as people see it (idx, 1-based)
+    name: str | None  # the row's own name (a hash)
+    values: dict[str, Any] = field(default_factory=dict)  # added/removed: the whole row
+    changes: list[tuple[str, Any, Any]] = field(default_factory=list)  # changed: f, old, new
 
 
 def read_log(conn: Connection, config: TableConfig, after: Any, gaps: Sequence[Any],
-             limit: int) -> list[Entry]:
+             limit: int, idiom: Idiom | None = None) -> list[Entry]:
     style = config.audit.style
     reader = {"floorstream": _floorstream, "sap": _sap, "odoo": _odoo, "frappe": _frappe}[style]
-    return reader(conn, config, after, list(gaps), limit)
+    return reader(conn, config, after, list(gaps), limit, idiom or Idiom(config))
 
 
 def _window(id_col: Any, after: Any, gaps: list[Any]) -> Any:
@@ -62,7 +85,7 @@ def _window(id_col: Any, after: Any, gaps: list[Any]) -> Any:
 
 
 def _floorstream(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
-                 limit: int) -> list[Entry]:
+                 limit: int, idiom: Idiom) -> list[Entry]:
     name = config.audit.table or LOG_TABLE
     log = table(name, *(column(c) for c in ("id", "table_name", "row_key", "op", "changed_at",
                                             "tx", "before_row", "after_row")))
@@ -87,12 +110,35 @@ def _json(value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, dict):
         return value
-    loaded = json.loads(value)
+    try:
+        loaded = json.loads(value)
+    except ValueError:  # not JSON: nothing to read in it (never a stopped source)
+        return {}
     return loaded if isinstance(loaded, dict) else {}
 
 
+def sap_time(udate: Any, utime: Any, zone: Any) -> datetime | None:
+    """CDHDR ``UDATE`` (``YYYYMMDD``) + ``UTIME`` (``HHMMSS``), local time of ``zone``, as
+    aware UTC; None for an initial or malformed date (``00000000``). A local time that
+    occurs twice (the autumn change) is read as the first of the two."""
+    day, clock = str(udate or "").strip(), str(utime or "").strip().zfill(6)
+    if len(day) != 8 or not day.isdigit() or not clock[:6].isdigit():
+        return None
+    try:
+        local = datetime(int(day[:4]), int(day[4:6]), int(day[6:8]), int(clock[:2]),
+                         int(clock[2:4]), int(clock[4:6]), tzinfo=zone)
+    except ValueError:
+        return None
+    return local.astimezone(UTC)
+
+
+def _text(value: Any) -> Any:
+    """CDPOS values are CHAR254: the padding is not part of the value."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
-         limit: int) -> list[Entry]:
+         limit: int, idiom: Idiom) -> list[Entry]:
     head = table(config.audit.header_table or "change_header",
                  *(column(c) for c in ("objectclas", "objectid", "changenr", "username",
                                        "udate", "utime", "tcode", "change_ind")))
@@ -105,6 +151,7 @@ def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
     if where is not None:
         stmt = stmt.where(where)
     headers = list(conn.execute(stmt))
+    zone = config.site.time_zone
     wanted = config.audit.object
     mine = [h for h in headers if wanted is None or h.objectclas == wanted]
     items: dict[tuple[str, str], list[Any]] = {}
@@ -116,31 +163,48 @@ def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
     for h in headers:
         is_mine = wanted is None or h.objectclas == wanted
         entry = Entry(log_id=h.changenr, key=h.objectid, op=h.change_ind or "U",
-                      occurred_at=f"{h.udate[:4]}-{h.udate[4:6]}-{h.udate[6:8]} "
-                                  f"{h.utime[:2]}:{h.utime[2:4]}:{h.utime[4:6]}",
+                      occurred_at=sap_time(h.udate, h.utime, zone),
                       user=h.username, mine=is_mine)
         for it in sorted(items.get((h.objectid, h.changenr), []), key=lambda i: i.fname):
             if it.fname == "KEY":
                 entry.op = "I" if it.chngind == "I" else "D" if it.chngind in "DE" else entry.op
                 continue
-            entry.before[it.fname] = it.value_old
-            entry.after[it.fname] = it.value_new
+            entry.before[it.fname] = _text(it.value_old)
+            entry.after[it.fname] = _text(it.value_new)
         out.append(entry)
     return out
 
 
-_ODOO_TYPES = ("char", "integer", "float", "datetime", "text")
+_ODOO_TYPES = ("char", "integer", "float", "monetary", "datetime", "text")
+
+
+def _tracking_shape(conn: Connection, name: str) -> tuple[str, list[str], bool]:
+    """How this database's mail_tracking_value names a field (``field_name``,
+    ``field_id``, ``field``), which typed value columns it has, and ``field_info``."""
+    present = {c["name"] for c in inspect(conn).get_columns(name)}
+    by = next((c for c in ("field_name", "field_id", "field") if c in present), "field_name")
+    kinds = [k for k in _ODOO_TYPES if f"old_value_{k}" in present]
+    return by, kinds, "field_info" in present
+
+
+_SHAPES: dict[tuple[str, str], tuple[str, list[str], bool]] = {}
 
 
 def _odoo(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
-          limit: int) -> list[Entry]:
+          limit: int, idiom: Idiom) -> list[Entry]:
     msg = table(config.audit.header_table or "mail_message",
                 *(column(c) for c in ("id", "model", "res_id", "message_type", "author_id",
                                       "date")))
-    cols = ["mail_message_id", "field_name"] + [f"{side}_value_{t}" for side in ("old", "new")
-                                                for t in _ODOO_TYPES]
-    track = table(config.audit.table or "mail_tracking_value",
-                  *(column(c) for c in ["id", *cols]))
+    name = config.audit.table or "mail_tracking_value"
+    shape_key = (str(conn.engine.url), name)
+    if shape_key not in _SHAPES:
+        _SHAPES[shape_key] = _tracking_shape(conn, name)
+    by, kinds, has_info = _SHAPES[shape_key]
+    cols = ["id", "mail_message_id", by] + [f"{side}_value_{t}" for side in ("old", "new")
+                                            for t in kinds]
+    if has_info:
+        cols.append("field_info")
+    track = table(name, *(column(c) for c in cols))
     stmt = select(*msg.c).order_by(msg.c.id).limit(limit)
     where = _window(msg.c.id, after, gaps)
     if where is not None:
@@ -151,7 +215,13 @@ def _odoo(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
                 if m.message_type == "notification" and (wanted is None or m.model == wanted)]
     values: dict[Any, list[Any]] = {}
     if mine_ids:
-        q = select(*track.c).where(
+        fields_table = table("ir_model_fields", column("id"), column("name"))
+        select_cols: list[Any] = [*track.c]
+        source: Any = track
+        if by != "field_name":  # Odoo names the field through ir_model_fields
+            source = track.outerjoin(fields_table, fields_table.c.id == track.c[by])
+            select_cols.append(fields_table.c.name.label("fs_field_name"))
+        q = select(*select_cols).select_from(source).where(
             track.c.mail_message_id.in_(bindparam("ids", expanding=True))).order_by(track.c.id)
         for tv in conn.execute(q, {"ids": mine_ids}):
             values.setdefault(tv.mail_message_id, []).append(tv)
@@ -161,15 +231,36 @@ def _odoo(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
         entry = Entry(log_id=m.id, key=m.res_id, op="U", occurred_at=m.date, user=m.author_id,
                       group=m.date, mine=m.id in mine_set)
         for tv in values.get(m.id, []):
-            entry.before[tv.field_name] = _first(tv, "old")
-            entry.after[tv.field_name] = _first(tv, "new")
+            fname = _odoo_field(tv, by, has_info)
+            if fname is None:
+                continue
+            entry.before[fname] = idiom.key_of(fname, _first(tv, "old", kinds))
+            entry.after[fname] = idiom.key_of(fname, _first(tv, "new", kinds))
         out.append(entry)
     return out
 
 
-def _first(row: Any, side: str) -> Any:
+def _odoo_field(row: Any, by: str, has_info: bool) -> str | None:
+    if by == "field_name":
+        return str(row.field_name)
+    found = getattr(row, "fs_field_name", None)
+    if found:
+        return str(found)
+    if has_info:  # Odoo 17+: a field since removed is described here
+        info = row.field_info
+        if isinstance(info, str):
+            try:
+                info = json.loads(info)
+            except ValueError:
+                info = None
+        if isinstance(info, dict) and isinstance(info.get("name"), str):
+            return str(info["name"])
+    return None
+
+
+def _first(row: Any, side: str, kinds: Sequence[str] = _ODOO_TYPES) -> Any:
     """Odoo spreads one value over typed columns: the char (label/display name) wins."""
-    for kind in _ODOO_TYPES:
+    for kind in kinds:
         value = getattr(row, f"{side}_value_{kind}")
         if value is not None:
             return value
@@ -177,7 +268,7 @@ def _first(row: Any, side: str) -> Any:
 
 
 def _frappe(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
-            limit: int) -> list[Entry]:
+            limit: int, idiom: Idiom) -> list[Entry]:
     ver = table(config.audit.table or "tabVersion",
                 *(column(c) for c in ("name", "creation", "owner", "ref_doctype", "docname",
                                       "data")))
@@ -193,10 +284,39 @@ def _frappe(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
                       occurred_at=v.creation, user=v.owner,
                       mine=wanted is None or v.ref_doctype == wanted)
         if entry.mine:
-            doc = _json(v.data)
-            for change in doc.get("changed") or []:
-                if isinstance(change, list) and len(change) == 3:
-                    entry.before[str(change[0])] = change[1]
-                    entry.after[str(change[0])] = change[2]
+            _frappe_doc(entry, _json(v.data), idiom)
         out.append(entry)
     return out
+
+
+def _frappe_doc(entry: Entry, doc: dict[str, Any], idiom: Idiom) -> None:
+    """A Version's JSON diff into the entry: changed fields (typed again), child rows."""
+    for change in doc.get("changed") or []:
+        if isinstance(change, list) and len(change) == 3:
+            fname = str(change[0])
+            entry.before[fname] = idiom.parse(fname, change[1])
+            entry.after[fname] = idiom.parse(fname, change[2])
+    for item in doc.get("row_changed") or []:
+        if not (isinstance(item, list) and len(item) == 4 and isinstance(item[3], list)):
+            continue
+        tfield, a, b, changes = str(item[0]), item[1], item[2], item[3]
+        # Frappe writes [field, position (0-based), row name, changes]; its docstring
+        # (and older readers) have the name first
+        position, name = (a, b) if isinstance(a, int) else (b, a)
+        entry.rows.append(ChildChange(
+            kind="changed", table=tfield,
+            number=position + 1 if isinstance(position, int) else None,
+            name=name if isinstance(name, str) else None,
+            changes=[(str(c[0]), idiom.parse(str(c[0]), c[1], tfield),
+                      idiom.parse(str(c[0]), c[2], tfield))
+                     for c in changes if isinstance(c, list) and len(c) == 3]))
+    for kind in ("added", "removed"):
+        for item in doc.get(kind) or []:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)):
+                continue
+            tfield, row = str(item[0]), item[1]
+            idx = row.get("idx")
+            entry.rows.append(ChildChange(
+                kind=kind, table=tfield, number=idx if isinstance(idx, int) else None,
+                name=row.get("name") if isinstance(row.get("name"), str) else None,
+                values={str(k): idiom.parse(str(k), v, tfield) for k, v in row.items()}))

@@ -1,5 +1,7 @@
 """Default wording of the ERP adapter's own events: "sale_order: 1,250 rows changed at once
-(state draft → sent ×1,250)"."""
+(state draft → sent ×1,250)", "1000123: added CNF (Confirmed), DLV (Delivered); removed PCNF
+(Partially confirmed)", "MFG-WO-2024-00001: operations row 2 (Assembly): completed qty 0 → 5".
+"""
 
 from __future__ import annotations
 
@@ -19,6 +21,46 @@ def _mass_update(e: Event) -> str:
     return text + (f" ({'; '.join(changes)})" if changes else "")
 
 
+def _statuses(items: list[dict[str, str]]) -> str:
+    return ", ".join(f"{i['code']} ({i['text']})" if i.get("text") else i["code"]
+                     for i in items)
+
+
+def _status_changed(e: Event) -> str:
+    f = e.fields
+    added, removed = f.get("added") or [], f.get("removed") or []
+    if f.get("new") and not removed:
+        return f"{e.subject}: status {_statuses(added)}"
+    parts = ([f"added {_statuses(added)}"] if added else []) + \
+        ([f"removed {_statuses(removed)}"] if removed else [])
+    return f"{e.subject}: {'; '.join(parts)}"
+
+
+def _row(e: Event) -> str:
+    f = e.fields
+    where = f"{f['table_label']} row {f['number']}" if f.get("number") is not None \
+        else f"{f['table_label']} row"
+    return where + (f" ({f['row_label']})" if f.get("row_label") else "")
+
+
+def _row_changed(e: Event) -> str:
+    changes = "; ".join(f"{c['label']} {phrasing.value(c['before'])} → "
+                        f"{phrasing.value(c['after'])}" for c in e.fields.get("changes") or [])
+    return f"{e.subject}: {_row(e)}: {changes}"
+
+
+def _row_added(e: Event) -> str:
+    return f"{e.subject}: {_row(e)} added"
+
+
+def _row_removed(e: Event) -> str:
+    return f"{e.subject}: {_row(e)} removed"
+
+
 @hookimpl
 def register_phrases(phrases: Registry[Phrase]) -> None:
     phrases.add(_mass_update, name="record.mass_update")
+    phrases.add(_status_changed, name="record.status_changed")
+    phrases.add(_row_changed, name="record.row_changed")
+    phrases.add(_row_added, name="record.row_added")
+    phrases.add(_row_removed, name="record.row_removed")

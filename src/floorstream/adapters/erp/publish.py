@@ -12,6 +12,11 @@ Memory stays bounded: at most ``mass_update`` rows are held back while a run is 
 
 Checkpoints travel with the changes: each emitted change carries the source's checkpoint as
 it stands after that row, so a commit never records a position ahead of what it contains.
+
+A :class:`RowChange` with an :class:`EventSpec` is something the adapter understood itself
+(an SAP status set that changed, a Frappe child-table row): it goes out as an event through
+``Emitter.event``, skipping the detectors. A row's ``row_attrs`` (the virtual field
+``_attrs``, see :mod:`.values`) become attrs of its change.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from floorstream.adapters.erp.alpha import alpha_out
 from floorstream.adapters.erp.config import TableConfig, subject_environment
-from floorstream.model import Change, Event, Severity, utcnow
+from floorstream.adapters.erp.values import ATTRS
+from floorstream.model import Change, Event, Relation, Severity, utcnow
 from floorstream.plugin import Emitter
 
-__all__ = ["BASELINE", "FLUSH", "NO_GROUP", "Publisher", "RowChange", "SubjectMaker"]
+__all__ = ["BASELINE", "FLUSH", "NO_GROUP", "EventSpec", "Publisher", "RowChange",
+           "SubjectMaker"]
 
 #: the kind of a :class:`RowChange` read on a first start with ``initial: baseline``: it goes
 #: out through ``Emitter.baseline`` (learnt by the detectors, not posted)
@@ -37,6 +45,18 @@ NO_GROUP = object()
 #: in a watcher's stream of changes: the runs so far are complete (see ``Publisher.publish``)
 FLUSH = None
 _NO_GROUP = NO_GROUP
+
+
+@dataclass
+class EventSpec:
+    """An event the adapter decided itself, for :meth:`Publisher.publish` to emit."""
+
+    type: str
+    fields: dict[str, Any]
+    severity: Severity = Severity.INFO
+    relation: Relation = "new"
+    thread: str | None = None
+    refers_to: str | None = None
 
 
 @dataclass
@@ -54,18 +74,21 @@ class RowChange:
     after: Any = None  # the table's checkpoint position once this row is committed
     subject: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
+    event: EventSpec | None = None
 
 
 class SubjectMaker:
-    """Renders a table's ``subject:`` template; falls back to ``table:key``."""
+    """Renders a table's ``subject:`` template; falls back to ``table:key`` (an ALPHA key
+    without its leading zeros)."""
 
     def __init__(self, config: TableConfig) -> None:
         self.table = config.table
         self.template = subject_environment().from_string(config.subject) if config.subject \
             else None
+        self.alpha_key = config.key in config.alpha
 
     def __call__(self, key: Any, row: dict[str, Any]) -> str:
-        fallback = f"{self.table}:{key}"
+        fallback = f"{self.table}:{alpha_out(key) if self.alpha_key else key}"
         if self.template is None:
             return fallback
         try:
@@ -121,7 +144,8 @@ class Publisher:
                 for held in run:
                     self._emit(held)
                 run = []
-            if threshold and change.group is not _NO_GROUP and change.kind != BASELINE:
+            if (threshold and change.group is not _NO_GROUP and change.kind != BASELINE
+                    and change.event is None):
                 run.append(change)
                 if len(run) >= threshold:
                     massed = _MassRun(config, run[0].group, run[0].position)
@@ -145,6 +169,22 @@ class Publisher:
     def _emit(self, row: RowChange, *, with_checkpoint: bool = True,
               run: str | None = None) -> None:
         attrs = {**self.attrs, **row.attrs, "table": row.table}
+        extra = row.data.pop(ATTRS, None)
+        if extra:
+            attrs.update(extra)
+        if row.before is not None:
+            row.before.pop(ATTRS, None)
+        if row.event is not None:
+            spec = row.event
+            event = Event.create(
+                type=spec.type, source=self.source, subject=row.subject,
+                position=row.position, occurred_at=row.occurred_at or utcnow(),
+                severity=spec.severity, fields=spec.fields, attrs=attrs, thread=spec.thread,
+                relation=spec.relation, refers_to=spec.refers_to)
+            self.emitter.event(event, checkpoint=(self.checkpoint(row.table, row.after)
+                                                  if with_checkpoint and row.after is not None
+                                                  else None))
+            return
         if run is not None:
             attrs["mass_run"] = run  # field_change counts the row into the run's summary
         first_sight = row.kind == BASELINE

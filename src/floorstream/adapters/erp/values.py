@@ -2,7 +2,20 @@
 
 Unknown enum values are shown raw, never dropped (ERPs grow custom states). Foreign keys are
 resolved in one query per batch and cached with a TTL, so a poll of a thousand rows costs one
-lookup query, not a thousand.
+lookup query, not a thousand. Labels come from ``values:`` first, then from the ERP itself
+(:class:`~.idioms.Idiom`: Odoo selections of the release and the database, Frappe docstatus);
+SAP ALPHA columns (``alpha:``) are shown without their leading zeros.
+
+A humanised row may carry *virtual* fields, which start with ``_`` and are never columns
+(the ``field_change`` detector and the publisher read them, templates may):
+
+- ``_thread``: the thread the row's posts join (``thread:``, or the first record of its
+  ``parent:`` chain, or an Odoo split's base name);
+- ``_origin``: ``{"verb": "amended"|"backorder"|"split", "of": <parent subject>}`` for a
+  record made from another one;
+- ``_action``: Frappe, ``{"field": "docstatus", "verb": "submitted"|"cancelled", "status":
+  "status"}``: what the document's docstatus says was done to it;
+- ``_attrs``: the ``row_attrs`` (canonical stored values), taken out by the publisher.
 """
 
 from __future__ import annotations
@@ -18,9 +31,14 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, column, select, table, text
 
+from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import LookupConfig, TableConfig
+from floorstream.adapters.erp.idioms import Idiom
 
-__all__ = ["Humanizer", "LookupCache", "plain", "row_hash"]
+__all__ = ["ATTRS", "Humanizer", "LookupCache", "plain", "row_hash"]
+
+#: the virtual field carrying a row's ``row_attrs`` to the publisher
+ATTRS = "_attrs"
 
 
 def plain(value: Any) -> Any:
@@ -103,12 +121,60 @@ class Humanizer:
     def __init__(self, config: TableConfig) -> None:
         self.config = config
         self.lookups = {col: LookupCache(cfg) for col, cfg in config.lookups.items()}
+        self.idiom = Idiom(config)
+        self.alpha = frozenset(config.alpha)
+        self.labels: dict[str, dict[str, str]] = {}
+        self._merge_labels()
+        self.lineage: Any = None
+        if self.idiom.parent is not None or self.idiom.split_names is not None \
+                or config.thread:
+            from floorstream.adapters.erp.lineage import Lineage
+            self.lineage = Lineage(config, self)
+        self.virtual = bool(self.lineage is not None or self.idiom.actions
+                            or config.row_attrs)
 
-    def rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _merge_labels(self) -> None:
+        """Per column: the ERP's labels, overridden by ``values:``."""
+        merged = {col: dict(m) for col, m in self.idiom.value_labels.items()}
+        for col, mapping in self.config.values.items():
+            merged[col] = {**merged.get(col, {}), **mapping}
+        self.labels = merged
+
+    def prepare(self, conn: Connection) -> None:
+        """Read what the ERP's own tables add (once; see :class:`~.idioms.Idiom`)."""
+        if not self.idiom.loaded:
+            self.idiom.load(conn)
+            self._merge_labels()
+
+    def rows(self, conn: Connection, rows: list[dict[str, Any]], *, virtual: bool = True
+             ) -> list[dict[str, Any]]:
+        """Rows as posts show them; with ``virtual`` the virtual fields too (not for the
+        before images of an audit log: they describe the row as it is now)."""
+        if not self.idiom.loaded:
+            self.prepare(conn)
         names: dict[str, dict[Any, Any]] = {}
         for col, cache in self.lookups.items():
             names[col] = cache.resolve(conn, (r.get(col) for r in rows))
-        return [self._row(r, names) for r in rows]
+        shown = [self._row(r, names) for r in rows]
+        if virtual and self.virtual and rows:
+            self._virtual(conn, rows, shown)
+        return shown
+
+    def _virtual(self, conn: Connection, raws: list[dict[str, Any]],
+                 shown: list[dict[str, Any]]) -> None:
+        cfg, actions = self.config, self.idiom.actions
+        for raw, data in zip(raws, shown, strict=True):
+            if cfg.row_attrs:
+                data[ATTRS] = {attr: canonical(plain(raw.get(col)))
+                               for attr, col in cfg.row_attrs.items()
+                               if raw.get(col) not in (None, "")}
+            if actions and "docstatus" in raw:
+                verb = actions.get(str(plain(raw["docstatus"])))
+                if verb is not None:
+                    data["_action"] = {"field": "docstatus", "verb": verb,
+                                       "status": "status" if "status" in raw else None}
+        if self.lineage is not None:
+            self.lineage.apply(conn, raws, shown)
 
     def _row(self, row: Mapping[str, Any], names: Mapping[str, Mapping[Any, Any]]
              ) -> dict[str, Any]:
@@ -122,7 +188,9 @@ class Humanizer:
 
     def value(self, col: str, value: Any) -> Any:
         """One value as people read it; enum maps first, then by type."""
-        mapping = self.config.values.get(col)
+        if col in self.alpha:
+            value = alpha_out(value)
+        mapping = self.labels.get(col)
         if mapping is not None and value is not None:
             return mapping.get(str(value), value if isinstance(value, str) else plain(value))
         if isinstance(value, datetime):

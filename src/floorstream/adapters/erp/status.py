@@ -1,0 +1,202 @@
+"""``mode: status``: SAP status sets (JEST), one post per object whose set changed.
+
+An SAP order's system status is not a column but a *set* of rows in ``JEST`` (``OBJNR``,
+``STAT``, ``INACT``): ``REL`` and ``PCNF`` can be active together, and a confirmation turns
+``PCNF`` off and ``CNF`` and ``DLV`` on in one go. Each poll reads the active statuses of the
+watched objects (``OBJNR`` starting with ``status.objects``, default ``OR``: orders), compares
+each object's set with the one committed last, and posts one ``record.status_changed`` per
+object that changed, naming what was added and removed with their texts: "1000123: added CNF
+(Confirmed), DLV (Delivered); removed PCNF (Partially confirmed)".
+
+Texts come from ``TJ02T`` (system statuses, by ``status.texts``) and ``TJ30T`` (user
+statuses ``E…``, of the object's status profile from ``JSTO``) in the source's ``language``
+(SAP's one-letter ``SPRAS``; ``en``/``de``… are mapped), else from the English texts shipped
+in ``data/sap.json``, else the code is shown as it is.
+
+The subject is the object number without its two-letter type and ALPHA zeros
+(``OR000001000123`` → ``1000123``), or the ``subject:`` template over ``row.objnr``,
+``row.object``, ``row.number`` (zero-padded) and ``row.type``. Like snapshot mode the sets
+travel in the checkpoint (about 30 bytes per object) and are committed with the last post of
+a diff; a crash replays the same diff with the same ids. Two changes of one object between
+two polls are one post (the sets are compared, not the steps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, column, inspect, or_, select, table
+from sqlalchemy.exc import DBAPIError
+
+from floorstream.adapters.erp.alpha import alpha_out, canonical
+from floorstream.adapters.erp.config import TableConfig, subject_environment
+from floorstream.adapters.erp.idioms import data_file
+from floorstream.adapters.erp.publish import EventSpec, RowChange
+from floorstream.model import utcnow
+
+__all__ = ["StatusWatcher", "sap_language"]
+
+
+def sap_language(language: str | None) -> str:
+    """A language as SAP's one-character ``SPRAS``: ``E`` as it is, ``de``/``de_DE`` → ``D``;
+    default English."""
+    if not language:
+        return "E"
+    if len(language) == 1:
+        return language.upper()
+    code = language.replace("-", "_").split("_")[0].lower()
+    found = data_file("sap").get("languages", {}).get(code)
+    return str(found) if found else "E"
+
+
+class StatusWatcher:
+    def __init__(self, config: TableConfig, saved: Any,
+                 columns: Callable[[], list[str] | None]) -> None:
+        self.config = config
+        self.columns = columns
+        self.initialized = isinstance(saved, dict)
+        state = saved if isinstance(saved, dict) else {}
+        self.sets: dict[str, str] = {str(k): str(v) for k, v in (state.get("s") or {}).items()}
+        self.last_query_s = 0.0
+        self.language = sap_language(config.site.language)
+        self.texts: dict[str, tuple[str, str]] | None = None
+        self.user_texts: dict[tuple[str, str], tuple[str, str]] = {}
+        self.profiles: dict[str, str] = {}
+        env = subject_environment()
+        self.subject = env.from_string(config.subject) if config.subject else None
+        self.thread = env.from_string(config.thread) if config.thread else None
+
+    @property
+    def position(self) -> dict[str, Any]:
+        return {"s": self.sets}
+
+    def poll(self, engine: Engine) -> Iterator[RowChange]:
+        cfg, st = self.config, self.config.status
+        jest = table(cfg.table, column(st.object), column(st.status), column(st.inactive))
+        obj, stat, inact = jest.c[st.object], jest.c[st.status], jest.c[st.inactive]
+        base = select(obj, stat, inact).order_by(obj, stat).limit(cfg.batch)
+        if st.objects:
+            base = base.where(obj.like(st.objects + "%"))
+        active: dict[str, set[str]] = {}
+        started = time.perf_counter()
+        stmt = base
+        with engine.connect() as conn:
+            while True:
+                rows = conn.execute(stmt).all()
+                for objnr, code, flag in rows:
+                    codes = active.setdefault(str(objnr).strip(), set())
+                    if not (isinstance(flag, str) and flag.strip()):  # 'X': inactive
+                        codes.add(str(code).strip())
+                if len(rows) < cfg.batch:
+                    break
+                last_o, last_s = rows[-1][0], rows[-1][1]
+                stmt = base.where(or_(obj > last_o, and_(obj == last_o, stat > last_s)))
+            self.last_query_s = time.perf_counter() - started
+            now = {o: " ".join(sorted(c)) for o, c in active.items()}
+            if not self.initialized and cfg.initial == "baseline":
+                changed = []  # the sets so far are history: committed by the adapter's mark
+            else:
+                changed = [o for o in sorted(now) if self.sets.get(o) != now[o]
+                           and (o in self.sets or now[o])]
+            if changed:
+                self._load_texts(conn, changed)
+        pending: list[RowChange] = []
+        for objnr in changed:
+            before = set(self.sets.get(objnr, "").split()) - {""}
+            after = set(now[objnr].split()) - {""}
+            pending.append(self._change(objnr, before, after, known=objnr in self.sets))
+        self.sets = now
+        self.initialized = True
+        if pending:
+            pending[-1].after = self.position
+        yield from pending
+
+    # -- one object ---------------------------------------------------------------------
+
+    def _change(self, objnr: str, before: set[str], after: set[str], *, known: bool
+                ) -> RowChange:
+        cfg = self.config
+        kind_code, number = objnr[:2], objnr[2:]
+        row = {"objnr": objnr, "type": kind_code, "number": number,
+               "object": alpha_out(number) or number,
+               "statuses": [self._text(objnr, c)[0] for c in sorted(after)]}
+        subject = self._render(self.subject, row) or str(row["object"])
+        added = [self._entry(objnr, c) for c in sorted(after - before)]
+        removed = [self._entry(objnr, c) for c in sorted(before - after)]
+        fields = {"objnr": objnr, "object": row["object"], "added": added, "removed": removed,
+                  "statuses": row["statuses"],
+                  "before": [self._text(objnr, c)[0] for c in sorted(before)],
+                  "new": not known}
+        digest = hashlib.blake2b(" ".join(sorted(after)).encode(), digest_size=6).hexdigest()
+        attrs = {attr: canonical(row.get(col)) for attr, col in cfg.row_attrs.items()
+                 if row.get(col) not in (None, "")}
+        spec = EventSpec(
+            type="record.status_changed", fields=fields, thread=self._render(self.thread, row),
+            relation="update" if known else "new")
+        return RowChange(table=cfg.table, key=objnr, kind="row.updated",
+                         position=f"{cfg.table}:{objnr}:{digest}", data=row,
+                         occurred_at=utcnow(), subject=subject, attrs=attrs, event=spec)
+
+    def _render(self, template: Any, row: dict[str, Any]) -> str | None:
+        if template is None:
+            return None
+        try:
+            text = template.render(row=row, key=row["objnr"], table=self.config.table).strip()
+        except Exception:
+            return None
+        return text[:255] or None
+
+    def _entry(self, objnr: str, code: str) -> dict[str, str]:
+        short, text = self._text(objnr, code)
+        return {"status": code, "code": short, "text": text}
+
+    def _text(self, objnr: str, code: str) -> tuple[str, str]:
+        """(TXT04, TXT30) of a status: a user status by the object's profile, a system
+        status from TJ02T or the shipped texts; an unknown code as it is."""
+        if code.startswith("E"):
+            profile = self.profiles.get(objnr, "")
+            found = self.user_texts.get((profile, code)) or self.user_texts.get(("", code))
+            if found:
+                return found
+        known = (self.texts or {}).get(code)
+        if known:
+            return known
+        shipped = data_file("sap").get("system_statuses", {}).get(code)
+        if isinstance(shipped, list) and len(shipped) == 2:
+            return str(shipped[0]), str(shipped[1])
+        return code, ""
+
+    def _load_texts(self, conn: Connection, objects: list[str]) -> None:
+        """TJ02T once; TJ30T once; JSTO for the objects whose set changed (their profile
+        picks their user status texts)."""
+        st = self.config.status
+        try:
+            present = set(inspect(conn).get_table_names())
+            if self.texts is None:
+                self.texts = {}
+                if st.texts and st.texts in present:
+                    t = table(st.texts, column("istat"), column("spras"), column("txt04"),
+                              column("txt30"))
+                    self.texts = {str(i).strip(): (str(a or i).strip(), str(b or "").strip())
+                                  for i, a, b in conn.execute(
+                                      select(t.c.istat, t.c.txt04, t.c.txt30)
+                                      .where(t.c.spras == self.language))}
+                if st.user_texts and st.user_texts in present:
+                    u = table(st.user_texts, column("stsma"), column("estat"),
+                              column("spras"), column("txt04"), column("txt30"))
+                    for prof, code, a, b in conn.execute(
+                            select(u.c.stsma, u.c.estat, u.c.txt04, u.c.txt30)
+                            .where(u.c.spras == self.language)):
+                        entry = (str(a or code).strip(), str(b or "").strip())
+                        self.user_texts[(str(prof).strip(), str(code).strip())] = entry
+                        self.user_texts.setdefault(("", str(code).strip()), entry)
+            if st.profiles and st.profiles in present and self.user_texts:
+                j = table(st.profiles, column("objnr"), column("stsma"))
+                self.profiles = {str(o).strip(): str(p or "").strip() for o, p in conn.execute(
+                    select(j.c.objnr, j.c.stsma).where(
+                        j.c.objnr.in_(bindparam("o", expanding=True))), {"o": objects})}
+        except DBAPIError:
+            conn.rollback()  # texts of another shape: the shipped texts and the codes
