@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import and_, delete, exists, func, not_, select, tuple_
+from sqlalchemy import and_, delete, exists, func, select, tuple_
 
 from floorstream.config.settings import RetentionSettings
 from floorstream.model import utcnow
@@ -132,46 +132,67 @@ class Pruner:
         except Exception:  # a total is nice to have; the prune does not depend on it
             return None
 
+    # -- walking a table by its id, a page at a time ---------------------------------------------
+
+    def _page_end(self, conn: Any, id_col: Any, after: int) -> int | None:
+        """The highest id of the next ``batch`` rows past ``after`` (None: no more rows).
+
+        Every statement of a pass works on the id range (after, end]: a fixed statement with
+        three parameters, not a list of a thousand ids, so the database does the work and the
+        daemon's pipeline thread (which shares the interpreter) hardly notices."""
+        page = select(id_col.label("i")).where(id_col > after).order_by(id_col).limit(
+            self.batch).subquery()
+        found = conn.execute(select(func.max(page.c.i))).scalar()
+        return None if found is None else int(found)
+
     # -- posts ------------------------------------------------------------------------------
 
     def _posts(self, cutoff: datetime, report: PruneReport) -> int:
+        """Posts made before ``cutoff`` whose outbox holds nothing still to send; with them
+        their team rows and their (delivered or failed) outbox rows, in one transaction per
+        page of ``batch`` posts."""
         p, pt, d = schema.posts, schema.post_teams, schema.deliveries
         total = self._count(select(func.count()).select_from(p).where(p.c.created_at < cutoff))
         progress = self.progress("posts", total)
-        pending_of = (exists().where(d.c.post_id == p.c.id, d.c.status.not_in(_DONE)))
+        pending = exists().where(d.c.post_id == p.c.id, d.c.status.not_in(_DONE))
         done = 0
         last = 0
         while not self.stop.is_set():
             with self.engine.begin() as conn:
-                page = list(conn.execute(
-                    select(p.c.seq, p.c.id, p.c.created_at).where(p.c.seq > last)
-                    .order_by(p.c.seq).limit(self.batch)))
-                if not page:
+                end = self._page_end(conn, p.c.seq, last)
+                if end is None:
                     break
-                last = page[-1].seq
-                old = [r for r in page if r.created_at < cutoff]
+                span = and_(p.c.seq > last, p.c.seq <= end)
+                old = int(conn.execute(select(func.count()).select_from(p).where(
+                    span, p.c.created_at < cutoff)).scalar_one())
                 if not old:
                     break  # posts are numbered as they are made: the rest are newer
-                busy = set(conn.execute(
-                    select(d.c.post_id).where(d.c.post_id.in_([r.id for r in old]),
-                                              d.c.status.not_in(_DONE)).distinct()).scalars())
-                doomed = [r for r in old if r.id not in busy]
-                report.kept_pending += len(old) - len(doomed)
-                if doomed and not self.dry_run:
-                    seqs = [r.seq for r in doomed]
-                    conn.execute(delete(p).where(p.c.seq.in_(seqs), not_(pending_of)))
-                    stayed = set(conn.execute(select(p.c.seq).where(p.c.seq.in_(seqs)))
-                                 .scalars())
-                    report.kept_pending += len(stayed)
-                    doomed = [r for r in doomed if r.seq not in stayed]
-                    if doomed:
-                        conn.execute(delete(pt).where(pt.c.post_seq.in_(
-                            [r.seq for r in doomed])))
-                        conn.execute(delete(d).where(d.c.post_id.in_([r.id for r in doomed]),
-                                                     d.c.status.in_(_DONE)))
-            done += len(doomed)
-            progress.advance(len(old))
-            if not self.dry_run and doomed:
+                if self.dry_run:
+                    gone = int(conn.execute(select(func.count()).select_from(p).where(
+                        span, p.c.created_at < cutoff, ~pending)).scalar_one())
+                else:
+                    # the outbox rows of this page's posts lie in one id range (a post and
+                    # its rows are committed together): noted before the posts go
+                    first, final = conn.execute(
+                        select(func.min(d.c.id), func.max(d.c.id)).select_from(
+                            d.join(p, p.c.id == d.c.post_id)).where(span)).one()
+                    # the pending check is part of the DELETE: a row made pending again
+                    # meanwhile (deliveries retry) keeps its post
+                    gone = int(conn.execute(delete(p).where(
+                        span, p.c.created_at < cutoff, ~pending)).rowcount)
+                    if gone:
+                        orphan = ~exists().where(p.c.seq == pt.c.post_seq)
+                        conn.execute(delete(pt).where(pt.c.post_seq > last,
+                                                      pt.c.post_seq <= end, orphan))
+                        if first is not None:
+                            conn.execute(delete(d).where(
+                                d.c.id >= first, d.c.id <= final, d.c.status.in_(_DONE),
+                                ~exists().where(p.c.id == d.c.post_id)))
+                report.kept_pending += old - gone
+            last = end
+            done += gone
+            progress.advance(old)
+            if gone and not self.dry_run:
                 self._rest()
         progress.finish(deleted=done)
         return done
@@ -199,19 +220,23 @@ class Pruner:
         last = 0
         while not self.stop.is_set():
             with self.engine.begin() as conn:
-                page = list(conn.execute(
-                    select(d.c.id, d.c.created_at, doomed.label("doomed"))
-                    .where(d.c.id > last).order_by(d.c.id).limit(self.batch)))
-                if not page or not any(r.created_at < cutoff for r in page):
+                end = self._page_end(conn, d.c.id, last)
+                if end is None:
                     break
-                last = page[-1].id
-                ids = [r.id for r in page if r.doomed]
-                if ids and not self.dry_run:
-                    # the condition again in the DELETE: a row retried meanwhile stays
-                    conn.execute(delete(d).where(d.c.id.in_(ids), doomed))
-            done += len(ids)
-            progress.advance(len(ids))
-            if ids and not self.dry_run:
+                span = and_(d.c.id > last, d.c.id <= end)
+                if not conn.execute(select(exists().where(span, d.c.created_at < cutoff))
+                                    ).scalar():
+                    break
+                # the condition is part of the DELETE: a row retried meanwhile stays
+                if self.dry_run:
+                    gone = int(conn.execute(select(func.count()).select_from(d).where(
+                        span, doomed)).scalar_one())
+                else:
+                    gone = int(conn.execute(delete(d).where(span, doomed)).rowcount)
+            last = end
+            done += gone
+            progress.advance(gone)
+            if gone and not self.dry_run:
                 self._rest()
         progress.finish(deleted=done)
         return done
@@ -220,24 +245,27 @@ class Pruner:
 
     def _quarantine(self, cutoff: datetime, report: PruneReport) -> int:
         q = schema.quarantine
+        old = q.c.received_at < cutoff
         progress = self.progress("quarantine", self._count(
-            select(func.count()).select_from(q).where(q.c.received_at < cutoff)))
+            select(func.count()).select_from(q).where(old)))
         done = 0
         last = 0
         while not self.stop.is_set():
             with self.engine.begin() as conn:
-                page = list(conn.execute(select(q.c.id, q.c.received_at).where(q.c.id > last)
-                                         .order_by(q.c.id).limit(self.batch)))
-                if not page:
+                end = self._page_end(conn, q.c.id, last)
+                if end is None:
                     break
-                last = page[-1].id
-                ids = [r.id for r in page if r.received_at < cutoff]
-                if not ids:
-                    break
-                if not self.dry_run:
-                    conn.execute(delete(q).where(q.c.id.in_(ids)))
-            done += len(ids)
-            progress.advance(len(ids))
+                span = and_(q.c.id > last, q.c.id <= end)
+                if self.dry_run:
+                    gone = int(conn.execute(select(func.count()).select_from(q).where(
+                        span, old)).scalar_one())
+                else:
+                    gone = int(conn.execute(delete(q).where(span, old)).rowcount)
+            last = end
+            if not gone:
+                break
+            done += gone
+            progress.advance(gone)
             if not self.dry_run:
                 self._rest()
         progress.finish(deleted=done)
