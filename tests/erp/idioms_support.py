@@ -62,12 +62,14 @@ def post_lines(posts: Iterable[Post]) -> list[tuple[str, str, str, str]]:
 class IdiomRun(DaemonRunner):
     """A daemon of ``config`` (one ERP source named ``erp``), started and stopped between
     the steps of a test; :meth:`start` returns once every table was polled twice (the
-    baseline is taken: what the test does next is news)."""
+    baseline is taken: what the test does next is news). Posts whose subject holds one of
+    ``markers`` are the sentinels' (left out of :meth:`news`)."""
 
-    def __init__(self, config: str, tables: int = 1, marker: str = "SENTINEL") -> None:
+    def __init__(self, config: str, tables: int = 1,
+                 markers: tuple[str, ...] = ("SENTINEL", "9000")) -> None:
         super().__init__(config)
         self.tables = tables
-        self.marker = marker
+        self.markers = markers
 
     def start(self) -> IdiomRun:
         super().start()
@@ -78,7 +80,7 @@ class IdiomRun(DaemonRunner):
 
     def news(self) -> list[Post]:
         """Posts so far, oldest first, markers left out."""
-        return [p for p in self.posts() if self.marker not in p.subject]
+        return [p for p in self.posts() if not any(m in p.subject for m in self.markers)]
 
     def wait_news(self, count: int, timeout: float = 30.0) -> list[Post]:
         return wait_for(lambda: (found if len(found := self.news()) >= count else []),

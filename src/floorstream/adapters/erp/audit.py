@@ -242,7 +242,7 @@ class AuditWatcher:
             if audit.style == "floorstream":
                 first = entry.op == "I"
             else:
-                first = not _earlier(conn, cfg, entry)
+                first = not _earlier(conn, cfg, entry, self.humanizer.idiom.model)
             if not first:
                 del data["_origin"]
 
@@ -344,9 +344,10 @@ def _row_label(child: Any, values: dict[str, Any]) -> str | None:
     return None
 
 
-def _earlier(conn: Connection, cfg: TableConfig, entry: Entry) -> bool:
+def _earlier(conn: Connection, cfg: TableConfig, entry: Entry, model: str | None) -> bool:
     """Whether the log holds an entry about the same record before ``entry``."""
     audit = cfg.audit
+    wanted = audit.object or (model if audit.style in ("odoo", "frappe") else None)
     if audit.style == "frappe":
         ver = table(audit.table or "tabVersion", column("name"), column("creation"),
                     column("ref_doctype"), column("docname"))
@@ -354,16 +355,16 @@ def _earlier(conn: Connection, cfg: TableConfig, entry: Entry) -> bool:
         stmt = select(literal(1)).select_from(ver).where(
             ver.c.docname == entry.key,
             (ver.c.creation < created) | ((ver.c.creation == created) & (ver.c.name < name)))
-        if audit.object:
-            stmt = stmt.where(ver.c.ref_doctype == audit.object)
+        if wanted:
+            stmt = stmt.where(ver.c.ref_doctype == wanted)
     elif audit.style == "odoo":
         msg = table(audit.header_table or "mail_message", column("id"), column("model"),
                     column("res_id"), column("message_type"))
         stmt = select(literal(1)).select_from(msg).where(
             msg.c.res_id == entry.key, msg.c.id < entry.log_id,
             msg.c.message_type == "notification")
-        if audit.object:
-            stmt = stmt.where(msg.c.model == audit.object)
+        if wanted:
+            stmt = stmt.where(msg.c.model == wanted)
     elif audit.style == "sap":
         head = table(audit.header_table or "change_header", column("objectclas"),
                      column("objectid"), column("changenr"))

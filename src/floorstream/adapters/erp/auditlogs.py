@@ -210,7 +210,7 @@ def _odoo(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
     if where is not None:
         stmt = stmt.where(where)
     messages = list(conn.execute(stmt))
-    wanted = config.audit.object
+    wanted = config.audit.object or idiom.model
     mine_ids = [m.id for m in messages
                 if m.message_type == "notification" and (wanted is None or m.model == wanted)]
     values: dict[Any, list[Any]] = {}
@@ -277,7 +277,7 @@ def _frappe(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
         created, name = after
         stmt = stmt.where(or_(ver.c.creation > created,
                               (ver.c.creation == created) & (ver.c.name > name)))
-    wanted = config.audit.object
+    wanted = config.audit.object or idiom.model
     out = []
     for v in conn.execute(stmt):
         entry = Entry(log_id=(v.creation, v.name), key=v.docname, op="U",
