@@ -168,9 +168,10 @@ def test_a_backorder_read_from_the_tracking_log(store_url: str, tmp_path: Path) 
         wh.track("stock.picking", 13, "Draft", "Ready")
         wh.set("stock_picking", 13, state="done")
         wh.track("stock.picking", 13, "Ready", "Done")
-        posts = run.behind(lambda: (wh.picking(9000), wh.track("stock.picking", 9000,
-                                                               "Draft", "Ready")),
-                           "WH/IN/09000: status Draft → Ready")
+        def marker() -> None:
+            wh.picking(9000)
+            wh.track("stock.picking", 9000, "Draft", "Ready")
+        posts = run.behind(marker, "WH/IN/09000: status Draft → Ready")
         assert post_lines(posts) == [
             ("WH/IN/00013 created as backorder of WH/IN/00012", "record.backorder",
              "WH/IN/00012", "update"),
