@@ -39,7 +39,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -138,6 +149,7 @@ class Outbox:
         self._mine: dict[tuple[str, str], _Held] = {}
         self._mine_lock = threading.Lock()
         self._renewer: threading.Thread | None = None  # runs while _mine is not empty
+        self._renew_lock = threading.Lock()  # held by the renewer while it writes
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -171,11 +183,15 @@ class Outbox:
                 return replace(claim, more=len(lanes) > 1)
         return None
 
-    def finished(self, sink: str, team: str) -> None:
+    def finished(self, sink: str, team: str, token: str | None = None) -> None:
         """The worker is done with its claim on this lane (outcomes written): its lease is no
-        longer renewed, and other workers of this process may claim the lane."""
+        longer renewed, and other workers of this process may claim the lane. With ``token``,
+        only that claim (a worker back from a call that hung past max_hold leaves the lane's
+        next claim alone)."""
         with self._mine_lock:
-            self._mine.pop((sink, team), None)
+            held = self._mine.get((sink, team))
+            if held is not None and (token is None or held.token == token):
+                del self._mine[(sink, team)]
 
     def _held_here(self, sink: str, team: str) -> bool:
         held = self._mine.get((sink, team))
@@ -212,15 +228,36 @@ class Outbox:
         no lane is held (the next claim starts it again)."""
         while True:
             time.sleep(self.renew_every)
-            with self._mine_lock:
-                if not self._mine:
-                    self._renewer = None
-                    return
-                now = time.monotonic()
-                claims = {h.token: h.ids for h in self._mine.values()
-                          if h.token and not h.lost and now - h.started < self.max_hold}
-            if claims:
-                self.renew(claims)
+            with self._renew_lock:
+                with self._mine_lock:
+                    if not self._mine:
+                        self._renewer = None
+                        return
+                    now = time.monotonic()
+                    claims = {h.token: h.ids for h in self._mine.values()
+                              if h.token and not h.lost and now - h.started < self.max_hold}
+                if claims:
+                    self.renew(claims)
+
+    @staticmethod
+    def renewal(token: str, ids: Sequence[int], until: datetime) -> Update:
+        """The statement that extends one claim's lease: by primary key only. MariaDB would
+        otherwise scan the (status, next_attempt_at) index, and InnoDB locks what it reads, so
+        a concurrent claim's SKIP LOCKED read could step past rows it touched (a lane out of
+        order; ``tests/delivery/test_lease_renewal.py`` checks the plan)."""
+        query = update(d).where(d.c.id.in_(list(ids)), d.c.claim == token,
+                                d.c.status == "sending").values(next_attempt_at=until)
+        for dialect in ("mysql", "mariadb"):
+            query = query.with_hint("FORCE INDEX (PRIMARY)", dialect_name=dialect)
+        return query
+
+    def _stop_renewing(self, token: str) -> None:
+        """No renewal touches this claim's rows from now on: called before rows go back to
+        the queue, so a renewal cannot hold a lock on a row a claim is about to read."""
+        with self._renew_lock, self._mine_lock:
+            for held in self._mine.values():
+                if held.token == token:
+                    held.lost = True
 
     def renew(self, claims: Mapping[str, Sequence[int]]) -> dict[str, bool]:
         """Extend the lease of each claim (token → its row ids) to now + ``lease``; returns
@@ -228,13 +265,15 @@ class Outbox:
         started = time.monotonic()
         until = utcnow() + timedelta(seconds=self.lease)
         kept: dict[str, bool] = {}
+        mysql = self.engine.dialect.name in ("mysql", "mariadb")
         try:
-            with self.engine.begin() as conn:
-                for token, ids in claims.items():
-                    kept[token] = conn.execute(
-                        update(d).where(d.c.id.in_(list(ids)), d.c.claim == token,
-                                        d.c.status == "sending")
-                        .values(next_attempt_at=until)).rowcount > 0
+            with self.engine.connect() as conn:
+                if mysql:  # as the claims: no gap locks, no snapshot (see lanes.py)
+                    conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    for token, ids in claims.items():
+                        kept[token] = conn.execute(
+                            self.renewal(token, ids, until)).rowcount > 0
         except Exception as exc:  # the store is away: the next renewal tries again
             log.warning("delivery_lease_renewal_failed", claims=len(claims),
                         error=f"{type(exc).__name__}: {exc}"[:500])
@@ -371,6 +410,7 @@ class Outbox:
     def retry_later(self, token: str, row_ids: Sequence[int], error: str, at: datetime,
                     *, held: bool = False) -> None:
         """Rows failed this time; due again at ``at`` (as pending, or held for a digest)."""
+        self._stop_renewing(token)
         self._set(token, row_ids, status="held" if held else "pending", next_attempt_at=at,
                   last_error=error)
 
@@ -381,6 +421,7 @@ class Outbox:
     def release(self, token: str, row_ids: Sequence[int], *, held: bool = False,
                 now: datetime | None = None) -> None:
         """Claimed rows not attempted after all (an earlier row failed): back, uncounted."""
+        self._stop_renewing(token)
         self._set(token, row_ids, status="held" if held else "pending",
                   next_attempt_at=now or utcnow(), attempts=d.c.attempts - 1)
 

@@ -131,7 +131,7 @@ class SinkWorker(threading.Thread):
         try:
             self._send(claim)
         finally:
-            self.outbox.finished(claim.sink, claim.team)
+            self.outbox.finished(claim.sink, claim.team, claim.token)
         return True
 
     def _send(self, claim: Claim) -> None:
