@@ -31,7 +31,7 @@ __all__ = ["IdiomRun", "create", "execute", "post_lines", "sql"]
 def sql(engine: Engine, statement: str) -> str:
     """``statement`` for this dialect: placeholders filled, names quoted its way."""
     mysql = engine.dialect.name in ("mysql", "mariadb")
-    filled = statement.replace("{vtext}", "VARCHAR(140)" if mysql else "TEXT") \
+    filled = statement.replace("{vtext}", "VARCHAR(100)" if mysql else "TEXT") \
         .replace("{ts}", "DATETIME(6)" if mysql else "TIMESTAMP") \
         .replace("{num}", "DECIMAL(16,4)" if mysql else "NUMERIC(16,4)")
     return re.sub(r'"([^"]*)"', r"`\1`", filled) if mysql else filled

@@ -35,6 +35,7 @@ from floorstream.adapters.erp.prune import prune_changes
 from floorstream.adapters.erp.publish import Publisher
 from floorstream.adapters.erp.snapshot import SnapshotWatcher
 from floorstream.adapters.erp.sqlcommon import SchemaProblem, present_columns, require
+from floorstream.adapters.erp.status import StatusWatcher
 from floorstream.plugin import (
     Adapter,
     AdapterContext,
@@ -271,6 +272,7 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
                 assert found is not None
                 return found
             watcher = (CursorWatcher(cfg, saved, columns) if cfg.mode == "cursor"
+                       else StatusWatcher(cfg, saved, columns) if cfg.mode == "status"
                        else SnapshotWatcher(cfg, saved, columns))
         self.watchers[cfg.table] = watcher
         return watcher

@@ -40,6 +40,11 @@ from floorstream.model import utcnow
 __all__ = ["StatusWatcher", "sap_language"]
 
 
+def _order(code: str) -> tuple[bool, str]:
+    """System statuses (I…) first, then user statuses (E…), each by number: SAP's order."""
+    return (not code.startswith("I"), code)
+
+
 def sap_language(language: str | None) -> str:
     """A language as SAP's one-character ``SPRAS``: ``E`` as it is, ``de``/``de_DE`` → ``D``;
     default English."""
@@ -122,13 +127,13 @@ class StatusWatcher:
         kind_code, number = objnr[:2], objnr[2:]
         row = {"objnr": objnr, "type": kind_code, "number": number,
                "object": alpha_out(number) or number,
-               "statuses": [self._text(objnr, c)[0] for c in sorted(after)]}
+               "statuses": [self._text(objnr, c)[0] for c in sorted(after, key=_order)]}
         subject = self._render(self.subject, row) or str(row["object"])
-        added = [self._entry(objnr, c) for c in sorted(after - before)]
-        removed = [self._entry(objnr, c) for c in sorted(before - after)]
+        added = [self._entry(objnr, c) for c in sorted(after - before, key=_order)]
+        removed = [self._entry(objnr, c) for c in sorted(before - after, key=_order)]
         fields = {"objnr": objnr, "object": row["object"], "added": added, "removed": removed,
                   "statuses": row["statuses"],
-                  "before": [self._text(objnr, c)[0] for c in sorted(before)],
+                  "before": [self._text(objnr, c)[0] for c in sorted(before, key=_order)],
                   "new": not known}
         digest = hashlib.blake2b(" ".join(sorted(after)).encode(), digest_size=6).hexdigest()
         attrs = {attr: canonical(row.get(col)) for attr, col in cfg.row_attrs.items()

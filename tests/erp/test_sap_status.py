@@ -1,0 +1,141 @@
+"""SAP status sets (JEST), one post per change, on SQLite, PostgreSQL and MariaDB.
+
+An order's system status is a set of JEST rows; a confirmation turns PCNF off and CNF and
+DLV on in one go. ``mode: status`` posts each object whose set changed once, naming what
+was added and removed with the texts of TJ02T (system statuses, in the source's language,
+the shipped English ones for codes the table lacks) and TJ30T (user statuses of the object's
+profile in JSTO). The subject is the order number without ALPHA zeros; ``row_attrs`` carry it
+to routes and other sources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from .idioms_support import IdiomRun, config, create, execute, post_lines, sql
+
+DDL = """
+CREATE TABLE jest (
+    objnr {vtext} NOT NULL, stat {vtext} NOT NULL, inact {vtext} NOT NULL DEFAULT ' ',
+    chgnr {vtext} NOT NULL DEFAULT '001', PRIMARY KEY (objnr, stat));
+CREATE TABLE tj02t (
+    istat {vtext} NOT NULL, spras {vtext} NOT NULL, txt04 {vtext}, txt30 {vtext},
+    PRIMARY KEY (istat, spras));
+CREATE TABLE tj30t (
+    stsma {vtext} NOT NULL, estat {vtext} NOT NULL, spras {vtext} NOT NULL, txt04 {vtext},
+    txt30 {vtext});
+CREATE TABLE jsto (objnr {vtext} PRIMARY KEY, stsma {vtext})
+"""
+
+SOURCE = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    erp_version: sap ecc
+    language: {language}
+    table: jest
+    mode: status
+    row_attrs: {{order: object}}
+routes:
+  - match: {{attrs: {{order: "1000123"}}}}
+    teams: [line-3]
+"""
+
+ORDER = "OR000001000123"
+
+
+def _texts(engine: Engine) -> None:
+    texts = [("I0001", "E", "CRTD", "Created"), ("I0002", "E", "REL", "Released"),
+             ("I0009", "E", "CNF", "Confirmed"), ("I0010", "E", "PCNF", "Partially confirmed"),
+             ("I0002", "D", "FREI", "Freigegeben"), ("I0001", "D", "EROF", "Eröffnet"),
+             ("I0009", "D", "RÜCK", "Rückgemeldet"),
+             ("I0010", "D", "TRÜC", "Teilrückgemeldet")]  # no I0012: shipped text for DLV
+    execute(engine, "INSERT INTO tj02t VALUES (:i, :s, :a, :b)",
+            *({"i": i, "s": s, "a": a, "b": b} for i, s, a, b in texts))
+    execute(engine, "INSERT INTO tj30t VALUES (:p, 'E0002', :s, :a, :b)",
+            {"p": "ZPP00001", "s": "E", "a": "QCOK", "b": "Quality approved"},
+            {"p": "ZPP00002", "s": "E", "a": "PACK", "b": "Packed"},
+            {"p": "ZPP00001", "s": "D", "a": "QFRG", "b": "Qualität freigegeben"})
+    execute(engine, "INSERT INTO jsto VALUES (:o, 'ZPP00001')",
+            {"o": ORDER})
+
+
+def _set(engine: Engine, objnr: str, on: tuple[str, ...] = (), off: tuple[str, ...] = ()
+         ) -> None:
+    """One SAP transaction: statuses switched on (inserted or reactivated) and off."""
+    statements = [("DELETE FROM jest WHERE objnr = :o AND stat = :s", {"o": objnr, "s": s})
+                  for s in on]
+    statements += [("INSERT INTO jest (objnr, stat, inact) VALUES (:o, :s, ' ')",
+                    {"o": objnr, "s": s}) for s in on]
+    statements += [("UPDATE jest SET inact = 'X' WHERE objnr = :o AND stat = :s",
+                    {"o": objnr, "s": s}) for s in off]
+    with engine.begin() as conn:
+        for statement, values in statements:
+            conn.execute(text(sql(engine, statement)), values)
+
+
+def test_status_sets_one_post_per_change(store_url: str, tmp_path: Path) -> None:
+    engine = create(store_url, DDL)
+    _texts(engine)
+    _set(engine, ORDER, on=("I0001",))
+    _set(engine, "QL000000001234", on=("I0001",))  # an inspection lot: not watched
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=store_url, language="en")))
+    with run:
+        run.start()
+        _set(engine, ORDER, on=("I0002",), off=("I0001",))  # released
+        run.wait_news(1)
+        _set(engine, ORDER, on=("I0010",))  # partially confirmed
+        run.wait_news(2)
+        _set(engine, ORDER, on=("I0009", "I0012"), off=("I0010",))  # final confirmation
+        run.wait_news(3)
+        _set(engine, ORDER, on=("E0002",))  # a user status of the order's profile
+        run.wait_news(4)
+        _set(engine, "OR000001000124", on=("I0001",))  # a new order
+        run.wait_news(5)
+        _set(engine, "QL000000001234", on=("I0002",))  # not an order: nothing
+        posts = run.behind(lambda: _set(engine, "OR000000009000", on=("I0001",)),
+                           "9000: status CRTD (Created)")
+        assert post_lines(posts) == [
+            ("1000123: added REL (Released); removed CRTD (Created)",
+             "record.status_changed", "1000123", "update"),
+            ("1000123: added PCNF (Partially confirmed)", "record.status_changed", "1000123",
+             "update"),
+            ("1000123: added CNF (Confirmed), DLV (Delivered); removed PCNF (Partially "
+             "confirmed)", "record.status_changed", "1000123", "update"),
+            ("1000123: added QCOK (Quality approved)", "record.status_changed", "1000123",
+             "update"),
+            ("1000124: status CRTD (Created)", "record.status_changed", "1000124", "new"),
+        ]
+        third = posts[2]
+        assert third.fields["statuses"] == ["REL", "CNF", "DLV"]
+        assert [a["code"] for a in third.fields["added"]] == ["CNF", "DLV"]
+        # the canonical order number, for routes and other sources
+        assert "order:1000123" in third.tags
+        assert third.teams == ("line-3",)
+        assert posts[4].teams == ("planning",)
+    # a restart reposts nothing; a change made while stopped is posted once
+    _set(engine, ORDER, on=("I0045",))
+    with run:
+        run.start()
+        posts = run.behind(lambda: _set(engine, "OR000000009000", on=("I0002",)),
+                           "9000: added REL (Released)")
+        assert [p.summary for p in posts[5:]] == [
+            "1000123: added TECO (Technically completed)"]
+
+
+def test_status_texts_in_the_sources_language(sqlite_url: str, tmp_path: Path) -> None:
+    engine = create(sqlite_url, DDL)
+    _texts(engine)
+    _set(engine, ORDER, on=("I0002", "I0010"))
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=sqlite_url, language="de")))
+    with run:
+        run.start()
+        _set(engine, ORDER, on=("I0009", "E0002"), off=("I0010",))
+        posts = run.behind(lambda: _set(engine, "OR000000009000", on=("I0001",)),
+                           "9000: status EROF (Eröffnet)")
+        assert [p.summary for p in posts] == [
+            "1000123: added RÜCK (Rückgemeldet), QFRG (Qualität freigegeben); removed TRÜC "
+            "(Teilrückgemeldet)"]
