@@ -1,7 +1,8 @@
 """``erp.table``: field-level change capture from ERP tables through SQLAlchemy.
 
-Three capture modes (cursor, audit, snapshot), one connection pool per source, several tables
-per source. See ``docs/erp.md`` for the guarantee each mode gives.
+Capture modes (cursor, audit, snapshot, and SAP status sets), one connection pool per source,
+several tables per source, each ERP's idioms (``erp_version``). See ``docs/erp.md`` for the
+guarantee each mode gives.
 """
 
 from __future__ import annotations
