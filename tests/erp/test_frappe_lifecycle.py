@@ -187,3 +187,39 @@ def test_lifecycle_through_the_table(store_url: str, tmp_path: Path) -> None:
              "record.submitted", WO, "update"),
         ]
         assert posts[1].refers_to == posts[0].id
+
+
+CHILD_SOURCE = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    erp_version: erpnext 15
+    table: tabJob Card
+    key: name
+    cursor: modified
+    subject: "{{{{ row.parent }}}} operation {{{{ row.idx }}}}"
+    thread: "{{{{ row.parent }}}}"
+    track: [status]
+"""
+
+
+def test_child_rows_watched_as_a_table_join_the_parents_thread(store_url: str,
+                                                                tmp_path: Path) -> None:
+    engine = create(store_url, 'CREATE TABLE "tabJob Card" (name {vtext} PRIMARY KEY, '
+                    "parent {vtext} NOT NULL, idx INTEGER NOT NULL, status {vtext} NOT NULL, "
+                    "modified {ts} NOT NULL)")
+
+    def card(name: str, parent: str, idx: int) -> None:
+        execute(engine, 'INSERT INTO "tabJob Card" VALUES (:n, :p, :i, \'Open\', '
+                f"{now_sql(engine)})", {"n": name, "p": parent, "i": idx})
+    card("JC-1", WO, 1)
+    run = IdiomRun(config(tmp_path / "fs.db", CHILD_SOURCE.format(url=store_url)))
+    with run:
+        run.start()
+        execute(engine, f'UPDATE "tabJob Card" SET status = \'Work In Progress\', modified = '
+                f"{now_sql(engine)} WHERE name = 'JC-1'")
+        posts = run.behind(lambda: card("JC-9", "SENTINEL-1", 1), "SENTINEL-1 operation 1 created")
+        assert post_lines(posts) == [
+            (f"{WO} operation 1: status Open → Work In Progress", "record.field_changed", WO,
+             "new")]
