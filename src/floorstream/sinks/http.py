@@ -1,6 +1,6 @@
 """A lean keep-alive HTTP POST for sinks: urllib3, one connection per worker, no magic.
 
-Why not httpx (which the HTTP *sources* use): a delivery worker sends one small JSON request
+Why not httpx (which it replaced): a delivery worker sends one small JSON request
 after another, and on the 2-core reference machine httpx's per-request overhead was the
 largest cost of a delivery — 1,360 requests/s on one thread against urllib3's 2,680 on the
 same local server (``bench/delivery.py`` has the end-to-end numbers). Nothing else here needs
