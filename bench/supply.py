@@ -7,22 +7,34 @@
 2. ``carrier events``: 100,000 DCSA events in 100 JSON files of 1,000 through the same path:
    events/s.
 3. ``parse only``: the 856 parser + interpreter without daemon or database: files/s.
+4. ``story lookups``: ``Store.thread`` and ``Store.replies`` on the store the phases ran on.
+
+Both daemon phases run against a store that already holds ``--preload`` posts (1,000,000 by
+default, written once into a template SQLite file that each phase copies), spread over
+100,000 threads with updates referring to earlier posts: the story columns are indexed, so
+inserting and looking up stories must not slow down with the table's size. Every file of
+both phases is a story the interpreter keeps in the source's memory (thread, ETA, milestones),
+checkpointed with its posts.
 
 Flood control is off (``flood: null``): 10,000 ASNs over 200 POs would otherwise fold most of
 them into digests, and the point here is the cost of a post. Peak RSS is the process's
 high-water mark (ru_maxrss) after all phases.
 
-    python bench/supply.py [--asn 10000] [--events 100000]
+    python bench/supply.py [--asn 10000] [--events 100000] [--preload 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import resource
+import shutil
+import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +47,7 @@ from floorstream.adapters.supply.memory import Memory
 from floorstream.config import parse_config
 from floorstream.daemon import Daemon
 from floorstream.plugins import build_plugins
+from floorstream.store.store import Store
 
 POS = 200
 
@@ -89,7 +102,65 @@ def erp(url: str) -> None:
     engine.dispose()
 
 
-def run(tmp: Path, inbox: Path, files: int) -> tuple[float, int]:
+def preload(path: Path, posts: int) -> float:
+    """A store holding ``posts`` posts in 100,000 threads (every tenth post an update of the
+    one before it in its thread); returns the seconds it took."""
+    started = time.perf_counter()
+    Store.open(f"sqlite:///{path}").close()  # the schema, at the current version
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    created = "2026-11-01 00:00:00.000000"
+    empty = "{}"
+
+    def rows(start: int, stop: int) -> Iterator[tuple[object, ...]]:
+        for n in range(start, stop):
+            thread = f"old/shipment {n % 100_000}"
+            update = n >= 100_000 and n % 10 == 0
+            yield (f"{n:032x}", "shipment.status_changed", "old", f"shipment {n % 100_000}", 10,
+                   f"old post {n}", "[]", empty, empty, "[]", created, created, thread,
+                   "update" if update else "new", f"{n - 100_000:032x}" if update else None)
+
+    for start in range(0, posts, 100_000):
+        conn.executemany(
+            "INSERT INTO fs_posts (id, type, source, subject, severity, summary, tags, links,"
+            " fields, routing, occurred_at, created_at, thread, relation, refers_to) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows(start, min(posts, start + 100_000)))
+        conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return time.perf_counter() - started
+
+
+def lookups(url: str, posts: int, rounds: int = 1_000) -> tuple[float, float, list[str]]:
+    """Mean ms of ``Store.thread`` and ``Store.replies`` on random old stories, and SQLite's
+    plan for both (they must use the indexes, not scan 1,000,000 rows)."""
+    store = Store.open(url)
+    picks = [random.randrange(min(posts, 100_000)) for _ in range(rounds)]
+    try:
+        started = time.perf_counter()
+        for n in picks:
+            store.thread(f"old/shipment {n}")
+        thread_ms = (time.perf_counter() - started) * 1000 / rounds
+        started = time.perf_counter()
+        for n in picks:
+            store.replies(f"{n:032x}")
+        replies_ms = (time.perf_counter() - started) * 1000 / rounds
+    finally:
+        store.close()
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    plans = [" ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+             for sql in ("SELECT seq FROM fs_posts WHERE thread = 'x' ORDER BY seq DESC LIMIT 200",
+                         "SELECT seq FROM fs_posts WHERE refers_to = 'x' ORDER BY seq")]
+    conn.close()
+    return thread_ms, replies_ms, plans
+
+
+def run(tmp: Path, inbox: Path, files: int, template: Path | None = None,
+        remember: int | None = None) -> tuple[float, int]:
+    if template is not None:
+        shutil.copyfile(template, tmp / "fs.db")
     config = f"""
 store: sqlite:///{tmp}/fs.db
 default_team: purchasing
@@ -102,6 +173,7 @@ sources:
     settle: 0
     poll: 0.05
     max_in_flight: 2000
+{f"    remember: {remember}" if remember else ""}
     erp: {{url: "sqlite:///{tmp}/erp.db", supplier_names: {{V1: Acme}}}}
 """
     plugins = build_plugins()
@@ -121,44 +193,66 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asn", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--preload", type=int, default=1_000_000,
+                        help="posts in the store before the daemon starts")
+    parser.add_argument("--remember", type=int, default=None,
+                        help="the source's remember: (stories kept; default: its default)")
     args = parser.parse_args()
     from floorstream.logs import configure_logging
     configure_logging("warning", "console", frozenset())
 
     with tempfile.TemporaryDirectory() as directory:
-        tmp = Path(directory)
-        erp(f"sqlite:///{tmp}/erp.db")
-        inbox = tmp / "inbox"
-        inbox.mkdir()
-        for n in range(args.asn):
-            (inbox / f"asn_{n:06d}.edi").write_bytes(asn(n + 1))
-        elapsed, posts = run(tmp, inbox, args.asn)
-        print(f"asn files       {args.asn:>9,} files in {elapsed:6.2f} s = "
-              f"{args.asn / elapsed:9,.0f} files/s, {posts:,} posts ({posts / elapsed:,.0f}/s)")
+        template: Path | None = None
+        if args.preload:
+            template = Path(directory) / "template.db"
+            took = preload(template, args.preload)
+            print(f"store preloaded {args.preload:>9,} posts in {took:6.2f} s (100,000 threads)")
 
-    with tempfile.TemporaryDirectory() as directory:
-        tmp = Path(directory)
-        erp(f"sqlite:///{tmp}/erp.db")
-        inbox = tmp / "inbox"
-        inbox.mkdir()
-        per_file = 1_000
-        files = max(1, args.events // per_file)
-        for f in range(files):
-            (inbox / f"dcsa_{f:04d}.json").write_bytes(dcsa_file(f * per_file, per_file))
-        elapsed, posts = run(tmp, inbox, files)
-        events = files * per_file
-        print(f"carrier events  {events:>9,} events in {elapsed:6.2f} s = "
-              f"{events / elapsed:9,.0f} events/s, {posts:,} posts ({posts / elapsed:,.0f}/s)")
+        with tempfile.TemporaryDirectory() as work:
+            tmp = Path(work)
+            erp(f"sqlite:///{tmp}/erp.db")
+            inbox = tmp / "inbox"
+            inbox.mkdir()
+            for n in range(args.asn):
+                (inbox / f"asn_{n:06d}.edi").write_bytes(asn(n + 1))
+            elapsed, posts = run(tmp, inbox, args.asn, template, args.remember)
+            print(f"asn files       {args.asn:>9,} files in {elapsed:6.2f} s = "
+                  f"{args.asn / elapsed:9,.0f} files/s, {posts:,} posts "
+                  f"({posts / elapsed:,.0f}/s)")
+
+        with tempfile.TemporaryDirectory() as work:
+            tmp = Path(work)
+            erp(f"sqlite:///{tmp}/erp.db")
+            inbox = tmp / "inbox"
+            inbox.mkdir()
+            per_file = 1_000
+            files = max(1, args.events // per_file)
+            for f in range(files):
+                (inbox / f"dcsa_{f:04d}.json").write_bytes(dcsa_file(f * per_file, per_file))
+            elapsed, posts = run(tmp, inbox, files, template, args.remember)
+            events = files * per_file
+            print(f"carrier events  {events:>9,} events in {elapsed:6.2f} s = "
+                  f"{events / elapsed:9,.0f} events/s, {posts:,} posts "
+                  f"({posts / elapsed:,.0f}/s)")
+            if args.preload:
+                thread_ms, replies_ms, plans = lookups(f"sqlite:///{tmp}/fs.db", args.preload)
+                print(f"story lookups   Store.thread {thread_ms:.3f} ms, Store.replies "
+                      f"{replies_ms:.3f} ms on {args.preload + posts:,} posts")
+                for plan in plans:
+                    print(f"                {plan}")
 
     raws = [asn(n) for n in range(1, 2_001)]
-    interpreter = Interpreter("bench", memory=Memory(), codes=CodeTables())
+    memory = Memory()
+    interpreter = Interpreter("bench", memory=memory, codes=CodeTables())
     started = time.perf_counter()
     for raw in raws:
         for doc in parse_any(raw).documents:
-            interpreter.changes(doc)
+            interpreter.events(doc)
+        memory.dump()  # the checkpoint each file commits
     elapsed = time.perf_counter() - started
     print(f"parse only      {len(raws):>9,} files in {elapsed:6.2f} s = "
-          f"{len(raws) / elapsed:9,.0f} files/s (856 parse + interpret, no ERP, no DB)")
+          f"{len(raws) / elapsed:9,.0f} files/s (856 parse + interpret + checkpoint, no ERP, "
+          f"no DB; checkpoint {len(memory.dump()):,} bytes)")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS        {rss / 1024:9,.0f} MiB")
     return 0

@@ -40,6 +40,7 @@ committed) yields nothing.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,9 +170,20 @@ class Interpreter:
 
     @staticmethod
     def _story(kind: str) -> dict[str, Any]:
-        # o: PO → its ASN post {id, doc, s(napshot)}; e: estimate key → [time, post id];
-        # m: milestone keys told; d: document number → post ids; x: open | cancelled
-        return {"k": kind, "o": {}, "e": {}, "m": [], "d": {}, "x": "open", "last": None}
+        # o: "<ASN>|<PO>" → that ASN's post for the PO {id, doc, s(napshot)}; e: estimate
+        # key → [time, post id]; m: milestones told and r: recent reports (short hashes);
+        # d: document number → post ids; c: cancelled ASN numbers; x: open | cancelled
+        return {"o": {}, "e": {}, "m": [], "d": {}, "r": [], "c": [], "v": {}, "x": None,
+                "last": None}
+
+    def _load(self, thread: str) -> dict[str, Any] | None:
+        """The thread's story with every key present (the memory keeps only non-empty ones)."""
+        stored = self.memory.story(thread)
+        return None if stored is None else {**self._story(""), **stored}
+
+    def _save(self, thread: str, story: dict[str, Any], aliases: list[str] | None = None
+              ) -> None:
+        self.memory.put_story(thread, story, aliases or ())
 
     def _thread(self, aliases: list[str]) -> str | None:
         for alias in aliases:
@@ -189,9 +201,11 @@ class Interpreter:
         sender = (doc.sender or "").strip()
         ident = f"{sender}/{doc.asn_id}" if sender else doc.asn_id
         refs = [r for r in (doc.bill_of_lading, doc.tracking) if r]
-        thread = self._thread([f"asn:{ident}"] + [f"ref:{r}" for r in refs]) or (
-            f"{self.source}/ASN {doc.asn_id}" + (f" from {sender}" if sender else ""))
-        story = self.memory.story(thread)
+        own = f"{self.source}/ASN {doc.asn_id}" + (f" from {sender}" if sender else "")
+        thread, story = own, self._load(own)
+        if story is None:  # an ASN joins the story its bill of lading or tracking number names
+            thread = self._thread([f"asn:{ident}"] + [f"ref:{r}" for r in refs]) or own
+            story = self._load(thread) if thread != own else None
         if purpose.effect == "cancel":
             return self._cancel_asn(doc, thread, story, purpose, erp)
         told = story is not None and any(k.startswith(f"{doc.asn_id}|") for k in story["o"])
@@ -201,14 +215,15 @@ class Interpreter:
             story = self._story("asn")
         if doc.asn_id in story.get("c", []):  # reissued after a cancellation: told afresh
             story["c"] = [a for a in story["c"] if a != doc.asn_id]
-            story["x"] = "open"
+            story["x"] = None
         out: list[Event] = []
         for order in doc.orders:
             out.extend(self._asn_order(doc, order, erp.get(order.po), story, purpose, thread))
-        for alias in [f"asn:{ident}", *(f"ref:{r}" for r in [*refs, doc.asn_id])] + [
-                f"po:{o.po}" for o in doc.orders if o.po]:
-            self.memory.alias(alias, thread)
-        self.memory.put_story(thread, story)
+        aliases = [f"ref:{r}" for r in [*refs, doc.asn_id]] + [
+            f"po:{o.po}" for o in doc.orders if o.po]
+        if thread != own:  # its own key names another story: the ASN number must lead there
+            aliases.append(f"asn:{ident}")
+        self._save(thread, story, aliases)
         return out
 
     def _asn_order(self, doc: Asn, order: AsnOrder, erp: PurchaseOrder | None,
@@ -218,7 +233,7 @@ class Interpreter:
         base = f"{doc.key}:po:{po}"
         slot = f"{doc.asn_id}|{po}"  # one ASN's part for one PO
         previous = story["o"].get(slot)
-        if previous is not None and previous["doc"] == doc.key and not previous.get("pending"):
+        if previous is not None and previous["doc"] == _h(doc.key) and not previous.get("pending"):
             return []  # this very document again (a replay after its checkpoint)
         note = self._note(purpose)
         common = {"asn": doc.asn_id, "po": po or None, "purpose": _purpose_words(purpose),
@@ -233,7 +248,7 @@ class Interpreter:
             analysis.late = shipped_late if shipped_late is not None and shipped_late > 0 \
                 else None
         supplier = (erp.supplier if erp else None) or doc.supplier
-        snapshot = _snapshot(doc, order, analysis, supplier)
+        snapshot = _snapshot(doc, order, analysis)
         relation: Relation = "new"
         refers = story["last"]
         changes: list[dict[str, Any]] = []
@@ -241,7 +256,7 @@ class Interpreter:
             changes = self._asn_changes(previous["s"], snapshot)
             if not changes:
                 # the same shipment re-sent: nothing new to say, but it is the one in force
-                story["o"][slot] = {**previous, "doc": doc.key}
+                story["o"][slot] = {**previous, "doc": _h(doc.key)}
                 return []
             relation, refers = "update", previous["id"]
         elif refers is not None:
@@ -272,14 +287,14 @@ class Interpreter:
             out.append(self._event(subject, f"{base}:nopo", "asn.mismatch", "warning",
                                    {**common, "problem": "no_po"}, when, thread=thread,
                                    relation="update", refers_to=head.id))
-        told = set(previous["s"].get("problems", [])) if previous and "s" in previous else set()
+        told = set(previous["s"].get("pr", [])) if previous and "s" in previous else set()
         for index, problem in enumerate(analysis.problems):
             if _problem_key(problem) in told:
                 continue
             out.append(self._event(subject, f"{base}:line:{index}", "asn.mismatch", "warning",
                                    {**common, **problem}, when, thread=thread,
                                    relation="update", refers_to=head.id))
-        story["o"][slot] = {"id": head.id, "doc": doc.key, "s": snapshot}
+        story["o"][slot] = {"id": head.id, "doc": _h(doc.key), "s": snapshot}
         if doc.eta is not None:
             story["e"]["delivered|"] = [doc.eta.isoformat(), head.id]
         if analysis.promised is not None:
@@ -313,7 +328,7 @@ class Interpreter:
             # a newer version of an ASN still waiting: it waits in its place, nothing to post
             item.update(since=previous.get("since", now), ref=previous["id"])
             self.memory.put_pending(key, item)
-            story["o"][slot] = {**previous, "doc": doc.key}
+            story["o"][slot] = {**previous, "doc": _h(doc.key)}
             return []
         relation: Relation = "update" if story["last"] else "new"
         event = self._event(subject, f"{base}:unknown", "asn.mismatch", "warning", {
@@ -323,7 +338,7 @@ class Interpreter:
             relation=relation, refers_to=story["last"])
         item["ref"] = event.id
         self.memory.put_pending(key, item)
-        story["o"][slot] = {"id": event.id, "doc": doc.key, "pending": True, "since": now}
+        story["o"][slot] = {"id": event.id, "doc": _h(doc.key), "pending": True}
         story["last"] = event.id
         return [event]
 
@@ -343,7 +358,7 @@ class Interpreter:
                 self.memory.put_pending(key, {**item, "next": now + self.options.recheck_every})
                 continue
             self.memory.drop_pending(key)
-            story = self.memory.story(item["thread"])
+            story = self._load(item["thread"])
             entry = story["o"].get(f"{item['asn']}|{item['po']}") if story else None
             if story is None or entry is None or not entry.get("pending"):
                 continue  # cancelled or replaced meanwhile
@@ -357,7 +372,7 @@ class Interpreter:
             story["last"] = entry["id"]  # the update answers the "unmatched" post
             out.extend(self._asn_order(doc, order, erp, story, Purpose("", "original", "original"),
                                        item["thread"]))
-            self.memory.put_story(item["thread"], story)
+            self._save(item["thread"], story)
         return out
 
     def _analyse(self, order: AsnOrder, erp: PurchaseOrder | None) -> _Analysis:
@@ -444,7 +459,7 @@ class Interpreter:
         if before.get("shipped") != after.get("shipped"):
             changes.append({"what": "shipped", "before": before.get("shipped"),
                             "after": after.get("shipped")})
-        elif before.get("lines") != after.get("lines"):
+        elif before.get("lh") != after.get("lh"):
             changes.append({"what": "lines"})
         if before.get("ship") != after.get("ship") and after.get("ship"):
             changes.append({"what": "ship_date", "before": before.get("ship"),
@@ -469,10 +484,8 @@ class Interpreter:
         for po in pos:
             subject = f"PO {po}" if po else f"ASN {doc.asn_id}"
             told = story["o"].pop(prefix + po, None) if story else None
-            snapshot = told.get("s", {}) if told else {}
             fields = {"asn": doc.asn_id, "po": po or None,
-                      "supplier": snapshot.get("supplier") or getattr(
-                          erp.get(po), "supplier", None) or doc.supplier,
+                      "supplier": getattr(erp.get(po), "supplier", None) or doc.supplier,
                       "purpose": purpose.words, "known": told is not None,
                       "was": _was(told)}
             out.append(self._event(subject, f"{doc.key}:po:{po}:cancel", "asn.cancelled",
@@ -487,7 +500,7 @@ class Interpreter:
             story["x"] = "cancelled"
             story["e"] = {k: v for k, v in story["e"].items() if not k.startswith("delivered|")}
         story["last"] = out[-1].id
-        self.memory.put_story(thread, story)
+        self._save(thread, story)
         return out
 
     # -- carrier status --------------------------------------------------------------------
@@ -498,18 +511,21 @@ class Interpreter:
         promised = self._promised(po)  # the ERP first, before the memory changes
         refs = [r for r in (doc.shipment, doc.equipment, *(
             doc.references.get(q) for q in _SHIPMENT_REFS)) if r and r != "?"]
-        thread = self._thread([f"ref:{r}" for r in refs] + ([f"po:{po}"] if po else [])) or (
-            f"{self.source}/shipment {doc.shipment}")
-        story = self.memory.story(thread)
+        aliases = [f"ref:{r}" for r in dict.fromkeys(refs)]
+        own = f"{self.source}/shipment {doc.shipment}"
+        thread, story = own, self._load(own)
+        if story is None:
+            thread = self._thread(aliases + ([f"po:{po}"] if po else [])) or own
+            story = self._load(thread) if thread != own else None
         if purpose.effect == "cancel":
             return self._cancel_report(doc, thread, story, purpose)
         if purpose.effect == "ignore" and story is not None and story["last"]:
             return []
         if story is None:
             story = self._story("shipment")
-        if doc.key in story.get("r", []):
+        if _h(doc.key) in story["r"]:
             return []  # this very report again (a replay, or a DCSA event id sent twice)
-        story["r"] = [*story.get("r", []), doc.key][-16:]
+        story["r"] = [*story["r"], _h(doc.key)][-16:]
         if promised is None and story.get("promised"):
             promised = _parse(story["promised"])
         subject = f"shipment {doc.shipment}"
@@ -539,8 +555,8 @@ class Interpreter:
                                        position, thread)
                 key = ""
             else:
-                key = f"{meaning.milestone if meaning.milestone != 'other' else meaning.text}" \
-                      f"|{status.location or ''}|{_iso(status.when) or ''}"
+                key = _h(f"{meaning.milestone if meaning.milestone != 'other' else meaning.text}"
+                         f"|{status.location or ''}|{_iso(status.when) or ''}")
                 event = None if key in story["m"] else self._milestone(
                     status, meaning, reason, story, fields, subject, position, thread)
             if event is None:
@@ -549,17 +565,18 @@ class Interpreter:
             story["last"] = event.id
             if key:
                 story["m"] = [*story["m"], key][-_MILESTONES_KEPT:]
-            if status.event_id:
-                self.memory.remember_event(status.event_id, subject, event.id, thread,
-                                           key or f"eta:{_estimate_key(status, meaning)}")
+            if status.event_id:  # a DCSA retraction names it by the carrier's id
+                story["v"][status.event_id] = [subject, event.id, key]
+                if len(story["v"]) > 16:
+                    story["v"] = dict(list(story["v"].items())[-16:])
         if doc.doc_id and out:
             story["d"][doc.doc_id] = [e.id for e in out][-8:]
             story["d"] = dict(list(story["d"].items())[-8:])
         if po and "promised" not in story and promised is not None:
             story["promised"] = promised.isoformat()
-        for alias in [f"ref:{r}" for r in refs]:
-            self.memory.alias(alias, thread)
-        self.memory.put_story(thread, story)
+        if thread == own:  # the report's own key finds this story: its shipment id needs no alias
+            aliases = aliases[1:] if aliases and aliases[0] == f"ref:{doc.shipment}" else aliases
+        self._save(thread, story, aliases)
         return out
 
     def _milestone(self, status: Status, meaning: Meaning, reason: Meaning | None,
@@ -646,7 +663,7 @@ class Interpreter:
         if story is not None and posted:
             story["d"].pop(doc.doc_id or "", None)
             story["last"] = event.id
-            self.memory.put_story(thread, story)
+            self._save(thread, story)
         elif story is not None and story["last"] == event.id:
             return []
         return [event]
@@ -665,13 +682,13 @@ class Interpreter:
             "carrier": self._carrier(doc.carrier), "retracted_id": doc.retracted_id,
             "known": known is not None}, None, thread=thread or subject,
             relation="retraction", refers_to=ref)
-        story = self.memory.story(thread) if thread else None
-        if story is not None:
+        story = self._load(thread or subject) or self._story("")
+        if known is not None:
             story["m"] = [k for k in story["m"] if k != key]  # a re-report is news again
             story["e"] = {k: v for k, v in story["e"].items() if v[1] != ref}
-            story["last"] = event.id
-            self.memory.put_story(thread, story)
-        self.memory.remember_event(doc.retracted_id, subject, event.id, thread, _RETRACTED)
+        story["last"] = event.id
+        story["v"][doc.retracted_id] = [subject, event.id, _RETRACTED]
+        self._save(thread or subject, story)
         return [event]
 
 
@@ -700,18 +717,23 @@ def _factor(units: Mapping[str, Mapping[str, float]], a: str, b: str) -> float |
     return 1 / float(inverse) if inverse else None
 
 
-def _snapshot(doc: Asn, order: AsnOrder, analysis: _Analysis,
-              supplier: str | None) -> dict[str, Any]:
+def _snapshot(doc: Asn, order: AsnOrder, analysis: _Analysis) -> dict[str, Any]:
     """What a later version of the ASN is compared with."""
-    return {"eta": _iso(doc.eta), "ship": _iso(doc.ship_date), "supplier": supplier,
-            "shipped": {u: round(q, 6) for u, q in sorted(analysis.shipped.items())},
-            "lines": [[ln.line, ln.qty, ln.uom] for ln in order.lines],
-            "ordered": analysis.ordered, "unit": analysis.unit,
-            "problems": [_problem_key(p) for p in analysis.problems]}
+    snapshot = {"eta": _iso(doc.eta), "ship": _iso(doc.ship_date),
+                "shipped": {u: round(q, 6) for u, q in sorted(analysis.shipped.items())},
+                "lh": _h(repr([[ln.line, ln.qty, ln.uom] for ln in order.lines])),
+                "pr": [_problem_key(p) for p in analysis.problems]}
+    return {k: v for k, v in snapshot.items() if v not in (None, [])}
 
 
 def _problem_key(problem: dict[str, Any]) -> str:
-    return f"{problem.get('problem')}:{problem.get('line')}:{problem.get('shipped')}"
+    return _h(f"{problem.get('problem')}:{problem.get('line')}:{problem.get('shipped')}")
+
+
+def _h(text: str) -> str:
+    """A short stable hash: documents, milestones and lines are remembered by it (compared
+    within one story only, where a few dozen are kept)."""
+    return f"{zlib.crc32(text.encode('utf-8')):08x}"
 
 
 def _amounts(analysis: _Analysis, with_erp: bool) -> dict[str, Any]:
@@ -738,8 +760,7 @@ def _was(told: dict[str, Any] | None) -> dict[str, Any] | None:
     if not told or "s" not in told:
         return None
     snap = told["s"]
-    return {"shipped": snap.get("shipped"), "ordered": snap.get("ordered"),
-            "eta": snap.get("eta"), "ship": snap.get("ship")}
+    return {"shipped": snap.get("shipped"), "eta": snap.get("eta"), "ship": snap.get("ship")}
 
 
 def _purpose_words(purpose: Purpose) -> str | None:
