@@ -91,7 +91,8 @@ def unmarked(request: pytest.FixtureRequest) -> None:
 def test_unmarked_fixture_use(unmarked: None) -> None:
     """Only meaningful in the probe run: the fixture asks for pg_url, the test has no marker."""
     if not PROBE:
-        pytest.skip("a probe for test_a_service_used_without_its_marker_fails")
+        pytest.skip("a probe for test_missing_services_fail_in_ci_and_skip_outside_and_"
+                    "markers_are_required")
 
 
 def _pytest(tests: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -107,17 +108,13 @@ def _pytest(tests: list[str], **env: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=ROOT, env=environ, timeout=120)
 
 
-def test_missing_services_fail_in_ci_and_skip_outside() -> None:
+def test_missing_services_fail_in_ci_and_skip_outside_and_markers_are_required() -> None:
     in_ci = _pytest(["test_service_fixtures"], CI="true")
     assert in_ci.returncode == 1, in_ci.stdout[-3000:]  # an error in the fixture: a failure
     assert "1 error" in in_ci.stdout and "skipped" not in in_ci.stdout, in_ci.stdout[-3000:]
     assert "a missing service is a failure" in in_ci.stdout
-    outside = _pytest(["test_service_fixtures"], CI="")
-    assert outside.returncode == 0, outside.stdout[-3000:]
+    outside = _pytest(["test_service_fixtures", "test_unmarked_fixture_use"], CI="")
+    assert outside.returncode == 1, outside.stdout[-3000:]
     assert "1 skipped" in outside.stdout and "not reachable" in outside.stdout
-
-
-def test_a_service_used_without_its_marker_fails() -> None:
-    run = _pytest(["test_unmarked_fixture_use"], CI="")
-    assert run.returncode == 1, run.stdout[-3000:]
-    assert "uses PostgreSQL but is not marked @pytest.mark.postgres" in run.stdout
+    # the marker is checked before the service is looked for
+    assert "uses PostgreSQL but is not marked @pytest.mark.postgres" in outside.stdout
