@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import DBAPIError, OperationalError
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+from sqlalchemy.exc import OperationalError
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from floorstream.config import PipelineSettings
 from floorstream.handoff import Handoff
+from floorstream.isolation import commit_isolating, is_transient
 from floorstream.model import Change, Event, Post, Severity, utcnow
 from floorstream.plugin.adapter import Ack
 from floorstream.plugins import Plugins
@@ -225,26 +226,52 @@ class Pipeline:
             if batch:
                 self._commit(batch)
 
-    def _commit(self, batch: CommitBatch) -> list[Post] | None:
-        """Commit with retries while the database is unreachable; None if stopped meanwhile."""
+    def _commit_retrying(self, batch: CommitBatch) -> list[Post] | None:
+        """One commit, retried while the store is unreachable (``is_transient``); None if the
+        pipeline is stopping meanwhile; what the store refuses is raised."""
         retrying = Retrying(
-            retry=retry_if_exception_type((OperationalError, DBAPIError)),
+            retry=retry_if_exception(is_transient),
             wait=wait_exponential_jitter(multiplier=0.2, max=10.0),
             before_sleep=self._commit_failed,
             reraise=True,
         )
+        for attempt in retrying:
+            with attempt:
+                if self._stopping.is_set() and attempt.retry_state.attempt_number > 3:
+                    return None
+                return self.store.commit(batch)
+        return None  # pragma: no cover - Retrying either returns or raises
+
+    def _commit_part(self, batch: CommitBatch) -> list[Post]:
+        posts = self._commit_retrying(batch)
+        if posts is None:
+            raise OperationalError("commit", {}, Exception("the pipeline is stopping"))
+        return posts
+
+    def _commit(self, batch: CommitBatch) -> list[Post] | None:
+        """Commit with retries while the database is unreachable; None if stopped meanwhile."""
+        started = time.perf_counter()
         try:
-            for attempt in retrying:
-                with attempt:
-                    if self._stopping.is_set() and attempt.retry_state.attempt_number > 3:
-                        return None
-                    started = time.perf_counter()
-                    posts = self.store.commit(batch)
-                    took = time.perf_counter() - started
+            committed = self._commit_retrying(batch)
+            if committed is None:
+                return None
+            posts = committed
         except Exception as exc:
-            self.error = exc
-            log.error("commit_failed", error=repr(exc))
-            raise
+            if is_transient(exc):
+                self.error = exc
+                log.error("commit_failed", error=repr(exc))
+                raise
+            # refused for what it holds, not for being unreachable: commit it part by part,
+            # so the one bad post or state is quarantined and every source goes on
+            try:
+                posts = commit_isolating(batch, self._commit_part, exc)
+            except Exception as again:
+                if self._stopping.is_set() and is_transient(again):
+                    return None  # stopping during an outage: nothing acked, sources replay
+                self.error = again
+                log.error("commit_failed", error=repr(again))
+                raise
+        took = time.perf_counter() - started
         self.committed_batches += 1
         self.committed_posts += len(posts)
         self.last_commit = time.time()

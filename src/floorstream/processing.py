@@ -17,6 +17,7 @@ import structlog
 
 from floorstream.config import Config, TeamConfig
 from floorstream.flood import FloodControl
+from floorstream.isolation import is_transient
 from floorstream.model import Change, Event, Post, utcnow
 from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, SourceConfig
 from floorstream.plugins import Plugins
@@ -97,7 +98,7 @@ class SourceRuntime:
         if slot is None:
             if self.store is not None and subject not in self.loaded:
                 self.loaded.add(subject)
-                for stored_key, data in self.store.subject_states(self.name, subject).items():
+                for stored_key, data in self._stored(subject).items():
                     self.states.setdefault((subject, stored_key), self._slot(subject,
                                                                               stored_key, data))
                 slot = self.states.get((subject, key))
@@ -113,11 +114,31 @@ class SourceRuntime:
         wanted = [s for s in subjects if s not in self.loaded]
         if len(wanted) < 2:
             return
+        try:
+            found = self.store.subjects_states(self.name, wanted)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return  # one subject the store cannot even look up: load the others one by one
         self.loaded.update(wanted)
-        for subject, states in self.store.subjects_states(self.name, wanted).items():
+        for subject, states in found.items():
             for stored_key, data in states.items():
                 self.states.setdefault((subject, stored_key), self._slot(subject, stored_key,
                                                                          data))
+
+    def _stored(self, subject: str) -> dict[str, dict[str, Any]]:
+        """A subject's persisted states; none when the store refuses the subject itself (a
+        NUL byte PostgreSQL cannot compare): that change is judged from a fresh state and the
+        store's refusal of its post, if any, quarantines it (see floorstream.isolation)."""
+        assert self.store is not None
+        try:
+            return self.store.subject_states(self.name, subject)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("detector_state_unreadable", source=self.name,
+                        subject=subject.replace("\x00", "\\x00"), error=str(exc)[:300])
+            return {}
 
     def replayed(self, token: str) -> bool:
         """True for a change the last committed batch already ran through the detectors.
