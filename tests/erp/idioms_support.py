@@ -71,8 +71,10 @@ class IdiomRun(DaemonRunner):
         self.tables = tables
         self.markers = markers
 
-    def start(self) -> IdiomRun:
+    def start(self, *, ready: bool = True) -> IdiomRun:
         super().start()
+        if not ready:
+            return self
         adapter = self.adapter("erp")
         floor = adapter.polls + 2 * self.tables
         wait_for(lambda: adapter.polls >= floor, what="two polls of every table")

@@ -139,3 +139,18 @@ def test_status_texts_in_the_sources_language(sqlite_url: str, tmp_path: Path) -
         assert [p.summary for p in posts] == [
             "1000123: added RÜCK (Rückgemeldet), QFRG (Qualität freigegeben); removed TRÜC "
             "(Teilrückgemeldet)"]
+
+
+def test_a_misnamed_status_column_pauses_the_table_with_a_problem_post(sqlite_url: str,
+                                                                       tmp_path: Path) -> None:
+    create(sqlite_url, DDL)
+    source = SOURCE.format(url=sqlite_url, language="en").replace(
+        "    mode: status\n", "    mode: status\n    status: {inactive: inactive}\n")
+    run = IdiomRun(config(tmp_path / "fs.db", source))
+    with run:
+        run.start(ready=False)  # a paused table is never polled twice
+        posts = run.wait_news(1)
+        assert [(p.summary, p.type, p.teams) for p in posts] == [
+            ("erp: table jest has no column inactive (status: object/status/inactive name "
+             "JEST's columns); polling of jest is paused until the schema is fixed",
+             "source.problem", ("admin",))]

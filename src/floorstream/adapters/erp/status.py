@@ -35,6 +35,7 @@ from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import TableConfig, subject_environment
 from floorstream.adapters.erp.idioms import data_file
 from floorstream.adapters.erp.publish import EventSpec, RowChange
+from floorstream.adapters.erp.sqlcommon import SchemaProblem
 from floorstream.model import utcnow
 
 __all__ = ["StatusWatcher", "sap_language"]
@@ -80,6 +81,11 @@ class StatusWatcher:
 
     def poll(self, engine: Engine) -> Iterator[RowChange]:
         cfg, st = self.config, self.config.status
+        present = self.columns() or []
+        missing = [c for c in (st.object, st.status, st.inactive) if c not in present]
+        if missing:  # a problem post and a paused table, not a retry loop
+            raise SchemaProblem(f"table {cfg.table} has no column {', '.join(missing)} "
+                                "(status: object/status/inactive name JEST's columns)")
         jest = table(cfg.table, column(st.object), column(st.status), column(st.inactive))
         obj, stat, inact = jest.c[st.object], jest.c[st.status], jest.c[st.inactive]
         base = select(obj, stat, inact).order_by(obj, stat).limit(cfg.batch)
