@@ -7,6 +7,7 @@ batch of envelopes into a :class:`CommitBatch`; writing it is the caller's busin
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ log = structlog.get_logger("floorstream.pipeline")
 
 #: detector-state key (subject "") under which a source's last batch positions are kept
 REPLAY_GUARD = "replay-guard"
+#: positions the replay guard keeps at least, across batches (see ``SourceRuntime.remember``)
+GUARD_MIN = 64
 #: the source of the daemon's own alerts (docs/daemon.md, "Self-alerts"): routed to the admin
 #: team like ``source.problem``; no configured source can be called so (names start alnum)
 HEALTH_SOURCE = "@floorstream"
@@ -80,8 +83,8 @@ class SourceRuntime:
     states: dict[tuple[str, str], DetectorState] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
-    #: "subject\x1fposition" of the last batch's changes (see ``replayed``)
-    last: set[str] = field(default_factory=set)
+    #: "subject\x1fposition" of the recent batches' changes, oldest first (see ``replayed``)
+    last: dict[str, None] = field(default_factory=dict)
     #: the committed last batch found at start, until each of its changes came back
     replay: set[str] | None = None
     #: new changes still allowed before the unreturned rest of ``replay`` is given up
@@ -141,7 +144,7 @@ class SourceRuntime:
             return {}
 
     def replayed(self, token: str) -> bool:
-        """True for a change the last committed batch already ran through the detectors.
+        """True for a change a recent committed batch already ran through the detectors.
 
         A source that redelivers what was not acked (MQTT after a kill between commit and
         ack) sends changes whose effect is already in the committed detector state; running
@@ -165,10 +168,24 @@ class SourceRuntime:
         return token in self.last
 
     def remember(self, tokens: list[str]) -> None:
-        """Record this batch's changes, committed with it, as the next batch's guard (plus
-        what is still expected back from before a restart: a replay may span batches)."""
-        self.last = set(tokens)
-        self.state("", REPLAY_GUARD).replace({"positions": [*(self.replay or ()), *tokens]})
+        """Record this batch's changes, committed with it, in the guard of the next batches
+        (plus what is still expected back from before a restart: a replay may span batches).
+
+        Not only the last batch: a source whose acks leave asynchronously (the MQTT fast path
+        coalesces PUBACKs on the network thread) can have several batches unacked when the
+        process dies, and the broker resends them all. The guard keeps the most recent
+        :data:`GUARD_MIN` positions (or the whole last batch, if larger) — more than a broker
+        lets be in flight unacked (Mosquitto: 20 QoS 1 messages per client by default).
+        """
+        last = self.last
+        for token in tokens:
+            last.pop(token, None)
+            last[token] = None
+        excess = len(last) - max(GUARD_MIN, len(tokens))
+        if excess > 0:
+            for token in list(itertools.islice(last, excess)):
+                del last[token]
+        self.state("", REPLAY_GUARD).replace({"positions": [*(self.replay or ()), *last]})
 
     def _slot(self, subject: str, key: str, data: dict[str, Any] | None) -> DetectorState:
         return DetectorState(data, key=(subject, key), sink=self.dirty)

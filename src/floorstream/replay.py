@@ -119,7 +119,7 @@ def _replay_one(config: Config, plugins: Plugins, processor: Processor, row: Qua
         return
     runtime = processor.runtime(row.source)
     runtime.replay = set()  # not a redelivery: never skipped as one (see replayed())
-    runtime.last = set()
+    runtime.last = {}
     envelopes = [Envelope(row.source, change=o) if isinstance(o, Change)
                  else Envelope(row.source, event=o) for o in outputs]
     found = processor.process(envelopes)
