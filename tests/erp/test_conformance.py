@@ -62,13 +62,8 @@ class _ErpConformance(AdapterConformance):
 
 
 class _CursorConformance(_ErpConformance):
-    @pytest.mark.xfail(strict=True, reason=(
-        "erp.table bug: a daemon stopped during its first-start baseline resumes with the "
-        "rest of the table as row.upserted changes, not baselines, and field_change posts "
-        "'<row> created' for every one of them (cursor.py: initialized = a saved position "
-        "exists); strict: this turns red once the bug is fixed"))
-    def test_resume_from_checkpoint_has_no_gap_and_no_duplicate(self) -> None:
-        super().test_resume_from_checkpoint_has_no_gap_and_no_duplicate()
+    """A daemon stopped during its first-start baseline resumes the rest of the table as
+    baseline too (the saved position says the baseline was unfinished), not as new rows."""
 
 
 class TestCursorOnSqlite(_CursorConformance):

@@ -47,7 +47,9 @@ class CursorWatcher:
         self.columns = columns
         self.humanizer = Humanizer(config)
         self.subject = SubjectMaker(config)
-        self.initialized = isinstance(saved, dict)
+        # a position saved while the first start's baseline was still being read carries
+        # "b": the rest of the table is still baseline after a restart, not new rows
+        self.initialized = isinstance(saved, dict) and not saved.get("b")
         state = saved if isinstance(saved, dict) else {}
         self.last_c: Any = decode(state.get("c"))
         self.last_k: Any = decode(state.get("k"))
@@ -65,6 +67,8 @@ class CursorWatcher:
         at = {"c": encode(self.last_c), "k": encode(self.last_k)}
         if self.window is not None:
             at["w"] = encode(self.window)
+        if not self.initialized:
+            at["b"] = 1  # the first start's baseline is not finished yet
         return at
 
     def poll(self, engine: Engine) -> Iterator[RowChange | None]:
