@@ -16,6 +16,7 @@ the delivery workers and the monitor thread already know, so a probe never hangs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -72,12 +73,14 @@ class HealthServer:
                 self._send(code, "application/json", data)
 
             def _send(self, code: int, content_type: str, data: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(data)
+                # a prober that gave up (its timeout) left nobody to tell: no traceback
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(code)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Cache-Control", "no-store")
+                    self.end_headers()
+                    self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds would drown the daemon's own log

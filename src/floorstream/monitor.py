@@ -1,8 +1,8 @@
 """The daemon's monitor thread: store probe, outbox counts, and self-alerts.
 
-Every tick (a second at most) it asks the store ``SELECT 1``; every couple of seconds it counts
-the outbox rows per sink and status. The health endpoints read those results instead of
-querying themselves, so a probe never hangs on a database outage.
+Every tick (a second at most) it asks the store ``SELECT 1``, unless a commit just went through;
+every couple of seconds it counts the outbox rows per sink and status. The health endpoints
+read those results instead of querying themselves, so a probe never hangs on a database outage.
 
 Self-alerts (``alerts:`` in the config, docs/daemon.md): a source disconnected for longer than
 ``alerts.source_down``, a sink whose deliveries fail for longer than ``alerts.sink_failing``, or
@@ -150,7 +150,7 @@ class Monitor:
         """One tick: probe the store, count the outbox when due, judge the alerts."""
         now = time.time() if now is None else now
         self._probe(now)
-        if now >= self._next_outbox:
+        if now >= self._next_outbox and self.daemon.config.sinks:  # no sinks, no outbox rows
             self._next_outbox = now + OUTBOX_EVERY
             self._count_outbox(now)
         if self.settings.enabled:
@@ -159,6 +159,10 @@ class Monitor:
     # -- store and outbox ------------------------------------------------------------------
 
     def _probe(self, now: float) -> None:
+        last_commit = self.daemon.pipeline.last_commit
+        if last_commit is not None and now - last_commit < self.interval and self.store.ok:
+            self.store = StoreProbe(True, now, self.store.error, self.store.error_at)
+            return  # a commit just went through: the store answers, no query needed
         try:
             with self.daemon.store.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
