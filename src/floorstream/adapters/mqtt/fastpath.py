@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import threading
 import time
 from collections import deque
 from contextlib import suppress
@@ -85,7 +86,8 @@ _LAST_RECEIVED_NAMES = ("_last_bytes_received", "_last_msg_in")
 _MESSAGE_SLOTS = frozenset({"_topic", "dup", "info", "mid", "payload", "properties", "qos",
                             "retain", "state", "timestamp"})
 #: the names :class:`FastPathMixin` adds to paho's client: paho must not use them
-_OWN_NAMES = ("_ack_wake", "_read_buffered", "ack_generation", "buffer_socket", "flush_acks",
+_OWN_NAMES = ("_ack_flush_lock", "_ack_wake", "_read_buffered", "ack_generation",
+              "buffer_socket", "flush_acks",
               "packets_per_wakeup", "pending_acks", "queue_ack")
 
 # bound by the check once the names are there (the fast path runs only after it passed)
@@ -233,6 +235,10 @@ class FastPathMixin(mqtt.Client):
         self.pending_acks: deque[tuple[int, int]] = deque()
         self.ack_generation = 0
         self._ack_wake = False  # a wake-up byte is on its way to the network thread
+        #: drain-and-queue of the acks is one step: a ``disconnect`` from another thread
+        #: between the two would put the DISCONNECT ahead of drained acks, which the broker
+        #: then never gets (it resends those messages)
+        self._ack_flush_lock = threading.RLock()
 
     def buffer_socket(self) -> None:
         """Wrap the fresh connection's socket; called from on_connect (nothing buffered yet)."""
@@ -258,6 +264,10 @@ class FastPathMixin(mqtt.Client):
         Acks of an earlier connection are dropped: their packet ids mean nothing on this one,
         and the broker redelivers those messages anyway (see ``connection.Acker``).
         """
+        with self._ack_flush_lock:
+            self._flush_acks_locked()
+
+    def _flush_acks_locked(self) -> None:
         self._ack_wake = False  # before draining: an ack recorded after this wakes us again
         pending = self.pending_acks
         if not pending:
@@ -281,8 +291,9 @@ class FastPathMixin(mqtt.Client):
         """Acks recorded before a clean disconnect leave before the DISCONNECT, as with
         stock paho, whose ``ack()`` queues the PUBACK at once (flushed after it, they would
         be dropped with the connection and the broker would send those messages again)."""
-        self.flush_acks()
-        return super().disconnect(*args, **kwargs)
+        with self._ack_flush_lock:  # no flush half done on the network thread meanwhile
+            self._flush_acks_locked()
+            return super().disconnect(*args, **kwargs)
 
     def want_write(self) -> bool:
         return bool(self._out_packet) or bool(self.pending_acks)
