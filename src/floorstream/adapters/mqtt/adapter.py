@@ -29,7 +29,11 @@ import paho.mqtt.client as mqtt
 from floorstream.adapters.mqtt import connection
 from floorstream.adapters.mqtt.config import MqttConfig
 from floorstream.adapters.mqtt.lastwill import LastWill
-from floorstream.adapters.mqtt.sparkplug import SparkplugSessions, is_sparkplug
+from floorstream.adapters.mqtt.sparkplug import (
+    SparkplugSessions,
+    is_sparkplug,
+    sparkplug_levels,
+)
 from floorstream.adapters.mqtt.sparkplug_b import encode_payload
 from floorstream.adapters.mqtt.topics import MissingValue, Template, lookup_path
 from floorstream.model import Change, Event
@@ -232,6 +236,18 @@ class MqttAdapter(Adapter[MqttConfig]):
                 quarantine(payload, will_error, position=_hash_position(topic, payload),
                            context={"topic": topic}, ack=ack)
                 return
+            if sparkplug:
+                what, levels = sparkplug_levels(levels)
+                if what == "state":  # a host application's JSON STATE: not edge data
+                    if ack is not None:
+                        ack()
+                    return
+                if what == "other":
+                    quarantine(payload, "not a Sparkplug B edge topic (expected "
+                               "[prefix/]spBv1.0/<group>/<N|D><BIRTH|DATA|DEATH|CMD>/<node>"
+                               "[/<device>])", position=_hash_position(topic, payload),
+                               context={"topic": topic}, ack=ack)
+                    return
             try:
                 data = decode(payload)
                 if sparkplug:

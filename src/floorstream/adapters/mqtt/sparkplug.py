@@ -279,5 +279,25 @@ def is_sparkplug(levels: list[str]) -> bool:
         _NODE_TYPES + _DEVICE_TYPES)
 
 
+def sparkplug_levels(levels: list[str]) -> tuple[str, list[str]]:
+    """What a topic is to a Sparkplug source, and its levels from ``spBv1.0`` on.
+
+    ``("edge", …)`` an edge node or device message (also behind a bridge prefix such as
+    ``site-a/spBv1.0/…``, which bridges add when they forward a broker's tree);
+    ``("state", …)`` a host application's ``spBv1.0/STATE/<host>`` (JSON, not protobuf: not
+    ours to decode, ignored); ``("other", levels)`` anything else.
+    """
+    try:
+        start = levels.index("spBv1.0")
+    except ValueError:
+        return "other", levels
+    tail = levels[start:]
+    if len(tail) >= 2 and tail[1] == "STATE":
+        return "state", tail
+    if is_sparkplug(tail):
+        return "edge", tail
+    return "other", levels
+
+
 def dumps(sessions: SparkplugSessions) -> str:
     return json.dumps(sessions.dump(), separators=(",", ":"), sort_keys=True)
