@@ -22,14 +22,14 @@ T0 = 1_764_057_600_000
 
 
 def test_topic_kinds() -> None:
-    assert sparkplug_levels("spBv1.0/G/NBIRTH/n".split("/")) == (
+    assert sparkplug_levels(["spBv1.0", "G", "NBIRTH", "n"]) == (
         "edge", ["spBv1.0", "G", "NBIRTH", "n"])
-    assert sparkplug_levels("site-a/spBv1.0/G/DDATA/n/d".split("/")) == (
+    assert sparkplug_levels(["site-a", "spBv1.0", "G", "DDATA", "n", "d"]) == (
         "edge", ["spBv1.0", "G", "DDATA", "n", "d"])
-    assert sparkplug_levels("spBv1.0/STATE/scada".split("/"))[0] == "state"
-    assert sparkplug_levels("site-a/spBv1.0/STATE/scada".split("/"))[0] == "state"
-    assert sparkplug_levels("plant/press/temp".split("/"))[0] == "other"
-    assert sparkplug_levels("spBv1.0/G/NOPE/n".split("/"))[0] == "other"
+    assert sparkplug_levels(["spBv1.0", "STATE", "scada"])[0] == "state"
+    assert sparkplug_levels(["site-a", "spBv1.0", "STATE", "scada"])[0] == "state"
+    assert sparkplug_levels(["plant", "press", "temp"])[0] == "other"
+    assert sparkplug_levels(["spBv1.0", "G", "NOPE", "n"])[0] == "other"
 
 
 @pytest.fixture
