@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -87,6 +87,7 @@ def _units() -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str], float]]:
     return codes, conversions
 
 
+@lru_cache(maxsize=1024)
 def unit_id(code: str | None) -> str | None:
     """The unit a code means (``EA``, ``PCE`` and ``C62`` are all ``piece``); unknown codes
     are their own unit (upper-cased)."""

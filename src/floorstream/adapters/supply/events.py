@@ -177,12 +177,35 @@ class Interpreter:
                 "last": None}
 
     def _load(self, thread: str) -> dict[str, Any] | None:
-        """The thread's story with every key present (the memory keeps only non-empty ones)."""
+        """The thread's story with every key present (the memory keeps only non-empty ones,
+        and not what the newest ASN part says already: see :meth:`_save`)."""
         stored = self.memory.story(thread)
-        return None if stored is None else {**self._story(""), **stored}
+        if stored is None:
+            return None
+        story = {**self._story(""), **stored}
+        newest = next(reversed(story["o"].values()), None) if story["o"] else None
+        if newest is not None:
+            story["e"] = dict(story["e"])
+            if story["last"] is None:
+                story["last"] = newest["id"]
+            if "delivered|" not in story["e"] and newest.get("s", {}).get("eta"):
+                story["e"]["delivered|"] = [newest["s"]["eta"], newest["id"]]
+            elif story["e"].get("delivered|") == 0:
+                del story["e"]["delivered|"]
+        return story
 
     def _save(self, thread: str, story: dict[str, Any], aliases: list[str] | None = None
               ) -> None:
+        newest = next(reversed(story["o"].values()), None) if story["o"] else None
+        if newest is not None:  # leave out what the newest ASN part says (most ASN stories)
+            story = {**story, "e": dict(story["e"])}
+            if story["last"] == newest["id"]:
+                story["last"] = None
+            eta = newest.get("s", {}).get("eta")
+            if eta and story["e"].get("delivered|") == [eta, newest["id"]]:
+                del story["e"]["delivered|"]
+            elif eta and "delivered|" not in story["e"]:
+                story["e"]["delivered|"] = 0  # its ETA is resolved or withdrawn
         self.memory.put_story(thread, story, aliases or ())
 
     def _thread(self, aliases: list[str]) -> str | None:
@@ -233,7 +256,8 @@ class Interpreter:
         base = f"{doc.key}:po:{po}"
         slot = f"{doc.asn_id}|{po}"  # one ASN's part for one PO
         previous = story["o"].get(slot)
-        if previous is not None and previous["doc"] == _h(doc.key) and not previous.get("pending"):
+        doc_hash = _h(doc.key)
+        if previous is not None and previous["doc"] == doc_hash and not previous.get("pending"):
             return []  # this very document again (a replay after its checkpoint)
         note = self._note(purpose)
         common = {"asn": doc.asn_id, "po": po or None, "purpose": _purpose_words(purpose),
@@ -248,7 +272,8 @@ class Interpreter:
             analysis.late = shipped_late if shipped_late is not None and shipped_late > 0 \
                 else None
         supplier = (erp.supplier if erp else None) or doc.supplier
-        snapshot = _snapshot(doc, order, analysis)
+        eta, ship = _iso(doc.eta), _iso(doc.ship_date)
+        snapshot = _snapshot(eta, ship, order, analysis)
         relation: Relation = "new"
         refers = story["last"]
         changes: list[dict[str, Any]] = []
@@ -256,7 +281,7 @@ class Interpreter:
             changes = self._asn_changes(previous["s"], snapshot)
             if not changes:
                 # the same shipment re-sent: nothing new to say, but it is the one in force
-                story["o"][slot] = {**previous, "doc": _h(doc.key)}
+                story["o"][slot] = {**previous, "doc": doc_hash}
                 return []
             relation, refers = "update", previous["id"]
         elif refers is not None:
@@ -272,7 +297,7 @@ class Interpreter:
         fields = {
             **common, "supplier": supplier,
             **_amounts(analysis, erp is not None),
-            "ship_date": _iso(doc.ship_date), "eta": _iso(doc.eta),
+            "ship_date": ship, "eta": eta,
             "promised": _iso(analysis.promised), "late_days": late, "partial": analysis.partial,
             "carrier": self._carrier(doc.carrier),
             "tracking": doc.tracking or doc.bill_of_lading, "lines": [
@@ -294,9 +319,9 @@ class Interpreter:
             out.append(self._event(subject, f"{base}:line:{index}", "asn.mismatch", "warning",
                                    {**common, **problem}, when, thread=thread,
                                    relation="update", refers_to=head.id))
-        story["o"][slot] = {"id": head.id, "doc": _h(doc.key), "s": snapshot}
-        if doc.eta is not None:
-            story["e"]["delivered|"] = [doc.eta.isoformat(), head.id]
+        story["o"][slot] = {"id": head.id, "doc": doc_hash, "s": snapshot}
+        if eta is not None:
+            story["e"]["delivered|"] = [eta, head.id]
         if analysis.promised is not None:
             story["promised"] = analysis.promised.isoformat()
         story["last"] = out[-1].id
@@ -386,7 +411,7 @@ class Interpreter:
             match = erp.find(line.line, line.vendor_part) if erp else None
             qty: float | None = line.qty
             unit = line.uom
-            if match is not None and match.uom:
+            if match is not None and match.uom and match.uom != unit:
                 converted = self._convert(line.qty, line.uom, match.uom, match)
                 if converted is not None:
                     qty, unit = converted, match.uom
@@ -717,9 +742,10 @@ def _factor(units: Mapping[str, Mapping[str, float]], a: str, b: str) -> float |
     return 1 / float(inverse) if inverse else None
 
 
-def _snapshot(doc: Asn, order: AsnOrder, analysis: _Analysis) -> dict[str, Any]:
+def _snapshot(eta: str | None, ship: str | None, order: AsnOrder, analysis: _Analysis
+              ) -> dict[str, Any]:
     """What a later version of the ASN is compared with."""
-    snapshot = {"eta": _iso(doc.eta), "ship": _iso(doc.ship_date),
+    snapshot = {"eta": eta, "ship": ship,
                 "shipped": {u: round(q, 6) for u, q in sorted(analysis.shipped.items())},
                 "lh": _h(repr([[ln.line, ln.qty, ln.uom] for ln in order.lines])),
                 "pr": [_problem_key(p) for p in analysis.problems]}
