@@ -95,3 +95,46 @@ def test_a_source_override_names_a_milestone_or_a_kind() -> None:
     assert codes.status("at7", "ZZ").kind == "delayed"
     with pytest.raises(ValueError, match="names no milestone"):
         SupplyConfig(name="s", adapter="supply.folder", codes={"at7": {"Q": ("x", "y")}})
+
+
+# Aggregator webhook/API objects, shaped after each vendor's public documentation
+# (constructed: field names as documented, values invented).
+AFTERSHIP = {"event": "tracking_update", "msg": {
+    "id": "5b7658cec7c33c0e007de3c5", "tracking_number": "1Z999", "slug": "ups",
+    "tag": "Exception", "subtag": "Exception_004", "expected_delivery": "2026-11-27T18:00:00",
+    "checkpoints": [{"checkpoint_time": "2026-11-24T08:00:00+00:00", "location": "Louisville",
+                     "message": "Held in customs", "tag": "Exception",
+                     "subtag": "Exception_004"}]}}
+TRACKINGMORE = {"code": 200, "data": {
+    "tracking_number": "1Z999", "courier_code": "ups", "delivery_status": "pickup",
+    "substatus": "pickup001", "latest_event": "Out for delivery, LOUISVILLE",
+    "latest_checkpoint_time": "2026-11-24T08:00:00+00:00"}}
+SHIPPO = {"carrier": "ups", "tracking_number": "1Z999", "eta": None,
+          "tracking_status": {"status": "FAILURE", "status_details": "Address unknown",
+                              "status_date": "2026-11-24T08:00:00Z",
+                              "location": {"city": "Louisville", "country": "US"}}}
+EASYPOST = {"object": "Event", "description": "tracker.updated", "result": {
+    "object": "Tracker", "tracking_code": "1Z999", "carrier": "UPS",
+    "status": "out_for_delivery", "est_delivery_date": "2026-11-24T18:00:00Z",
+    "tracking_details": [{"datetime": "2026-11-24T08:00:00Z", "message": "Out for delivery",
+                          "tracking_location": {"city": "Louisville", "country": "US"}}]}}
+SEVENTEEN = {"event": "TRACKING_UPDATED", "data": {
+    "number": "1Z999", "carrier": 100002, "track_info": {
+        "latest_status": {"status": "InTransit", "sub_status": "InTransit_PickedUp"},
+        "latest_event": {"time_utc": "2026-11-24T08:00:00Z", "description": "Picked up",
+                         "location": "Louisville"}}}}
+
+
+@pytest.mark.parametrize(("body", "summary"), [
+    (AFTERSHIP, "Carrier ups: shipment 1Z999 delayed — customs clearance"),
+    (TRACKINGMORE, "Carrier ups: shipment 1Z999 out for delivery (24 Nov)"),
+    (SHIPPO, "Carrier ups: shipment 1Z999 — exception (delivery failed, Louisville, US, "
+             "24 Nov)"),
+    (EASYPOST, "Carrier UPS: shipment 1Z999 out for delivery (Louisville, US, 24 Nov)"),
+    (SEVENTEEN, "Carrier 100002: shipment 1Z999 picked up (Louisville, 24 Nov)"),
+])
+def test_aggregator_webhooks_are_read_with_their_own_list(body: dict[str, object],
+                                                          summary: str) -> None:
+    """No vocabulary configured: each aggregator's shape says whose list it speaks."""
+    posts = told(interpreter(), json.dumps(body).encode())
+    assert posts[0].summary == summary

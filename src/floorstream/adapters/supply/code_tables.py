@@ -18,6 +18,7 @@ fixed conversions between units.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -142,6 +143,10 @@ class CodeTables:
                 found = codes.get(code)
                 if found is None and name in (*AGGREGATORS, "generic"):
                     found = codes.get(code.lower()) or _casefold(codes).get(code.lower())
+                if found is None and name in AGGREGATORS:  # a sub-status: its main status
+                    main = _SUB_STATUS.sub("", code)
+                    found = codes.get(main) or _casefold(codes).get(main.lower()) \
+                        if main != code else None
                 elif found is None:
                     found = codes.get(code.lower())
             if found is not None:
@@ -185,6 +190,8 @@ def _casefold(codes: dict[str, Any]) -> dict[str, Any]:
 
 
 _CASEFOLDED: dict[int, dict[str, Any]] = {}
+#: AfterShip ``InTransit_003``, TrackingMore ``transit001``, 17TRACK ``InTransit_PickedUp``
+_SUB_STATUS = re.compile(r"(_\w+|\d{3})$")
 
 
 def _meaning(first: str | None, second: str | None, code: str) -> Meaning:

@@ -98,6 +98,10 @@ def _is_dcsa(obj: dict[str, Any]) -> bool:
 
 def _events(value: Any) -> Iterator[dict[str, Any]]:
     if isinstance(value, dict):
+        normalised = _aggregator(value)
+        if normalised is not None:
+            yield normalised
+            return
         if _is_dcsa(value) or ("status" in value and _generic_ref(value)):
             yield value
             return
@@ -194,10 +198,13 @@ def _generic(event: dict[str, Any], index: int) -> Document | None:
     if retracts:
         return Retraction(key=f"json:{event_id}", retracted_id=retracts, carrier=carrier)
     status = _text(event.get("status")) or ""
+    scheme = _text(event.get("_scheme")) or (
+        "trackingmore" if _TRACKINGMORE_SUB.match(_text(event.get("substatus")) or "") else
+        "generic")
     estimated = bool(event.get("eta")) and status.lower() in ("estimate", "eta", "estimated")
     when = _when(event.get("eta") if estimated else (event.get("occurred_at")
                                                      or event.get("datetime")))
-    statuses = [Status(index=0, code=status, scheme="generic", when=when,
+    statuses = [Status(index=0, code=status, scheme=scheme, when=when,
                        reason=_text(event.get("reason")),
                        text=_text(event.get("message")), estimated=estimated,
                        location=_text(event.get("location")), event_id=event_id)]
@@ -207,6 +214,73 @@ def _generic(event: dict[str, Any], index: int) -> Document | None:
     po = _text(event.get("po")) or _text(event.get("purchase_order"))
     return StatusReport(key=f"json:{event_id}", shipment=ref, statuses=tuple(statuses),
                         carrier=carrier, po_refs=(po,) if po else ())
+
+
+#: TrackingMore's sub-statuses (transit001, exception004…): its status words are meant
+_TRACKINGMORE_SUB = re.compile(r"^(notfound|pending|transit|pickup|delivered|undelivered|"
+                               r"exception|expired)\d{3}$")
+
+
+def _aggregator(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The webhook or API object of a tracking aggregator as a plain event (status, tracking
+    number, time, place, ETA) whose status is read with that aggregator's table:
+    AfterShip (``tag``/``subtag``), TrackingMore (``delivery_status``/``substatus``), Shippo
+    (``tracking_status``), EasyPost (``"object": "Tracker"``), 17TRACK (``track_info``)."""
+    if _text(obj.get("tag")) and _text(obj.get("tracking_number")):  # AfterShip
+        last = _last(obj.get("checkpoints"))
+        return _plain("aftership", obj.get("tracking_number"),
+                      _text(obj.get("subtag")) or obj.get("tag"), obj.get("slug"),
+                      last.get("checkpoint_time") or obj.get("updated_at"),
+                      last.get("location") or last.get("city"),
+                      last.get("message") or obj.get("subtag_message"),
+                      obj.get("expected_delivery"), obj)
+    if _text(obj.get("delivery_status")) and _text(obj.get("tracking_number")):  # TrackingMore
+        return _plain("trackingmore", obj.get("tracking_number"),
+                      _text(obj.get("substatus")) or obj.get("delivery_status"),
+                      obj.get("courier_code"), obj.get("latest_checkpoint_time"),
+                      obj.get("location"), obj.get("latest_event"),
+                      obj.get("scheduled_delivery_date"), obj)
+    status = _obj(obj.get("tracking_status"))
+    if _text(status.get("status")) and _text(obj.get("tracking_number")):  # Shippo
+        place = _obj(status.get("location"))
+        return _plain("shippo", obj.get("tracking_number"), status.get("status"),
+                      obj.get("carrier"), status.get("status_date"),
+                      ", ".join(str(v) for v in (place.get("city"), place.get("country")) if v),
+                      status.get("status_details"), obj.get("eta"), obj)
+    if obj.get("object") == "Tracker" and _text(obj.get("tracking_code")):  # EasyPost
+        last = _last(obj.get("tracking_details"))
+        place = _obj(last.get("tracking_location"))
+        return _plain("easypost", obj.get("tracking_code"), obj.get("status"),
+                      obj.get("carrier"), last.get("datetime") or obj.get("updated_at"),
+                      ", ".join(str(v) for v in (place.get("city"), place.get("country")) if v),
+                      last.get("message") or obj.get("status_detail"),
+                      obj.get("est_delivery_date"), obj)
+    info = _obj(obj.get("track_info"))
+    if info and _text(obj.get("number")):  # 17TRACK
+        latest = _obj(info.get("latest_status"))
+        event = _obj(info.get("latest_event"))
+        eta = _obj(_obj(info.get("time_metrics")).get("estimated_delivery_date"))
+        return _plain("17track", obj.get("number"),
+                      _text(latest.get("sub_status")) or latest.get("status"),
+                      obj.get("carrier"), event.get("time_utc") or event.get("time_iso"),
+                      event.get("location"), event.get("description"),
+                      eta.get("to") or eta.get("from"), obj)
+    return None
+
+
+def _plain(scheme: str, ref: Any, status: Any, carrier: Any, when: Any, location: Any,
+           message: Any, eta: Any, original: dict[str, Any]) -> dict[str, Any] | None:
+    if not _text(status):
+        return None
+    return {"_scheme": scheme, "tracking_number": _text(ref), "status": _text(status),
+            "carrier": _text(carrier), "occurred_at": _text(when),
+            "location": _text(location), "message": _text(message), "eta": _text(eta),
+            "id": _digest(original)}
+
+
+def _last(value: Any) -> dict[str, Any]:
+    items = [item for item in _list(value) if isinstance(item, dict)]
+    return items[-1] if items else {}
 
 
 def _digest(event: dict[str, Any]) -> str:
