@@ -25,7 +25,7 @@ from floorstream.model import Post
 from support.daemon import DaemonRunner
 from support.waiting import sentinel, wait_for
 
-__all__ = ["IdiomRun", "create", "execute", "post_lines", "sql"]
+__all__ = ["IdiomRun", "config", "create", "execute", "post_lines", "sql"]
 
 
 def sql(engine: Engine, statement: str) -> str:
