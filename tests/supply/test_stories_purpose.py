@@ -101,8 +101,8 @@ def test_cancel_of_an_asn_never_received(interp: Interpreter) -> None:
     (undo,) = told(interp, interchange(ASN_856, 2, BSN=_bsn("01")))
     assert (undo.type, undo.relation, undo.refers_to, undo.summary) == (
         "asn.cancelled", "retraction", None,
-        "PO 99999817 from Widget Co: ASN 829716 cancelled by the supplier; it was never "
-        "received here")
+        "PO 99999817 from Widget Co: ASN 829716 cancelled by the supplier; not seen here "
+        "before")
 
 
 def test_cancel_to_be_reissued_then_the_reissue(interp: Interpreter) -> None:

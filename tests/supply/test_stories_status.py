@@ -118,7 +118,7 @@ def test_the_dcsa_sample_deduplicates_by_meaning() -> None:
         ("shipment.status_changed", "new", "Carrier Zim Israel Navigation Company: shipment "
          "APNR7744962 picked up (container, 18 Mar)"),
         ("shipment.retracted", "retraction", "Carrier Hapag-Lloyd withdrew event "
-         "957e4966-dad0-4111-9f8f-fb7216c43907, which was never received here"),
+         "957e4966-dad0-4111-9f8f-fb7216c43907, which was not seen here before"),
         ("shipment.status_changed", "update", "Carrier Maersk: shipment ABC123059 expected to "
          "arrive at Port of Amsterdam 12 Nov"),
         ("shipment.status_changed", "update", f"{msc} expected to arrive 12 Nov")]

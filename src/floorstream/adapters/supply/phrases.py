@@ -244,10 +244,10 @@ def _retracted(e: Event) -> str:
         if f.get("known"):
             return f"{who} cancelled its status report {f['document']} on {e.subject}"
         return f"{who} cancelled status report {f['document']} on {e.subject}, which was " \
-               "never received here"
+               "not seen here before"
     if f.get("known"):
         return f"{who} withdrew its earlier update on {e.subject} (event {f['retracted_id']})"
-    return f"{who} withdrew event {f['retracted_id']}, which was never received here"
+    return f"{who} withdrew event {f['retracted_id']}, which was not seen here before"
 
 
 def _cancelled(e: Event) -> str:
@@ -256,7 +256,7 @@ def _cancelled(e: Event) -> str:
     what = f"ASN {f.get('asn', '?')} {f.get('purpose') or 'cancelled'} by the supplier"
     was = f.get("was")
     if not f.get("known"):
-        return f"{head}: {what}; it was never received here"
+        return f"{head}: {what}; not seen here before"
     if isinstance(was, dict) and was.get("shipped"):
         said = f"shipped {_listed(was['shipped'])}"
         if was.get("eta"):
