@@ -118,3 +118,26 @@ def test_a_file_that_fails_half_way_leaves_the_memory_as_it_found_it(tmp_path: P
     fresh = interpreter(url, memory=Memory.load(before))
     assert retry == [e.id for doc in (first, second) for e in fresh.events(doc)]
     assert len(retry) == 3
+
+
+def test_a_long_story_keeps_its_newest_names_only() -> None:
+    """A booking with hundreds of carrier events and containers: its story keeps the newest
+    16 carrier event ids and aliases, and the index forgets the older ones with them."""
+    import json as _json
+
+    memory = Memory()
+    interp = interpreter(memory=memory)
+    for n in range(200):
+        event = {"metadata": {"eventID": f"e-{n}", "eventType": "EQUIPMENT"},
+                 "payload": {"eventClassifierCode": "ACT", "equipmentEventTypeCode": "LOAD",
+                             "eventDateTime": f"2026-11-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+                             "equipmentReference": f"CONT{n}",
+                             "relatedDocumentReferences": [{"type": "BKG", "value": "B1"}]}}
+        told(interp, _json.dumps(event).encode())
+        memory.dump()
+    assert memory.size("stories") == 1
+    assert memory.size("aliases") <= 16 + 24
+    assert memory.carrier_event("e-199") is not None
+    assert memory.carrier_event("e-0") is None
+    restored = Memory.load(memory.dump())
+    assert restored.size("aliases") == memory.size("aliases")

@@ -121,9 +121,21 @@ class CodeTables:
                  vocabulary: str | None = None) -> None:
         self._overrides = {k: dict(v) for k, v in (overrides or {}).items()}
         self.vocabulary = vocabulary if vocabulary not in (None, "generic") else None
+        self._seen: dict[tuple[str, str, str | None, bool], Meaning] = {}
 
     def status(self, scheme: str, code: str, text: str | None = None, *,
                private: bool = False) -> Meaning:
+        """What a status code means (see :meth:`_status`); remembered, codes repeat a lot."""
+        key = (scheme, code, text, private)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._status(scheme, code, text, private=private)
+            if len(self._seen) < 4_096:
+                self._seen[key] = found
+        return found
+
+    def _status(self, scheme: str, code: str, text: str | None = None, *,
+                private: bool = False) -> Meaning:
         """What a status code means; falls back to the message's text, then to the code.
 
         ``private``: the code is from the sender's own list (EDIFACT agency other than UN), so

@@ -194,8 +194,8 @@ class Interpreter:
                 del story["e"]["delivered|"]
         return story
 
-    def _save(self, thread: str, story: dict[str, Any], aliases: list[str] | None = None
-              ) -> None:
+    def _save(self, thread: str, story: dict[str, Any], aliases: list[str] | None = None,
+              carrier_ids: list[str] | None = None) -> None:
         newest = next(reversed(story["o"].values()), None) if story["o"] else None
         if newest is not None:  # leave out what the newest ASN part says (most ASN stories)
             story = {**story, "e": dict(story["e"])}
@@ -206,7 +206,7 @@ class Interpreter:
                 del story["e"]["delivered|"]
             elif eta and "delivered|" not in story["e"]:
                 story["e"]["delivered|"] = 0  # its ETA is resolved or withdrawn
-        self.memory.put_story(thread, story, aliases or ())
+        self.memory.put_story(thread, story, aliases or (), carrier_ids or ())
 
     def _thread(self, aliases: list[str]) -> str | None:
         for alias in aliases:
@@ -558,6 +558,7 @@ class Interpreter:
         classifier = doc.references.get("classifier")
         note = self._note(purpose)
         out: list[Event] = []
+        carrier_ids: list[str] = []
         ordered = sorted(doc.statuses, key=lambda s: (s.when is None, s.when or 0, s.index))
         for status in ordered:
             position = f"{doc.key}:{status.index}"
@@ -592,8 +593,7 @@ class Interpreter:
                 story["m"] = [*story["m"], key][-_MILESTONES_KEPT:]
             if status.event_id:  # a DCSA retraction names it by the carrier's id
                 story["v"][status.event_id] = [subject, event.id, key]
-                if len(story["v"]) > 16:
-                    story["v"] = dict(list(story["v"].items())[-16:])
+                carrier_ids.append(status.event_id)
         if doc.doc_id and out:
             story["d"][doc.doc_id] = [e.id for e in out][-8:]
             story["d"] = dict(list(story["d"].items())[-8:])
@@ -601,7 +601,7 @@ class Interpreter:
             story["promised"] = promised.isoformat()
         if thread == own:  # the report's own key finds this story: its shipment id needs no alias
             aliases = aliases[1:] if aliases and aliases[0] == f"ref:{doc.shipment}" else aliases
-        self._save(thread, story, aliases)
+        self._save(thread, story, aliases, carrier_ids)
         return out
 
     def _milestone(self, status: Status, meaning: Meaning, reason: Meaning | None,
@@ -713,7 +713,7 @@ class Interpreter:
             story["e"] = {k: v for k, v in story["e"].items() if v[1] != ref}
         story["last"] = event.id
         story["v"][doc.retracted_id] = [subject, event.id, _RETRACTED]
-        self._save(thread or subject, story)
+        self._save(thread or subject, story, carrier_ids=[doc.retracted_id])
         return [event]
 
 

@@ -42,6 +42,7 @@ __all__ = ["Memory"]
 _TABLES = ("stories", "pending")
 _TABLE_NO = {table: number for number, table in enumerate(_TABLES)}
 _ALIASES_PER_STORY = 16
+_EVENTS_PER_STORY = 16
 _INDEX = "index"  # journal entries of the alias index
 
 
@@ -105,6 +106,11 @@ class Memory:
                     memory._delete(table, key)
                 else:
                     memory._set(table, key, value)
+        for key, story in memory.stories():  # the index, newest stories last (they win)
+            for alias in story.get("a") or ():
+                memory._index[str(alias)] = key
+            for carrier_id in story.get("v") or ():
+                memory._index[f"ev:{carrier_id}"] = key
         memory._compact()
         memory._journal.clear()
         memory.dirty = False
@@ -172,14 +178,16 @@ class Memory:
         story: dict[str, Any] = value
         return story
 
-    def put_story(self, key: str, story: dict[str, Any],
-                  aliases: Iterable[str] = ()) -> None:
+    def put_story(self, key: str, story: dict[str, Any], aliases: Iterable[str] = (),
+                  carrier_ids: Iterable[str] = ()) -> None:
         """Store the story (touched now) and name it by its aliases too (the story's ``a``:
-        the newest 16 are kept)."""
-        known = story.get("a") or []
+        the newest 16 are kept) and by the carrier event ids just added to its ``v``."""
+        known = set(story.get("a") or ())
         new = [a for a in aliases if a not in known]
+        dropped: list[str] = []
         if new:
-            story["a"] = [*known, *new][-_ALIASES_PER_STORY:]
+            names = [*(story.get("a") or ()), *new]
+            dropped, story["a"] = names[:-_ALIASES_PER_STORY], names[-_ALIASES_PER_STORY:]
         story["t"] = int(self.clock())
         entries = self._tables["stories"]
         if key not in self._live:  # the first change since the last dump: journaled
@@ -191,9 +199,18 @@ class Memory:
         self._touched[key] = story["t"]
         for alias in new:
             self._point(alias, key)
-        for carrier_id in story.get("v") or ():
-            if self._index.get(f"ev:{carrier_id}") != key:
-                self._point(f"ev:{carrier_id}", key)
+        for alias in dropped:  # the oldest names go: the index forgets them
+            if self._index.get(alias) == key:
+                self._point(alias, None)
+        for carrier_id in carrier_ids:
+            self._point(f"ev:{carrier_id}", key)
+        posted = story.get("v")
+        if posted and len(posted) > _EVENTS_PER_STORY + 8:  # the oldest go, with their names
+            dropped = list(posted)[:-_EVENTS_PER_STORY]
+            story["v"] = {c: posted[c] for c in list(posted)[-_EVENTS_PER_STORY:]}
+            for carrier_id in dropped:
+                if self._index.get(f"ev:{carrier_id}") == key:
+                    self._point(f"ev:{carrier_id}", None)
         self.dirty = True
         while len(entries) > max(10, self.limit):
             self._delete("stories", next(iter(entries)))
@@ -279,10 +296,6 @@ class Memory:
         if table == "stories":
             self._touched[key] = float(value.get("t") or self.clock()) \
                 if isinstance(value, dict) else self.clock()
-            for alias in (value.get("a") or ()) if isinstance(value, dict) else ():
-                self._point(str(alias), key)
-            for carrier_id in (value.get("v") or ()) if isinstance(value, dict) else ():
-                self._point(f"ev:{carrier_id}", key)
         cap = max(10, self.limit)
         while len(entries) > cap:
             self._delete(table, next(iter(entries)))
