@@ -165,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before-rev", required=True)
     ap.add_argument("--after-rev", default=None, help="default: the working tree's src")
+    ap.add_argument("--after-src", default=None, help="or a src folder prepared by hand")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--machines", type=int, default=200)
     ap.add_argument("--messages", type=int, default=200_000)
@@ -178,7 +179,8 @@ def main() -> None:
     bench = _bench()
     with tempfile.TemporaryDirectory(prefix="fs-bench-metrics-") as tmp:
         work = Path(tmp)
-        after = _export(a.after_rev, work / "after") if a.after_rev else ROOT / "src"
+        after = (Path(a.after_src) if a.after_src else _export(a.after_rev, work / "after")
+                 if a.after_rev else ROOT / "src")
         srcs = {"before": _export(a.before_rev, work / "before"), "after": after,
                 "after-quiet": after}
         stream = work / "stream.tsv"

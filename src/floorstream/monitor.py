@@ -118,9 +118,14 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_outbox = 0.0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between ticks: a tenth of the shortest threshold, 0.1 to 1 (read anew each
+        tick, so a reload that changes ``alerts:`` takes effect)."""
         s = self.settings
         shortest = min(s.source_down, s.sink_failing, s.recover_after or s.source_down)
-        self.interval = min(1.0, max(0.1, shortest / 10))
+        return min(1.0, max(0.1, shortest / 10))
 
     # -- lifecycle -------------------------------------------------------------------------
 
