@@ -47,6 +47,7 @@ from floorstream.plugin.adapter import (
     PruneContext,
     ReplayContext,
     SourceConfig,
+    SourceHealth,
 )
 from floorstream.plugin.commands import Commands
 from floorstream.plugin.decoder import Decoder
@@ -110,6 +111,7 @@ __all__ = [
     "Sink",
     "SinkConfig",
     "SourceConfig",
+    "SourceHealth",
     "UnknownNameError",
     "event_id",
     "hookimpl",
