@@ -8,6 +8,7 @@ memory goes back to what the file found, so the retry decides as the first attem
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_the_change_log_is_folded_into_the_base() -> None:
         sizes.append(memory.dump().count('],['))  # entries of the change log
     entries = sum(memory.size(t) for t in ("stories", "pending"))
     assert max(sizes) <= max(256, entries // 2) + 6  # folded once half as long as the base
-    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))
+    assert any(later < earlier for earlier, later in itertools.pairwise(sizes))
 
 
 def test_the_older_checkpoint_format_is_read() -> None:
