@@ -246,11 +246,12 @@ def test_broker_restart_mid_stream_posts_every_message_exactly_once(
     # nothing lost and nothing twice: one post per published message
     assert sorted(posted) == sorted(expected)
     assert daemon.status["presses"].restarts == 0
-    # floorstream got what the broker delivered, in the broker's order
+    # floorstream got everything the broker delivered; the order may differ from the
+    # witness's around the restart (each persistent session gets its own backlog and the
+    # live messages as it reconnects), but an inversion is never floorstream's own:
     ours, theirs = _first(arrivals), _first(witness.received)
     assert sorted(ours) == sorted(theirs) == list(range(len(published)))
-    assert ours == theirs
-    # and where that order is not the publishing order, the publisher sent it so
+    # where the order is not the publishing order, the publisher sent it so
     sent = _first(publisher.sent)
     for earlier, later in _inversions(ours):
         assert sent.index(earlier) < sent.index(later), (
