@@ -246,16 +246,13 @@ def test_broker_restart_mid_stream_posts_every_message_exactly_once(
     # nothing lost and nothing twice: one post per published message
     assert sorted(posted) == sorted(expected)
     assert daemon.status["presses"].restarts == 0
-    # floorstream got everything the broker delivered; the order may differ from the
-    # witness's around the restart (each persistent session gets its own backlog and the
-    # live messages as it reconnects), but an inversion is never floorstream's own:
+    # floorstream got everything the broker delivered. The order around the restart is the
+    # broker's and the publisher's, not ours: paho writes a message published between its
+    # CONNECT and CONNACK ahead of its offline backlog, and two persistent sessions (ours,
+    # the witness's) were seen to get backlog and live messages in different orders; so the
+    # order is not asserted (docs/mqtt.md, "Broker restarts")
     ours, theirs = _first(arrivals), _first(witness.received)
     assert sorted(ours) == sorted(theirs) == list(range(len(published)))
-    # where the order is not the publishing order, the publisher sent it so
-    sent = _first(publisher.sent)
-    for earlier, later in _inversions(ours):
-        assert sent.index(earlier) < sent.index(later), (
-            f"{later} reached floorstream after {earlier} but was sent before it")
 
 
 def _posted_list(daemon: Daemon) -> list[int]:
