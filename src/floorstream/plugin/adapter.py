@@ -12,7 +12,6 @@ produced and its ``checkpoint`` were committed together. An adapter acknowledges
 from __future__ import annotations
 
 import threading
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from floorstream.model import Change, Event, utcnow
 from floorstream.plugin.detector import DetectorOptions
 from floorstream.plugin.durations import Duration
+from floorstream.plugin.generic import config_model_from_generic
 from floorstream.plugin.registry import Registry
 
 __all__ = ["Ack", "Adapter", "AdapterContext", "DetectorSpec", "Emitter", "FloodOptions",
@@ -242,14 +242,9 @@ class Adapter(Generic[ConfigT]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "config_model" in cls.__dict__:
-            return
-        for base in getattr(cls, "__orig_bases__", ()):
-            origin = typing.get_origin(base)
-            if isinstance(origin, type) and issubclass(origin, Adapter):
-                for model in typing.get_args(base):
-                    if isinstance(model, type) and issubclass(model, SourceConfig):
-                        cls.config_model = model
+        model = config_model_from_generic(cls, Adapter, SourceConfig)
+        if model is not None:
+            cls.config_model = model
 
     def __init__(self, config: ConfigT, context: AdapterContext) -> None:
         self.config: ConfigT = config

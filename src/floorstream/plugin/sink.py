@@ -16,7 +16,6 @@ webhook URL, password or token in them; the worker scrubs known secrets once mor
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from floorstream.errors import FloorstreamError
 from floorstream.model import Post
 from floorstream.plugin.durations import Duration
+from floorstream.plugin.generic import config_model_from_generic
 
 __all__ = ["DeliveryError", "Outgoing", "PermanentDeliveryError", "RetryAfter",
            "RetrySettings", "Sink", "SinkConfig", "fragments", "scrub", "secret_values"]
@@ -109,14 +109,9 @@ class Sink(Generic[SinkConfigT]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "config_model" in cls.__dict__:
-            return
-        for base in getattr(cls, "__orig_bases__", ()):
-            origin = typing.get_origin(base)
-            if isinstance(origin, type) and issubclass(origin, Sink):
-                for model in typing.get_args(base):
-                    if isinstance(model, type) and issubclass(model, SinkConfig):
-                        cls.config_model = model
+        model = config_model_from_generic(cls, Sink, SinkConfig)
+        if model is not None:
+            cls.config_model = model
 
     def __init__(self, config: SinkConfigT) -> None:
         self.config: SinkConfigT = config
