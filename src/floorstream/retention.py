@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import and_, delete, exists, func, select, tuple_
+from sqlalchemy import Connection, and_, delete, exists, func, select, tuple_
 
 from floorstream.config.settings import RetentionSettings
 from floorstream.model import utcnow
@@ -81,10 +82,12 @@ class PruneReport:
 def prune(store: Store, settings: RetentionSettings, *, sources: Iterable[SourceConfig] = (),
           plugins: Plugins | None = None, dry_run: bool = False, now: datetime | None = None,
           stop: threading.Event | None = None, progress: ProgressFactory | None = None,
-          kinds: Iterable[str] = KINDS) -> PruneReport:
-    """One retention pass over every kind ``settings`` gives a duration to."""
+          kinds: Iterable[str] = KINDS, writer: Any = None) -> PruneReport:
+    """One retention pass over every kind ``settings`` gives a duration to. ``writer``: the
+    lock the pipeline holds while it processes and commits a batch (the daemon's), taken for
+    each transaction on SQLite (see :class:`Pruner`)."""
     return Pruner(store, settings, sources=sources, plugins=plugins, dry_run=dry_run, now=now,
-                  stop=stop, progress=progress).run(kinds)
+                  stop=stop, progress=progress, writer=writer).run(kinds)
 
 
 class Pruner:
@@ -92,7 +95,7 @@ class Pruner:
                  sources: Iterable[SourceConfig] = (), plugins: Plugins | None = None,
                  dry_run: bool = False, now: datetime | None = None,
                  stop: threading.Event | None = None,
-                 progress: ProgressFactory | None = None) -> None:
+                 progress: ProgressFactory | None = None, writer: Any = None) -> None:
         self.store = store
         self.engine = store.engine
         self.settings = settings
@@ -103,7 +106,17 @@ class Pruner:
         self.stop = stop or threading.Event()
         self.progress = progress or (lambda kind, total: logged(
             log, "retention_progress", total, kind=kind, dry_run=dry_run))
-        self.batch = settings.batch
+        #: rows per transaction now: starts small, grows while transactions stay under
+        #: ``hold`` (up to ``retention.batch``), shrinks when one takes longer
+        self.batch = min(settings.batch, 100)
+        self.hold = settings.hold if settings.hold is not None else (
+            0.01 if self.engine.dialect.name == "sqlite" else 0.2)
+        self._started = 0.0
+        #: SQLite has one writer: a commit that finds it busy sleeps in SQLite's backoff
+        #: steps (1, 2, 5, 10, 15 … ms) well past the end of the prune's transaction. In the
+        #: daemon each transaction takes the pipeline's own lock instead, so a batch waits
+        #: for the prune's short transaction and goes on the moment it ends.
+        self.writer = writer if self.engine.dialect.name == "sqlite" else None
 
     def run(self, kinds: Iterable[str] = KINDS) -> PruneReport:
         started = time.monotonic()
@@ -121,7 +134,24 @@ class Pruner:
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction of the pass, timed (see :meth:`_rest`), under the pipeline's lock
+        on SQLite when there is one."""
+        with self.writer if self.writer is not None else nullcontext():
+            self._started = time.monotonic()
+            with self.engine.begin() as conn:
+                yield conn
+
     def _rest(self) -> None:
+        """After a transaction that deleted something: size the next one so it holds the
+        database at most ``hold`` (SQLite has one writer: a pipeline commit waits for the
+        whole of it), then rest ``pause``."""
+        took = time.monotonic() - self._started
+        if took > self.hold:
+            self.batch = max(50, int(self.batch * self.hold / took))
+        elif took < self.hold / 2:
+            self.batch = min(self.settings.batch, self.batch * 2)
         if self.settings.pause > 0:
             self.stop.wait(self.settings.pause)
 
@@ -158,7 +188,7 @@ class Pruner:
         done = 0
         last = 0
         while not self.stop.is_set():
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 end = self._page_end(conn, p.c.seq, last)
                 if end is None:
                     break
@@ -219,7 +249,7 @@ class Pruner:
         done = 0
         last = 0
         while not self.stop.is_set():
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 end = self._page_end(conn, d.c.id, last)
                 if end is None:
                     break
@@ -251,7 +281,7 @@ class Pruner:
         done = 0
         last = 0
         while not self.stop.is_set():
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 end = self._page_end(conn, q.c.id, last)
                 if end is None:
                     break
@@ -285,7 +315,7 @@ class Pruner:
         last: tuple[Any, ...] | None = None
         done = 0
         while not self.stop.is_set():
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 query = (select(t.c.updated_at, t.c.source, t.c.subject, t.c.detector)
                          .where(old_rows).order_by(t.c.updated_at, t.c.source, t.c.subject,
                                                    t.c.detector).limit(self.batch))
@@ -390,7 +420,8 @@ class RetentionService:
         daemon = self.daemon
         try:
             report = prune(daemon.store, self.settings, sources=daemon.config.sources,
-                           plugins=daemon.plugins, stop=self._stop)
+                           plugins=daemon.plugins, stop=self._stop,
+                           writer=daemon.pipeline.lock)
         except Exception as exc:
             self.last_error = repr(exc)
             log.error("retention_failed", error=repr(exc))

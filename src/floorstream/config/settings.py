@@ -178,7 +178,13 @@ class RetentionSettings(_Strict):
         description="rows of fs_erp_changes (erp install-triggers) the source has consumed, "
                     "older than this")
     interval: Duration = Field(default=3600.0, gt=0, description="how often the daemon prunes")
-    batch: int = Field(default=1_000, ge=1, le=100_000, description="rows per transaction")
+    batch: int = Field(default=1_000, ge=1, le=100_000,
+                       description="rows per transaction at most")
+    hold: Duration | None = Field(
+        default=None, gt=0, le=60,
+        description="how long one prune transaction may take: batches shrink until they "
+                    "stay under it (null: 10ms on SQLite, whose one writer makes commits "
+                    "wait; 200ms elsewhere)")
     pause: Duration = Field(default=0.05, ge=0, le=60,
                             description="rest between two batches (lets commits through)")
 
