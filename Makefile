@@ -25,8 +25,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# three workers: the tests mostly wait (on services, subprocesses, sentinels), and each has its
+# own database and topic prefix, so they run side by side; PYTEST_WORKERS=0 runs them in one process
+PYTEST_WORKERS ?= 3
+
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 
