@@ -127,18 +127,24 @@ def test_sparkplug_session_births_aliases_seq_wrap_history_and_death(
     posts = [p for p in reversed(store.feed("maintenance")) if p.subject != "Sentinel"]
     assert [(p.type, p.subject) for p in posts] == [
         ("machine.state_changed", "Press07"),
-        ("metric.historical", "Press08"),
+        ("sparkplug.awaiting_birth", "Press08"),
+        ("metric.backfilled", "Press08"),
         ("machine.offline", node),
         ("machine.online", node),
     ]
     assert posts[0].summary == "Press07 stopped (was running)"
     assert int(posts[0].occurred_at.timestamp() * 1000) == T0 + 1000 + 280
-    assert posts[1].fields["metrics"] == {"Temp": 99.0}
-    offline = posts[2]
+    assert posts[1].summary == "unresolved aliases from Press08, waiting for a birth"
+    assert posts[2].fields["maxima"] == {"Temp": 99.0}
+    assert posts[2].summary == "Press08: backfilled 1 value at 08:00 UTC (max Temp 99)"
+    offline = posts[3]
     assert offline.summary == "Line3-Gateway offline — 2 machines silent"
     assert offline.fields["devices"] == ["Press07", "Press08"]
-    assert offline.fields["bdSeq"] == 1
-    assert posts[3].clears == offline.id
-    assert posts[3].summary == "Line3-Gateway back online after 1 min"
+    assert offline.fields["bdSeq"] == 1 and offline.fields["state"] == "offline"
+    assert offline.thread == node
+    assert posts[4].clears == offline.id and posts[4].thread == node
+    assert posts[4].summary == "Line3-Gateway back online after 1 min"
     rows = store.quarantined(source="sp")
+    # the message with alias 99 waited for a birth; the NDEATH ended that wait
     assert len(rows) == 1 and "unknown alias 99" in rows[0].error
+    assert rows[0].error.startswith("1 message from node ")

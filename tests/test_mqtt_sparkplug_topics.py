@@ -90,4 +90,4 @@ def test_state_is_ignored_a_bridged_node_is_read_and_junk_is_quarantined(
     rows = store.quarantined(source="sp")
     assert len(rows) == 1, [r.error for r in rows]  # the junk, not the STATE message
     assert rows[0].context["topic"] == f"junk-{group}/press/temp"
-    assert "not a Sparkplug B edge topic" in rows[0].error
+    assert "topic does not fit the Sparkplug B namespace" in rows[0].error

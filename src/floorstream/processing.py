@@ -373,6 +373,10 @@ class Processor:
         # every value below is already of the right type (the event was validated), so skip
         # pydantic's validation: it is a third of the cost of a post on the hot path
         fields = event.fields
+        uncertain = event.attrs.get("uncertain")
+        if uncertain:  # the adapter lost input before this (a Sparkplug seq gap): say so
+            summary = f"{summary} — uncertain: {uncertain}"
+            fields = {**fields, "uncertain": uncertain}
         post: Post = Post._trusted({
             "id": event.id, "type": event.type, "source": event.source,
             "subject": event.subject, "summary": clip(summary),

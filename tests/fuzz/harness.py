@@ -115,6 +115,9 @@ sources:
 {mqtt_common}    client_id: {client}-spb
     decode: sparkplug
     topics: ["spBv1.0/{group}/#"]
+    # the corpus numbers messages across nodes (seq is no session order here) and never
+    # births its nodes: used as they come, an unknown alias quarantined at once
+    sparkplug: {{reorder_timeout: 0, birth_buffer: 0}}
     detect:
       - state_change: {{field: State}}
       - threshold: {{field: temp, above: 50}}

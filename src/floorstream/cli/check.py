@@ -34,6 +34,10 @@ def register(subparsers: Any) -> None:
 def run_check(args: argparse.Namespace) -> int:
     config, plugins = load(args)
     warnings: list[str] = list(config.warnings)
+    for source in config.sources:  # a source config's own static warnings (no connection)
+        static = getattr(source, "check_warnings", None)
+        if callable(static):
+            warnings.extend(f"sources.{source.name}: {w}" for w in static())
     if not args.offline:
         unreachable = store_unreachable(config.settings.store)
         if unreachable:

@@ -29,14 +29,10 @@ import paho.mqtt.client as mqtt
 from floorstream.adapters.mqtt import connection
 from floorstream.adapters.mqtt.config import MqttConfig
 from floorstream.adapters.mqtt.lastwill import LastWill
-from floorstream.adapters.mqtt.sparkplug import (
-    SparkplugSessions,
-    is_sparkplug,
-    sparkplug_levels,
-)
-from floorstream.adapters.mqtt.sparkplug_b import encode_payload
+from floorstream.adapters.mqtt.sparkplug import classify
+from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
 from floorstream.adapters.mqtt.topics import MissingValue, Template, lookup_path
-from floorstream.model import Change, Event
+from floorstream.model import Change
 from floorstream.plugin import (
     Adapter,
     AdapterContext,
@@ -72,8 +68,9 @@ class MqttAdapter(Adapter[MqttConfig]):
         self.attr_templates = {k: Template(v) for k, v in config.attrs.items() if "{" in v}
         self.static_attrs = {k: v for k, v in config.attrs.items() if "{" not in v}
         self.last_will = LastWill(config.last_will, config.name) if config.last_will else None
-        self.sessions = SparkplugSessions(config.name, config.kind, config.sparkplug.historical,
-                                          config.sparkplug.offline_severity)
+        self.sparkplug = SparkplugHost(config, context.log, self.static_attrs,
+                                       self.subject if self.subject_set else None)
+        self.sessions = self.sparkplug.sessions
         self._restore(context.checkpoint)
         self.client: connection.Client | None = None
         self.acker: connection.Acker | None = None
@@ -91,12 +88,12 @@ class MqttAdapter(Adapter[MqttConfig]):
         except ValueError:
             self.context.log.warning("checkpoint_unreadable", checkpoint=checkpoint[:80])
             return
-        self.sessions.load(state.get("sparkplug") or {})
+        self.sparkplug.load(state)
         if self.last_will is not None:
             self.last_will.load(state.get("offline") or {})
 
     def checkpoint(self) -> str:
-        state: dict[str, Any] = {"sparkplug": self.sessions.dump()}
+        state: dict[str, Any] = self.sparkplug.dump()
         if self.last_will is not None:
             state["offline"] = self.last_will.dump()
         return json.dumps(state, separators=(",", ":"), sort_keys=True)
@@ -145,14 +142,25 @@ class MqttAdapter(Adapter[MqttConfig]):
         client.on_connect_fail = on_connect_fail
         client.on_message = self._handler(emitter, acker)
         connection.start(client, self.cfg)
+        if self.sparkplug_mode:
+            self.sparkplug.start(emitter, self.checkpoint, self._publish)
         try:
-            stop.wait()
+            if self.sparkplug_mode:  # Sparkplug timeouts (reorder, births, backfills)
+                while not stop.wait(self.sparkplug.tick_interval):
+                    self.sparkplug.tick()
+            else:
+                stop.wait()
         finally:
             client.disconnect()
             client.loop_stop()
 
     def close(self) -> None:
         self.client = None
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        client = self.client
+        if client is not None:
+            client.publish(topic, payload, qos=0)
 
     # -- the hot path ---------------------------------------------------------------------
 
@@ -173,6 +181,9 @@ class MqttAdapter(Adapter[MqttConfig]):
         now = datetime.now
         callback = acker.callback
         sparkplug = self.sparkplug_mode
+        sparkplug_prefix = cfg.sparkplug.prefix_levels
+        namespace = ("[prefix/]" if cfg.sparkplug.prefix is None else
+                     f"{cfg.sparkplug.prefix}/" if cfg.sparkplug.prefix else "") + "spBv1.0/"
         # subject and attrs rendered from topic levels only are the same for every message of a
         # topic: rendered once per topic instead of once per message
         by_topic: dict[str, tuple[str, dict[str, str]]] | None = (
@@ -237,21 +248,21 @@ class MqttAdapter(Adapter[MqttConfig]):
                            context={"topic": topic}, ack=ack)
                 return
             if sparkplug:
-                what, levels = sparkplug_levels(levels)
-                if what == "state":  # a host application's JSON STATE: not edge data
-                    if ack is not None:
-                        ack()
+                what, levels, bridge = classify(levels, sparkplug_prefix)
+                if what == "state":  # a host application's STATE: not edge data
+                    self.sparkplug.state_message(levels, topic, payload, observed, ack)
                     return
                 if what == "other":
-                    quarantine(payload, "not a Sparkplug B edge topic (expected "
-                               "[prefix/]spBv1.0/<group>/<N|D><BIRTH|DATA|DEATH|CMD>/<node>"
-                               "[/<device>])", position=_hash_position(topic, payload),
+                    quarantine(payload, f"topic does not fit the Sparkplug B namespace "
+                               f"(expected {namespace}<group>/<N|D><BIRTH|DATA|DEATH|CMD>/"
+                               f"<node>[/<device>] or {namespace}STATE/<host>)",
+                               position=_hash_position(topic, payload),
                                context={"topic": topic}, ack=ack)
                     return
             try:
                 data = decode(payload)
                 if sparkplug:
-                    self._sparkplug(emitter, levels, topic, payload, data, observed, ack)
+                    self.sparkplug.message(levels, topic, payload, data, observed, ack, bridge)
                     return
                 cached = by_topic.get(topic) if by_topic is not None else None
                 if cached is not None:
@@ -292,44 +303,6 @@ class MqttAdapter(Adapter[MqttConfig]):
                             "attrs": attrs}), ack=ack)
 
         return on_message
-
-    def _sparkplug(self, emitter: Emitter, levels: list[str], topic: str, payload: bytes,
-                   data: Any, observed: datetime, ack: Any) -> None:
-        if not is_sparkplug(levels):
-            if ack is not None:
-                ack()  # spBv1.0/STATE/… and other non-edge topics: nothing to report
-            return
-        attrs = {**self.static_attrs}
-        subject_t = self.subject if self.subject_set else None
-        result = self.sessions.handle(
-            levels, data, observed, attrs,
-            (lambda names: subject_t.render(levels, topic, data, names)) if subject_t
-            else (lambda names: names["device"]))
-        if result.gap:
-            self.context.log.info("sparkplug_seq_gap", topic=topic, gaps=self.sessions.gaps)
-        if result.rebirth and self.cfg.sparkplug.rebirth and self.client is not None:
-            self.client.publish(result.rebirth, encode_payload(
-                [{"name": "Node Control/Rebirth", "datatype": "Boolean", "value": True}]), qos=0)
-        long = next((c.subject for c in result.changes if len(c.subject) > MAX_SUBJECT), None)
-        if long is not None and result.error is None:
-            result.error = (f"subject {long[:40]!r}... is {len(long)} characters long, more "
-                            f"than {MAX_SUBJECT}")
-        if result.error is not None:
-            emitter.quarantine(payload, result.error, position=_hash_position(topic, payload),
-                               context={"topic": topic}, ack=ack)
-            return
-        if not result.changes:
-            if ack is not None:
-                ack()
-            return
-        last = len(result.changes) - 1
-        checkpoint = self.checkpoint() if result.state_changed else None
-        for index, item in enumerate(result.changes):
-            send = emitter.event if isinstance(item, Event) else emitter.emit
-            if index == last:
-                send(item, ack=ack, checkpoint=checkpoint)  # type: ignore[arg-type]
-            else:
-                send(item)  # type: ignore[arg-type]
 
 
 def _hash_position(topic: str, payload: bytes | bytearray) -> str:

@@ -7,7 +7,13 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from floorstream.adapters.mqtt.topics import _PLACEHOLDER, _TOPIC_LEVEL, Template, validate_filter
+from floorstream.adapters.mqtt.topics import (
+    _PLACEHOLDER,
+    _TOPIC_LEVEL,
+    Template,
+    strip_shared,
+    validate_filter,
+)
 from floorstream.plugin import Duration, SourceConfig
 
 __all__ = ["LastWillConfig", "MqttConfig", "SparkplugConfig", "TlsConfig", "TopicConfig",
@@ -87,14 +93,105 @@ class LastWillConfig(_Strict):
 class SparkplugConfig(_Strict):
     """Sparkplug B behaviour (``decode: sparkplug``)."""
 
-    rebirth: bool = Field(default=False,
-                          description="send NCMD Node Control/Rebirth on a seq gap or an "
-                                      "unknown alias; off because floorstream is not the "
-                                      "Primary Host")
+    primary_host: bool = Field(
+        default=False, description="floorstream is this namespace's Primary Host application: "
+                                   "it may send NCMD Node Control/Rebirth after a seq gap the "
+                                   "reorder timeout did not close, or an alias no birth "
+                                   "defined; never otherwise")
+    rebirth: bool | None = Field(
+        default=None, description="with primary_host: false turns the rebirth requests off; "
+                                  "true without primary_host is refused")
     offline_severity: str = "warning"
     historical: Literal["feed", "skip"] = Field(
-        default="feed", description="is_historical metrics: one info post per message, "
-                                    "never through detectors (feed), or dropped (skip)")
+        default="feed", description="is_historical metrics and late readings: one "
+                                    "'backfilled' post per node/device and burst, never "
+                                    "through detectors (feed), or dropped (skip)")
+    prefix: str | None = Field(
+        default=None, description="bridge prefix before spBv1.0 (site/): topics must start "
+                                  "with it; unset: any levels before spBv1.0 are taken as one")
+    reorder_timeout: Duration = Field(
+        default=2.0, description="how long a message that came early waits for the missing "
+                                 "seq before the gap is given up (Sparkplug 3.0 Reorder "
+                                 "Timeout)")
+    reorder_limit: int = Field(default=64, ge=1, le=127,
+                               description="messages held per node behind a gap, at most")
+    birth_wait: Duration = Field(default=30.0, description="how long data with aliases no "
+                                                           "birth defined waits for its birth")
+    birth_buffer: int = Field(default=100, ge=0, description="messages per node waiting for a "
+                                                             "birth, at most")
+    backfill_quiet: Duration = Field(default=5.0, description="a backfill burst ends after "
+                                                              "this long without values")
+    late_after: Duration | None = Field(
+        default=60.0, description="a reading older than the newest of its node/device by "
+                                  "more than this is backfill, not news; null: never")
+    host_state: Literal["ignore", "post"] = Field(
+        default="ignore", description="host applications' STATE messages: ignored, or "
+                                      "online/offline posts")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "+" in value or "#" in value:
+            raise ValueError("a prefix is topic levels, not a filter: no '+' or '#'")
+        return value.strip("/")
+
+    @model_validator(mode="after")
+    def _primary(self) -> SparkplugConfig:
+        if self.rebirth and not self.primary_host:
+            raise ValueError("rebirth requests are the Primary Host's job: set "
+                             "primary_host: true, and only if floorstream is that host")
+        return self
+
+    @property
+    def sends_rebirth(self) -> bool:
+        return self.primary_host and self.rebirth is not False
+
+    @property
+    def prefix_levels(self) -> list[str] | None:
+        if self.prefix is None:
+            return None
+        return self.prefix.split("/") if self.prefix else []
+
+    def namespace_warnings(self, filters: list[str]) -> list[str]:
+        """Subscriptions of a ``decode: sparkplug`` source that reach outside the namespace:
+        what they bring that is not Sparkplug is quarantined, or they bring nothing."""
+        space = [*(self.prefix_levels or []), "spBv1.0"]
+        legacy = [*(self.prefix_levels or []), "STATE"]
+        out = []
+        for text in filters:
+            levels = strip_shared(text).split("/")
+            if self.prefix is None and "spBv1.0" in levels:
+                continue
+            verdicts = [_fits(levels, ns) for ns in (space, legacy)]
+            if "inside" in verdicts:
+                continue
+            where = "/".join(space) + "/…"
+            if "wider" in verdicts:
+                out.append(f"topic filter {text!r} also matches topics outside the Sparkplug "
+                           f"namespace {where}: those messages are quarantined")
+            else:
+                out.append(f"topic filter {text!r} is outside the Sparkplug namespace "
+                           f"{where}: every message it brings is quarantined")
+        return out
+
+
+def _fits(levels: list[str], namespace: list[str]) -> str:
+    """``inside``: every topic the filter matches starts with ``namespace``; ``wider``: some
+    do; ``outside``: none."""
+    for index, level in enumerate(namespace):
+        if index >= len(levels):
+            return "outside"
+        if levels[index] == "#":
+            return "wider"
+        if levels[index] == "+":
+            continue  # a '+' where the namespace is fixed: wider, unless nothing else is
+        if levels[index] != level:
+            return "outside"
+    if any(lv == "+" for lv in levels[:len(namespace)]):
+        return "wider"
+    return "inside"
 
 
 class MqttConfig(SourceConfig):
@@ -207,6 +304,13 @@ class MqttConfig(SourceConfig):
     @property
     def use_tls(self) -> bool:
         return self.tls is not None or urlparse(self.url).scheme in ("mqtts", "ssl")
+
+    def check_warnings(self) -> list[str]:
+        """Static warnings for ``floorstream check`` (no connection needed)."""
+        if self.decode != "sparkplug":
+            return []
+        filters = [t if isinstance(t, str) else t.filter for t in self.topics]
+        return self.sparkplug.namespace_warnings(filters)
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """(filter as sent to the broker, qos) for every topic, the last-will one included."""

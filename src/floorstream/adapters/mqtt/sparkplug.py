@@ -5,15 +5,19 @@ floorstream is a passive Sparkplug host. Per edge node (``group/node``) it remem
 devices' births, and which devices it has. With that:
 
 - DATA messages that carry only aliases are named; an alias no birth defined makes the message
-  undecidable, so it is quarantined (and a rebirth is requested only if configured).
-- ``seq`` is checked per node across all its topics, 255 wraps to 0; a gap is logged and
-  counted, the data is still used.
+  undecidable for now: :attr:`SparkplugResult.unresolved` says so and the caller holds it until
+  a birth names it (:mod:`.prebirth`).
+- ``seq`` order is the caller's business (:mod:`.reorder`): messages reach :meth:`handle` in
+  order, and those after a gap carry the reason they are uncertain.
 - NDEATH is one ``machine.offline`` event for the node listing its devices, not one per device.
   An NDEATH whose ``bdSeq`` differs from the current NBIRTH's is stale (the broker delivered
   the last session's will after the new birth) and is ignored, as is a second NDEATH for a node
   already offline (the node's own NDEATH plus the broker's will).
-- ``is_historical`` metrics never reach detectors: one info ``metric.historical`` event per
-  message puts them in the feed (or they are skipped).
+- ``is_historical`` metrics, and values whose timestamp is older than the newest already seen
+  of the subject by more than ``late_ms``, never reach detectors: they are handed back in
+  :attr:`SparkplugResult.history` for a backfill summary (:mod:`.backfill`).
+- Node and device offline/online events carry ``fields.state`` (``offline``/``online``), the
+  node's events are in the node's thread: ordinary events that settle/flap logic can fold.
 
 The session map is small and changes only on births and deaths, so it travels in the source's
 checkpoint (committed with the posts of those messages): a restarted daemon still resolves
@@ -45,6 +49,7 @@ class NodeSession:
     offline_event: str | None = None
     offline_at: float | None = None
     dead_devices: dict[str, list[Any]] = field(default_factory=dict)  # device → [event, at]
+    newest: dict[str, int] = field(default_factory=dict)  # subject → newest ms (not saved)
 
     def dump(self) -> dict[str, Any]:
         return {"bdseq": self.bdseq, "aliases": {str(k): v for k, v in self.aliases.items()},
@@ -69,7 +74,9 @@ class SparkplugResult:
     error: str | None = None
     state_changed: bool = False  # a birth or death: emit the checkpoint with it
     rebirth: str | None = None   # node topic to send a rebirth request to (when configured)
-    gap: bool = False
+    unresolved: str | None = None  # an alias no birth defined: hold the message for a birth
+    history: list[tuple[str, Any, int | None]] = field(default_factory=list)  # backfill
+    subject: str = ""
 
 
 #: payload timestamps outside these years are refused (they overflow once stored)
@@ -91,13 +98,14 @@ def _when(ms: Any) -> datetime | None:
 class SparkplugSessions:
     """All nodes' sessions of one source, and the translation of messages into changes."""
 
-    def __init__(self, source: str, kind: str, historical: str, severity: str) -> None:
+    def __init__(self, source: str, kind: str, historical: str, severity: str,
+                 late_ms: int | None = None) -> None:
         self.source = source
         self.kind = kind
         self.historical = historical
         self.severity = severity
+        self.late_ms = late_ms
         self.nodes: dict[str, NodeSession] = {}
-        self.gaps = 0
 
     # -- persistence --------------------------------------------------------------------
 
@@ -110,12 +118,14 @@ class SparkplugSessions:
     # -- messages -----------------------------------------------------------------------
 
     def handle(self, levels: list[str], record: dict[str, Any], observed_at: datetime,
-               attrs: dict[str, str], subject_of: Any) -> SparkplugResult:
+               attrs: dict[str, str], subject_of: Any, key: str | None = None
+               ) -> SparkplugResult:
         """``levels``: ``spBv1.0/<group>/<type>/<node>[/<device>]``; ``record``: the decoded
-        payload; ``subject_of(names)`` renders the configured subject template."""
+        payload; ``subject_of(names)`` renders the configured subject template; ``key`` the
+        node's session key (``group/node``, behind a bridge prefix ``<prefix>group/node``)."""
         group, mtype, node = levels[1], levels[2], levels[3]
         device = levels[4] if len(levels) > 4 else None
-        key = f"{group}/{node}"
+        key = key or f"{group}/{node}"
         session = self.nodes.get(key)
         result = SparkplugResult()
         if mtype in ("NCMD", "DCMD"):
@@ -142,18 +152,11 @@ class SparkplugSessions:
                     previous.offline_at))
         elif session is None:
             session = self.nodes[key] = NodeSession()  # joined mid-session: names only
-        else:
-            seq = record.get("seq")
-            if isinstance(seq, int) and session.seq is not None and \
-                    seq != (session.seq + 1) % 256:
-                result.gap = True
-                self.gaps += 1
-            if isinstance(seq, int):
-                session.seq = seq
         if mtype in _DEVICE_TYPES and device is None:
             result.error = f"{mtype} topic without a device id"
             return result
-        subject = node if device is None else _subject(subject_of, names, device)
+        subject = result.subject = node if device is None else _subject(subject_of, names,
+                                                                         device)
         if mtype == "DBIRTH":
             assert device is not None
             for metric in record["metrics"]:
@@ -171,7 +174,8 @@ class SparkplugSessions:
             position = self._position(key, session, record) + "|ddeath"
             change = self._event(subject, position, record, observed_at, attrs,
                                  "machine.offline", self.severity,
-                                 {"silent_s": 0, "node": node, "reason": "DDEATH"})
+                                 {"silent_s": 0, "node": node, "reason": "DDEATH",
+                                  "state": "offline"})
             session.dead_devices[device] = [
                 event_id(self.source, subject, position, "machine.offline"),
                 change.occurred_at.timestamp()]
@@ -179,34 +183,43 @@ class SparkplugSessions:
             result.changes.append(change)
             return result
         values: dict[str, Any] = {}
-        history: dict[str, Any] = {}
+        history = result.history
+        stamp = record.get("timestamp") if isinstance(record.get("timestamp"), int) else None
         for metric in record["metrics"]:
             name = metric["name"]
             if not name:
                 alias = metric["alias"]
                 name = session.aliases.get(alias) if alias is not None else None
                 if name is None:
-                    result.error = (f"unknown alias {alias} from node {key}: no birth seen "
-                                    f"that defines it")
+                    result.unresolved = (f"unknown alias {alias} from node {key}: no birth "
+                                         f"seen that defines it")
                     result.rebirth = f"spBv1.0/{group}/NCMD/{node}"
                     result.changes.clear()
+                    history.clear()
                     return result
             if name == "bdSeq" or name.startswith("Node Control/"):
                 continue
-            (history if metric["is_historical"] else values)[name] = metric["value"]
+            if metric["is_historical"]:
+                history.append((name, metric["value"], metric["timestamp"] or stamp))
+            else:
+                values[name] = metric["value"]
+        if values and stamp is not None and mtype in ("NDATA", "DDATA") and \
+                self.late_ms is not None:
+            newest = session.newest.get(subject)
+            if newest is not None and stamp < newest - self.late_ms:
+                # an old reading (a store-and-forward flush without is_historical): history
+                history.extend((name, value, stamp) for name, value in values.items())
+                values = {}
+            elif newest is None or stamp > newest:
+                session.newest[subject] = stamp
+        elif stamp is not None and mtype in ("NBIRTH", "DBIRTH"):
+            session.newest[subject] = max(stamp, session.newest.get(subject, stamp))
         position = self._position(key, session, record)
         if values or mtype in ("NBIRTH", "DBIRTH"):
             result.changes.append(Change.model_construct(
                 source=self.source, subject=subject, kind=self.kind, position=position,
                 observed_at=observed_at, occurred_at=_when(record.get("timestamp")),
                 data=values, before=None, attrs=attrs))
-        if history and self.historical == "feed":
-            summary = f"{subject}: {len(history)} historical value" + \
-                ("s" if len(history) > 1 else "") + " (" + \
-                ", ".join(f"{k} {v}" for k, v in list(history.items())[:3]) + ")"
-            result.changes.append(self._event(
-                subject, position + "|historical", record, observed_at, attrs,
-                "metric.historical", "info", {"metrics": history, "summary": summary}))
         return result
 
     def _node_death(self, key: str, node: str, session: NodeSession | None,
@@ -228,7 +241,8 @@ class SparkplugSessions:
         change = self._event(node, position, record, observed_at, attrs, "machine.offline",
                              self.severity, {"silent_s": 0, "devices": devices,
                                              "bdSeq": bdseq, "reason": "NDEATH",
-                                             "summary": summary})
+                                             "state": "offline", "summary": summary},
+                             thread=node)
         session.online = False
         session.offline_event = event_id(self.source, node, position, "machine.offline")
         session.offline_at = change.occurred_at.timestamp()
@@ -244,7 +258,8 @@ class SparkplugSessions:
         silent = max(0.0, when.timestamp() - offline_at) if offline_at else 0.0
         position = f"{key}|{_bdseq(record)}|{record.get('seq')}|{record.get('timestamp')}|online"
         return self._event(subject, position, record, observed_at, attrs, "machine.online",
-                           "info", {"silent_s": silent}, clears=clears)
+                           "info", {"silent_s": silent, "state": "online"}, clears=clears,
+                           thread=subject)
 
     def _position(self, key: str, session: NodeSession, record: dict[str, Any]) -> str:
         return (f"{key}|{session.bdseq if session.bdseq is not None else '?'}|"
@@ -252,11 +267,13 @@ class SparkplugSessions:
 
     def _event(self, subject: str, position: str, record: dict[str, Any],
                observed_at: datetime, attrs: dict[str, str], type: str, severity: str,
-               fields: dict[str, Any], clears: str | None = None) -> Event:
+               fields: dict[str, Any], clears: str | None = None,
+               thread: str | None = None) -> Event:
         return Event.create(
             type=type, source=self.source, subject=subject, position=position,
             occurred_at=_when(record.get("timestamp")) or observed_at,
-            severity=Severity.parse(severity), fields=fields, attrs=attrs, clears=clears)
+            severity=Severity.parse(severity), fields=fields, attrs=attrs, clears=clears,
+            thread=thread)
 
 
 def _subject(subject_of: Any, names: dict[str, str], fallback: str) -> str:
@@ -280,23 +297,45 @@ def is_sparkplug(levels: list[str]) -> bool:
 
 
 def sparkplug_levels(levels: list[str]) -> tuple[str, list[str]]:
-    """What a topic is to a Sparkplug source, and its levels from ``spBv1.0`` on.
+    """What a topic is to a Sparkplug source without a configured prefix, and its levels from
+    ``spBv1.0`` (or a 2.2 ``STATE``) on; see :func:`classify`."""
+    kind, tail, _ = classify(levels, None)
+    return kind, tail
 
-    ``("edge", …)`` an edge node or device message (also behind a bridge prefix such as
-    ``site-a/spBv1.0/…``, which bridges add when they forward a broker's tree);
-    ``("state", …)`` a host application's ``spBv1.0/STATE/<host>`` (JSON, not protobuf: not
-    ours to decode, ignored); ``("other", levels)`` anything else.
+
+def classify(levels: list[str], prefix: list[str] | None) -> tuple[str, list[str], str]:
+    """``(kind, levels from spBv1.0 on, the prefix before it as text)``.
+
+    ``kind``: ``"edge"`` an edge node or device message; ``"state"`` a host application's
+    ``spBv1.0/STATE/<host>`` (3.0, JSON) or ``STATE/<host>`` (2.2, ``ONLINE``/``OFFLINE``);
+    ``"other"`` anything else. ``prefix``: the configured bridge prefix as levels (``site/``
+    → ``["site"]``; ``[]`` none): the topic must start with exactly it. None: any levels before
+    ``spBv1.0`` are taken as a bridge's prefix (bridges add one when they forward a broker's
+    tree).
     """
-    try:
-        start = levels.index("spBv1.0")
-    except ValueError:
-        return "other", levels
+    if prefix is not None:
+        n = len(prefix)
+        if levels[:n] != prefix:
+            return "other", levels, ""
+        start = n
+        if len(levels) > start and levels[start] == "STATE":
+            return ("state", levels[start:], "") if len(levels) > start + 1 else (
+                "other", levels, "")
+        if len(levels) <= start or levels[start] != "spBv1.0":
+            return "other", levels, ""
+    else:
+        try:
+            start = levels.index("spBv1.0")
+        except ValueError:
+            if len(levels) >= 2 and levels[-2] == "STATE":
+                return "state", levels[-2:], ""
+            return "other", levels, ""
     tail = levels[start:]
-    if len(tail) >= 2 and tail[1] == "STATE":
-        return "state", tail
+    if len(tail) >= 3 and tail[1] == "STATE":
+        return "state", tail, ""
     if is_sparkplug(tail):
-        return "edge", tail
-    return "other", levels
+        return "edge", tail, "/".join(levels[:start]) + "/" if start else ""
+    return "other", levels, ""
 
 
 def dumps(sessions: SparkplugSessions) -> str:
