@@ -26,7 +26,7 @@ from floorstream.render import Renderer, clip
 from floorstream.route import Router
 from floorstream.store.store import CommitBatch, QuarantineItem
 
-__all__ = ["HEALTH_SOURCE", "Envelope", "Processor", "SourceRuntime"]
+__all__ = ["HEALTH_SOURCE", "PEOPLE_SOURCE", "Envelope", "Processor", "SourceRuntime"]
 
 log = structlog.get_logger("floorstream.pipeline")
 
@@ -37,6 +37,9 @@ GUARD_MIN = 64
 #: the source of the daemon's own alerts (docs/daemon.md, "Self-alerts"): routed to the admin
 #: team like ``source.problem``; no configured source can be called so (names start alnum)
 HEALTH_SOURCE = "@floorstream"
+#: the source of people's comments from the web feed (docs/web.md): routed to the teams the
+#: web chose (those of the post answered, plus @mentions), never folded by flood control
+PEOPLE_SOURCE = "@people"
 
 
 class StateStore(Protocol):
@@ -207,6 +210,8 @@ class Processor:
                                  {entry.name: entry.item for entry in plugins.phrases})
         self.router = Router(settings.routes, settings.default_team)
         self.teams: Mapping[str, TeamConfig] = settings.teams
+        #: web.base_url: every post links to its permalink on the web feed
+        self._base_url = (settings.web.base_url or "").rstrip("/")
         self._load_states = states
         self.sources: dict[str, SourceRuntime] = {}
         for source in config.sources:
@@ -339,7 +344,7 @@ class Processor:
 
     def _admit(self, runtime: SourceRuntime, event: Event, batch: CommitBatch) -> None:
         if (runtime.flood is None or event.type == "source.problem"
-                or runtime.name == HEALTH_SOURCE):
+                or runtime.name in (HEALTH_SOURCE, PEOPLE_SOURCE)):
             self._post(event, batch)
             return
         admitted = runtime.flood.admit(event, runtime.state(event.subject, FloodControl.key))
@@ -367,6 +372,10 @@ class Processor:
             admin = self.config.settings.admin_team
             teams: tuple[str, ...] = (admin,)
             routing: tuple[dict[str, str], ...] = ({"team": admin, "rule": "admin team"},)
+        elif event.source == PEOPLE_SOURCE and event.fields.get("route"):
+            routing = tuple({"team": str(r["team"]), "rule": str(r["rule"])}
+                            for r in event.fields["route"])
+            teams = tuple(r["team"] for r in routing)
         else:
             teams, routing = self.router.route(event)
         tags = tuple(f"{k}:{v}" for k, v in sorted(event.attrs.items()))
@@ -377,11 +386,14 @@ class Processor:
         if uncertain:  # the adapter lost input before this (a Sparkplug seq gap): say so
             summary = f"{summary} — uncertain: {uncertain}"
             fields = {**fields, "uncertain": uncertain}
+        links = dict(fields.get("links") or {})
+        if self._base_url:
+            links["permalink"] = f"{self._base_url}/posts/{event.id}"
         post: Post = Post._trusted({
             "id": event.id, "type": event.type, "source": event.source,
             "subject": event.subject, "summary": clip(summary),
             "body": fields.get("body") or None, "severity": event.severity, "teams": teams,
-            "tags": tags, "links": dict(fields.get("links") or {}),
+            "tags": tags, "links": links,
             "occurred_at": event.occurred_at, "created_at": utcnow(),
             "thread": event.thread or event.subject, "relation": event.relation,
             "refers_to": event.refers_to, "fields": fields, "routing": routing,
@@ -412,4 +424,3 @@ class Processor:
 
     def subjects(self) -> Sequence[str]:
         return sorted({s for r in self.sources.values() for s, _ in r.states if s})
-

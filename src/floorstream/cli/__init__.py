@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.prune",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
+    "floorstream.cli.web",
 )
 
 

@@ -21,7 +21,8 @@ from floorstream.plugin.sink import SinkConfig
 from floorstream.route import RouteRule
 
 __all__ = ["AlertSettings", "Config", "HealthSettings", "LoggingSettings", "PipelineSettings",
-           "PluginSettings", "RetentionSettings", "Settings", "TeamConfig"]
+           "PluginSettings", "RetentionSettings", "Settings", "TeamConfig", "WebPerson",
+           "WebSettings", "WebToken"]
 
 _SEVERITIES = [s.label for s in Severity]
 
@@ -189,6 +190,58 @@ class RetentionSettings(_Strict):
                             description="rest between two batches (lets commits through)")
 
 
+class WebPerson(_Strict):
+    """Someone who may log in to the web feed (docs/web.md)."""
+
+    name: str | None = Field(default=None, description="shown next to comments and acks")
+    password_hash: str | None = Field(
+        default=None, description="argon2 hash (`floorstream web hash-password`); none: only "
+                                  "through the trusted proxy header or an API token")
+    teams: list[str] = Field(default_factory=lambda: ["*"],
+                             description="teams whose posts this person may read ('*': all)")
+    email: str | None = None
+
+
+class WebToken(_Strict):
+    """An API token: ``Authorization: Bearer <token>`` acts as ``person``."""
+
+    person: str
+    token: str = Field(min_length=16, description="the token itself; use ${ENV}")
+
+
+class WebSettings(_Strict):
+    """The web feed (docs/web.md): served by the daemon when ``port`` is set, or alone by
+    ``floorstream web -c FILE``."""
+
+    port: int | None = Field(default=None, ge=0, le=65535,
+                             description="serve the web feed on this port (0: any free port)")
+    bind: str = Field(default="127.0.0.1", description="address to listen on")
+    base_url: str | None = Field(
+        default=None, description="public URL of the feed (https://floor.example.com); when "
+                                  "set, chat and e-mail posts link to their permalink")
+    people: dict[str, WebPerson] = Field(default_factory=dict)
+    tokens: list[WebToken] = Field(default_factory=list)
+    proxy_header: str | None = Field(
+        default=None, description="header a trusted reverse proxy sets to the user name "
+                                  "(X-Forwarded-User); single sign-on")
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+                                       description="addresses whose proxy header is believed")
+    public_teams: list[str] = Field(default_factory=list,
+                                    description="teams readable without login (kiosk screens)")
+    public_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12",
+                                 "192.168.0.0/16", "::1/128", "fc00::/7"],
+        description="networks from which public_teams are readable")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    login_attempts: int = Field(default=5, ge=1,
+                                description="failed logins per address and user per "
+                                            "login_window before refusing for a while")
+    login_window: Duration = Field(default=300.0, gt=0)
+    poll_ms: float = Field(default=250.0, gt=0, le=60_000,
+                           description="how often a web process looks for new posts where "
+                                       "the store has no LISTEN/NOTIFY (SQLite, MariaDB)")
+
+
 class PluginSettings(_Strict):
     disable: list[str] = Field(default_factory=list,
                                description="plugin names to block, as `floorstream plugins` "
@@ -217,6 +270,7 @@ class Settings(_Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
 
 @dataclass(frozen=True)

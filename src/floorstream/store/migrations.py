@@ -69,8 +69,18 @@ def _v5_retention_indexes(conn: Connection) -> None:
                           "ON fs_detector_state (updated_at)"))
 
 
+def _v7_web(conn: Connection) -> None:
+    """v6 → v7: the web feed's tables (sessions, follows, acknowledgements) and, on
+    PostgreSQL, the NOTIFY trigger that wakes web processes when posts or acks are inserted
+    (docs/web.md). Created through the table metadata, so a fresh and an upgraded store match;
+    tables already there are kept."""
+    for table in (schema.web_sessions, schema.web_follows, schema.web_acks):
+        table.create(conn, checkfirst=True)  # web_acks' after_create adds the PG trigger
+
+
 MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints,
-                                    4: _v4_threads, 5: _v5_retention_indexes}
+                                    4: _v4_threads, 5: _v5_retention_indexes,
+                                    7: _v7_web}
 
 
 def current_version(conn: Connection) -> int | None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Column,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -33,7 +35,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -195,3 +197,54 @@ deliveries = Table(
     Index("ix_fs_deliveries_lane", "sink", "team", "status", "id"),
     **MYSQL,
 )
+
+
+# -- v7: the web feed (docs/web.md): sessions, follows, acknowledgements --------------------
+
+web_sessions = Table(
+    "fs_web_sessions", metadata,
+    # sha256 of the cookie's token: a copy of the table logs nobody in
+    Column("token_hash", String(64), primary_key=True),
+    Column("person", String(128), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_fs_web_sessions_expires", "expires_at"),
+    **MYSQL,
+)
+
+web_follows = Table(
+    "fs_web_follows", metadata,
+    Column("person", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # subject | source | team | thread
+    Column("value", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("person", "kind", "value", name="pk_fs_web_follows"),
+    **MYSQL,
+)
+
+web_acks = Table(
+    "fs_web_acks", metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("post_id", String(32), nullable=False),
+    Column("person", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("post_id", "person", name="uq_fs_web_acks_post_person"),
+    **MYSQL,
+)
+
+#: PostgreSQL: every statement that inserts posts or acknowledgements wakes the web processes
+#: LISTENing on ``floorstream_web`` (once per transaction: NOTIFY folds duplicates), so a new
+#: post reaches a browser without polling; other stores are polled on the indexed seq.
+PG_NOTIFY_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION fs_web_notify() RETURNS trigger AS $$ "
+    "BEGIN PERFORM pg_notify('floorstream_web', TG_TABLE_NAME); RETURN NULL; END; "
+    "$$ LANGUAGE plpgsql")
+PG_NOTIFY_TRIGGERS = tuple(
+    f"CREATE TRIGGER {table}_web_notify AFTER INSERT ON {table} "
+    "FOR EACH STATEMENT EXECUTE FUNCTION fs_web_notify()"
+    for table in ("fs_posts", "fs_web_acks"))
+
+for _ddl in (PG_NOTIFY_FUNCTION, *PG_NOTIFY_TRIGGERS):
+    event.listen(web_acks, "after_create",
+                 DDL(_ddl).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]

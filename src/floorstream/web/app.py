@@ -1,0 +1,216 @@
+"""The web feed as an ASGI application: :func:`create_app`.
+
+FastAPI (on Starlette) because the JSON API's OpenAPI description then comes from the very
+signatures that parse the requests, and an ASGI app mounts into an ERP's own Python web app
+(``parent.mount("/floor", create_app(...))``). It runs under uvicorn on a thread of its own in
+the daemon (:mod:`floorstream.web.server`) and reads the store through its own engine, never
+the pipeline's lock; only a comment goes through the pipeline, as every post does.
+
+Who is asking is settled once per request (:func:`who`): an API token, the trusted proxy's
+header, the session cookie, else nobody (who may still read the public teams). Every
+state-changing route sits behind :func:`csrf_guard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from floorstream.api import Stream
+from floorstream.config.settings import Config
+from floorstream.model import Post
+from floorstream.store.store import Store
+from floorstream.web import csrf
+from floorstream.web.actions import Commenter
+from floorstream.web.auth import SESSION_COOKIE, Authenticator, Identity, Session
+from floorstream.web.live import Hub
+from floorstream.web.queries import FeedQueries
+from floorstream.web.views import environment
+
+__all__ = ["Viewer", "WebContext", "create_app", "csrf_guard", "viewer"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+class WebContext:
+    """Everything a request handler needs, built once per app."""
+
+    def __init__(self, config: Config, store: Store, stream: Stream) -> None:
+        self.config = config
+        self.settings = config.settings.web
+        self.store = store
+        self.stream = stream
+        self.queries = FeedQueries(store)
+        self.auth = Authenticator(self.settings, store)
+        self.env = environment()
+        self.base_url = (self.settings.base_url or "").rstrip("/")
+        self.teams = sorted({*config.settings.teams, config.settings.default_team,
+                             config.settings.admin_team})
+        self.commenter = Commenter(stream.pipeline, self.teams)
+        self._post_template = self.env.get_template("_post.html")
+        self.hub = Hub(self.queries, self.render_live, poll_s=self.settings.poll_ms / 1000)
+
+    def render_live(self, post: Post) -> str:
+        """A post's HTML for the live stream: the same for every reader (forms get their CSRF
+        token from the page's meta tag in the browser)."""
+        return self._post_template.render(post=post, acks={}, csrf="", live=True)
+
+    def close(self) -> None:
+        self.hub.stop()
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The reader of one request: who (None: anonymous) and which teams they may read."""
+
+    identity: Identity | None
+    session: Session | None
+    public: frozenset[str]
+    token: str | None = None  # the session cookie, when a new one must be set
+
+    @property
+    def readable(self) -> frozenset[str] | None:
+        """Teams readable; None: all."""
+        if self.identity is not None and self.identity.teams is None:
+            return None
+        own = self.identity.teams if self.identity is not None else None
+        return frozenset((own or frozenset()) | self.public)
+
+    def can_read(self, teams: Collection[str]) -> bool:
+        readable = self.readable
+        return readable is None or any(t in readable for t in teams)
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf if self.session is not None else ""
+
+
+def context(request: Request) -> WebContext:
+    found: WebContext = request.app.state.web
+    return found
+
+
+def viewer(request: Request) -> Viewer:
+    """Who is asking (cached on the request)."""
+    cached = getattr(request.state, "viewer", None)
+    if isinstance(cached, Viewer):
+        return cached
+    ctx = context(request)
+    auth = ctx.auth
+    address = request.client.host if request.client else None
+    public = auth.public_teams(address)
+    found = Viewer(None, None, public)
+    person = auth.token_person(request.headers.get("authorization"))
+    if person is not None:
+        identity = auth.identity(person, "token")
+        if identity is None:
+            raise HTTPException(401, "the token's person is not configured")
+        found = Viewer(identity, None, public)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = auth.session(cookie)
+        proxied = auth.proxy_person(address, dict(request.headers))
+        if proxied is not None:
+            identity = auth.identity(proxied, "proxy")
+            if identity is None:
+                raise HTTPException(403, f"{proxied!r} is not a person of this feed")
+            new_token = None
+            if session is None or session.person != proxied:
+                # single sign-on: a session of our own carries the CSRF token
+                new_token, session = auth.start_session(proxied)
+            found = Viewer(identity, session, public, new_token)
+        elif session is not None:
+            found = Viewer(auth.identity(session.person, "session"), session, public)
+    request.state.viewer = found
+    return found
+
+
+async def csrf_guard(request: Request) -> None:
+    """Refuse a state-changing request made with a cookie but without its CSRF token."""
+    if request.method in csrf.SAFE_METHODS:
+        return
+    who = viewer(request)
+    if who.identity is not None and who.identity.via == "token":
+        return  # no cookie was involved
+    given = request.headers.get("x-csrf-token")
+    if given is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf")
+        given = value if isinstance(value, str) else None
+    if request.url.path.endswith("/login") and who.session is None:
+        expected = request.cookies.get(csrf.LOGIN_COOKIE)
+    else:
+        expected = who.csrf
+    if not csrf.same(expected, given):
+        raise HTTPException(403, "missing or wrong CSRF token")
+
+
+def create_app(config: Config, *, store: Store | None = None, stream: Stream | None = None,
+               root_path: str = "") -> FastAPI:
+    """The web feed for ``config``'s store. ``stream``: publish comments through this
+    (the daemon passes its own); else one is opened on the same store."""
+    from floorstream.plugins import build_plugins
+    from floorstream.web import api, pages
+
+    own_store = store is None
+    store = store or Store.open(config.settings.store)
+    stream = stream or Stream(config, build_plugins(), store=store)
+    ctx = WebContext(config, store, stream)
+    app = FastAPI(title="floorstream web feed", version="1", root_path=root_path,
+                  docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json",
+                  dependencies=[Depends(csrf_guard)],
+                  description="Activity posts of the plant, live. Authenticate with "
+                              "`Authorization: Bearer <token>` (web.tokens).")
+    app.state.web = ctx
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.router)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Any:
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if exc.status_code == 401 and wants_html:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if wants_html:
+            page = ctx.env.get_template("error.html").render(
+                status=exc.status_code, detail=exc.detail, me=None, csrf="")
+            return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+        who = getattr(request.state, "viewer", None)
+        if isinstance(who, Viewer) and who.token is not None:
+            set_session_cookie(response, who.token, ctx)
+        return response
+
+    def _close() -> None:
+        ctx.close()
+        if own_store:
+            store.close()
+
+    app.router.on_shutdown.append(_close)
+    app.state.close = _close
+    return app
+
+
+def set_session_cookie(response: Any, token: str, ctx: WebContext) -> None:
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=ctx.base_url.startswith("https://"),
+                        max_age=int(ctx.settings.session_hours * 3600), path="/")
+

@@ -1,0 +1,199 @@
+"""Live: one watcher per web process finds new posts and acks, every browser gets them by SSE.
+
+The watcher is a thread of its own. On PostgreSQL it LISTENs on ``floorstream_web`` (a
+statement trigger on ``fs_posts`` and ``fs_web_acks`` NOTIFYs at commit, from any daemon or
+web process on the store) and wakes at once; elsewhere it polls the newest seq, an index's
+last entry, every ``web.poll_ms``. Either way it reads the new rows once, renders each post's
+HTML once, and hands them to every subscriber whose page they belong on (its team, its
+filters, what its reader may read). A subscriber is an asyncio queue drained by one
+server-sent-events response; a reader too slow to keep up is cut off and its browser
+reconnects with ``Last-Event-ID``, so it resumes from the store instead of growing a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from floorstream.model import Post
+from floorstream.web.queries import Ack, FeedQueries
+
+__all__ = ["Hub", "Item", "Subscriber"]
+
+log = structlog.get_logger("floorstream.web")
+
+CHANNEL = "floorstream_web"
+#: items a subscriber may have waiting before it is cut off (its browser then resumes)
+QUEUE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Item:
+    """What a subscriber is sent: a post (``seq`` > 0) or an acknowledgement."""
+
+    kind: str  # post | ack
+    seq: int
+    post: Post
+    html: str = ""
+    ack: Ack | None = None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    wants: Callable[[Post], bool]
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Item | None] = field(default_factory=asyncio.Queue)
+    cut_off: bool = False
+
+    def offer(self, item: Item) -> None:
+        """From the watcher thread: queue ``item`` on the subscriber's loop."""
+        if self.cut_off or not self.wants(item.post):
+            return
+        if self.queue.qsize() >= QUEUE_LIMIT:
+            self.cut_off = True
+            item_or_end: Item | None = None
+        else:
+            item_or_end = item
+        with contextlib.suppress(RuntimeError):  # its loop is closed: the server stopped
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item_or_end)
+
+
+class Hub:
+    """The watcher thread and the subscribers of one web process."""
+
+    def __init__(self, queries: FeedQueries, render: Callable[[Post], str], *,
+                 poll_s: float = 0.25) -> None:
+        self.queries = queries
+        self.render = render
+        self.poll_s = poll_s
+        self.listening = False  # LISTEN/NOTIFY is in use (PostgreSQL)
+        self._subscribers: set[Subscriber] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.head = 0
+        self.ack_head = 0
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def subscribe(self, wants: Callable[[Post], bool]) -> Subscriber:
+        self._ensure_started()
+        subscriber = Subscriber(wants, asyncio.get_running_loop())
+        with self._lock:
+            self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.discard(subscriber)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    # -- the watcher ---------------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self.head, self.ack_head = self.queries.head(), self.queries.ack_head()
+            self._thread = threading.Thread(target=self._run, name="floorstream-web-live",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            for subscriber in self._subscribers:
+                with contextlib.suppress(RuntimeError):
+                    subscriber.loop.call_soon_threadsafe(subscriber.queue.put_nowait, None)
+
+    def _run(self) -> None:
+        listener = threading.Thread(target=self._listen, name="floorstream-web-listen",
+                                    daemon=True)
+        if self.queries.engine.dialect.name == "postgresql":
+            listener.start()
+        while not self._stop.is_set():
+            # with LISTEN working a notification wakes us; the slow poll is a safety net
+            self._wake.wait(5.0 if self.listening else self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._deliver()
+            except Exception as exc:  # a store outage: keep watching, say so once a round
+                log.warning("web_live_read_failed", error=str(exc)[:300])
+                self._stop.wait(1.0)
+
+    def _deliver(self) -> None:
+        while True:
+            found = self.queries.after(self.head, limit=500)
+            if not found:
+                break
+            for seq, post in found:
+                self._fan_out(Item("post", seq, post, self.render(post)))
+                self.head = seq
+            if len(found) < 500:
+                break
+        acks = self.queries.acks_after(self.ack_head)
+        if acks:
+            posts: dict[str, Post] = {}
+            for wanted in {a.post_id for a in acks}:
+                one = self.queries.post(wanted)
+                if one is not None:
+                    posts[wanted] = one[1]
+            for ack in acks:
+                acked = posts.get(ack.post_id)
+                if acked is not None:
+                    self._fan_out(Item("ack", 0, acked, ack=ack))
+                self.ack_head = ack.id
+
+    def _fan_out(self, item: Item) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                subscriber.offer(item)
+            except Exception as exc:  # one bad filter must not starve the others
+                log.warning("web_subscriber_failed", error=repr(exc))
+
+    def _listen(self) -> None:
+        """LISTEN on PostgreSQL; reconnects with backoff; polling covers the gaps."""
+        import psycopg
+
+        url = self.queries.engine.url.set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening, delay = True, 1.0
+                    self._wake.set()  # whatever came while not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except Exception as exc:
+                log.warning("web_listen_failed", error=str(exc)[:300])
+            self.listening = False
+            self._stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def sse(item_id: int | None, event: str, data: str) -> str:
+    """One server-sent event; ``data`` may hold newlines (each becomes a data: line)."""
+    lines = [f"id: {item_id}"] if item_id is not None else []
+    lines.append(f"event: {event}")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
+    return "\n".join(lines) + "\n\n"
+

@@ -1,0 +1,338 @@
+"""What the web feed reads from the store: pages of posts, threads, acks, deliveries, follows.
+
+The web process reads the store through an engine of its own (never the pipeline's lock or
+connections), so a page being rendered cannot hold a commit up. Every page is a keyset query
+on an index: a team feed walks ``ix_fs_post_teams_feed`` (team, post_seq) backwards from the
+cursor, the everything feed the posts' primary key, a thread ``ix_fs_posts_thread``; filters
+narrow what those walks return, and the cursor of the next page is the last seq shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from floorstream.model import Post, Severity, utcnow
+from floorstream.store import schema
+from floorstream.store.store import Store, _row_post
+
+__all__ = ["FOLLOW_KINDS", "Ack", "Delivery", "FeedFilter", "FeedPage", "FeedQueries", "Follow",
+           "posts_by_seq"]
+
+#: what a person can follow; each selects posts by one column
+FOLLOW_KINDS: tuple[str, ...] = ("subject", "source", "team", "thread")
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """The filters of a feed page; each one given narrows it."""
+
+    severity: Severity | None = None  # at least
+    source: str | None = None
+    subject: str | None = None
+    type: str | None = None  # exact, or a prefix ending in '*' ("machine.*")
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None  # in the summary or the body, case-insensitively
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.severity, self.source, self.subject, self.type,
+                                       self.since, self.until, self.text))
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        p = schema.posts
+        found: list[ColumnElement[bool]] = []
+        if self.severity is not None:
+            found.append(p.c.severity >= int(self.severity))
+        if self.source:
+            found.append(p.c.source == self.source)
+        if self.subject:
+            found.append(p.c.subject == self.subject)
+        if self.type:
+            if self.type.endswith("*"):
+                found.append(p.c.type.startswith(self.type[:-1], autoescape=True))
+            else:
+                found.append(p.c.type == self.type)
+        if self.since is not None:
+            found.append(p.c.created_at >= self.since)
+        if self.until is not None:
+            found.append(p.c.created_at < self.until)
+        if self.text:
+            needle = self.text.lower()
+            found.append(or_(func.lower(p.c.summary).contains(needle, autoescape=True),
+                             func.lower(func.coalesce(p.c.body, "")).contains(
+                                 needle, autoescape=True)))
+        return found
+
+    def matches(self, post: Post) -> bool:
+        """The same test in Python, for posts pushed live (they are not queried again)."""
+        if self.severity is not None and post.severity < self.severity:
+            return False
+        if self.source and post.source != self.source:
+            return False
+        if self.subject and post.subject != self.subject:
+            return False
+        if self.type and not (post.type.startswith(self.type[:-1]) if self.type.endswith("*")
+                              else post.type == self.type):
+            return False
+        if self.since is not None and post.created_at < self.since:
+            return False
+        if self.until is not None and post.created_at >= self.until:
+            return False
+        if self.text:
+            needle = self.text.lower()
+            if needle not in post.summary.lower() and needle not in (post.body or "").lower():
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    posts: list[Post]
+    seqs: list[int]
+    #: pass as ``before`` for the next (older) page; None: this is the last page
+    next_before: int | None
+    #: the newest seq in the store when the page was read (where live updates start)
+    head: int
+
+
+@dataclass(frozen=True)
+class Ack:
+    post_id: str
+    person: str
+    at: datetime
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    sink: str
+    team: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Follow:
+    kind: str
+    value: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+class FeedQueries:
+    """Reads (and the web's own small writes) against one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The newest post's seq (0 for an empty store): an index's last entry."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema.posts.c.seq))).scalar() or 0)
+
+    def page(self, *, teams: Collection[str] | None, readable: Collection[str] | None,
+             filters: FeedFilter = FeedFilter(), before: int | None = None,
+             limit: int = 50) -> FeedPage:
+        """Newest first, below ``before``. ``teams`` None: every team (the everything feed);
+        ``readable`` None: the reader may read every team, else only those."""
+        wanted = _wanted_teams(teams, readable)
+        head = self.head()
+        if wanted is not None and not wanted:
+            return FeedPage([], [], None, head)
+        with self.engine.connect() as conn:
+            seqs = self._page_seqs(conn, wanted, filters, before, limit)
+            pairs = posts_by_seq(conn, seqs)
+        next_before = seqs[-1] if len(seqs) == limit else None
+        return FeedPage([p for _, p in pairs], [s for s, _ in pairs], next_before, head)
+
+    def _page_seqs(self, conn: Any, wanted: list[str] | None, filters: FeedFilter,
+                   before: int | None, limit: int) -> list[int]:
+        p, pt = schema.posts, schema.post_teams
+        if wanted is None:
+            query: Select[Any] = select(p.c.seq)
+            if before is not None:
+                query = query.where(p.c.seq < before)
+            query = query.where(*filters.conditions()).order_by(p.c.seq.desc()).limit(limit)
+            return [int(s) for s in conn.execute(query).scalars()]
+        found: set[int] = set()
+        for team in wanted:  # one index walk per team, merged: no sort of a team's history
+            query = select(pt.c.post_seq).where(pt.c.team == team)
+            if before is not None:
+                query = query.where(pt.c.post_seq < before)
+            if filters.severity is not None:
+                query = query.where(pt.c.severity >= int(filters.severity))
+            if not filters.empty:
+                query = query.join(p, p.c.seq == pt.c.post_seq).where(*filters.conditions())
+            query = query.order_by(pt.c.post_seq.desc()).limit(limit)
+            found.update(int(s) for s in conn.execute(query).scalars())
+        return sorted(found, reverse=True)[:limit]
+
+    def after(self, seq: int, *, limit: int = 500) -> list[tuple[int, Post]]:
+        """Posts newer than ``seq``, oldest first (what the live stream pushes)."""
+        p = schema.posts
+        with self.engine.connect() as conn:
+            seqs = [int(s) for s in conn.execute(
+                select(p.c.seq).where(p.c.seq > seq).order_by(p.c.seq).limit(limit)).scalars()]
+            return posts_by_seq(conn, seqs)
+
+    def post(self, post_id: str) -> tuple[int, Post] | None:
+        with self.engine.connect() as conn:
+            seq = conn.execute(select(schema.posts.c.seq)
+                               .where(schema.posts.c.id == post_id)).scalar_one_or_none()
+            if seq is None:
+                return None
+            found = posts_by_seq(conn, [int(seq)])
+        return found[0] if found else None
+
+    def thread(self, thread: str, *, limit: int = 500) -> list[Post]:
+        """A thread's newest ``limit`` posts, oldest first."""
+        return self.store.thread(thread, limit=limit)
+
+    def followed(self, follows: Sequence[Follow], *, readable: Collection[str] | None,
+                 before: int | None = None, limit: int = 50) -> FeedPage:
+        """A person's feed: posts of what they follow, newest first."""
+        head = self.head()
+        p, pt = schema.posts, schema.post_teams
+        found: set[int] = set()
+        with self.engine.connect() as conn:
+            for follow in follows:
+                if follow.kind == "team":
+                    if readable is not None and follow.value not in readable:
+                        continue
+                    query = select(pt.c.post_seq.label("seq")).where(pt.c.team == follow.value)
+                    column = pt.c.post_seq
+                else:
+                    query = select(p.c.seq).where(getattr(p.c, follow.kind) == follow.value)
+                    column = p.c.seq
+                if before is not None:
+                    query = query.where(column < before)
+                query = query.order_by(column.desc()).limit(limit * 4)
+                found.update(int(s) for s in conn.execute(query).scalars())
+            ordered = sorted(found, reverse=True)[: limit * 4]
+            pairs = posts_by_seq(conn, ordered)
+        if readable is not None:
+            pairs = [(s, post) for s, post in pairs if set(post.teams) & set(readable)]
+        pairs = pairs[:limit]
+        return FeedPage([post for _, post in pairs], [s for s, _ in pairs],
+                        pairs[-1][0] if len(pairs) == limit else None, head)
+
+    # -- acknowledgements ----------------------------------------------------------------------
+
+    def acks(self, post_ids: Iterable[str]) -> dict[str, list[Ack]]:
+        a = schema.web_acks
+        ids = list(dict.fromkeys(post_ids))
+        found: dict[str, list[Ack]] = {}
+        if not ids:
+            return found
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(a.c.id, a.c.post_id, a.c.person, a.c.at)
+                                    .where(a.c.post_id.in_(ids[start:start + 500]))
+                                    .order_by(a.c.id))
+                for row in rows:
+                    found.setdefault(row.post_id, []).append(
+                        Ack(row.post_id, row.person, row.at, int(row.id)))
+        return found
+
+    def acknowledge(self, post_id: str, person: str) -> tuple[Ack, bool]:
+        """Record that ``person`` is on it; the existing ack if they already were."""
+        a = schema.web_acks
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(a.insert().values(post_id=post_id, person=person, at=now))
+            created = True
+        except IntegrityError:
+            created = False
+        with self.engine.connect() as conn:
+            row = conn.execute(select(a).where(a.c.post_id == post_id,
+                                               a.c.person == person)).one()
+        return Ack(row.post_id, row.person, row.at, int(row.id)), created
+
+    def ack_head(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema.web_acks.c.id))).scalar() or 0)
+
+    def acks_after(self, ack_id: int, *, limit: int = 500) -> list[Ack]:
+        a = schema.web_acks
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a).where(a.c.id > ack_id).order_by(a.c.id).limit(limit))
+            return [Ack(r.post_id, r.person, r.at, int(r.id)) for r in rows]
+
+    # -- deliveries ------------------------------------------------------------------------------
+
+    def deliveries(self, post_id: str) -> list[Delivery]:
+        d = schema.deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d).where(d.c.post_id == post_id).order_by(d.c.id))
+            return [Delivery(r.sink, r.team, r.status, int(r.attempts), r.last_error,
+                             r.created_at, r.delivered_at) for r in rows]
+
+    # -- follows -----------------------------------------------------------------------------------
+
+    def follows(self, person: str) -> list[Follow]:
+        f = schema.web_follows
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(f.c.kind, f.c.value, f.c.created_at)
+                                .where(f.c.person == person).order_by(f.c.kind, f.c.value))
+            return [Follow(r.kind, r.value, r.created_at) for r in rows]
+
+    def follow(self, person: str, kind: str, value: str) -> bool:
+        """True if this is new."""
+        if kind not in FOLLOW_KINDS:
+            raise ValueError(f"cannot follow a {kind!r}; one of {', '.join(FOLLOW_KINDS)}")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schema.web_follows.insert().values(
+                    person=person, kind=kind, value=value, created_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def unfollow(self, person: str, kind: str, value: str) -> bool:
+        f = schema.web_follows
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(f).where(f.c.person == person, f.c.kind == kind,
+                                                f.c.value == value)).rowcount
+        return bool(gone)
+
+    # -- what exists, for the filter menus ---------------------------------------------------------
+
+    def teams(self) -> list[str]:
+        return self.store.teams()
+
+
+def _wanted_teams(teams: Collection[str] | None, readable: Collection[str] | None
+                  ) -> list[str] | None:
+    if teams is None:
+        return None if readable is None else sorted(readable)
+    if readable is None:
+        return sorted(teams)
+    return sorted(t for t in teams if t in readable)
+
+
+
+def posts_by_seq(conn: Any, seqs: Sequence[int]) -> list[tuple[int, Post]]:
+    """(seq, post) for these seqs, in their order; a seq pruned meanwhile is left out."""
+    if not seqs:
+        return []
+    p, pt = schema.posts, schema.post_teams
+    rows = {int(r["seq"]): r for r in conn.execute(select(p).where(p.c.seq.in_(seqs)))
+            .mappings()}
+    teams: dict[str, list[str]] = {}
+    for post_id, team in conn.execute(select(pt.c.post_id, pt.c.team)
+                                      .where(pt.c.post_seq.in_(seqs))):
+        teams.setdefault(post_id, []).append(team)
+    return [(s, _row_post(rows[s], teams)) for s in seqs if s in rows]
