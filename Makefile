@@ -10,8 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml $(BIN)/python
+$(STAMP): pyproject.toml plugins/floorstream-mtconnect/pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,mysql]'
+	$(BIN)/python -m pip install --quiet -e plugins/floorstream-mtconnect
 	touch $(STAMP)
 
 demo: $(BIN)/python
@@ -20,7 +21,7 @@ demo: $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples plugins
-	PYTHONPATH=plugins/floorstream-example-plugin/src $(BIN)/lint-imports
+	PYTHONPATH=plugins/floorstream-example-plugin/src:plugins/floorstream-mtconnect/src $(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
