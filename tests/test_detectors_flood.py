@@ -116,11 +116,43 @@ def test_history_replayed_with_ticks_in_between_loses_nothing() -> None:
         "flood.digest", "flood.calm"]
 
 
-def test_a_late_event_reopens_a_window_the_tick_closed() -> None:
+def test_a_late_event_is_counted_in_the_window_after_the_one_the_tick_closed() -> None:
+    """Windows only move forward: an event older than a closed window goes into the next one
+    (its own digest, its own id), never back into the closed one and never lost."""
     flood = Flood(max_posts=2, window=60)
     flood.admit(_event(0, 0))
     assert flood.tick(61) == []  # closed, nothing suppressed
     for n in range(1, 5):  # the source resumes with older readings
         flood.admit(_event(10 + n, n), wall=200)
     (digest,) = [e for e in flood.tick(400) if e.type == "flood.digest"]
-    assert digest.fields["suppressed"] == 3
+    assert digest.fields["suppressed"] == 2
+    # the window after the closed one
+    assert digest.position == f"flood:{(T0 + timedelta(seconds=60)).timestamp():.3f}"
+    shown = [e for e in flood.out if not e.type.startswith("flood.")]
+    assert len(shown) + digest.fields["suppressed"] == 5
+
+
+def test_a_window_closes_in_event_time_when_the_watermark_passes_it() -> None:
+    """A replay faster than real time: the source's event time (from other subjects) passes
+    the window's end long before its length in wall time went by."""
+    flood = Flood(max_posts=1, window=60)
+    for n in range(3):
+        flood.admit(_event(n, n), wall=0)
+    assert flood.control.tick(T0 + timedelta(seconds=1), "press-07", flood.state,
+                              event_now=(T0 + timedelta(seconds=59)).timestamp()) == []
+    (digest,) = flood.control.tick(T0 + timedelta(seconds=1), "press-07", flood.state,
+                                   event_now=(T0 + timedelta(seconds=60)).timestamp())
+    assert digest.fields["suppressed"] == 2
+
+
+def test_a_window_open_at_a_stop_is_flushed_after_the_restart() -> None:
+    """The window is in the persisted state; the restarted daemon knows no watermark yet,
+    and the wall clock closes it within its length."""
+    flood = Flood(max_posts=1, window=60)
+    for n in range(3):
+        flood.admit(_event(n, n), wall=0)
+    restarted = Flood(max_posts=1, window=60)
+    restarted.state = DetectorState(json.loads(json.dumps(flood.state.data)))
+    assert restarted.tick(30) == []
+    (digest,) = restarted.tick(61)
+    assert digest.fields["suppressed"] == 2

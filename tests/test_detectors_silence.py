@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from floorstream.detectors.silence import Silence
 from floorstream.model import Severity
-from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
+from floorstream.testing.detectors import T0, DetectorConformance, Runner, make, phrase
 
 
 class TestSilenceConformance(DetectorConformance):
@@ -32,7 +34,10 @@ def test_offline_after_the_silence_and_back_online() -> None:
     assert offline.type == "machine.offline" and offline.severity is Severity.WARNING
     assert offline.fields["silent_s"] == 61 and offline.fields["after_s"] == 60
     assert offline.attrs == {"area": "pressing"}
-    assert phrase(offline) == "press-07 offline: no data for 1 min"
+    # the event-time gap, never the wall clock: it happened when the subject last spoke
+    assert offline.occurred_at == T0 + timedelta(seconds=10)
+    assert offline.fields["since"] == (T0 + timedelta(seconds=10)).isoformat()
+    assert phrase(offline) == "press-07 offline: no data since 06:00, 1 min"
     assert run.tick(100) == [] and run.tick(500) == []  # said once, not every tick
     (online,) = run.feed({"v": 3}, at=610, position="r3")
     assert online.type == "machine.online" and online.clears == offline.id

@@ -76,6 +76,11 @@ class _DaemonCollector(Collector):
         flood = CounterMetricFamily(
             "floorstream_flood_suppressed", "Posts flood control held back (folded into a "
             "digest)", labels=["source"])
+        settle = CounterMetricFamily(
+            "floorstream_settle_suppressed", "State transitions not posted on their own: "
+            "folded into a later post or a 'briefly' line (settled), or held while the stream "
+            "was flapping (flapping); each is counted in the post that stands for it",
+            labels=["source", "reason"])
         connected = GaugeMetricFamily(
             "floorstream_source_connected", "1 while the source is connected (as its adapter "
             "reports; an adapter that does not report: while it runs)", labels=["source"])
@@ -97,12 +102,15 @@ class _DaemonCollector(Collector):
                 quarantined.add_metric([name, reason], by_reason.get(reason, 0))
             runtime = runtimes.get(name)
             flood.add_metric([name], runtime.flood_suppressed if runtime is not None else 0)
+            stage = runtime.settle if runtime is not None else None
+            settle.add_metric([name, "settled"], stage.folded if stage is not None else 0)
+            settle.add_metric([name, "flapping"], stage.flapped if stage is not None else 0)
             lag.add_metric([name], counters.lag_now(now))
             status = daemon.status.get(name)
             if status is not None:
                 connected.add_metric([name], 1.0 if status.connected else 0.0)
                 restarts.add_metric([name], status.restarts)
-        yield from (changes, posts, quarantined, flood, connected, lag, restarts)
+        yield from (changes, posts, quarantined, flood, settle, connected, lag, restarts)
 
     def _pipeline(self) -> Iterable[Metric]:
         pipeline = self.daemon.pipeline

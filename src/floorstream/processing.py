@@ -24,7 +24,9 @@ from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, Sourc
 from floorstream.plugins import Plugins
 from floorstream.render import Renderer, clip
 from floorstream.route import Router
+from floorstream.settle import Settle
 from floorstream.store.store import CommitBatch, QuarantineItem
+from floorstream.timebase import Watermark
 
 __all__ = ["HEALTH_SOURCE", "PEOPLE_SOURCE", "Envelope", "Processor", "SourceRuntime"]
 
@@ -94,6 +96,10 @@ class SourceRuntime:
     replay_budget: int = 0
     #: events flood control held back (metrics: floorstream_flood_suppressed_total)
     flood_suppressed: int = 0
+    #: settling and flap detection of state-like posts (``states:``), if configured
+    settle: Settle | None = None
+    #: the source's event-time watermark (floorstream.timebase)
+    clock: Watermark = field(default_factory=Watermark)
 
     def __post_init__(self) -> None:
         #: (detector, plugin, state key): keys are fixed per detector, looked up once
@@ -236,6 +242,9 @@ class Processor:
             flood = FloodControl(flood_options, name)
         runtime = SourceRuntime(name, detectors, flood, self._load_states)
         timed = [d.key for d, _ in detectors if d.ticks]
+        if source is not None and source.states is not None:
+            runtime.settle = Settle(source.states, name)
+            timed.append(Settle.key)
         runtime.preload(timed + ([FloodControl.key] if flood is not None else []))
         return runtime
 
@@ -267,6 +276,7 @@ class Processor:
                 runtime = self.runtime(change.source)
                 seen = tokens.setdefault(change.source, {})
                 if token not in seen and not runtime.replayed(token):
+                    runtime.clock.observe(change.subject, change.when.timestamp())
                     self._detect(change, batch, envelope.baseline)
                 seen[token] = None
             elif envelope.event is not None:
@@ -275,6 +285,7 @@ class Processor:
                 runtime = self.runtime(event.source)
                 seen = tokens.setdefault(event.source, {})
                 if token not in seen and not runtime.replayed(token):
+                    runtime.clock.observe(event.subject, event.occurred_at.timestamp())
                     self._admit(runtime, event, batch)
                 seen[token] = None
             if envelope.checkpoint is not None:
@@ -304,10 +315,17 @@ class Processor:
                         continue
                     for event in events:
                         self._admit(runtime, event, batch)
+            if runtime.settle is not None:
+                for (subject, state_key), state in list(runtime.states.items()):
+                    if state_key == Settle.key:
+                        for event in runtime.settle.tick(now, subject, state,
+                                                         runtime.clock.now(subject)):
+                            self._admit(runtime, event, batch, settled=True)
             if runtime.flood is not None:
                 for (subject, state_key), state in list(runtime.states.items()):
                     if state_key == FloodControl.key:
-                        for event in runtime.flood.tick(now, subject, state):
+                        for event in runtime.flood.tick(now, subject, state,
+                                                        runtime.clock.now(subject)):
                             self._post(event, batch)
         self._collect_states(batch)
         return batch
@@ -342,7 +360,13 @@ class Processor:
             error=f"detector {detector.name!r} (plugin {plugin}): {exc}",
             context={"subject": change.subject, "kind": change.kind}))
 
-    def _admit(self, runtime: SourceRuntime, event: Event, batch: CommitBatch) -> None:
+    def _admit(self, runtime: SourceRuntime, event: Event, batch: CommitBatch,
+               settled: bool = False) -> None:
+        if runtime.settle is not None and not settled and runtime.name != HEALTH_SOURCE:
+            state = runtime.state(event.subject, Settle.key)
+            for item in runtime.settle.admit(event, state, utcnow().timestamp()):
+                self._admit(runtime, item, batch, settled=True)
+            return
         if (runtime.flood is None or event.type == "source.problem"
                 or runtime.name in (HEALTH_SOURCE, PEOPLE_SOURCE)):
             self._post(event, batch)

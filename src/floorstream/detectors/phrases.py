@@ -5,6 +5,8 @@ MQTT adapter reports the same way): "press-07 Stopped (was Running)", "press-07:
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from floorstream.model import Event
 from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
@@ -12,10 +14,19 @@ __all__ = ["register_phrases"]
 
 
 def _state_changed(e: Event) -> str:
+    """"press-07 held (was execute)"; settled through short states, "press-07 held (via
+    holding, was execute)"; with the state's reason, "… — Jam at infeed"."""
     f = e.fields
     if "duration_s" in f:
-        return f"{e.subject} {f['after_label']} again after {phrasing.duration(f['duration_s'])}"
-    return f"{e.subject} {f['after_label']} (was {f['before_label']})"
+        text = f"{e.subject} {f['after_label']} again after {phrasing.duration(f['duration_s'])}"
+    elif f.get("via"):
+        via = ", ".join(f["via"])
+        text = f"{e.subject} {f['after_label']} (via {via}, was {f['before_label']})"
+    else:
+        text = f"{e.subject} {f['after_label']} (was {f['before_label']})"
+    if f.get("reason") not in (None, ""):
+        text += f" — {f['reason']}"
+    return text
 
 
 def _limit_exceeded(e: Event) -> str:
@@ -38,7 +49,11 @@ def _limit_cleared(e: Event) -> str:
 
 
 def _offline(e: Event) -> str:
-    return f"{e.subject} offline: no data for {phrasing.duration(e.fields['silent_s'])}"
+    f = e.fields
+    if f.get("since"):  # the silence detector: when the subject's own clock last spoke
+        since = datetime.fromisoformat(f["since"]).strftime("%H:%M")
+        return f"{e.subject} offline: no data since {since}, {phrasing.duration(f['silent_s'])}"
+    return f"{e.subject} offline: no data for {phrasing.duration(f['silent_s'])}"
 
 
 def _online(e: Event) -> str:

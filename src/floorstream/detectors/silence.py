@@ -2,16 +2,21 @@
 
 Wall-clock based (it is about *now* not hearing anything). The subject list and each one's last
 position are persisted, so a daemon restarted during an outage still notices who stays silent.
+
+Its posts carry the event-time gap, never the wall clock: the offline event happened at the
+subject's last event time ("no data since 08:14, 90 s"), so it falls into the same event-time
+windows (settling, flap, flood control) as the subject's other posts, whether the source is
+live, replayed faster than real time or months behind (floorstream/timebase.py).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from pydantic import Field
 
-from floorstream.model import Change, Event, Severity, utcnow
+from floorstream.model import Change, Event, Severity
 from floorstream.plugin import Detector, DetectorOptions, DetectorState, Duration, SeverityName
 
 
@@ -34,20 +39,22 @@ class Silence(Detector):
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         data = state.data
         seen = change.observed_at.timestamp()
+        at = change.when.timestamp()
         events: list[Event] = []
         if data.get("silent"):
             fields = {"silent_s": seen - data["last_seen"]}
             events.append(self.event(change, "machine.online", Severity.INFO, fields,
                                      position=f"{change.position}#{self.key}",
                                      clears=data.get("event")))
-            state.replace({"last_seen": seen, "position": change.position,
+            state.replace({"last_seen": seen, "last_at": at, "position": change.position,
                            "attrs": change.attrs, "silent": False})
         elif "last_seen" not in data or seen - data.get("saved", 0.0) > self.after / 2:
             # persist now and then, not on every reading: enough to survive a restart
-            state.replace({"last_seen": seen, "saved": seen, "position": change.position,
-                           "attrs": change.attrs, "silent": False})
+            state.replace({"last_seen": seen, "last_at": at, "saved": seen,
+                           "position": change.position, "attrs": change.attrs, "silent": False})
         else:
             data["last_seen"] = seen
+            data["last_at"] = at
             data["position"] = change.position
         return events
 
@@ -58,11 +65,14 @@ class Silence(Detector):
         quiet = now.timestamp() - data["last_seen"]
         if quiet < self.after:
             return []
+        # event time: the subject's last input (a state persisted before 2026-12 has only the
+        # wall time it was seen, the best there is)
+        since = datetime.fromtimestamp(data.get("last_at", data["last_seen"]), UTC)
         event = Event.create(
             type="machine.offline", source=self.source, subject=subject,
-            position=f"{data['position']}#{self.key}:silent", occurred_at=utcnow(),
-            severity=self.severity, fields={"silent_s": quiet, "after_s": self.after},
-            attrs=data.get("attrs") or {},
+            position=f"{data['position']}#{self.key}:silent", occurred_at=since,
+            severity=self.severity, attrs=data.get("attrs") or {},
+            fields={"silent_s": quiet, "after_s": self.after, "since": since.isoformat()},
         )
         state.update(silent=True, event=event.id)
         return [event]

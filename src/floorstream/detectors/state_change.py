@@ -31,6 +31,8 @@ class StateChangeOptions(DetectorOptions):
     default_severity: SeverityName = "notice"
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="state → how people call it (STOPPED → stopped)")
+    reason: str | None = Field(default=None,
+                               description="payload field saying why (a PackML stop reason)")
 
 
 class StateChange(Detector):
@@ -54,11 +56,17 @@ class StateChange(Detector):
             return []
         after = str(value)
         data = state.data
+        at = change.when.timestamp()
+        if at < data.get("at", at):
+            # a reading older than the state it would replace arrived late (out of order): it
+            # cannot be the current state; it is counted, and the newer state stands
+            state.update(late=data.get("late", 0) + 1)
+            return []
         before = data.get("state")
         if before == after:
             return []
         if before is None:  # first sight: remember silently, there is no "before" to report
-            state.update(state=after, since=change.when.isoformat(), left_normal=None)
+            state.update(state=after, since=change.when.isoformat(), at=at, left_normal=None)
             return []
         severity = self._severity.get(after, self._default)
         normal = self.opts.normal
@@ -69,6 +77,10 @@ class StateChange(Detector):
             "before_label": self.opts.labels.get(before, before.lower()),
             "after_label": self.opts.labels.get(after, after.lower()),
         }
+        if self.opts.reason is not None:
+            why = lookup(change.data, self.opts.reason)
+            if why not in (None, ""):
+                fields["reason"] = str(why)
         clears = None
         left_normal = data.get("left_normal")
         if normal and after in normal and left_normal:
@@ -81,5 +93,5 @@ class StateChange(Detector):
             left_normal = {"at": change.when.timestamp(), "event": event.id}
         elif normal and after in normal:
             left_normal = None
-        state.update(state=after, since=change.when.isoformat(), left_normal=left_normal)
+        state.update(state=after, since=change.when.isoformat(), at=at, left_normal=left_normal)
         return [event]

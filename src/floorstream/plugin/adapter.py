@@ -21,7 +21,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from floorstream.model import Change, Event, utcnow
-from floorstream.plugin.detector import DetectorOptions
+from floorstream.plugin.detector import DetectorOptions, SettleOptions
 from floorstream.plugin.durations import Duration
 from floorstream.plugin.generic import config_model_from_generic
 from floorstream.plugin.registry import Registry
@@ -74,6 +74,8 @@ class SourceConfig(BaseModel):
                                   description="labels added to every change (site, area…)")
     flood: FloodOptions | None = Field(default=None,
                                        description="flood control for this source's subjects")
+    states: SettleOptions | None = Field(
+        default=None, description="settle time and flap detection for state-like posts")
 
     @classmethod
     def implied_detectors(cls, raw: Mapping[str, Any]) -> list[dict[str, Any]]:

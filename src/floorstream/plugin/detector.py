@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from floorstream.model import Change, Event, Relation, Severity
+from floorstream.plugin.durations import Duration
 
-__all__ = ["Detector", "DetectorOptions", "DetectorState", "SeverityName"]
+__all__ = ["Detector", "DetectorOptions", "DetectorState", "FlapOptions", "SettleOptions",
+           "SeverityName"]
 
 
 def _severity_name(value: str) -> str:
@@ -34,22 +36,66 @@ class DetectorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class FlapOptions(BaseModel):
+    """``flap: {changes: 5, within: 1m, stable: 2m}``: that many transitions of one stream
+    within the window make one "flapping" post; then nothing until the stream has kept one
+    state for ``stable`` (default: ``within``), then one summary with the count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    changes: int = Field(default=5, ge=2, description="transitions that mean flapping")
+    within: Duration = Field(default=60.0, gt=0, description="…within this long (event time)")
+    stable: Duration | None = Field(default=None, gt=0,
+                                    description="quiet this long ends it (default: within)")
+    severity: SeverityName = "warning"
+
+
+class SettleOptions(BaseModel):
+    """A source's ``states: {settle: 2s, flap: {...}}`` (``states: 2s`` for short): the
+    state-like posts of its subjects (state changes, online/offline, a plugin's declared
+    transitions) wait until the new state has lasted ``settle``; shorter states are folded into
+    the next post, and a run that ends where it started becomes one "briefly …" line
+    (floorstream/settle.py). ``flap`` adds flap detection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    settle: Duration = Field(default=0.0, ge=0,
+                             description="how long a state must last to be posted on its own")
+    flap: FlapOptions | None = Field(default=None, description="flap detection (off: null)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, data: Any) -> Any:
+        """``states: 2s`` is short for ``states: {settle: 2s}``."""
+        return {"settle": data} if isinstance(data, str | int | float) else data
+
+
 class DetectorState:
     """What one detector remembers about one subject: a JSON-able dict plus a dirty flag.
 
     Marking a state dirty also files its key in the owner's ``dirty`` set, so the pipeline
     persists exactly the states that changed without scanning every subject it knows (an ERP
     table can have a million).
+
+    Two kinds of change: :meth:`update`/:meth:`replace` are *urgent* — committed before the
+    input that caused them is acknowledged, because a later post depends on them (a machine's
+    state, a threshold's peak). :meth:`update_lazily`/:meth:`replace_lazily` are *lazy* — what
+    a restart may lose without a wrong post following (a silence detector's last-seen time):
+    written with the next commit, or within a second by the pipeline's timer, so a steady
+    stream that changes nothing urgent costs no transaction per batch.
     """
 
-    __slots__ = ("_dirty", "_key", "_sink", "data")
+    __slots__ = ("_dirty", "_key", "_lazy_sink", "_sink", "data")
 
     def __init__(self, data: dict[str, Any] | None = None, *,
-                 key: Any = None, sink: set[Any] | None = None) -> None:
+                 key: Any = None, sink: set[Any] | None = None,
+                 lazy_sink: set[Any] | None = None) -> None:
         self.data: dict[str, Any] = data if data is not None else {}
         self._dirty = False
         self._key = key
         self._sink = sink
+        #: where lazy changes are filed; without one they are urgent like any other
+        self._lazy_sink = lazy_sink
 
     @property
     def dirty(self) -> bool:
@@ -68,6 +114,24 @@ class DetectorState:
     def replace(self, data: dict[str, Any]) -> None:
         self.data = data
         self.dirty = True
+
+    def update_lazily(self, **values: Any) -> None:
+        """Like :meth:`update`, for a change that may be persisted later than the ack (see
+        the class docstring); an urgent change of the same state still commits it at once."""
+        self.data.update(values)
+        self._lazy()
+
+    def replace_lazily(self, data: dict[str, Any]) -> None:
+        """Like :meth:`replace`, persisted lazily (see :meth:`update_lazily`)."""
+        self.data = data
+        self._lazy()
+
+    def _lazy(self) -> None:
+        sink = self._lazy_sink
+        if sink is None:
+            self.dirty = True
+        elif not self._dirty:
+            sink.add(self._key)
 
 
 class Detector:
