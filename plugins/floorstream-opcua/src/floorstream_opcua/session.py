@@ -1,0 +1,599 @@
+"""The OPC UA side: one asyncua client, in an asyncio loop on a thread of its own.
+
+It connects (securely if configured), resolves browse paths, creates one subscription with a
+monitored item per configured variable (and one event item for alarms), then turns each
+publish response into floorstream records and hands them, in order, to the adapter's thread
+through a bounded queue. When the queue is full the publish loop waits, so a slow pipeline
+slows the server's publishing instead of growing memory (the server's own queues, per item,
+then keep the newest values, as OPC UA specifies).
+
+On any loss (socket closed, session or subscription gone, no publish for too long) the client
+is dropped and a new one connects with a growing delay: a new session, the subscription
+created again. OPC UA has no replay, so what is delivered after a reconnect is each item's
+*current* value (the initial notification every new monitored item gets) and a
+ConditionRefresh of the alarms; the detectors, whose state is committed, post only what
+differs from what they last saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import Subscription
+from asyncua.crypto import security_policies
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.ua_binary import struct_to_binary
+from asyncua.ua.uaerrors import UaStatusCodeError
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from floorstream.plugin import AdapterContext, Change, Event
+
+from .alarms import AlarmBook
+from .config import ItemConfig, OpcuaConfig
+from .values import Unreadable, plain, position
+
+__all__ = ["APPLICATION_URI", "Item", "OpcuaSession", "Record"]
+
+#: the client's application URI; a client certificate must carry it as its SAN URI
+APPLICATION_URI = "urn:floorstream:opcua:client"
+
+def _nid(identifier: int) -> ua.NodeId:
+    """A namespace-0 numeric NodeId (asyncua's annotations want its own Int32 type)."""
+    return ua.NodeId(ua.Int32(identifier))
+
+
+_POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
+    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
+    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
+_MODES = {"Sign": ua.MessageSecurityMode.Sign,
+          "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
+
+#: what the event item selects of each alarm event, in this order
+_ALARM_FIELDS: list[tuple[int, str]] = [
+    (ObjectIds.BaseEventType, "EventId"), (ObjectIds.BaseEventType, "EventType"),
+    (ObjectIds.BaseEventType, "SourceName"), (ObjectIds.BaseEventType, "Time"),
+    (ObjectIds.BaseEventType, "Message"), (ObjectIds.BaseEventType, "Severity"),
+    (ObjectIds.ConditionType, "ConditionName"), (ObjectIds.ConditionType, "Retain"),
+    (ObjectIds.AlarmConditionType, "ActiveState/Id"),
+    (ObjectIds.AlarmConditionType, "ActiveState/TransitionTime"),
+    (ObjectIds.AcknowledgeableConditionType, "AckedState/Id"),
+]
+_REFRESH_START = _nid(ObjectIds.RefreshStartEventType)
+_REFRESH_END = _nid(ObjectIds.RefreshEndEventType)
+_ALARM_HANDLE = 0  # client handle of the event item; data items count from 1
+
+#: ``(kind, payload)`` handed to the adapter's thread: ``change`` (a Change), ``event``
+#: (Event, checkpoint), ``problem`` (subject, message, position), ``quarantine`` (raw,
+#: reason, position, context)
+Record = tuple[str, Any]
+
+
+@dataclass
+class Item:
+    """A configured item as the session uses it: its handle is its index + 1."""
+
+    config: ItemConfig
+    subject: str
+    handle: int
+    node: ua.NodeId | None = None
+    span: float | None = None  # EURange high - low, for a percent deadband
+    last: Any = None  # the value last passed on (the client side of the deadband)
+    bad: bool = False  # last notification had a bad status (logged once per episode)
+
+
+class _Stale(ConnectionError):
+    """The subscription stopped publishing though the socket is up."""
+
+
+class _Feed(Subscription):
+    """A subscription whose publish responses go to one coroutine, in order.
+
+    asyncua 2's Subscription dispatches each notification to a handler in a task of its own,
+    or queues it with a drop policy; floorstream needs them in order and none dropped, so the
+    whole response is handed over and the publish loop waits until it has been queued.
+    """
+
+    def __init__(self, client: Client, params: ua.CreateSubscriptionParameters,
+                 sink: Any) -> None:
+        super().__init__(client.uaclient.session, params, handler=None, queue_maxsize=1)
+        self._sink = sink
+
+    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+        self.last_publish_at = time.monotonic()
+        message = publish_result.NotificationMessage
+        if message.NotificationData is None:
+            return  # a keep-alive
+        self.last_sequence_number = int(message.SequenceNumber)
+        await self._sink(message.NotificationData)
+
+
+class OpcuaSession:
+    """Connects, subscribes, converts, reconnects; :meth:`run` is the thread's target."""
+
+    def __init__(self, config: OpcuaConfig, context: AdapterContext,
+                 out: queue.Queue[list[Record]]) -> None:
+        self.config = config
+        self.context = context
+        self.log = context.log
+        self.out = out
+        self.items = [Item(c, c.subject or config.subject or "", i + 1)
+                      for i, c in enumerate(config.items)]
+        self.by_handle = {item.handle: item for item in self.items}
+        self.book = (AlarmBook(config.name, config.alarms, context.checkpoint,
+                               dict(config.attrs)) if config.alarms is not None else None)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._stop_requested = threading.Event()
+        self.connects = 0  # sessions made (tests and the bench read it)
+        self.notifications = 0
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    def stop(self) -> None:
+        self._stop_requested.set()
+        loop, stopping = self.loop, self._stopping
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stopping.set)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        if self._stop_requested.is_set():
+            return
+        delay = self.config.reconnect.min_delay
+        while not self._stopping.is_set():
+            client: Client | None = None
+            try:
+                client = await self._connect()
+                feed = await self._subscribe(client)
+                self.context.health.connected()
+                self.log.info("opcua_subscribed", url=self.config.url, items=len(self.items),
+                              alarms=self.book is not None, session=self.connects)
+                delay = self.config.reconnect.min_delay
+                await self._watch(client, feed)
+            except Exception as exc:  # every failure: reported, then a new attempt
+                if self._stopping.is_set():
+                    break
+                self.context.health.disconnected(_reason(exc))
+                self.log.warning("opcua_connection_failed", url=self.config.url,
+                                 error=_reason(exc), retry_in_s=delay)
+            finally:
+                if client is not None:
+                    await self._disconnect(client)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, self.config.reconnect.max_delay)
+
+    async def _watch(self, client: Client, feed: _Feed) -> None:
+        """Return when asked to stop; raise when the connection or the subscription is
+        lost (asyncua's supervisor marks the client disconnected on a dead socket or a
+        failed probe; a subscription that stopped publishing is found here)."""
+        params = feed.parameters
+        keepalive = max(int(params.RequestedMaxKeepAliveCount or 1), 1)
+        stale_after = max(params.RequestedPublishingInterval / 1000 * keepalive * 3, 5.0)
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.2)
+            if client.state is not UaClientState.CONNECTED:
+                raise ConnectionError("connection to the server lost")
+            last = feed.last_publish_at
+            if last is not None and time.monotonic() - last > stale_after:
+                raise _Stale(f"no publish response for {stale_after:.0f} s")
+
+    # -- connecting ----------------------------------------------------------------------
+
+    async def _connect(self) -> Client:
+        config = self.config
+        client = Client(config.url, timeout=config.timeout, watchdog_intervall=1.0)
+        client.application_uri = APPLICATION_URI
+        client.name = client.description = f"floorstream {config.name}"
+        client.session_timeout = 60_000
+        if config.username is not None:
+            client.set_user(config.username)
+        if config.password is not None:
+            client.set_password(config.password)
+        security = config.security
+        if security.policy != "None":
+            policy = _POLICIES[security.policy]
+            mode = _MODES[security.mode]
+            server_cert = await self._server_certificate(client, policy, mode)
+            await client.set_security(
+                policy, certificate=str(security.certificate),
+                private_key=str(security.private_key),
+                private_key_password=security.private_key_password,
+                server_certificate=server_cert, mode=mode)
+        self.connects += 1
+        await client.connect(auto_reconnect=False)
+        return client
+
+    async def _server_certificate(self, client: Client,
+                                  policy: type[security_policies.SecurityPolicy],
+                                  mode: ua.MessageSecurityMode) -> bytes:
+        """The server's certificate for this policy and mode, checked against ``trust``."""
+        endpoints = await client.connect_and_get_server_endpoints()
+        try:
+            endpoint = Client.find_endpoint(endpoints, mode, policy.URI)
+        except ValueError:
+            offered = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/"
+                              f"{e.SecurityMode.name}" for e in endpoints})
+            raise ConnectionError(f"the server offers no {self.config.security.policy}/"
+                                  f"{self.config.security.mode} endpoint (it offers "
+                                  f"{', '.join(offered)})") from None
+        der = _first_certificate(endpoint.ServerCertificate)
+        trusted = _load_trust(self.config.security.trust)
+        if not trusted:
+            self.log.warning("opcua_server_certificate_not_checked", url=self.config.url,
+                             reason="security.trust is empty: any server certificate is "
+                                    "accepted")
+        elif not _is_trusted(der, trusted):
+            subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+            raise ConnectionError(f"the server's certificate ({subject}) is not in "
+                                  "security.trust")
+        return der
+
+    async def _disconnect(self, client: Client) -> None:
+        try:
+            await asyncio.wait_for(client.disconnect(), 2.0)
+        except Exception:  # the server is gone: nothing to close politely
+            with contextlib.suppress(Exception):
+                client.disconnect_socket()
+
+    # -- subscribing ---------------------------------------------------------------------
+
+    async def _subscribe(self, client: Client) -> _Feed:
+        config = self.config
+        await self._resolve(client)
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = config.publishing_interval * 1000
+        params.RequestedMaxKeepAliveCount = client.get_keepalive_count(
+            config.publishing_interval * 1000)
+        params.RequestedLifetimeCount = params.RequestedMaxKeepAliveCount * 3
+        params.MaxNotificationsPerPublish = 0  # the server's limit
+        params.PublishingEnabled = True
+        params.Priority = 0
+        feed = _Feed(client, params, self._on_notifications)
+        await feed.init()
+        for item in self.items:
+            item.last = None  # a new subscription: every item's first value passes
+        usable = [item for item in self.items if item.node is not None]
+        for start in range(0, len(usable), config.batch):
+            chunk = usable[start:start + config.batch]
+            results = await feed.create_monitored_items([self._request(i) for i in chunk])
+            for item, result in zip(chunk, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    await self._problem(item, f"cannot monitor {item.config.key}: "
+                                              f"{result.name}", result.name)
+        if self.book is not None:
+            await self._subscribe_alarms(client, feed)
+        return feed
+
+    async def _resolve(self, client: Client) -> None:
+        """NodeIds for every item: parsed, or translated from the browse path (in one
+        request per batch), plus the EURange of percent-deadband items."""
+        paths: list[Item] = []
+        for item in self.items:
+            if item.config.node is not None:
+                item.node = ua.NodeId.from_string(item.config.node)
+            else:
+                item.node = None
+                paths.append(item)
+        for start in range(0, len(paths), self.config.batch):
+            chunk = paths[start:start + self.config.batch]
+            results = await client.uaclient.translate_browsepaths_to_nodeids(
+                [_browse_path(item.config) for item in chunk])
+            for item, result in zip(chunk, results, strict=True):
+                if result.StatusCode.is_good() and result.Targets:
+                    target = result.Targets[0].TargetId
+                    item.node = ua.NodeId(target.Identifier, target.NamespaceIndex,
+                                          target.NodeIdType)
+                else:
+                    await self._problem(item, f"browse path {item.config.path} not found on "
+                                              f"the server ({result.StatusCode.name})",
+                                        result.StatusCode.name)
+        for item in self.items:
+            deadband = item.config.deadband
+            if item.node is None or deadband is None or deadband.percent is None:
+                continue
+            try:
+                rng = await client.get_node(item.node).get_child("0:EURange")
+                value = await rng.read_value()
+                item.span = float(value.High - value.Low)
+            except Exception as exc:
+                item.span = None
+                await self._problem(item, f"{item.config.key} has no EURange, which a percent "
+                                          f"deadband needs ({_reason(exc)})", "no-eurange")
+
+    def _request(self, item: Item) -> ua.MonitoredItemCreateRequest:
+        config = item.config
+        read = ua.ReadValueId()
+        read.NodeId = item.node
+        read.AttributeId = AttributeIds.Value
+        params = ua.MonitoringParameters()
+        params.ClientHandle = item.handle
+        interval = (config.sampling_interval if config.sampling_interval is not None
+                    else self.config.sampling_interval)
+        params.SamplingInterval = interval * 1000
+        params.QueueSize = config.queue_size
+        params.DiscardOldest = True
+        if config.deadband is not None:
+            flt = ua.DataChangeFilter()
+            flt.Trigger = ua.DataChangeTrigger.StatusValue
+            if config.deadband.absolute is not None:
+                flt.DeadbandType = ua.DeadbandType.Absolute
+                flt.DeadbandValue = config.deadband.absolute
+            else:
+                flt.DeadbandType = ua.DeadbandType.Percent
+                flt.DeadbandValue = config.deadband.percent
+            params.Filter = flt
+        request = ua.MonitoredItemCreateRequest()
+        request.ItemToMonitor = read
+        request.MonitoringMode = ua.MonitoringMode.Reporting
+        request.RequestedParameters = params
+        return request
+
+    async def _subscribe_alarms(self, client: Client, feed: _Feed) -> None:
+        assert self.config.alarms is not None and self.book is not None
+        evfilter = ua.EventFilter()
+        for type_id, name in _ALARM_FIELDS:
+            op = ua.SimpleAttributeOperand()
+            op.TypeDefinitionId = _nid(type_id)
+            op.BrowsePath = [ua.QualifiedName(part, 0) for part in name.split("/")]
+            op.AttributeId = AttributeIds.Value
+            evfilter.SelectClauses.append(op)
+        condition_id = ua.SimpleAttributeOperand()  # the ConditionId: the condition's NodeId
+        condition_id.TypeDefinitionId = _nid(ObjectIds.ConditionType)
+        condition_id.AttributeId = AttributeIds.NodeId
+        evfilter.SelectClauses.append(condition_id)
+        evfilter.WhereClause = await _alarm_types(client)
+        read = ua.ReadValueId()
+        read.NodeId = ua.NodeId.from_string(self.config.alarms.node)
+        read.AttributeId = AttributeIds.EventNotifier
+        params = ua.MonitoringParameters()
+        params.ClientHandle = _ALARM_HANDLE
+        params.QueueSize = 1000
+        params.DiscardOldest = True
+        params.Filter = evfilter
+        request = ua.MonitoredItemCreateRequest()
+        request.ItemToMonitor = read
+        request.MonitoringMode = ua.MonitoringMode.Reporting
+        request.RequestedParameters = params
+        (result,) = await feed.create_monitored_items([request])
+        if isinstance(result, ua.StatusCode):
+            raise ConnectionError(f"cannot subscribe to alarms on {self.config.alarms.node}: "
+                                  f"{result.name}")
+        try:  # the current state of every retained condition, between RefreshStart/End
+            await client.get_node(ObjectIds.ConditionType).call_method(
+                _nid(ObjectIds.ConditionType_ConditionRefresh),
+                ua.Variant(feed.subscription_id, ua.VariantType.UInt32))
+        except Exception as exc:
+            self.log.warning("opcua_condition_refresh_failed", error=_reason(exc),
+                             consequence="an alarm that ended while disconnected is not "
+                                         "cleared until its next event")
+
+    # -- notifications ---------------------------------------------------------------------
+
+    async def _on_notifications(self, data: list[Any]) -> None:
+        records: list[Record] = []
+        try:
+            for notification in data:
+                if isinstance(notification, ua.DataChangeNotification):
+                    self._data(notification, records)
+                elif isinstance(notification, ua.EventNotificationList):
+                    self._events(notification, records)
+                elif isinstance(notification, ua.StatusChangeNotification):
+                    self.log.warning("opcua_subscription_status",
+                                     status=notification.Status.name)
+        except Exception as exc:  # a bug costs this response, not the session
+            self.log.error("opcua_notification_failed", error=repr(exc), exc_info=True)
+            records.append(("quarantine", (repr(data).encode()[:65536],
+                                           f"internal error: {exc!r}", None,
+                                           {"reason": "internal"})))
+        if records:
+            await self._put(records)
+
+    def _data(self, notification: ua.DataChangeNotification, records: list[Record]) -> None:
+        source, kind = self.config.name, self.config.kind
+        attrs = self.config.attrs
+        now = datetime.now(UTC)
+        for monitored in notification.MonitoredItems:
+            item = self.by_handle.get(monitored.ClientHandle)
+            if item is None:
+                continue
+            self.notifications += 1
+            value = monitored.Value
+            status = value.StatusCode
+            if status is not None and not status.is_good():
+                if not item.bad:
+                    item.bad = True
+                    self.log.warning("opcua_bad_value", item=item.config.key,
+                                     subject=item.subject, status=status.name)
+                continue
+            if item.bad:
+                item.bad = False
+                self.log.info("opcua_value_good_again", item=item.config.key)
+            raw = value.Value.Value if value.Value is not None else None
+            when = value.SourceTimestamp or value.ServerTimestamp
+            if when is not None and when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            try:
+                data = plain(raw)
+            except Unreadable as exc:
+                records.append(("quarantine", (
+                    struct_to_binary(value), f"{item.config.key}: {exc}",
+                    position(item.config.key, when, repr(raw)),
+                    {"node": item.config.key, "reason": "invalid"})))
+                continue
+            if not self._passes_deadband(item, data):
+                continue
+            item.last = data
+            records.append(("change", Change.model_construct(
+                source=source, subject=item.subject, kind=kind,
+                position=position(item.config.key, when, data), observed_at=now,
+                occurred_at=when, data={item.config.field: data}, before=None,
+                attrs=dict(attrs))))
+
+    @staticmethod
+    def _passes_deadband(item: Item, value: Any) -> bool:
+        """The deadband, applied here too: some servers accept the filter and ignore it
+        (asyncua's own ignores a percent one). The server compares with the last value it
+        reported, this with the last one passed on: the same rule."""
+        deadband = item.config.deadband
+        last = item.last
+        if deadband is None or last is None or not _number(value) or not _number(last):
+            return True
+        limit = (deadband.absolute if deadband.absolute is not None else
+                 None if item.span is None else deadband.percent / 100 * item.span
+                 if deadband.percent is not None else None)
+        return limit is None or abs(value - last) > limit
+
+    def _events(self, notification: ua.EventNotificationList, records: list[Record]) -> None:
+        book = self.book
+        if book is None:
+            return
+        now = datetime.now(UTC)
+        names = [name for _, name in _ALARM_FIELDS] + ["ConditionId"]
+        for event in notification.Events:
+            if event.ClientHandle != _ALARM_HANDLE:
+                continue
+            fields = {name: variant.Value for name, variant in
+                      zip(names, event.EventFields, strict=False)}
+            event_type = fields.get("EventType")
+            if event_type == _REFRESH_START:
+                book.refresh_started()
+                continue
+            made: list[Event] = (book.refresh_ended(now) if event_type == _REFRESH_END
+                                 else book.handle(fields, now))
+            if made:
+                checkpoint = book.checkpoint()
+                for index, item in enumerate(made):
+                    records.append(("event", (item, checkpoint if index == len(made) - 1
+                                              else None)))
+
+    async def _problem(self, item: Item, message: str, status: str) -> None:
+        self.log.error("opcua_item_failed", item=item.config.key, error=message)
+        await self._put([("problem", (item.subject, message, f"{item.config.key}|{status}"))])
+
+    async def _put(self, records: list[Record]) -> None:
+        """Hand over, waiting (without blocking the loop) while the adapter's queue is
+        full: the publish loop awaits this, so the server waits too."""
+        while True:
+            try:
+                self.out.put_nowait(records)
+                return
+            except queue.Full:
+                if self._stopping is not None and self._stopping.is_set():
+                    return  # stopping: nothing will be acknowledged anyway
+                await asyncio.sleep(0.005)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _browse_path(item: ItemConfig) -> ua.BrowsePath:
+    path = ua.BrowsePath()
+    path.StartingNode = _nid(ObjectIds.RootFolder)
+    relative = ua.RelativePath()
+    for namespace, name in item.segments():
+        element = ua.RelativePathElement()
+        element.ReferenceTypeId = _nid(ObjectIds.HierarchicalReferences)
+        element.IsInverse = False  # type: ignore[assignment]  # asyncua's Boolean is bool
+        element.IncludeSubtypes = True  # type: ignore[assignment]
+        element.TargetName = ua.QualifiedName(name, namespace)
+        relative.Elements.append(element)
+    path.RelativePath = relative
+    return path
+
+
+async def _alarm_types(client: Client) -> ua.ContentFilter:
+    """``EventType InList (AlarmConditionType and its subtypes, RefreshStart, RefreshEnd)``:
+    only alarms and the brackets of a refresh come, not every event the server has."""
+    types: list[ua.NodeId] = [_REFRESH_START, _REFRESH_END]
+    pending = [_nid(ObjectIds.AlarmConditionType)]
+    while pending:  # the subtype tree, breadth first
+        node = pending.pop()
+        types.append(node)
+        children = await client.get_node(node).get_children(
+            refs=ObjectIds.HasSubtype, nodeclassmask=ua.NodeClass.ObjectType)
+        pending.extend(child.nodeid for child in children)
+    element = ua.ContentFilterElement()
+    operand = ua.SimpleAttributeOperand()
+    operand.TypeDefinitionId = _nid(ObjectIds.BaseEventType)
+    operand.BrowsePath = [ua.QualifiedName("EventType", 0)]
+    operand.AttributeId = AttributeIds.Value
+    element.FilterOperator = ua.FilterOperator.InList
+    element.FilterOperands = [operand] + [ua.LiteralOperand(Value=ua.Variant(t)) for t in types]
+    content = ua.ContentFilter()
+    content.Elements = [element]
+    return content
+
+
+def _first_certificate(chain: bytes) -> bytes:
+    """A server may send its chain; the first certificate is its own."""
+    cert = x509.load_der_x509_certificate(chain[:_der_length(chain)])
+    return cert.public_bytes(Encoding.DER)
+
+
+def _der_length(data: bytes) -> int:
+    if len(data) < 2 or data[1] < 0x80:
+        return len(data) if len(data) < 2 else 2 + data[1]
+    count = data[1] & 0x7F
+    return 2 + count + int.from_bytes(data[2:2 + count], "big")
+
+
+def _load_trust(paths: list[Path]) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (
+            ".der", ".pem", ".crt", ".cer")) if path.is_dir() else [path]
+        for file in files:
+            data = file.read_bytes()
+            certs.append(x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
+                         else x509.load_der_x509_certificate(data))
+    return certs
+
+
+def _is_trusted(der: bytes, trusted: list[x509.Certificate]) -> bool:
+    """The certificate itself is trusted, or it was issued by a trusted one (a plant CA)."""
+    cert = x509.load_der_x509_certificate(der)
+    now = datetime.now(UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return False
+    for anchor in trusted:
+        if anchor.public_bytes(Encoding.DER) == der:
+            return True
+        try:
+            cert.verify_directly_issued_by(anchor)
+        except Exception:  # another issuer, another key type: not this anchor
+            continue
+        return True
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UaStatusCodeError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, socket.gaierror | OSError) and not str(exc):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")

@@ -1,0 +1,29 @@
+"""Fixtures of the OPC UA plugin's tests: one real server per module, and client
+certificates made once per session (helpers in :mod:`opcua_support`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from floorstream_opcua.session import APPLICATION_URI
+from opcua_support import SERVER_URI, OpcuaServer, make_certificate
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> Iterator[OpcuaServer]:
+    """One plain (no security) server for a module's tests, on the module's ``OPCUA_PORT``
+    if it has one (a conformance class names its URL before fixtures run); each test writes
+    what it needs."""
+    running = OpcuaServer(getattr(request.module, "OPCUA_PORT", None)).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    directory = tmp_path_factory.mktemp("opcua-pki")
+    return {"server": make_certificate(directory, "server", SERVER_URI),
+            "client": make_certificate(directory, "client", APPLICATION_URI),
+            "stranger": make_certificate(directory, "stranger", SERVER_URI)}

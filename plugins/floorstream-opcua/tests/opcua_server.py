@@ -1,0 +1,146 @@
+"""A real OPC UA server for the tests and the benchmark: asyncua's full server stack, started
+as a process of its own (so a test can stop and start it like a PLC reboot).
+
+    python opcua_server.py --port 48400 [--cert s.der --key s.pem] [--user u:p]
+                           [--bench 10000 --period 1.0]
+
+It prints ``READY <port>`` once it listens. Address space (namespace ``urn:floorstream:test``):
+
+    Objects/Line1/Press07/State        ns=2;s=Press07.State        String  "RUNNING"
+    Objects/Line1/Press07/SpindleTemp  ns=2;s=Press07.SpindleTemp  Double  70.0 (EURange 0–200)
+    Objects/Line1/Press07/Count        ns=2;s=Press07.Count        Int32   0
+    Objects/Line1/Press07/SetAlarm(active, acked, severity, message)
+        fires an AlarmConditionType event for the condition ns=2;s=Press07.Overheat
+    Objects/Bench/V0 … V<n-1>          ns=2;i=1000+k               Double, all changed every
+                                                                   --period seconds
+Variables are writable: tests change them with an ordinary client write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from datetime import UTC, datetime
+
+from asyncua import Server, ua
+from asyncua.common.methods import uamethod
+from asyncua.crypto.permission_rules import User, UserRole
+
+NAMESPACE = "urn:floorstream:test"
+SERVER_URI = "urn:floorstream:test:server"
+
+
+class _Passwords:
+    """Accepts one user name and password, and anonymous sessions only when asked."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user, password
+
+    def get_user(self, iserver: object, username: str | None = None,
+                 password: str | None = None, certificate: object = None) -> User | None:
+        if username == self.user and password == self.password:
+            return User(role=UserRole.User)
+        return None
+
+
+async def main(args: argparse.Namespace) -> None:
+    user_manager = None
+    if args.user:
+        name, _, password = args.user.partition(":")
+        user_manager = _Passwords(name, password)
+    server = Server(user_manager=user_manager)  # type: ignore[arg-type]
+    server.iserver.bind_condition_methods = True  # ConditionRefresh, as real servers have
+    await server.init()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{args.port}/floorstream/")
+    server.set_server_name("floorstream test server")
+    await server.set_application_uri(SERVER_URI)
+    if args.cert:
+        await server.load_certificate(args.cert)
+        await server.load_private_key(args.key)
+        server.set_security_policy([
+            ua.SecurityPolicyType.Basic256Sha256_Sign,
+            ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+            ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+        ])
+    if args.user:
+        server.set_identity_tokens([ua.UserNameIdentityToken])
+    ns = await server.register_namespace(NAMESPACE)
+    line = await server.nodes.objects.add_folder(ns, "Line1")
+    press = await line.add_object(ua.NodeId("Press07", ns), ua.QualifiedName("Press07", ns))
+    state = await press.add_variable(ua.NodeId("Press07.State", ns), ua.QualifiedName("State", ns),
+                                     "RUNNING")
+    temp = await press.add_variable(ua.NodeId("Press07.SpindleTemp", ns),
+                                    ua.QualifiedName("SpindleTemp", ns), 70.0)
+    # EURange is a standard property (namespace 0): what a percent deadband is relative to
+    await temp.add_property(0, "EURange", ua.Range(Low=0.0, High=200.0))
+    count = await press.add_variable(ua.NodeId("Press07.Count", ns), ua.QualifiedName("Count", ns),
+                                     ua.Variant(0, ua.VariantType.Int32))
+    for node in (state, temp, count):
+        await node.set_writable()
+
+    alarm = await server.get_event_generator(ua.ObjectIds.AlarmConditionType,
+                                             emitting_node=ua.ObjectIds.Server)
+    alarm.event.SourceNode = press.nodeid
+    alarm.event.SourceName = "press-07"
+    alarm.event.ConditionName = "Overheat"
+    alarm.event.NodeId = ua.NodeId("Press07.Overheat", ns)
+    # asyncua types UtcTime properties by NodeId, which its Variant refuses: say DateTime
+    alarm.event.data_types["ActiveState/TransitionTime"] = ua.VariantType.DateTime
+
+    @uamethod
+    async def set_alarm(parent: object, active: bool, acked: bool, severity: int,
+                        message: str) -> None:
+        now = datetime.now(UTC)
+        event = alarm.event
+        if bool(getattr(event, "ActiveState/Id", False)) != active:
+            setattr(event, "ActiveState/TransitionTime", now)
+        setattr(event, "ActiveState/Id", active)
+        event.ActiveState = ua.LocalizedText("Active" if active else "Inactive")
+        setattr(event, "AckedState/Id", acked)
+        event.AckedState = ua.LocalizedText("Acknowledged" if acked else "Unacknowledged")
+        event.Severity = severity
+        event.Retain = active or not acked
+        await alarm.trigger(time_attr=now, message=message)
+
+    await press.add_method(ns, "SetAlarm", set_alarm,
+                           [ua.VariantType.Boolean, ua.VariantType.Boolean,
+                            ua.VariantType.UInt16, ua.VariantType.String], [])
+
+    bench_nodes = []
+    if args.bench:
+        folder = await server.nodes.objects.add_folder(ns, "Bench")
+        for k in range(args.bench):
+            bench_nodes.append(await folder.add_variable(ua.NodeId(1000 + k, ns), f"V{k}", 0.0))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        print(f"READY {args.port}", flush=True)
+        tick = 0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.period if bench_nodes else 1.0)
+            if bench_nodes and not stop.is_set():
+                tick += 1
+                now = datetime.now(UTC)
+                for k, node in enumerate(bench_nodes):
+                    await server.write_attribute_value(node.nodeid, ua.DataValue(
+                        ua.Variant(float(tick + k % 7), ua.VariantType.Double),
+                        SourceTimestamp=now, ServerTimestamp=now))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--user", help="name:password; refuses anonymous sessions")
+    parser.add_argument("--bench", type=int, default=0)
+    parser.add_argument("--period", type=float, default=1.0)
+    asyncio.run(main(parser.parse_args()))
+    sys.exit(0)

@@ -1,0 +1,198 @@
+"""The ``opcua`` adapter against a real OPC UA server (asyncua's, in a process of its own):
+the conformance kit, values as fields, browse paths, deadbands, refused items, alarms and
+their resumption, encrypted sessions and the trust list."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+from floorstream_opcua import OpcuaAdapter
+from opcua_support import COUNT, STATE, TEMP, Following, OpcuaServer, Plc, free_port
+from pydantic import ValidationError
+
+from floorstream.plugin import Event
+from floorstream.testing import AdapterConformance
+from support import sentinel, wait_for
+
+OPCUA_PORT = free_port()  # the module's server (conftest ``server``)
+
+
+class TestOpcuaConformance(AdapterConformance):
+    adapter = OpcuaAdapter
+    config: ClassVar[dict[str, Any]] = {
+        "name": "line1", "adapter": "opcua", "url": f"opc.tcp://127.0.0.1:{OPCUA_PORT}/floorstream/",
+        "subject": "press-07", "publishing_interval": 0.05, "sampling_interval": 0.02,
+        "items": [{"node": STATE, "field": "state"}, {"node": TEMP, "field": "temp"},
+                  {"path": "Objects/2:Line1/2:Press07/2:Count", "field": "count"}]}
+    min_changes = 3
+    timeout = 15.0
+    # OPC UA has no replay: a new subscription delivers every item's current value again,
+    # at the same position (its source timestamp) and with the same content
+    exact_resume = False
+
+    @pytest.fixture(autouse=True)
+    def _server(self, server: OpcuaServer) -> None:
+        """The module's server, which the config above names."""
+
+
+def _count_sentinel(plc: Plc, run: Following) -> None:
+    """Write the next count behind the input under test and wait until it came through."""
+    wait_for(lambda: run.values("count"), 20, "the first count")
+    target = run.values("count")[-1] + 1
+    sentinel(lambda: plc.write(COUNT, target), lambda: target in run.values("count"))
+
+
+def test_values_become_fields_by_node_and_by_browse_path(server: OpcuaServer) -> None:
+    plc = Plc(server.url)
+    items = [{"node": STATE, "field": "state"},
+             {"path": "Objects/2:Line1/2:Press07/2:SpindleTemp", "field": "spindle_temp"},
+             {"node": COUNT, "field": "count"}]
+    with Following({"url": server.url, "subject": "press-07", "items": items,
+                    "attrs": {"line": "1"}}) as run:
+        wait_for(lambda: run.values("state") and run.values("spindle_temp"), 20, "values")
+        plc.write(STATE, "FAULT")
+        run.wait_value("state", "FAULT")
+        _count_sentinel(plc, run)
+    fault = next(c for c in run.emitter.changes if c.data == {"state": "FAULT"})
+    assert fault.subject == "press-07" and fault.source == "line1" and fault.kind == "telemetry"
+    assert fault.attrs == {"line": "1"}
+    assert fault.position.startswith(f"{STATE}@") and fault.occurred_at is not None
+    # each change carries one field, so state_change, threshold and silence see plain values
+    assert {tuple(c.data) for c in run.emitter.changes} == {("state",), ("spindle_temp",),
+                                                           ("count",)}
+    assert not run.emitter.problems and not run.emitter.quarantined
+
+
+def test_absolute_and_percent_deadbands(server: OpcuaServer) -> None:
+    plc = Plc(server.url)
+    plc.write(TEMP, 100.0)
+    for deadband, small, large in (({"absolute": 2.0}, 101.5, 104.0),
+                                   ({"percent": 5}, 108.0, 115.0)):  # 5 % of 0–200 = 10
+        items = [{"node": TEMP, "field": "temp", "deadband": deadband},
+                 {"node": COUNT, "field": "count"}]
+        with Following({"url": server.url, "subject": "press-07", "items": items}) as run:
+            wait_for(lambda run=run: run.values("temp"), 20, "the first temperature")
+            start = run.values("temp")[0]
+            plc.write(TEMP, small)
+            plc.write(TEMP, large)
+            run.wait_value("temp", large)
+            _count_sentinel(plc, run)
+        assert run.values("temp") == [start, large], deadband  # the small move filtered
+        assert not run.emitter.problems
+
+
+def test_items_the_server_refuses_are_problems_and_the_rest_goes_on(
+        server: OpcuaServer) -> None:
+    items = [{"node": "ns=2;s=Press07.Nope", "field": "x"},
+             {"path": "Objects/2:Line1/2:Press99/2:State", "field": "y"},
+             {"node": STATE, "field": "state"}]
+    with Following({"url": server.url, "subject": "press-07", "items": items}) as run:
+        wait_for(lambda: len(run.emitter.problems) == 2 and run.values("state"), 20,
+                 "two problems and the state")
+    browse, monitor = sorted(message for _, message in run.emitter.problems)
+    assert browse.startswith("browse path Objects/2:Line1/2:Press99/2:State not found")
+    assert "BadNodeIdUnknown" in monitor and "Press07.Nope" in monitor
+
+
+def _events(run: Following, type: str) -> list[Event]:
+    return [e for e in run.emitter.events if e.type == type]
+
+
+def test_alarms_raise_acknowledge_clear_and_survive_a_restart(server: OpcuaServer) -> None:
+    plc = Plc(server.url)
+    config = {"url": server.url, "alarms": {"acknowledgements": True}}
+    with Following(config) as first:
+        wait_for(lambda: first.context.health.is_connected, 20, "the subscription")
+        plc.alarm(active=True, severity=900)
+        (raised,) = wait_for(lambda: _events(first, "alarm.raised"), 20, "the alarm")
+        plc.alarm(active=True, acked=True, severity=900)
+        (acked,) = wait_for(lambda: _events(first, "alarm.acknowledged"), 20, "the ack")
+    assert raised.subject == "press-07" and raised.severity.label == "critical"
+    assert raised.thread == "ns=2;s=Press07.Overheat" and raised.relation == "new"
+    assert raised.fields["message"] == "Spindle overheated"
+    assert raised.fields["opc_severity"] == 900 and raised.fields["acked"] is False
+    assert acked.relation == "update" and acked.refers_to == raised.id
+    assert acked.thread == raised.thread
+
+    # a restart while the alarm is still active: the refresh reports it, nothing is posted
+    # again, and its clear refers to the post made before the restart
+    with Following(config, checkpoint=first.emitter.last_checkpoint) as second:
+        wait_for(lambda: second.context.health.is_connected, 20, "the subscription")
+        plc.alarm(active=False, acked=True, severity=900)
+        (cleared,) = wait_for(lambda: _events(second, "alarm.cleared"), 20, "the clear")
+    assert second.emitter.events == [cleared]
+    assert cleared.relation == "resolution" and cleared.refers_to == raised.id
+    assert cleared.thread == raised.thread and "reason" not in cleared.fields
+
+    # raised, then ended while floorstream was away: cleared at the end of the refresh
+    with Following(config, checkpoint=second.emitter.last_checkpoint) as third:
+        wait_for(lambda: third.context.health.is_connected, 20, "the subscription")
+        plc.alarm(active=True, severity=300, message="Door open")
+        (again,) = wait_for(lambda: _events(third, "alarm.raised"), 20, "the second alarm")
+    assert again.severity.label == "notice" and again.id != raised.id
+    plc.alarm(active=False, acked=True, severity=300, message="Door open")
+    with Following(config, checkpoint=third.emitter.last_checkpoint) as fourth:
+        (gone,) = wait_for(lambda: _events(fourth, "alarm.cleared"), 20, "the late clear")
+    assert gone.refers_to == again.id and gone.fields["reason"]
+    assert fourth.emitter.last_checkpoint == '{"alarms":{},"v":1}'
+
+
+def test_encrypted_sessions_with_user_and_trust_list(
+        certificates: dict[str, Any]) -> None:
+    server_cert, server_key = certificates["server"]
+    client_cert, client_key = certificates["client"]
+    server = OpcuaServer(None, "--cert", str(server_cert), "--key", str(server_key),
+                         "--user", "plant:s3cret").start()
+    try:
+        plc = Plc(server.url, certificate=(client_cert, client_key), user=("plant", "s3cret"))
+        for policy, mode in (("Basic256Sha256", "SignAndEncrypt"),
+                             ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
+                             ("Basic256Sha256", "Sign")):
+            security = {"policy": policy, "mode": mode, "certificate": str(client_cert),
+                        "private_key": str(client_key), "trust": [str(server_cert)]}
+            with Following({"url": server.url, "subject": "press-07", "security": security,
+                            "username": "plant", "password": "s3cret",
+                            "items": [{"node": STATE, "field": "state"}]}) as run:
+                wait_for(lambda run=run: run.values("state"), 20, f"a value over {policy}")
+                value = f"RUN-{policy}-{mode}"
+                plc.write(STATE, value)
+                run.wait_value("state", value)
+        # a server whose certificate is not in the trust list is not talked to
+        security["trust"] = [str(certificates["stranger"][0])]
+        with Following({"url": server.url, "subject": "press-07", "security": security,
+                        "username": "plant", "password": "s3cret",
+                        "items": [{"node": STATE, "field": "state"}]}) as refused:
+            health = refused.context.health
+            wait_for(lambda: health.failures >= 2, 20, "two refused attempts")
+        assert health.is_connected is False and not refused.emitter.changes
+        assert "not in security.trust" in (health.last_error or "")
+        # and a wrong password is a connection error people can read
+        security["trust"] = [str(server_cert)]
+        with Following({"url": server.url, "subject": "press-07", "security": security,
+                        "username": "plant", "password": "wrong",
+                        "items": [{"node": STATE, "field": "state"}]}) as denied:
+            wait_for(lambda: denied.context.health.failures >= 1, 20, "a refused login")
+        assert "BadUserAccessDenied" in (denied.context.health.last_error or "") or \
+            "BadIdentityTokenRejected" in (denied.context.health.last_error or "")
+    finally:
+        server.stop()
+
+
+def test_config_errors_are_found_at_start() -> None:
+    base = {"name": "l", "adapter": "opcua", "url": "opc.tcp://plc:4840", "subject": "p"}
+    validate = OpcuaAdapter.config_model.model_validate
+    for bad, says in (
+        ({"items": [{"node": "i=1", "path": "Objects/2:X", "field": "f"}]}, "node or path"),
+        ({"items": [{"node": "i=1", "field": "f", "deadband": {"percent": 120}}]}, "100"),
+        ({"items": [{"node": "i=1", "field": "f", "deadband": {}}]}, "absolute or percent"),
+        ({"items": [{"node": "i=1", "field": "f"}], "security": {"policy": "Basic256Sha256",
+                                                               "mode": "Sign"}}, "certificate"),
+        ({"items": [{"node": "i=1", "field": "f"}], "security": {"policy": "Basic256Sha256"}},
+         "together"),
+        ({}, "items, alarms"),
+        ({"items": [{"node": "i=1", "field": "f"}, {"node": "i=1", "field": "g"}]}, "twice"),
+        ({"items": [{"node": "ns=x;q=1", "field": "f"}]}, "NodeId"),
+    ):
+        with pytest.raises(ValidationError, match=says):
+            validate({**base, **bad})
