@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t1 = time.monotonic()
         settings = RetentionSettings(posts="90d", delivered="30d", failed=None,
                                      quarantine=None, detector_state=None, erp_changes=None,
-                                     batch=args.batch, pause=args.pause)
+                                     batch=args.batch, pause=args.pause, hold=args.hold)
         started = time.perf_counter()
         report = prune(store, settings, progress=None, writer=pipeline.lock)  # as the daemon
         prune_s = time.perf_counter() - started
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "store": args.store, "old_posts": args.old, "rate": args.rate,
         "prune": {"seconds": round(prune_s, 1), "deleted": report.counts,
                   "posts_per_s": round(report.counts.get("posts", 0) / prune_s),
-                  "batch": args.batch, "pause_s": args.pause},
+                  "batch": args.batch, "pause_s": args.pause, "hold_s": args.hold},
         "baseline": base, "pruning": during, "after": after,
         # a loaded machine moves p99 a lot between two quiet windows: both are references
         "p99_ratio": ratio_to(base), "p99_ratio_to_after": ratio_to(after),
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--pause", type=float, default=0.05)
+    parser.add_argument("--hold", type=float, default=None,
+                        help="retention.hold (default: auto)")
     args = parser.parse_args()
     result = run(args)
     print(json.dumps(result, indent=2))
