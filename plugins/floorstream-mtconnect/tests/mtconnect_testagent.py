@@ -80,6 +80,7 @@ class Agent:
             self.pristine = True
             self.entries: list[Entry] = []
             self.raw_parts: list[bytes] = []
+            self.after_current: list[str] = []
             self.generation = getattr(self, "generation", 0) + 1
             for device in root.iter(f"{{{NS}}}DeviceStream"):
                 dev = (device.get("name", ""), device.get("uuid", ""))
@@ -122,6 +123,12 @@ class Agent:
             self.pristine = False
             self.lock.notify_all()
         return sequence
+
+    def then(self, *observations: str) -> None:
+        """Add these observations right after the next ``/current`` was answered: what a
+        client reads next comes from ``/sample``, at sequence numbers fixed in advance."""
+        with self.lock:
+            self.after_current = list(observations)
 
     def add_raw_part(self, raw: bytes) -> None:
         """The next streamed part is these bytes (a broken document)."""
@@ -249,6 +256,10 @@ class Agent:
                     self._send(200, PROBE)
                 elif request == "current":
                     self._send(200, agent.current())
+                    with agent.lock:
+                        pending, agent.after_current = agent.after_current, []
+                    for observation in pending:
+                        agent.add(observation)
                 elif request == "sample":
                     start = int(query.get("from", agent.first))
                     count = int(query.get("count", 100))

@@ -55,20 +55,24 @@ class Cycles(Detector):
 
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         meta = change.data.get(META)
-        if not isinstance(meta, dict) or meta.get("unavailable"):
+        if not isinstance(meta, dict):
             return []
         kind = meta.get("type")
         if kind not in ("EXECUTION", "PART_COUNT", "CONTROLLER_MODE", "PROGRAM"):
             return []
         value = change.data.get(str(meta.get("key")))
-        if value is None:
-            return []
         paths: dict[str, dict[str, Any]] = state.data.setdefault("paths", {})
         name = str(meta.get("component_id") or meta.get("component") or "")
         path = dict(paths.get(name, {}))
         events: list[Event] = []
         now = change.when.timestamp()
-        if kind == "CONTROLLER_MODE":
+        if value is None:
+            if not meta.get("unavailable") or kind == "PART_COUNT":
+                return []  # a count that comes back higher still counts the parts made
+            # an unknown mode, program or execution: forgotten, never reported stale
+            path.update({"CONTROLLER_MODE": {"mode": None}, "PROGRAM": {"program": None},
+                         "EXECUTION": {"execution": None, "started": None}}[kind])
+        elif kind == "CONTROLLER_MODE":
             path["mode"] = str(value)
         elif kind == "PROGRAM":
             path["program"] = str(value)
