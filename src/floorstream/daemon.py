@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -25,6 +25,7 @@ import structlog
 from floorstream.api import Stream
 from floorstream.config import Config
 from floorstream.delivery.service import DeliveryService
+from floorstream.fleet import Fleet, fleet_wanted
 from floorstream.health import HealthServer, iso
 from floorstream.metrics import DaemonMetrics
 from floorstream.model import utcnow
@@ -32,12 +33,15 @@ from floorstream.monitor import Monitor
 from floorstream.pipeline import Pipeline
 from floorstream.plugin.adapter import Adapter, AdapterContext, SourceConfig, SourceHealth
 from floorstream.plugins import Plugins
-from floorstream.processing import Processor
+from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store
 
 __all__ = ["Daemon", "SourceStatus"]
 
 log = structlog.get_logger("floorstream.daemon")
+
+#: the pseudo-source of the pipeline barrier a fleet daemon waits on when it stops a source
+_BARRIER = "@fleet-barrier"
 
 
 @dataclass
@@ -47,7 +51,9 @@ class SourceStatus:
 
     name: str
     adapter: str
-    state: str = "starting"  # starting | running | restarting | finished | stopped
+    #: starting | running | restarting | finished | stopped; standby: another daemon of the
+    #: fleet runs it (or nobody yet)
+    state: str = "starting"
     restarts: int = 0
     last_error: str | None = None  # the adapter's last exception (a crash)
     last_error_at: datetime | None = None
@@ -77,7 +83,7 @@ class SourceStatus:
     @property
     def ok(self) -> bool:
         """Ready as far as this source goes: connected, or a finite source that finished."""
-        return self.connected or self.state == "finished"
+        return self.connected or self.state in ("finished", "standby")
 
     def set_state(self, state: str) -> None:
         if state != self.state:
@@ -100,6 +106,14 @@ class Daemon:
             for s in config.sources if s.enabled}
         self._threads: list[threading.Thread] = []
         self._adapters: dict[str, Adapter[Any]] = {}
+        #: a fleet on the store (docs/fleet.md): a source runs while this daemon holds its
+        #: lease; per source its thread, its stop event, and whether its input is accepted
+        self.fleet: Fleet | None = None
+        self._running: dict[str, threading.Thread] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._active: set[str] = set()
+        if fleet_wanted(config.settings.store, config.settings.fleet.enabled) and self.status:
+            self._setup_fleet()
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
         self.delivery: DeliveryService | None = None
         if config.sinks and delivery:  # else `floorstream deliver` runs it in its own process
@@ -125,40 +139,49 @@ class Daemon:
 
     def start(self) -> None:
         self.pipeline.start()
-        checkpoints = self.store.checkpoints()
-        for source in self.config.sources:
-            if not source.enabled:
-                continue
-            entry = next(e for e in self.plugins.adapters if e.name == source.adapter)
-            status = self.status[source.name]
-            thread = threading.Thread(
-                target=self._run_source, args=(source, entry.item, entry.plugin,
-                                               checkpoints.get(source.name), status),
-                name=f"source-{source.name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        if self.fleet is None:
+            checkpoints = self.store.checkpoints()
+            for source in self.config.sources:
+                if source.enabled:
+                    self._launch(source, checkpoints.get(source.name), self.stop_event)
+        else:
+            self.fleet.start()  # sources start as their leases come (_gain)
         self.monitor.start()
         for service in self.extra_services:
             service.start()
         log.info("daemon_started", sources=[s.name for s in self.config.sources if s.enabled],
                  store=self.store.engine.url.render_as_string(hide_password=True))
 
+    def _launch(self, source: SourceConfig, checkpoint: str | None,
+                stop: threading.Event) -> threading.Thread:
+        entry = next(e for e in self.plugins.adapters if e.name == source.adapter)
+        status = self.status[source.name]
+        thread = threading.Thread(
+            target=self._run_source, args=(source, entry.item, entry.plugin, checkpoint,
+                                           status, stop),
+            name=f"source-{source.name}", daemon=True)
+        self._threads.append(thread)
+        self._running[source.name] = thread
+        thread.start()
+        return thread
+
     def _run_source(self, source: SourceConfig, adapter_cls: type[Adapter[Any]], plugin: str,
-                    checkpoint: str | None, status: SourceStatus) -> None:
+                    checkpoint: str | None, status: SourceStatus,
+                    stop: threading.Event) -> None:
         delay = 1.0
         bound = log.bind(source=source.name, adapter=source.adapter, plugin=plugin)
-        while not self.stop_event.is_set():
+        while not stop.is_set():
             adapter: Adapter[Any] | None = None
             started = time.monotonic()
             try:
                 context = AdapterContext(source.name, checkpoint, self.plugins.decoders, bound,
                                          lambda: self.store.checkpoints().get(source.name),
-                                         health=status.health)
+                                         health=status.health, leased=self.fleet is not None)
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
                 status.set_state("running")
-                adapter.run(self.pipeline.emitter(source.name), self.stop_event)
-                if not self.stop_event.is_set():
+                adapter.run(self.pipeline.emitter(source.name), stop)
+                if not stop.is_set():
                     bound.info("source_finished")  # a finite source (a replay) ran out
                     status.set_state("finished")
                     return
@@ -174,13 +197,13 @@ class Daemon:
                         adapter.close()
                     except Exception as exc:
                         bound.warning("adapter_close_failed", error=repr(exc))
-            if self.stop_event.is_set():
+            if stop.is_set():
                 break
             if time.monotonic() - started > 60:
                 delay = 1.0
             status.set_state("restarting")
             status.restarts += 1
-            self.stop_event.wait(delay)
+            stop.wait(delay)
             delay = min(delay * 2, 60.0)
             # resume from what is committed now, not from what was committed at start
             checkpoint = self.store.checkpoints().get(source.name, checkpoint)
@@ -189,7 +212,11 @@ class Daemon:
     def stop(self, timeout: float = 30.0) -> None:
         log.info("daemon_stopping")
         self.monitor.stop()  # it submits to the pipeline: stopped before the pipeline drains
+        if self.fleet is not None:  # every source stopped and its lease given back
+            self.fleet.stop(timeout)
         self.stop_event.set()
+        for event in self._stops.values():
+            event.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
@@ -215,6 +242,76 @@ class Daemon:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    # -- a fleet on the store (docs/fleet.md) -----------------------------------------------
+
+    def _setup_fleet(self) -> None:
+        settings = self.config.settings.fleet
+        managed = frozenset(self.status)
+        self.fleet = Fleet(
+            self.store.engine, self.store.engine.url.render_as_string(hide_password=False),
+            [(s.name, s.adapter) for s in self.config.sources if s.enabled],
+            takeover=settings.takeover, weight=settings.weight,
+            max_sources=settings.max_sources, version=_version(), start=self._gain,
+            halt=self._halt, stop=self._stop_source, stats=self._lease_stats)
+        self.store.fence = self.fleet.fence
+        self.pipeline.accepts = lambda name: name in self._active or name not in managed
+        for name, status in self.status.items():
+            self.processor.sources.pop(name, None)  # built afresh when its lease comes
+            status.set_state("standby")
+
+    def _gain(self, name: str, epoch: int) -> None:
+        """This daemon holds ``name`` now (the lease row says so at ``epoch``): run it from
+        the checkpoint committed now, with detector state as committed now."""
+        source = next(s for s in self.config.sources if s.name == name)
+        runtime = self.processor.fresh_runtime(name)
+        with self.pipeline.lock:
+            self.processor.sources[name] = runtime
+        self._active.add(name)
+        stop = self._stops[name] = threading.Event()
+        self._launch(source, self.store.checkpoints().get(name), stop)
+        log.info("source_leased", source=name, epoch=epoch)
+
+    def _halt(self, name: str) -> None:
+        """Stop ``name`` at once, from any thread: its input is no longer processed or acked
+        and its adapter is told to stop."""
+        self._active.discard(name)
+        event = self._stops.get(name)
+        if event is not None:
+            event.set()
+
+    def _stop_source(self, name: str) -> None:
+        """Halt ``name`` and wait until its adapter ended and the pipeline went past what
+        it had queued (dropped unacked: the next holder reads it again)."""
+        self._halt(name)
+        thread = self._running.pop(name, None)
+        if thread is not None:
+            thread.join(30.0)
+            if thread.is_alive():
+                log.error("source_stop_slow", source=name,
+                          hint="its input is dropped; the adapter thread is still running")
+        if self.pipeline.alive and not self._barrier(5.0):
+            log.warning("fleet_barrier_timeout", source=name)
+        with self.pipeline.lock:
+            self.processor.sources.pop(name, None)
+        self.status[name].set_state("standby")
+        log.info("source_unleased", source=name)
+
+    def _barrier(self, timeout: float) -> bool:
+        """Wait until the pipeline has handled everything queued before now."""
+        done = threading.Event()
+        self.pipeline.submit(Envelope(_BARRIER, ack=done.set))
+        return done.wait(timeout)
+
+    def _lease_stats(self) -> dict[str, tuple[float, datetime | None]]:
+        now = time.time()
+        stats: dict[str, tuple[float, datetime | None]] = {}
+        for name in list(self._active):
+            counters = self.pipeline.counter(name)
+            last = counters.last_committed
+            stats[name] = (counters.lag_now(now),
+                           datetime.fromtimestamp(last, UTC) if last is not None else None)
+        return stats
 
     # -- what it knows about itself ---------------------------------------------------------
 
@@ -309,6 +406,7 @@ class Daemon:
             "sources": {name: self.source_report(name, now) for name in self.status},
             "sinks": self.sink_reports(),
             "alerts": self.monitor.open_alerts(),
+            **({"fleet": self.fleet.report()} if self.fleet is not None else {}),
         }
 
     def readiness(self) -> dict[str, Any]:
@@ -328,6 +426,10 @@ class Daemon:
         store = self._store_report()
         if not store["reachable"]:
             reasons.append(f"the store is unreachable: {store['error'] or 'no answer'}")
+        if self.fleet is not None and not self.fleet.connected:
+            reasons.append("the fleet's store session is down"
+                           + (f": {self.fleet.error}" if self.fleet.error else "")
+                           + " (this daemon runs no source until it is back)")
         for name, status in self.status.items():
             if not status.ok:
                 error = status.health.last_error or status.last_error
@@ -344,3 +446,8 @@ class Daemon:
                 "checked_at": iso(probe.checked_at),
                 "error": commit_error or probe.error,
                 "error_at": iso(self.pipeline.store_error_at if commit_error else probe.error_at)}
+
+
+def _version() -> str:
+    from floorstream import __version__
+    return __version__

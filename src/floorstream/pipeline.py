@@ -101,6 +101,9 @@ class Pipeline:
         self.store_error_at: float | None = None
         #: called with the seconds each successful commit transaction took (metrics)
         self.on_commit: Callable[[float], None] | None = None
+        #: a fleet (floorstream.fleet): whether input of a source may be processed and acked
+        #: (the sources this daemon runs now, and any it does not manage); None: everything
+        self.accepts: Callable[[str], bool] | None = None
         #: test seam for crash-consistency tests: called between commit and acks.
         self.after_commit: Callable[[], None] | None = None
 
@@ -167,6 +170,11 @@ class Pipeline:
         a publish and a daemon batch never interleave and share one detector state, one
         commit retry and one ``post_committed`` call per batch. Returns the new posts.
         """
+        accepts = self.accepts
+        if accepts is not None:
+            # a fleet: input of a source this daemon no longer runs is dropped unacked; its
+            # next holder reads it again from the committed checkpoint
+            items = [item for item in items if accepts(item.source)]
         taken = time.time()
         spans = self._spans(items, taken)
         with self.lock:
@@ -179,7 +187,8 @@ class Pipeline:
         if self.after_commit is not None:
             self.after_commit()
         for item in items:
-            if item.ack is not None:
+            # (a source the commit fence took away meanwhile is not acked either)
+            if item.ack is not None and (accepts is None or accepts(item.source)):
                 try:
                     item.ack()
                 except Exception as exc:  # an ack failing must not lose the next batch

@@ -248,6 +248,14 @@ class Processor:
         runtime.preload(timed + ([FloodControl.key] if flood is not None else []))
         return runtime
 
+    def fresh_runtime(self, name: str) -> SourceRuntime:
+        """A configured source's runtime built afresh, its detector state read from the store
+        as committed now: a fleet daemon taking a source over (floorstream.fleet) must not
+        act on state another daemon has moved on since. The caller installs it in
+        :attr:`sources` (under the pipeline's lock)."""
+        source = next((s for s in self.config.sources if s.name == name), None)
+        return self._runtime(name, source)
+
     def runtime(self, source: str) -> SourceRuntime:
         """The runtime of a configured source, or a bare one for ad-hoc publishers."""
         runtime = self.sources.get(source)

@@ -242,6 +242,23 @@ class WebSettings(_Strict):
                                        "the store has no LISTEN/NOTIFY (SQLite, MariaDB)")
 
 
+class FleetSettings(_Strict):
+    """Several daemons on one PostgreSQL or MariaDB store (docs/fleet.md): each source runs
+    on exactly one of them, and a survivor takes a dead daemon's sources over."""
+
+    enabled: bool | None = Field(
+        default=None, description="null: on with a PostgreSQL or MariaDB store, off with "
+                                  "SQLite (one daemon per SQLite file; true is refused there)")
+    takeover: Duration = Field(
+        default=10.0, ge=1.0, le=3600,
+        description="a dead or cut-off holder's sources run on another daemon within this; "
+                    "a daemon that cannot reach the store stops its sources well before")
+    weight: int = Field(default=1, ge=1, le=1000,
+                        description="this daemon's share of the sources relative to the others")
+    max_sources: int | None = Field(default=None, ge=0,
+                                    description="never hold more sources than this")
+
+
 class PluginSettings(_Strict):
     disable: list[str] = Field(default_factory=list,
                                description="plugin names to block, as `floorstream plugins` "
@@ -270,6 +287,7 @@ class Settings(_Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 
 

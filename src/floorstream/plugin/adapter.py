@@ -191,6 +191,9 @@ class AdapterContext:
     committed_checkpoint: Callable[[], str | None] = field(default=lambda: None)
     #: where the adapter reports whether its source is reachable (see :class:`SourceHealth`)
     health: SourceHealth = field(default_factory=SourceHealth)
+    #: the host runs this source under a lease on its store (a fleet, docs/fleet.md): exactly
+    #: one daemon runs it, so an adapter needs no single-runner lock of its own
+    leased: bool = False
 
 
 @dataclass

@@ -69,6 +69,13 @@ def _v5_retention_indexes(conn: Connection) -> None:
                           "ON fs_detector_state (updated_at)"))
 
 
+def _v6_fleet(conn: Connection) -> None:
+    """v5 → v6: the fleet's tables, a row per daemon and one per source lease (docs/fleet.md).
+    Tables already there are kept."""
+    for table in (schema.daemons, schema.source_leases):
+        table.create(conn, checkfirst=True)
+
+
 def _v7_web(conn: Connection) -> None:
     """v6 → v7: the web feed's tables (sessions, follows, acknowledgements) and, on
     PostgreSQL, the NOTIFY trigger that wakes web processes when posts or acks are inserted
@@ -80,7 +87,7 @@ def _v7_web(conn: Connection) -> None:
 
 MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints,
                                     4: _v4_threads, 5: _v5_retention_indexes,
-                                    7: _v7_web}
+                                    6: _v6_fleet, 7: _v7_web}
 
 
 def current_version(conn: Connection) -> int | None:

@@ -199,6 +199,41 @@ deliveries = Table(
 )
 
 
+# -- v6: a fleet of daemons on one store (docs/fleet.md) ------------------------------------
+# A row per running daemon and one per source lease: who holds what since when. The lock
+# itself is a session lock of the holder's lock connection (pg_advisory_lock, GET_LOCK); these
+# rows say what the locks mean, and a lease's epoch fences the commits of a holder that lost
+# it (floorstream.fleet.fence).
+
+daemons = Table(
+    "fs_daemons", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("fleet", String(32), nullable=False),  # fingerprint of the sources it runs
+    Column("weight", Integer, nullable=False, default=1),
+    Column("max_sources", Integer),
+    Column("session", String(64), nullable=False),  # its lock connection's session id
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    **MYSQL,
+)
+
+source_leases = Table(
+    "fs_source_leases", metadata,
+    Column("source", String(128), primary_key=True),
+    Column("holder", String(64)),  # the daemon's id; NULL when released
+    Column("epoch", BigInteger, nullable=False, default=0),  # +1 on every acquisition
+    Column("since", UTCDateTime, nullable=False),
+    # what the holder last reported of it (every few seconds): its lag and last commit
+    Column("lag_ms", BigInteger),
+    Column("committed_at", UTCDateTime),
+    Column("reported_at", UTCDateTime),
+    **MYSQL,
+)
+
+
 # -- v7: the web feed (docs/web.md): sessions, follows, acknowledgements --------------------
 
 web_sessions = Table(

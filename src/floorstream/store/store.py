@@ -8,13 +8,14 @@ all of a batch is durable or none of it, which is what lets adapters ack only af
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import (
+    Connection,
     Engine,
     RowMapping,
     bindparam,
@@ -111,6 +112,9 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        #: called first inside every commit's transaction; may strip from the batch the work of
+        #: sources this daemon no longer holds (a fleet's commit fence, floorstream.fleet)
+        self.fence: Callable[[Connection, CommitBatch], None] | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, **engine_args: Any) -> Store:
@@ -142,6 +146,8 @@ class Store:
             return []
         now = utcnow()
         with self.engine.begin() as conn:
+            if self.fence is not None:
+                self.fence(conn, batch)
             new_posts: list[Post] = []
             if batch.posts:
                 ids = [p.id for p in batch.posts]

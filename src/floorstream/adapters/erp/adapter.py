@@ -108,7 +108,10 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
         if self.cfg.notify and engine.dialect.name == "postgresql":
             self.listener = Listener(self.cfg.url, wake, stop)
             self.listener.start()
-        if self.cfg.single_poller and engine.dialect.name == "postgresql":
+        # under a fleet's lease (docs/fleet.md) this daemon alone runs the source: the
+        # ERP-side lock would only repeat it
+        if (self.cfg.single_poller and engine.dialect.name == "postgresql"
+                and not self.context.leased):
             self.lock = SourceLock(self.cfg.url, self.cfg.name, retry=self.cfg.standby_retry)
         tables = {t.table: t for t in self.cfg.tables}
         due = dict.fromkeys(tables, 0.0)
