@@ -132,6 +132,15 @@ class Daemon:
                                               ready=self.readiness, metrics=self.metrics.render)
             self.extra_services.append(self.health_server)
 
+        #: the web feed (docs/web.md) on a thread of its own, reading the store through its
+        #: own connections; comments go through this daemon's pipeline
+        self.web: Any = None
+        if config.settings.web.port is not None:
+            from floorstream.web.server import WebServer  # the web extra, needed only then
+
+            self.web = WebServer(config, stream=self.stream())
+            self.extra_services.append(self.web)
+
     def stream(self) -> Stream:
         """A library handle publishing through this daemon's own pipeline (same detector
         state, same commits, same ``post_committed`` hooks)."""

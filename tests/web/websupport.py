@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from functools import cache
 from pathlib import Path
@@ -56,3 +57,80 @@ def login(client: Any, user: str = "alice", password: str = PASSWORD) -> Any:
     return client.post("/login", data={"user": user, "password": password,
                                        "csrf": csrf_of(page.text), "next": "/"},
                        follow_redirects=False)
+
+
+class SseReader:
+    """A real event-stream client on a thread: collects (id, event, data, when) as they come.
+
+    http.client over a plain socket, so leaving the ``with`` block shuts the socket down and
+    the reading thread ends at once instead of waiting for the next keep-alive.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        import threading
+
+        self.url, self.headers = url, dict(headers or {})
+        self.events: list[tuple[str | None, str, dict[str, Any], float]] = []
+        self.opened = threading.Event()
+        self.status: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._conn: Any = None
+
+    def __enter__(self) -> SseReader:
+        self._thread.start()
+        assert self.opened.wait(10), f"the event stream {self.url} did not open"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import socket
+
+        self._stop.set()
+        sock = getattr(self._conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            self._read()
+        except Exception:
+            if not self._stop.is_set():
+                raise
+        finally:
+            self.opened.set()
+
+    def _read(self) -> None:
+        import http.client
+        import json
+        import time
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        self._conn = conn
+        conn.request("GET", f"{parts.path}?{parts.query}", headers=self.headers)
+        response = conn.getresponse()
+        self.status = response.status
+        self.opened.set()
+        fields: dict[str, str] = {}
+        while not self._stop.is_set():
+            raw = response.fp.readline()
+            if not raw:
+                return
+            line = raw.decode().rstrip("\r\n")
+            if line == "":
+                if "event" in fields:
+                    self.events.append((fields.get("id"), fields["event"],
+                                        json.loads(fields.get("data", "null")),
+                                        time.monotonic()))
+                fields = {}
+            elif not line.startswith(":") and ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = fields.get(key, "") + value.lstrip(" ")
+
+    def posts(self) -> list[str]:
+        """Summaries of the posts received, in order."""
+        return [data["activity"]["summary"] for _, event, data, _ in self.events
+                if event == "post"]
