@@ -58,7 +58,10 @@ def test_below_limit_with_clear_above() -> None:
     (raised,) = run.feed({"pressure": 1.8}, at=1)
     assert raised.severity is Severity.CRITICAL
     assert phrase(raised) == "press-07: pressure 1.8 bar, below the 2 bar limit"
-    assert run.feed({"pressure": 1.2}, at=2) == []
+    (worse,) = run.feed({"pressure": 1.2}, at=2)  # 0.6 bar worse: more than the band
+    assert worse.type == "metric.limit_escalated" and worse.refers_to == raised.id
+    assert phrase(worse) == ("press-07: pressure up to 1.2 bar (was 1.8 bar), still below "
+                             "the 2 bar limit after 1 s")
     assert run.feed({"pressure": 2.4}, at=3) == []
     (cleared,) = run.feed({"pressure": 2.6}, at=4)
     assert cleared.fields["peak"] == 1.2
@@ -170,10 +173,12 @@ def test_raise_and_clear_strictly_alternate_starting_with_a_raise(
         upward: bool) -> None:
     run = Runner(_detector(for_, clear_for, upward))
     _play(run, readings)
-    types = [e.type for e in run.events]
+    # (a standing alarm's updates — escalations, reminders — are in between: not a raise)
+    stories = [e for e in run.events if e.relation != "update"]
+    types = [e.type for e in stories]
     expected = ["metric.limit_exceeded", "metric.limit_cleared"] * len(types)
     assert types == expected[: len(types)]
-    for raised, cleared in zip(run.events[::2], run.events[1::2], strict=False):
+    for raised, cleared in zip(stories[::2], stories[1::2], strict=False):
         assert cleared.clears == raised.id
 
 
@@ -196,7 +201,7 @@ def test_with_for_no_raise_unless_beyond_the_limit_that_long(
         while start > 0 and timeline[start - 1][1] > LIMIT:
             start -= 1
         assert all(v > LIMIT for _, v, _ in timeline[start:index + 1])
-        assert at - timeline[start][0] >= for_
+        assert at - timeline[start][0] >= for_ - 1e-6  # (times go through datetimes)
 
 
 @PROPS
@@ -209,3 +214,42 @@ def test_a_replay_gives_the_same_event_ids(readings: list[tuple[float, float]],
     _play(second, readings)
     assert [e.id for e in first.events] == [e.id for e in second.events]
     assert all(not math.isnan(e.fields["value"]) for e in first.events)
+
+
+def test_a_worse_state_inside_a_standing_alarm_is_posted() -> None:
+    """Issue 12: an alarm raised at 86 °C that never fell below its 80 °C clear level stood
+    for 15 minutes, and the real overheat to 92.5 °C inside it produced no post at all."""
+    run = Runner(make(Threshold, field="temp", above=85, clear_below=80, unit="°C",
+                      levels={"critical": 90}, remind="15m"))
+    (raised,) = run.feed({"temp": 86}, at=0)
+    assert raised.severity is Severity.WARNING
+    assert run.feed({"temp": 88}, at=60) == []  # worse, but less than the 5 °C band
+    (critical,) = run.feed({"temp": 92.5}, at=840)
+    assert critical.type == "metric.limit_escalated" and critical.severity is Severity.CRITICAL
+    assert (critical.relation, critical.refers_to) == ("update", raised.id)
+    assert critical.fields["limit"] == 90 and critical.fields["previous"] == 86
+    assert phrase(critical) == ("press-07: temp now 92.5 °C, above the 90 °C critical level "
+                                "(alarm for 14 min, was 86 °C)")
+    assert run.feed({"temp": 93}, at=850) == []  # not another step beyond 92.5
+    (standing,) = run.feed({"temp": 91}, at=900)
+    assert standing.type == "metric.limit_standing" and standing.refers_to == raised.id
+    assert standing.severity is Severity.CRITICAL
+    assert phrase(standing) == ("press-07: temp still above the 85 °C limit after 15 min "
+                                "(now 91 °C, peak 93 °C)")
+    assert run.feed({"temp": 91}, at=1000) == []  # the next reminder at 30 min
+    (cleared,) = run.feed({"temp": 79}, at=1300)
+    assert cleared.clears == raised.id and cleared.fields["peak"] == 93
+
+
+def test_a_raise_straight_into_a_higher_level_says_so() -> None:
+    run = Runner(make(Threshold, field="temp", above=85, levels={"critical": 90}, unit="°C"))
+    (raised,) = run.feed({"temp": 95}, at=0)
+    assert raised.severity is Severity.CRITICAL and raised.fields["limit"] == 90
+    assert phrase(raised) == "press-07: temp 95 °C, above the 90 °C limit"
+
+
+def test_levels_must_lie_beyond_the_limit() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must be above the limit"):
+        make(Threshold, field="t", above=85, levels={"critical": 80})

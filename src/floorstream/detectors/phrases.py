@@ -48,6 +48,30 @@ def _limit_cleared(e: Event) -> str:
             f"{phrasing.quantity(f['peak'], unit)}, {phrasing.duration(f['duration_s'])})")
 
 
+def _limit_escalated(e: Event) -> str:
+    """"oven-2: spindle temp now 92.5 °C, beyond the 90 °C critical level (alarm for 15 min,
+    was 86 °C)"; a new peak: "oven-2: spindle temp up to 92.5 °C (was 86 °C), still above
+    the 85 °C limit after 15 min"."""
+    f = e.fields
+    unit = f.get("unit", "")
+    value, previous = phrasing.quantity(f["value"], unit), phrasing.quantity(f["previous"], unit)
+    limit, since = phrasing.quantity(f["limit"], unit), phrasing.duration(f["duration_s"])
+    if f.get("kind") == "level":
+        return (f"{e.subject}: {f['label']} now {value}, {f['direction']} the {limit} "
+                f"{f['level']} level (alarm for {since}, was {previous})")
+    return (f"{e.subject}: {f['label']} up to {value} (was {previous}), still "
+            f"{f['direction']} the {limit} limit after {since}")
+
+
+def _limit_standing(e: Event) -> str:
+    f = e.fields
+    unit = f.get("unit", "")
+    return (f"{e.subject}: {f['label']} still {f['direction']} the "
+            f"{phrasing.quantity(f['limit'], unit)} limit after "
+            f"{phrasing.duration(f['duration_s'])} (now {phrasing.quantity(f['value'], unit)}, "
+            f"peak {phrasing.quantity(f['peak'], unit)})")
+
+
 def _offline(e: Event) -> str:
     f = e.fields
     if f.get("since"):  # the silence detector: when the subject's own clock last spoke
@@ -72,6 +96,8 @@ def register_phrases(phrases: Registry[Phrase]) -> None:
         ("machine.state_changed", _state_changed),
         ("metric.limit_exceeded", _limit_exceeded),
         ("metric.limit_cleared", _limit_cleared),
+        ("metric.limit_escalated", _limit_escalated),
+        ("metric.limit_standing", _limit_standing),
         ("machine.offline", _offline),
         ("machine.online", _online),
         ("record.field_changed", _field_changed),

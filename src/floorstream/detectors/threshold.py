@@ -6,6 +6,12 @@ A value hovering around the limit must not produce a post per reading: the alarm
 the changes' own time (``occurred_at``), so a replay decides exactly as the first run did.
 
 States: normal → pending → raised → clearing → normal.
+
+A standing alarm never hides a worse state: ``levels`` adds levels beyond the limit (warning
+at 85, ``levels: {critical: 90}``), and a raised alarm that reaches a higher level, or a new
+peak ``step`` beyond what was last posted, gets an update post in the alarm's thread
+(``metric.limit_escalated``); ``remind`` posts ``metric.limit_standing`` each time the alarm
+has stood that much longer. All of it on the changes' own time, like the rest.
 """
 
 from __future__ import annotations
@@ -42,6 +48,26 @@ class ThresholdOptions(DetectorOptions):
     unit: str = ""
     label: str | None = Field(default=None, description="what people call the metric")
     severity: SeverityName = "warning"
+    levels: dict[SeverityName, float] = Field(
+        default_factory=dict,
+        description="more levels beyond the limit, severity → value (e.g. {critical: 90})")
+    step: float | None = Field(
+        default=None, gt=0,
+        description="a standing alarm's new peak this far beyond the last post is posted "
+                    "(default: the hysteresis band, else 5 % of the limit)")
+    remind: Duration | None = Field(
+        default=None, gt=0, description="post a reminder each time the alarm stood this long")
+
+    @model_validator(mode="after")
+    def _levels_beyond_the_limit(self) -> ThresholdOptions:
+        limit = self.above if self.above is not None else self.below
+        for name, value in self.levels.items():
+            if limit is not None and ((self.above is not None and value <= limit)
+                                      or (self.below is not None and value >= limit)):
+                side = "above" if self.above is not None else "below"
+                raise ValueError(f"level {name} ({value:g}) must be {side} the limit "
+                                 f"({limit:g})")
+        return self
 
     @model_validator(mode="after")
     def _one_direction(self) -> ThresholdOptions:
@@ -91,6 +117,12 @@ class Threshold(Detector):
         self.severity = Severity.parse(o.severity)
         self.label = o.label or o.field.replace("_", " ").replace(".", " ")
         self._key = f"threshold:{o.field}:{'above' if self.upward else 'below'}:{self.limit:g}"
+        #: (value, severity) from the base limit outwards
+        self.levels = sorted([(self.limit, self.severity), *(
+            (v, Severity.parse(k)) for k, v in o.levels.items())],
+            key=lambda lv: lv[0] if self.upward else -lv[0])
+        band = abs(self.limit - self.clear_level)
+        self.step = o.step if o.step is not None else (band or abs(self.limit) * 0.05 or 1.0)
 
     @property
     def key(self) -> str:
@@ -133,9 +165,10 @@ class Threshold(Detector):
                 if self.opts.clear_for <= 0:
                     return [self._cleared(change, value, now, state, peak)]
                 state.update(status="clearing", clear_since=now, peak=peak)
-            elif peak != data["peak"]:
+                return []
+            if peak != data["peak"]:
                 state.update(peak=peak)
-            return []
+            return self._standing(change, value, now, state)
         # clearing
         if not self._clear(value):
             state.update(status="raised", clear_since=None, peak=peak)
@@ -143,6 +176,47 @@ class Threshold(Detector):
         if now - data["clear_since"] >= self.opts.clear_for:
             return [self._cleared(change, value, now, state, peak)]
         return []
+
+    def _level(self, value: float) -> tuple[float, Severity]:
+        """The outermost level ``value`` is beyond (the base limit at least)."""
+        found = self.levels[0]
+        for level in self.levels[1:]:
+            if (value > level[0]) if self.upward else (value < level[0]):
+                found = level
+        return found
+
+    def _standing(self, change: Change, value: float, now: float,
+                  state: DetectorState) -> list[Event]:
+        """A raised alarm that got worse (a higher level, a new peak ``step`` beyond the last
+        post) or has stood another ``remind``: an update in the alarm's thread."""
+        data = state.data
+        events: list[Event] = []
+        limit, severity = self._level(value)
+        level = Severity(data.get("level", int(self.severity)))
+        reported = data.get("reported", data["peak"])
+        worse = (value - reported) if self.upward else (reported - value)
+        if severity > level or worse >= self.step - 1e-9:
+            kind = "level" if severity > level else "peak"
+            fields = self._fields(value, limit)
+            fields.update(kind=kind, level=max(severity, level).label, previous=reported,
+                          duration_s=now - data["since"])
+            events.append(self.event(
+                change, "metric.limit_escalated", max(severity, level), fields,
+                position=f"{change.position}#{self.key}:escalated", relation="update",
+                refers_to=data.get("event")))
+            state.update(level=int(max(severity, level)), reported=value)
+        remind = self.opts.remind
+        if remind and now - data["since"] >= remind * (data.get("reminded", 0) + 1):
+            reminded = int((now - data["since"]) // remind)
+            fields = self._fields(value, self.limit)
+            fields.update(peak=data["peak"], duration_s=now - data["since"],
+                          level=Severity(data.get("level", int(self.severity))).label)
+            events.append(self.event(
+                change, "metric.limit_standing", Severity(data.get("level", int(self.severity))),
+                fields, position=f"{change.position}#{self.key}:remind{reminded}",
+                relation="update", refers_to=data.get("event")))
+            state.update(reminded=reminded)
+        return events
 
     def _peak(self, peak: float, value: float) -> float:
         return max(peak, value) if self.upward else min(peak, value)
@@ -153,12 +227,16 @@ class Threshold(Detector):
 
     def _raise(self, change: Change, value: float, since: float, now: float,
                state: DetectorState, peak: float | None = None) -> Event:
-        fields = self._fields(value, self.limit)
+        limit, severity = self._level(value)
+        fields = self._fields(value, limit)
         fields["duration_s"] = now - since
-        event = self.event(change, "metric.limit_exceeded", self.severity, fields,
+        if severity != self.severity:
+            fields["level"] = severity.label
+        event = self.event(change, "metric.limit_exceeded", severity, fields,
                            position=f"{change.position}#{self.key}")
         state.replace({"status": "raised", "since": now, "event": event.id,
-                       "peak": value if peak is None else self._peak(peak, value)})
+                       "peak": value if peak is None else self._peak(peak, value),
+                       "level": int(severity), "reported": value})
         return event
 
     def _cleared(self, change: Change, value: float, now: float, state: DetectorState,
