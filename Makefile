@@ -10,9 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml plugins/floorstream-mtconnect/pyproject.toml $(BIN)/python
+$(STAMP): pyproject.toml plugins/floorstream-mtconnect/pyproject.toml \
+          plugins/floorstream-opcua/pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,mysql]'
 	$(BIN)/python -m pip install --quiet -e plugins/floorstream-mtconnect
+	$(BIN)/python -m pip install --quiet -e plugins/floorstream-opcua
 	touch $(STAMP)
 
 demo: $(BIN)/python
@@ -21,7 +23,7 @@ demo: $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples plugins
-	PYTHONPATH=plugins/floorstream-example-plugin/src:plugins/floorstream-mtconnect/src $(BIN)/lint-imports
+	PYTHONPATH=plugins/floorstream-example-plugin/src:plugins/floorstream-mtconnect/src:plugins/floorstream-opcua/src $(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -71,7 +71,7 @@ async def main(args: argparse.Namespace) -> None:
     line = await server.nodes.objects.add_folder(ns, "Line1")
     press = await line.add_object(ua.NodeId("Press07", ns), ua.QualifiedName("Press07", ns))
     state = await press.add_variable(ua.NodeId("Press07.State", ns), ua.QualifiedName("State", ns),
-                                     "RUNNING")
+                                     args.state)
     temp = await press.add_variable(ua.NodeId("Press07.SpindleTemp", ns),
                                     ua.QualifiedName("SpindleTemp", ns), 70.0)
     # EURange is a standard property (namespace 0): what a percent deadband is relative to
@@ -140,6 +140,7 @@ if __name__ == "__main__":
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--user", help="name:password; refuses anonymous sessions")
+    parser.add_argument("--state", default="RUNNING", help="Press07.State at start")
     parser.add_argument("--bench", type=int, default=0)
     parser.add_argument("--period", type=float, default=1.0)
     asyncio.run(main(parser.parse_args()))
