@@ -111,3 +111,14 @@ def test_without_a_part_counter_program_completed_is_the_cycle() -> None:
     run.feed(event("CONTROLLER_MODE", "mode", "MANUAL_DATA_INPUT"), at=40)
     run.feed(event("EXECUTION", "exec", "ACTIVE"), at=41)
     assert run.feed(event("EXECUTION", "exec", "PROGRAM_COMPLETED"), at=50) == []  # not AUTO
+
+
+def test_a_completion_whose_start_was_not_seen_and_an_unknown_program_say_nothing() -> None:
+    run = Runner(make(Cycles))
+    run.feed(event("PROGRAM", "prog", "O1"), at=0)
+    assert run.feed(event("EXECUTION", "exec", "PROGRAM_COMPLETED"), at=1) == []
+    run.feed({"prog": None, "mtconnect": {**event("PROGRAM", "prog", "")["mtconnect"],
+                                          "unavailable": True}}, at=2)
+    run.feed(event("EXECUTION", "exec", "ACTIVE"), at=3)
+    (done,) = run.feed(event("EXECUTION", "exec", "PROGRAM_COMPLETED"), at=13)
+    assert done.fields["program"] is None and phrase(done) == "press-07: cycle complete (10 s)"

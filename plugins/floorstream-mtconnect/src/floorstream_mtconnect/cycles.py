@@ -11,7 +11,8 @@ execution state, the controller mode, the program and the part count:
   was made since the last post, e.g. after the source was unreachable), with the cycle's
   time when its start was seen;
 * on a machine without a part counter (none seen on that path), PROGRAM_COMPLETED is the
-  cycle complete, without a part number;
+  cycle complete, without a part number, when the cycle's start was seen (a program found
+  completing right after a connection is no cycle we watched);
 * the part count going *down* is a reset (a new shift, a new job): learnt, not posted.
 
 Only the counter of the first PART_COUNT item seen on a path counts (TARGET and REMAINING
@@ -82,7 +83,7 @@ class Cycles(Detector):
                                       or path.get("started") is None):
                 path["started"] = now
             elif after == "PROGRAM_COMPLETED" and before != after \
-                    and not path.get("counter"):
+                    and not path.get("counter") and path.get("started") is not None:
                 events += self._cycle(change, meta, path, None, 1, now)
             path["execution"] = after
         else:  # PART_COUNT

@@ -1,0 +1,208 @@
+"""``mtconnect.shdr`` reading the real Okuma SHDR recording over a real TCP socket: the dump at
+the first timestamp and the one after the time jump back are baselines, assets and protocol
+lines are skipped, bad lines are quarantined, and the daemon makes one post of the whole
+recording: the cycle."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from floorstream_mtconnect.shdr import ShdrSource, parse_line
+
+from floorstream.config import parse_config
+from floorstream.daemon import Daemon
+from floorstream.plugin import AdapterContext
+from floorstream.plugins import build_plugins
+from floorstream.store.store import Store
+from floorstream.testing import AdapterConformance, RecordingEmitter
+
+T = TypeVar("T")
+RECORDING = (Path(__file__).parent / "samples"
+             / "okuma_shdr_excerpt_lines10590-10770.txt").read_bytes()
+LINES = RECORDING.decode().splitlines()
+TYPES = {"pexecution": "EXECUTION", "ppartcount": "PART_COUNT", "pmode": "CONTROLLER_MODE",
+         "fmode": "FUNCTIONAL_MODE"}
+
+
+class Adapter:
+    """An SHDR adapter on a local port: every connection gets the recording (and what a test
+    appends), like cppagent's simulator replaying a file, and its PINGs a PONG."""
+
+    def __init__(self, tail: bytes = b"") -> None:
+        self.payload = RECORDING + tail
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.pings = 0
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            try:
+                client.sendall(self.payload)
+                client.settimeout(0.2)
+                while not self.closed.is_set():
+                    try:
+                        data = client.recv(1024)
+                    except TimeoutError:
+                        continue
+                    if not data:
+                        return
+                    for _ in range(data.count(b"* PING")):
+                        self.pings += 1
+                        client.sendall(b"* PONG 1000\n")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.server.close()
+
+
+def wait_for(found: Callable[[], T], timeout: float = 10.0, what: str = "it") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+ADAPTER = Adapter()
+
+
+class TestShdrConformance(AdapterConformance):
+    adapter = ShdrSource
+    config = {"name": "okuma", "adapter": "mtconnect.shdr", "host": "127.0.0.1",
+              "port": ADAPTER.port, "device": "okuma", "types": TYPES, "retry": 0.1}
+    min_changes = 300
+    # SHDR has no history to resume from: the recording is replayed on every connection, so
+    # what the kit checks here is that a second connection hands every line over the same
+    # way (the dumps as baselines, the rest as changes) at the same positions, so the post
+    # ids of a replay are the ones already made
+    exact_resume = False
+
+
+@pytest.fixture
+def adapter() -> Iterator[Adapter]:
+    server = Adapter(tail=b"not a timestamp|x|1\n"
+                          b"2022-08-08T13:58:09.0000000Z|lonely\n"
+                          b"2022-08-08T13:58:09.1000000Z|X1load|\xff\xfe\n"
+                          b"2022-08-08T13:58:10.0000000Z|ppartcount|2\n")
+    yield server
+    server.close()
+
+
+def follow(server: Adapter, until: Callable[[RecordingEmitter], bool]) -> RecordingEmitter:
+    config = ShdrSource.config_model.model_validate(
+        {"name": "okuma", "adapter": "mtconnect.shdr", "host": "127.0.0.1",
+         "port": server.port, "device": "okuma", "types": TYPES, "heartbeat": 0.1})
+    emitter = RecordingEmitter()
+    source = ShdrSource(config, AdapterContext(
+        "okuma", None, build_plugins(load_entry_points=False).decoders))
+    thread = threading.Thread(target=source.run, args=(emitter, emitter.stop))
+    thread.start()
+    try:
+        wait_for(lambda: until(emitter), what="the recording")
+    finally:
+        emitter.stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    return emitter
+
+
+def test_the_dumps_are_baselines_and_the_rest_are_changes(adapter: Adapter) -> None:
+    emitter = follow(adapter, lambda e: len(e.quarantined) == 3 and adapter.pings >= 2)
+    baseline_times = {c.position.split(":")[0][:26] for c in emitter.baselines}
+    stamp = {line.split("|")[0][:26] for line in (LINES[0], LINES[15])}
+    # the first line of the connection, and the full state dump after the jump back from
+    # 14:30:19 to 13:57:41 (its 79 items and the ten system conditions), nothing else
+    assert {c.occurred_at.isoformat()[:26] for c in emitter.baselines} == {
+        "2022-08-08T14:30:16.792719", "2022-08-08T13:57:41.918521"} and len(stamp) == 2
+    assert len(emitter.baselines) == 1 + 79 + 10 and len(baseline_times) == 2
+    dumped = {c.data["mtconnect"]["key"]: c for c in emitter.baselines}
+    assert dumped["ppartcount"].data["ppartcount"] == 0  # the counter reset: learnt, unsaid
+    assert dumped["system"].kind == "mtconnect.condition"
+    assert dumped["system"].data["mtconnect"]["level"] == "NORMAL"
+    assert dumped["avail"].data["avail"] == "AVAILABLE"
+    # the small steps back (13:57:49.06 → 48.97) are ordinary lines, not dumps
+    cutting = [c for c in emitter.changes if "pCuttingTime" in c.data]
+    assert [c.data["pCuttingTime"] for c in cutting] == [1389, 1390]
+    # samples are numbers, a 3D position stays text, an UNAVAILABLE is no value
+    loads = [c.data["X1load"] for c in emitter.changes if "X1load" in c.data]
+    assert loads[:3] == [51.0, 52.0, 51.0]
+    frcmd = [c for c in emitter.changes if c.data["mtconnect"]["key"] == "p1Frcmd"]
+    assert frcmd[1].data["mtconnect"]["unavailable"] and "p1Frcmd" not in frcmd[1].data
+    # the assets and their XML bodies, the '*' lines: skipped, not quarantined
+    assert not any("CuttingTool" in str(c.data) for c in emitter.emitted)
+    bad = [(q.raw, q.error) for q in emitter.quarantined]
+    assert bad[0] == (b"not a timestamp|x|1\n", "'not a timestamp' is not a timestamp")
+    assert bad[1] == (b"2022-08-08T13:58:09.0000000Z|lonely\n", "item 'lonely' has no value")
+    assert bad[2][0].endswith(b"\xff\xfe\n") and "not UTF-8" in bad[2][1]
+    assert emitter.changes[-1].data["ppartcount"] == 2  # the source went on
+    assert emitter.last_checkpoint == "2022-08-08T13:58:10.0000000Z"
+
+
+def test_a_condition_line_with_its_native_code() -> None:
+    config = ShdrSource.config_model.model_validate(
+        {"name": "m", "adapter": "mtconnect.shdr", "host": "h", "device": "m"})
+    line = parse_line("2022-08-08T13:57:41.9185216Z|Xtravel|FAULT|OT-1|2|HIGH|X overtravel"
+                      "|Xload|51", config, None)
+    (cond, _, position), (load, _, _) = line.observations
+    assert (cond.category, cond.value, cond.native_code, cond.qualifier, cond.text) == (
+        "CONDITION", "FAULT", "OT-1", "HIGH", "X overtravel")
+    assert position == "2022-08-08T13:57:41.9185216Z:Xtravel:OT-1"
+    assert (load.item_id, load.value, load.category) == ("Xload", "51", "SAMPLE")
+
+
+CONFIG = """
+store: sqlite:///{db}
+teams: {{production: {{}}}}
+sources:
+  - name: okuma
+    adapter: mtconnect.shdr
+    host: 127.0.0.1
+    port: {port}
+    device: okuma-p300
+    types: {{pexecution: EXECUTION, ppartcount: PART_COUNT, pmode: CONTROLLER_MODE}}
+routes:
+  - match: {{source: okuma}}
+    teams: [production]
+"""
+
+
+def test_the_daemon_makes_one_post_of_the_recording_the_cycle(adapter: Adapter,
+                                                              tmp_path: Path) -> None:
+    plugins = build_plugins()
+    config = parse_config(CONFIG.format(db=tmp_path / "fs.db", port=adapter.port), plugins)
+    store = Store.open(config.settings.store)
+    daemon = Daemon(config, plugins)
+    daemon.start()
+    try:
+        # the last line (part 2) is the sentinel: once it is posted, all before it was read
+        found = wait_for(lambda: (p if len(p := store.feed("production")) >= 2 else None),
+                         what="the sentinel part")
+        assert [p.summary for p in reversed(found)] == [
+            "okuma-p300: cycle complete, part 1 (17 s)",  # ACTIVE 13:57:44 → count 13:58:01
+            "okuma-p300: cycle complete, part 2"]
+        assert store.count_quarantined(source="okuma") == 3
+    finally:
+        daemon.stop()
+        store.close()
