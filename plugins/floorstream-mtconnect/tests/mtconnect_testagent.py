@@ -13,6 +13,7 @@ was added since. Observations added by a test get the next sequence numbers; ``/
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 import time
@@ -120,6 +121,8 @@ class Agent:
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             self.entries.append(Entry(sequence, device, component, _BLOCKS[category],
                                       element))
+            if len(self.entries) > self.buffer_size + 1024:  # what fell out of the buffer
+                del self.entries[:len(self.entries) - self.buffer_size]
             self.pristine = False
             self.lock.notify_all()
         return sequence
@@ -224,7 +227,8 @@ class Agent:
                 return 400, self._error("OUT_OF_RANGE",
                                         f"'from' must be greater than {self.first - 1} and "
                                         f"less than {self.next + 1}")
-            chosen = [e for e in self.entries if e.sequence >= start][:count]
+            at = bisect.bisect_left(self.entries, start, key=lambda e: e.sequence)
+            chosen = self.entries[at:at + count]
             following = chosen[-1].sequence + 1 if chosen else self.next
             return 200, self._document(chosen, following)
 
