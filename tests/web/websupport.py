@@ -24,7 +24,8 @@ def password_hash() -> str:
 
 
 def web_mapping(store: str, **web: Any) -> dict[str, Any]:
-    """Teams maintenance, production, purchasing; alice reads all, bob only production."""
+    """Teams maintenance, production, purchasing; alice and carol read all, bob only
+    production."""
     return {
         "store": store,
         "default_team": "production",
@@ -34,7 +35,8 @@ def web_mapping(store: str, **web: Any) -> dict[str, Any]:
                    {"name": "orders", "match": {"source": "orders"}, "teams": ["purchasing"]}],
         "web": {"people": {"alice": {"password_hash": password_hash(), "name": "Alice"},
                            "bob": {"password_hash": password_hash(), "name": "Bob",
-                                   "teams": ["production"]}},
+                                   "teams": ["production"]},
+                           "carol": {"password_hash": password_hash(), "name": "Carol"}},
                 "tokens": [{"person": "alice", "token": TOKEN},
                            {"person": "bob", "token": TOKEN_BOB}],
                 **web},
