@@ -61,6 +61,7 @@ class _DaemonCollector(Collector):
         yield from self._pipeline()
         yield from self._sinks()
         yield from self._alerts()
+        yield from self._fleet()
 
     def _sources(self) -> Iterable[Metric]:
         daemon = self.daemon
@@ -181,6 +182,36 @@ class _DaemonCollector(Collector):
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
             latency.add_metric([name], buckets, sum_value=sink.latency_sum)
         yield from (pending, rows, oldest, delivered, failed, retries, failing, latency)
+
+    def _fleet(self) -> Iterable[Metric]:
+        """A fleet on the store (docs/fleet.md): what this daemon's fleet thread last saw."""
+        fleet = self.daemon.fleet
+        if fleet is None:
+            return
+        report = fleet.report()
+        yield GaugeMetricFamily("floorstream_fleet_connected", "1 while this daemon's store "
+                                "session (which holds its leases) is up",
+                                value=1.0 if report["connected"] else 0.0)
+        yield GaugeMetricFamily("floorstream_fleet_live_daemons", "Live daemons of the fleet "
+                                "(this one included)", value=report["live_daemons"])
+        yield GaugeMetricFamily("floorstream_fleet_share", "Sources this daemon may hold",
+                                value=report["share"])
+        held = GaugeMetricFamily("floorstream_fleet_source_held", "1 while this daemon holds "
+                                 "the source's lease", labels=["source"])
+        for name in self.daemon.status:
+            held.add_metric([name], 1.0 if name in report["held"] else 0.0)
+        yield held
+        yield GaugeMetricFamily("floorstream_fleet_sources_unheld", "Sources no live daemon "
+                                "holds (as this daemon last read the lease rows)",
+                                value=len(report["unheld"]))
+        for name, value, text in (
+                ("acquisitions", report["acquisitions"], "Leases this daemon took"),
+                ("releases", report["releases"], "Leases this daemon gave back"),
+                ("losses", report["losses"], "Times this daemon lost its store session while "
+                                             "holding leases"),
+                ("fenced_batches", report["fenced_batches"], "Commits that had work of a "
+                                                              "source held elsewhere stripped")):
+            yield CounterMetricFamily(f"floorstream_fleet_{name}", text, value=value)
 
     def _alerts(self) -> Iterable[Metric]:
         monitor = self.daemon.monitor

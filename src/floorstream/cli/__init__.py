@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "floorstream.cli.deliveries",
     "floorstream.cli.deliver",
     "floorstream.cli.prune",
+    "floorstream.cli.fleet",
     "floorstream.cli.plugins",
     "floorstream.cli.demo",
     "floorstream.cli.web",

@@ -52,9 +52,22 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{config.file}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
           f"{len(config.settings.routes)} routes)")
+    print(_fleet_line(config))
     if args.connect:
         return _connect(config)
     return 0
+
+
+def _fleet_line(config: Any) -> str:
+    """Whether daemons on this config form a fleet (docs/fleet.md)."""
+    from floorstream.fleet import fleet_wanted
+    fleet = config.settings.fleet
+    if fleet_wanted(config.settings.store, fleet.enabled):
+        return (f"fleet: on (daemons on this store share its sources; a dead holder's are "
+                f"taken over within {fleet.takeover:g}s)")
+    if fleet.enabled is False:
+        return "fleet: off (fleet.enabled is false: run one daemon on this store)"
+    return "fleet: off (SQLite store: one daemon per database file)"
 
 
 def _connect(config: Any) -> int:

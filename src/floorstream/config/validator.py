@@ -168,6 +168,7 @@ class _Validator:
         sinks = self._sinks(data.get("sinks"))
         self._cross_check(data, sinks)
         self._store(data.get("store"))
+        self._fleet(data.get("fleet"), data.get("store"))
         self._disabled_plugins(data.get("plugins"))
         if settings is not None and not raw_non_finite:
             for where, value in non_finite(settings):
@@ -364,6 +365,16 @@ class _Validator:
         warning = store_warning(url)
         if warning is not None:
             self.warnings.append(warning)
+
+    def _fleet(self, raw: Any, url: Any) -> None:
+        """``fleet.enabled: true`` needs a store with session locks (docs/fleet.md)."""
+        if not isinstance(raw, dict) or raw.get("enabled") is not True or not isinstance(
+                url, str) or store_problem(url) is not None:
+            return
+        from floorstream.fleet import fleet_problem
+        problem = fleet_problem(url, True)
+        if problem is not None:
+            self.fail(("fleet", "enabled"), problem)
 
     def _disabled_plugins(self, raw: Any) -> None:
         """``plugins.disable`` must name plugins that exist (a typo would leave the plugin

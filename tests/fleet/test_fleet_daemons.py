@@ -1,0 +1,113 @@
+"""Two daemons in this process on one store: the share, ``floorstream fleet``, ``/readyz`` and
+``/metrics``, a store session killed under a holder, and a clean stop handing over."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from floorstream.cli import main
+from floorstream.daemon import Daemon
+from support import DaemonRunner, wait_for
+
+SOURCES = ["s0", "s1", "s2"]
+
+
+def _config(url: str) -> str:
+    sources = "".join(f"""
+  - name: {name}
+    adapter: simulator
+    machines: {{m{n}: press}}
+    interval: 0.2
+""" for n, name in enumerate(SOURCES))
+    return f"""
+store: {url}
+flood: null
+fleet: {{takeover: 3}}
+sources:{sources}"""
+
+
+def _held(daemon: Daemon) -> set[str]:
+    assert daemon.fleet is not None
+    return set(daemon.fleet.held_now())
+
+
+def _fleet_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = main(["fleet", "-c", str(path), "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _kill_session(url: str, session: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": int(session)})
+        else:
+            conn.execute(text(f"KILL {int(session)}"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("engine", [pytest.param("pg_url", marks=pytest.mark.postgres),
+                                    pytest.param("mysql_url", marks=pytest.mark.mysql)])
+def test_two_daemons_share_report_lose_a_session_and_hand_over(
+        engine: str, request: pytest.FixtureRequest, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url: str = request.getfixturevalue(engine)
+    text_ = _config(url)
+    path = tmp_path / "fs.yaml"
+    path.write_text(text_)
+    with DaemonRunner(text_, name="a") as a, DaemonRunner(text_, name="b") as b:
+        a.start()
+        b.start()
+        da, db = a.daemon, b.daemon
+        assert da is not None and db is not None and da.fleet and db.fleet
+        wait_for(lambda: len(_held(da)) + len(_held(db)) == 3
+                 and sorted([len(_held(da)), len(_held(db))]) == [1, 2], timeout=20,
+                 what="three sources spread 2/1")
+        assert not _held(da) & _held(db)
+        code, report = _fleet_cli(path, capsys)
+        assert code == 0 and report["unheld"] == []
+        daemons = report["daemons"]
+        assert isinstance(daemons, list) and len(daemons) == 2
+        by_id = {d["id"]: d for d in daemons}
+        for daemon in (da, db):
+            row = by_id[daemon.fleet.id]
+            assert row["live"] and row["pid"] > 0 and row["version"]
+            assert {s["source"] for s in row["sources"]} == _held(daemon)
+        ready = da.readiness()
+        assert ready["status"] == "ready", ready["reasons"]
+        assert set(ready["fleet"]["held"]) == _held(da)
+        assert {n for n, s in ready["sources"].items() if s["state"] == "standby"} == (
+            set(SOURCES) - _held(da))
+        metrics = da.metrics.render()[0].decode()
+        assert "floorstream_fleet_live_daemons 2.0" in metrics
+        for name in SOURCES:
+            held = 1.0 if name in _held(da) else 0.0
+            assert f'floorstream_fleet_source_held{{source="{name}"}} {held}' in metrics
+
+        # the store ends a's lock session (a DBA, a failover of the database): a stops its
+        # sources at once; they run again, on one daemon each, from the committed checkpoints
+        session = da.fleet.session.session
+        assert session is not None
+        lost = set(_held(da))
+        _kill_session(url, session)
+        wait_for(lambda: da.fleet.losses == 1, timeout=10, what="a noticed the lost session")
+        wait_for(lambda: len(_held(da)) + len(_held(db)) == 3, timeout=15,
+                 what="every source held again")
+        assert not _held(da) & _held(db)
+        assert all(da.status[s].state == "standby" for s in SOURCES if s not in _held(da))
+        assert lost  # a held something when its session went
+
+        # a clean stop hands a's sources to b, and a leaves the fleet
+        a.stop()
+        wait_for(lambda: _held(db) == set(SOURCES), timeout=15, what="b holds all three")
+        code, report = _fleet_cli(path, capsys)
+        assert code == 0 and [d["id"] for d in report["daemons"]] == [db.fleet.id]
+        b.stop()
+        code, report = _fleet_cli(path, capsys)
+        assert code == 1
+        assert [u["source"] for u in report["unheld"]] == SOURCES
