@@ -91,6 +91,9 @@ class Pipeline:
         self._stopping = threading.Event()
         self.lock = threading.Lock()  # serialises processing with library-API publishes
         self.committed_batches = 0
+        #: batches acknowledged without a transaction of their own: nothing in them had to be
+        #: durable before the ack (see :meth:`run_now`)
+        self.uncommitted_batches = 0
         self.committed_posts = 0
         self.last_commit: float | None = None
         self.error: BaseException | None = None
@@ -158,17 +161,24 @@ class Pipeline:
         rest = [item for item in self.queue.take(1 << 30, 0.0) if item is not _STOP]
         if rest:
             self._handle(rest)
+        self.flush()
 
     def _handle(self, items: list[Envelope]) -> None:
-        self.run_now(items)
+        self.run_now(items, defer=True)
 
-    def run_now(self, items: list[Envelope]) -> list[Post]:
+    def run_now(self, items: list[Envelope], *, defer: bool = False) -> list[Post]:
         """Process and commit ``items`` on the calling thread, then run their acks.
 
         The pipeline thread calls this for every batch it takes off the queue; the library
         API (:meth:`floorstream.Stream.publish`) calls it directly. Both hold :attr:`lock`, so
         a publish and a daemon batch never interleave and share one detector state, one
         commit retry and one ``post_committed`` call per batch. Returns the new posts.
+
+        With ``defer`` (the pipeline thread) a batch gets no transaction of its own when
+        nothing in it must be durable before its acks: no post, checkpoint or quarantined
+        input, and either no urgent detector state change or no ack at all (MQTT QoS 0),
+        whose state changes become lazy ones. Lazy state (the replay guard included) goes
+        with the next commit, or with the timer's (:meth:`flush`, every ``tick_s``).
         """
         accepts = self.accepts
         if accepts is not None:
@@ -179,7 +189,13 @@ class Pipeline:
         spans = self._spans(items, taken)
         with self.lock:
             batch = self.processor.process(items)
-            posts = self._commit(batch)
+            posts: list[Post] | None
+            if defer and self._needs_no_commit(batch, items):
+                posts = []
+                self.uncommitted_batches += 1
+            else:
+                self.processor.collect_lazy(batch)
+                posts = self._commit(batch) if batch else []
             if posts is not None:
                 self._received(spans, taken)
         if posts is None:
@@ -229,9 +245,26 @@ class Pipeline:
             counters.last_committed = now
             counters.pending_since = None
 
+    def _needs_no_commit(self, batch: CommitBatch, items: list[Envelope]) -> bool:
+        if not batch:
+            return True  # nothing changed, or only lazily (the replay guard)
+        if any(item.ack is not None for item in items):
+            return False  # urgent state: durable before the ack
+        return self.processor.defer(batch)
+
     def _handle_tick(self) -> None:
         with self.lock:
             batch = self.processor.tick()
+            self.processor.collect_lazy(batch)
+            if batch:
+                self._commit(batch)
+
+    def flush(self) -> None:
+        """Commit the lazily changed state now (the pipeline does at every tick and when
+        it stops)."""
+        with self.lock:
+            batch = CommitBatch()
+            self.processor.collect_lazy(batch)
             if batch:
                 self._commit(batch)
 

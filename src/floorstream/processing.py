@@ -87,6 +87,8 @@ class SourceRuntime:
     store: StateStore | None = None
     states: dict[tuple[str, str], DetectorState] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
+    #: states changed lazily (DetectorState.update_lazily): written with the next commit
+    lazy: set[tuple[str, str]] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
     #: "subject\x1fposition" of the recent batches' changes, oldest first (see ``replayed``)
     last: dict[str, None] = field(default_factory=dict)
@@ -194,10 +196,13 @@ class SourceRuntime:
         if excess > 0:
             for token in list(itertools.islice(last, excess)):
                 del last[token]
-        self.state("", REPLAY_GUARD).replace({"positions": [*(self.replay or ()), *last]})
+        # lazily: the guard matters only together with committed state, and every commit
+        # writes it (Processor.collect_lazy); a batch that changed nothing needs no commit
+        self.state("", REPLAY_GUARD).replace_lazily(
+            {"positions": [*(self.replay or ()), *last]})
 
     def _slot(self, subject: str, key: str, data: dict[str, Any] | None) -> DetectorState:
-        return DetectorState(data, key=(subject, key), sink=self.dirty)
+        return DetectorState(data, key=(subject, key), sink=self.dirty, lazy_sink=self.lazy)
 
     def preload(self, keys: Collection[str]) -> None:
         if self.store is None or not keys:
@@ -453,6 +458,43 @@ class Processor:
                 batch.states[(runtime.name, subject, key)] = state.data
                 state._dirty = False
             runtime.dirty.clear()
+
+    def collect_lazy(self, batch: CommitBatch) -> None:
+        """Add the lazily changed states (and the replay guards) to ``batch``: every commit
+        carries them, and the pipeline's timer commits them when nothing else does."""
+        for runtime in self.sources.values():
+            if not runtime.lazy:
+                continue
+            states = runtime.states
+            for subject, key in runtime.lazy:
+                state = states.get((subject, key))
+                if state is not None:  # (the current data: newer than any collected before)
+                    batch.states[(runtime.name, subject, key)] = state.data
+            runtime.lazy.clear()
+
+    def defer(self, batch: CommitBatch) -> bool:
+        """Turn ``batch``'s detector states into lazy ones (written with the next commit or
+        by the timer) and return True; False, with ``batch`` left as it is, when it holds
+        anything else (posts, checkpoints, quarantine, an adapter's own state rows). For
+        input with nothing to acknowledge (MQTT QoS 0): losing it in a crash loses its state
+        changes too, whether they were committed or not."""
+        if (batch.posts or batch.deliveries or batch.checkpoints or batch.quarantined
+                or batch.unquarantined or batch.requarantined):
+            return False
+        sources = self.sources
+        for source, subject, key in batch.states:
+            runtime = sources.get(source)
+            if runtime is None or (subject, key) not in runtime.states:
+                return False
+        for source, subject, key in batch.states:
+            sources[source].lazy.add((subject, key))
+        batch.states.clear()
+        return True
+
+    @property
+    def has_lazy(self) -> bool:
+        """Whether some lazily changed state waits for a commit."""
+        return any(runtime.lazy for runtime in self.sources.values())
 
     def subjects(self) -> Sequence[str]:
         return sorted({s for r in self.sources.values() for s, _ in r.states if s})

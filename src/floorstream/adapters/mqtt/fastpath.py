@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -184,16 +185,44 @@ class BufferedSocket:
     Everything else is passed through to the wrapped socket.
     """
 
-    __slots__ = ("_data", "_pos", "_sock")
+    __slots__ = ("_data", "_failed", "_pos", "_sock")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._data = b""
         self._pos = 0
+        #: what a :meth:`fill` got instead of bytes (end of stream, an error): handed to
+        #: paho's reader by the next ``recv``, so paho alone decides what a closed or broken
+        #: connection means
+        self._failed: BaseException | bytes | None = None
+
+    def fill(self) -> bool:
+        """Read what the socket has into the empty buffer. False when it has nothing now;
+        True when there are bytes, or when the read ended the stream or failed (kept for
+        paho's next ``recv``). Lets a wake-up that brings one packet (a paced stream) parse
+        it on the fast path too instead of through paho's reader."""
+        try:
+            data = self._sock.recv(_READ_SIZE)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except OSError as exc:
+            self._failed = exc
+            return True
+        if data:
+            self._data, self._pos = data, 0
+        else:
+            self._failed = b""
+        return True
 
     def recv(self, size: int) -> bytes:
         data, pos = self._data, self._pos
         if pos >= len(data):
+            failed = self._failed
+            if failed is not None:
+                self._failed = None
+                if isinstance(failed, BaseException):
+                    raise failed
+                return failed
             data = self._sock.recv(max(size, _READ_SIZE))  # BlockingIOError: nothing to read
             if not data:
                 return b""
@@ -206,7 +235,7 @@ class BufferedSocket:
 
     def pending(self) -> int:
         inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._data) - self._pos + inner
+        return len(self._data) - self._pos + inner + (self._failed is not None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -313,13 +342,16 @@ class FastPathMixin(mqtt.Client):
             sock = self._sock
             if sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
-            if (type(sock) is BufferedSocket and sock._pos < len(sock._data)
-                    and not self._in_packet["command"]):
+            if type(sock) is BufferedSocket and not self._in_packet["command"]:
+                if sock._pos >= len(sock._data) and sock._failed is None and not sock.fill():
+                    break  # nothing to read now (what paho's reader would find too)
                 budget -= self._read_buffered(sock, budget)
                 if self._sock is None:
                     return MQTTErrorCode.MQTT_ERR_NO_CONN
                 if budget <= 0:
                     break
+                if sock._pos >= len(sock._data) and sock._failed is None:
+                    continue  # all of it read: the next fill says whether more is there
             rc = self._packet_read()
             budget -= 1
             if rc > 0:
@@ -510,7 +542,7 @@ def _self_test(protocol: MQTTProtocolVersion) -> str | None:
     coalesced PUBACKs; None when everything came out as paho's own reader and writer have it."""
     v5 = protocol == mqtt.MQTTv5
     packets = [
-        _publish_packet(b"fs/a", b"first", 0, 0, v5),  # read by paho: the buffer is empty
+        _publish_packet(b"fs/a", b"first", 0, 0, v5),  # the fast path fills the empty buffer
         _publish_packet(b"fs/b", b"second", 0, 0, v5),  # buffered: the fast path
         _publish_packet(b"fs/c", b"third", 1, 7, v5),
         bytes([0xD0, 0x00]),  # a PINGRESP: paho reads it from the buffer
@@ -540,7 +572,7 @@ def _self_test(protocol: MQTTProtocolVersion) -> str | None:
             return "the fast path's messages differ from paho's own"
         if [m.topic for m in received] != ["fs/a", "fs/b", "fs/c", "fs/d"]:
             return "the fast path's messages have the wrong topics"
-        if sum(m.info is _NO_INFO for m in received) != 3:
+        if sum(m.info is _NO_INFO for m in received) != 4:
             return "the fast path did not parse the buffered PUBLISH packets"
         if not getattr(client, _LAST_RECEIVED) > before:
             return f"paho's Client.{_LAST_RECEIVED} is not where keepalive looks"
