@@ -275,3 +275,19 @@ def test_the_daemon_posts_alarms_clears_and_cycles_once_across_restarts(
     finally:
         daemon.stop()
         store.close()
+
+
+def test_a_quarantined_document_replays_at_the_positions_it_would_have_had() -> None:
+    from datetime import UTC, datetime
+
+    from floorstream.plugin import ReplayContext
+
+    raw = (Path(__file__).parent / "samples" / "SimpleStream_current.xml").read_bytes()
+    config = AgentSource.config_model.model_validate(
+        {"name": "cnc", "adapter": "mtconnect.agent", "url": "http://agent:5000"})
+    replayed = AgentSource.replay(raw, ReplayContext(
+        "cnc", config, None, {}, datetime.now(UTC),
+        build_plugins(load_entry_points=False).decoders))
+    assert [c.position for c in replayed][:3] == [f"{INSTANCE}:131", f"{INSTANCE}:201",
+                                                   f"{INSTANCE}:255"]
+    assert len(replayed) == 12 and {c.subject for c in replayed} == {"SimpleCnc"}
