@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml plugins/floorstream-mtconnect/pyproject.toml \
 	touch $(STAMP)
 
 demo: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/floorstream demo
+	$(BIN)/python -m pip install --quiet -e '.[web]'
+	$(BIN)/floorstream demo --serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples plugins

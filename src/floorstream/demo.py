@@ -8,6 +8,7 @@ starting point for a real one.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -52,6 +53,14 @@ sources:
     match: {{source: work-orders}}
     teams: [planning]
 flood: {{max_posts: 6, window: 10m}}
+{web}"""
+
+DEMO_WEB = """\
+web:                            # the live feed (docs/web.md), served while the demo runs
+  port: {port}
+  public_teams: [maintenance, production, planning]   # readable from this machine, no login
+  people:
+    demo: {{name: Demo, password_hash: "{password_hash}"}}   # log in as demo / demo to comment
 """
 
 ERP_SOURCE = """\
@@ -102,7 +111,18 @@ def _play_erp_user(path: Path, stop: threading.Event) -> None:
                        (value, row_id))
 
 
-def run_demo(directory: Path, seconds: float, out: TextIO) -> int:
+def _web_section(port: int) -> str:
+    """The config's web: section when the web extra is installed (else none: the demo runs
+    on the core alone)."""
+    try:
+        from floorstream.web.auth import hash_password
+    except ImportError:
+        return ""
+    return DEMO_WEB.format(port=port, password_hash=hash_password("demo"))
+
+
+def run_demo(directory: Path, seconds: float, out: TextIO, *, serve: bool = False,
+             port: int = 0) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     directory = directory.resolve()
     for name in ("floorstream.db", "floorstream.db-wal", "floorstream.db-shm"):
@@ -111,7 +131,8 @@ def run_demo(directory: Path, seconds: float, out: TextIO) -> int:
     has_erp = "erp.table" in plugins.adapters
     config_path = directory / "floorstream.yaml"
     erp = ERP_SOURCE.format(dir=directory) if has_erp else ""
-    config_path.write_text(CONFIG.format(dir=directory, erp=erp), encoding="utf-8")
+    web = _web_section(port)
+    config_path.write_text(CONFIG.format(dir=directory, erp=erp, web=web), encoding="utf-8")
     _erp_database(directory / "erp.db")
 
     configure_logging("warning", "console")
@@ -122,11 +143,16 @@ def run_demo(directory: Path, seconds: float, out: TextIO) -> int:
     stop = threading.Event()
     erp_user = threading.Thread(target=_play_erp_user, args=(directory / "erp.db", stop))
     daemon.start()
+    feed_url = f"{daemon.web.url}/" if daemon.web is not None else None
+    if feed_url:
+        print(f"floorstream demo: the live feed is at {feed_url}\n", file=out, flush=True)
     erp_user.start()
     time.sleep(seconds)
     stop.set()
     erp_user.join()
-    daemon.stop()
+    serving = serve and feed_url is not None
+    if not serving:
+        daemon.stop()
 
     store = Store.open(config.settings.store)
     for team in config.settings.teams:
@@ -145,4 +171,15 @@ def run_demo(directory: Path, seconds: float, out: TextIO) -> int:
           "  • write your own floorstream.yaml (floorstream schema gives editors completion),\n"
           "    validate it with `floorstream check -c floorstream.yaml`, then\n"
           "    `floorstream run -c floorstream.yaml`. See docs/ for every adapter.", file=out)
+    if serving:
+        print(f"\nThe demo's feed: {feed_url} — served until Ctrl-C (log in as demo / demo "
+              "to comment)", file=out, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            daemon.stop_event.wait()
+        daemon.stop()
+    elif feed_url:
+        print(f"\nThe demo's feed was at {feed_url} while it ran: `floorstream demo --serve` "
+              f"keeps it up, `floorstream web -c {config_path}` serves it alone", file=out)
+    else:
+        print("\nThe web feed needs the web extra: pip install 'floorstream[web]'", file=out)
     return 0
