@@ -3,7 +3,9 @@ hypothesis properties over arbitrary value sequences."""
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +16,8 @@ from pydantic import ValidationError
 from floorstream.detectors.threshold import Threshold
 from floorstream.errors import DecodeError
 from floorstream.model import Severity
-from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
+from floorstream.plugin import DetectorState
+from floorstream.testing.detectors import T0, DetectorConformance, Runner, change, make, phrase
 
 TEMP = {"field": "spindle_temp", "above": 85, "clear_below": 80, "unit": "°C",
         "label": "spindle temperature"}
@@ -253,3 +256,84 @@ def test_levels_must_lie_beyond_the_limit() -> None:
 
     with pytest.raises(ValidationError, match="must be above the limit"):
         make(Threshold, field="t", above=85, levels={"critical": 80})
+
+
+REMIND = {"field": "temp", "above": 85, "clear_below": 80, "unit": "°C", "remind": "15m"}
+
+
+def test_a_standing_alarm_of_a_machine_gone_quiet_is_reminded_on_the_wall_clock() -> None:
+    """A machine that stops sending while its alarm stands gets its reminders from the tick,
+    stamped with its last reading's event time, once per ``remind``, never a flood."""
+    run = Runner(make(Threshold, **REMIND))
+    (raised,) = run.feed({"temp": 86}, at=0)  # 06:00
+    assert run.feed({"temp": 87}, at=360) == []  # 06:06, the last reading
+    assert run.tick(600) == [] and run.tick(899) == []  # stood 6 min + 8:59 of silence
+    (standing,) = run.tick(900)
+    assert standing.type == "metric.limit_standing" and standing.severity is Severity.WARNING
+    assert (standing.relation, standing.refers_to) == ("update", raised.id)
+    assert standing.occurred_at == raised.occurred_at + timedelta(seconds=360)  # event time
+    assert standing.fields["reminder"] == 1 and standing.fields["quiet_s"] == 540
+    assert phrase(standing) == ("press-07: temp still above the 85 °C limit since 06:00, "
+                                "15 min (no reading since 06:06: last 87 °C, peak 87 °C)")
+    assert [run.tick(at) for at in (901, 1500, 1799)] == [[], [], []]  # once per interval
+    (second,) = run.tick(1800)
+    assert second.fields["reminder"] == 2 and second.id != standing.id
+    # the daemon was down for an hour: one reminder for the time missed, not four
+    (late,) = run.tick(1800 + 3600)
+    assert late.fields["reminder"] == 6 and late.fields["duration_s"] == 5400
+    assert run.feed({"temp": 86}, at=5800) == []  # the reading path knows it was reminded
+    (cleared,) = run.feed({"temp": 79}, at=5900)
+    assert cleared.clears == raised.id
+    assert run.tick(99_999) == []  # a cleared alarm is not reminded
+
+
+def test_a_reminder_has_one_id_whichever_path_finds_it_and_across_a_restart() -> None:
+    by_tick = Runner(make(Threshold, **REMIND))
+    by_tick.feed({"temp": 86}, at=0)
+    by_tick.feed({"temp": 88}, at=300)
+    before = json.dumps(by_tick.state.data)  # the committed state before the tick
+    (ticked,) = by_tick.tick(1000)
+    # a crash before the reminder's commit: a new process, the state as committed before,
+    # finds the same reminder (same number, same id) on its own first tick
+    restarted = Runner(make(Threshold, **REMIND))
+    restarted.state = DetectorState(json.loads(before))
+    (again,) = restarted.tick(1100)
+    assert again.id == ticked.id and again.fields["reminder"] == 1
+    # ... and once committed, a restart does not repeat it
+    after = Runner(make(Threshold, **REMIND))
+    after.state = DetectorState(json.loads(json.dumps(restarted.state.data)))
+    assert after.tick(1200) == []
+    # a machine still sending: the reading finds reminder 1 first, with the same id
+    by_reading = Runner(make(Threshold, **REMIND))
+    by_reading.feed({"temp": 86}, at=0)
+    by_reading.feed({"temp": 88}, at=300)
+    (read,) = by_reading.feed({"temp": 88}, at=900)
+    assert read.id == ticked.id and "last_at" not in read.fields
+    assert by_reading.tick(901) == []
+
+
+def test_a_machine_clock_months_off_is_reminded_by_its_own_time() -> None:
+    """The alarm's age is the machine's event time up to its last reading plus the wall time
+    since: a skew between the two clocks cancels out."""
+    run = Runner(make(Threshold, **REMIND))
+    skew = timedelta(days=-90)
+    for at, temp in ((0, 86), (120, 87)):
+        reading = change({"temp": temp}, at=at, position=str(at))
+        reading = reading.model_copy(update={"occurred_at": reading.occurred_at + skew})
+        run.events += run.detector.on_change(reading, run.state)
+    assert run.tick(120 + 779) == []
+    (standing,) = run.tick(120 + 780)
+    assert standing.fields["duration_s"] == 900
+    assert standing.occurred_at == T0 + skew + timedelta(seconds=120)
+
+
+def test_without_remind_a_threshold_does_not_tick() -> None:
+    assert not make(Threshold, **TEMP).ticks
+    assert make(Threshold, **REMIND).ticks
+    run = Runner(make(Threshold, **{**REMIND, "for": "1m"}))
+    run.feed({"temp": 86}, at=0)  # pending, not raised
+    assert run.tick(5000) == []
+    run = Runner(make(Threshold, **{**REMIND, "clear_for": "1h"}))
+    run.feed({"temp": 86}, at=0)
+    run.feed({"temp": 79}, at=60)  # clearing: it is no longer above the limit
+    assert run.tick(5000) == []

@@ -64,12 +64,21 @@ def _limit_escalated(e: Event) -> str:
 
 
 def _limit_standing(e: Event) -> str:
+    """"oven-2: temp still above the 85 °C limit after 15 min (now 91 °C, peak 93 °C)"; a
+    reminder on the wall clock, with no reading since: "oven-2: temp still above the 85 °C
+    limit since 08:14, 45 min (no reading since 08:20: last 86 °C, peak 88 °C)"."""
     f = e.fields
     unit = f.get("unit", "")
-    return (f"{e.subject}: {f['label']} still {f['direction']} the "
-            f"{phrasing.quantity(f['limit'], unit)} limit after "
-            f"{phrasing.duration(f['duration_s'])} (now {phrasing.quantity(f['value'], unit)}, "
-            f"peak {phrasing.quantity(f['peak'], unit)})")
+    limit = phrasing.quantity(f["limit"], unit)
+    now, peak = phrasing.quantity(f["value"], unit), phrasing.quantity(f["peak"], unit)
+    if f.get("last_at"):
+        since = datetime.fromisoformat(f["since"]).strftime("%H:%M")
+        last = datetime.fromisoformat(f["last_at"]).strftime("%H:%M")
+        return (f"{e.subject}: {f['label']} still {f['direction']} the {limit} limit since "
+                f"{since}, {phrasing.duration(f['duration_s'])} (no reading since {last}: "
+                f"last {now}, peak {peak})")
+    return (f"{e.subject}: {f['label']} still {f['direction']} the {limit} limit after "
+            f"{phrasing.duration(f['duration_s'])} (now {now}, peak {peak})")
 
 
 def _offline(e: Event) -> str:

@@ -12,11 +12,23 @@ at 85, ``levels: {critical: 90}``), and a raised alarm that reaches a higher lev
 peak ``step`` beyond what was last posted, gets an update post in the alarm's thread
 (``metric.limit_escalated``); ``remind`` posts ``metric.limit_standing`` each time the alarm
 has stood that much longer. All of it on the changes' own time, like the rest.
+
+A reminder cannot wait for a reading: a machine that stopped sending while its alarm stands is
+exactly the one to remind people of. With ``remind`` the detector also ticks: the alarm has
+stood for the event time from its raise to the last reading plus the wall time since that
+reading arrived, and each ``remind`` of it is one reminder, stamped with the last reading's
+event time (never the wall clock: it would open event-time windows far from the machine's own
+time) and saying when that was ("still above the 85 °C limit since 08:14, 45 min, no reading
+since 08:20"). The schedule (``reminded``) is detector state, committed with the reminder, and
+a reminder's position is the alarm's id and its number, so whichever path finds reminder *n*
+first — a reading or a tick, before or after a restart — makes the same post, once. A daemon
+that was down for an hour posts one reminder for the time it missed, not four.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -123,6 +135,9 @@ class Threshold(Detector):
             key=lambda lv: lv[0] if self.upward else -lv[0])
         band = abs(self.limit - self.clear_level)
         self.step = o.step if o.step is not None else (band or abs(self.limit) * 0.05 or 1.0)
+        # ticks only with reminders: a tick walks every subject's state, and a threshold on a
+        # million ERP rows must not cost that for nothing (the class default stays False)
+        self.ticks = bool(o.remind)  # type: ignore[misc]
 
     @property
     def key(self) -> str:
@@ -168,10 +183,17 @@ class Threshold(Detector):
                 return []
             if peak != data["peak"]:
                 state.update(peak=peak)
+            if self.ticks:
+                # what a reminder on the wall clock says about the last reading; lazily: a
+                # crash loses at most the last second of it (the pipeline's timer commits it)
+                state.update_lazily(last_at=now, seen=change.observed_at.timestamp(),
+                                    value=value)
             return self._standing(change, value, now, state)
         # clearing
         if not self._clear(value):
             state.update(status="raised", clear_since=None, peak=peak)
+            if self.ticks:
+                state.update(last_at=now, seen=change.observed_at.timestamp(), value=value)
             return []
         if now - data["clear_since"] >= self.opts.clear_for:
             return [self._cleared(change, value, now, state, peak)]
@@ -207,16 +229,45 @@ class Threshold(Detector):
             state.update(level=int(max(severity, level)), reported=value)
         remind = self.opts.remind
         if remind and now - data["since"] >= remind * (data.get("reminded", 0) + 1):
-            reminded = int((now - data["since"]) // remind)
-            fields = self._fields(value, self.limit)
-            fields.update(peak=data["peak"], duration_s=now - data["since"],
-                          level=Severity(data.get("level", int(self.severity))).label)
-            events.append(self.event(
-                change, "metric.limit_standing", Severity(data.get("level", int(self.severity))),
-                fields, position=f"{change.position}#{self.key}:remind{reminded}",
-                relation="update", refers_to=data.get("event")))
-            state.update(reminded=reminded)
+            count = int((now - data["since"]) // remind)
+            severity, fields, position = self._reminder(data, count, value, now - data["since"])
+            events.append(self.event(change, "metric.limit_standing", severity, fields,
+                                     position=position, relation="update",
+                                     refers_to=data.get("event")))
+            state.update(reminded=count)
         return events
+
+    def on_tick(self, now: datetime, subject: str, state: DetectorState) -> list[Event]:
+        """A standing alarm's reminder when no reading brings it: the alarm stood from its
+        raise to the last reading (event time), and since that reading (wall time)."""
+        remind = self.opts.remind
+        data = state.data
+        if not remind or data.get("status") != "raised" or "seen" not in data:
+            return []  # (a state raised before 2026-12 has no "seen": its next reading has)
+        quiet = max(0.0, now.timestamp() - data["seen"])
+        stood = data["last_at"] - data["since"] + quiet
+        count = int(stood // remind)
+        if count <= data.get("reminded", 0):
+            return []
+        last = datetime.fromtimestamp(data["last_at"], UTC)
+        severity, fields, position = self._reminder(data, count, data["value"], stood)
+        fields.update(last_at=last.isoformat(), quiet_s=quiet)
+        state.update(reminded=count)
+        return [Event.create(
+            type="metric.limit_standing", source=self.source, subject=subject,
+            position=position, occurred_at=last, severity=severity, fields=fields,
+            attrs=data.get("attrs") or {}, relation="update", refers_to=data.get("event"))]
+
+    def _reminder(self, data: dict[str, Any], count: int, value: float, stood: float
+                  ) -> tuple[Severity, dict[str, Any], str]:
+        """Severity, fields and position of reminder number ``count`` of the alarm in
+        ``data``: the position is the alarm's id and the number, whichever path (a reading,
+        a tick) finds it first."""
+        level = Severity(data.get("level", int(self.severity)))
+        fields = self._fields(value, self.limit)
+        fields.update(peak=data["peak"], duration_s=stood, level=level.label, reminder=count,
+                      since=datetime.fromtimestamp(data["since"], UTC).isoformat())
+        return level, fields, f"{data.get('event')}#{self.key}:remind{count}"
 
     def _peak(self, peak: float, value: float) -> float:
         return max(peak, value) if self.upward else min(peak, value)
@@ -237,6 +288,9 @@ class Threshold(Detector):
         state.replace({"status": "raised", "since": now, "event": event.id,
                        "peak": value if peak is None else self._peak(peak, value),
                        "level": int(severity), "reported": value})
+        if self.ticks:  # what a reminder on the wall clock needs (see on_tick)
+            state.update(last_at=now, seen=change.observed_at.timestamp(), value=value,
+                         attrs=change.attrs)
         return event
 
     def _cleared(self, change: Change, value: float, now: float, state: DetectorState,
