@@ -13,6 +13,11 @@ process on a private Mosquitto (unbounded queues, so the broker never drops). Fo
 
 Peak RSS is each subscriber's own VmHWM. Run:
 ``python bench/mqtt.py [--messages N] [--modes storm drain paced] [--qos 0 1]``.
+
+``--sparkplug`` runs the Sparkplug B storm instead: ``--nodes`` edge nodes (200) with
+``--devices`` devices each (10), an NBIRTH and DBIRTHs (10 metrics with aliases) then
+``--messages`` DDATA messages of 10 alias-only metrics (seq in order), against a bare paho +
+protobuf-decode subscriber (``Payload.ParseFromString``) on the same broker.
 floorstream subscribes with MQTT 3.1.1 at QoS 0 (paho builds no v5 property objects per
 message) and MQTT 5 at QoS 1 (Receive Maximum widens the unacked window); FS_BENCH_PROTOCOL
 overrides. FS_BENCH_SCRIPT runs the floorstream role through another script (a profiler);
@@ -82,6 +87,88 @@ def generate(path: Path, machines: int, messages: int, seed: int = 20261125) -> 
 
 # -- roles run in their own processes ------------------------------------------------------
 
+def generate_sparkplug(path: Path, nodes: int, devices: int, messages: int,
+                       seed: int = 20261201) -> tuple[int, int, int]:
+    """The Sparkplug storm as ``topic\thex payload\tts-if-interesting`` lines; returns
+    (interesting, total messages, last payload timestamp). Births first, then DDATA; the last
+    message is a state change."""
+    sys.path.insert(0, str(HERE.parent.parent / "src"))
+    from floorstream.adapters.mqtt.sparkplug_b import encode_payload
+
+    rnd = random.Random(seed)
+    names = ["State", "Temperature", "Speed", "Pressure", "Count", "Power", "Vibration",
+             "Humidity", "Running", "Torque"]
+    types = ["String", "Double", "Double", "Float", "Int64", "Double", "Float", "Double",
+             "Boolean", "Int32"]
+    fleet: list[dict[str, Any]] = [
+             {"node": f"Gw{n:03d}", "device": f"M{n:03d}-{d:02d}", "state": "RUNNING",
+              "temp": rnd.uniform(60, 75), "alarm": False}
+             for n in range(nodes) for d in range(devices)]
+    seq = [0] * nodes
+    stamp = T0
+    interesting = total = 0
+
+    def values(m: dict[str, Any]) -> list[Any]:
+        return [m["state"], round(m["temp"], 1), rnd.uniform(900, 1100), rnd.uniform(1, 5),
+                rnd.randrange(1_000_000), rnd.uniform(5, 50), rnd.uniform(0, 2),
+                rnd.uniform(30, 60), m["state"] == "RUNNING", rnd.randrange(-500, 500)]
+
+    with path.open("w") as out:
+        def write(topic: str, payload: bytes, flag: int) -> None:
+            nonlocal total
+            total += 1
+            out.write(f"{topic}\t{payload.hex()}\t{flag}\n")
+
+        for n in range(nodes):
+            stamp += 1
+            write(f"spBv1.0/bench/NBIRTH/Gw{n:03d}", encode_payload(
+                [{"name": "bdSeq", "datatype": "Int64", "value": 0}], timestamp=stamp, seq=0), 0)
+            for d in range(devices):
+                m = fleet[n * devices + d]
+                seq[n] = (seq[n] + 1) % 256
+                stamp += 1
+                write(f"spBv1.0/bench/DBIRTH/Gw{n:03d}/{m['device']}", encode_payload(
+                    [{"name": k, "alias": i + 1, "datatype": t, "value": v}
+                     for i, (k, t, v) in enumerate(zip(names, types, values(m), strict=True))],
+                    timestamp=stamp, seq=seq[n]), 0)
+        for k in range(messages):
+            index = rnd.randrange(len(fleet)) if k < messages - 1 else 0
+            m = fleet[index]
+            before_state, before_alarm = m["state"], m["alarm"]
+            r = rnd.random()
+            if k == messages - 1:
+                m["state"] = "STOPPED" if m["state"] == "RUNNING" else "RUNNING"
+            elif m["state"] == "RUNNING" and r < 0.0026:
+                m["state"] = "STOPPED"
+            elif m["state"] != "RUNNING" and r < 0.05:
+                m["state"] = "RUNNING"
+            heat = 1.6 if rnd.random() < 0.004 else 0.0
+            m["temp"] = min(99.0, max(55.0, m["temp"] + rnd.uniform(-0.7, 0.7) + heat * 8))
+            if m["temp"] > 80 and not heat:
+                m["temp"] -= 0.4
+            temp = round(m["temp"], 1)
+            if not m["alarm"] and temp > 85.0:
+                m["alarm"] = True
+            elif m["alarm"] and temp < 82.0:
+                m["alarm"] = False
+            flag = m["state"] != before_state or m["alarm"] != before_alarm
+            interesting += flag
+            n = index // devices
+            seq[n] = (seq[n] + 1) % 256
+            stamp += 1
+            write(f"spBv1.0/bench/DDATA/{m['node']}/{m['device']}", encode_payload(
+                [{"alias": i + 1, "datatype": t, "value": v}
+                 for i, (t, v) in enumerate(zip(types, values(m), strict=True))],
+                timestamp=stamp, seq=seq[n]), stamp if flag else 0)
+    return interesting, total, stamp
+
+
+def _cpu_s() -> float:
+    """This process's CPU seconds (user + system, every thread)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def _vmhwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -98,6 +185,10 @@ def role_publish(a: argparse.Namespace) -> None:
     with open(a.stream, "rb") as f:
         for line in f:
             topic, payload, flag = line.rstrip(b"\n").split(b"\t")
+            if a.sparkplug:  # hex protobuf; the flag is the timestamp of an interesting one
+                msgs.append((topic.decode(), bytes.fromhex(payload.decode()),
+                             int(flag) if flag != b"0" else None))
+                continue
             msgs.append((topic.decode(), payload, json.loads(payload)["ts"] if flag == b"1"
                          else None))
             if a.limit and len(msgs) >= a.limit:
@@ -145,7 +236,14 @@ def role_ceiling(a: argparse.Namespace) -> None:
     from paho.mqtt.enums import CallbackAPIVersion
 
     st = {"n": 0, "t_last": 0}
-    loads = json.loads
+    loads: Any = json.loads
+    topic_filter = "plant/+/+/telemetry"
+    if a.sparkplug:  # the bare protobuf decode of a Sparkplug payload
+        from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
+
+        def loads(payload: bytes) -> None:
+            pb.Payload().ParseFromString(payload)
+        topic_filter = "spBv1.0/bench/#"
 
     def on_message(c: Any, u: Any, msg: Any) -> None:
         loads(msg.payload)
@@ -156,13 +254,15 @@ def role_ceiling(a: argparse.Namespace) -> None:
 
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling", clean_session=True)
     c.on_message = on_message
-    c.on_connect = lambda c, u, f, rc, p: c.subscribe("plant/+/+/telemetry", qos=a.qos)
+    c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=a.qos)
     c.connect("127.0.0.1", a.port)
     threading.Timer(a.max_seconds, c.disconnect).start()
+    cpu = _cpu_s()
     Path(a.ready).touch()
     c.loop_forever()
     Path(a.result).write_text(json.dumps({"received": st["n"], "t_last_ns": st["t_last"],
-                                          "rss_mb": _vmhwm_mb()}))
+                                          "rss_mb": _vmhwm_mb(),
+                                          "cpu_s": round(_cpu_s() - cpu, 3)}))
     os._exit(0)
 
 
@@ -196,13 +296,15 @@ def role_floorstream(a: argparse.Namespace) -> None:
     while adapter is None or not adapter.connected.is_set():  # type: ignore[attr-defined]
         time.sleep(0.01)
         adapter = daemon._adapters.get("sensors")
+    cpu = _cpu_s()  # from here: the run, not the start (imports, schema)
     Path(a.ready).touch()
     done.wait(a.max_seconds)
     end = committed.get(a.last_ts, 0)
     received = adapter.received  # type: ignore[attr-defined]
     Path(a.result).write_text(json.dumps({
         "received": received, "t_last_ns": end, "rss_mb": _vmhwm_mb(),
-        "batches": daemon.pipeline.committed_batches,
+        "batches": daemon.pipeline.committed_batches, "cpu_s": round(_cpu_s() - cpu, 3),
+        "uncommitted": getattr(daemon.pipeline, "uncommitted_batches", 0),
         "posts": len(committed), "committed": list(committed.items())}))
     os._exit(0)  # the store is disposable; skip the orderly drain
 
@@ -236,6 +338,28 @@ sources:
       - threshold: {{field: spindle_temp, above: 85, clear_below: 82, unit: "°C"}}
 """
 
+CONFIG_SPARKPLUG = """
+store: sqlite:///{dir}/bench.db
+flood: null
+logging: {{level: warning}}
+pipeline: {{batch_wait_ms: {wait}, batch_max: 2000}}
+teams: {{maintenance: {{}}}}
+default_team: maintenance
+sources:
+  - name: sensors
+    adapter: mqtt
+    url: mqtt://127.0.0.1:{port}
+    protocol: "{protocol}"
+    client_id: bench-floorstream-{run}
+    clean_start: true
+    qos: {qos}
+    decode: sparkplug
+    topics: ["spBv1.0/bench/#"]
+    detect:
+      - state_change: {{field: State}}
+      - threshold: {{field: Temperature, above: 85, clear_below: 82, unit: "°C"}}
+"""
+
 
 # -- the driver ----------------------------------------------------------------------------
 
@@ -254,19 +378,20 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -
 
 def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
             expect: int, last_ts: int, wait_ms: float, limit: int = 0,
-            rate: float = 0) -> dict[str, Any]:
+            rate: float = 0, sparkplug: bool = False) -> dict[str, Any]:
+    flags = ["--sparkplug", "1"] if sparkplug else []
     run = f"{sut}-{qos}-{mode}-{time.monotonic_ns()}"
     ready, result, pub_result = work / f"{run}.ready", work / f"{run}.json", work / f"{run}.pub"
     if sut == "ceiling":
         proc = _spawn("_ceiling", "--port", str(port), "--qos", str(qos), "--expect",
-                      str(expect), "--ready", str(ready), "--result", str(result))
+                      str(expect), "--ready", str(ready), "--result", str(result), *flags)
     else:
         sut_dir = work / run
         sut_dir.mkdir()
         config = sut_dir / "fs.yaml"
         protocol = os.environ.get("FS_BENCH_PROTOCOL") or ("3.1.1" if qos == 0 else "5")
-        config.write_text(CONFIG.format(dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms,
-                                        protocol=protocol))
+        config.write_text((CONFIG_SPARKPLUG if sparkplug else CONFIG).format(
+            dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms, protocol=protocol))
         proc = _spawn("_floorstream", "--config", str(config), "--last-ts", str(last_ts),
                       "--ready", str(ready), "--result", str(result))
     _wait_file(ready, proc)
@@ -274,7 +399,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     if mode == "drain":
         proc.send_signal(signal.SIGSTOP)
     pub = _spawn("_publish", "--port", str(port), "--qos", str(qos), "--stream", str(stream),
-                 "--result", str(pub_result), "--limit", str(limit), "--rate", str(rate))
+                 "--result", str(pub_result), "--limit", str(limit), "--rate", str(rate), *flags)
     pub.wait()
     resumed = time.monotonic_ns()
     if mode == "drain":
@@ -285,7 +410,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     start = resumed if mode == "drain" else published["t_start_ns"]
     n = limit or expect
     out = {"sut": sut, "qos": qos, "mode": mode, "rss_mb": round(res["rss_mb"], 1),
-           "received": res["received"],
+           "received": res["received"], "cpu_s": res.get("cpu_s"),
            "msgs_s": round(n / ((res["t_last_ns"] - start) / 1e9)) if res["t_last_ns"] else 0,
            "publisher_msgs_s": round(n / ((published["t_end_ns"] - published["t_start_ns"])
                                           / 1e9))}
@@ -293,6 +418,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
         committed = dict(res["committed"])
         out["posts"] = res["posts"]
         out["batches"] = res["batches"]
+        out["uncommitted"] = res.get("uncommitted", 0)  # batches acked without a transaction
         lat = sorted((committed[ts] - t) / 1e6 for ts, t in published["times"]
                      if ts in committed)
         if lat:
@@ -306,7 +432,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         role = sys.argv.pop(1)
         ap = argparse.ArgumentParser()
-        for flag in ("--port", "--qos", "--expect", "--last-ts", "--limit"):
+        for flag in ("--port", "--qos", "--expect", "--last-ts", "--limit", "--sparkplug"):
             ap.add_argument(flag, type=int, default=0)
         for flag in ("--stream", "--result", "--ready", "--config"):
             ap.add_argument(flag, default="")
@@ -327,7 +453,14 @@ def main() -> None:
                          "QoS 1 window, which bounds an ack-after-commit subscriber")
     ap.add_argument("--paced-rate", type=float, default=5000)
     ap.add_argument("--paced-messages", type=int, default=50_000)
+    ap.add_argument("--sparkplug", action="store_true",
+                    help="the Sparkplug B storm (nodes x devices, DDATA of 10 alias metrics)")
+    ap.add_argument("--nodes", type=int, default=200)
+    ap.add_argument("--devices", type=int, default=10)
     a = ap.parse_args()
+    if a.sparkplug:
+        _sparkplug_main(a)
+        return
     with tempfile.TemporaryDirectory(prefix="fs-bench-mqtt-") as tmp:
         work = Path(tmp)
         stream = work / "stream.tsv"
@@ -366,6 +499,41 @@ def main() -> None:
         _summary(rows)
 
 
+def _sparkplug_main(a: argparse.Namespace) -> None:
+    """The Sparkplug storm: storm and drain at each QoS, ceiling and floorstream."""
+    with tempfile.TemporaryDirectory(prefix="fs-bench-sparkplug-") as tmp:
+        work = Path(tmp)
+        stream = work / "sparkplug.tsv"
+        interesting, total, last_ts = generate_sparkplug(stream, a.nodes, a.devices,
+                                                         a.messages)
+        print(f"sparkplug stream: {total:,} messages ({a.nodes} nodes x {a.devices} devices, "
+              f"births first, then {a.messages:,} DDATA of 10 alias metrics), "
+              f"{interesting:,} interesting", flush=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        conf = work / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
+                        f"max_inflight_messages {a.broker_inflight}\n")
+        broker = subprocess.Popen(["mosquitto", "-c", str(conf)])
+        time.sleep(0.5)
+        rows = []
+        try:
+            for qos in a.qos:
+                for mode in [m for m in a.modes if m != "paced"]:
+                    for sut in ("ceiling", "floorstream"):
+                        row = run_one(work, port, sut, qos, mode, stream, total, last_ts,
+                                      a.batch_wait_ms, sparkplug=True)
+                        row["stream"] = "sparkplug"
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+        finally:
+            broker.terminate()
+            broker.wait()
+        _summary(rows)
+
+
 def _last_interesting_ts(stream: Path, limit: int) -> int:
     last = 0
     with stream.open() as f:
@@ -379,8 +547,8 @@ def _last_interesting_ts(stream: Path, limit: int) -> int:
 
 def _summary(rows: list[dict[str, Any]]) -> None:
     print("\n| mode | QoS | ceiling msgs/s | floorstream msgs/s | ratio | fs p50 / p99 ms "
-          "| RSS MB ceiling / fs |")
-    print("|---|---|---|---|---|---|---|")
+          "| RSS MB ceiling / fs | CPU s ceiling / fs |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode in ("storm", "drain"):
         for qos in (0, 1):
             pair = {r["sut"]: r for r in rows if r["mode"] == mode and r["qos"] == qos}
@@ -389,11 +557,13 @@ def _summary(rows: list[dict[str, Any]]) -> None:
             c, f = pair["ceiling"], pair["floorstream"]
             ratio = f["msgs_s"] / c["msgs_s"] if c["msgs_s"] else 0
             print(f"| {mode} | {qos} | {c['msgs_s']:,} | {f['msgs_s']:,} | {ratio:.2f} | "
-                  f"{f.get('p50_ms')} / {f.get('p99_ms')} | {c['rss_mb']} / {f['rss_mb']} |")
+                  f"{f.get('p50_ms')} / {f.get('p99_ms')} | {c['rss_mb']} / {f['rss_mb']} | "
+                  f"{c.get('cpu_s')} / {f.get('cpu_s')} |")
     for r in rows:
         if r["mode"] == "paced":
             print(f"| paced {r['msgs_s'] and 'ok'} | {r['qos']} | - | - | - | "
-                  f"{r.get('p50_ms')} / {r.get('p99_ms')} | - / {r['rss_mb']} |")
+                  f"{r.get('p50_ms')} / {r.get('p99_ms')} | - / {r['rss_mb']} | "
+                  f"- / {r.get('cpu_s')} |")
 
 
 if __name__ == "__main__":

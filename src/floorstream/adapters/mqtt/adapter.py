@@ -93,10 +93,8 @@ class MqttAdapter(Adapter[MqttConfig]):
             self.last_will.load(state.get("offline") or {})
 
     def checkpoint(self) -> str:
-        state: dict[str, Any] = self.sparkplug.dump()
-        if self.last_will is not None:
-            state["offline"] = self.last_will.dump()
-        return json.dumps(state, separators=(",", ":"), sort_keys=True)
+        extra = {"offline": self.last_will.dump()} if self.last_will is not None else {}
+        return self.sparkplug.checkpoint_text(extra)
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         client = self.client = connection.make_client(self.cfg)

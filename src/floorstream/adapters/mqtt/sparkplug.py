@@ -106,14 +106,34 @@ class SparkplugSessions:
         self.severity = severity
         self.late_ms = late_ms
         self.nodes: dict[str, NodeSession] = {}
+        self._texts: dict[str, str] = {}  # node → its JSON in the checkpoint, while unchanged
 
     # -- persistence --------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
         return {key: node.dump() for key, node in self.nodes.items()}
 
+    def dump_text(self) -> str:
+        """:meth:`dump` as JSON, each node's part kept until the node changes: a checkpoint
+        goes with every birth, and 200 nodes x 10 devices x 10 aliases re-encoded per birth
+        made a fleet's births quadratic (8 s of 18 for 2,200 births)."""
+        texts = self._texts
+        parts = []
+        for key, node in self.nodes.items():
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = (f"{json.dumps(key)}:"
+                                     f"{json.dumps(node.dump(), separators=(',', ':'))}")
+            parts.append(text)
+        return "{" + ",".join(parts) + "}"
+
+    def changed(self, key: str) -> None:
+        """The node's session changed: its checkpoint part is encoded again."""
+        self._texts.pop(key, None)
+
     def load(self, data: dict[str, Any]) -> None:
         self.nodes = {key: NodeSession.load(value) for key, value in data.items()}
+        self._texts.clear()
 
     # -- messages -----------------------------------------------------------------------
 
@@ -131,7 +151,8 @@ class SparkplugSessions:
         if mtype in ("NCMD", "DCMD"):
             return result  # commands to the node; not telemetry
         stamp = record.get("timestamp")
-        if isinstance(stamp, int) and stamp > 0 and _when(stamp) is None:
+        when = _when(stamp)
+        if when is None and isinstance(stamp, int) and stamp > 0:
             result.error = (f"payload timestamp {stamp} is out of range (a millisecond time "
                             f"in {EARLIEST_YEAR}-{LATEST_YEAR} expected)")
             return result
@@ -184,12 +205,13 @@ class SparkplugSessions:
             return result
         values: dict[str, Any] = {}
         history = result.history
-        stamp = record.get("timestamp") if isinstance(record.get("timestamp"), int) else None
+        stamp = stamp if isinstance(stamp, int) else None
+        aliases = session.aliases
         for metric in record["metrics"]:
             name = metric["name"]
             if not name:
                 alias = metric["alias"]
-                name = session.aliases.get(alias) if alias is not None else None
+                name = aliases.get(alias) if alias is not None else None
                 if name is None:
                     result.unresolved = (f"unknown alias {alias} from node {key}: no birth "
                                          f"seen that defines it")
@@ -197,7 +219,7 @@ class SparkplugSessions:
                     result.changes.clear()
                     history.clear()
                     return result
-            if name == "bdSeq" or name.startswith("Node Control/"):
+            if name == "bdSeq" or name[:13] == "Node Control/":
                 continue
             if metric["is_historical"]:
                 history.append((name, metric["value"], metric["timestamp"] or stamp))
@@ -214,12 +236,11 @@ class SparkplugSessions:
                 session.newest[subject] = stamp
         elif stamp is not None and mtype in ("NBIRTH", "DBIRTH"):
             session.newest[subject] = max(stamp, session.newest.get(subject, stamp))
-        position = self._position(key, session, record)
         if values or mtype in ("NBIRTH", "DBIRTH"):
-            result.changes.append(Change.model_construct(
-                source=self.source, subject=subject, kind=self.kind, position=position,
-                observed_at=observed_at, occurred_at=_when(record.get("timestamp")),
-                data=values, before=None, attrs=attrs))
+            result.changes.append(Change._trusted({
+                "source": self.source, "subject": subject, "kind": self.kind,
+                "position": self._position(key, session, record), "observed_at": observed_at,
+                "occurred_at": when, "data": values, "before": None, "attrs": attrs}))
         return result
 
     def _node_death(self, key: str, node: str, session: NodeSession | None,

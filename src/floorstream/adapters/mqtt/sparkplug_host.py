@@ -23,6 +23,7 @@ they are processed, so a crash loses nothing: the broker sends them again.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -123,6 +124,18 @@ class SparkplugHost:
         if self.backfill.bursts:
             state["sparkplug_backfill"] = self.backfill.dump()
         return state
+
+    def checkpoint_text(self, extra: dict[str, Any]) -> str:
+        """The source's checkpoint as JSON: :meth:`dump` plus ``extra`` (the adapter's own
+        keys), with the node sessions encoded part by part (:meth:`dump_text`)."""
+        state = dict(extra)
+        if self.hosts.hosts:
+            state["sparkplug_hosts"] = self.hosts.dump()
+        if self.backfill.bursts:
+            state["sparkplug_backfill"] = self.backfill.dump()
+        rest = json.dumps(state, separators=(",", ":"), sort_keys=True)
+        nodes = self.sessions.dump_text()
+        return f'{{"sparkplug":{nodes}' + ("," + rest[1:] if rest != "{}" else "}")
 
     def load(self, state: dict[str, Any]) -> None:
         self.sessions.load(state.get("sparkplug") or {})
@@ -308,13 +321,16 @@ class SparkplugHost:
                                           item.key)
         except MissingValue as exc:
             result = SparkplugResult(error=str(exc))
+        if result.state_changed or saved is None:
+            self.sessions.changed(item.key)
         if result.unresolved is not None:
             self._hold(item, result.unresolved, result.subject)
             return
-        long = next((c.subject for c in result.changes if len(c.subject) > MAX_SUBJECT), None)
-        if long is not None and result.error is None:
-            result.error = (f"subject {long[:40]!r}... is {len(long)} characters long, more "
-                            f"than {MAX_SUBJECT}")
+        for change in result.changes:
+            long = change.subject
+            if len(long) > MAX_SUBJECT and result.error is None:
+                result.error = (f"subject {long[:40]!r}... is {len(long)} characters long, "
+                                f"more than {MAX_SUBJECT}")
         if result.error is not None:
             if birth:  # a refused birth leaves the session as it was
                 self._restore(item.key, saved, saved_dump)
@@ -389,6 +405,7 @@ class SparkplugHost:
 
     def _restore(self, key: str, saved: Any, saved_dump: dict[str, Any] | None) -> None:
         from floorstream.adapters.mqtt.sparkplug import NodeSession
+        self.sessions.changed(key)
         if saved_dump is None:
             self.sessions.nodes.pop(key, None)
         else:

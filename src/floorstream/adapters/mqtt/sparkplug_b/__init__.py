@@ -113,15 +113,42 @@ class SparkplugDecoder(Decoder):
             message.ParseFromString(payload)
         except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
             raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
-        metrics = []
+        metrics: list[dict[str, Any]] = []
+        append = metrics.append
         for metric in message.metrics:
-            metrics.append({
-                "name": _text(metric.name, "a metric name") if metric.HasField("name")
-                else None,
-                "alias": metric.alias if metric.HasField("alias") else None,
-                "timestamp": metric.timestamp if metric.HasField("timestamp") else None,
-                "datatype": DATATYPES.get(metric.datatype, str(metric.datatype)),
-                "value": metric_value(metric),
+            has = metric.HasField
+            code = metric.datatype
+            which = metric.WhichOneof("value")
+            value: Any
+            # the common scalars read directly (each protobuf attribute read costs); the rest,
+            # and every mismatch with the declared type, through metric_value
+            if which is None or metric.is_null:
+                value = None
+            elif which == "double_value" and code == 10:
+                value = metric.double_value
+            elif which == "boolean_value" and code == 11:
+                value = metric.boolean_value
+            elif which == "float_value" and code == 9:
+                value = float(f"{metric.float_value:.7g}")
+            elif which == "long_value" and code == 4:
+                value = _signed(metric.long_value, 64)
+            elif which == "int_value" and code == 3:
+                value = _signed(metric.int_value, 32)
+            elif which == "string_value" and code == 12:
+                value = metric.string_value
+                if value.__class__ is not str or "\x00" in value:
+                    value = _text(value, f"the string of metric {metric.name or metric.alias!r}")
+            else:
+                value = metric_value(metric)
+            name = metric.name if has("name") else None
+            if name is not None and (name.__class__ is not str or "\x00" in name):
+                name = _text(name, "a metric name")
+            append({
+                "name": name,
+                "alias": metric.alias if has("alias") else None,
+                "timestamp": metric.timestamp if has("timestamp") else None,
+                "datatype": DATATYPES.get(code, str(code)),
+                "value": value,
                 "is_historical": metric.is_historical,
                 "is_transient": metric.is_transient,
             })
