@@ -163,6 +163,12 @@ def generate_sparkplug(path: Path, nodes: int, devices: int, messages: int,
     return interesting, total, stamp
 
 
+def _cpu_s() -> float:
+    """This process's CPU seconds (user + system, every thread)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def _vmhwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -251,10 +257,12 @@ def role_ceiling(a: argparse.Namespace) -> None:
     c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=a.qos)
     c.connect("127.0.0.1", a.port)
     threading.Timer(a.max_seconds, c.disconnect).start()
+    cpu = _cpu_s()
     Path(a.ready).touch()
     c.loop_forever()
     Path(a.result).write_text(json.dumps({"received": st["n"], "t_last_ns": st["t_last"],
-                                          "rss_mb": _vmhwm_mb()}))
+                                          "rss_mb": _vmhwm_mb(),
+                                          "cpu_s": round(_cpu_s() - cpu, 3)}))
     os._exit(0)
 
 
@@ -288,13 +296,15 @@ def role_floorstream(a: argparse.Namespace) -> None:
     while adapter is None or not adapter.connected.is_set():  # type: ignore[attr-defined]
         time.sleep(0.01)
         adapter = daemon._adapters.get("sensors")
+    cpu = _cpu_s()  # from here: the run, not the start (imports, schema)
     Path(a.ready).touch()
     done.wait(a.max_seconds)
     end = committed.get(a.last_ts, 0)
     received = adapter.received  # type: ignore[attr-defined]
     Path(a.result).write_text(json.dumps({
         "received": received, "t_last_ns": end, "rss_mb": _vmhwm_mb(),
-        "batches": daemon.pipeline.committed_batches,
+        "batches": daemon.pipeline.committed_batches, "cpu_s": round(_cpu_s() - cpu, 3),
+        "uncommitted": getattr(daemon.pipeline, "uncommitted_batches", 0),
         "posts": len(committed), "committed": list(committed.items())}))
     os._exit(0)  # the store is disposable; skip the orderly drain
 
@@ -400,7 +410,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     start = resumed if mode == "drain" else published["t_start_ns"]
     n = limit or expect
     out = {"sut": sut, "qos": qos, "mode": mode, "rss_mb": round(res["rss_mb"], 1),
-           "received": res["received"],
+           "received": res["received"], "cpu_s": res.get("cpu_s"),
            "msgs_s": round(n / ((res["t_last_ns"] - start) / 1e9)) if res["t_last_ns"] else 0,
            "publisher_msgs_s": round(n / ((published["t_end_ns"] - published["t_start_ns"])
                                           / 1e9))}
@@ -408,6 +418,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
         committed = dict(res["committed"])
         out["posts"] = res["posts"]
         out["batches"] = res["batches"]
+        out["uncommitted"] = res.get("uncommitted", 0)  # batches acked without a transaction
         lat = sorted((committed[ts] - t) / 1e6 for ts, t in published["times"]
                      if ts in committed)
         if lat:
@@ -536,8 +547,8 @@ def _last_interesting_ts(stream: Path, limit: int) -> int:
 
 def _summary(rows: list[dict[str, Any]]) -> None:
     print("\n| mode | QoS | ceiling msgs/s | floorstream msgs/s | ratio | fs p50 / p99 ms "
-          "| RSS MB ceiling / fs |")
-    print("|---|---|---|---|---|---|---|")
+          "| RSS MB ceiling / fs | CPU s ceiling / fs |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode in ("storm", "drain"):
         for qos in (0, 1):
             pair = {r["sut"]: r for r in rows if r["mode"] == mode and r["qos"] == qos}
@@ -546,11 +557,13 @@ def _summary(rows: list[dict[str, Any]]) -> None:
             c, f = pair["ceiling"], pair["floorstream"]
             ratio = f["msgs_s"] / c["msgs_s"] if c["msgs_s"] else 0
             print(f"| {mode} | {qos} | {c['msgs_s']:,} | {f['msgs_s']:,} | {ratio:.2f} | "
-                  f"{f.get('p50_ms')} / {f.get('p99_ms')} | {c['rss_mb']} / {f['rss_mb']} |")
+                  f"{f.get('p50_ms')} / {f.get('p99_ms')} | {c['rss_mb']} / {f['rss_mb']} | "
+                  f"{c.get('cpu_s')} / {f.get('cpu_s')} |")
     for r in rows:
         if r["mode"] == "paced":
             print(f"| paced {r['msgs_s'] and 'ok'} | {r['qos']} | - | - | - | "
-                  f"{r.get('p50_ms')} / {r.get('p99_ms')} | - / {r['rss_mb']} |")
+                  f"{r.get('p50_ms')} / {r.get('p99_ms')} | - / {r['rss_mb']} | "
+                  f"- / {r.get('cpu_s')} |")
 
 
 if __name__ == "__main__":
