@@ -261,10 +261,16 @@ class AgentSource(Adapter[AgentConfig]):
                 if not stop.is_set():
                     stop.wait(max(config.interval, 0.05))
                 return
+            count = 0
             for raw in parts(response, boundary, config.max_document):
+                count += 1
                 if stop.is_set() or not self._handle(emitter, raw, response.status):
                     return
-        # the agent closed the stream (it restarts, a proxy timed out): ask again from next
+        # the agent closed the stream (it restarts, a proxy timed out): ask again from next,
+        # at once unless it closed without a single part (then not in a tight loop)
+        if not count:
+            self.context.health.disconnected("the agent closed the sample stream at once")
+            stop.wait(min(config.retry, 1.0))
 
     def _handle(self, emitter: Emitter, raw: bytes, status: int) -> bool:
         """One document of the stream; False when the stream must be opened again."""

@@ -226,7 +226,7 @@ def parse_devices(raw: bytes) -> DeviceModel:
         raise DocumentError(f"expected MTConnectDevices, got <{_local(root.tag)}>")
     model = DeviceModel()
     for devices in _children(root, "Devices"):
-        for device in _children(devices, "Device"):
+        for device in [*_children(devices, "Agent"), *_children(devices, "Device")]:
             name = device.get("name") or device.get("uuid") or device.get("id") or "?"
             model.devices[name] = device.get("uuid", "")
             _walk(device, name, "Device", device.get("id", ""), model)
