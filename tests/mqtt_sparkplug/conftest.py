@@ -98,6 +98,12 @@ class Session:
     group: str
     store: Store
     daemon: Any
+    subscriptions: Subscriptions
+
+    def restart(self) -> None:
+        """Stop the daemon and start it again on the same store and broker session."""
+        self.daemon.restart()
+        self.subscriptions.wait("sp")
 
     def node(self, name: str) -> Node:
         return Node(self.ns, name)
@@ -160,7 +166,7 @@ sources:
         subscriptions.wait("sp")
         publisher = Publisher(host, port)
         publishers.append(publisher)
-        return Session(publisher, ns, group, runner.store, runner)
+        return Session(publisher, ns, group, runner.store, runner, subscriptions)
 
     yield start
     for publisher in publishers:
