@@ -291,3 +291,15 @@ def test_a_quarantined_document_replays_at_the_positions_it_would_have_had() -> 
     assert [c.position for c in replayed][:3] == [f"{INSTANCE}:131", f"{INSTANCE}:201",
                                                    f"{INSTANCE}:255"]
     assert len(replayed) == 12 and {c.subject for c in replayed} == {"SimpleCnc"}
+
+
+def test_check_says_when_the_agent_is_away_or_lacks_the_device(agent: Agent) -> None:
+    def check(**keys: Any) -> list[str]:
+        return AgentSource.check(AgentSource.config_model.model_validate(
+            {"name": "cnc", "adapter": "mtconnect.agent", "url": agent.url, **keys}))
+
+    assert check() == [] and check(device="SimpleCnc") == []
+    (missing,) = check(device="Lathe-9")
+    assert missing == "the agent lists no device 'Lathe-9' (it has: SimpleCnc, SampleDevice2)"
+    (away,) = check(url="http://127.0.0.1:9", timeout=1)
+    assert away.startswith("cannot reach the agent at http://127.0.0.1:9 now:")

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from floorstream_mtconnect.shdr import ShdrSource, parse_line
@@ -206,3 +206,35 @@ def test_the_daemon_makes_one_post_of_the_recording_the_cycle(adapter: Adapter,
     finally:
         daemon.stop()
         store.close()
+
+
+def test_a_probe_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    broken = tmp_path / "Devices.xml"
+    broken.write_text("<MTConnectDevices><Devices>")
+    base = {"name": "m", "adapter": "mtconnect.shdr", "host": "h", "device": "m"}
+    with pytest.raises(ValidationError, match="is not an MTConnectDevices document"):
+        ShdrSource.config_model.model_validate({**base, "probe": str(broken)})
+    with pytest.raises(ValidationError, match="cannot read"):
+        ShdrSource.config_model.model_validate({**base, "probe": str(tmp_path / "none.xml")})
+
+
+def test_a_quarantined_line_replays_once_the_config_knows_its_items(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from floorstream.plugin import DecodeError, ReplayContext
+
+    def replay(raw: bytes, **keys: object) -> list[Any]:
+        config = ShdrSource.config_model.model_validate(
+            {"name": "m", "adapter": "mtconnect.shdr", "host": "h", "device": "m", **keys})
+        return list(ShdrSource.replay(raw, ReplayContext(
+            "m", config, None, {}, datetime.now(UTC),
+            build_plugins(load_entry_points=False).decoders)))
+
+    line = b"2022-08-08T13:58:09.0000000Z|ppartcount|7\n"
+    (change,) = replay(line, types={"ppartcount": "PART_COUNT"})
+    assert change.position == "2022-08-08T13:58:09.0000000Z:ppartcount"
+    assert change.data["ppartcount"] == 7
+    with pytest.raises(DecodeError, match="has no value"):
+        replay(b"2022-08-08T13:58:09.0000000Z|lonely\n")

@@ -95,6 +95,12 @@ def parse_checkpoint(checkpoint: str | None) -> tuple[str, int] | None:
     return instance, int(number)
 
 
+class _CheckContext:
+    """What :meth:`AgentSource.check` hands the adapter: no checkpoint, nothing else used."""
+
+    checkpoint: str | None = None
+
+
 class _Restarted(Exception):
     """The agent answered with another instanceId: it restarted."""
 
@@ -334,6 +340,32 @@ class AgentSource(Adapter[AgentConfig]):
             emitter.checkpoint(done)
         self._instance = instance
         self._next = max(header.next_sequence, self._next)
+
+    @classmethod
+    def check(cls, config: Any) -> list[str]:
+        """``floorstream check``: the agent answers ``/probe`` with a device model (and has
+        the configured device); a warning saying why not, else nothing."""
+        source = cls(config, _CheckContext())
+        try:
+            status, raw = source._get("/probe")
+        except (OSError, http.client.HTTPException) as exc:
+            return [f"cannot reach the agent at {config.url} now: {exc}"]
+        try:
+            model = parse_devices(raw)
+        except DocumentError as exc:
+            try:
+                document = parse_document(raw)
+            except DocumentError:
+                document = None
+            if isinstance(document, AgentError):
+                return [f"{config.url}{source._prefix}/probe answered {status} "
+                        f"{', '.join(document.codes)}: {document.text}"]
+            return [f"{config.url}{source._prefix}/probe is not a device model: {exc}"]
+        if config.device and config.device not in model.devices \
+                and config.device not in model.devices.values():
+            return [f"the agent lists no device {config.device!r} (it has: "
+                    f"{', '.join(model.devices)})"]
+        return []
 
     @classmethod
     def replay(cls, raw: bytes, context: ReplayContext) -> Sequence[Change | Event]:

@@ -92,6 +92,20 @@ class ShdrConfig(MTConnectSource):
     def _upper(cls, value: dict[str, str]) -> dict[str, str]:
         return {k: v.strip().upper() for k, v in value.items()}
 
+    @field_validator("probe")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        """A device file that cannot be read is a config error, found by ``check``."""
+        if value is not None:
+            try:
+                parse_devices(value.read_bytes())
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+            except DocumentError as exc:
+                raise ValueError(f"{value} is not an MTConnectDevices document: {exc}") \
+                    from None
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class ShdrLine:
@@ -220,16 +234,6 @@ class ShdrSource(Adapter[ShdrConfig]):
         self._model: DeviceModel | None = None
         if config.probe is not None:
             self._model = parse_devices(config.probe.read_bytes())
-
-    @classmethod
-    def check(cls, config: Any) -> list[str]:
-        if config.probe is None:
-            return []
-        try:
-            parse_devices(Path(config.probe).read_bytes())
-        except (OSError, DocumentError) as exc:
-            return [f"probe {config.probe}: {exc}"]
-        return []
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         log = self.context.log.bind(source=self.config.name, host=self.config.host,
