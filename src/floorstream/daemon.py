@@ -183,9 +183,11 @@ class Daemon:
             adapter: Adapter[Any] | None = None
             started = time.monotonic()
             try:
-                context = AdapterContext(source.name, checkpoint, self.plugins.decoders, bound,
-                                         lambda: self.store.checkpoints().get(source.name),
-                                         health=status.health, leased=self.fleet is not None)
+                context = AdapterContext(
+                    source.name, checkpoint, self.plugins.decoders, bound,
+                    lambda: self.store.checkpoints().get(source.name), health=status.health,
+                    load_state=lambda keys: self.store.adapter_states(source.name, keys),
+                    leased=self.fleet is not None)
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
                 status.set_state("running")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -372,8 +372,10 @@ class QueueEmitter:
               checkpoint: str | None = None) -> None:
         self._submit(Envelope(self.source, event=event, ack=ack, checkpoint=checkpoint))
 
-    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None) -> None:
-        self._submit(Envelope(self.source, ack=ack, checkpoint=checkpoint))
+    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None,
+                   state: Mapping[str, dict[str, Any]] | None = None) -> None:
+        self._submit(Envelope(self.source, ack=ack, checkpoint=checkpoint,
+                              state=dict(state) if state else None))
 
     def problem(self, subject: str, message: str, *, position: str,
                 fields: dict[str, Any] | None = None) -> None:

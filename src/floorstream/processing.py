@@ -25,7 +25,7 @@ from floorstream.plugins import Plugins
 from floorstream.render import Renderer, clip
 from floorstream.route import Router
 from floorstream.settle import Settle
-from floorstream.store.store import CommitBatch, QuarantineItem
+from floorstream.store.store import ADAPTER_STATE, CommitBatch, QuarantineItem
 from floorstream.timebase import Watermark
 
 __all__ = ["HEALTH_SOURCE", "PEOPLE_SOURCE", "Envelope", "Processor", "SourceRuntime"]
@@ -69,6 +69,8 @@ class Envelope:
     checkpoint: str | None = None
     #: the change only primes the detectors' state: what they find is not posted
     baseline: bool = False
+    #: the adapter's keyed state rows committed with ``checkpoint`` (Emitter.checkpoint)
+    state: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -303,6 +305,9 @@ class Processor:
                 seen[token] = None
             if envelope.checkpoint is not None:
                 batch.checkpoints[envelope.source] = envelope.checkpoint
+            if envelope.state:
+                for key, row in envelope.state.items():
+                    batch.states[(envelope.source, key, ADAPTER_STATE)] = row
         for source, seen in tokens.items():
             self.sources[source].remember(list(seen))
         self._collect_states(batch)

@@ -4,6 +4,7 @@ of a file as (type, relation, summary), derived variants of the real samples."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,30 @@ DESADV = (HERE / "data" / "desadv_d96a_two_messages.edi").read_bytes()
 
 #: the 856 sample's thread: the ASN number (BSN02) scoped by the interchange sender
 ASN_THREAD = "supply/ASN 829716 from ZZ:ABCDEFGHIJKLMNO"
+
+
+class Rows(dict[str, dict[str, Any]]):
+    """A source's state rows as the store keeps them: what ``Emitter.checkpoint(state=...)``
+    commits, read back by key like ``AdapterContext.load_state``."""
+
+    checkpoint: str | None = None
+
+    def load(self, keys: Collection[str]) -> dict[str, dict[str, Any]]:
+        return {key: self[key] for key in keys if key in self}
+
+    def commit(self, memory: Memory) -> str | None:
+        """What a file's commit does: the memory's rows and checkpoint (if it changed) are
+        stored; returns the checkpoint text as committed now."""
+        dump = memory.dump()
+        self.update(dump.state)
+        memory.committed(dump)
+        if dump.checkpoint is not None:
+            self.checkpoint = dump.checkpoint
+        return self.checkpoint
+
+    def restart(self, limit: int = 1_000, **options: Any) -> Memory:
+        """The memory a restarted source builds from what is committed."""
+        return Memory.load(self.checkpoint, limit, loader=Rows(self).load, **options)
 
 
 class Clock:

@@ -23,6 +23,7 @@ from floorstream.testing.detectors import phrase
 from support.erp import create_purchasing
 
 from .make_214 import x12_214
+from .stories import Rows
 from .support import HERE, SAMPLES
 
 DESADV = HERE / "data" / "desadv_d96a_two_messages.edi"
@@ -150,23 +151,27 @@ def test_replaying_a_document_makes_the_same_events(tmp_path: Path) -> None:
     """After a crash the memory comes back from the checkpoint. If that checkpoint was taken
     before the replayed document, the decision and the ids are the same as the first time; if
     it already holds the document (its posts are committed with it), the replay adds nothing."""
-    memory = Memory()
+    rows = Rows()
+    memory = Memory(loader=rows.load)
     interpreter = _interpreter(None, memory)
     docs = [x12_214(1, [("AG", "NS", "20261203", "1200")]),
             x12_214(2, [("AG", "NS", "20261206", "1200")])]
     ids = [c.id for d in parse_any(docs[0]).documents for c in interpreter.events(d)]
-    before = memory.dump()
+    rows.commit(memory)
+    before = rows.restart()
     ids += [c.id for d in parse_any(docs[1]).documents for c in interpreter.events(d)]
-    again = _interpreter(None, Memory.load(before))
+    again = _interpreter(None, before)
     replay = [c for d in parse_any(docs[1]).documents for c in again.events(d)]
     assert [c.id for c in replay] == ids[1:]
     assert [c.type for c in replay] == ["shipment.delayed"]
-    after = _interpreter(None, Memory.load(memory.dump()))
+    rows.commit(memory)
+    after = _interpreter(None, rows.restart())
     assert [c for d in parse_any(docs[1]).documents for c in after.events(d)] == []
 
 
 def test_dcsa_retraction_clears_the_retracted_post() -> None:
-    memory = Memory()
+    rows = Rows()
+    memory = Memory(loader=rows.load)
     interpreter = _interpreter(None, memory)
     event = {"metadata": {"eventID": "e-1", "eventType": "TRANSPORT",
                           "publisher": {"partyName": "Maersk"}},
@@ -178,7 +183,8 @@ def test_dcsa_retraction_clears_the_retracted_post() -> None:
     (dep,) = [c for d in parse_any(json.dumps([event]).encode()).documents
               for c in interpreter.events(d)]
     # the memory that makes this work survives a restart (it rides in the checkpoint)
-    assert Memory.load(memory.dump()).carrier_event("e-1")[:2] == ["shipment B77", dep.id]
+    rows.commit(memory)
+    assert rows.restart().carrier_event("e-1")[:2] == ["shipment B77", dep.id]
     (ret,) = [c for d in parse_any(json.dumps(retract).encode()).documents
               for c in interpreter.events(d)]
     assert phrase(dep) == "Carrier Maersk: shipment B77 departed (20 Nov)"

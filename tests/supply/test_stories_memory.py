@@ -1,26 +1,32 @@
-"""The source's memory behind the stories: bounded, expiring, all or nothing per file.
+"""The source's memory behind the stories: keyed rows, lazily read, all or nothing per file.
 
-It travels in the checkpoint, so it must stay small however long the source runs (a cap per
-table and an expiry per story), survive a restart (dump/load, also of the older checkpoint
-format), and never keep half a file: when the ERP fails on a file's second document, the
-memory goes back to what the file found, so the retry decides as the first attempt would have.
+Each story and each of its names is a row of the source's state, written only by the file that
+changed it and read back by key; the checkpoint text keeps only the waiting ASNs and the
+transport's state, so a file commits a few hundred bytes however many stories the source
+tells. Without a store the memory is bounded (an LRU of ``remember`` stories); with one, the
+cache is, and a story beyond it is read back when a document names it. Stories expire; a
+restart remembers exactly what was committed (also from the older checkpoint formats that
+carried every story); and when the ERP fails on a file's second document, the memory goes back
+to what the file found, so the retry decides as the first attempt would have.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from floorstream.adapters.supply.formats.detect import parse_any
-from floorstream.adapters.supply.memory import Memory
+from floorstream.adapters.supply.memory import Memory, StateUnavailable
+from floorstream.store.store import Store
+from support import DaemonRunner, wait_for
 from support.erp import create_purchasing
 
-from .stories import ASN_856, DESADV, STATUS_214, Clock, interpreter, told
+from .stories import ASN_856, DESADV, STATUS_214, Clock, Rows, interpreter, told
 from .stories import x12 as interchange
 
 
@@ -31,18 +37,68 @@ def _asn(n: int) -> bytes:
 
 
 def test_the_memory_is_bounded() -> None:
+    """Without a store (a test double, the library) the cache is the memory."""
     memory = Memory(limit=10)
     interp = interpreter(memory=memory)
     for n in range(60):
         assert len(told(interp, _asn(n))) == 1
+        memory.dump()
     assert memory.size("stories") == 10
     assert memory.size("aliases") <= 60
-    compacted = Memory.load(memory.dump(), 10).dump()  # the change log folded in
-    assert len(compacted) < 6_000  # ten stories of about 500 bytes
+    assert len(memory.checkpoint()) < 100  # nothing waits: the text holds no story
     # the oldest stories are the ones forgotten: a copy of the first ASN is news again, a copy
     # of the last one is not
     assert told(interp, interchange(_asn(0), 500)) != []
     assert told(interp, interchange(_asn(59), 501)) == []
+
+
+def test_with_a_store_the_cache_is_bounded_not_the_memory() -> None:
+    rows = Rows()
+    memory = Memory(limit=10, loader=rows.load)
+    interp = interpreter(memory=memory)
+    reads: list[int] = []
+    memory.loader = lambda keys: (reads.append(len(keys)), rows.load(keys))[1]
+    for n in range(60):
+        docs = parse_any(_asn(n)).documents
+        interp.prefetch(docs)
+        assert len([e for d in docs for e in interp.events(d)]) == 1
+        rows.commit(memory)
+    assert memory.size("stories") == 10  # the cache
+    assert len(reads) == 60 and max(reads) <= 6  # one query per file, its names only
+    # the first story left the cache long ago, its rows did not: a copy is no news
+    assert told(interp, interchange(_asn(0), 500)) == []
+    changed = interchange(_asn(0), 501).replace(b"SN1*1*24*EA", b"SN1*1*20*EA")
+    assert [p.relation for p in told(interp, changed)] == ["update"]
+
+
+def test_a_file_writes_the_rows_it_changed_and_nothing_else() -> None:
+    rows = Rows()
+    memory = Memory(loader=rows.load)
+    interp = interpreter(memory=memory)
+    for n in range(50):
+        told(interp, _asn(n))
+        dump = memory.dump()
+        rows.update(dump.state)
+        memory.committed(dump)
+        assert dump.checkpoint is None  # nothing waits, no transport state: no new text
+        # the story, its references and the PO (whose latest ASN it now is)
+        assert set(dump.state) == {f"s:supply/ASN A{n:05d} from ZZ:ABCDEFGHIJKLMNO",
+                                   f"a:ref:BOL{n}", f"a:ref:PRO{n}", f"a:ref:A{n:05d}",
+                                   "a:po:99999817"}
+        assert sum(len(orjson.dumps(row)) for row in dump.state.values()) < 1_500
+    # the same ASN in another interchange: no post; its story row notes the new copy (so a
+    # replay of that interchange is known), its names are written already
+    assert told(interp, interchange(_asn(7), 900)) == []
+    assert set(memory.dump().state) == {"s:supply/ASN A00007 from ZZ:ABCDEFGHIJKLMNO"}
+
+
+def test_a_store_that_cannot_be_read_is_not_the_files_fault() -> None:
+    def broken(keys: object) -> dict[str, dict[str, object]]:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    interp = interpreter(memory=Memory(loader=broken))
+    with pytest.raises(StateUnavailable):
+        told(interp, ASN_856)
 
 
 def test_stories_expire() -> None:
@@ -60,33 +116,21 @@ def test_stories_expire() -> None:
 
 
 def test_dump_and_load_keep_everything() -> None:
-    memory = Memory()
+    rows = Rows()
+    memory = Memory(loader=rows.load)
     interp = interpreter(memory=memory)
     told(interp, STATUS_214)
     told(interp, ASN_856)
-    checkpoint = memory.dump()  # a base and the log of changes since
-    assert '"log":[[' in checkpoint
-    restored = Memory.load(checkpoint)  # compacted: everything in the base
-    assert '"log":[]' in restored.dump()
-    for again in (restored, Memory.load(restored.dump())):
-        assert dict(again.stories()) == dict(memory.stories())
-        assert again.thread_of("ref:999999-001") == memory.thread_of("ref:999999-001")
-        assert again.size("aliases") == memory.size("aliases")
+    rows.commit(memory)
+    restored = rows.restart()
+    assert restored.size("stories") == 0  # nothing read until a document names it
+    for thread, story in memory.stories():
+        assert restored.story(thread) == story
+    assert restored.thread_of("ref:999999-001") == memory.thread_of("ref:999999-001")
+    assert told(interpreter(memory=restored), interchange(STATUS_214, 77)) == []
 
 
-def test_the_change_log_is_folded_into_the_base() -> None:
-    memory = Memory()
-    interp = interpreter(memory=memory)
-    sizes = []
-    for n in range(400):
-        told(interp, _asn(n))
-        sizes.append(memory.dump().count('],['))  # entries of the change log
-    entries = sum(memory.size(t) for t in ("stories", "pending"))
-    assert max(sizes) <= max(256, entries // 2) + 6  # folded once half as long as the base
-    assert any(later < earlier for earlier, later in itertools.pairwise(sizes))
-
-
-def test_the_older_checkpoint_format_is_read() -> None:
+def test_the_older_checkpoint_formats_are_read() -> None:
     old = json.dumps({"eta": {"PRO1": [["x12:a:1:1:1:0", "2026-12-03T12:00:00+00:00"]]},
                       "events": {"e-1": ["shipment B77", "ab" * 16]},
                       "extra": {"cursor": "c-9"}})
@@ -94,16 +138,38 @@ def test_the_older_checkpoint_format_is_read() -> None:
     # the post of a carrier event is remembered with its story, here the post's subject
     assert memory.carrier_event("e-1") == ["shipment B77", "ab" * 16, "shipment B77", ""]
     assert memory.extra == {"cursor": "c-9"}
-    assert Memory.load("not json").dump() == Memory().dump()
+    assert Memory.load("not json").checkpoint() == Memory().checkpoint()
+    # version 3 carried every story in the checkpoint: they become rows with the next commit
+    story = {"a": ["ref:PRO7"], "v": {"e-2": ["shipment PRO7", "cd" * 16, "k"]},
+             "m": ["x"], "t": 1_800_000_000}
+    v3 = json.dumps({"v": 3, "base": {"stories": {"supply/shipment PRO7": story},
+                                      "pending": {"w": {"po": "1"}}},
+                     "log": [[0, "supply/shipment PRO8", {"t": 1_800_000_000}]],
+                     "extra": {"etag": "x"}})
+    rows = Rows()
+    migrated = Memory.load(v3, clock=Clock())
+    rows.commit(migrated)
+    assert set(rows) == {"s:supply/shipment PRO7", "s:supply/shipment PRO8", "a:ref:PRO7",
+                         "a:ev:e-2"}
+    assert json.loads(rows.checkpoint or "") == {"v": 4, "pending": {"w": {"po": "1"}},
+                                                 "extra": {"etag": "x"}}
+    again = rows.restart(clock=Clock())
+    assert again.carrier_event("e-2") == ["shipment PRO7", "cd" * 16, "supply/shipment PRO7",
+                                          "k"]
+    assert again.thread_of("ref:PRO7") == "supply/shipment PRO7"
+    assert again.pending_items() == [("w", {"po": "1"})]
 
 
 def test_a_file_that_fails_half_way_leaves_the_memory_as_it_found_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/erp.db"
     create_purchasing(url)
-    memory = Memory()
+    rows = Rows()
+    memory = Memory(loader=rows.load)
     interp = interpreter(url, memory=memory)
     told(interp, STATUS_214)
-    before = memory.dump()
+    rows.commit(memory)
+    before = Rows(rows)
+    before.checkpoint = rows.checkpoint
     first, second = parse_any(DESADV).documents  # two ASNs in one interchange
     assert interp.events(first)
     engine = create_engine(url)
@@ -111,12 +177,13 @@ def test_a_file_that_fails_half_way_leaves_the_memory_as_it_found_it(tmp_path: P
         conn.execute(text("ALTER TABLE purchase_order RENAME TO purchase_order_gone"))
     with pytest.raises(OperationalError):
         interp.events(second)
-    assert memory.dump() == before
+    dump = memory.dump()
+    assert (dump.checkpoint, dump.state) == (None, {})  # nothing of the file is left
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE purchase_order_gone RENAME TO purchase_order"))
     engine.dispose()
     retry = [e.id for doc in (first, second) for e in interp.events(doc)]
-    fresh = interpreter(url, memory=Memory.load(before))
+    fresh = interpreter(url, memory=before.restart())
     assert retry == [e.id for doc in (first, second) for e in fresh.events(doc)]
     assert len(retry) == 3
 
@@ -126,7 +193,8 @@ def test_a_long_story_keeps_its_newest_names_only() -> None:
     16 carrier event ids and aliases, and the index forgets the older ones with them."""
     import json as _json
 
-    memory = Memory()
+    rows = Rows()
+    memory = Memory(loader=rows.load)
     interp = interpreter(memory=memory)
     for n in range(200):
         event = {"metadata": {"eventID": f"e-{n}", "eventType": "EQUIPMENT"},
@@ -135,10 +203,65 @@ def test_a_long_story_keeps_its_newest_names_only() -> None:
                              "equipmentReference": f"CONT{n}",
                              "relatedDocumentReferences": [{"type": "BKG", "value": "B1"}]}}
         told(interp, _json.dumps(event).encode())
-        memory.dump()
+        rows.commit(memory)
     assert memory.size("stories") == 1
     assert memory.size("aliases") <= 16 + 24
     assert memory.carrier_event("e-199") is not None
     assert memory.carrier_event("e-0") is None
-    restored = Memory.load(memory.dump())
-    assert restored.size("aliases") == memory.size("aliases")
+    restored = rows.restart()  # the rows of the old names are still there, unheeded
+    assert restored.carrier_event("e-199") is not None
+    assert restored.carrier_event("e-0") is None
+    assert restored.thread_of("ref:CONT0") is None
+    assert restored.thread_of("ref:CONT199") is not None
+
+
+def test_stories_beyond_the_cache_are_read_back_from_the_store(tmp_path: Path,
+                                                                store_url: str) -> None:
+    """Through a daemon on each store: 30 ASN stories with a cache of 10, a restart, then a
+    copy of the first ASN (no post) and a changed first ASN (an update of its thread). The
+    checkpoint stays a few bytes; every story is its own row."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = f"""
+store: {store_url}
+default_team: everyone
+flood: null
+sources:
+  - name: supply
+    adapter: supply.folder
+    path: {inbox}
+    settle: 0
+    poll: 0.05
+    remember: 10
+"""
+
+    def drop(name: str, raw: bytes) -> None:
+        (tmp_path / "upload.tmp").write_bytes(raw)
+        (tmp_path / "upload.tmp").replace(inbox / name)
+
+    runner = DaemonRunner(config)
+    with runner.start():
+        for n in range(30):
+            drop(f"asn{n:02d}.edi", _asn(n))
+        runner.wait_posts(30)
+    checkpoint = runner.checkpoint("supply")
+    assert checkpoint is None or len(checkpoint) < 100  # no story rides in it
+    store = Store.open(store_url)
+    try:
+        rows = store.adapter_states("supply", [
+            f"s:supply/ASN A{n:05d} from ZZ:ABCDEFGHIJKLMNO" for n in range(30)])
+    finally:
+        store.close()
+    assert len(rows) == 30
+    with runner.start():  # a new process memory: nothing cached
+        drop("copy.edi", interchange(_asn(0), 700))
+        drop("changed.edi", interchange(_asn(1), 701).replace(b"SN1*1*24*EA", b"SN1*1*20*EA"))
+        posts = runner.wait_posts(31)
+        drop("sentinel.edi", _asn(30))
+        posts = runner.wait_posts(32)
+        wait_for(lambda: not any(p.is_file() for p in inbox.iterdir()))
+    later = posts[30:]
+    assert [(p.thread, p.relation) for p in later] == [
+        ("supply/ASN A00001 from ZZ:ABCDEFGHIJKLMNO", "update"),
+        ("supply/ASN A00030 from ZZ:ABCDEFGHIJKLMNO", "new")]
+    assert later[0].refers_to == posts[1].id

@@ -28,6 +28,8 @@ UNKNOWN = DESADV[:DESADV.index(b"UNH+2")].replace(b"4500012", b"4599999") + \
 THREAD = "supply/ASN 0001234 from SUPPLIER1:14"
 WAITING = ("ASN 0001234 refers to PO 4599999, which is not in the ERP (yet): waiting up to 14 "
            "days for it")
+EXPIRED = ("ASN 0001234 for PO 4599999 expired unmatched after 3 days: the PO never appeared "
+           "in the ERP")
 MATCHED = ("PO 4599999 from Acme is now in the ERP: ASN 0001234 shipped 120 of 200 pcs, "
            "arriving 2 Dec — 3 days after the promised date")
 
@@ -103,9 +105,12 @@ def test_a_waiting_asn_expires(erp_url: str) -> None:
     assert unmatched.summary.endswith("waiting up to 3 days for it")
     clock.now += 3 * 86_400 + 1
     insert_po(erp_url)
-    assert [p.thread for p in told(interp, x12_214(1, [("AF", "NS", "20261121", "0800")]))
-            ] != [THREAD]
+    # the wait is over, and that is said in the ASN's thread (an update of "unmatched"), once
+    expired, status = told(interp, x12_214(1, [("AF", "NS", "20261121", "0800")]))
+    assert expired == Told("asn.expired", "update", EXPIRED, THREAD, unmatched.id, expired.id)
+    assert status.thread != THREAD
     assert memory.pending_items() == []
+    assert told(interp, x12_214(2, [("X6", "NS", "20261122", "0800")]))[0].thread != THREAD
 
 
 def test_a_cancel_ends_the_wait(erp_url: str) -> None:
@@ -174,6 +179,66 @@ sources:
     assert story[1].as_activity()["inReplyTo"] == f"urn:floorstream:post:{story[0].id}"
     assert main(["supply", "pending", "-c", str(path)]) == 0
     assert capsys.readouterr().out.strip() == "no ASN is waiting for its PO"
+
+
+def _daemon_config(tmp_path: Path, inbox: Path, **keys: str) -> str:
+    extra = "".join(f"    {k}: {v}\n" for k, v in keys.items())
+    return f"""
+store: sqlite:///{tmp_path}/fs.db
+default_team: purchasing
+sources:
+  - name: supply
+    adapter: supply.folder
+    path: {inbox}
+    settle: 0
+    poll: 0.05
+    recheck_every: 0s
+    carriers: {{ABFS: ABF}}
+    erp: {{url: "sqlite:///{tmp_path}/erp.db", supplier_names: {{V100: Acme}}, cache_s: 0}}
+{extra}"""
+
+
+def _thread(runner: DaemonRunner) -> list[tuple[str, str, str]]:
+    store = Store.open(runner.store_url)
+    try:
+        return [(p.type, p.relation, p.summary) for p in store.thread(THREAD)]
+    finally:
+        store.close()
+
+
+def test_an_idle_source_matches_the_po_when_it_appears(tmp_path: Path) -> None:
+    """No file comes after the ASN: the folder's idle polls look the PO up again."""
+    create_purchasing(f"sqlite:///{tmp_path}/erp.db")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    runner = DaemonRunner(_daemon_config(tmp_path, inbox))
+    with runner.start():
+        _drop(inbox, "desadv.edi", UNKNOWN)
+        runner.wait_posts(1)
+        insert_po(f"sqlite:///{tmp_path}/erp.db")
+        runner.wait_posts(2)
+        # sentinel: a carrier report after the match; once it is in, nothing else came
+        _drop(inbox, "214.edi", x12_214(1, [("AF", "NS", "20261121", "0800")]))
+        runner.wait_posts(3)
+        thread = _thread(runner)
+    assert thread == [("asn.mismatch", "new", WAITING), ("shipment.delayed", "update", MATCHED)]
+
+
+def test_an_idle_source_posts_the_expiry_once(tmp_path: Path) -> None:
+    create_purchasing(f"sqlite:///{tmp_path}/erp.db")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    runner = DaemonRunner(_daemon_config(tmp_path, inbox, pending_for="1s"))
+    with runner.start():
+        _drop(inbox, "desadv.edi", UNKNOWN)
+        runner.wait_posts(2)  # "unmatched", then (a second later, no file) "expired"
+        _drop(inbox, "214.edi", x12_214(1, [("AF", "NS", "20261121", "0800")]))
+        runner.wait_posts(3)  # the sentinel
+        thread = _thread(runner)
+    waiting = WAITING.replace("up to 14 days", "up to 0 days")
+    assert thread == [("asn.mismatch", "new", waiting),
+                      ("asn.expired", "update", "ASN 0001234 for PO 4599999 expired unmatched "
+                                                "after 1 s: the PO never appeared in the ERP")]
 
 
 def test_pending_listing_without_a_supply_source(tmp_path: Path,

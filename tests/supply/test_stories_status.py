@@ -224,13 +224,16 @@ def test_the_carrier_eta_updates_the_asn_eta(tmp_path: Path) -> None:
 def test_a_replay_from_a_checkpoint_taken_before_the_file_makes_the_same_ids() -> None:
     from floorstream.adapters.supply.memory import Memory
 
-    memory = Memory()
+    from .stories import Rows
+
+    rows = Rows()
+    memory = Memory(loader=rows.load)
     first = interpreter(memory=memory)
     told(first, STATUS_214)
-    checkpoint = memory.dump()
+    rows.commit(memory)
+    restarted = rows.restart()
     posts = told(first, _eta(STATUS_214, 2, b"20200912*0900"))
-    replay = told(interpreter(memory=Memory.load(checkpoint)),
-                  _eta(STATUS_214, 2, b"20200912*0900"))
+    replay = told(interpreter(memory=restarted), _eta(STATUS_214, 2, b"20200912*0900"))
     assert replay == posts
 
 

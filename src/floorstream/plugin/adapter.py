@@ -12,7 +12,7 @@ produced and its ``checkpoint`` were committed together. An adapter acknowledges
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -114,10 +114,17 @@ class Emitter(Protocol):
               checkpoint: str | None = None) -> None:
         """Queue an event the adapter decided itself (build it with ``Event.create``)."""
 
-    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None) -> None:
+    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None,
+                   state: Mapping[str, dict[str, Any]] | None = None) -> None:
         """Mark progress without data: ``checkpoint`` (if any) is stored with the next
         commit and ``ack`` runs after it (a file whose events are all queued, a poll that
-        found nothing new)."""
+        found nothing new).
+
+        ``state``: the adapter's own keyed rows (key → JSON object, keys of at most 255
+        characters) written in that same commit, for what is too big to rewrite whole with
+        every checkpoint (a supply source's thousands of shipment stories): only the rows a
+        unit changed travel, and :attr:`AdapterContext.load_state` reads them back by key. A
+        row is overwritten, never deleted: write what your adapter reads as "nothing"."""
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
                    context: dict[str, Any] | None = None, ack: Ack | None = None,
@@ -191,6 +198,10 @@ class AdapterContext:
     committed_checkpoint: Callable[[], str | None] = field(default=lambda: None)
     #: where the adapter reports whether its source is reachable (see :class:`SourceHealth`)
     health: SourceHealth = field(default_factory=SourceHealth)
+    #: the committed rows of ``Emitter.checkpoint(state=...)`` for these keys (absent keys are
+    #: left out); one indexed query, so an adapter loads what it needs when it needs it
+    load_state: Callable[[Collection[str]], dict[str, dict[str, Any]]] = field(
+        default=lambda keys: {})
     #: the host runs this source under a lease on its store (a fleet, docs/fleet.md): exactly
     #: one daemon runs it, so an adapter needs no single-runner lock of its own
     leased: bool = False

@@ -33,7 +33,11 @@ from floorstream.store import schema
 from floorstream.store.dialect import insert_ignore, upsert
 from floorstream.store.migrations import ensure_schema
 
-__all__ = ["CommitBatch", "QuarantineItem", "QuarantinedRow", "Store"]
+__all__ = ["ADAPTER_STATE", "CommitBatch", "QuarantineItem", "QuarantinedRow", "Store"]
+
+#: the ``detector`` column of an adapter's own keyed state rows (``Emitter.checkpoint(state=)``)
+#: in ``fs_detector_state``: no detector key starts with "@"
+ADAPTER_STATE = "@adapter"
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,19 @@ class Store:
                     found.setdefault(subject, {})[detector] = state
         return found
 
+    def adapter_states(self, source: str, keys: Collection[str]) -> dict[str, dict[str, Any]]:
+        """key → row of an adapter's own state (``AdapterContext.load_state``), through the
+        primary key (source, subject, detector), 500 keys a query."""
+        names = list(keys)
+        found: dict[str, dict[str, Any]] = {}
+        query = _ADAPTER_STATES
+        with self.engine.connect() as conn:
+            for start in range(0, len(names), 500):
+                rows = conn.execute(query, {"source": source, "keys": names[start:start + 500]})
+                for subject, state in rows:
+                    found[subject] = state
+        return found
+
     # -- reads for people -------------------------------------------------------------------
 
     def feed(self, team: str, *, limit: int = 50, since: datetime | None = None,
@@ -387,6 +404,13 @@ class Store:
                     removed += int(conn.execute(delete(q).where(q.c.id.in_(found))).rowcount)
             if len(found) < batch:
                 return removed
+
+
+#: built once: an adapter reads its state rows once per file or more
+_ADAPTER_STATES = select(schema.detector_state.c.subject, schema.detector_state.c.state).where(
+    schema.detector_state.c.source == bindparam("source"),
+    schema.detector_state.c.detector == ADAPTER_STATE,
+    schema.detector_state.c.subject.in_(bindparam("keys", expanding=True)))
 
 
 def _post_row(post: Post) -> dict[str, Any]:

@@ -49,12 +49,14 @@ class AdapterConformance:
         """
 
     def _run(self, checkpoint: str | None, stop_after: int | None = None,
-             want: int | None = None, covers: set[str] | None = None) -> RecordingEmitter:
+             want: int | None = None, covers: set[str] | None = None,
+             states: dict[str, dict[str, Any]] | None = None) -> RecordingEmitter:
         config = self.adapter.config_model.model_validate(self.config)
         plugins = build_plugins(load_entry_points=False)
-        emitter = RecordingEmitter(stop_after=stop_after)
+        emitter = RecordingEmitter(stop_after=stop_after, states=dict(states or {}))
         context = AdapterContext(config.name, checkpoint, plugins.decoders,
-                                 committed_checkpoint=lambda: emitter.last_checkpoint)
+                                 committed_checkpoint=lambda: emitter.last_checkpoint,
+                                 load_state=emitter.load_state)
         adapter = self.adapter(config, context)
         thread = threading.Thread(target=adapter.run, args=(emitter, emitter.stop), daemon=True)
         thread.start()
@@ -104,9 +106,11 @@ class AdapterConformance:
         first = self._run(None, stop_after=cut)
         done = {c.position for c in first.emitted}
         # a replayed unit counts twice, so wait for the positions still missing, not a count
-        second = (self._run(first.last_checkpoint, want=len(positions) - len(first.emitted))
+        second = (self._run(first.last_checkpoint, want=len(positions) - len(first.emitted),
+                            states=first.states)
                   if self.exact_resume else
-                  self._run(first.last_checkpoint, covers=set(positions) - done))
+                  self._run(first.last_checkpoint, covers=set(positions) - done,
+                            states=first.states))
         replayed = [c.position for c in first.emitted] + [c.position for c in second.emitted]
         missing = set(positions) - set(replayed)
         assert not missing, f"positions lost across the restart: {sorted(missing)[:5]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,13 @@ class RecordingEmitter:
     problems: list[tuple[str, str]] = field(default_factory=list)
     #: the last checkpoint, as the store would hold it after the commits so far
     last_checkpoint: str | None = None
+    #: the adapter's keyed state rows (``Emitter.checkpoint(state=...)``), as committed so far
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending_acks: list[Ack] = field(default_factory=list)
+
+    def load_state(self, keys: Collection[str]) -> dict[str, dict[str, Any]]:
+        """``AdapterContext.load_state`` over :attr:`states` (what a restart would read)."""
+        return {key: self.states[key] for key in keys if key in self.states}
 
     def emit(self, change: Change, *, ack: Ack | None = None,
              checkpoint: str | None = None) -> None:
@@ -74,10 +81,12 @@ class RecordingEmitter:
         self.emitted.append(event)
         self._settle(ack, checkpoint)
 
-    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None) -> None:
+    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None,
+                   state: Mapping[str, dict[str, Any]] | None = None) -> None:
         if self._stopping():
             return
         self.marks += 1
+        self.states.update(state or {})
         self._settle(ack, checkpoint)
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,

@@ -41,9 +41,9 @@ committed) yields nothing.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -136,6 +136,24 @@ class Interpreter:
             self.memory.rollback()
             raise
 
+    def prefetch(self, docs: Iterable[Document]) -> None:
+        """Read what the memory knows of these documents' shipments in one go (one store
+        query per file rather than one per name)."""
+        threads: list[str] = []
+        names: list[str] = []
+        for doc in docs:
+            if isinstance(doc, Asn):
+                own, ident, refs = self._asn_names(doc)
+                threads.append(own)
+                names += [f"asn:{ident}", *(f"ref:{r}" for r in refs)]
+            elif isinstance(doc, StatusReport):
+                own, aliases, po = self._status_names(doc)
+                threads.append(own)
+                names += aliases + ([f"po:{po}"] if po else [])
+            else:
+                names.append(f"ev:{doc.retracted_id}")
+        self.memory.prefetch(threads, names)
+
     def recheck(self) -> list[Event]:
         """Look the waiting POs up again (a transport may call this on an idle poll)."""
         try:
@@ -221,10 +239,7 @@ class Interpreter:
         purpose = self._purpose(doc)
         # the ERP first: it may fail, and nothing may have changed in the memory by then
         erp = {o.po: self.lookup.order(o.po) for o in doc.orders if o.po} if self.lookup else {}
-        sender = (doc.sender or "").strip()
-        ident = f"{sender}/{doc.asn_id}" if sender else doc.asn_id
-        refs = [r for r in (doc.bill_of_lading, doc.tracking) if r]
-        own = f"{self.source}/ASN {doc.asn_id}" + (f" from {sender}" if sender else "")
+        own, ident, refs = self._asn_names(doc)
         thread, story = own, self._load(own)
         if story is None:  # an ASN joins the story its bill of lading or tracking number names
             thread = self._thread([f"asn:{ident}"] + [f"ref:{r}" for r in refs]) or own
@@ -248,6 +263,14 @@ class Interpreter:
             aliases.append(f"asn:{ident}")
         self._save(thread, story, aliases)
         return out
+
+    def _asn_names(self, doc: Asn) -> tuple[str, str, list[str]]:
+        """An ASN's own thread, its number scoped by the sender, its references."""
+        sender = (doc.sender or "").strip()
+        ident = f"{sender}/{doc.asn_id}" if sender else doc.asn_id
+        refs = [r for r in (doc.bill_of_lading, doc.tracking) if r]
+        own = f"{self.source}/ASN {doc.asn_id}" + (f" from {sender}" if sender else "")
+        return own, ident, refs
 
     def _asn_order(self, doc: Asn, order: AsnOrder, erp: PurchaseOrder | None,
                    story: dict[str, Any], purpose: Purpose, thread: str) -> list[Event]:
@@ -372,9 +395,7 @@ class Interpreter:
         now = self.memory.clock()
         for key, item in self.memory.pending_items():
             if item["until"] <= now:
-                self.memory.drop_pending(key)
-                log.info("supply_pending_expired", source=self.source, po=item["po"],
-                         asn=item["asn"], thread=item["thread"])
+                out.extend(self._expired(key, item))
                 continue
             if item["next"] > now or self.lookup is None:
                 continue
@@ -399,6 +420,32 @@ class Interpreter:
                                        item["thread"]))
             self._save(item["thread"], story)
         return out
+
+    def _expired(self, key: str, item: dict[str, Any]) -> list[Event]:
+        """The PO never reached the ERP: say so in the ASN's thread (the "unmatched" post
+        promised to wait only so long), and stop waiting. A re-sent ASN is told afresh."""
+        self.memory.drop_pending(key)
+        log.warning("supply_pending_expired", source=self.source, po=item["po"],
+                    asn=item["asn"], thread=item["thread"])
+        story = self._load(item["thread"])
+        slot = f"{item['asn']}|{item['po']}"
+        entry = story["o"].get(slot) if story else None
+        if story is None or entry is None or not entry.get("pending"):
+            return []  # cancelled or matched meanwhile
+        until = datetime.fromtimestamp(float(item["until"]), UTC)
+        event = self._event(item["subject"], f"{item['doc']}:po:{item['po']}:expired",
+                            "asn.expired", "warning", {
+                                "asn": item["asn"], "po": item["po"],
+                                "supplier": item.get("supplier"),
+                                "waited_s": float(item["until"]) - float(item["since"]),
+                                "since": _iso(datetime.fromtimestamp(float(item["since"]), UTC)),
+                                "problem": "expired_unmatched"},
+                            until, thread=item["thread"], relation="update",
+                            refers_to=entry["id"])
+        del story["o"][slot]
+        story["last"] = event.id
+        self._save(item["thread"], story)
+        return [event]
 
     def _analyse(self, order: AsnOrder, erp: PurchaseOrder | None) -> _Analysis:
         shipped: dict[str, float] = {}  # display code → quantity
@@ -532,12 +579,8 @@ class Interpreter:
 
     def _status(self, doc: StatusReport) -> list[Event]:
         purpose = self._purpose(doc)
-        po = doc.po_refs[0] if doc.po_refs else None
+        own, aliases, po = self._status_names(doc)
         promised = self._promised(po)  # the ERP first, before the memory changes
-        refs = [r for r in (doc.shipment, doc.equipment, *(
-            doc.references.get(q) for q in _SHIPMENT_REFS)) if r and r != "?"]
-        aliases = [f"ref:{r}" for r in dict.fromkeys(refs)]
-        own = f"{self.source}/shipment {doc.shipment}"
         thread, story = own, self._load(own)
         if story is None:
             thread = self._thread(aliases + ([f"po:{po}"] if po else [])) or own
@@ -603,6 +646,14 @@ class Interpreter:
             aliases = aliases[1:] if aliases and aliases[0] == f"ref:{doc.shipment}" else aliases
         self._save(thread, story, aliases, carrier_ids)
         return out
+
+    def _status_names(self, doc: StatusReport) -> tuple[str, list[str], str | None]:
+        """A report's own thread, the aliases of its references, its first PO."""
+        po = doc.po_refs[0] if doc.po_refs else None
+        refs = [r for r in (doc.shipment, doc.equipment, *(
+            doc.references.get(q) for q in _SHIPMENT_REFS)) if r and r != "?"]
+        return f"{self.source}/shipment {doc.shipment}", [
+            f"ref:{r}" for r in dict.fromkeys(refs)], po
 
     def _milestone(self, status: Status, meaning: Meaning, reason: Meaning | None,
                    story: dict[str, Any], fields: dict[str, Any], subject: str, position: str,

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from pydantic import Field
 
-from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
+from floorstream.adapters.supply.feed import FeedHandler, Received, SupplyAdapter, SupplyConfig
 from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["FolderConfig", "SupplyFolder"]
@@ -65,7 +65,8 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
         failed = Path(config.failed) if config.failed else inbox / "failed"
         for folder in (inbox, done, failed):
             folder.mkdir(parents=True, exist_ok=True)
-        self.handler = FeedHandler(config, self.context.checkpoint, self.context.log)
+        self.handler = FeedHandler(config, self.context.checkpoint, self.context.log,
+                                   self.context.load_state)
         seen: dict[str, tuple[int, int, float]] = {}  # name → size, mtime_ns, stable since
         in_flight: set[str] = set()
         lock = threading.Lock()
@@ -105,13 +106,25 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
                 if name not in present:
                     del seen[name]
             ready.sort()
-            for _mtime, name in ready:
-                if stop.is_set():
-                    return
-                while len(in_flight) >= config.max_in_flight and not stop.is_set():
-                    stop.wait(0.01)  # the pipeline is behind: do not queue the whole folder
-                self._read(emitter, inbox, name, done, failed, in_flight, lock)
-                seen.pop(name, None)
+            if not ready:  # idle: waiting ASNs are looked up again without a new file
+                self.handler.recheck(emitter)
+            names = [name for _mtime, name in ready]
+            for start in range(0, len(names), _CHUNK):
+                chunk = names[start:start + _CHUNK]
+                for name in chunk:
+                    seen.pop(name, None)
+                # a backlog is read a few files at a time: one store query for the stories
+                # of them all, then each file in order
+                files = [f for f in (self._read(inbox, name) for name in chunk) if f]
+                fetched = 0
+                for index, file in enumerate(files):
+                    if stop.is_set():
+                        return
+                    if index >= fetched:  # the next files, up to _PREFETCH documents
+                        fetched = self._prefetch(files, index)
+                    while len(in_flight) >= config.max_in_flight and not stop.is_set():
+                        stop.wait(0.01)  # the pipeline is behind: do not queue the whole folder
+                    self._hand_over(emitter, inbox, file, done, failed, in_flight, lock)
             stop.wait(config.poll)
 
     def _wanted(self, name: str, config: FolderConfig) -> bool:
@@ -119,8 +132,8 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
             return False
         return not any(fnmatch.fnmatchcase(name, glob) for glob in config.ignore)
 
-    def _read(self, emitter: Emitter, inbox: Path, name: str, done: Path, failed: Path,
-              in_flight: set[str], lock: threading.Lock) -> None:
+    def _read(self, inbox: Path, name: str) -> _File | None:
+        """Read and parse one file; None when it went away or cannot be read (yet)."""
         config = self.config
         path = inbox / name
         try:
@@ -134,10 +147,30 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
                     digest = hashlib.sha256(raw).hexdigest()
                 identity = _Identity.of(os.fstat(handle.fileno()), digest)
         except FileNotFoundError:
-            return  # taken away between scan and read
+            return None  # taken away between scan and read
         except OSError as exc:  # unreadable (permissions): leave it, say so, try again later
             self.context.log.error("supply_file_unreadable", file=name, error=str(exc))
-            return
+            return None
+        received = None if oversized else self.handler.prepare(raw, name)
+        return _File(name, raw, digest, identity, received)
+
+    def _prefetch(self, files: list[_File], start: int) -> int:
+        """Read the stories of ``files[start:]`` in one query, as many files as hold
+        :data:`_PREFETCH` documents (at least one file); returns where that stopped."""
+        end, documents = start, 0
+        while end < len(files) and (end == start or documents < _PREFETCH):
+            received = files[end].received
+            documents += len(received.parsed.documents) if received and received.parsed else 0
+            end += 1
+        self.handler.prefetch([f.received for f in files[start:end] if f.received is not None])
+        return end
+
+    def _hand_over(self, emitter: Emitter, inbox: Path, file: _File, done: Path, failed: Path,
+                   in_flight: set[str], lock: threading.Lock) -> None:
+        """Emit a read file's events (or quarantine it); the ack moves it after the commit."""
+        config = self.config
+        name, raw, identity = file.name, file.raw, file.identity
+        path = inbox / name
         with lock:
             in_flight.add(name)
         log = self.context.log
@@ -157,16 +190,31 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
             with lock:
                 in_flight.discard(name)
 
-        if oversized:
+        if file.received is None:  # oversized
             self.handler.quarantine(
                 emitter, raw, name, f"file of {identity.size} bytes exceeds max_bytes "
                 f"{config.max_bytes}; not parsed (first {config.max_bytes} bytes kept, the "
                 "whole file is in failed/)", ack=lambda: move(failed),
-                position=f"file:{digest}", context={"truncated": True, "size": identity.size})
+                position=f"file:{file.digest}",
+                context={"truncated": True, "size": identity.size})
             return
-        self.handler.handle(emitter, raw, name, ack=lambda: move(done),
+        self.handler.finish(emitter, file.received, ack=lambda: move(done),
                             on_failure=lambda: move(failed))
 
+
+#: files read and parsed at a time; their stories are read in one query per
+#: ``_PREFETCH`` documents (far fewer than a source's ``remember``: the cache must hold them)
+_CHUNK = 32
+_PREFETCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    name: str
+    raw: bytes
+    digest: str
+    identity: _Identity
+    received: Received | None  # None: over max_bytes, not parsed
 
 
 @dataclass(frozen=True, slots=True)

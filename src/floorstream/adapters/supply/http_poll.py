@@ -53,7 +53,8 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
-        self.handler = handler = FeedHandler(config, self.context.checkpoint, self.context.log)
+        self.handler = handler = FeedHandler(config, self.context.checkpoint,
+                                             self.context.log, self.context.load_state)
         state = handler.memory.extra
         failures = 0
         while not stop.is_set():
@@ -68,7 +69,8 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
                     emitter.problem(config.url, f"polling failed 3 times: {exc}",
                                     position=f"http-failure:{state.get('cursor')}")
                 more = False
-            if not more:
+            if not more:  # idle: waiting ASNs are looked up again without a new page
+                handler.recheck(emitter)
                 stop.wait(config.interval if not failures else min(config.interval * failures,
                                                                     300))
 

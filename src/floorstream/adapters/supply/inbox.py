@@ -63,7 +63,8 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config: InboxConfig = self.config
-        self.handler = FeedHandler(config, self.context.checkpoint, self.context.log)
+        self.handler = FeedHandler(config, self.context.checkpoint, self.context.log,
+                                   self.context.load_state)
         lock = threading.Lock()  # one document at a time: the memory is not shared-safe
         adapter = self
 
@@ -138,7 +139,11 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
         self.context.log.info("supply_inbox_listening", host=config.host, port=self.port,
                               path=config.path)
         try:
-            stop.wait()
+            # idle: waiting ASNs are looked up again though nobody pushes (at most every
+            # second; each waits its own recheck_every)
+            while not stop.wait(1.0):
+                with lock:
+                    self.handler.recheck(emitter)
         finally:
             server.shutdown()
             server.server_close()

@@ -3,24 +3,29 @@
 A source must remember a little to tell one story per shipment: which thread a booking number,
 a bill of lading or a PO belongs to, what the last post of a shipment said (its milestones, its
 ETA, what the ASN shipped), which documents wait for their PO to reach the ERP, and which post
-a carrier's event id became (DCSA retractions name events that way). The memory travels in the
-source's checkpoint, committed in the same transaction as the posts, so a restart remembers
-exactly what was posted.
+a carrier's event id became (DCSA retractions name events that way). All of it is committed in
+the same transaction as the posts, so a restart remembers exactly what was posted.
 
-**Bounded.** Two tables, each an LRU with a cap (``limit`` stories, as many waiting
-documents); stories also expire ``max_age`` seconds after they were last touched, waiting
-documents at their own expiry. A story lists its aliases (``ref:<BOL>``, ``po:<PO>``…, at
-most 16) and the carrier event ids it posted (``v``, the newest 16, for DCSA retractions);
-the index of both is rebuilt from the stories when the memory is loaded and loses a story's
-names with the story. Nothing grows forever.
+**Keyed rows, written only when changed.** Each story is one row of the source's own state
+(``Emitter.checkpoint(state=...)``, table ``fs_detector_state``), keyed ``s:<thread>``; each
+name of a story — an alias (``ref:<BOL>``, ``po:<PO>``, ``asn:<sender>/<id>``) or a carrier
+event id (``ev:<id>``) — is a row ``a:<name>`` → its thread. A file writes the rows of the
+stories it changed and the names it added, nothing else: a few hundred bytes per ASN, where
+the whole memory in every checkpoint used to cost ~0.3 MB per file. The checkpoint text keeps
+only what is small and must be listed whole: the documents waiting for their PO (``floorstream
+supply pending`` reads them there) and the transport's own state (an HTTP cursor, an ETag).
 
-**Cheap to checkpoint.** Every entry is kept as its JSON text (orjson), and the checkpoint is
-a base (every entry as of the last compaction, one cached string) plus the log of changes
-since, so a file's checkpoint is a copy of text already encoded, not an encoding of thousands
-of stories; the log is folded into the base once it is a quarter as long. A story changed
-several times by one file (a DCSA page with four events of a booking) is encoded once, when
-the file's checkpoint is written. A read decodes one small entry (or hands out the story being
-changed), which the interpreter changes and then puts back.
+**Read lazily, cached.** A story or a name is read from the store the first time a document
+needs it (``AdapterContext.load_state``: one indexed query per file for all the names its
+documents carry, see :meth:`prefetch`) and kept in an LRU cache of ``limit`` stories (and
+their names). A row written but not yet committed is never evicted from the cache (a re-read
+would see the older committed row); the file's ack (:meth:`committed`) releases it. Without a
+store (a test double, the library), the cache is the memory: an evicted story is forgotten.
+
+**Bounded in what it believes.** A story untouched for ``max_age`` seconds reads as unknown;
+a story keeps its newest 16 aliases and 16 carrier event ids, and a name row counts only while
+its story still lists it, so an old name cannot lead to a story that gave it up. Waiting
+documents are capped at ``limit`` too and expire at their own time.
 
 **All or nothing per file.** Changes since the last :meth:`dump` are journaled; when reading a
 file fails half-way (the ERP went away on its third document) :meth:`rollback` restores the
@@ -29,56 +34,85 @@ memory the file found, so its retry decides exactly as the first attempt would h
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["Memory"]
+__all__ = ["Dump", "Loader", "Memory", "StateUnavailable", "row_key"]
 
-_TABLES = ("stories", "pending")
-_TABLE_NO = {table: number for number, table in enumerate(_TABLES)}
+#: reads committed state rows by key (``AdapterContext.load_state``)
+Loader = Callable[[Collection[str]], dict[str, dict[str, Any]]]
+
 _ALIASES_PER_STORY = 16
 _EVENTS_PER_STORY = 16
-_INDEX = "index"  # journal entries of the alias index
+_NAMES_PER_STORY = 40  # cache of names per cached story (16 aliases + up to 24 event ids)
+_STORY = "s:"
+_NAME = "a:"
+_MAX_KEY = 255  # the store's key column (fs_detector_state.subject)
+_MISSING = object()
+_NAMES, _PENDING = 1, 2  # journal tables
 
 
-def _encode(value: Any) -> str:
-    return orjson.dumps(value).decode("utf-8")
+def row_key(prefix: str, name: str) -> str:
+    """The row key of a story (``s:``) or a name (``a:``); an identifier too long for the
+    store's key column is shortened with a hash of the whole (never two names in one row)."""
+    key = prefix + name
+    if len(key) <= _MAX_KEY:
+        return key
+    return f"{key[:200]}#{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}"
 
 
-_decode = orjson.loads
+class StateUnavailable(Exception):
+    """The store could not be read: not the document's fault, so the file waits (like for
+    an unreachable ERP) rather than being quarantined."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """What one file commits: the checkpoint text (None: unchanged) and the state rows it
+    changed. Pass it to :meth:`Memory.committed` once committed."""
+
+    checkpoint: str | None
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    generation: int = 0
+    pinned: tuple[str, ...] = ()
 
 
 class Memory:
     """A source's memory; see the module docstring."""
 
     def __init__(self, limit: int = 1_000, *, max_age: float = 60 * 86_400,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, loader: Loader | None = None) -> None:
         self.limit = limit
         self.max_age = max_age
         self.clock = clock
-        # table → key → (JSON text of the value, JSON text of "key":value)
-        self._tables: dict[str, OrderedDict[str, tuple[str, str]]] = {
-            t: OrderedDict() for t in _TABLES}
-        self._touched: dict[str, float] = {}  # story key → last touch (clock seconds)
-        self._index: dict[str, str] = {}  # alias → thread (rebuilt from the stories)
+        self.loader = loader
+        self._stories: OrderedDict[str, bytes | None] = OrderedDict()  # thread → JSON; None: none
+        self._names: OrderedDict[str, str | None] = OrderedDict()  # name → thread; None: none
         self._live: dict[str, dict[str, Any]] = {}  # stories changed since the last dump
-        self._journal: list[tuple[str, str, Any, float | None]] = []
-        self._base = _empty_base()  # the tables at the last compaction, as JSON text
-        self._log: list[str] = []  # changes since: [table, key, value or null]
-        self._log_text = ""  # the log as written by the last dump
-        self._log_dumped = 0  # entries of the log in _log_text
+        self._rows: dict[str, str] = {}  # names written since the last dump → thread
+        self._journal: list[tuple[int, str, Any]] = []
+        self._pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._pinned: dict[str, int] = {}  # cache keys dumped, not committed → generation
+        self._lock = threading.Lock()  # _pinned: released by acks on the pipeline thread
+        self._generation = 0
         self.extra: dict[str, Any] = {}  # transport state (HTTP cursor, ETag)
+        #: the checkpoint text changed (waiting documents, ``extra``): the next dump writes it
         self.dirty = False
 
     # -- checkpoint ------------------------------------------------------------------------
 
     @classmethod
     def load(cls, checkpoint: str | None, limit: int = 1_000, **options: Any) -> Memory:
+        """The memory of a checkpoint; an older checkpoint that carried the stories (version
+        1 or 3) hands them over: they are written as rows with the next dump."""
         memory = cls(limit, **options)
         if not checkpoint:
             return memory
@@ -89,91 +123,121 @@ class Memory:
         if not isinstance(data, dict):
             return memory
         memory.extra = dict(data.get("extra") or {})
-        if data.get("v") != 3:  # version 1: ETAs (dropped) and carrier event id → [subject, id]
+        version = data.get("v")
+        if version == 4:
+            for key, item in (data.get("pending") or {}).items():
+                memory._pending[str(key)] = item
+            return memory
+        stories: dict[str, dict[str, Any]] = {}
+        if version != 3:  # version 1: carrier event id → [subject, id] (its thread: the subject)
             for key, pair in (data.get("events") or {}).items():
-                if isinstance(pair, list) and len(pair) >= 2:  # its thread was the subject
-                    story = memory._get("stories", str(pair[0])) or {"v": {}}
+                if isinstance(pair, list) and len(pair) >= 2:
+                    story = stories.setdefault(str(pair[0]), {"v": {}})
                     story["v"][str(key)] = [str(pair[0]), str(pair[1]), ""]
-                    memory._set("stories", str(pair[0]), story)
         else:
+            tables: dict[str, dict[str, Any]] = {"stories": {}, "pending": {}}
             base = data.get("base") or {}
-            for table in _TABLES:
-                for key, value in (base.get(table) or {}).items():
-                    memory._set(table, str(key), value)
+            for table in tables:
+                tables[table].update(base.get(table) or {})
             for entry in data.get("log") or []:
-                table, key, value = _TABLES[int(entry[0])], str(entry[1]), entry[2]
-                if value is None:
-                    memory._delete(table, key)
-                else:
-                    memory._set(table, key, value)
-        for key, story in memory.stories():  # the index, newest stories last (they win)
+                table = ("stories", "pending")[int(entry[0])]
+                tables[table].pop(str(entry[1]), None)  # a change moves the entry to the end
+                if entry[2] is not None:
+                    tables[table][str(entry[1])] = entry[2]
+            stories = tables["stories"]
+            memory._pending.update(tables["pending"])
+        for key, story in stories.items():  # oldest first: the newest names win
+            story.setdefault("t", int(memory.clock()))  # version 1 kept no time: now
+            memory._live[key] = story
             for alias in story.get("a") or ():
-                memory._index[str(alias)] = key
+                memory._point(str(alias), key)
             for carrier_id in story.get("v") or ():
-                memory._index[f"ev:{carrier_id}"] = key
-        memory._compact()
+                memory._point(f"ev:{carrier_id}", key)
         memory._journal.clear()
-        memory.dirty = False
+        memory.dirty = True
         return memory
 
-    def dump(self) -> str:
-        """The checkpoint text; what was changed until now is committed with it."""
-        self.dirty = False
-        self._expire_stories()
-        self._flush()
+    def dump(self) -> Dump:
+        """What the file read since the last dump commits: the checkpoint text if it changed,
+        and the rows of the stories and names it changed. The rows stay in the cache, pinned,
+        until :meth:`committed`."""
+        self._generation += 1
+        generation = self._generation
+        state: dict[str, dict[str, Any]] = {}
+        pinned: list[str] = []
+        for key, story in self._live.items():
+            clean = {k: v for k, v in story.items() if v or v == 0}
+            self._stories[key] = orjson.dumps(clean)
+            self._stories.move_to_end(key)
+            state[row_key(_STORY, key)] = clean
+            pinned.append(_STORY + key)
+        for alias, thread in self._rows.items():
+            state[row_key(_NAME, alias)] = {"s": thread}
+            pinned.append(_NAME + alias)
+        self._live.clear()
+        self._rows.clear()
         self._journal.clear()
-        if len(self._log) > max(256, sum(len(t) for t in self._tables.values()) // 4):
-            self._compact()
-        elif self._log_dumped < len(self._log):
-            new = ",".join(self._log[self._log_dumped:])
-            self._log_text = f"{self._log_text},{new}" if self._log_text else new
-            self._log_dumped = len(self._log)
-        return "".join(('{"v":3,"base":', self._base, ',"log":[', self._log_text,
-                        '],"extra":', _encode(self.extra), "}"))
+        if pinned and self.loader is not None:
+            with self._lock:
+                for key in pinned:
+                    self._pinned[key] = generation
+        self._trim()
+        checkpoint = self.checkpoint() if self.dirty else None
+        self.dirty = False
+        return Dump(checkpoint, state, generation, tuple(pinned))
+
+    def committed(self, dump: Dump) -> None:
+        """The rows of ``dump`` are committed: the cache may let them go (any thread)."""
+        if not dump.pinned or self.loader is None:
+            return
+        with self._lock:
+            for key in dump.pinned:
+                if self._pinned.get(key) == dump.generation:
+                    del self._pinned[key]
+
+    def checkpoint(self) -> str:
+        """The checkpoint text: the waiting documents and the transport's state."""
+        return "".join(('{"v":4,"pending":', orjson.dumps(self._pending).decode(),
+                        ',"extra":', orjson.dumps(self.extra).decode(), "}"))
 
     def rollback(self) -> None:
         """Undo every change since the last :meth:`dump` (a file that could not be read)."""
         self._live.clear()
+        self._rows.clear()
         while self._journal:
-            table, key, before, touched = self._journal.pop()
-            if table == _INDEX:
-                if before is None:
-                    self._index.pop(key, None)
-                else:
-                    self._index[key] = before
-                continue
-            entries = self._tables[table]
-            if before is None:
+            table, key, before = self._journal.pop()
+            entries: Any = self._names if table == _NAMES else self._pending
+            if before is _MISSING:
                 entries.pop(key, None)
             else:
                 entries[key] = before
-            if table == "stories":
-                if touched is None:
-                    self._touched.pop(key, None)
-                else:
-                    self._touched[key] = touched
-        del self._log[self._log_dumped:]
-
-    def _compact(self) -> None:
-        """Fold the log into the base: the base becomes every entry as it is now."""
-        self._base = "{" + ",".join(
-            f'"{table}":{{{",".join(f for _t, f in self._tables[table].values())}}}'
-            for table in _TABLES) + "}"
-        self._log.clear()
-        self._log_text = ""
-        self._log_dumped = 0
 
     # -- stories ---------------------------------------------------------------------------
+
+    def prefetch(self, threads: Iterable[str] = (), names: Iterable[str] = ()) -> None:
+        """Read the stories and names a file's documents may need in one query (and the
+        stories those names lead to in a second), instead of one query each."""
+        if self.loader is None:
+            return
+        wanted_names = [n for n in dict.fromkeys(names) if n not in self._names]
+        wanted = [t for t in dict.fromkeys(threads) if t not in self._stories]
+        self._fetch(wanted, wanted_names)
+        found = {self._names.get(n) for n in wanted_names}
+        self._fetch([t for t in found if t is not None and t not in self._stories], [])
 
     def story(self, key: str) -> dict[str, Any] | None:
         """The story (to change and put back), None when unknown or expired."""
         value = self._live.get(key)
         if value is None:
-            value = self._get("stories", key)
-        if value is None:
-            return None
-        if self.clock() - self._touched.get(key, 0.0) > self.max_age:
-            self._delete("stories", key)
+            if key not in self._stories:
+                self._fetch([key], [])
+            else:
+                self._stories.move_to_end(key)
+            text = self._stories.get(key)
+            if text is None:
+                return None
+            value = orjson.loads(text)
+        if self.clock() - float(value.get("t") or 0.0) > self.max_age:
             return None
         story: dict[str, Any] = value
         return story
@@ -189,58 +253,63 @@ class Memory:
             names = [*(story.get("a") or ()), *new]
             dropped, story["a"] = names[:-_ALIASES_PER_STORY], names[-_ALIASES_PER_STORY:]
         story["t"] = int(self.clock())
-        entries = self._tables["stories"]
-        if key not in self._live:  # the first change since the last dump: journaled
-            self._journal.append(("stories", key, entries.get(key), self._touched.get(key)))
-            if key not in entries:
-                entries[key] = ("", "")  # encoded when the file's checkpoint is written
         self._live[key] = story
-        entries.move_to_end(key)
-        self._touched[key] = story["t"]
         for alias in new:
             self._point(alias, key)
-        for alias in dropped:  # the oldest names go: the index forgets them
-            if self._index.get(alias) == key:
-                self._point(alias, None)
         for carrier_id in carrier_ids:
             self._point(f"ev:{carrier_id}", key)
         posted = story.get("v")
-        if posted and len(posted) > _EVENTS_PER_STORY + 8:  # the oldest go, with their names
-            dropped = list(posted)[:-_EVENTS_PER_STORY]
-            story["v"] = {c: posted[c] for c in list(posted)[-_EVENTS_PER_STORY:]}
-            for carrier_id in dropped:
-                if self._index.get(f"ev:{carrier_id}") == key:
-                    self._point(f"ev:{carrier_id}", None)
-        self.dirty = True
-        while len(entries) > max(10, self.limit):
-            self._delete("stories", next(iter(entries)))
+        if posted and len(posted) > _EVENTS_PER_STORY + 8:  # the oldest go
+            kept = list(posted)[-_EVENTS_PER_STORY:]
+            dropped += [f"ev:{c}" for c in list(posted)[:-_EVENTS_PER_STORY]]
+            story["v"] = {c: posted[c] for c in kept}
+        for alias in dropped:  # their rows stay, unheeded (the story no longer lists them)
+            if self._names.get(alias) == key:
+                self._journal.append((_NAMES, alias, key))
+                del self._names[alias]
 
     def stories(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        self._flush()
-        for key, (text, _fragment) in self._tables["stories"].items():
-            yield key, _decode(text)
+        """The stories in the cache (and those changed since the last dump)."""
+        for key in [*self._stories, *(k for k in self._live if k not in self._stories)]:
+            story = self.story(key)
+            if story is not None:
+                yield key, story
 
     def thread_of(self, alias: str) -> str | None:
-        """The thread an alias (``ref:<BOL>``, ``po:<PO>``, ``asn:<sender>/<id>``) names, if its
-        story is still remembered."""
-        thread = self._index.get(alias)
+        """The thread an alias (``ref:<BOL>``, ``po:<PO>``, ``asn:<sender>/<id>``,
+        ``ev:<carrier event id>``) names, if its story is remembered and still lists it."""
+        if alias not in self._names:
+            self._fetch([], [alias])
+        else:
+            self._names.move_to_end(alias)
+        thread = self._names.get(alias)
         if thread is None:
             return None
-        if thread not in self._tables["stories"]:
-            self._point(alias, None)
+        story = self.story(thread)
+        if story is None:
             return None
-        return thread
+        if alias.startswith("ev:"):
+            return thread if alias[3:] in (story.get("v") or {}) else None
+        return thread if alias in (story.get("a") or ()) else None
 
     # -- waiting documents, carrier events -------------------------------------------------
 
     def pending_items(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(key, _decode(text)) for key, (text, _f) in self._tables["pending"].items()]
+        return [(key, dict(item)) for key, item in self._pending.items()]
 
     def put_pending(self, key: str, item: dict[str, Any]) -> None:
-        self._set("pending", key, item)
+        self._journal.append((_PENDING, key, self._pending.get(key, _MISSING)))
+        self._pending[key] = item
+        self._pending.move_to_end(key)
+        while len(self._pending) > max(10, self.limit):
+            self.drop_pending(next(iter(self._pending)))
+        self.dirty = True
 
     def drop_pending(self, key: str) -> None:
-        self._delete("pending", key)
+        if key not in self._pending:
+            return
+        self._journal.append((_PENDING, key, self._pending.pop(key)))
+        self.dirty = True
 
     def carrier_event(self, carrier_id: str) -> list[str] | None:
         """``[subject, event id, thread, milestone key]`` of a carrier event a story posted
@@ -253,81 +322,66 @@ class Memory:
         return [str(found[0]), str(found[1]), thread, str(found[2] if len(found) > 2 else "")]
 
     def size(self, table: str) -> int:
-        """Entries of a table (``aliases``: of the index of aliases and carrier event ids)."""
-        return len(self._index) if table == "aliases" else len(self._tables[table])
+        """Entries of a table in memory: ``stories``, ``aliases`` (names of stories),
+        ``pending``."""
+        if table == "aliases":
+            return sum(1 for thread in self._names.values() if thread is not None)
+        if table == "pending":
+            return len(self._pending)
+        return sum(1 for t in self._stories.values() if t is not None) + sum(
+            1 for k in self._live if self._stories.get(k) is None)
 
     # -- internals -------------------------------------------------------------------------
 
-    def _get(self, table: str, key: str) -> Any:
-        entry = self._tables[table].get(key)
-        return None if entry is None else _decode(entry[0])
+    def _fetch(self, threads: list[str], names: list[str]) -> None:
+        """Read stories and names from the store into the cache (None: there is none)."""
+        if self.loader is None or not (threads or names):
+            return
+        keys = {row_key(_STORY, t): (True, t) for t in threads}
+        keys.update({row_key(_NAME, n): (False, n) for n in names})
+        try:
+            rows = self.loader(list(keys))
+        except Exception as exc:
+            raise StateUnavailable(f"reading the source's stories failed: {exc!r}") from exc
+        for key, (is_story, name) in keys.items():
+            row = rows.get(key)
+            if is_story:
+                self._stories[name] = orjson.dumps(row) if row else None
+            else:
+                thread = row.get("s") if row else None
+                self._names[name] = thread if isinstance(thread, str) else None
 
-    def _flush(self) -> None:
-        """Encode the stories changed since the last dump (empty values left out)."""
-        entries = self._tables["stories"]
-        for key, story in self._live.items():
-            if key not in entries:
-                continue  # evicted meanwhile
-            text = _encode({k: v for k, v in story.items() if v or v == 0})
-            key_text = _encode(key)
-            entries[key] = (text, f"{key_text}:{text}")
-            self._log.append(f"[{_TABLE_NO['stories']},{key_text},{text}]")
-        self._live.clear()
-
-    def _point(self, alias: str, thread: str | None) -> None:
-        before = self._index.get(alias)
+    def _point(self, alias: str, thread: str) -> None:
+        before = self._names.get(alias, _MISSING)
         if before == thread:
-            return
-        self._journal.append((_INDEX, alias, before, None))
-        if thread is None:
-            del self._index[alias]
-        else:
-            self._index[alias] = thread
+            return  # its row says so already (or will, with this file's rows)
+        self._journal.append((_NAMES, alias, before))
+        self._names[alias] = thread
+        self._names.move_to_end(alias)
+        self._rows[alias] = thread
 
-    def _set(self, table: str, key: str, value: Any) -> None:
-        entries = self._tables[table]
-        self._journal.append((table, key, entries.get(key),
-                              self._touched.get(key) if table == "stories" else None))
-        text = _encode(value)
-        key_text = _encode(key)
-        entries[key] = (text, f"{key_text}:{text}")
-        entries.move_to_end(key)
-        self._log.append(f"[{_TABLE_NO[table]},{key_text},{text}]")
-        if table == "stories":
-            self._touched[key] = float(value.get("t") or self.clock()) \
-                if isinstance(value, dict) else self.clock()
+    def _trim(self) -> None:
+        """Keep ``limit`` stories (and their names) in the cache, least recently used out;
+        never one written but not committed yet (with a store to read it back from)."""
+        with self._lock:
+            pinned = set(self._pinned)
         cap = max(10, self.limit)
-        while len(entries) > cap:
-            self._delete(table, next(iter(entries)))
-        self.dirty = True
+        self._evict(self._stories, cap, _STORY, pinned, forget=self.loader is None)
+        self._evict(self._names, cap * _NAMES_PER_STORY, _NAME, pinned, forget=False)
 
-    def _delete(self, table: str, key: str) -> None:
-        entries = self._tables[table]
-        if key not in entries:
-            return
-        self._journal.append((table, key, entries[key],
-                              self._touched.get(key) if table == "stories" else None))
-        if table == "stories":  # its aliases go with it
-            live = self._live.pop(key, None)
-            story = live if live is not None else _decode(entries[key][0] or "{}")
-            for alias in [*(story.get("a") or ()), *(f"ev:{c}" for c in story.get("v") or ())]:
-                if self._index.get(alias) == key:
-                    self._point(alias, None)
-            self._touched.pop(key, None)
-        del entries[key]
-        self._log.append(f"[{_TABLE_NO[table]},{_encode(key)},null]")
-        self.dirty = True
-
-    def _expire_stories(self) -> None:
-        """Stories are ordered by their last touch: the expired ones are at the front."""
-        entries = self._tables["stories"]
-        oldest = self.clock() - self.max_age
-        while entries:
+    def _evict(self, entries: OrderedDict[str, Any], cap: int, prefix: str, pinned: set[str],
+               *, forget: bool) -> None:
+        spared = 0
+        while len(entries) > cap and spared < len(entries):
             key = next(iter(entries))
-            if self._touched.get(key, 0.0) >= oldest:
-                break
-            self._delete("stories", key)
-
-
-def _empty_base() -> str:
-    return "{" + ",".join(f'"{table}":{{}}' for table in _TABLES) + "}"
+            if prefix + key in pinned:
+                entries.move_to_end(key)  # not committed yet: a re-read would be stale
+                spared += 1
+                continue
+            value = entries.pop(key)
+            if forget and value:  # no store to read it back from: its names go with it
+                story = orjson.loads(value)
+                for alias in [*(story.get("a") or ()),
+                              *(f"ev:{c}" for c in story.get("v") or ())]:
+                    if self._names.get(alias) == key:
+                        del self._names[alias]

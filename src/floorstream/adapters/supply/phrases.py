@@ -293,6 +293,16 @@ def _mismatch(e: Event) -> str:
             f"more than the {phrasing.number(f['ordered'])} ordered").replace("  ", " ")
 
 
+def _expired(e: Event) -> str:
+    f = e.fields
+    seconds = f.get("waited_s")
+    waited = "" if not isinstance(seconds, int | float) else (
+        f" after {_plural(round(seconds / 86_400), 'day')}" if seconds >= 86_400 else
+        f" after {phrasing.duration(seconds)}")
+    return (f"ASN {f.get('asn', '?')} for PO {f.get('po', '?')} expired unmatched{waited}: "
+            "the PO never appeared in the ERP")
+
+
 PHRASES: dict[str, Callable[[Event], str]] = {
     "shipment.dispatched": _dated(_dispatched),
     "shipment.delayed": _dated(_delayed),
@@ -302,6 +312,7 @@ PHRASES: dict[str, Callable[[Event], str]] = {
     "shipment.retracted": _dated(_retracted),
     "asn.cancelled": _dated(_cancelled),
     "asn.mismatch": _dated(_mismatch),
+    "asn.expired": _dated(_expired),
 }
 
 
