@@ -10,13 +10,20 @@ import pytest
 from floorstream_opcua.session import APPLICATION_URI
 from opcua_support import SERVER_URI, OpcuaServer, make_certificate
 
+#: the user the module server knows (it also takes anonymous sessions over security None)
+USER = ("plant", "s3cret")
+
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest) -> Iterator[OpcuaServer]:
-    """One plain (no security) server for a module's tests, on the module's ``OPCUA_PORT``
-    if it has one (a conformance class names its URL before fixtures run); each test writes
-    what it needs."""
-    running = OpcuaServer(getattr(request.module, "OPCUA_PORT", None)).start()
+def server(request: pytest.FixtureRequest,
+           certificates: dict[str, tuple[Path, Path]]) -> Iterator[OpcuaServer]:
+    """One server for a module's tests, on the module's ``OPCUA_PORT`` if it has one (a
+    conformance class names its URL before fixtures run); each test writes what it needs.
+    It offers security None with anonymous sessions, and Basic256Sha256 (Sign,
+    SignAndEncrypt) and Aes128_Sha256_RsaOaep (SignAndEncrypt) with the user ``USER``."""
+    cert, key = certificates["server"]
+    running = OpcuaServer(getattr(request.module, "OPCUA_PORT", None), "--cert", str(cert),
+                          "--key", str(key), "--user", ":".join(USER), "--open").start()
     yield running
     running.stop()
 

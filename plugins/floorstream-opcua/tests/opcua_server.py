@@ -1,10 +1,12 @@
 """A real OPC UA server for the tests and the benchmark: asyncua's full server stack, started
 as a process of its own (so a test can stop and start it like a PLC reboot).
 
-    python opcua_server.py --port 48400 [--cert s.der --key s.pem] [--user u:p]
-                           [--bench 10000 --period 1.0]
+    python opcua_server.py --port 48400 [--cert s.der --key s.pem] [--user u:p [--open]]
+                           [--state RUNNING] [--bench 10000 --period 1.0]
 
-It prints ``READY <port>`` once it listens. Address space (namespace ``urn:floorstream:test``):
+It prints ``READY <port>`` once it listens. The tests run :func:`main` on a thread of their
+own instead (``opcua_support.OpcuaServer``): the same server, without a second interpreter
+importing asyncua. Address space (namespace ``urn:floorstream:test``):
 
     Objects/Line1/Press07/State        ns=2;s=Press07.State        String  "RUNNING"
     Objects/Line1/Press07/SpindleTemp  ns=2;s=Press07.SpindleTemp  Double  70.0 (EURange 0–200)
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from asyncua import Server, ua
@@ -36,21 +39,26 @@ SERVER_URI = "urn:floorstream:test:server"
 class _Passwords:
     """Accepts one user name and password, and anonymous sessions only when asked."""
 
-    def __init__(self, user: str, password: str) -> None:
-        self.user, self.password = user, password
+    def __init__(self, user: str, password: str, anonymous: bool) -> None:
+        self.user, self.password, self.anonymous = user, password, anonymous
 
     def get_user(self, iserver: object, username: str | None = None,
                  password: str | None = None, certificate: object = None) -> User | None:
         if username == self.user and password == self.password:
             return User(role=UserRole.User)
+        if username is None and self.anonymous:
+            return User(role=UserRole.User)
         return None
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace, stop: asyncio.Event | None = None,
+               ready: Callable[[], None] | None = None) -> None:
+    """Serve until ``stop`` is set (default: SIGTERM/SIGINT); ``ready`` is called once it
+    listens (default: print ``READY <port>``)."""
     user_manager = None
     if args.user:
         name, _, password = args.user.partition(":")
-        user_manager = _Passwords(name, password)
+        user_manager = _Passwords(name, password, args.open)
     server = Server(user_manager=user_manager)  # type: ignore[arg-type]
     server.iserver.bind_condition_methods = True  # ConditionRefresh, as real servers have
     await server.init()
@@ -61,12 +69,14 @@ async def main(args: argparse.Namespace) -> None:
         await server.load_certificate(args.cert)
         await server.load_private_key(args.key)
         server.set_security_policy([
+            *([ua.SecurityPolicyType.NoSecurity] if args.open else []),
             ua.SecurityPolicyType.Basic256Sha256_Sign,
             ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
             ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
         ])
     if args.user:
-        server.set_identity_tokens([ua.UserNameIdentityToken])
+        server.set_identity_tokens([ua.UserNameIdentityToken, *(
+            [ua.AnonymousIdentityToken] if args.open else [])])
     ns = await server.register_namespace(NAMESPACE)
     line = await server.nodes.objects.add_folder(ns, "Line1")
     press = await line.add_object(ua.NodeId("Press07", ns), ua.QualifiedName("Press07", ns))
@@ -115,16 +125,22 @@ async def main(args: argparse.Namespace) -> None:
         for k in range(args.bench):
             bench_nodes.append(await folder.add_variable(ua.NodeId(1000 + k, ns), f"V{k}", 0.0))
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     async with server:
-        print(f"READY {args.port}", flush=True)
-        tick = 0
+        if ready is None:
+            print(f"READY {args.port}", flush=True)
+        else:
+            ready()
+        tick, started = 0, loop.time()
         while not stop.is_set():
+            # on a fixed beat (start + tick × period), however long the writes took
+            pause = started + (tick + 1) * args.period - loop.time() if bench_nodes else 1.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.period if bench_nodes else 1.0)
+                await asyncio.wait_for(stop.wait(), max(pause, 0.0))
             if bench_nodes and not stop.is_set():
                 tick += 1
                 now = datetime.now(UTC)
@@ -134,14 +150,20 @@ async def main(args: argparse.Namespace) -> None:
                         SourceTimestamp=now, ServerTimestamp=now))
 
 
-if __name__ == "__main__":
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--user", help="name:password; refuses anonymous sessions")
+    parser.add_argument("--open", action="store_true", help="with --cert/--user: also offer "
+                        "security None and anonymous sessions")
     parser.add_argument("--state", default="RUNNING", help="Press07.State at start")
     parser.add_argument("--bench", type=int, default=0)
     parser.add_argument("--period", type=float, default=1.0)
-    asyncio.run(main(parser.parse_args()))
+    return parser
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parser().parse_args()))
     sys.exit(0)

@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -32,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))  # floorstream's support
 
+import opcua_server
 from floorstream_opcua import OpcuaAdapter
 from floorstream_opcua.session import APPLICATION_URI
 
@@ -39,7 +37,6 @@ from floorstream.plugin import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing import RecordingEmitter
 
-SERVER_SCRIPT = Path(__file__).with_name("opcua_server.py")
 SERVER_URI = "urn:floorstream:test:server"
 STATE, TEMP, COUNT = "ns=2;s=Press07.State", "ns=2;s=Press07.SpindleTemp", "ns=2;s=Press07.Count"
 
@@ -51,47 +48,54 @@ def free_port() -> int:
 
 
 class OpcuaServer:
-    """The test server as a process of its own: :meth:`stop` and :meth:`start` are a PLC
-    reboot (the address space starts again from its initial values)."""
+    """The test server (``opcua_server.main``) on a thread with its own event loop:
+    :meth:`stop` and :meth:`start` are a PLC reboot (the address space starts again from its
+    initial values, the sessions and subscriptions are gone). A thread, not a process: the
+    interpreter already imported asyncua for the adapter, and a server's start is then only
+    its address space."""
 
     def __init__(self, port: int | None = None, *args: str) -> None:
         self.port = port or free_port()
         self.args = list(args)
-        self.process: subprocess.Popen[str] | None = None
+        self.thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.halt: asyncio.Event | None = None
+        self.error: BaseException | None = None
 
     @property
     def url(self) -> str:
         return f"opc.tcp://127.0.0.1:{self.port}/floorstream/"
 
     def start(self, timeout: float = 30.0) -> OpcuaServer:
-        self.process = subprocess.Popen(
-            [sys.executable, str(SERVER_SCRIPT), "--port", str(self.port), *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        options = opcua_server.parser().parse_args(["--port", str(self.port), *self.args])
         ready = threading.Event()
-        process = self.process
 
-        def read() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                if line.startswith("READY"):
-                    ready.set()
+        async def serve() -> None:
+            self.loop, self.halt = asyncio.get_running_loop(), asyncio.Event()
+            try:
+                await opcua_server.main(options, stop=self.halt, ready=ready.set)
+            except BaseException as exc:  # a failed start: told to the test, not lost
+                self.error = exc
+                ready.set()
 
-        threading.Thread(target=read, daemon=True).start()
+        self.error = None
+        self.thread = threading.Thread(target=asyncio.run, args=(serve(),),
+                                       name=f"opcua-server-{self.port}", daemon=True)
+        self.thread.start()
         if not ready.wait(timeout):
-            self.stop()
             raise AssertionError(f"the OPC UA test server did not start in {timeout} s")
+        if self.error is not None:
+            raise AssertionError(f"the OPC UA test server failed: {self.error!r}")
         return self
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        thread, self.thread = self.thread, None
+        if thread is None or not thread.is_alive():
             return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
+        assert self.loop is not None and self.halt is not None
+        self.loop.call_soon_threadsafe(self.halt.set)
+        thread.join(15)
+        assert not thread.is_alive(), "the OPC UA test server did not stop"
 
 
 class Plc:

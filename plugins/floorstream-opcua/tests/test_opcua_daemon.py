@@ -53,6 +53,10 @@ def test_posts_survive_a_server_restart_without_repeats(tmp_path: Path) -> None:
             server.start()
             wait_for(lambda: adapter.session is not None and adapter.session.connects >= 2
                      and adapter.context.health.is_connected, 30, "the reconnect")
+            # the reboot ended the alarm: the refresh no longer reports it (a publish carries
+            # data changes and events side by side, unordered: wait for it on its own)
+            wait_for(lambda: "alarm.cleared" in [p.type for p in daemon.posts()], 20,
+                     "the alarm's clear")
             # count 0 → 1 posts; everything the reconnect re-read was emitted before it
             sentinel(lambda: plc.write(COUNT, 1),
                      lambda: any("1" in s and "was 0" in s for s in daemon.summaries()))

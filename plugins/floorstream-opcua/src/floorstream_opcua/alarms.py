@@ -52,9 +52,7 @@ class AlarmBook:
         self.open: dict[str, AlarmState] = {}
         self._seen: set[str] | None = None  # conditions reported during a refresh
         if checkpoint:
-            data = json.loads(checkpoint)
-            for condition, state in data.get("alarms", {}).items():
-                self.open[condition] = AlarmState(**state)
+            self.open = _load(checkpoint)
 
     def checkpoint(self) -> str:
         return json.dumps({"v": 1, "alarms": {c: vars(s) for c, s in sorted(self.open.items())}},
@@ -150,6 +148,17 @@ class AlarmBook:
             severity=severity, thread=condition, attrs=dict(self.attrs), fields=fields,
             relation=relation,  # type: ignore[arg-type]  # one of the model's relations
             refers_to=state.event)
+
+
+def _load(checkpoint: str) -> dict[str, AlarmState]:
+    """The open alarms a checkpoint holds; one that cannot be read (written by another
+    adapter under this source name) holds none, and the refresh tells what is open now."""
+    try:
+        data = json.loads(checkpoint)
+        return {condition: AlarmState(**state)
+                for condition, state in data.get("alarms", {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _condition_key(fields: dict[str, Any]) -> str:

@@ -141,6 +141,7 @@ class OpcuaSession:
         self._stopping: asyncio.Event | None = None
         self._stop_requested = threading.Event()
         self.connects = 0  # sessions made (tests and the bench read it)
+        self.connected_once = False  # the current attempt got as far as subscribing
         self.notifications = 0
 
     # -- the thread ----------------------------------------------------------------------
@@ -162,27 +163,45 @@ class OpcuaSession:
             return
         delay = self.config.reconnect.min_delay
         while not self._stopping.is_set():
-            client: Client | None = None
-            try:
-                client = await self._connect()
-                feed = await self._subscribe(client)
-                self.context.health.connected()
-                self.log.info("opcua_subscribed", url=self.config.url, items=len(self.items),
-                              alarms=self.book is not None, session=self.connects)
+            # one session as a task, so a stop cancels even a connect that hangs on a
+            # server that accepted the socket and says nothing
+            session = asyncio.create_task(self._session())
+            stopping = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({session, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not session.done():
+                session.cancel()
+                with contextlib.suppress(BaseException):
+                    await session
+                break
+            error = session.exception()
+            if error is None:  # _session returns only when asked to stop
+                break
+            if self.connected_once:  # it had worked: the next attempt starts quickly
                 delay = self.config.reconnect.min_delay
-                await self._watch(client, feed)
-            except Exception as exc:  # every failure: reported, then a new attempt
-                if self._stopping.is_set():
-                    break
-                self.context.health.disconnected(_reason(exc))
-                self.log.warning("opcua_connection_failed", url=self.config.url,
-                                 error=_reason(exc), retry_in_s=delay)
-            finally:
-                if client is not None:
-                    await self._disconnect(client)
+            self.context.health.disconnected(_reason(error))
+            self.log.warning("opcua_connection_failed", url=self.config.url,
+                             error=_reason(error), retry_in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             delay = min(delay * 2, self.config.reconnect.max_delay)
+
+    async def _session(self) -> None:
+        """Connect, subscribe, and watch until asked to stop (returns) or the connection is
+        lost (raises); the client is closed either way."""
+        self.connected_once = False
+        client: Client | None = None
+        try:
+            client = await self._connect()
+            feed = await self._subscribe(client)
+            self.context.health.connected()
+            self.connected_once = True
+            self.log.info("opcua_subscribed", url=self.config.url, items=len(self.items),
+                          alarms=self.book is not None, session=self.connects)
+            await self._watch(client, feed)
+        finally:
+            if client is not None:
+                await self._disconnect(client)
 
     async def _watch(self, client: Client, feed: _Feed) -> None:
         """Return when asked to stop; raise when the connection or the subscription is
