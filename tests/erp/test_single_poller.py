@@ -1,5 +1,9 @@
 """Two daemons on one config and one PostgreSQL store: one polls, the other stands by.
 
+This is the ERP adapter's own lock, for daemons that do not form a fleet (``fleet.enabled:
+false``); in a fleet the store's lease does the same for every kind of source
+(tests/fleet/test_fleet_failover.py).
+
 Daemon A is a real ``floorstream run`` process; daemon B runs in the test. While A holds the
 source's advisory lock, B never polls. A is killed with SIGKILL (its session, and so its lock,
 ends with the process); B takes over from A's committed checkpoint and every change is posted
@@ -21,6 +25,7 @@ CONFIG = """
 store: {url}
 default_team: planning
 logging: {{level: warning}}
+fleet: {{enabled: false}}  # the ERP-side lock itself (a fleet leases the source instead)
 sources:
   - name: orders
     adapter: erp.table

@@ -93,7 +93,6 @@ class Fleet:
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
         self.last_ok = 0.0  # monotonic time of the last successful round trip
-        self._joined = 0.0
         self._next_heartbeat = 0.0
         self._cut = False  # the watchdog halted everything; the loop finishes the job
         self.fence = Fence(self.id, self.sources, self.held_now, self._on_fenced)
@@ -123,6 +122,8 @@ class Fleet:
         for thread in (self._thread, self._watchdog):
             if thread is not None:
                 thread.join(timeout)
+        for source in list(self.held):  # all told at once: they stop side by side
+            self._halt(source)
         for source in list(self.held):
             try:
                 self._release(source)
@@ -188,7 +189,6 @@ class Fleet:
                 table.create(conn, checkfirst=True)
             membership.register(conn, member)
             leases.ensure(conn, self.sources)
-        self._joined = time.monotonic()
         log.info("fleet_joined", daemon=self.id, session=session, fleet=self.fleet,
                  sources=len(self.sources))
 
@@ -226,7 +226,7 @@ class Fleet:
             newest = sorted(self.held, key=lambda s: self._acquired.get(s, 0.0), reverse=True)
             for source in newest[:held - share]:
                 self._release(source)
-        elif held < share and now - self._joined >= self.timings.interval:
+        elif held < share:
             wanted = [s for s in self.sources if s not in self.held]
             holders = self.session.held([("source", s) for s in wanted])
             self.last_ok = time.monotonic()
