@@ -95,3 +95,15 @@ def test_state_parsing_and_changes() -> None:
     found = states.update(HostState("s", False, 6), 0)
     assert found is not None and found[0] == "offline"
     assert states.update(HostState("s", False, 7), 0) is None  # a repeat
+
+
+def test_a_birth_splits_what_was_held_into_old_stragglers_and_early_new_messages() -> None:
+    reorder: Reorder[str] = Reorder(timeout=2.0)
+    _order(reorder, [140, 142])  # 141 missing: 142 held
+    reorder.offer("n", 2, 2, "new2", 0.0)  # DDATA 2 of the new session, ahead of its birth
+    old, early = reorder.birth("n", 0, 0, 0.5)
+    assert [(item, gap.missing if gap else None) for item, gap in old] == [
+        ("m142", (141,))]  # gap in the old session: 2 of the new one is not its concern
+    assert early == [(2, "new2", 2)]
+    assert _order(reorder, [1]) == ["m1"]
+    assert [i for i, _ in reorder.offer("n", 2, 2, "new2", 0.6).released] == ["new2"]

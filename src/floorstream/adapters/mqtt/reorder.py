@@ -14,8 +14,8 @@ what time it is (``time.monotonic()``), so the tests drive it without sleeping.
 - :meth:`Reorder.offer` takes a message and returns what can be processed now, in order;
 - :meth:`Reorder.expired` gives up on the gaps older than the timeout and returns what was held
   behind them, the first of it flagged with the gap;
-- :meth:`Reorder.birth` starts a new numbering (NBIRTH): what was held is handed back to be
-  offered again after the birth;
+- :meth:`Reorder.birth` starts a new numbering (NBIRTH): what was held of the old session is
+  released, what came early of the new one is handed back to be offered again after the birth;
 - :meth:`Reorder.drain` releases all that is held (an NDEATH: the session is over).
 
 A timeout of 0 turns reordering off: messages are used as they come, a number out of turn is
@@ -141,18 +141,26 @@ class Reorder(Generic[T]):
         times = [at for node in self.nodes.values() for at, _, _ in node.held.values()]
         return min(times) + self.timeout if times else None
 
-    def birth(self, key: str, seq: int | None, fingerprint: int) -> list[tuple[int, T, int]]:
-        """An NBIRTH: numbering restarts after ``seq``; what was held is returned as
-        ``(seq, item, fingerprint)`` to be offered again once the birth is processed (an
-        early DBIRTH of the new session is the usual case)."""
+    def birth(self, key: str, seq: int | None, fingerprint: int, now: float
+              ) -> tuple[list[tuple[T, Gap | None]], list[tuple[int, T, int]]]:
+        """An NBIRTH: numbering restarts after ``seq``. What was held is split: messages
+        numbered just after the birth came early in the new session (returned second, as
+        ``(seq, item, fingerprint)``, to be offered again once the birth is processed); the
+        rest are the old session's, released first (to be processed before the birth)."""
         node = self.nodes.get(key)
-        old = sorted(((s, i, f) for s, (_, i, f) in node.held.items()),
-                     key=lambda entry: (entry[0] - (seq or 0)) % 256) if node else []
+        early: list[tuple[int, T, int]] = []
+        if node is not None and seq is not None:
+            for s in list(node.held):
+                if 0 < (s - seq) % 256 <= self.limit:
+                    _, item, fp = node.held.pop(s)
+                    early.append((s, item, fp))
+            early.sort(key=lambda entry: (entry[0] - seq) % 256)
+        old = self.drain(key, now, reason="birth") if node is not None else []
         if seq is None:
             self.nodes.pop(key, None)
         else:
             self.nodes[key] = _Node((seq + 1) % 256, seen={seq: fingerprint})
-        return old
+        return old, early
 
     def drain(self, key: str, now: float, reason: str = "death") -> list[tuple[T, Gap | None]]:
         """Everything held for ``key``, in order, the first flagged with the gap before it."""

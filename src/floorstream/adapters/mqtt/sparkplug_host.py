@@ -170,7 +170,9 @@ class SparkplugHost:
                 return
             fingerprint = hash(payload)
             if mtype == "NBIRTH":
-                early = self.reorder.birth(key, seq, fingerprint)
+                old, early = self.reorder.birth(key, seq, fingerprint, now)
+                for held, gap in old:  # the last session's stragglers: before the birth
+                    self._process(held, gap)
                 self.uncertain.pop(key, None)
                 self.reported.discard(key)
                 self._process(item, None)
