@@ -45,7 +45,7 @@ CYCLE = [
 assert len(CYCLE) == 20
 
 
-def wait_for(found: Callable[[], T], timeout: float = 10.0, what: str = "it") -> T:
+def wait_for(found: Callable[[], T], timeout: float = 20.0, what: str = "it") -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = found()
@@ -237,7 +237,7 @@ def test_the_daemon_posts_alarms_clears_and_cycles_once_across_restarts(
         for observation in CYCLE:
             agent.add(observation)
         agent.add('<Fault dataItemId="e086dd60" type="POSITION" nativeCode="OT-X">'
-                  'X overtravel</Fault>')  # the sentinel: a new alarm, posted last
+                  'X overtravel</Fault>', "2018-10-31T21:01:00Z")  # the sentinel: posted last
         wait_for(lambda: any("OT-X" in p.summary for p in posts(store, "maintenance")),
                  what="the sentinel alarm")
         # the open overload again, the axis samples, the execution states: no posts
@@ -252,7 +252,7 @@ def test_the_daemon_posts_alarms_clears_and_cycles_once_across_restarts(
         daemon.stop()
         daemon = Daemon(config, plugins)
         daemon.start()
-        agent.add('<Normal dataItemId="e086dd60" type="POSITION"/>')
+        agent.add('<Normal dataItemId="e086dd60" type="POSITION"/>', "2018-10-31T21:03:00Z")
         wait_for(lambda: len(posts(store, "maintenance")) == 5, what="the overtravel cleared")
         # an agent restart: the overload is still on, the counter reset; then a new part
         agent.restart('<Fault dataItemId="afb596b0" type="AMPERAGE" nativeCode="MOT-OVR">'
@@ -265,7 +265,7 @@ def test_the_daemon_posts_alarms_clears_and_cycles_once_across_restarts(
         # the overload seen again after the agent's restart is no news; the new part is
         maintenance = posts(store, "maintenance")
         assert [p.summary for p in maintenance[4:]] == [
-            "SimpleCnc: OT-X X overtravel cleared after 0 s",
+            "SimpleCnc: OT-X X overtravel cleared after 2 min",
             "SimpleCnc: cycle complete, part 1 (O98877)"]
         assert maintenance[4].thread == maintenance[3].thread  # the alarm and its clear
         assert maintenance[4].relation == "resolution"

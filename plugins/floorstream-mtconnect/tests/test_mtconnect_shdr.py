@@ -75,7 +75,7 @@ class Adapter:
         self.server.close()
 
 
-def wait_for(found: Callable[[], T], timeout: float = 10.0, what: str = "it") -> T:
+def wait_for(found: Callable[[], T], timeout: float = 20.0, what: str = "it") -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = found()
