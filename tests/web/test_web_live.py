@@ -4,6 +4,7 @@ repeats nothing; on PostgreSQL the web process is woken by LISTEN/NOTIFY."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,9 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from floorstream.config import parse_mapping
+from floorstream.model import Post, utcnow
 from floorstream.plugins import build_plugins
+from floorstream.store import schema
+from floorstream.store.store import CommitBatch, Store, _post_row
+from floorstream.web.live import Hub
+from floorstream.web.queries import FeedQueries
 from support import DaemonRunner, wait_for
 
 from .websupport import TOKEN, SseReader, web_mapping
@@ -82,3 +89,37 @@ def test_anonymous_stream_is_refused(tmp_path: Path) -> None:
         assert runner.daemon is not None and runner.daemon.web is not None
         with SseReader(f"{runner.daemon.web.url}/events?scope=all") as reader:
             assert reader.status == 401
+
+
+@pytest.mark.postgres
+def test_a_post_committed_after_a_newer_one_still_goes_out(pg_url: str) -> None:
+    """PostgreSQL draws a seq at insert, not at commit: a slow transaction's post can land
+    below one already sent. The watcher looks for skipped seqs again, so it is not lost."""
+    store = Store.open(pg_url)
+    hub = Hub(FeedQueries(store), lambda kind, seq, post, ack: post.summary, poll_s=0.05)
+
+    def post(summary: str) -> Post:
+        return Post(id=summary.replace(" ", "-"), type="t", source="s", subject="x",
+                    summary=summary, teams=("maintenance",), occurred_at=utcnow())
+
+    async def scenario() -> list[str]:
+        subscriber = hub.subscribe(lambda _post: True)
+        slow = store.engine.connect()
+        transaction = slow.begin()
+        row = _post_row(post("slow post"))
+        seq = slow.execute(insert(schema.posts).returning(schema.posts.c.seq), row).scalar_one()
+        slow.execute(insert(schema.post_teams).values(
+            team="maintenance", post_id=row["id"], post_seq=seq, severity=10,
+            created_at=row["created_at"]))
+        store.commit(CommitBatch(posts=[post("fast post")]))  # a higher seq, committed first
+        got = [await asyncio.wait_for(subscriber.queue.get(), 10)]
+        transaction.commit()
+        slow.close()
+        got.append(await asyncio.wait_for(subscriber.queue.get(), 10))
+        return [item.text for item in got if item is not None]
+
+    try:
+        assert asyncio.run(scenario()) == ["fast post", "slow post"]
+    finally:
+        hub.stop()
+        store.close()

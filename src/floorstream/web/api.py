@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field
 
 from floorstream.model import Post, utcnow
 from floorstream.web.app import Viewer, WebContext, context, viewer
-from floorstream.web.live import Item, sse
+from floorstream.web.live import Item
 from floorstream.web.params import feed_filter
 from floorstream.web.queries import FOLLOW_KINDS, FeedFilter, Follow
-from floorstream.web.views import activity, atom_feed, collection_page, filter_query, to_json
+from floorstream.web.views import activity, atom_feed, collection_page, filter_query
 
 __all__ = ["router"]
 
@@ -245,7 +245,7 @@ async def events(request: Request, ctx: Ctx, who: Who, filters: Filters,
     if start is None:
         start = ctx.hub.head
     backlog = await run_in_threadpool(_backlog, ctx, start, wants)
-    return StreamingResponse(_stream(request, ctx, subscriber, backlog, start),
+    return StreamingResponse(_stream(request, ctx, subscriber, backlog),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -280,7 +280,7 @@ def _backlog(ctx: WebContext, start: int, wants: Callable[[Post], bool]) -> list
         rows = ctx.queries.after(start, limit=500)
         for seq, post in rows:
             if wants(post):
-                found.append(Item("post", seq, post, ctx.render_live(post)))
+                found.append(Item("post", seq, post, ctx.live_event("post", seq, post, None)))
             start = seq
         seen += len(rows)
         if len(rows) < 500:
@@ -288,20 +288,15 @@ def _backlog(ctx: WebContext, start: int, wants: Callable[[Post], bool]) -> list
     return found
 
 
-def _post_event(item: Item, ctx: WebContext) -> str:
-    return sse(item.seq, "post", to_json({"html": item.html, "id": item.post.id,
-                                          "thread": item.post.thread,
-                                          "activity": activity(item.post, (), ctx.base_url)}))
-
-
-async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: list[Item],
-                  start: int) -> AsyncIterator[str]:
-    sent = start
+async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: list[Item]
+                  ) -> AsyncIterator[str]:
+    """The backlog, then what the hub hands over; a post that committed late (its seq below
+    one already sent: see live.GAP_WAIT_S) is sent too, the page ignores one it has."""
+    sent = {item.seq for item in backlog}  # queued live too, while the backlog was read
     try:
         yield "retry: 1000\n\n"
         for item in backlog:
-            yield _post_event(item, ctx)
-            sent = max(sent, item.seq)
+            yield item.text
         while True:
             try:
                 item = await asyncio.wait_for(subscriber.queue.get(), 15.0)
@@ -312,17 +307,9 @@ async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: l
                 continue
             if item is None:
                 return  # cut off (too slow) or the server stops: the browser reconnects
-            if item.kind == "post":
-                if item.seq <= sent:
-                    continue
-                sent = item.seq
-                yield _post_event(item, ctx)
-            elif item.ack is not None:
-                identity = ctx.auth.identity(item.ack.person, "ack")
-                yield sse(None, "ack", to_json({
-                    "post_id": item.ack.post_id, "person": item.ack.person,
-                    "name": identity.name if identity else item.ack.person,
-                    "at": item.ack.at.isoformat()}))
+            if item.kind == "post" and item.seq in sent:
+                continue  # already sent from the backlog
+            yield item.text
     finally:
         ctx.hub.unsubscribe(subscriber)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from floorstream.api import Stream
@@ -29,9 +29,9 @@ from floorstream.store.store import Store
 from floorstream.web import csrf
 from floorstream.web.actions import Commenter
 from floorstream.web.auth import SESSION_COOKIE, Authenticator, Identity, Session
-from floorstream.web.live import Hub
-from floorstream.web.queries import FeedQueries
-from floorstream.web.views import environment
+from floorstream.web.live import Hub, sse
+from floorstream.web.queries import Ack, FeedQueries
+from floorstream.web.views import activity, environment, to_json
 
 __all__ = ["Viewer", "WebContext", "create_app", "csrf_guard", "viewer"]
 
@@ -54,12 +54,23 @@ class WebContext:
                              config.settings.admin_team})
         self.commenter = Commenter(stream.pipeline, self.teams)
         self._post_template = self.env.get_template("_post.html")
-        self.hub = Hub(self.queries, self.render_live, poll_s=self.settings.poll_ms / 1000)
+        self.hub = Hub(self.queries, self.live_event, poll_s=self.settings.poll_ms / 1000)
 
     def render_live(self, post: Post) -> str:
         """A post's HTML for the live stream: the same for every reader (forms get their CSRF
         token from the page's meta tag in the browser)."""
         return self._post_template.render(post=post, acks={}, csrf="", live=True)
+
+    def live_event(self, kind: str, seq: int, post: Post, ack: Ack | None) -> str:
+        """A post or an ack as the server-sent event every subscriber gets (encoded once)."""
+        if ack is not None:
+            identity = self.auth.identity(ack.person, "ack")
+            return sse(None, "ack", to_json({
+                "post_id": ack.post_id, "person": ack.person,
+                "name": identity.name if identity else ack.person, "at": ack.at.isoformat()}))
+        return sse(seq, "post", to_json({"html": self.render_live(post), "id": post.id,
+                                         "thread": post.thread,
+                                         "activity": activity(post, (), self.base_url)}))
 
     def close(self) -> None:
         self.hub.stop()
@@ -185,19 +196,7 @@ def create_app(config: Config, *, store: Store | None = None, stream: Stream | N
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-        who = getattr(request.state, "viewer", None)
-        if isinstance(who, Viewer) and who.token is not None:
-            set_session_cookie(response, who.token, ctx)
-        return response
+    app.add_middleware(SecurityHeaders, ctx=ctx)
 
     def _close() -> None:
         ctx.close()
@@ -207,6 +206,39 @@ def create_app(config: Config, *, store: Store | None = None, stream: Stream | N
     app.router.on_shutdown.append(_close)
     app.state.close = _close
     return app
+
+
+class SecurityHeaders:
+    """Plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which would pipe every
+    event-stream chunk through a queue): security headers on every response, and the
+    session cookie a single-sign-on request was given."""
+
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+               (b"content-security-policy",
+                b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")]
+
+    def __init__(self, app: Any, ctx: WebContext) -> None:
+        self.app, self.ctx = app, ctx
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += self.HEADERS
+                who = (scope.get("state") or {}).get("viewer")
+                if isinstance(who, Viewer) and who.token is not None:
+                    cookie = Response()
+                    set_session_cookie(cookie, who.token, self.ctx)
+                    headers += [(k, v) for k, v in cookie.raw_headers if k == b"set-cookie"]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def set_session_cookie(response: Any, token: str, ctx: WebContext) -> None:

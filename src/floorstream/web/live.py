@@ -3,9 +3,9 @@
 The watcher is a thread of its own. On PostgreSQL it LISTENs on ``floorstream_web`` (a
 statement trigger on ``fs_posts`` and ``fs_web_acks`` NOTIFYs at commit, from any daemon or
 web process on the store) and wakes at once; elsewhere it polls the newest seq, an index's
-last entry, every ``web.poll_ms``. Either way it reads the new rows once, renders each post's
-HTML once, and hands them to every subscriber whose page they belong on (its team, its
-filters, what its reader may read). A subscriber is an asyncio queue drained by one
+last entry, every ``web.poll_ms``. Either way it reads the new rows once, encodes each post's
+event (HTML and activity) once, and hands them to every subscriber whose page they belong on
+(its team, its filters, what its reader may read). A subscriber is an asyncio queue drained by one
 server-sent-events response; a reader too slow to keep up is cut off and its browser
 reconnects with ``Last-Event-ID``, so it resumes from the store instead of growing a queue.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,11 @@ log = structlog.get_logger("floorstream.web")
 CHANNEL = "floorstream_web"
 #: items a subscriber may have waiting before it is cut off (its browser then resumes)
 QUEUE_LIMIT = 2000
+#: how long a seq skipped over is looked for again: a transaction that drew its seq before
+#: another one's may commit after it (PostgreSQL sequences; several writers), so the newer post
+#: is seen first and the older one must not be missed
+GAP_WAIT_S = 30.0
+GAP_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class Item:
     kind: str  # post | ack
     seq: int
     post: Post
-    html: str = ""
+    #: the event as sent (``sse``), encoded once for every subscriber
+    text: str = ""
     ack: Ack | None = None
 
 
@@ -66,10 +73,10 @@ class Subscriber:
 class Hub:
     """The watcher thread and the subscribers of one web process."""
 
-    def __init__(self, queries: FeedQueries, render: Callable[[Post], str], *,
-                 poll_s: float = 0.25) -> None:
+    def __init__(self, queries: FeedQueries, encode: Callable[[str, int, Post, Ack | None], str],
+                 *, poll_s: float = 0.25) -> None:
         self.queries = queries
-        self.render = render
+        self.encode = encode
         self.poll_s = poll_s
         self.listening = False  # LISTEN/NOTIFY is in use (PostgreSQL)
         self._subscribers: set[Subscriber] = set()
@@ -79,6 +86,8 @@ class Hub:
         self._thread: threading.Thread | None = None
         self.head = 0
         self.ack_head = 0
+        #: seqs skipped over → when to stop looking for them (see GAP_WAIT_S)
+        self._gaps: dict[int, float] = {}
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -136,12 +145,22 @@ class Hub:
                 self._stop.wait(1.0)
 
     def _deliver(self) -> None:
+        now = time.monotonic()
+        if self._gaps:
+            for seq in [s for s, until in self._gaps.items() if until < now]:
+                del self._gaps[seq]  # rolled back, or pruned: not coming
+            for seq, post in self.queries.by_seq(sorted(self._gaps)):
+                self._gaps.pop(seq, None)
+                self._fan_out(Item("post", seq, post, self.encode("post", seq, post, None)))
         while True:
             found = self.queries.after(self.head, limit=500)
             if not found:
                 break
             for seq, post in found:
-                self._fan_out(Item("post", seq, post, self.render(post)))
+                for missing in range(self.head + 1, min(seq, self.head + 1 + GAP_MAX)):
+                    if len(self._gaps) < GAP_MAX:
+                        self._gaps[missing] = now + GAP_WAIT_S
+                self._fan_out(Item("post", seq, post, self.encode("post", seq, post, None)))
                 self.head = seq
             if len(found) < 500:
                 break
@@ -155,7 +174,7 @@ class Hub:
             for ack in acks:
                 acked = posts.get(ack.post_id)
                 if acked is not None:
-                    self._fan_out(Item("ack", 0, acked, ack=ack))
+                    self._fan_out(Item("ack", 0, acked, self.encode("ack", 0, acked, ack), ack))
                 self.ack_head = ack.id
 
     def _fan_out(self, item: Item) -> None:

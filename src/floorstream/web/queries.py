@@ -187,6 +187,10 @@ class FeedQueries:
                 select(p.c.seq).where(p.c.seq > seq).order_by(p.c.seq).limit(limit)).scalars()]
             return posts_by_seq(conn, seqs)
 
+    def by_seq(self, seqs: Sequence[int]) -> list[tuple[int, Post]]:
+        with self.engine.connect() as conn:
+            return posts_by_seq(conn, seqs)
+
     def post(self, post_id: str) -> tuple[int, Post] | None:
         with self.engine.connect() as conn:
             seq = conn.execute(select(schema.posts.c.seq)

@@ -1,0 +1,321 @@
+"""The web feed under load: page times with a million posts, live latency with many clients.
+
+Two parts, on SQLite and/or PostgreSQL (``--store``):
+
+- **pages**: ``--posts`` (1,000,000) posts are bulk-loaded into a store (kept between runs in
+  ``--dir`` for SQLite, database ``fs_bench_web`` on the local PostgreSQL; ``--fresh`` reloads):
+  ``--teams`` teams, a post in one or two of them, ``--threads`` subjects (one thread each).
+  Then the app answers, in process, the team feed's first page and deep pages (a cursor at a
+  random depth), the everything feed, the JSON feed and thread pages; the time per request is
+  measured around the app (``server_ms``: handler, queries, template) — the in-process client
+  adds nothing to it.
+- **live**: a ``floorstream web`` process serves the same store; ``--clients`` event-stream
+  clients (asyncio, in this process) follow one team; a publisher process commits
+  ``--rate`` posts/s through the pipeline for ``--seconds``; each post carries the time just
+  before its publish, each client notes when it reads it: publish → seen per (post, client).
+
+Numbers are taken on whatever machine runs this; the development machine has 2 cores shared
+with other work, so the client count the issue asks for (500) may not be what it can carry —
+the JSON says what was run.
+
+    .venv/bin/python bench/web.py [--store sqlite,postgres] [--posts 1000000] [--clients 100]
+        [--rate 100] [--seconds 10] [--skip-live] [--fresh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, insert, select, text
+
+from floorstream.api import Stream
+from floorstream.config import parse_mapping
+from floorstream.model import utcnow
+from floorstream.plugins import build_plugins
+from floorstream.store import schema
+from floorstream.store.store import Store
+
+PG_ADMIN = os.environ.get("FLOORSTREAM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1/test")
+TOKEN = "bench-token-0123456789abcdef"
+#: seconds the clients keep reading after the publisher is done
+DRAIN = float(os.environ.get("BENCH_DRAIN", "5"))
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": round(statistics.median(values), 2),
+            "p99": round(p99(values), 2), "max": round(max(values), 2)}
+
+
+def store_url(kind: str, directory: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{directory}/web-bench.db"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = 'fs_bench_web'"))\
+                .scalar():
+            conn.execute(text('CREATE DATABASE "fs_bench_web"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/fs_bench_web"
+
+
+def mapping(url: str, teams: list[str]) -> dict[str, Any]:
+    return {"store": url, "default_team": teams[0], "teams": {t: {} for t in teams},
+            "routes": [{"match": {"source": "bench"}, "teams": [teams[0]]}],
+            "flood": None,
+            "web": {"people": {"bench": {"name": "Bench"}},
+                    "tokens": [{"person": "bench", "token": TOKEN}]}}
+
+
+def load(url: str, posts: int, teams: list[str], threads: int, fresh: bool) -> dict[str, Any]:
+    """Bulk-load ``posts`` posts (SQL inserts of 5,000 rows; not the pipeline: a million
+    pipeline commits would take the bench's whole budget)."""
+    store = Store.open(url)
+    have = store.count_posts()
+    if have >= posts and not fresh:
+        store.close()
+        return {"loaded": 0, "present": have}
+    with store.engine.begin() as conn:
+        for table in (schema.post_teams, schema.posts):
+            conn.execute(table.delete())
+    started = time.perf_counter()
+    rng = random.Random(7)
+    now = utcnow()
+    chunk = 5000
+    for start in range(0, posts, chunk):
+        rows, team_rows = [], []
+        for seq in range(start + 1, min(posts, start + chunk) + 1):
+            subject = f"machine-{rng.randrange(threads):05d}"
+            at = now - timedelta(seconds=(posts - seq) * 2)
+            severity = rng.choice((10, 10, 10, 20, 30, 40))
+            chosen = [teams[seq % len(teams)]]
+            if seq % 7 == 0:
+                chosen.append(teams[(seq + 1) % len(teams)])
+            rows.append({"seq": seq, "id": f"{seq:032x}", "type": "machine.state_changed",
+                         "source": f"line-{seq % 10}", "subject": subject,
+                         "severity": severity, "summary": f"{subject} changed state ({seq})",
+                         "body": None, "tags": [], "links": {}, "fields": {},
+                         "routing": [{"team": t, "rule": "bench"} for t in chosen],
+                         "clears": None, "occurred_at": at, "created_at": at,
+                         "thread": subject, "relation": "new", "refers_to": None})
+            team_rows += [{"team": t, "post_id": f"{seq:032x}", "post_seq": seq,
+                           "severity": severity, "created_at": at} for t in chosen]
+        with store.engine.begin() as conn:
+            conn.execute(insert(schema.posts), rows)
+            conn.execute(insert(schema.post_teams), team_rows)
+        if start and start % 100_000 == 0:
+            print(f"  loaded {start:,} posts", file=sys.stderr, flush=True)
+    with store.engine.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('fs_posts', 'seq'), "
+                              "(SELECT max(seq) FROM fs_posts))"))
+            conn.execute(text("ANALYZE fs_posts"))
+            conn.execute(text("ANALYZE fs_post_teams"))
+        else:
+            conn.execute(text("ANALYZE"))
+    took = time.perf_counter() - started
+    store.close()
+    return {"loaded": posts, "load_seconds": round(took, 1)}
+
+
+def pages(url: str, teams: list[str], threads: int, requests: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from floorstream.web import create_app
+
+    plugins = build_plugins()
+    config = parse_mapping(mapping(url, teams), plugins)
+    store = Store.open(url)
+    with store.engine.connect() as conn:
+        top = int(conn.execute(select(func.max(schema.posts.c.seq))).scalar() or 0)
+        picks = random.Random(5).sample(range(1, top + 1), min(top, 500))
+        existing = list(conn.execute(select(schema.posts.c.thread).distinct()
+                                     .where(schema.posts.c.seq.in_(picks))).scalars())
+    timings: dict[str, list[float]] = {}
+    with Stream(config, plugins, store=store) as stream:
+        app = create_app(config, stream=stream, store=store)
+
+        @app.middleware("http")
+        async def timed(request: Any, call_next: Any) -> Any:
+            started = time.perf_counter()
+            response = await call_next(request)
+            response.headers["x-server-ms"] = f"{(time.perf_counter() - started) * 1000:.3f}"
+            return response
+
+        rng = random.Random(11)
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        cases = {
+            "team_feed_first_page": lambda: f"/teams/{rng.choice(teams)}",
+            "team_feed_deep_page": lambda: f"/teams/{rng.choice(teams)}?before="
+                                           f"{rng.randrange(top // 10, top)}",
+            "everything_first_page": lambda: "/",
+            "thread_page": lambda: f"/threads/{rng.choice(existing)}",
+            "json_feed_page": lambda: f"/api/feed?team={rng.choice(teams)}&before="
+                                      f"{rng.randrange(top // 10, top)}",
+            "team_feed_severity_filter": lambda: f"/teams/{rng.choice(teams)}?severity=critical",
+        }
+        with TestClient(app) as client:
+            for name, make in cases.items():
+                for _ in range(10):  # warm up: caches, compiled templates
+                    client.get(make(), headers=auth)
+                found: list[float] = []
+                for _ in range(requests):
+                    answer = client.get(make(), headers=auth)
+                    assert answer.status_code == 200, (name, answer.status_code)
+                    found.append(float(answer.headers["x-server-ms"]))
+                timings[name] = found
+    store.close()
+    return {name: summary(values) for name, values in timings.items()}
+
+
+PUBLISHER = """
+import sys, time, json, floorstream
+from floorstream.config import parse_mapping
+from floorstream.plugins import build_plugins
+mapping, rate, seconds = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+stream = floorstream.open(parse_mapping(mapping, build_plugins()))
+count, started = 0, time.monotonic()
+run = f"{time.time():.6f}"  # keys unique per run: a rerun on the kept store posts anew
+while time.monotonic() - started < seconds:
+    due = started + count / rate
+    pause = due - time.monotonic()
+    if pause > 0:
+        time.sleep(pause)
+    stream.publish(source="bench", subject=f"live-{count % 50}", type="bench.tick",
+                   summary=f"bench {time.monotonic():.6f} {count}", key=f"{run}-{count}")
+    count += 1
+print(count, flush=True)
+stream.close()
+"""
+
+
+async def client(port: int, team: str, seen: list[float], ready: asyncio.Event,
+                 opened: list[int], stop: asyncio.Event) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"GET /events?scope=team&team={team} HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n")
+                 .encode())
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+    opened.append(1)
+    ready.set()
+    marker = b'"summary": "bench '
+    try:
+        while not stop.is_set():
+            try:
+                line = await asyncio.wait_for(reader.readline(), 1.0)
+            except TimeoutError:
+                continue
+            if not line:
+                return
+            at = line.find(marker)
+            if at >= 0:
+                stamp = float(line[at + len(marker):].split(b" ", 1)[0])
+                seen.append((time.monotonic() - stamp) * 1000)
+    finally:
+        writer.close()
+
+
+async def live_clients(port: int, team: str, clients: int, run: Any) -> tuple[list[float], int]:
+    seen: list[float] = []
+    opened: list[int] = []
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    tasks = []
+    for _ in range(clients):
+        tasks.append(asyncio.create_task(client(port, team, seen, ready, opened, stop)))
+        await asyncio.sleep(0.002)
+    deadline = time.monotonic() + 60
+    while len(opened) < clients and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    published = await asyncio.get_running_loop().run_in_executor(None, run)
+    await asyncio.sleep(DRAIN)  # the last posts' way to the clients
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return seen, published
+
+
+def live(url: str, teams: list[str], clients: int, rate: float, seconds: float,
+         directory: Path) -> dict[str, Any]:
+    config_path = directory / "web-bench.yaml"
+    data = mapping(url, teams)
+    config_path.write_text(json.dumps(data), encoding="utf-8")
+    floorstream = str(Path(sys.executable).parent / "floorstream")
+    port = 18000 + random.randrange(2000)
+    server = subprocess.Popen([floorstream, "web", "-c", str(config_path), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:  # log lines first, then the URL
+            if "floorstream web: serving" in line:
+                break
+        else:
+            raise RuntimeError("floorstream web did not start")
+
+        def run() -> int:
+            done = subprocess.run([sys.executable, "-c", PUBLISHER, json.dumps(data), str(rate),
+                                   str(seconds)], capture_output=True, text=True, check=True)
+            return int(done.stdout.strip().splitlines()[-1])
+
+        seen, published = asyncio.run(live_clients(port, teams[0], clients, run))
+    finally:
+        server.terminate()
+        server.wait(20)
+    expected = published * clients
+    result: dict[str, Any] = {"clients": clients, "rate_per_s": rate, "seconds": seconds,
+                              "published": published, "deliveries_expected": expected,
+                              "deliveries_seen": len(seen),
+                              "publish_to_seen_ms": summary(seen) if seen else None}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", default="sqlite,postgres")
+    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--teams", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "fs-web-bench")
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--skip-pages", action="store_true")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    teams = [f"team-{n}" for n in range(args.teams)]
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),
+                                           "load_1m": round(os.getloadavg()[0], 2)},
+                               "posts": args.posts}
+    for kind in args.store.split(","):
+        url = store_url(kind, args.dir)
+        entry: dict[str, Any] = {"load": load(url, args.posts, teams, args.threads, args.fresh)}
+        if not args.skip_pages:
+            entry["server_ms"] = pages(url, teams, args.threads, args.requests)
+        if not args.skip_live:
+            entry["live"] = live(url, teams, args.clients, args.rate, args.seconds, args.dir)
+        results[kind] = entry
+        print(json.dumps({kind: entry}), file=sys.stderr, flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
