@@ -26,6 +26,7 @@ from floorstream.render import Renderer, clip
 from floorstream.route import Router
 from floorstream.settle import Settle
 from floorstream.store.store import ADAPTER_STATE, CommitBatch, QuarantineItem
+from floorstream.timebase import STATE_KEY as WATERMARK
 from floorstream.timebase import Watermark
 
 __all__ = ["HEALTH_SOURCE", "PEOPLE_SOURCE", "Envelope", "Processor", "SourceRuntime"]
@@ -203,6 +204,14 @@ class SourceRuntime:
         self.state("", REPLAY_GUARD).replace_lazily(
             {"positions": [*(self.replay or ()), *last]})
 
+    def keep_clock(self) -> None:
+        """Persist the watermark with the source's next commit (lazily, like the replay guard:
+        it goes with this batch's posts and checkpoints, or with the timer's commit), so the
+        windows open at a stop close on event time after the restart (floorstream.timebase).
+        Only sources with windows need it."""
+        if self.clock.high is not None and (self.settle is not None or self.flood is not None):
+            self.state("", WATERMARK).replace_lazily(self.clock.dump())
+
     def _slot(self, subject: str, key: str, data: dict[str, Any] | None) -> DetectorState:
         return DetectorState(data, key=(subject, key), sink=self.dirty, lazy_sink=self.lazy)
 
@@ -253,6 +262,8 @@ class Processor:
             runtime.settle = Settle(source.states, name)
             timed.append(Settle.key)
         runtime.preload(timed + ([FloodControl.key] if flood is not None else []))
+        if runtime.settle is not None or flood is not None:
+            runtime.clock.restore(runtime.state("", WATERMARK).data)
         return runtime
 
     def fresh_runtime(self, name: str) -> SourceRuntime:
@@ -310,6 +321,7 @@ class Processor:
                     batch.states[(envelope.source, key, ADAPTER_STATE)] = row
         for source, seen in tokens.items():
             self.sources[source].remember(list(seen))
+            self.sources[source].keep_clock()
         self._collect_states(batch)
         return batch
 

@@ -65,10 +65,10 @@ class Clock:
 
 def interpreter(erp_url: str | None = None, *, memory: Memory | None = None,
                 vocabulary: str | None = None, query: str | None = None,
-                **options: Any) -> Interpreter:
+                po_alpha: int | None = 10, **options: Any) -> Interpreter:
     lookup = None
     if erp_url is not None:
-        config: dict[str, Any] = {"url": erp_url, "cache_s": 0,
+        config: dict[str, Any] = {"url": erp_url, "cache_s": 0, "po_alpha": po_alpha,
                                   "supplier_names": {"V100": "Acme", "V200": "Widget Co"}}
         if query:
             config["query"] = query

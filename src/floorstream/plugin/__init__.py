@@ -49,6 +49,7 @@ from floorstream.plugin.adapter import (
     SourceConfig,
     SourceHealth,
 )
+from floorstream.plugin.alpha import alpha_in, alpha_out
 from floorstream.plugin.commands import Commands
 from floorstream.plugin.decoder import Decoder
 from floorstream.plugin.detector import (
@@ -117,6 +118,8 @@ __all__ = [
     "SourceConfig",
     "SourceHealth",
     "UnknownNameError",
+    "alpha_in",
+    "alpha_out",
     "event_id",
     "hookimpl",
     "lookup",

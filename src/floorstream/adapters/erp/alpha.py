@@ -9,41 +9,13 @@ that says ``1000123`` meets the SAP record. :func:`alpha_in` goes back to SAP's 
 (to query SAP tables by a number another source gave).
 
 Only numbers that are all digits are converted, as SAP does: ``A-100`` stays ``A-100``.
+
+The conversion itself lives in the plugin API (:mod:`floorstream.plugin.alpha`), since the
+supply chain's PO matching needs it too and integrations do not import each other.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from floorstream.plugin.alpha import alpha_in, alpha_out, canonical
 
 __all__ = ["alpha_in", "alpha_out", "canonical"]
-
-
-def alpha_out(value: Any) -> Any:
-    """SAP ``CONVERSION_EXIT_ALPHA_OUTPUT``: ``000001000123`` → ``1000123``; ``0000`` →
-    ``0``; anything not all digits (``A-100``, None, a number) is returned unchanged, apart
-    from the blanks a CHAR field is padded with."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.isdigit():
-        return text.lstrip("0") or "0"
-    return text
-
-
-def alpha_in(value: Any, length: int) -> Any:
-    """SAP ``CONVERSION_EXIT_ALPHA_INPUT``: ``1000123`` with length 12 →
-    ``000001000123``; not all digits (or too long) → unchanged."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.isdigit() and len(text) <= length:
-        return text.zfill(length)
-    return text
-
-
-def canonical(value: Any) -> str:
-    """The form two sources compare on: :func:`alpha_out` as text (None → "")."""
-    out = alpha_out(value)
-    return "" if out is None else str(out)

@@ -26,6 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, create_engine, text
 
+from floorstream.plugin import alpha_in, alpha_out
+
 __all__ = ["DEFAULT_QUERY", "ErpConfig", "ErpLookup", "PoLine", "PurchaseOrder", "deletion_flag",
            "line_key"]
 
@@ -54,6 +56,11 @@ class ErpConfig(BaseModel):
     supplier_names: dict[str, str] = Field(default_factory=dict,
                                            description="supplier code → name for posts")
     cache_s: float = Field(default=60.0, ge=0, description="how long a PO lookup is reused")
+    po_alpha: int | None = Field(
+        default=10, ge=1, le=40,
+        description="SAP ALPHA: a numeric PO not found as written is looked up again without "
+                    "its leading zeros and zero-padded to this length (EKKO-EBELN: 10), so "
+                    "4500012 finds 0004500012 and back; null: only as written")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +129,12 @@ class ErpLookup:
         return found
 
     def _load(self, po: str) -> PurchaseOrder | None:
+        rows: list[Any] = []
         with self.engine.connect() as conn:
-            rows = list(conn.execute(self._query, {"po": po}).mappings())
+            for form in self._forms(po):
+                rows = list(conn.execute(self._query, {"po": form}).mappings())
+                if rows:
+                    break
         if not rows:
             return None
         first = rows[0]
@@ -142,6 +153,14 @@ class ErpLookup:
                 deleted=flag == "deleted", blocked=flag == "blocked",
                 alt_uom=_str(row.get("alt_uom")), alt_factor=_num(row.get("alt_factor")))
         return PurchaseOrder(po=po, supplier=supplier, lines=lines)
+
+    def _forms(self, po: str) -> list[str]:
+        """The PO as written, then (a number, ``po_alpha`` set) its other ALPHA forms: the
+        partner writes ``4500012``, an SAP replica stores ``0004500012``, or the other way."""
+        length = self.config.po_alpha
+        if length is None or not po.strip().isdigit():
+            return [po]
+        return list(dict.fromkeys([po, alpha_out(po), alpha_in(po, length)]))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -67,6 +67,7 @@ from floorstream.adapters.supply.documents import (
 )
 from floorstream.adapters.supply.memory import Memory
 from floorstream.model import Event, Relation, Severity, utcnow
+from floorstream.plugin import alpha_out
 
 __all__ = ["Interpreter", "StoryOptions"]
 
@@ -149,7 +150,7 @@ class Interpreter:
             elif isinstance(doc, StatusReport):
                 own, aliases, po = self._status_names(doc)
                 threads.append(own)
-                names += aliases + ([f"po:{po}"] if po else [])
+                names += aliases + ([f"po:{alpha_out(po)}"] if po else [])
             else:
                 names.append(f"ev:{doc.retracted_id}")
         self.memory.prefetch(threads, names)
@@ -258,7 +259,7 @@ class Interpreter:
         for order in doc.orders:
             out.extend(self._asn_order(doc, order, erp.get(order.po), story, purpose, thread))
         aliases = [f"ref:{r}" for r in [*refs, doc.asn_id]] + [
-            f"po:{o.po}" for o in doc.orders if o.po]
+            f"po:{alpha_out(o.po)}" for o in doc.orders if o.po]  # 0004500012 = 4500012
         if thread != own:  # its own key names another story: the ASN number must lead there
             aliases.append(f"asn:{ident}")
         self._save(thread, story, aliases)
@@ -583,7 +584,7 @@ class Interpreter:
         promised = self._promised(po)  # the ERP first, before the memory changes
         thread, story = own, self._load(own)
         if story is None:
-            thread = self._thread(aliases + ([f"po:{po}"] if po else [])) or own
+            thread = self._thread(aliases + ([f"po:{alpha_out(po)}"] if po else [])) or own
             story = self._load(thread) if thread != own else None
         if purpose.effect == "cancel":
             return self._cancel_report(doc, thread, story, purpose)
