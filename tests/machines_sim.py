@@ -5,11 +5,17 @@ months off can be reproduced in a second without services.
 
 Every raw state change is known, so a test can check the invariant of issue 12: each one is a
 post or is counted in a digest (a flood digest, a folded post, a blip, a flap summary).
+
+``restart_at`` stops the plant's daemon in the middle of the shift and starts a new one: every
+state the batches so far committed is written to a real store (SQLite), a new Processor reads
+it back as a restarted daemon does (nothing else survives), and the shift goes on after
+``down`` wall seconds of downtime, the readings sent meanwhile delivered at once on restart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import sys
 from collections import Counter
@@ -21,6 +27,7 @@ from floorstream.config import parse_config
 from floorstream.model import Change, Post
 from floorstream.plugins import build_plugins
 from floorstream.processing import Envelope, Processor
+from floorstream.store.store import CommitBatch, Store
 
 __all__ = ["Plant", "Shift", "account"]
 
@@ -91,33 +98,55 @@ class Plant:
     clock ``skew`` seconds off the wall clock, ticks every ``tick`` wall seconds."""
 
     def __init__(self, flood: str = "{max_posts: 3, window: 5m}", settle: str = "") -> None:
-        plugins = build_plugins()
+        self.plugins = plugins = build_plugins()
         self.config = parse_config(CONFIG.format(flood=flood, settle=settle), plugins)
         self.processor = Processor(self.config, plugins)
         self.posts: list[Post] = []
+        #: (source, subject, key) → the state as last committed (JSON, as the store keeps it)
+        self.committed: dict[tuple[str, str, str], str] = {}
+        self.restarts = 0
+        self._store: Store | None = None
 
     def replay(self, shift: Shift, *, speed: float = 1.0, skew: float = 0.0,
-               tick: float = 1.0, batch: int = 20) -> list[Post]:
+               tick: float = 1.0, batch: int = 20, restart_at: int | None = None,
+               down: float = 30.0, store: str | None = None) -> list[Post]:
         """At ``speed`` 1 the shift is live (event time = wall time, less ``skew``); faster,
-        it is history replayed: it happened in the nine hours before the replay started."""
+        it is history replayed: it happened in the nine hours before the replay started.
+        ``restart_at``: the daemon stops before that reading and a new one starts ``down``
+        wall seconds later from what was committed, in the store at ``store`` (a URL)."""
         # on a whole hour, so every mode's event clock has the same windows (a skew is a whole
         # number of days): runs differ only in how they are read, not in what happened
         wall0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        with _clock() as clock:
-            return self._replay(shift, clock, wall0, speed, skew, tick, batch)
+        assert restart_at is None or store is not None, "a restart needs a store"
+        try:
+            with _clock() as clock:
+                return self._replay(shift, clock, wall0, speed, skew, tick, batch,
+                                    restart_at, down, store)
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     def _replay(self, shift: Shift, clock: list[datetime], wall0: datetime, speed: float,
-                skew: float, tick: float, batch: int) -> list[Post]:
+                skew: float, tick: float, batch: int, restart_at: int | None, down: float,
+                store: str | None) -> list[Post]:
         event0 = wall0 - timedelta(hours=0 if speed == 1 else 9) - timedelta(seconds=skew)
         pending: list[Envelope] = []
         next_tick = 0.0
+        resumed = 0.0  # the wall time the restarted daemon reads its first input
         for n, (t, name, state) in enumerate(shift.readings):
-            wall = t / speed
+            if n == restart_at:
+                assert store is not None
+                self._flush(pending)  # a clean stop: what was read is processed, committed
+                resumed = clock[0].timestamp() - wall0.timestamp() + down
+                self._restart(store)
+                next_tick = resumed
+            wall = max(t / speed, resumed)
             clock[0] = wall0 + timedelta(seconds=wall)
             while next_tick <= wall:
                 clock[0] = wall0 + timedelta(seconds=next_tick)
                 self._flush(pending)
-                self.posts += self.processor.tick(wall0 + timedelta(seconds=next_tick)).posts
+                self._commit(self.processor.tick(wall0 + timedelta(seconds=next_tick)))
                 next_tick += tick
             pending.append(Envelope("plant", change=Change(
                 source="plant", subject=name, kind="telemetry", position=str(n),
@@ -126,18 +155,44 @@ class Plant:
             if len(pending) >= batch:
                 self._flush(pending)
         self._flush(pending)
-        end = shift.readings[-1][0] / speed
+        end = max(shift.readings[-1][0] / speed, resumed)
         # quiet after the end for a little longer than the longest window (5 min) in wall
         # time: no window may hold a post longer than its length
         for extra in range(1, 330, 5):
             clock[0] = wall0 + timedelta(seconds=end + extra)
-            self.posts += self.processor.tick(wall0 + timedelta(seconds=end + extra)).posts
+            self._commit(self.processor.tick(wall0 + timedelta(seconds=end + extra)))
         return self.posts
 
     def _flush(self, pending: list[Envelope]) -> None:
         if pending:
-            self.posts += self.processor.process(pending).posts
+            self._commit(self.processor.process(pending))
             pending.clear()
+
+    def _commit(self, batch: CommitBatch) -> None:
+        """What the daemon commits of a batch: its posts, and its states as they are now
+        (lazily changed ones too: the daemon writes them with its commits)."""
+        collect_lazy = getattr(self.processor, "collect_lazy", None)
+        if collect_lazy is not None:
+            collect_lazy(batch)
+        self.posts += batch.posts
+        for key, data in batch.states.items():
+            self.committed[key] = json.dumps(data)
+
+    def _restart(self, url: str) -> None:
+        """A new daemon: the committed states in a real store, read back by a new Processor;
+        whatever was only in memory (the held events, the watermark unless persisted) is
+        gone."""
+        self.restarts += 1
+        store = Store.open(url)
+        try:
+            batch = CommitBatch(states={key: json.loads(data)
+                                        for key, data in self.committed.items()})
+            store.commit(batch)
+            self.processor = Processor(self.config, self.plugins, states=store)
+        except BaseException:
+            store.close()
+            raise
+        self._store = store
 
 
 @contextlib.contextmanager

@@ -10,11 +10,19 @@ time that then swallowed its later posts: 505 of 904 state changes were posted i
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from machines_sim import Plant, account, make_shift
+from floorstream.config import parse_config
+from floorstream.model import Change, Post
+from floorstream.plugins import build_plugins
+from floorstream.processing import Envelope, Processor
+from floorstream.store.store import CommitBatch, Store
+from floorstream.timebase import LAGS_KEPT, Watermark
+from machines_sim import CONFIG, Plant, account, make_shift
 
 SHIFT = make_shift(machines=50, hours=8.0)
 TIGHT = "{max_posts: 3, window: 5m}"
@@ -64,3 +72,110 @@ def test_with_settling_and_flap_detection_nothing_is_lost(mode: str) -> None:
     assert tally["total"] == SHIFT.transitions, tally
     assert tally.get("flapping", 0) > 0, "the bursts of three changes in a minute flap"
     assert len({p.id for p in posts}) == len(posts)
+
+
+RESTART_MODES = {
+    "live": {"speed": 1.0, "tick": 10.0},
+    "replayed 100x faster": {"speed": 100.0, "tick": 1.0},
+}
+
+
+@pytest.mark.parametrize("mode", list(RESTART_MODES))
+def test_a_restart_in_the_middle_of_the_shift_loses_and_repeats_nothing(
+        mode: str, tmp_path: Path) -> None:
+    """The daemon stops in the middle of the shift with settle, flap and flood windows open,
+    and a new one starts from what was committed: every raw state change is still a post or
+    counted in one, no post is made twice, and the same changes are shown as without it."""
+    states = "states: {settle: 45s, flap: {changes: 3, within: 2m, stable: 5m}}"
+    whole = Plant(flood=TIGHT, settle=states).replay(SHIFT, **RESTART_MODES[mode])  # type: ignore[arg-type]
+    plant = Plant(flood=TIGHT, settle=states)
+    posts = plant.replay(SHIFT, **RESTART_MODES[mode],  # type: ignore[arg-type]
+                         restart_at=len(SHIFT.readings) // 2,
+                         store=f"sqlite:///{tmp_path}/restart.db")
+    assert plant.restarts == 1
+    tally = account(posts)
+    assert tally["total"] == SHIFT.transitions, tally
+    assert len({p.id for p in posts}) == len(posts), "a post made twice across the restart"
+    shown = sorted(p.id for p in posts if p.type == "machine.state_changed")
+    assert shown == sorted(p.id for p in whole if p.type == "machine.state_changed")
+
+
+def test_windows_open_at_a_stop_close_on_event_time_after_the_restart(tmp_path: Path) -> None:
+    """The watermark is persisted with the source's state: windows whose end the source's
+    event time had passed when the daemon stopped (before a tick could close them) close on
+    the first tick after the restart, not only after their length in wall time; and a
+    machine whose clock is 90 days behind keeps its own lag across the restart."""
+    plugins = build_plugins()
+    config = parse_config(CONFIG.format(flood="{max_posts: 1, window: 10m}",
+                                        settle="states: {settle: 45s}"), plugins)
+    now = datetime.now(UTC)
+    base = datetime.fromtimestamp((now.timestamp() - 3 * 3600) // 600 * 600, UTC)
+    skewed = base - timedelta(days=90)
+    readings = [
+        ("m02", base, 1, "RUNNING"), ("m01", base, 1, "RUNNING"), ("m02", base, 10, "STOPPED"),
+        ("m02", base, 100, "RUNNING"), ("m02", base, 200, "STOPPED"),  # a digest's worth
+        ("m02", base, 300, "STOPPED"), ("m01", base, 650, "HOLDING"),
+        ("m01", base, 650.4, "HELD"), ("m01", base, 690, "HELD"), ("m02", base, 700, "STOPPED"),
+        ("m09", skewed, 1, "RUNNING"), ("m09", skewed, 10, "STOPPED"),
+        ("m09", skewed, 20, "STOPPED")]
+
+    def envelope(n: int, machine: str, clock: datetime, at: float, state: str) -> Envelope:
+        return Envelope("plant", change=Change(
+            source="plant", subject=machine, kind="telemetry", position=str(n),
+            occurred_at=clock + timedelta(seconds=at), observed_at=now, data={"state": state}))
+
+    def commit(store: Store, processor: Processor, batch: CommitBatch) -> list[Post]:
+        collect_lazy = getattr(processor, "collect_lazy", None)
+        if collect_lazy is not None:  # (the pipeline writes lazily changed state with it)
+            collect_lazy(batch)
+        return store.commit(batch)
+
+    store = Store.open(f"sqlite:///{tmp_path}/stop.db")
+    try:
+        first = Processor(config, plugins, states=store)
+        before = commit(store, first, first.process(
+            [envelope(n, *r) for n, r in enumerate(readings)]))
+        assert [(p.subject, p.summary) for p in before] == [("m02", "m02 stopped (was running)")]
+        # the daemon stops here, before its next tick; a new one starts from the store
+        soon = now + timedelta(seconds=2)
+        lost = Processor(config, plugins, states=store)
+        lost.sources["plant"].clock = Watermark()  # as before: the wall-clock rule only
+        assert lost.tick(soon).posts == [], "the control: 45 s and 10 min have not passed"
+        restarted = Processor(config, plugins, states=store)
+        flushed = commit(store, restarted, restarted.tick(soon))
+        assert [(p.subject, p.type) for p in flushed] == [
+            ("m01", "machine.state_changed"), ("m02", "flood.digest")]
+        held, digest = flushed
+        assert held.summary == "m01 held (via holding, was running)"
+        assert digest.fields["suppressed"] == 2 and digest.fields["transitions"] == {
+            "state:state": 2}
+        # the machine 90 days behind: its window closes by its own clock, not at once
+        assert restarted.sources["plant"].clock.lags["m09"] > 89 * 86400
+        assert restarted.tick(soon + timedelta(seconds=1)).posts == []
+        restarted.process([envelope(len(readings), "m03", base, 760, "RUNNING")])
+        (stopped,) = restarted.tick(soon + timedelta(seconds=2)).posts
+        assert (stopped.subject, stopped.summary) == ("m09", "m09 stopped (was running)")
+        assert stopped.occurred_at == skewed + timedelta(seconds=10)
+    finally:
+        store.close()
+
+
+def test_the_watermark_persists_its_high_and_the_lags_of_the_subjects_seen_last() -> None:
+    clock = Watermark()
+    for n in range(LAGS_KEPT + 10):
+        clock.observe(f"s{n}", 1000.0 + n)
+    clock.observe("s0", 500.0)  # seen again: among the last
+    dumped = json.loads(json.dumps(clock.dump()))
+    assert dumped["high"] == 1000.0 + LAGS_KEPT + 9 and len(dumped["lags"]) == LAGS_KEPT
+    assert "s1" not in dumped["lags"] and dumped["lags"]["s0"] == dumped["high"] - 500
+    restored = Watermark()
+    restored.restore(dumped)
+    assert restored.now("s0") == 500.0 and restored.now("unknown") == dumped["high"]
+    newer = Watermark()
+    newer.observe("s0", 5000.0)
+    newer.restore(dumped)  # input already seen past it: nothing older overrides it
+    assert newer.high == 5000.0
+    for junk in (None, {}, {"high": "x"}, {"high": None, "lags": {}}):
+        empty = Watermark()
+        empty.restore(junk)
+        assert empty.high is None

@@ -392,7 +392,8 @@ class Processor:
 
     def _admit(self, runtime: SourceRuntime, event: Event, batch: CommitBatch,
                settled: bool = False) -> None:
-        if runtime.settle is not None and not settled and runtime.name != HEALTH_SOURCE:
+        if runtime.settle is not None and not settled and runtime.name not in (
+                HEALTH_SOURCE, PEOPLE_SOURCE):
             state = runtime.state(event.subject, Settle.key)
             for item in runtime.settle.admit(event, state, utcnow().timestamp()):
                 self._admit(runtime, item, batch, settled=True)
@@ -515,3 +516,4 @@ class Processor:
 
     def subjects(self) -> Sequence[str]:
         return sorted({s for r in self.sources.values() for s, _ in r.states if s})
+

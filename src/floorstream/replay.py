@@ -37,6 +37,7 @@ from floorstream.plugins import Plugins
 from floorstream.processing import REPLAY_GUARD, Envelope, Processor
 from floorstream.progress import logged
 from floorstream.store.store import CommitBatch, QuarantinedRow, QuarantineItem, Store
+from floorstream.timebase import STATE_KEY as WATERMARK
 
 __all__ = ["ReplayReport", "describe", "replay_quarantined"]
 
@@ -78,8 +79,9 @@ def replay_quarantined(config: Config, plugins: Plugins, store: Store, *,
         for row in rows:
             _replay_one(config, plugins, processor, row, batch, report)
             meter.advance()
-        for key in [k for k in batch.states if k[1] == "" and k[2] == REPLAY_GUARD]:
-            del batch.states[key]  # the daemon's own guard of its last batch: not ours
+        for key in [k for k in batch.states if k[1] == "" and k[2] in (REPLAY_GUARD,
+                                                                         WATERMARK)]:
+            del batch.states[key]  # the daemon's own guard and event-time clock: not ours
         posts: list[Post] = store.commit(batch) if batch else []
         report.posts += len(posts)
         if posts:
