@@ -107,3 +107,31 @@ def test_a_birth_splits_what_was_held_into_old_stragglers_and_early_new_messages
     assert early == [(2, "new2", 2)]
     assert _order(reorder, [1]) == ["m1"]
     assert [i for i, _ in reorder.offer("n", 2, 2, "new2", 0.6).released] == ["new2"]
+
+
+def test_the_compact_decoding_reads_what_the_full_one_reads() -> None:
+    from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
+    decoder = SparkplugDecoder()
+    payload = encode_payload([
+        {"name": "bdSeq", "datatype": "Int64", "value": -3},
+        {"name": "State", "alias": 1, "datatype": "String", "value": "RUNNING"},
+        {"alias": 0, "datatype": "Double", "value": 71.5, "timestamp": 5},
+        {"alias": 2, "datatype": "Float", "value": 12.1, "is_historical": True},
+        {"alias": 3, "datatype": "Int8", "value": -7},
+        {"alias": 4, "datatype": "UInt32", "value": 7},
+        {"alias": 5, "datatype": "Boolean", "value": False},
+        {"alias": 6, "datatype": "Int32", "value": None}], timestamp=9, seq=3)
+    full, compact = decoder.decode(payload), decoder.decode_compact(payload)
+    assert [(m["name"], m["alias"], m["timestamp"], m["is_historical"], m["value"])
+            for m in full["metrics"]] == compact["metrics"]
+    assert {k: v for k, v in full.items() if k != "metrics"} == {
+        k: v for k, v in compact.items() if k != "metrics"}
+    bad = encode_payload([{"name": "QQ", "datatype": "Int32", "value": "x",
+                           "field": "string_value"}]).replace(b"QQ", b"\xff\xfe")
+    for decode in (decoder.decode, decoder.decode_compact):
+        try:
+            decode(bad)
+        except Exception as exc:
+            assert "not UTF-8" in str(exc) or "declared Int32" in str(exc)
+        else:
+            raise AssertionError("a name that is not UTF-8 must be refused")

@@ -167,6 +167,8 @@ class MqttAdapter(Adapter[MqttConfig]):
         source, kind = cfg.name, cfg.kind
         max_payload = cfg.max_payload
         decode = self.decoder.decode
+        if self.sparkplug_mode:  # the session reads metrics as tuples (sparkplug.py)
+            decode = getattr(self.decoder, "decode_compact", None) or _compact(decode)
         subject_t = self.subject
         attr_templates = self.attr_templates
         static_attrs = self.static_attrs
@@ -301,6 +303,18 @@ class MqttAdapter(Adapter[MqttConfig]):
                             "attrs": attrs}), ack=ack)
 
         return on_message
+
+
+def _compact(decode: Any) -> Any:
+    """A ``sparkplug`` decoder without ``decode_compact`` (a plugin's): its dict metrics as the
+    tuples the session reads."""
+    def compact(payload: bytes) -> Any:
+        record = decode(payload)
+        record["metrics"] = [(m.get("name"), m.get("alias"), m.get("timestamp"),
+                              bool(m.get("is_historical")), m.get("value"))
+                             for m in record["metrics"]]
+        return record
+    return compact
 
 
 def _hash_position(topic: str, payload: bytes | bytearray) -> str:

@@ -141,8 +141,10 @@ class SparkplugSessions:
                attrs: dict[str, str], subject_of: Any, key: str | None = None
                ) -> SparkplugResult:
         """``levels``: ``spBv1.0/<group>/<type>/<node>[/<device>]``; ``record``: the decoded
-        payload; ``subject_of(names)`` renders the configured subject template; ``key`` the
-        node's session key (``group/node``, behind a bridge prefix ``<prefix>group/node``)."""
+        payload, its metrics as ``(name, alias, timestamp, is_historical, value)`` tuples
+        (``SparkplugDecoder.decode_compact``); ``subject_of(names)`` renders the configured
+        subject template; ``key`` the node's session key (``group/node``, behind a bridge
+        prefix ``<prefix>group/node``)."""
         group, mtype, node = levels[1], levels[2], levels[3]
         device = levels[4] if len(levels) > 4 else None
         key = key or f"{group}/{node}"
@@ -164,8 +166,8 @@ class SparkplugSessions:
             previous = session
             session = self.nodes[key] = NodeSession(
                 bdseq=_bdseq(record), seq=record.get("seq"),
-                aliases={m["alias"]: m["name"] for m in record["metrics"]
-                         if m["alias"] is not None and m["name"]})
+                aliases={m[1]: m[0] for m in record["metrics"]
+                         if m[1] is not None and m[0]})
             result.state_changed = True
             if previous is not None and not previous.online and previous.offline_event:
                 result.changes.append(self._back_online(
@@ -181,8 +183,8 @@ class SparkplugSessions:
         if mtype == "DBIRTH":
             assert device is not None
             for metric in record["metrics"]:
-                if metric["alias"] is not None and metric["name"]:
-                    session.aliases[metric["alias"]] = metric["name"]
+                if metric[1] is not None and metric[0]:
+                    session.aliases[metric[1]] = metric[0]
             if device not in session.devices:
                 session.devices.append(device)
             result.state_changed = True
@@ -207,10 +209,8 @@ class SparkplugSessions:
         history = result.history
         stamp = stamp if isinstance(stamp, int) else None
         aliases = session.aliases
-        for metric in record["metrics"]:
-            name = metric["name"]
+        for name, alias, metric_ms, historical, value in record["metrics"]:
             if not name:
-                alias = metric["alias"]
                 name = aliases.get(alias) if alias is not None else None
                 if name is None:
                     result.unresolved = (f"unknown alias {alias} from node {key}: no birth "
@@ -221,10 +221,10 @@ class SparkplugSessions:
                     return result
             if name == "bdSeq" or name[:13] == "Node Control/":
                 continue
-            if metric["is_historical"]:
-                history.append((name, metric["value"], metric["timestamp"] or stamp))
+            if historical:
+                history.append((name, value, metric_ms or stamp))
             else:
-                values[name] = metric["value"]
+                values[name] = value
         if values and stamp is not None and mtype in ("NDATA", "DDATA") and \
                 self.late_ms is not None:
             newest = session.newest.get(subject)
@@ -307,8 +307,8 @@ def _subject(subject_of: Any, names: dict[str, str], fallback: str) -> str:
 
 def _bdseq(record: dict[str, Any]) -> int | None:
     for metric in record["metrics"]:
-        if metric["name"] == "bdSeq" and isinstance(metric["value"], int):
-            return int(metric["value"])
+        if metric[0] == "bdSeq" and isinstance(metric[4], int):
+            return int(metric[4])
     return None
 
 

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
 from floorstream.plugin import DecodeError, Decoder, Registry, hookimpl
 
-__all__ = ["DATATYPES", "SparkplugDecoder", "encode_payload"]
+__all__ = ["DATATYPES", "SparkplugDecoder", "compact_metrics", "encode_payload"]
 
 #: Sparkplug DataType code → name (spec 6.4.16)
 DATATYPES: dict[int, str] = {v.number: v.name for v in pb.DataType.DESCRIPTOR.values}
@@ -97,6 +97,54 @@ def metric_value(metric: pb.Payload.Metric) -> Any:
     return value
 
 
+def _value(metric: pb.Payload.Metric, code: int) -> Any:
+    """The value with the common scalar types read directly (each protobuf attribute read
+    costs); the rest, and every mismatch with the declared type, through metric_value."""
+    which = metric.WhichOneof("value")
+    if which is None or metric.is_null:
+        return None
+    if which == "double_value" and code == 10:
+        return metric.double_value
+    if which == "boolean_value" and code == 11:
+        return metric.boolean_value
+    if which == "float_value" and code == 9:
+        return float(f"{metric.float_value:.7g}")
+    if which == "long_value" and code == 4:
+        return _signed(metric.long_value, 64)
+    if which == "int_value" and code == 3:
+        return _signed(metric.int_value, 32)
+    if which == "string_value" and code == 12:
+        value = metric.string_value
+        if value.__class__ is not str or "\x00" in value:
+            return _text(value, f"the string of metric {metric.name or metric.alias!r}")
+        return value
+    return metric_value(metric)
+
+
+def compact_metrics(message: pb.Payload) -> list[tuple[str | None, int | None, int | None,
+                                                       bool, Any]]:
+    """``(name, alias, timestamp, is_historical, value)`` per metric, checked as
+    :meth:`SparkplugDecoder.decode` checks them: what the MQTT adapter reads of every DATA
+    message, without a dict per metric or the fields it does not use. An empty name or a zero
+    timestamp counts as absent (neither means anything in Sparkplug)."""
+    out: list[tuple[str | None, int | None, int | None, bool, Any]] = []
+    append = out.append
+    for metric in message.metrics:
+        name: str | None = metric.name
+        if not name:
+            name = None
+            if metric.HasField("name"):  # set, but not text (protobuf hands back bytes)
+                name = _text(metric.name, "a metric name") or None
+        elif name.__class__ is not str or "\x00" in name:
+            name = _text(name, "a metric name")
+        alias: int | None = metric.alias
+        if not alias and not metric.HasField("alias"):
+            alias = None
+        append((name, alias, metric.timestamp or None, metric.is_historical,
+                _value(metric, metric.datatype)))
+    return out
+
+
 class SparkplugDecoder(Decoder):
     """A Sparkplug B ``Payload`` → ``{"timestamp", "seq", "uuid", "metrics": [...]}``; each
     metric ``{"name", "alias", "timestamp", "datatype", "value", "is_historical",
@@ -105,41 +153,13 @@ class SparkplugDecoder(Decoder):
     name: ClassVar[str] = "sparkplug"
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        if len(payload) > self.max_bytes:
-            raise DecodeError(f"payload of {len(payload)} bytes exceeds the "
-                              f"{self.max_bytes}-byte limit")
-        message = pb.Payload()
-        try:
-            message.ParseFromString(payload)
-        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
-            raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
+        message = self.parse(payload)
         metrics: list[dict[str, Any]] = []
         append = metrics.append
         for metric in message.metrics:
             has = metric.HasField
             code = metric.datatype
-            which = metric.WhichOneof("value")
-            value: Any
-            # the common scalars read directly (each protobuf attribute read costs); the rest,
-            # and every mismatch with the declared type, through metric_value
-            if which is None or metric.is_null:
-                value = None
-            elif which == "double_value" and code == 10:
-                value = metric.double_value
-            elif which == "boolean_value" and code == 11:
-                value = metric.boolean_value
-            elif which == "float_value" and code == 9:
-                value = float(f"{metric.float_value:.7g}")
-            elif which == "long_value" and code == 4:
-                value = _signed(metric.long_value, 64)
-            elif which == "int_value" and code == 3:
-                value = _signed(metric.int_value, 32)
-            elif which == "string_value" and code == 12:
-                value = metric.string_value
-                if value.__class__ is not str or "\x00" in value:
-                    value = _text(value, f"the string of metric {metric.name or metric.alias!r}")
-            else:
-                value = metric_value(metric)
+            value = _value(metric, code)
             name = metric.name if has("name") else None
             if name is not None and (name.__class__ is not str or "\x00" in name):
                 name = _text(name, "a metric name")
@@ -152,12 +172,33 @@ class SparkplugDecoder(Decoder):
                 "is_historical": metric.is_historical,
                 "is_transient": metric.is_transient,
             })
-        return {
-            "timestamp": message.timestamp if message.HasField("timestamp") else None,
-            "seq": message.seq if message.HasField("seq") else None,
-            "uuid": _text(message.uuid, "the uuid") if message.HasField("uuid") else None,
-            "metrics": metrics,
-        }
+        return _header(message, metrics)
+
+    def decode_compact(self, payload: bytes) -> dict[str, Any]:
+        """As :meth:`decode`, with ``metrics`` as :func:`compact_metrics` tuples (what the
+        MQTT adapter's Sparkplug session reads)."""
+        message = self.parse(payload)
+        return _header(message, compact_metrics(message))
+
+    def parse(self, payload: bytes) -> pb.Payload:
+        if len(payload) > self.max_bytes:
+            raise DecodeError(f"payload of {len(payload)} bytes exceeds the "
+                              f"{self.max_bytes}-byte limit")
+        message = pb.Payload()
+        try:
+            message.ParseFromString(payload)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
+        return message
+
+
+def _header(message: pb.Payload, metrics: list[Any]) -> dict[str, Any]:
+    return {
+        "timestamp": message.timestamp if message.HasField("timestamp") else None,
+        "seq": message.seq if message.HasField("seq") else None,
+        "uuid": _text(message.uuid, "the uuid") if message.HasField("uuid") else None,
+        "metrics": metrics,
+    }
 
 
 def encode_payload(metrics: list[dict[str, Any]], *, timestamp: int | None = None,
