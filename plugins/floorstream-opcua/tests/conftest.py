@@ -20,7 +20,8 @@ def server(request: pytest.FixtureRequest,
     """One server for a module's tests, on the module's ``OPCUA_PORT`` if it has one (a
     conformance class names its URL before fixtures run); each test writes what it needs.
     It offers security None with anonymous sessions, and Basic256Sha256 (Sign,
-    SignAndEncrypt) and Aes128_Sha256_RsaOaep (SignAndEncrypt) with the user ``USER``."""
+    SignAndEncrypt), Aes128_Sha256_RsaOaep and Aes256_Sha256_RsaPss (SignAndEncrypt) with
+    the user ``USER``."""
     cert, key = certificates["server"]
     running = OpcuaServer(getattr(request.module, "OPCUA_PORT", None), "--cert", str(cert),
                           "--key", str(key), "--user", ":".join(USER), "--open").start()

@@ -11,6 +11,8 @@ importing asyncua. Address space (namespace ``urn:floorstream:test``):
     Objects/Line1/Press07/State        ns=2;s=Press07.State        String  "RUNNING"
     Objects/Line1/Press07/SpindleTemp  ns=2;s=Press07.SpindleTemp  Double  70.0 (EURange 0–200)
     Objects/Line1/Press07/Count        ns=2;s=Press07.Count        Int32   0
+    Objects/Line1/Press07/Mode         ns=2;s=Press07.Mode         LocalizedText "Automatic"
+    Objects/Line1/Press07/Recipe       ns=2;s=Press07.Recipe       a structure of an unknown type
     Objects/Line1/Press07/SetAlarm(active, acked, severity, message)
         fires an AlarmConditionType event for the condition ns=2;s=Press07.Overheat
     Objects/Bench/V0 … V<n-1>          ns=2;i=1000+k               Double, all changed every
@@ -73,6 +75,7 @@ async def main(args: argparse.Namespace, stop: asyncio.Event | None = None,
             ua.SecurityPolicyType.Basic256Sha256_Sign,
             ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
             ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+            ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
         ])
     if args.user:
         server.set_identity_tokens([ua.UserNameIdentityToken, *(
@@ -88,7 +91,15 @@ async def main(args: argparse.Namespace, stop: asyncio.Event | None = None,
     await temp.add_property(0, "EURange", ua.Range(Low=0.0, High=200.0))
     count = await press.add_variable(ua.NodeId("Press07.Count", ns), ua.QualifiedName("Count", ns),
                                      ua.Variant(0, ua.VariantType.Int32))
-    for node in (state, temp, count):
+    # a structure of a type the server does not describe: no plain value for floorstream
+    blob = await press.add_variable(
+        ua.NodeId("Press07.Recipe", ns), ua.QualifiedName("Recipe", ns),
+        ua.Variant(ua.ExtensionObject(TypeId=ua.NodeId(4242, ns),
+                                      Body=b"\x01\x02recipe-7"), ua.VariantType.ExtensionObject),
+        datatype=ua.NodeId(ua.ObjectIds.Structure))
+    label = await press.add_variable(ua.NodeId("Press07.Mode", ns), ua.QualifiedName("Mode", ns),
+                                     ua.LocalizedText("Automatic", "en"))
+    for node in (state, temp, count, blob, label):
         await node.set_writable()
 
     alarm = await server.get_event_generator(ua.ObjectIds.AlarmConditionType,

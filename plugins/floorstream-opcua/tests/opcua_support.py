@@ -114,6 +114,13 @@ class Plc:
             await target.write_value(ua.DataValue(ua.Variant(value, kind)))
         self._run(go)
 
+    def write_status(self, node: str, status: int) -> None:
+        """A value with a bad status code and no value, as a PLC reports a lost sensor."""
+        async def go(client: Client) -> None:
+            await client.get_node(node).write_value(
+                ua.DataValue(StatusCode=ua.StatusCode(status)))
+        self._run(go)
+
     def alarm(self, active: bool, acked: bool = False, severity: int = 900,
               message: str = "Spindle overheated") -> None:
         async def go(client: Client) -> None:

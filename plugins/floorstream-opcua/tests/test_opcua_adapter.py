@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
+from asyncua import ua
 from floorstream_opcua import OpcuaAdapter
 from opcua_support import COUNT, STATE, TEMP, Following, OpcuaServer, Plc, free_port
 from pydantic import ValidationError
@@ -95,6 +96,28 @@ def test_items_the_server_refuses_are_problems_and_the_rest_goes_on(
     assert "BadNodeIdUnknown" in monitor and "Press07.Nope" in monitor
 
 
+def test_unreadable_values_are_quarantined_and_bad_ones_are_not_readings(
+        server: OpcuaServer) -> None:
+    plc = Plc(server.url)
+    plc.write(STATE, "RUNNING")
+    items = [{"node": "ns=2;s=Press07.Recipe", "field": "recipe"},
+             {"node": "ns=2;s=Press07.Mode", "field": "mode"},
+             {"node": STATE, "field": "state"}, {"node": COUNT, "field": "count"}]
+    with Following({"url": server.url, "subject": "press-07", "items": items}) as run:
+        wait_for(lambda: run.emitter.quarantined and run.values("mode"), 20,
+                 "the recipe quarantined and the mode")
+        wait_for(lambda: run.values("state"), 20, "the state")
+        plc.write_status(STATE, ua.StatusCodes.BadCommunicationError)  # the PLC lost its I/O
+        _count_sentinel(plc, run)
+        plc.write(STATE, "FAULT")  # and got it back
+        run.wait_value("state", "FAULT")
+    (recipe,) = run.emitter.quarantined
+    assert "ns=2;s=Press07.Recipe" in recipe.error and "no plain value" in recipe.error
+    assert b"recipe-7" in recipe.raw  # the DataValue as it came, binary encoded
+    assert run.values("mode") == ["Automatic"]  # a LocalizedText is its text
+    assert run.values("state") == ["RUNNING", "FAULT"]  # the bad value was not a reading
+
+
 def _events(run: Following, type: str) -> list[Event]:
     return [e for e in run.emitter.events if e.type == type]
 
@@ -151,6 +174,7 @@ def test_encrypted_sessions_with_user_and_trust_list(
 
     for policy, mode in (("Basic256Sha256", "SignAndEncrypt"),
                          ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
+                         ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
                          ("Basic256Sha256", "Sign")):
         security = {"policy": policy, "mode": mode, "certificate": str(client_cert),
                     "private_key": str(client_key), "trust": [str(server_cert)]}
