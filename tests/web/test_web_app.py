@@ -3,6 +3,7 @@ permissions, CSRF, login limits, the JSON/Atom API, comments through the pipelin
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from floorstream.processing import Envelope
 from floorstream.web import create_app
 from floorstream.web.actions import mentions
 
-from .websupport import TOKEN, TOKEN_BOB, csrf_of, login, web_config
+from .websupport import PASSWORD, TOKEN, TOKEN_BOB, csrf_of, login, web_config
 
 
 @pytest.fixture
@@ -283,3 +284,29 @@ def test_proxy_header_single_sign_on(tmp_path: Path) -> None:
             # not from the trusted proxy: the header means nothing
             assert other.get("/", headers={"x-forwarded-user": "bob", "accept": "text/html"},
                              follow_redirects=False).status_code == 303
+
+
+def test_mounted_in_another_asgi_app(stream: Stream) -> None:
+    """An ERP's own Python web app mounts the feed under a path: every link, form, redirect
+    and the live stream's URL stay under it."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    post = publish(stream, "presses", "press-07", "press-07 in fault")
+    parent = Starlette(routes=[Mount("/floor", app=create_app(stream.config, stream=stream))])
+    with TestClient(parent) as client:
+        answer = client.get("/floor/", headers={"accept": "text/html"}, follow_redirects=False)
+        assert answer.headers["location"].startswith("/floor/login")
+        page = client.get("/floor/login")
+        answer = client.post("/floor/login", data={"user": "alice", "password": PASSWORD,
+                                                   "csrf": csrf_of(page.text)},
+                             follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/floor/"
+        feed = client.get("/floor/teams/maintenance").text
+        links = re.findall(r'(?:href|action|src|data-live)="([^"#?][^"]*)"', feed)
+        assert links and all(link.startswith("/floor/") for link in links), links
+        assert f'href="/floor/posts/{post.id}"' in feed
+        assert client.get("/floor/static/feed.js").status_code == 200
+        acked = client.post(f"/floor/posts/{post.id}/ack", data={"csrf": csrf_of(feed)},
+                            follow_redirects=False)
+        assert acked.headers["location"] == f"/floor/posts/{post.id}"

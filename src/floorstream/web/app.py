@@ -50,6 +50,8 @@ class WebContext:
         self.auth = Authenticator(self.settings, store)
         self.env = environment()
         self.base_url = (self.settings.base_url or "").rstrip("/")
+        #: the path the app is mounted under (an ERP's own app: "/floor"); "" at the root
+        self.root = ""
         self.teams = sorted({*config.settings.teams, config.settings.default_team,
                              config.settings.admin_team})
         self.commenter = Commenter(stream.pipeline, self.teams)
@@ -59,7 +61,7 @@ class WebContext:
     def render_live(self, post: Post) -> str:
         """A post's HTML for the live stream: the same for every reader (forms get their CSRF
         token from the page's meta tag in the browser)."""
-        return self._post_template.render(post=post, acks={}, csrf="", live=True)
+        return self._post_template.render(post=post, acks={}, csrf="", live=True, root=self.root)
 
     def live_event(self, kind: str, seq: int, post: Post, ack: Ack | None) -> str:
         """A post or an ack as the server-sent event every subscriber gets (encoded once)."""
@@ -188,10 +190,11 @@ def create_app(config: Config, *, store: Store | None = None, stream: Stream | N
     async def _http_error(request: Request, exc: HTTPException) -> Any:
         wants_html = "text/html" in request.headers.get("accept", "")
         if exc.status_code == 401 and wants_html:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return RedirectResponse(f"{ctx.root}/login?next={request.url.path}",
+                                    status_code=303)
         if wants_html:
             page = ctx.env.get_template("error.html").render(
-                status=exc.status_code, detail=exc.detail, me=None, csrf="")
+                status=exc.status_code, detail=exc.detail, me=None, csrf="", root=ctx.root)
             return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
@@ -225,6 +228,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.ctx.root = str(scope.get("root_path", "")).rstrip("/")  # where it is mounted
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":

@@ -33,7 +33,7 @@ Filters = Annotated[FeedFilter, Depends(feed_filter)]
 
 def _page(ctx: WebContext, who: Viewer, template: str, **values: Any) -> HTMLResponse:
     html = ctx.env.get_template(template).render(
-        me=who.identity, csrf=who.csrf, teams=_visible_teams(ctx, who), **values)
+        me=who.identity, csrf=who.csrf, teams=_visible_teams(ctx, who), root=ctx.root, **values)
     return HTMLResponse(html)
 
 
@@ -54,7 +54,7 @@ def _feed(ctx: WebContext, who: Viewer, page: FeedPage, *, title: str, stream: d
     more = None
     if page.next_before is not None:
         more = "?" + urlencode({**query, "before": str(page.next_before)})
-    live = "/events?" + urlencode({**stream, **query, "after": str(page.head)})
+    live = f"{ctx.root}/events?" + urlencode({**stream, **query, "after": str(page.head)})
     gone = retracted(page.posts)
     follows = ctx.queries.follows(who.identity.person) if who.identity else []
     return _page(ctx, who, template, title=title, posts=page.posts, acks=acks, more=more,
@@ -109,7 +109,8 @@ def thread(thread: str, ctx: Ctx, who: Who) -> Response:
     acks = ctx.queries.acks(p.id for p in posts)
     follows = ctx.queries.follows(who.identity.person) if who.identity else []
     head = ctx.queries.head()
-    live = "/events?" + urlencode({"scope": "thread", "thread": thread, "after": str(head)})
+    live = f"{ctx.root}/events?" + urlencode({"scope": "thread", "thread": thread,
+                                               "after": str(head)})
     return _page(ctx, who, "thread.html", title=thread, thread=thread, roots=thread_tree(posts),
                  acks=acks, live=live, subjects=sorted({p.subject for p in posts}),
                  following={(f.kind, f.value) for f in follows})
@@ -151,7 +152,8 @@ def acknowledge(post_id: str, ctx: Ctx, who: Who,
     if found is None or not who.can_read(found[1].teams):
         raise HTTPException(404, "no such post")
     ctx.queries.acknowledge(post_id, who.identity.person)
-    return RedirectResponse(safe_next(next, f"/posts/{quote(post_id)}"), status_code=303)
+    return RedirectResponse(safe_next(next, f"{ctx.root}/posts/{quote(post_id)}"),
+                            status_code=303)
 
 
 @router.post("/posts/{post_id}/comment")
@@ -167,7 +169,7 @@ async def comment(post_id: str, ctx: Ctx, who: Who, text: Annotated[str, Form()]
         posted = await run_in_threadpool(ctx.commenter.comment, identity, found[1], text, key)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    target = thread_url(posted.thread) + f"#post-{posted.id}"
+    target = ctx.root + thread_url(posted.thread) + f"#post-{posted.id}"
     return RedirectResponse(target, status_code=303)
 
 
@@ -183,7 +185,7 @@ def follow(ctx: Ctx, who: Who, kind: Annotated[str, Form()], value: Annotated[st
         ctx.queries.unfollow(who.identity.person, kind, value)
     else:
         ctx.queries.follow(who.identity.person, kind, value)
-    return RedirectResponse(safe_next(next, "/me"), status_code=303)
+    return RedirectResponse(safe_next(next, f"{ctx.root}/me"), status_code=303)
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -194,7 +196,8 @@ def login_form(ctx: Ctx, who: Who, next: str | None = None, error: str | None = 
                ) -> Response:
     token = csrf.new_token()
     html = ctx.env.get_template("login.html").render(
-        me=None, csrf=token, next=safe_next(next), error=error, teams=[])
+        me=None, csrf=token, next=safe_next(next, f"{ctx.root}/"), error=error, teams=[],
+        root=ctx.root)
     response = HTMLResponse(html)
     response.set_cookie(csrf.LOGIN_COOKIE, token, httponly=True, samesite="strict",
                         secure=ctx.base_url.startswith("https://"), max_age=3600, path="/")
@@ -212,12 +215,12 @@ def login(request: Request, ctx: Ctx, user: Annotated[str, Form(max_length=128)]
                             headers={"Retry-After": str(int(wait) + 1)})
     if not ctx.auth.check_password(user, password):
         ctx.auth.limiter.failed(address, user)
-        return RedirectResponse("/login?" + urlencode({"error": "wrong user or password",
-                                                       "next": safe_next(next)}),
-                                status_code=303)
+        return RedirectResponse(f"{ctx.root}/login?" + urlencode(
+            {"error": "wrong user or password", "next": safe_next(next, f"{ctx.root}/")}),
+            status_code=303)
     ctx.auth.limiter.succeeded(address, user)
     token, _ = ctx.auth.start_session(user)
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next, f"{ctx.root}/"), status_code=303)
     set_session_cookie(response, token, ctx)
     response.delete_cookie(csrf.LOGIN_COOKIE, path="/")
     return response
@@ -226,6 +229,6 @@ def login(request: Request, ctx: Ctx, user: Annotated[str, Form(max_length=128)]
 @router.post("/logout")
 def logout(request: Request, ctx: Ctx) -> Response:
     ctx.auth.end_session(request.cookies.get(SESSION_COOKIE))
-    response = RedirectResponse("/login", status_code=303)
+    response = RedirectResponse(f"{ctx.root}/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
