@@ -127,7 +127,13 @@ class SparkplugHost:
 
     def checkpoint_text(self, extra: dict[str, Any]) -> str:
         """The source's checkpoint as JSON: :meth:`dump` plus ``extra`` (the adapter's own
-        keys), with the node sessions encoded part by part (:meth:`dump_text`)."""
+        keys), with the node sessions encoded part by part (:meth:`dump_text`). Under the
+        lock: the last-will path asks for it from paho's thread while a tick may change the
+        sessions."""
+        with self.lock:
+            return self._checkpoint_text(extra)
+
+    def _checkpoint_text(self, extra: dict[str, Any]) -> str:
         state = dict(extra)
         if self.hosts.hosts:
             state["sparkplug_hosts"] = self.hosts.dump()
