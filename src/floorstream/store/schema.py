@@ -276,9 +276,10 @@ PG_NOTIFY_FUNCTION = (
     "BEGIN PERFORM pg_notify('floorstream_web', TG_TABLE_NAME); RETURN NULL; END; "
     "$$ LANGUAGE plpgsql")
 PG_NOTIFY_TRIGGERS = tuple(
-    f"CREATE TRIGGER {table}_web_notify AFTER INSERT ON {table} "
-    "FOR EACH STATEMENT EXECUTE FUNCTION fs_web_notify()"
-    for table in ("fs_posts", "fs_web_acks"))
+    statement for table in ("fs_posts", "fs_web_acks") for statement in (
+        f"DROP TRIGGER IF EXISTS {table}_web_notify ON {table}",
+        f"CREATE TRIGGER {table}_web_notify AFTER INSERT ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION fs_web_notify()"))
 
 for _ddl in (PG_NOTIFY_FUNCTION, *PG_NOTIFY_TRIGGERS):
     event.listen(web_acks, "after_create",
