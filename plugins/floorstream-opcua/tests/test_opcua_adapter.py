@@ -94,6 +94,14 @@ def test_items_the_server_refuses_are_problems_and_the_rest_goes_on(
     browse, monitor = sorted(message for _, message in run.emitter.problems)
     assert browse.startswith("browse path Objects/2:Line1/2:Press99/2:State not found")
     assert "BadNodeIdUnknown" in monitor and "Press07.Nope" in monitor
+    # ``floorstream check`` names them before the daemon runs
+    assert OpcuaAdapter.check(run.config) == [
+        "items[0]: ns=2;s=Press07.Nope: BadNodeIdUnknown",
+        "items[1]: browse path Objects/2:Line1/2:Press99/2:State not found (BadNoMatch)"]
+    assert run.config.check_warnings() == []
+    risky = run.config.model_copy(update={"password": "s3cret"})
+    assert risky.check_warnings() == ["security.policy is None: the password travels in "
+                                      "clear text"]
 
 
 def test_unreadable_values_are_quarantined_and_bad_ones_are_not_readings(

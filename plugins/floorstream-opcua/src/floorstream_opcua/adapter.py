@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from floorstream.plugin import Adapter, Emitter
 
 from .config import OpcuaConfig
+from .probe import probe
 from .session import OpcuaSession, Record
 
 __all__ = ["OpcuaAdapter"]
@@ -61,6 +62,13 @@ class OpcuaAdapter(Adapter[OpcuaConfig]):
 
     def close(self) -> None:
         self.session = None
+
+    @classmethod
+    def check(cls, config: Any) -> list[str]:
+        """``floorstream check``: connect as the source would and name the items the server
+        does not have (an unknown NodeId, a browse path that does not resolve)."""
+        assert isinstance(config, OpcuaConfig)
+        return probe(config)
 
 
 def _hand(emitter: Emitter, kind: str, payload: Any) -> None:

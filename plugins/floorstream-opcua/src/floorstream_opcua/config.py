@@ -180,6 +180,15 @@ class OpcuaConfig(SourceConfig):
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     batch: int = Field(default=1000, ge=1, description="monitored items created per request")
 
+    def check_warnings(self) -> list[str]:
+        """Risks the config alone shows, for ``floorstream check`` (no connection)."""
+        warnings = []
+        if self.security.policy == "None" and self.password is not None:
+            warnings.append("security.policy is None: the password travels in clear text")
+        if self.security.policy != "None" and not self.security.trust:
+            warnings.append("security.trust is empty: any server certificate is accepted")
+        return warnings
+
     @model_validator(mode="after")
     def _something_to_watch(self) -> OpcuaConfig:
         if not self.items and self.alarms is None:

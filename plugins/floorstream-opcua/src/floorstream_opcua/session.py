@@ -20,49 +20,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import Subscription
-from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.ua_binary import struct_to_binary
-from asyncua.ua.uaerrors import UaStatusCodeError
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from floorstream.plugin import AdapterContext, Change, Event
 
 from .alarms import AlarmBook
 from .config import ItemConfig, OpcuaConfig
+from .connect import APPLICATION_URI, close_client, open_client, reason
 from .values import Unreadable, plain, position
 
-__all__ = ["APPLICATION_URI", "Item", "OpcuaSession", "Record"]
-
-#: the client's application URI; a client certificate must carry it as its SAN URI
-APPLICATION_URI = "urn:floorstream:opcua:client"
+__all__ = ["APPLICATION_URI", "Item", "OpcuaSession", "Record", "browse_path"]
 
 def _nid(identifier: int) -> ua.NodeId:
     """A namespace-0 numeric NodeId (asyncua's annotations want its own Int32 type)."""
     return ua.NodeId(ua.Int32(identifier))
 
-
-_POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
-    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
-    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
-    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
-}
-_MODES = {"Sign": ua.MessageSecurityMode.Sign,
-          "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
 
 #: what the event item selects of each alarm event, in this order
 _ALARM_FIELDS: list[tuple[int, str]] = [
@@ -179,9 +163,9 @@ class OpcuaSession:
                 break
             if self.connected_once:  # it had worked: the next attempt starts quickly
                 delay = self.config.reconnect.min_delay
-            self.context.health.disconnected(_reason(error))
+            self.context.health.disconnected(reason(error))
             self.log.warning("opcua_connection_failed", url=self.config.url,
-                             error=_reason(error), retry_in_s=delay)
+                             error=reason(error), retry_in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             delay = min(delay * 2, self.config.reconnect.max_delay)
@@ -223,60 +207,11 @@ class OpcuaSession:
     # -- connecting ----------------------------------------------------------------------
 
     async def _connect(self) -> Client:
-        config = self.config
-        client = Client(config.url, timeout=config.timeout, watchdog_intervall=1.0)
-        client.application_uri = APPLICATION_URI
-        client.name = client.description = f"floorstream {config.name}"
-        client.session_timeout = 60_000
-        if config.username is not None:
-            client.set_user(config.username)
-        if config.password is not None:
-            client.set_password(config.password)
-        security = config.security
-        if security.policy != "None":
-            policy = _POLICIES[security.policy]
-            mode = _MODES[security.mode]
-            server_cert = await self._server_certificate(client, policy, mode)
-            await client.set_security(
-                policy, certificate=str(security.certificate),
-                private_key=str(security.private_key),
-                private_key_password=security.private_key_password,
-                server_certificate=server_cert, mode=mode)
         self.connects += 1
-        await client.connect(auto_reconnect=False)
-        return client
-
-    async def _server_certificate(self, client: Client,
-                                  policy: type[security_policies.SecurityPolicy],
-                                  mode: ua.MessageSecurityMode) -> bytes:
-        """The server's certificate for this policy and mode, checked against ``trust``."""
-        endpoints = await client.connect_and_get_server_endpoints()
-        try:
-            endpoint = Client.find_endpoint(endpoints, mode, policy.URI)
-        except ValueError:
-            offered = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/"
-                              f"{e.SecurityMode.name}" for e in endpoints})
-            raise ConnectionError(f"the server offers no {self.config.security.policy}/"
-                                  f"{self.config.security.mode} endpoint (it offers "
-                                  f"{', '.join(offered)})") from None
-        der = _first_certificate(endpoint.ServerCertificate)
-        trusted = _load_trust(self.config.security.trust)
-        if not trusted:
-            self.log.warning("opcua_server_certificate_not_checked", url=self.config.url,
-                             reason="security.trust is empty: any server certificate is "
-                                    "accepted")
-        elif not _is_trusted(der, trusted):
-            subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
-            raise ConnectionError(f"the server's certificate ({subject}) is not in "
-                                  "security.trust")
-        return der
+        return await open_client(self.config, self.log)
 
     async def _disconnect(self, client: Client) -> None:
-        try:
-            await asyncio.wait_for(client.disconnect(), 2.0)
-        except Exception:  # the server is gone: nothing to close politely
-            with contextlib.suppress(Exception):
-                client.disconnect_socket()
+        await close_client(client)
 
     # -- subscribing ---------------------------------------------------------------------
 
@@ -320,7 +255,7 @@ class OpcuaSession:
         for start in range(0, len(paths), self.config.batch):
             chunk = paths[start:start + self.config.batch]
             results = await client.uaclient.translate_browsepaths_to_nodeids(
-                [_browse_path(item.config) for item in chunk])
+                [browse_path(item.config) for item in chunk])
             for item, result in zip(chunk, results, strict=True):
                 if result.StatusCode.is_good() and result.Targets:
                     target = result.Targets[0].TargetId
@@ -341,7 +276,7 @@ class OpcuaSession:
             except Exception as exc:
                 item.span = None
                 await self._problem(item, f"{item.config.key} has no EURange, which a percent "
-                                          f"deadband needs ({_reason(exc)})", "no-eurange")
+                                          f"deadband needs ({reason(exc)})", "no-eurange")
 
     def _request(self, item: Item) -> ua.MonitoredItemCreateRequest:
         config = item.config
@@ -406,7 +341,7 @@ class OpcuaSession:
                 _nid(ObjectIds.ConditionType_ConditionRefresh),
                 ua.Variant(feed.subscription_id, ua.VariantType.UInt32))
         except Exception as exc:
-            self.log.warning("opcua_condition_refresh_failed", error=_reason(exc),
+            self.log.warning("opcua_condition_refresh_failed", error=reason(exc),
                              consequence="an alarm that ended while disconnected is not "
                                          "cleared until its next event")
 
@@ -530,7 +465,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _browse_path(item: ItemConfig) -> ua.BrowsePath:
+def browse_path(item: ItemConfig) -> ua.BrowsePath:
     path = ua.BrowsePath()
     path.StartingNode = _nid(ObjectIds.RootFolder)
     relative = ua.RelativePath()
@@ -566,53 +501,3 @@ async def _alarm_types(client: Client) -> ua.ContentFilter:
     content = ua.ContentFilter()
     content.Elements = [element]
     return content
-
-
-def _first_certificate(chain: bytes) -> bytes:
-    """A server may send its chain; the first certificate is its own."""
-    cert = x509.load_der_x509_certificate(chain[:_der_length(chain)])
-    return cert.public_bytes(Encoding.DER)
-
-
-def _der_length(data: bytes) -> int:
-    if len(data) < 2 or data[1] < 0x80:
-        return len(data) if len(data) < 2 else 2 + data[1]
-    count = data[1] & 0x7F
-    return 2 + count + int.from_bytes(data[2:2 + count], "big")
-
-
-def _load_trust(paths: list[Path]) -> list[x509.Certificate]:
-    certs: list[x509.Certificate] = []
-    for path in paths:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (
-            ".der", ".pem", ".crt", ".cer")) if path.is_dir() else [path]
-        for file in files:
-            data = file.read_bytes()
-            certs.append(x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
-                         else x509.load_der_x509_certificate(data))
-    return certs
-
-
-def _is_trusted(der: bytes, trusted: list[x509.Certificate]) -> bool:
-    """The certificate itself is trusted, or it was issued by a trusted one (a plant CA)."""
-    cert = x509.load_der_x509_certificate(der)
-    now = datetime.now(UTC)
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        return False
-    for anchor in trusted:
-        if anchor.public_bytes(Encoding.DER) == der:
-            return True
-        try:
-            cert.verify_directly_issued_by(anchor)
-        except Exception:  # another issuer, another key type: not this anchor
-            continue
-        return True
-    return False
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, UaStatusCodeError):
-        return f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, socket.gaierror | OSError) and not str(exc):
-        return type(exc).__name__
-    return f"{type(exc).__name__}: {exc}".rstrip(": ")
