@@ -60,7 +60,7 @@ class TestAgentConformance(AdapterConformance):
     config = {"name": "cnc", "adapter": "mtconnect.agent", "url": AGENT.url,
               "interval": 0.02, "heartbeat": 1.0}
     min_changes = 12 + len(CYCLE)  # the real /current (a baseline), then the cycle
-    timeout = 8.0
+    timeout = 20.0
 
     def prepare_source(self) -> None:
         AGENT.reset()
@@ -88,7 +88,7 @@ class Run:
         started = time.monotonic()
         self.emitter.stop.set()
         self.thread.join(5)
-        assert not self.thread.is_alive() and time.monotonic() - started < 1.0, \
+        assert not self.thread.is_alive() and time.monotonic() - started < 3.0, \
             "the adapter must stop promptly, even in the middle of an idle stream"
 
 

@@ -93,6 +93,7 @@ class TestShdrConformance(AdapterConformance):
     config = {"name": "okuma", "adapter": "mtconnect.shdr", "host": "127.0.0.1",
               "port": ADAPTER.port, "device": "okuma", "types": TYPES, "retry": 0.1}
     min_changes = 300
+    timeout = 20.0
     # SHDR has no history to resume from: the recording is replayed on every connection, so
     # what the kit checks here is that a second connection hands every line over the same
     # way (the dumps as baselines, the rest as changes) at the same positions, so the post
