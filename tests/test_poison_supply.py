@@ -244,3 +244,34 @@ def test_a_file_moved_away_during_a_scan_does_not_stop_the_folder(
         thread.join(5)
     assert racing.raced and failure == []
     assert (inbox / "done" / "kept.json").exists()
+
+
+def test_the_cheap_json_check_refuses_what_the_full_walk_refused() -> None:
+    """``validate`` walks only the containers and reads the strings only when the text holds
+    a suspect escape; it must refuse and accept exactly what ``check_tree`` does."""
+    from floorstream.adapters.supply.formats.carrier_json import check_tree, validate
+    from floorstream.adapters.supply.formats.errors import ParseError
+
+    deep_inside = '{"events": [{"eventID": "e", "eventType": "T", "x": ' + "[" * 150 + \
+        "]" * 150 + "}]}"
+    cases = {
+        '{"a": "\\ud83d\\ude00"}': True,  # an emoji as a surrogate pair
+        '{"a": "C:\\\\u0000dir"}': True,  # an escaped backslash, then text
+        '{"a": "caf\\u00e9"}': True,
+        '{"a": "x\\ud800"}': False,
+        '{"\\u0000": 1}': False,
+        '["ok", {"b": ["\\udfff"]}]': False,
+        deep_inside: False,
+        "[" * 100 + "]" * 100: True,
+    }
+    for text, fine in cases.items():
+        value = json.loads(text)
+        outcomes = []
+        for check in (lambda v, t=text: validate(v, t), lambda v, t=text: validate(v, t.encode()),
+                      lambda v, t=text: check_tree(v)):
+            try:
+                check(value)
+                outcomes.append(True)
+            except ParseError:
+                outcomes.append(False)
+        assert outcomes == [fine] * 3, text

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
-from floorstream.adapters.supply.formats.carrier_json import check_tree
+from floorstream.adapters.supply.formats.carrier_json import validate
 from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["HttpPollConfig", "SupplyHttp"]
@@ -132,8 +132,9 @@ def _cursor(raw: bytes, path: str) -> str | None:
     """The next page's cursor, or None; never from a page the parser refuses (a cursor with
     a lone surrogate could not even be put in the next URL)."""
     try:
-        value: Any = json.loads(raw)
-        check_tree(value)
+        text = raw.decode("utf-8")  # strict, as the parser reads it (json would pass surrogates)
+        value: Any = json.loads(text)
+        validate(value, text)
     except (ValueError, RecursionError):  # ParseError is a ValueError
         return None
     for part in path.split("."):

@@ -246,7 +246,7 @@ class Memory:
                   carrier_ids: Iterable[str] = ()) -> None:
         """Store the story (touched now) and name it by its aliases too (the story's ``a``:
         the newest 16 are kept) and by the carrier event ids just added to its ``v``."""
-        known = set(story.get("a") or ())
+        known = story.get("a") or ()  # at most 16: a list is as quick as a set here
         new = [a for a in aliases if a not in known]
         dropped: list[str] = []
         if new:
