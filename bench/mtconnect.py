@@ -139,6 +139,9 @@ def run(rate: int, seconds: float, warmup: float) -> dict[str, Any]:
             "observations_committed_per_s": round((seq1 - seq0) / wall),
             "daemon_cpu_share": round((cpu1.user + cpu1.system - cpu0.user - cpu0.system)
                                       / wall, 3),
+            "daemon_cpu_us_per_observation": round(
+                (cpu1.user + cpu1.system - cpu0.user - cpu0.system) * 1e6
+                / max(1, seq1 - seq0), 1),
             "daemon_peak_rss_mb": round(max(peak_rss, _hwm(daemon.pid)) / 2**20, 1),
             "agent_cpu_share": round((agent_cpu1.user + agent_cpu1.system - agent_cpu0.user
                                       - agent_cpu0.system) / wall, 3),

@@ -243,6 +243,8 @@ class ShdrSource(Adapter[ShdrConfig]):
                 with socket.create_connection((self.config.host, self.config.port),
                                               timeout=self.config.timeout) as sock:
                     sock.settimeout(0.2)
+                    # an adapter that never answers PING: the kernel still finds a dead peer
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                     self.context.health.connected()
                     self._follow(sock, emitter, stop)
                 if not stop.is_set():
