@@ -129,10 +129,12 @@ class AgentSource(Adapter[AgentConfig]):
         self._quarantined: set[str] = set()
         self._lock = threading.Lock()
         self._connection: http.client.HTTPConnection | None = None
+        self._stop = threading.Event()  # run()'s, once it runs
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        self._stop = stop
         log = self.context.log.bind(source=self.config.name, url=self.config.url)
         closer = threading.Thread(target=self._close_on, args=(stop,), daemon=True,
                                   name=f"mtconnect-{self.config.name}-stop")
@@ -141,8 +143,9 @@ class AgentSource(Adapter[AgentConfig]):
             try:
                 self._session(emitter, stop)
             except _Restarted:
-                log.info("mtconnect_agent_restarted", instance=self._instance)
+                log.info("mtconnect_agent_restarted", before=self._instance)
                 self._instance, self._next = None, 0  # probe again, baseline from /current
+                stop.wait(min(self.config.retry, 0.2))  # never a tight loop on a broken agent
                 continue
             except (OSError, http.client.HTTPException, _AgentFailure, MultipartError) as exc:
                 if stop.is_set():
@@ -180,6 +183,8 @@ class AgentSource(Adapter[AgentConfig]):
         try:
             connection.request("GET", f"{self._prefix}{path}",
                                headers={"Accept": "application/xml"})
+            if self._stop.is_set():  # stopped while connecting: the closer found no socket
+                raise OSError("stopping")
             yield connection.getresponse()
         finally:
             with self._lock:
