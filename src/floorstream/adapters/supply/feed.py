@@ -63,8 +63,9 @@ class SupplyConfig(SourceConfig):
         default="generic", description="the aggregator whose status list plain carrier JSON "
                                        "speaks (TrackingMore's 'pickup' is out for delivery)")
     remember: int = Field(default=1_000, ge=10,
-                          description="shipment stories kept (threads, last ETA, milestones); "
-                                      "each adds ~0.3 KB to the checkpoint of every file")
+                          description="shipment stories cached in memory (threads, last ETA, "
+                                      "milestones); the others are read back from the store "
+                                      "when a document names them")
     forget_after: Duration = Field(default=60 * 86_400.0, gt=0,
                                    description="a story untouched this long is forgotten")
     eta_threshold: Duration = Field(default=7_200.0, description="an ETA that moves less on "

@@ -109,13 +109,20 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
             if not ready:  # idle: waiting ASNs are looked up again without a new file
                 self.handler.recheck(emitter)
             names = [name for _mtime, name in ready]
-            for start in range(0, len(names), _CHUNK):
-                chunk = names[start:start + _CHUNK]
-                for name in chunk:
+            position = 0
+            while position < len(names):
+                # a backlog is read a few files at a time (at most _CHUNK files, _CHUNK_BYTES):
+                # one store query for the stories of them all, then each file in order
+                files: list[_File] = []
+                size = 0
+                while position < len(names) and len(files) < _CHUNK and size < _CHUNK_BYTES:
+                    name = names[position]
+                    position += 1
                     seen.pop(name, None)
-                # a backlog is read a few files at a time: one store query for the stories
-                # of them all, then each file in order
-                files = [f for f in (self._read(inbox, name) for name in chunk) if f]
+                    file = self._read(inbox, name)
+                    if file is not None:
+                        files.append(file)
+                        size += len(file.raw)
                 fetched = 0
                 for index, file in enumerate(files):
                     if stop.is_set():
@@ -205,6 +212,7 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
 #: files read and parsed at a time; their stories are read in one query per
 #: ``_PREFETCH`` documents (far fewer than a source's ``remember``: the cache must hold them)
 _CHUNK = 32
+_CHUNK_BYTES = 8 * 1024 * 1024
 _PREFETCH = 256
 
 
