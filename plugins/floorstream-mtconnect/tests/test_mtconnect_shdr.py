@@ -34,8 +34,8 @@ class Adapter:
     """An SHDR adapter on a local port: every connection gets the recording (and what a test
     appends), like cppagent's simulator replaying a file, and its PINGs a PONG."""
 
-    def __init__(self, tail: bytes = b"") -> None:
-        self.payload = RECORDING + tail
+    def __init__(self, tail: bytes = b"", recording: bytes = RECORDING) -> None:
+        self.payload = recording + tail
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.connections = 0
@@ -111,10 +111,11 @@ def adapter() -> Iterator[Adapter]:
     server.close()
 
 
-def follow(server: Adapter, until: Callable[[RecordingEmitter], bool]) -> RecordingEmitter:
+def follow(server: Adapter, until: Callable[[RecordingEmitter], bool],
+           **keys: object) -> RecordingEmitter:
     config = ShdrSource.config_model.model_validate(
         {"name": "okuma", "adapter": "mtconnect.shdr", "host": "127.0.0.1",
-         "port": server.port, "device": "okuma", "types": TYPES, "heartbeat": 0.1})
+         "port": server.port, "device": "okuma", "types": TYPES, "heartbeat": 0.1, **keys})
     emitter = RecordingEmitter()
     source = ShdrSource(config, AdapterContext(
         "okuma", None, build_plugins(load_entry_points=False).decoders))
@@ -239,3 +240,17 @@ def test_a_quarantined_line_replays_once_the_config_knows_its_items(tmp_path: Pa
     assert change.data["ppartcount"] == 7
     with pytest.raises(DecodeError, match="has no value"):
         replay(b"2022-08-08T13:58:09.0000000Z|lonely\n")
+
+
+def test_a_line_above_the_limit_is_quarantined_once_and_the_next_line_read() -> None:
+    server = Adapter(recording=b"2022-08-08T13:58:08.0000000Z|ppartcount|1\n"
+                               b"2022-08-08T13:58:09.0000000Z|p1block|" + b"G01 X1 " * 500
+                               + b"\n2022-08-08T13:58:10.0000000Z|ppartcount|2\n")
+    try:
+        emitter = follow(server, lambda e: len(e.changes) == 1, max_document=1024)
+    finally:
+        server.close()
+    (long,) = emitter.quarantined
+    assert long.raw.startswith(b"2022-08-08T13:58:09.0000000Z|p1block|G01")
+    assert "above the 1024-byte limit" in long.error
+    assert [c.data["ppartcount"] for c in emitter.emitted] == [1, 2]  # a baseline, a change

@@ -201,6 +201,7 @@ class _Lines:
     def __init__(self, sock: socket.socket, limit: int) -> None:
         self.sock, self.limit, self.buffer = sock, limit, b""
         self.last_data = time.monotonic()
+        self.skipping = False  # the rest of a line already handed over as too long
 
     def lines(self, stop: threading.Event) -> Iterator[bytes | None]:
         """Complete lines; None when nothing came for a while (to send a PING)."""
@@ -208,11 +209,16 @@ class _Lines:
             newline = self.buffer.find(b"\n")
             if newline >= 0:
                 line, self.buffer = self.buffer[:newline + 1], self.buffer[newline + 1:]
-                yield line
+                if self.skipping:
+                    self.skipping = False
+                    continue
+                yield line if len(line) <= self.limit else line[:self.limit]  # (no end: long)
                 continue
             if len(self.buffer) > self.limit:
                 line, self.buffer = self.buffer, b""
-                yield line  # too long: handed over without its end, to be quarantined
+                if not self.skipping:
+                    self.skipping = True
+                    yield line  # too long: its start, without an end, to be quarantined
                 continue
             try:
                 chunk = self.sock.recv(65536)
@@ -281,14 +287,14 @@ class ShdrSource(Adapter[ShdrConfig]):
                 if raw.strip() == multiline.encode():
                     multiline = None
                 continue
+            if not raw.endswith(b"\n"):
+                self._quarantine(emitter, raw, f"a line above the {config.max_document}-"
+                                 "byte limit (its start is kept)", reason="too_large")
+                continue
             try:
                 text = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 self._quarantine(emitter, raw, f"not UTF-8: {exc}")
-                continue
-            if not raw.endswith(b"\n"):
-                self._quarantine(emitter, raw, f"a line above the {config.max_document}-"
-                                 "byte limit", reason="too_large")
                 continue
             if not text.strip():
                 continue
