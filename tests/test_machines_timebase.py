@@ -21,7 +21,7 @@ from floorstream.model import Change, Post
 from floorstream.plugins import build_plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import CommitBatch, Store
-from floorstream.timebase import LAGS_KEPT, Watermark
+from floorstream.timebase import LAG_SLACK, LAGS_KEPT, Watermark
 from machines_sim import CONFIG, Plant, account, make_shift
 
 SHIFT = make_shift(machines=50, hours=8.0)
@@ -172,21 +172,30 @@ def test_windows_open_at_a_stop_close_on_event_time_after_the_restart(tmp_path: 
         store.close()
 
 
-def test_the_watermark_persists_its_high_and_the_lags_of_the_subjects_seen_last() -> None:
+def test_the_watermark_persists_its_high_and_the_offsets_of_the_subjects_seen_last() -> None:
+    """Lags beyond a minute (a clock offset, a backlog) of the subjects seen last are
+    persisted; shorter ones are a reporting interval, and a restarted subject runs on the
+    source's clock."""
     clock = Watermark()
+    clock.observe("now", 10_000_000.0)
     for n in range(LAGS_KEPT + 10):
-        clock.observe(f"s{n}", 1000.0 + n)
+        clock.observe(f"s{n}", 1000.0 + n)  # days behind
     clock.observe("s0", 500.0)  # seen again: among the last
+    clock.observe("synced", 10_000_000.0 - LAG_SLACK)  # a reporting interval
+    clock.observe("s500", 10_000_000.0 - 3)  # caught up: its offset is gone
     dumped = json.loads(json.dumps(clock.dump()))
-    assert dumped["high"] == 1000.0 + LAGS_KEPT + 9 and len(dumped["lags"]) == LAGS_KEPT
-    assert "s1" not in dumped["lags"] and dumped["lags"]["s0"] == dumped["high"] - 500
+    assert dumped["high"] == 10_000_000.0 and len(dumped["lags"]) == LAGS_KEPT - 1
+    assert "s10" not in dumped["lags"] and "s500" not in dumped["lags"]
+    assert "synced" not in dumped["lags"] and dumped["lags"]["s0"] == 10_000_000.0 - 500
+    assert clock.dump() is clock.dump(), "updated in place, not copied per batch"
     restored = Watermark()
     restored.restore(dumped)
-    assert restored.now("s0") == 500.0 and restored.now("unknown") == dumped["high"]
+    assert restored.now("s0") == 500.0 and restored.now("synced") == dumped["high"]
+    assert restored.dump()["lags"] == dumped["lags"]
     newer = Watermark()
-    newer.observe("s0", 5000.0)
+    newer.observe("s0", 20_000_000.0)
     newer.restore(dumped)  # input already seen past it: nothing older overrides it
-    assert newer.high == 5000.0
+    assert newer.high == 20_000_000.0
     for junk in (None, {}, {"high": "x"}, {"high": None, "lags": {}}):
         empty = Watermark()
         empty.restore(junk)

@@ -14,56 +14,69 @@ clock is months off decide exactly as a live run does. Two things cannot wait fo
 
 The watermark never feeds a window with wall-clock time: wall time only ever *closes* a
 window early, it never stamps or places an event. It is persisted with the source's state (a
-state row of subject ``""``, :data:`STATE_KEY`, written with every commit of the source's
+state row of subject ``""``, :data:`STATE_KEY`, written with the commits of the source's
 batches, so it is as old as the posts and checkpoints it goes with) and restored at start:
 windows open at a stop close when the source's event time passes them, on the first ticks
 after the restart, as they would have without the stop, and not only by the wall-clock rule.
-Only the lags of the :data:`LAGS_KEPT` subjects seen last are kept: a subject with open
-windows has been seen within their length, and one not kept has no lag (its clock is taken
-to be the source's).
+
+What is persisted is ``high`` and the *offsets*: the lags of more than :data:`LAG_SLACK`, of
+the :data:`LAGS_KEPT` subjects seen last. A lag below a minute is what a machine's reporting
+interval looks like when its clock agrees with the others' (it spoke a little before the
+latest input), so after a restart such a subject runs on the source's clock; a machine whose
+clock is months off, or a backlogged one, keeps its offset. So the row stays small (a plant
+whose clocks agree: a few bytes; 40 kB at most) and costs no copy per batch: it is kept up to
+date as inputs arrive and written as it is at each commit.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-__all__ = ["LAGS_KEPT", "STATE_KEY", "Watermark", "due"]
+__all__ = ["LAGS_KEPT", "LAG_SLACK", "STATE_KEY", "Watermark", "due"]
 
 #: the detector-state key (subject "") of a source's persisted watermark
 STATE_KEY = "watermark"
-#: subjects whose lag is persisted, the most recently seen (a row of 40 kB at most; a plant
-#: of 50 machines: 2 kB)
+#: lags persisted at most, of the subjects seen last
 LAGS_KEPT = 1024
+#: lags up to this many seconds are not persisted (a reporting interval, not a clock offset)
+LAG_SLACK = 60.0
 
 
 class Watermark:
     """The highest event time one source has shown, and each subject's lag behind it."""
 
-    __slots__ = ("high", "lags")
+    __slots__ = ("high", "lags", "offsets", "saved")
 
     def __init__(self) -> None:
         #: the highest event time (epoch seconds) any input of the source carried
         self.high: float | None = None
         #: subject → how far its last input's event time was behind ``high`` at that moment
         self.lags: dict[str, float] = {}
+        #: the lags beyond :data:`LAG_SLACK`, most recently seen last (what is persisted)
+        self.offsets: dict[str, float] = {}
+        #: the persisted form, updated in place (see :meth:`dump`)
+        self.saved: dict[str, Any] = {"high": None, "lags": self.offsets}
 
     def observe(self, subject: str, at: float) -> None:
         """An input of ``subject`` that happened at ``at`` (epoch seconds, event time)."""
         high = self.high
         if high is None or at > high:
             self.high = high = at
-        lags = self.lags
-        lags.pop(subject, None)  # most recently seen last: what :meth:`dump` keeps
-        lags[subject] = high - at
+        lag = self.lags[subject] = high - at
+        offsets = self.offsets
+        if lag > LAG_SLACK or -lag > LAG_SLACK:
+            offsets.pop(subject, None)  # most recently seen last
+            offsets[subject] = lag
+            if len(offsets) > LAGS_KEPT:
+                del offsets[next(iter(offsets))]
+        elif offsets and subject in offsets:
+            del offsets[subject]
 
     def dump(self) -> dict[str, Any]:
-        """The JSON state to persist: ``high`` and the lags of the subjects seen last."""
-        lags = self.lags
-        if len(lags) > LAGS_KEPT:
-            for subject in list(itertools.islice(lags, len(lags) - LAGS_KEPT)):
-                del lags[subject]  # (a lag not kept is 0: the source's own clock)
-        return {"high": self.high, "lags": {s: round(lag, 3) for s, lag in lags.items()}}
+        """The JSON state to persist: ``high`` and the offsets. The same dict each time, its
+        offsets the live ones: serialised by the commit that writes it, never copied."""
+        self.saved["high"] = self.high
+        return self.saved
 
     def restore(self, data: dict[str, Any] | None) -> None:
         """Take up a persisted :meth:`dump` (at start, before any input): what it knows is
@@ -80,6 +93,9 @@ class Watermark:
             shift = high - self.high
             restored.update({s: lag + shift for s, lag in self.lags.items()})
         self.high, self.lags = high, restored
+        self.offsets.clear()
+        self.offsets.update((s, lag) for s, lag in list(restored.items())[-LAGS_KEPT:]
+                            if abs(lag) > LAG_SLACK)
 
     def now(self, subject: str) -> float | None:
         """The subject's estimated event time now, or None while nothing is known."""
