@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["RELATIONS", "Change", "Event", "Post", "Relation", "Severity", "event_id", "utcnow"]
+__all__ = ["PEOPLE_SOURCE", "RELATIONS", "Change", "Event", "Post", "Relation", "Severity",
+           "event_id", "utcnow"]
 
 #: How a post relates to the earlier posts of its thread (design.md §9):
 #: ``new`` a story of its own; ``update`` the story changed (says what, since the last post);
@@ -25,6 +26,9 @@ __all__ = ["RELATIONS", "Change", "Event", "Post", "Relation", "Severity", "even
 #: ``retraction`` the earlier post no longer holds (a cancelled document).
 Relation = Literal["new", "update", "resolution", "retraction"]
 RELATIONS: tuple[str, ...] = ("new", "update", "resolution", "retraction")
+#: the source of people's comments (the web feed, docs/web.md): their actor is the person
+#: (``fields["actor"]``), not an application
+PEOPLE_SOURCE = "@people"
 
 
 def utcnow() -> datetime:
@@ -327,6 +331,12 @@ class Post(_Frozen):
             ]
         activity["context"] = f"urn:floorstream:thread:{self.thread or self.subject}"
         activity["floorstream:relation"] = self.relation
+        person = self.fields.get("actor") if self.source == PEOPLE_SOURCE else None
+        if isinstance(person, str) and person:
+            # a person's comment from the web feed: a Note they created, not an announcement
+            activity["type"] = "Create"
+            activity["actor"] = {"type": "Person", "id": f"urn:floorstream:person:{person}",
+                                 "name": str(self.fields.get("actor_name") or person)}
         if self.refers_to:
             activity["inReplyTo"] = f"urn:floorstream:post:{self.refers_to}"
             if self.relation == "retraction":

@@ -19,7 +19,7 @@ import structlog
 from floorstream.config import Config, TeamConfig
 from floorstream.flood import FloodControl
 from floorstream.isolation import is_transient
-from floorstream.model import Change, Event, Post, utcnow
+from floorstream.model import PEOPLE_SOURCE, Change, Event, Post, utcnow
 from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, SourceConfig
 from floorstream.plugins import Plugins
 from floorstream.render import Renderer, clip
@@ -40,9 +40,9 @@ GUARD_MIN = 64
 #: the source of the daemon's own alerts (docs/daemon.md, "Self-alerts"): routed to the admin
 #: team like ``source.problem``; no configured source can be called so (names start alnum)
 HEALTH_SOURCE = "@floorstream"
-#: the source of people's comments from the web feed (docs/web.md): routed to the teams the
-#: web chose (those of the post answered, plus @mentions), never folded by flood control
-PEOPLE_SOURCE = "@people"
+#: PEOPLE_SOURCE (from the model): people's comments from the web feed (docs/web.md), routed
+#: to the teams the web chose (those of the post answered, plus @mentions), never folded by
+#: flood control
 
 
 class StateStore(Protocol):
@@ -516,4 +516,3 @@ class Processor:
 
     def subjects(self) -> Sequence[str]:
         return sorted({s for r in self.sources.values() for s, _ in r.states if s})
-

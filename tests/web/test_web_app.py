@@ -207,7 +207,7 @@ def test_ack_follow_and_personal_feed(stream: Stream, client: TestClient) -> Non
     body = client.get(f"/api/posts/{post.id}", headers={"authorization": f"Bearer {TOKEN}"})
     acks = body.json()["floorstream:acknowledged"]
     assert [a["name"] for a in acks] == ["alice"]
-    assert "alice on it" in client.get(f"/posts/{post.id}").text
+    assert "Alice on it" in client.get(f"/posts/{post.id}").text
     mine = client.get("/me").text
     assert post.summary in mine and other.summary not in mine
     follows = client.get("/api/follows", headers={"authorization": f"Bearer {TOKEN}"}).json()

@@ -148,8 +148,8 @@ def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path)
             # alice is on it; carol sees it live, without a reload
             alice.goto(f"{base}/teams/maintenance")
             alice.click(f"#post-{post_id} .ack-form button")
-            alice.wait_for_selector(f"#post-{post_id} .ack:has-text('alice on it')")
-            carol.wait_for_selector(f"#post-{post_id} .ack:has-text('alice on it')",
+            alice.wait_for_selector(f"#post-{post_id} .ack:has-text('Alice on it')")
+            carol.wait_for_selector(f"#post-{post_id} .ack:has-text('Alice on it')",
                                     timeout=5_000)
 
             # a state-changing request without the CSRF token is refused (cookie sent)

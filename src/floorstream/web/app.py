@@ -49,6 +49,7 @@ class WebContext:
         self.queries = FeedQueries(store)
         self.auth = Authenticator(self.settings, store)
         self.env = environment()
+        self.env.globals["person_name"] = self.person_name
         self.base_url = (self.settings.base_url or "").rstrip("/")
         #: the path the app is mounted under (an ERP's own app: "/floor"); "" at the root
         self.root = ""
@@ -58,6 +59,11 @@ class WebContext:
         self._post_template = self.env.get_template("_post.html")
         self.hub = Hub(self.queries, self.live_event, poll_s=self.settings.poll_ms / 1000)
 
+    def person_name(self, person: str) -> str:
+        """A person's display name (web.people.<person>.name), else the user name."""
+        found = self.settings.people.get(person)
+        return (found.name if found is not None else None) or person
+
     def render_live(self, post: Post) -> str:
         """A post's HTML for the live stream: the same for every reader (forms get their CSRF
         token from the page's meta tag in the browser)."""
@@ -66,10 +72,9 @@ class WebContext:
     def live_event(self, kind: str, seq: int, post: Post, ack: Ack | None) -> str:
         """A post or an ack as the server-sent event every subscriber gets (encoded once)."""
         if ack is not None:
-            identity = self.auth.identity(ack.person, "ack")
             return sse(None, "ack", to_json({
                 "post_id": ack.post_id, "person": ack.person,
-                "name": identity.name if identity else ack.person, "at": ack.at.isoformat()}))
+                "name": self.person_name(ack.person), "at": ack.at.isoformat()}))
         return sse(seq, "post", to_json({"html": self.render_live(post), "id": post.id,
                                          "thread": post.thread,
                                          "activity": activity(post, (), self.base_url)}))

@@ -99,12 +99,7 @@ def retracted(posts: Iterable[Post]) -> dict[str, Post]:
 
 def activity(post: Post, acks: Sequence[Ack] = (), base: str = "") -> dict[str, Any]:
     """The post's AS2 activity, a comment's actor a Person, with its permalink and acks."""
-    found = post.as_activity()
-    if post.source == PEOPLE_SOURCE:
-        person = str(post.fields.get("actor") or "")
-        found["type"] = "Create"
-        found["actor"] = {"type": "Person", "id": f"urn:floorstream:person:{person}",
-                          "name": actor_name(post)}
+    found = post.as_activity()  # a comment's actor is its person (Post.as_activity)
     found["url"] = [*found.get("url", []),
                     {"type": "Link", "href": base + post_url(post.id), "name": "permalink",
                      "mediaType": "text/html"}]

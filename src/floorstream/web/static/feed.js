@@ -67,9 +67,9 @@
     var data = JSON.parse(event.data);
     document.querySelectorAll('[data-acks="' + CSS.escape(data.post_id) + '"]').forEach(
       function (box) {
-        var label = "✔ " + data.person + " on it · " + when(data.at);
+        var label = "✔ " + data.name + " on it · " + when(data.at);
         var known = Array.prototype.some.call(box.children, function (c) {
-          return c.dataset.person === data.person || c.textContent.indexOf("✔ " + data.person + " on it") === 0;
+          return c.dataset.person === data.person;
         });
         if (known) { return; }
         var span = document.createElement("span");
