@@ -48,6 +48,7 @@ class Entry:
 class Agent:
     def __init__(self, *, buffer_size: int = 131072) -> None:
         self.buffer_size = buffer_size
+        self.streaming = True  # False: an agent that answers interval= with one document
         self.lock = threading.Condition()
         self.items = self._items_of_probe()
         self.requests: list[str] = []
@@ -267,7 +268,7 @@ class Agent:
                 elif request == "sample":
                     start = int(query.get("from", agent.first))
                     count = int(query.get("count", 100))
-                    if "interval" in query:
+                    if "interval" in query and agent.streaming:
                         self._stream(start, count, int(query["interval"]) / 1000,
                                      int(query.get("heartbeat", 10000)) / 1000)
                     else:

@@ -169,6 +169,19 @@ def test_a_checkpoint_that_fell_out_of_the_buffer_is_reported_once(agent: Agent)
     assert emitter.changes[1].data["a01c7f30"] == "ACTIVE"
 
 
+def test_an_agent_that_does_not_stream_is_polled(agent: Agent) -> None:
+    agent.streaming = False
+    with Run(agent) as emitter:
+        wait_for(lambda: emitter.last_checkpoint, what="the baseline")
+        first = agent.add('<PartCount dataItemId="d2e9e4a0">663</PartCount>')
+        wait_for(lambda: emitter.changes, what="the polled observation")
+        second = agent.add('<PartCount dataItemId="d2e9e4a0">664</PartCount>')
+        wait_for(lambda: len(emitter.changes) == 2, what="the next poll")
+    assert positions(emitter) == [f"{INSTANCE}:{first}", f"{INSTANCE}:{second}"]
+    assert agent.requests.count("/sample?from=43125&count=1000&interval=20&heartbeat=1000") \
+        >= 1
+
+
 def test_a_broken_part_is_quarantined_and_the_stream_goes_on(agent: Agent) -> None:
     with Run(agent) as emitter:
         wait_for(lambda: emitter.last_checkpoint, what="the baseline")
