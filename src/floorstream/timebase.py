@@ -24,7 +24,7 @@ the :data:`LAGS_KEPT` subjects seen last. A lag below a minute is what a machine
 interval looks like when its clock agrees with the others' (it spoke a little before the
 latest input), so after a restart such a subject runs on the source's clock; a machine whose
 clock is months off, or a backlogged one, keeps its offset. So the row stays small (a plant
-whose clocks agree: a few bytes; 40 kB at most) and costs no copy per batch: it is kept up to
+whose clocks agree: a few bytes; 10 kB at most) and costs no copy per batch: it is kept up to
 date as inputs arrive and written as it is at each commit.
 """
 
@@ -36,8 +36,9 @@ __all__ = ["LAGS_KEPT", "LAG_SLACK", "STATE_KEY", "Watermark", "due"]
 
 #: the detector-state key (subject "") of a source's persisted watermark
 STATE_KEY = "watermark"
-#: lags persisted at most, of the subjects seen last
-LAGS_KEPT = 1024
+#: lags persisted at most, of the subjects seen last (a first start reading old rows of an ERP
+#: table fills them all: every commit then writes them, 10 kB)
+LAGS_KEPT = 256
 #: lags up to this many seconds are not persisted (a reporting interval, not a clock offset)
 LAG_SLACK = 60.0
 
