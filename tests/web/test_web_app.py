@@ -244,6 +244,18 @@ def test_thread_nests_replies_and_shows_retractions(stream: Stream,
     assert "retracted" in page and "rel-retraction" in page
 
 
+def test_a_thread_whose_name_holds_slashes(stream: Stream, client: TestClient) -> None:
+    post = stream.publish(source="odoo", subject="WH/MO/00042", type="record.field_changed",
+                          summary="WH/MO/00042: status Confirmed → In progress", key="1")
+    assert post is not None
+    login(client)
+    feed = client.get("/").text
+    assert 'href="/threads/WH%2FMO%2F00042"' in feed
+    assert post.summary in client.get("/threads/WH%2FMO%2F00042").text
+    items = client.get("/api/threads/WH%2FMO%2F00042").json()["orderedItems"]
+    assert [a["summary"] for a in items] == [post.summary]
+
+
 def test_public_kiosk_and_atom(tmp_path: Path) -> None:
     config = web_config(tmp_path, public_teams=["production"])
     with Stream(config, build_plugins()) as opened, \

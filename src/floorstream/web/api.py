@@ -140,7 +140,7 @@ def post(post_id: str, request: Request, ctx: Ctx, who: Who) -> Response:
     return JSONResponse(body, media_type=AS2)
 
 
-@router.get("/api/threads/{thread}", tags=["posts"], summary="A thread, oldest first")
+@router.get("/api/threads/{thread:path}", tags=["posts"], summary="A thread, oldest first")
 def thread(thread: str, request: Request, ctx: Ctx, who: Who) -> Response:
     _reader(who)
     posts = [p for p in ctx.queries.thread(thread) if who.can_read(p.teams)]
