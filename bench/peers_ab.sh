@@ -6,9 +6,10 @@
 #
 # REV_A: a git revision of this repo (default HEAD), exported to $BENCH_WORK/rev-a and run
 # with PYTHONPATH pointing at its src/; SRC_B: a checkout to run as B (default: this working
-# tree). Both use this repo's .venv. Why not run_peers.sh: it takes one SUT per run, so the
-# two revisions would see different machine load (the machine is shared); here every
-# repetition runs all three back to back on one broker.
+# tree). Both use this repo's .venv and B's bench/peers_sut.py (SUT_SCRIPT: the workload's
+# config and line format are not what is compared). Why not run_peers.sh: it takes one SUT
+# per run, so the two revisions would see different machine load (the machine is shared);
+# here every repetition runs all three back to back on one broker.
 #
 # Environment: BENCH_WORK (default /tmp/fsbench-ab), BENCH_PORT (default 18940, its own
 # broker so it never meets a harness run on 18830), PEERS (default /work/shared/peers),
@@ -28,6 +29,9 @@ LIMIT=${LIMIT:-50000}
 REV_A=${1:-HEAD}
 SRC_B=${2:-$HERE}
 PY=$HERE/.venv/bin/python
+# one harness adapter for both: the daemon's config and line format are the workload, not
+# what is compared
+SUT_SCRIPT=${SUT_SCRIPT:-$SRC_B/bench/peers_sut.py}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$WORK"
 
@@ -58,7 +62,7 @@ BENCH_WORK=$WORK "$WORK/venv/bin/python" "$PEERS/bench.py" run --phase "$PHASE" 
   --port "$PORT" --data "$WORK/data" --qos $QOS --reps "$REPS" --pin-sut 1 --pin-pub 0 \
   --outdir "$WORK/runs-$STAMP" --results "$results" \
   --sut "naive-python=lines:exec $WORK/venv/bin/python $PEERS/systems/naive_pipeline.py" \
-  --sut "fs-a=lines:cd $WORK/rev-a && PYTHONPATH=$WORK/rev-a/src exec $PY bench/peers_sut.py" \
-  --sut "fs-b=lines:cd $SRC_B && PYTHONPATH=$SRC_B/src exec $PY bench/peers_sut.py"
+  --sut "fs-a=lines:cd $WORK/rev-a && PYTHONPATH=$WORK/rev-a/src exec $PY $SUT_SCRIPT" \
+  --sut "fs-b=lines:cd $SRC_B && PYTHONPATH=$SRC_B/src exec $PY $SUT_SCRIPT"
 "$WORK/venv/bin/python" "$PEERS/bench.py" summarize --results "$results"
 echo "results: $results" >&2
