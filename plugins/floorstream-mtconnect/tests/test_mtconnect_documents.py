@@ -79,3 +79,22 @@ def test_multipart_with_and_without_content_length() -> None:
                         b"\r\n--B1\r\nContent-type: text/xml\r\n\r\n<b>\r\n</b>\r\n--B1\r\n"
                         b"Content-length: 99\r\n\r\n<cut")
     assert list(parts(stream, "B1", 1000)) == [b"<a/>\n", b"<b>\r\n</b>"]  # <cut: incomplete
+
+
+def test_a_data_set_becomes_a_mapping() -> None:
+    from datetime import UTC, datetime
+
+    from floorstream_mtconnect.observations import to_change
+
+    document = parse_document(
+        b'<MTConnectStreams xmlns="urn:mtconnect.org:MTConnectStreams:2.0"><Header '
+        b'instanceId="1" firstSequence="1" lastSequence="1" nextSequence="2"/><Streams>'
+        b'<DeviceStream name="Mill"><ComponentStream component="Path" componentId="p">'
+        b'<Samples><VariableDataSet dataItemId="vars" sequence="1" timestamp='
+        b'"2024-01-01T00:00:00Z" count="2"><Entry key="T1">12.5</Entry><Entry key="T2">8'
+        b'</Entry></VariableDataSet></Samples></ComponentStream></DeviceStream></Streams>'
+        b'</MTConnectStreams>')
+    assert isinstance(document, Streams)
+    (obs,) = document.observations
+    change = to_change("s", obs, "1:1", item=None, attrs={}, observed_at=datetime.now(UTC))
+    assert change.data["vars"] == {"T1": 12.5, "T2": 8.0}

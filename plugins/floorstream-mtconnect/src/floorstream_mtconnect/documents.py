@@ -93,6 +93,8 @@ class Observation:
     qualifier: str = ""
     condition_type: str = ""  # the type attribute of a condition (AMPERAGE)
     text: str = ""  # a condition's message ("Spindle Motor Overload")
+    #: a DATA_SET or TABLE representation's entries (``<Entry key="T1">12</Entry>``)
+    entries: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +205,9 @@ def _component(component: ET.Element, device: str) -> list[Observation]:
             if category == "CONDITION" and name not in LEVELS:
                 raise DocumentError(f"<{name}> is not a condition level "
                                     "(Normal, Warning, Fault, Unavailable)")
-            value = text = "".join(element.itertext()).strip()
+            entries = tuple((e.get("key", ""), "".join(e.itertext()).strip())
+                            for e in element if _local(e.tag) == "Entry") or None
+            value = text = "".join(element.itertext()).strip() if entries is None else ""
             if category == "CONDITION":
                 value = name.upper()
             found.append(Observation(
@@ -214,7 +218,7 @@ def _component(component: ET.Element, device: str) -> list[Observation]:
                 native_severity=element.get("nativeSeverity", ""),
                 qualifier=element.get("qualifier", ""),
                 condition_type=element.get("type", "") if category == "CONDITION" else "",
-                text=text if category == "CONDITION" else "",
+                text=text if category == "CONDITION" else "", entries=entries,
             ))
     return found
 

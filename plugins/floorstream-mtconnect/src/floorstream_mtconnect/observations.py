@@ -73,6 +73,8 @@ def to_change(source: str, obs: Observation, position: str, *, item: DataItem | 
                     native_severity=obs.native_severity, qualifier=obs.qualifier,
                     text=obs.text, condition_type=obs.condition_type)
         data[key] = obs.value
+    elif obs.entries is not None:  # a data set or table: key → value (cells as written)
+        data[key] = {k: _typed(v, category, kind) for k, v in obs.entries}
     elif obs.value == UNAVAILABLE and kind != "AVAILABILITY":
         meta["unavailable"] = True  # (for AVAILABILITY itself it is the value people want)
     else:
