@@ -12,7 +12,9 @@ orders, X12 214 files.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from floorstream.store import schema
 from support import DaemonRunner
 from support.mqtt import Publisher
 
-__all__ = ["LeaseSampler", "MqttFeed", "Takeover", "config_text"]
+__all__ = ["FreezableProxy", "LeaseSampler", "MqttFeed", "Takeover", "config_text"]
 
 T0 = 1_764_057_600_000
 
@@ -220,3 +222,68 @@ def erp_insert(engine: Engine, row_id: int) -> None:
             "INSERT INTO production_order (id, name, product_id, product_qty, state, "
             f"create_date, write_date) VALUES (:id, :name, 1, 1, 'confirmed', {now}, {now})"),
             {"id": row_id, "name": f"WH/MO/{row_id:05d}"})
+
+
+class FreezableProxy:
+    """A TCP proxy in front of the store that can be frozen: while frozen no byte moves in
+    either direction and every socket stays open, which is a network partition as both ends
+    see it (no reset, no error: calls just hang). New connections are accepted and hang too.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port: int = self.server.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flowing.set()
+        for sock in [self.server, *self._sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.flowing.wait()
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                self.flowing.wait()
+                data = source.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from floorstream.cli import main
 from floorstream.daemon import Daemon
+from floorstream.store import schema
 from support import DaemonRunner, wait_for
+
+from .support import FreezableProxy
 
 SOURCES = ["s0", "s1", "s2"]
 
@@ -111,3 +116,58 @@ def test_two_daemons_share_report_lose_a_session_and_hand_over(
         code, report = _fleet_cli(path, capsys)
         assert code == 1
         assert [u["source"] for u in report["unheld"]] == SOURCES
+
+
+@pytest.mark.parametrize("engine", [pytest.param("pg_url", marks=pytest.mark.postgres),
+                                    pytest.param("mysql_url", marks=pytest.mark.mysql)])
+def test_a_daemon_cut_off_from_the_store_stops_its_sources_before_another_takes_them(
+        engine: str, request: pytest.FixtureRequest) -> None:
+    """A network partition between daemon a and the store (a proxy that stops moving bytes,
+    sockets open): a halts its sources after 0.3 x takeover without an answer, the server
+    ends a's silent session after 0.6 x takeover, and only then b can take them."""
+    url: str = request.getfixturevalue(engine)
+    parsed = make_url(url)
+    proxy = FreezableProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    via_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    try:
+        with DaemonRunner(_config(via_proxy), name="a") as a, \
+                DaemonRunner(_config(url), name="b") as b:
+            a.start()
+            wait_for(lambda: a.daemon is not None and len(_held(a.daemon)) == 3, timeout=20,
+                     what="a holds everything")
+            b.start()
+            da, db = a.daemon, b.daemon
+            assert da is not None and db is not None and da.fleet and db.fleet
+            wait_for(lambda: sorted([len(_held(da)), len(_held(db))]) == [1, 2], timeout=20,
+                     what="three sources spread 2/1")
+            cut = _held(da)
+            frozen_at = time.time()
+            proxy.freeze()
+            wait_for(lambda: _held(db) == set(SOURCES), timeout=20,
+                     what="b took a's sources over")
+            halted_at = da.fleet.last_loss_at
+            assert halted_at is not None and halted_at > frozen_at
+            taken = _lease_since(url, cut)
+            # a had stopped them before the store freed them for b
+            assert all(halted_at < at for at in taken.values()), (halted_at, taken)
+            assert not da._active  # nothing of a's is processed or acked any more
+            proxy.thaw()
+            # a comes back, joins again and takes its share back from b
+            wait_for(lambda: sorted([len(_held(da)), len(_held(db))]) == [1, 2], timeout=30,
+                     what="the share restored")
+            assert not _held(da) & _held(db)
+            print(f"\n{engine}: halted {halted_at - frozen_at:.2f}s after the cut, taken over "
+                  f"{min(taken.values()) - frozen_at:.2f}s after it (takeover 3s)")
+    finally:
+        proxy.close()
+
+
+def _lease_since(url: str, sources: set[str]) -> dict[str, float]:
+    engine = create_engine(url)
+    t = schema.source_leases
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(t.c.source, t.c.since).where(t.c.source.in_(sources)))
+            return {s: since.timestamp() for s, since in rows}
+    finally:
+        engine.dispose()

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Engine
@@ -41,6 +41,8 @@ from floorstream.store import schema
 __all__ = ["Fleet", "FleetTimings"]
 
 log = structlog.get_logger("floorstream.fleet")
+
+_T = TypeVar("_T")
 
 
 class FleetTimings:
@@ -93,6 +95,9 @@ class Fleet:
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
         self.last_ok = 0.0  # monotonic time of the last successful round trip
+        #: one call on the lock session at a time: the fleet thread's, or the keepalive's
+        self._session_lock = threading.Lock()
+        self._keepalive: threading.Thread | None = None
         self._next_heartbeat = 0.0
         self._cut = False  # the watchdog halted everything; the loop finishes the job
         self.fence = Fence(self.id, self.sources, self.held_now, self._on_fenced)
@@ -105,6 +110,8 @@ class Fleet:
         self.acquisitions = 0
         self.releases = 0
         self.losses = 0  # times the session was lost with sources held
+        #: when (epoch seconds) this daemon last stopped its sources for a lost session
+        self.last_loss_at: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -113,13 +120,16 @@ class Fleet:
                                         daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name="floorstream-fleet-watchdog",
                                           daemon=True)
+        self._keepalive = threading.Thread(target=self._keep_alive,
+                                           name="floorstream-fleet-keepalive", daemon=True)
         self._thread.start()
         self._watchdog.start()
+        self._keepalive.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Give every source back (stopped first), leave the fleet, close the session."""
         self._stopping.set()
-        for thread in (self._thread, self._watchdog):
+        for thread in (self._thread, self._watchdog, self._keepalive):
             if thread is not None:
                 thread.join(timeout)
         for source in list(self.held):  # all told at once: they stop side by side
@@ -154,32 +164,56 @@ class Fleet:
             except Exception as exc:
                 self.connected, self.error = False, str(exc).strip().splitlines()[0][:300]
                 self._lose_all(f"the store session failed: {self.error}")
-                self.session.close()
+                with self._session_lock:
+                    self.session.close()
             self._stopping.wait(self.timings.interval)
 
     def _watch(self) -> None:
         """Halt every source once no round trip on the session succeeded for stop_after."""
         while not self._stopping.wait(min(0.2, self.timings.interval)):
-            if self.held and not self._cut and self.last_ok and (
+            if self.session.open and not self._cut and self.last_ok and (
                     time.monotonic() - self.last_ok > self.timings.stop_after):
                 self._cut = True
                 with self._lock:
                     halted = list(self.held)
+                if halted:
+                    self.last_loss_at = time.time()
                 log.error("fleet_session_silent", daemon=self.id, sources=halted,
                           seconds=round(time.monotonic() - self.last_ok, 1),
                           action="sources halted before the store frees their leases")
                 for source in halted:
                     self._halt(source)
+                self.session.abort()  # the hanging call errs; the loop reconnects
+
+    def _keep_alive(self) -> None:
+        """A round trip every interval whenever the fleet thread is not using the session
+        (it may be busy stopping a slow source): the server must never see the session idle
+        for ``server_idle`` while this daemon runs sources."""
+        while not self._stopping.wait(self.timings.interval):
+            if self.session.open and self._session_lock.acquire(blocking=False):
+                try:
+                    if self.session.open:
+                        self.session.ping()
+                        self.last_ok = time.monotonic()
+                except Exception as exc:  # the fleet thread's next call finds out too
+                    log.warning("fleet_keepalive_failed", error=repr(exc))
+                finally:
+                    self._session_lock.release()
+
+    def _call(self, method: Callable[..., _T], *args: Any) -> _T:
+        """A call on the lock session (under its lock); a success counts as a round trip."""
+        with self._session_lock:
+            result = method(*args)
+            self.last_ok = time.monotonic()
+            return result
 
     def _round_trip(self) -> None:
-        self.session.ping()
-        self.last_ok = time.monotonic()
+        self._call(self.session.ping)
 
     def _join(self) -> None:
-        session = self.session.connect()
-        self.last_ok = time.monotonic()
+        session = self._call(self.session.connect)
         self._cut = False
-        if not self.session.try_lock("daemon", self.id):
+        if not self._call(self.session.try_lock, "daemon", self.id):
             raise RuntimeError(f"the member lock of {self.id} is taken")
         now = utcnow()
         member = membership.Member(self.id, socket.gethostname(), os.getpid(), self.version,
@@ -204,7 +238,7 @@ class Fleet:
                 log.warning("lease_fenced", source=source, daemon=self.id)
                 self._stop(source)
                 self._drop(source)
-                self.session.unlock("source", source)
+                self._call(self.session.unlock, "source", source)
         now = time.monotonic()
         with self.engine.begin() as conn:
             found = membership.members(conn)
@@ -228,13 +262,12 @@ class Fleet:
                 self._release(source)
         elif held < share:
             wanted = [s for s in self.sources if s not in self.held]
-            holders = self.session.held([("source", s) for s in wanted])
-            self.last_ok = time.monotonic()
+            holders = self._call(self.session.held, [("source", s) for s in wanted])
             free = [s for s in balance.order(self.id, wanted) if holders[("source", s)] is None]
             for source in free[:share - held]:
                 if self._stopping.is_set():
                     break
-                if self.session.try_lock("source", source):
+                if self._call(self.session.try_lock, "source", source):
                     self._gain(source)
 
     # -- transitions ----------------------------------------------------------------------
@@ -251,7 +284,7 @@ class Fleet:
             self._start(source, epoch)
         except BaseException:
             self._drop(source)
-            self.session.unlock("source", source)
+            self._call(self.session.unlock, "source", source)
             raise
 
     def _release(self, source: str) -> None:
@@ -262,7 +295,7 @@ class Fleet:
         if epoch is not None:
             with self.engine.begin() as conn:
                 leases.give_up(conn, source, self.id, epoch)
-        self.session.unlock("source", source)
+        self._call(self.session.unlock, "source", source)
         self.releases += 1
         log.info("lease_released", source=source, daemon=self.id, epoch=epoch)
 
@@ -277,6 +310,8 @@ class Fleet:
         if not lost:
             return
         self.losses += 1
+        if not self._cut:  # (else the watchdog halted them already, and said when)
+            self.last_loss_at = time.time()
         log.error("leases_lost", daemon=self.id, sources=lost, reason=reason)
         for source in lost:
             self._halt(source)

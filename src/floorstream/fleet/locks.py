@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -169,6 +171,26 @@ class LockSession:
     def held(self, locks: Iterable[LockId]) -> dict[LockId, str | None]:
         """:func:`holders` read through this session."""
         return holders(self._connection(), list(locks))
+
+    def abort(self) -> None:
+        """Cut the session's socket from another thread, so a call hanging on a dead network
+        (the peer's kernel still ACKs, or no error comes for minutes) returns with an error
+        at once. Best effort: the owner's next call fails, and it then closes the session."""
+        conn = self._conn
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            raw: Any = conn.connection.dbapi_connection
+            sock = getattr(raw, "_sock", None)  # PyMySQL
+            if sock is None and hasattr(raw, "pgconn"):  # psycopg 3: the libpq socket's fd
+                sock = socket.socket(fileno=os.dup(raw.pgconn.socket))
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                finally:
+                    sock.close()
+                return
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Drop the session (and so every lock it held)."""
