@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+
+# PostgreSQL's and MySQL's insert constructs are imported where a connection of theirs uses
+# them: the PostgreSQL dialect package alone is 2.3 MB of a daemon that runs on SQLite
 
 __all__ = ["insert_ignore", "upsert"]
 
@@ -18,8 +21,10 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
         return
     name = conn.dialect.name
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
         conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
     elif name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
         # not INSERT IGNORE: that also turns NOT NULL violations and truncation into warnings
         # and writes '' or a cut value; a no-op update skips only the duplicate key
         column = next(iter(table.columns)).name
@@ -37,10 +42,12 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
     columns = [c for c in rows[0] if c not in keys]
     name = conn.dialect.name
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
         pg = postgresql.insert(table)
         conn.execute(pg.on_conflict_do_update(index_elements=list(keys),
                                               set_={c: pg.excluded[c] for c in columns}), rows)
     elif name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
         my = mysql.insert(table)
         conn.execute(my.on_duplicate_key_update({c: my.inserted[c] for c in columns}), rows)
     else:
