@@ -168,6 +168,16 @@ def test_alarms_raise_acknowledge_clear_and_survive_a_restart(server: OpcuaServe
     assert gone.refers_to == again.id and gone.fields["reason"]
     assert fourth.emitter.last_checkpoint == '{"alarms":{},"v":1}'
 
+    # an alarm's SourceName mapped to the subject the items use
+    mapped = {"url": server.url, "alarms": {"subjects": {"press-07": "Press 07 (line 1)"}}}
+    with Following(mapped, checkpoint=fourth.emitter.last_checkpoint) as fifth:
+        wait_for(lambda: fifth.context.health.is_connected, 20, "the subscription")
+        plc.alarm(active=True, severity=600, message="Oil low")
+        (oil,) = wait_for(lambda: _events(fifth, "alarm.raised"), 20, "the mapped alarm")
+        plc.alarm(active=False, acked=True, severity=600, message="Oil low")
+        wait_for(lambda: _events(fifth, "alarm.cleared"), 20, "its clear")
+    assert oil.subject == "Press 07 (line 1)" and oil.severity.label == "warning"
+
 
 def test_encrypted_sessions_with_user_and_trust_list(
         server: OpcuaServer, certificates: dict[str, Any]) -> None:

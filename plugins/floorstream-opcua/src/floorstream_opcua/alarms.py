@@ -110,7 +110,8 @@ class AlarmBook:
         since = _time(fields.get("ActiveState/TransitionTime")) or _time(fields.get("Time")) \
             or now
         opc = int(fields.get("Severity") or 0)
-        subject = _text(fields.get("SourceName")) or condition
+        source_name = _text(fields.get("SourceName"))
+        subject = self.config.subjects.get(source_name, source_name) or condition
         message = _text(fields.get("Message")) or _text(fields.get("ConditionName")) or condition
         position = f"{condition}|raised|{since.isoformat()}"
         event = Event.create(

@@ -143,6 +143,9 @@ class AlarmsConfig(_Strict):
     notice: int = Field(default=200, ge=1, le=1000)
     acknowledgements: bool = Field(default=True, description="post when an alarm is "
                                                              "acknowledged")
+    subjects: dict[str, str] = Field(default_factory=dict, description=(
+        "an alarm's SourceName → the subject its posts are about (default: the SourceName), "
+        "so alarms join the items' machines"))
 
     @field_validator("node")
     @classmethod
