@@ -137,7 +137,7 @@ def sparkplug(mqtt_broker: tuple[str, int], topic_prefix: str, sqlite_url: str,
     publishers: list[Publisher] = []
 
     def start(options: str = "", prefix: str = "", topics: list[str] | None = None,
-              detect: str | None = None) -> Session:
+              detect: str | None = None, protocol: str = "5") -> Session:
         ns = f"{prefix}spBv1.0/{group}"
         filters = topics or [f"{ns}/#"]
         text = f"""
@@ -151,6 +151,7 @@ sources:
     adapter: mqtt
     url: mqtt://{host}:{port}
     client_id: fs-{group}
+    protocol: "{protocol}"
     decode: sparkplug
     topics: {filters!r}
     sparkplug: {{{options}}}

@@ -90,3 +90,27 @@ def test_a_wait_that_outlasts_birth_wait_is_quarantined_and_acked(
     rows = wait_for(lambda: sp.store.quarantined(source="sp"), 10, "the quarantine entry")
     assert len(rows) == 1 and rows[0].error.startswith("2 messages from node ")
     assert sp.summaries() == ["unresolved aliases from Press07, waiting for a birth"]
+
+
+def test_held_messages_never_fill_the_brokers_in_flight_window(
+        sparkplug: Callable[..., Session]) -> None:
+    """MQTT 3.1.1: Mosquitto lets 20 unacked QoS 1 messages be in flight. Held messages keep
+    their acks, so at most 10 are held; the rest are given up at once (acked, counted), and
+    the source goes on (the sentinel node behind them posts long before birth_wait)."""
+    sp = sparkplug("reorder_timeout: 5, birth_wait: 60s", protocol="3.1.1")
+    node = sp.node("Gw")
+    _learn_aliases(node)
+    node.seq = 100
+    states = ["STOPPED" if i % 2 == 0 else "RUNNING" for i in range(30)]
+    sp.publisher.publish_all([node.ddata("Press07", {"State": s}) for s in states])
+    sp.sentinel()  # would wait for birth_wait (60 s) if the window were full
+    sp.publisher.publish_all([node.nbirth(),
+                              node.dbirth("Press07", {"State": "RUNNING", "Temperature": 70.0})])
+    sp.sentinel()
+    summaries = sp.summaries()
+    assert summaries[0] == "unresolved aliases from Press07, waiting for a birth"
+    assert summaries[1:] == ["Press07 running (was stopped)",
+                             "Press07 stopped (was running)"] * 4 + [
+                                 "Press07 running (was stopped)"]  # the 10 held, replayed
+    rows = sp.store.quarantined(source="sp")
+    assert len(rows) == 1 and rows[0].context["count"] == 20

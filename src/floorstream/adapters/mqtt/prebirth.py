@@ -55,14 +55,14 @@ class BirthWait(Generic[T]):
         return episode is not None and any(d == device for d, _, _ in episode.held)
 
     def hold(self, key: str, device: str | None, item: T, now: float,
-             reason: str) -> tuple[bool, bool]:
+             reason: str, room: bool = True) -> tuple[bool, bool]:
         """Hold ``item``. Returns ``(new_episode, held)``; not held means given up (the bound
-        is reached): the caller acks it, it is counted."""
+        is reached, or the caller has no ``room``): the caller acks it, it is counted."""
         episode = self.episodes.get(key)
         new = episode is None
         if episode is None:
             episode = self.episodes[key] = Episode(reason=reason)
-        if len(episode.held) >= self.limit:
+        if len(episode.held) >= self.limit or not room:
             self._give_up(episode, item)
             return new, False
         episode.held.append((device, now, item))

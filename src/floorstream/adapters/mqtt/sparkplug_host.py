@@ -107,6 +107,10 @@ class SparkplugHost:
         self.checkpoint: Callable[[], str] = lambda: "{}"
         self.publish: Callable[[str, bytes], None] = lambda topic, payload: None
         self.gaps = self.duplicates = self.late = 0
+        # held QoS >= 1 messages keep their acks: never so many that the broker's in-flight
+        # window (MQTT 5 Receive Maximum; Mosquitto gives 3.1.1 clients 20) fills and the
+        # whole source stalls until a timeout
+        self.max_held = max(1, cfg.receive_maximum // 2) if cfg.protocol == "5" else 10
         waits = [sp.reorder_timeout, sp.birth_wait, sp.backfill_quiet]
         self.tick_interval = min(1.0, max(0.02, min(w for w in waits if w > 0) / 4)) \
             if any(w > 0 for w in waits) else 1.0
@@ -273,8 +277,19 @@ class SparkplugHost:
         assert self.emitter is not None
         return self.emitter
 
+    def _held_acks(self) -> int:
+        """Held messages whose ack waits (QoS >= 1), in the reorder and birth buffers."""
+        count = sum(1 for node in self.reorder.nodes.values()
+                    for _, held, _ in node.held.values() if held.ack is not None)
+        return count + sum(1 for episode in self.waiting.episodes.values()
+                           for _, _, held in episode.held if held.ack is not None)
+
     def _offer(self, item: Item, seq: int, fingerprint: int, now: float) -> None:
         offer = self.reorder.offer(item.key, seq, fingerprint, item, now)
+        if offer.kind == "held" and item.ack is not None and \
+                self._held_acks() > self.max_held:
+            offer.kind, offer.released = "released", self.reorder.drain(item.key, now,
+                                                                        "in-flight window")
         if offer.kind == "released":
             for released, gap in offer.released:
                 self._process(released, gap)
@@ -423,7 +438,8 @@ class SparkplugHost:
 
     def _hold(self, item: Item, reason: str, subject: str | None) -> None:
         now = time.monotonic()
-        new, held = self.waiting.hold(item.key, item.device, item, now, reason)
+        room = item.ack is None or self._held_acks() < self.max_held
+        new, held = self.waiting.hold(item.key, item.device, item, now, reason, room)
         if new and item.key not in self.reported:
             self.reported.add(item.key)
             shown = subject or item.device or item.levels[3]
