@@ -53,7 +53,7 @@ sources:
     match: {{source: work-orders}}
     teams: [planning]
 flood: {{max_posts: 6, window: 10m}}
-{web}"""
+"""
 
 DEMO_WEB = """\
 web:                            # the live feed (docs/web.md), served while the demo runs
@@ -132,7 +132,7 @@ def run_demo(directory: Path, seconds: float, out: TextIO, *, serve: bool = Fals
     config_path = directory / "floorstream.yaml"
     erp = ERP_SOURCE.format(dir=directory) if has_erp else ""
     web = _web_section(port)
-    config_path.write_text(CONFIG.format(dir=directory, erp=erp, web=web), encoding="utf-8")
+    config_path.write_text(CONFIG.format(dir=directory, erp=erp) + web, encoding="utf-8")
     _erp_database(directory / "erp.db")
 
     configure_logging("warning", "console")
