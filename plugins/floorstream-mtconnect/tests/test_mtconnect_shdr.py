@@ -254,3 +254,14 @@ def test_a_line_above_the_limit_is_quarantined_once_and_the_next_line_read() -> 
     assert long.raw.startswith(b"2022-08-08T13:58:09.0000000Z|p1block|G01")
     assert "above the 1024-byte limit" in long.error
     assert [c.data["ppartcount"] for c in emitter.emitted] == [1, 2]  # a baseline, a change
+
+
+def test_check_says_when_the_adapter_cannot_be_reached() -> None:
+    def check(port: int) -> list[str]:
+        return ShdrSource.check(ShdrSource.config_model.model_validate(
+            {"name": "m", "adapter": "mtconnect.shdr", "host": "127.0.0.1", "port": port,
+             "device": "m"}))
+
+    assert check(ADAPTER.port) == []
+    (warning,) = check(9)
+    assert warning == "cannot connect to the SHDR adapter at 127.0.0.1:9 now: Connection refused"

@@ -241,6 +241,17 @@ class ShdrSource(Adapter[ShdrConfig]):
         if config.probe is not None:
             self._model = parse_devices(config.probe.read_bytes())
 
+    @classmethod
+    def check(cls, config: Any) -> list[str]:
+        """``floorstream check``: the adapter accepts a connection (nothing is read)."""
+        try:
+            with socket.create_connection((config.host, config.port),
+                                          timeout=min(config.timeout, 5.0)):
+                return []
+        except OSError as exc:
+            return [f"cannot connect to the SHDR adapter at {config.host}:{config.port} now: "
+                    f"{exc.strerror or exc}"]
+
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         log = self.context.log.bind(source=self.config.name, host=self.config.host,
                                     port=self.config.port)
