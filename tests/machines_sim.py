@@ -173,9 +173,7 @@ class Plant:
     def _commit(self, batch: CommitBatch) -> None:
         """What the daemon commits of a batch: its posts, and its states as they are now
         (lazily changed ones too: the daemon writes them with its commits)."""
-        collect_lazy = getattr(self.processor, "collect_lazy", None)
-        if collect_lazy is not None:
-            collect_lazy(batch)
+        self.processor.collect_lazy(batch)
         self.posts += batch.posts
         if self._keep:  # (only a run with a restart needs them: they cost a third of it)
             for key, data in batch.states.items():

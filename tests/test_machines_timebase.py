@@ -137,9 +137,7 @@ def test_windows_open_at_a_stop_close_on_event_time_after_the_restart(tmp_path: 
             occurred_at=clock + timedelta(seconds=at), observed_at=now, data={"state": state}))
 
     def commit(store: Store, processor: Processor, batch: CommitBatch) -> list[Post]:
-        collect_lazy = getattr(processor, "collect_lazy", None)
-        if collect_lazy is not None:  # (the pipeline writes lazily changed state with it)
-            collect_lazy(batch)
+        processor.collect_lazy(batch)  # (the pipeline writes lazily changed state with it)
         return store.commit(batch)
 
     store = Store.open(f"sqlite:///{tmp_path}/stop.db")
