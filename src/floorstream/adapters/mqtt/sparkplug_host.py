@@ -98,6 +98,7 @@ class SparkplugHost:
         self.hosts = HostStates()
         self.uncertain: dict[str, tuple[str, set[str]]] = {}  # node → (why, subjects done)
         self.reported: set[str] = set()  # nodes whose wait for a birth was reported
+        self.rebirth_at: dict[str, float] = {}  # node → when a rebirth was last asked for
         self.prefix = sp.prefix_levels
         self.static_attrs = static_attrs
         self.subject = subject
@@ -315,6 +316,14 @@ class SparkplugHost:
             self._rebirth(item)
 
     def _rebirth(self, item: Item) -> None:
+        """NCMD Node Control/Rebirth (Primary Host only), at most once per node in
+        max(5 s, reorder_timeout): a node that keeps losing messages is not flooded with
+        requests it is still answering."""
+        now = time.monotonic()
+        last = self.rebirth_at.get(item.key)
+        if last is not None and now - last < max(5.0, self.sp.reorder_timeout):
+            return
+        self.rebirth_at[item.key] = now
         topic = f"{item.prefix}spBv1.0/{item.levels[1]}/NCMD/{item.levels[3]}"
         self.log.info("sparkplug_rebirth_requested", node=item.key, topic=topic)
         self.publish(topic, encode_payload(
