@@ -156,17 +156,47 @@ def test_a_checkpoint_that_fell_out_of_the_buffer_is_reported_once(agent: Agent)
     stale = f"{INSTANCE}:43126"
     run = Run(agent, checkpoint=stale)
     with run as emitter:
-        wait_for(lambda: emitter.changes, what="the state read after the gap")
+        wait_for(lambda: emitter.last_checkpoint, what="the state read after the gap")
         agent.add('<Execution dataItemId="a01c7f30">ACTIVE</Execution>')
-        wait_for(lambda: len(emitter.changes) == 2, what="the stream after the gap")
+        wait_for(lambda: "a01c7f30" in emitter.changes[-1].data, what="the stream after it")
     ((subject, message),) = emitter.problems  # once, though the stream went on
     assert subject == agent.url and "43126" in message and "fell out" in message
     health = run.adapter.context.health
     assert health.is_connected and "fell out" in (health.last_error or "")
     # /current after the gap: the newest part count (an ordinary change: the detectors
     # compare it with what they knew), not a baseline and not the five still buffered
-    assert emitter.changes[0].data["d2e9e4a0"] == 672 and emitter.baselines == []
-    assert emitter.changes[1].data["a01c7f30"] == "ACTIVE"
+    counts = [c.data["d2e9e4a0"] for c in emitter.changes if "d2e9e4a0" in c.data]
+    assert counts == [672] and emitter.baselines == []
+    # and the spindle condition's active alarms as /current lists them (see the next test)
+    (condition,) = [c for c in emitter.changes if c.kind == "mtconnect.condition"]
+    assert condition.data["mtconnect"]["active"] == ["MOT-OVR", "MOT-WARN"]
+    assert emitter.changes[-1].data["a01c7f30"] == "ACTIVE"
+
+
+def test_an_alarm_that_cleared_in_a_gap_is_closed_by_the_current_read_after_it(
+        agent: Agent) -> None:
+    from floorstream_mtconnect.conditions import Conditions
+
+    from floorstream.plugin import DetectorState
+    from floorstream.testing.detectors import make
+
+    detector, state = make(Conditions), DetectorState()
+    with Run(agent) as emitter:  # the first start learns MOT-WARN and MOT-OVR open
+        checkpoint = wait_for(lambda: emitter.last_checkpoint, what="the baseline")
+    for change in emitter.baselines:
+        detector.on_change(change, state)
+    agent.buffer_size = 3  # the warning clears, then more than the buffer holds comes
+    agent.add('<Normal dataItemId="afb596b0" type="AMPERAGE" nativeCode="MOT-WARN"/>')
+    for count in range(663, 668):
+        agent.add(f'<PartCount dataItemId="d2e9e4a0">{count}</PartCount>')
+    with Run(agent, checkpoint=checkpoint) as emitter:
+        wait_for(lambda: emitter.problems and len(emitter.changes) >= 2, what="the resync")
+    events = [e for c in emitter.changes for e in detector.on_change(c, state)]
+    # /current lists the fault alone (its old observation, again): the warning is over
+    assert [(e.type, e.fields["native_code"], e.relation) for e in events] == [
+        ("mtconnect.condition_cleared", "MOT-WARN", "resolution")]
+    assert list(state.data["open"]["afb596b0"]) == ["MOT-OVR"]
+    assert emitter.last_checkpoint == f"{INSTANCE}:{agent.next}"
 
 
 def test_an_agent_that_does_not_stream_is_polled(agent: Agent) -> None:

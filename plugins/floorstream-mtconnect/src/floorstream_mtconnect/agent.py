@@ -48,6 +48,7 @@ from floorstream_mtconnect.documents import (
     AgentError,
     DeviceModel,
     DocumentError,
+    Observation,
     Streams,
     parse_devices,
     parse_document,
@@ -83,6 +84,24 @@ class AgentConfig(MTConnectSource):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL of the agent")
         return value.rstrip("/")
+
+
+def _active_codes(observations: list[Observation]) -> dict[str, tuple[int, list[str]]]:
+    """Per condition item of a ``/current``: (index of its last observation, the native codes
+    of its active Warnings and Faults). Items reported Unavailable are left out: unknown is
+    not "nothing active"."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    unknown: set[str] = set()
+    for index, obs in enumerate(observations):
+        if obs.category != "CONDITION":
+            continue
+        if obs.value == "UNAVAILABLE":
+            unknown.add(obs.item_id)
+        codes = found.get(obs.item_id, (index, []))[1]
+        if obs.value in ("WARNING", "FAULT"):
+            codes.append(obs.native_code)
+        found[obs.item_id] = (index, codes)
+    return {item: value for item, value in found.items() if item not in unknown}
 
 
 def parse_checkpoint(checkpoint: str | None) -> tuple[str, int] | None:
@@ -255,7 +274,7 @@ class AgentSource(Adapter[AgentConfig]):
             self._next = 0
         newer = self._next
         self._instance = document.header.instance_id
-        self._emit(emitter, document, baseline=baseline, after=newer)
+        self._emit(emitter, document, baseline=baseline, after=newer, snapshot=True)
 
     # -- the sample stream --------------------------------------------------------------------
 
@@ -323,23 +342,33 @@ class AgentSource(Adapter[AgentConfig]):
         self._from_current(emitter, baseline=False, document=current)
         self.context.health.connected()
 
-    def _emit(self, emitter: Emitter, document: Streams, *, baseline: bool, after: int) -> None:
+    def _emit(self, emitter: Emitter, document: Streams, *, baseline: bool, after: int,
+              snapshot: bool = False) -> None:
+        """Hand over the document's observations from sequence ``after`` on. A ``/current``
+        (``snapshot``) lists every condition item's active alarms: the last observation of
+        each condition item goes too (even when older than ``after``) and says which codes
+        are active, so alarms that cleared unseen (in a gap, across an agent restart) close."""
         header = document.header
         instance = header.instance_id
-        fresh = [o for o in document.observations if o.sequence >= after]
+        observations = document.observations
+        active = _active_codes(observations) if snapshot else {}
+        marked = {index for index, _ in active.values()}
+        fresh = [(i, o) for i, o in enumerate(observations) if o.sequence >= after or i in marked]
         done = f"{instance}:{max(header.next_sequence, self._next)}"
         send = emitter.baseline if baseline else emitter.emit
         now = utcnow()
         source, attrs = self.config.name, dict(self.config.attrs)
-        for index, obs in enumerate(fresh):
-            last = index == len(fresh) - 1
+        for count, (index, obs) in enumerate(fresh):
+            last = count == len(fresh) - 1
             # a baseline is one unit: only its end moves the checkpoint (a restart in the
             # middle reads /current again); a stream moves it after every observation
             checkpoint = done if last else (None if baseline else
-                                            f"{instance}:{obs.sequence + 1}")
+                                            f"{instance}:{max(obs.sequence + 1, after)}")
+            codes = active.get(obs.item_id)
             change = to_change(source, obs, f"{instance}:{obs.sequence}",
                                item=self._model.items.get(obs.item_id), attrs=attrs,
-                               observed_at=now)
+                               observed_at=now,
+                               active=codes[1] if codes and codes[0] == index else None)
             send(change, checkpoint=checkpoint)
         if not fresh and done != f"{self._instance}:{self._next}":
             emitter.checkpoint(done)

@@ -12,6 +12,8 @@ kept per device is ``open[item][native code] = the alarm``:
 * ``Unavailable`` is the agent not knowing, not a fault and not a clear: no post, and the
   alarms stay open until the item reports again (a Normal then clears them, the same Fault
   says nothing).
+* a ``/current`` lists all of an item's active alarms: an alarm it does not list cleared
+  while nobody watched (a gap in the agent's buffer), and gets its ``resolution`` then.
 
 The state lives in the detector state the pipeline commits with the posts, so a daemon
 restart neither repeats an alarm nor forgets one; a baseline (first start, agent restart)
@@ -83,6 +85,10 @@ class Conditions(Detector):
                 events.append(event)
         else:
             return []  # UNAVAILABLE (or a level we do not know): neither a fault nor a clear
+        active = meta.get("active")
+        if isinstance(active, list):  # a /current: what it does not list is no longer active
+            for gone in sorted(set(alarms) - {str(c) for c in active}):
+                events.append(self._cleared_event(change, meta, gone, alarms.pop(gone)))
         if alarms != all_open.get(item, {}):
             if alarms:
                 all_open[item] = alarms
