@@ -273,6 +273,7 @@ def test_a_standing_alarm_of_a_machine_gone_quiet_is_reminded_on_the_wall_clock(
     assert (standing.relation, standing.refers_to) == ("update", raised.id)
     assert standing.occurred_at == raised.occurred_at + timedelta(seconds=360)  # event time
     assert standing.fields["reminder"] == 1 and standing.fields["quiet_s"] == 540
+    assert standing.attrs == raised.attrs  # routed like the alarm it reminds of
     assert phrase(standing) == ("press-07: temp still above the 85 °C limit since 06:00, "
                                 "15 min (no reading since 06:06: last 87 °C, peak 87 °C)")
     assert [run.tick(at) for at in (901, 1500, 1799)] == [[], [], []]  # once per interval
@@ -285,6 +286,21 @@ def test_a_standing_alarm_of_a_machine_gone_quiet_is_reminded_on_the_wall_clock(
     (cleared,) = run.feed({"temp": 79}, at=5900)
     assert cleared.clears == raised.id
     assert run.tick(99_999) == []  # a cleared alarm is not reminded
+
+
+def test_an_alarm_raised_before_wall_clock_reminders_is_reminded_after_its_next_reading(
+        ) -> None:
+    """A state persisted by an older version has no last reading: no tick reminder until a
+    reading brings one (with the attrs to route it by)."""
+    run = Runner(make(Threshold, **REMIND))
+    (raised,) = run.feed({"temp": 86}, at=0)
+    for key in ("last_at", "seen", "value", "attrs"):
+        del run.state.data[key]
+    assert run.tick(5000) == []
+    (by_reading,) = run.feed({"temp": 87}, at=5000)  # the reading path reminds (5 × 15 min)
+    assert by_reading.fields["reminder"] == 5
+    (ticked,) = run.tick(5400)
+    assert ticked.fields["reminder"] == 6 and ticked.attrs == raised.attrs
 
 
 def test_a_reminder_has_one_id_whichever_path_finds_it_and_across_a_restart() -> None:

@@ -187,13 +187,14 @@ class Threshold(Detector):
                 # what a reminder on the wall clock says about the last reading; lazily: a
                 # crash loses at most the last second of it (the pipeline's timer commits it)
                 state.update_lazily(last_at=now, seen=change.observed_at.timestamp(),
-                                    value=value)
+                                    value=value, attrs=change.attrs)
             return self._standing(change, value, now, state)
         # clearing
         if not self._clear(value):
             state.update(status="raised", clear_since=None, peak=peak)
             if self.ticks:
-                state.update(last_at=now, seen=change.observed_at.timestamp(), value=value)
+                state.update(last_at=now, seen=change.observed_at.timestamp(), value=value,
+                             attrs=change.attrs)
             return []
         if now - data["clear_since"] >= self.opts.clear_for:
             return [self._cleared(change, value, now, state, peak)]
