@@ -122,3 +122,19 @@ def test_a_completion_whose_start_was_not_seen_and_an_unknown_program_say_nothin
     run.feed(event("EXECUTION", "exec", "ACTIVE"), at=3)
     (done,) = run.feed(event("EXECUTION", "exec", "PROGRAM_COMPLETED"), at=13)
     assert done.fields["program"] is None and phrase(done) == "press-07: cycle complete (10 s)"
+
+
+def test_a_current_that_leaves_an_alarm_out_clears_it_once_per_read() -> None:
+    def snapshot(at: str) -> dict[str, Any]:
+        data = cond("FAULT", "MOT-OVR")
+        data["mtconnect"].update(active=["MOT-OVR"], active_at=at)
+        return data
+
+    run = Runner(make(Conditions))
+    run.feed(cond("WARNING", "MOT-WARN"), at=0)
+    run.feed(cond("FAULT", "MOT-OVR"), at=0)
+    (first,) = run.feed(snapshot("1:100"), at=60, position="1:652")
+    assert first.fields["native_code"] == "MOT-WARN" and first.relation == "resolution"
+    run.feed(cond("WARNING", "MOT-WARN"), at=70)  # it comes back, and clears unseen again
+    (second,) = run.feed(snapshot("1:200"), at=80, position="1:652")  # the same old Fault
+    assert second.id != first.id  # so the store does not drop the second clear as a copy

@@ -368,7 +368,8 @@ class AgentSource(Adapter[AgentConfig]):
             change = to_change(source, obs, f"{instance}:{obs.sequence}",
                                item=self._model.items.get(obs.item_id), attrs=attrs,
                                observed_at=now,
-                               active=codes[1] if codes and codes[0] == index else None)
+                               active=codes[1] if codes and codes[0] == index else None,
+                               active_at=done)
             send(change, checkpoint=checkpoint)
         if not fresh and done != f"{self._instance}:{self._next}":
             emitter.checkpoint(done)

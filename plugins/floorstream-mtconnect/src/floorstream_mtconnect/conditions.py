@@ -87,8 +87,10 @@ class Conditions(Detector):
             return []  # UNAVAILABLE (or a level we do not know): neither a fault nor a clear
         active = meta.get("active")
         if isinstance(active, list):  # a /current: what it does not list is no longer active
+            # the same old observation may stand in two reads: each read's clears are its own
+            at = f"@{meta.get('active_at', '')}"
             for gone in sorted(set(alarms) - {str(c) for c in active}):
-                events.append(self._cleared_event(change, meta, gone, alarms.pop(gone)))
+                events.append(self._cleared_event(change, meta, gone, alarms.pop(gone), at))
         if alarms != all_open.get(item, {}):
             if alarms:
                 all_open[item] = alarms
@@ -119,10 +121,11 @@ class Conditions(Detector):
                           refers_to=alarm["event"])
 
     def _cleared_event(self, change: Change, meta: dict[str, Any], code: str,
-                       alarm: dict[str, Any]) -> Event:
+                       alarm: dict[str, Any], at: str = "") -> Event:
         fields = self._fields(meta, code, "NORMAL")
         fields.update(before=alarm["level"], text=alarm.get("text") or "",
                       duration_s=max(0.0, change.when.timestamp() - float(alarm["at"])))
         return self.event(change, "mtconnect.condition_cleared", self._cleared, fields,
-                          position=f"{change.position}#condition:{meta.get('item')}:{code}",
+                          position=f"{change.position}{at}#condition:{meta.get('item')}:"
+                                   f"{code}",
                           thread=alarm.get("thread"), clears=alarm["event"])

@@ -50,9 +50,11 @@ def _typed(value: str, category: str, kind: str) -> Any:
 
 def to_change(source: str, obs: Observation, position: str, *, item: DataItem | None,
               attrs: dict[str, str], observed_at: datetime,
-              active: list[str] | None = None) -> Change:
+              active: list[str] | None = None, active_at: str = "") -> Change:
     """The change for ``obs``; ``item`` is its data item from the device model, if known;
-    ``active``: for a condition in a ``/current``, the native codes active on its item."""
+    ``active``: for a condition in a ``/current``, the native codes active on its item
+    (``active_at``: that document's ``instanceId:nextSequence``, which tells two reads
+    apart that repeat the same observation)."""
     kind = item.type if item is not None else item_type(obs.element)
     category = item.category if item is not None else obs.category
     if obs.category == "CONDITION":
@@ -75,7 +77,7 @@ def to_change(source: str, obs: Observation, position: str, *, item: DataItem | 
                     native_severity=obs.native_severity, qualifier=obs.qualifier,
                     text=obs.text, condition_type=obs.condition_type)
         if active is not None:
-            meta["active"] = sorted(active)
+            meta["active"], meta["active_at"] = sorted(active), active_at
         data[key] = obs.value
     elif obs.entries is not None:  # a data set or table: key → value (cells as written)
         data[key] = {k: _typed(v, category, kind) for k, v in obs.entries}
