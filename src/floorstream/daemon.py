@@ -187,6 +187,7 @@ class Daemon:
                     source.name, checkpoint, self.plugins.decoders, bound,
                     lambda: self.store.checkpoints().get(source.name), health=status.health,
                     load_state=lambda keys: self.store.adapter_states(source.name, keys),
+                    load_state_of=self.store.adapter_states,
                     leased=self.fleet is not None)
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter

@@ -26,6 +26,7 @@ from floorstream.store.store import Store
 from support import DaemonRunner, wait_for
 from support.erp import create_purchasing
 
+from .make_214 import x12_214
 from .stories import ASN_856, DESADV, STATUS_214, Clock, Rows, interpreter, told
 from .stories import x12 as interchange
 
@@ -265,3 +266,37 @@ sources:
         ("supply/ASN A00001 from ZZ:ABCDEFGHIJKLMNO", "update"),
         ("supply/ASN A00030 from ZZ:ABCDEFGHIJKLMNO", "new")]
     assert later[0].refers_to == posts[1].id
+
+
+def test_a_carrier_feed_joins_the_story_an_asn_inbox_tells(tmp_path: Path) -> None:
+    """Two sources (an ASN inbox, a carrier feed with ``join: [asns]``): the carrier's report
+    of the ASN's PRO continues the ASN's thread, as an update of the ASN's post; without
+    ``join`` it would start its own thread."""
+    asns, carrier = tmp_path / "asns", tmp_path / "carrier"
+    asns.mkdir()
+    carrier.mkdir()
+    config = f"""
+store: sqlite:///{tmp_path}/fs.db
+default_team: everyone
+sources:
+  - {{name: asns, adapter: supply.folder, path: {asns}, settle: 0, poll: 0.05}}
+  - {{name: carrier, adapter: supply.folder, path: {carrier}, settle: 0, poll: 0.05,
+      join: [asns], carriers: {{ABFS: ABF}}}}
+  - {{name: other, adapter: supply.folder, path: {tmp_path / "other"}, settle: 0, poll: 0.05}}
+"""
+    runner = DaemonRunner(config)
+    with runner.start():
+        (asns / "asn.edi").write_bytes(_asn(5))  # REF*CN*PRO5
+        (asn,) = runner.wait_posts(1)
+        (carrier / "214.edi").write_bytes(x12_214(1, [("AF", "NS", "20261121", "0800")],
+                                                  pro="PRO5"))
+        runner.wait_posts(2)
+        # the same report through a source that joins nothing: its own thread (the sentinel)
+        (tmp_path / "other" / "214.edi").write_bytes(
+            x12_214(1, [("AF", "NS", "20261121", "0800")], pro="PRO5"))
+        posts = runner.wait_posts(3)
+    by_source = {p.source: p for p in posts}
+    assert (by_source["carrier"].thread, by_source["carrier"].relation,
+            by_source["carrier"].refers_to) == (asn.thread, "update", asn.id)
+    assert (by_source["other"].thread, by_source["other"].relation) == (
+        "other/shipment PRO5", "new")

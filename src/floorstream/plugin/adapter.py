@@ -202,6 +202,11 @@ class AdapterContext:
     #: left out); one indexed query, so an adapter loads what it needs when it needs it
     load_state: Callable[[Collection[str]], dict[str, dict[str, Any]]] = field(
         default=lambda keys: {})
+    #: the same for *another* source's rows (source name, keys), read-only: for sources of
+    #: one integration that share identifiers (an ASN inbox and a carrier feed naming one
+    #: shipment); what it returns is committed state, never written back by this adapter
+    load_state_of: Callable[[str, Collection[str]], dict[str, dict[str, Any]]] = field(
+        default=lambda source, keys: {})
     #: the host runs this source under a lease on its store (a fleet, docs/fleet.md): exactly
     #: one daemon runs it, so an adapter needs no single-runner lock of its own
     leased: bool = False

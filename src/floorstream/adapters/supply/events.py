@@ -227,6 +227,16 @@ class Interpreter:
                 story["e"]["delivered|"] = 0  # its ETA is resolved or withdrawn
         self.memory.put_story(thread, story, aliases or (), carrier_ids or ())
 
+    def _joined(self, names: list[str], own: str, kind: str
+                ) -> tuple[str, dict[str, Any] | None]:
+        """A shipment this source does not know, in a story a ``join``-ed source tells: this
+        source's part of it starts in that thread, as an update of its newest post."""
+        joined = self.memory.joined_thread(names)
+        if joined is None:
+            return own, None
+        thread, last = joined
+        return thread, {**self._story(kind), "last": last}
+
     def _thread(self, aliases: list[str]) -> str | None:
         for alias in aliases:
             thread = self.memory.thread_of(alias)
@@ -243,8 +253,11 @@ class Interpreter:
         own, ident, refs = self._asn_names(doc)
         thread, story = own, self._load(own)
         if story is None:  # an ASN joins the story its bill of lading or tracking number names
-            thread = self._thread([f"asn:{ident}"] + [f"ref:{r}" for r in refs]) or own
+            names = [f"asn:{ident}"] + [f"ref:{r}" for r in refs]
+            thread = self._thread(names) or own
             story = self._load(thread) if thread != own else None
+            if story is None and thread == own:  # or a story a joined source tells
+                thread, story = self._joined(names, own, "asn")
         if purpose.effect == "cancel":
             return self._cancel_asn(doc, thread, story, purpose, erp)
         told = story is not None and any(k.startswith(f"{doc.asn_id}|") for k in story["o"])
@@ -584,8 +597,11 @@ class Interpreter:
         promised = self._promised(po)  # the ERP first, before the memory changes
         thread, story = own, self._load(own)
         if story is None:
-            thread = self._thread(aliases + ([f"po:{alpha_out(po)}"] if po else [])) or own
+            names = aliases + ([f"po:{alpha_out(po)}"] if po else [])
+            thread = self._thread(names) or own
             story = self._load(thread) if thread != own else None
+            if story is None and thread == own:  # or a story a joined source tells
+                thread, story = self._joined(names, own, "shipment")
         if purpose.effect == "cancel":
             return self._cancel_report(doc, thread, story, purpose)
         if purpose.effect == "ignore" and story is not None and story["last"]:

@@ -11,7 +11,7 @@ safe.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -80,6 +80,10 @@ class SupplyConfig(SourceConfig):
         default_factory=dict, description="unit conversions, 1 CS = 12 EA: {CS: {EA: 12}}")
     tolerance: Tolerance = Field(default_factory=Tolerance,
                                  description="over- and under-shipment accepted, in percent")
+    join: list[str] = Field(default_factory=list,
+                            description="other supply sources whose shipment stories this "
+                                        "source's documents continue (an ASN inbox for a "
+                                        "carrier feed): their threads are looked up, read-only")
 
     @field_validator("codes")
     @classmethod
@@ -143,11 +147,15 @@ class FeedHandler:
     """Parses received bytes and emits their events; one per adapter instance."""
 
     def __init__(self, config: SupplyConfig, checkpoint: str | None, log: Any,
-                 load_state: Loader | None = None) -> None:
+                 load_state: Loader | None = None,
+                 load_state_of: Callable[[str, Collection[str]], dict[str, dict[str, Any]]]
+                 | None = None) -> None:
         self.config = config
         self.log = log
         self.memory = Memory.load(checkpoint, config.remember, max_age=config.forget_after,
-                                  loader=load_state)
+                                  loader=load_state, join=[s for s in config.join
+                                                           if s != config.name],
+                                  foreign=load_state_of)
         self.lookup = ErpLookup(config.erp) if config.erp is not None else None
         self.interpreter = Interpreter(
             config.name, memory=self.memory, codes=CodeTables(config.codes, config.vocabulary),

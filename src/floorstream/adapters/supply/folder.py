@@ -66,7 +66,8 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
         for folder in (inbox, done, failed):
             folder.mkdir(parents=True, exist_ok=True)
         self.handler = FeedHandler(config, self.context.checkpoint, self.context.log,
-                                   self.context.load_state)
+                                   self.context.load_state,
+                                   self.context.load_state_of)
         seen: dict[str, tuple[int, int, float]] = {}  # name → size, mtime_ns, stable since
         in_flight: set[str] = set()
         lock = threading.Lock()

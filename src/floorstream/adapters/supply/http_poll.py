@@ -54,7 +54,8 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config = self.config
         self.handler = handler = FeedHandler(config, self.context.checkpoint,
-                                             self.context.log, self.context.load_state)
+                                             self.context.log, self.context.load_state,
+                                             self.context.load_state_of)
         state = handler.memory.extra
         failures = 0
         while not stop.is_set():

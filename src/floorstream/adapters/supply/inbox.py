@@ -64,7 +64,8 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         config: InboxConfig = self.config
         self.handler = FeedHandler(config, self.context.checkpoint, self.context.log,
-                                   self.context.load_state)
+                                   self.context.load_state,
+                                   self.context.load_state_of)
         lock = threading.Lock()  # one document at a time: the memory is not shared-safe
         adapter = self
 

@@ -89,11 +89,16 @@ class Memory:
     """A source's memory; see the module docstring."""
 
     def __init__(self, limit: int = 1_000, *, max_age: float = 60 * 86_400,
-                 clock: Callable[[], float] = time.time, loader: Loader | None = None) -> None:
+                 clock: Callable[[], float] = time.time, loader: Loader | None = None,
+                 join: Iterable[str] = (),
+                 foreign: Callable[[str, Collection[str]], dict[str, dict[str, Any]]] | None
+                 = None) -> None:
         self.limit = limit
         self.max_age = max_age
         self.clock = clock
         self.loader = loader
+        self.join = tuple(join)  # other sources whose stories a document may join
+        self.foreign = foreign  # reads their committed rows (AdapterContext.load_state_of)
         self._stories: OrderedDict[str, bytes | None] = OrderedDict()  # thread → JSON; None: none
         self._names: OrderedDict[str, str | None] = OrderedDict()  # name → thread; None: none
         self._live: dict[str, dict[str, Any]] = {}  # stories changed since the last dump
@@ -291,6 +296,35 @@ class Memory:
         if alias.startswith("ev:"):
             return thread if alias[3:] in (story.get("v") or {}) else None
         return thread if alias in (story.get("a") or ()) else None
+
+    def joined_thread(self, aliases: list[str]) -> tuple[str, str | None] | None:
+        """The thread of another source's story (``join``) that one of ``aliases`` names,
+        and the newest post of that story: a carrier report of a shipment an ASN inbox
+        told continues the ASN's thread. Read-only, from the committed rows, not cached (the
+        other source keeps writing them)."""
+        if not self.join or self.foreign is None or not aliases:
+            return None
+        keys = [row_key(_NAME, a) for a in aliases]
+        for source in self.join:
+            try:
+                names = self.foreign(source, keys)
+                for alias, key in zip(aliases, keys, strict=True):
+                    thread = (names.get(key) or {}).get("s")
+                    if not isinstance(thread, str):
+                        continue
+                    story = self.foreign(source, [row_key(_STORY, thread)]).get(
+                        row_key(_STORY, thread))
+                    if (not story or alias not in (story.get("a") or ())
+                            or self.clock() - float(story.get("t") or 0.0) > self.max_age):
+                        continue
+                    told = story.get("o") or {}
+                    last = story.get("last") or (
+                        next(reversed(told.values())).get("id") if told else None)
+                    return thread, last if isinstance(last, str) else None
+            except Exception as exc:
+                raise StateUnavailable(
+                    f"reading the stories of source {source!r} failed: {exc!r}") from exc
+        return None
 
     # -- waiting documents, carrier events -------------------------------------------------
 
