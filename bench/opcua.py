@@ -8,7 +8,12 @@ warm-up, measures for ``--seconds``:
 - ``adapter``: the source alone, each change handed to a counting emitter (the OPC UA client,
   decoding, conversion to changes, the hand-over between the two threads);
 - ``daemon``: a whole daemon on SQLite, a threshold detector on every value (none crosses it,
-  so nothing is posted: the steady state of a plant that is fine).
+  so nothing is posted: the steady state of a plant that is fine);
+- ``micro``: no server and no socket: N notifications encoded as a server would send them
+  (one PublishResponse per second), decoded by asyncua as the client does, converted and
+  handed over by the source's own code to a counting emitter — the CPU that 10,000
+  changes/s cost the source when the server does keep up (on a loaded 2-core machine the
+  server process, Python too, may not: ``notifications_per_s`` says what came).
 
 It prints one JSON object per mode: notifications/s received, CPU seconds per wall second of
 this process (1.0 = one core busy), peak RSS (VmHWM) and the server's own CPU share (the
@@ -164,14 +169,70 @@ def run_daemon(url: str, items: int, pid: int, warmup: float, seconds: float) ->
     return result
 
 
+def run_micro(items: int, seconds: float) -> dict[str, Any]:
+    """Decode + convert + hand over, one second's worth of notifications at a time."""
+    import asyncio
+    import queue
+    from datetime import UTC, datetime, timedelta
+
+    from asyncua import ua
+    from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
+    from floorstream_opcua import OpcuaAdapter
+    from floorstream_opcua.session import OpcuaSession
+
+    from floorstream.plugin import AdapterContext
+    from floorstream.plugins import build_plugins
+
+    config = OpcuaAdapter.config_model.model_validate(source("opc.tcp://unused:4840", items))
+    out: queue.Queue[Any] = queue.Queue()
+    session = OpcuaSession(config, AdapterContext(
+        "bench", None, build_plugins(load_entry_points=False).decoders), out)
+    start = datetime.now(UTC)
+
+    def response(tick: int) -> bytes:
+        when = start + timedelta(seconds=tick)
+        change = ua.DataChangeNotification()
+        change.MonitoredItems = [ua.MonitoredItemNotification(
+            ClientHandle=k + 1, Value=ua.DataValue(
+                ua.Variant(float(tick + k % 7), ua.VariantType.Double),
+                SourceTimestamp=when, ServerTimestamp=when)) for k in range(items)]
+        message = ua.NotificationMessage(SequenceNumber=tick, PublishTime=when,
+                                         NotificationData=[change])
+        return struct_to_binary(ua.PublishResponse(Parameters=ua.PublishResult(
+            SubscriptionId=1, NotificationMessage=message)))
+
+    encoded = [response(tick) for tick in range(1, 6)]  # the server's work: not measured
+    handed = 0  # changes: one per machine and instant (10 items each here)
+
+    async def one(data: bytes) -> int:
+        decoded = struct_from_binary(ua.PublishResponse, ua.utils.Buffer(data))
+        await session._on_notifications(decoded.Parameters.NotificationMessage.NotificationData)
+        count = 0
+        while not out.empty():
+            count += sum(1 for kind, _ in out.get_nowait() if kind == "change")
+        return count
+
+    c0, t0, rounds, n0 = cpu_seconds(), time.monotonic(), 0, session.notifications
+    while time.monotonic() - t0 < seconds:
+        handed += asyncio.run(one(encoded[rounds % len(encoded)]))
+        rounds += 1
+    cpu = cpu_seconds() - c0
+    notifications = session.notifications - n0
+    per = cpu / notifications
+    return {"notifications": notifications, "changes": handed,
+            "cpu_us_per_notification": round(per * 1e6, 2),
+            "cpu_share_at_10000_per_s": round(per * 10_000, 3),
+            "peak_rss_mb": round(vm_hwm_mb(), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--period", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--modes", nargs="+", default=["adapter", "daemon"],
-                        choices=["adapter", "daemon"])
+    parser.add_argument("--modes", nargs="+", default=["micro", "adapter", "daemon"],
+                        choices=["micro", "adapter", "daemon"])
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a mode in a fresh process
     args = parser.parse_args()
     if args.one:
@@ -181,9 +242,15 @@ def main() -> None:
         print(json.dumps({"mode": args.one, "items": args.items, "period_s": args.period,
                           **result}), flush=True)
         return
+    if "micro" in args.modes:
+        print(json.dumps({"mode": "micro", "items": args.items,
+                          **run_micro(args.items, args.seconds)}), flush=True)
+    modes = [m for m in args.modes if m != "micro"]
+    if not modes:
+        return
     server, url = start_server(args.items, args.period)
     try:
-        for mode in args.modes:  # each in its own process: its own peak RSS
+        for mode in modes:  # each in its own process: its own peak RSS
             subprocess.run([sys.executable, str(HERE), "--one", mode, "--items",
                             str(args.items), "--period", str(args.period), "--seconds",
                             str(args.seconds), "--warmup", str(args.warmup)], check=True,

@@ -4,15 +4,19 @@ their resumption, encrypted sessions and the trust list."""
 
 from __future__ import annotations
 
+import datetime as dt
+import queue
 from typing import Any, ClassVar
 
 import pytest
 from asyncua import ua
 from floorstream_opcua import OpcuaAdapter
+from floorstream_opcua.session import OpcuaSession
 from opcua_support import COUNT, STATE, TEMP, Following, OpcuaServer, Plc, free_port
 from pydantic import ValidationError
 
-from floorstream.plugin import Event
+from floorstream.plugin import AdapterContext, Event
+from floorstream.plugins import build_plugins
 from floorstream.testing import AdapterConformance
 from support import sentinel, wait_for
 
@@ -58,11 +62,48 @@ def test_values_become_fields_by_node_and_by_browse_path(server: OpcuaServer) ->
     fault = next(c for c in run.emitter.changes if c.data == {"state": "FAULT"})
     assert fault.subject == "press-07" and fault.source == "line1" and fault.kind == "telemetry"
     assert fault.attrs == {"line": "1"}
-    assert fault.position.startswith(f"{STATE}@") and fault.occurred_at is not None
-    # each change carries one field, so state_change, threshold and silence see plain values
+    assert fault.position.startswith("press-07@") and fault.occurred_at is not None
+    # written one by one, each change carries one field (same-instant grouping: below)
     assert {tuple(c.data) for c in run.emitter.changes} == {("state",), ("spindle_temp",),
                                                            ("count",)}
     assert not run.emitter.problems and not run.emitter.quarantined
+
+
+def test_values_of_one_machine_and_instant_are_one_change() -> None:
+    """A publish response as the server sends it: the values a PLC stamped with one time
+    become one change per machine; a field that comes twice for one instant (a queue that
+    kept A→B) starts another; the same response again gives the same positions."""
+    config = OpcuaAdapter.config_model.model_validate({
+        "name": "line1", "adapter": "opcua", "url": "opc.tcp://unused:4840",
+        "items": [{"node": STATE, "field": "state", "subject": "press-07"},
+                  {"node": TEMP, "field": "temp", "subject": "press-07"},
+                  {"node": COUNT, "field": "count", "subject": "press-08"}]})
+    t1, t2 = (dt.datetime(2026, 12, 1, 8, 0, s, tzinfo=dt.UTC) for s in (1, 2))
+
+    def value(v: Any, kind: ua.VariantType, when: dt.datetime) -> ua.DataValue:
+        return ua.DataValue(ua.Variant(v, kind), SourceTimestamp=when, ServerTimestamp=when)
+
+    change = ua.DataChangeNotification()
+    change.MonitoredItems = [
+        ua.MonitoredItemNotification(1, value("FAULT", ua.VariantType.String, t1)),
+        ua.MonitoredItemNotification(2, value(91.5, ua.VariantType.Double, t1)),
+        ua.MonitoredItemNotification(3, value(7, ua.VariantType.Int32, t1)),
+        ua.MonitoredItemNotification(1, value("RUNNING", ua.VariantType.String, t1)),
+        ua.MonitoredItemNotification(2, value(92.0, ua.VariantType.Double, t2))]
+
+    def convert() -> list[Any]:
+        session = OpcuaSession(config, AdapterContext(
+            "line1", None, build_plugins(load_entry_points=False).decoders), queue.Queue())
+        records: list[Any] = []
+        session._data(change, records)
+        return [payload for kind, payload in records if kind == "change"]
+
+    first = convert()
+    assert [(c.subject, c.data, c.occurred_at) for c in first] == [
+        ("press-07", {"state": "FAULT", "temp": 91.5}, t1), ("press-08", {"count": 7}, t1),
+        ("press-07", {"state": "RUNNING"}, t1), ("press-07", {"temp": 92.0}, t2)]
+    assert len({c.position for c in first}) == 4
+    assert [c.position for c in convert()] == [c.position for c in first]
 
 
 def test_absolute_and_percent_deadbands(server: OpcuaServer) -> None:

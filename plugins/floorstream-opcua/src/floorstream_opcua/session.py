@@ -367,9 +367,15 @@ class OpcuaSession:
             await self._put(records)
 
     def _data(self, notification: ua.DataChangeNotification, records: list[Record]) -> None:
+        """One change per machine and instant: the values of one subject that carry the same
+        source timestamp (sampled together, as a PLC stamps a scan) become the fields of one
+        change, so ten variables of a press cost the pipeline one item, not ten. A field
+        that comes twice for one instant (a queue replaying A→B) starts another change."""
         source, kind = self.config.name, self.config.kind
         attrs = self.config.attrs
         now = datetime.now(UTC)
+        groups: list[tuple[str, datetime | None, dict[str, Any]]] = []
+        open_groups: dict[tuple[str, datetime | None], dict[str, Any]] = {}
         for monitored in notification.MonitoredItems:
             item = self.by_handle.get(monitored.ClientHandle)
             if item is None:
@@ -401,11 +407,18 @@ class OpcuaSession:
             if not self._passes_deadband(item, data):
                 continue
             item.last = data
-            records.append(("change", Change.model_construct(
-                source=source, subject=item.subject, kind=kind,
-                position=position(item.config.key, when, data), observed_at=now,
-                occurred_at=when, data={item.config.field: data}, before=None,
-                attrs=dict(attrs))))
+            field = item.config.field
+            fields = open_groups.get((item.subject, when))
+            if fields is None or field in fields:
+                fields = open_groups[(item.subject, when)] = {}
+                groups.append((item.subject, when, fields))
+            fields[field] = data
+        construct = Change.model_construct
+        for subject, when, fields in groups:
+            records.append(("change", construct(
+                source=source, subject=subject, kind=kind,
+                position=position(subject, when, sorted(fields.items())), observed_at=now,
+                occurred_at=when, data=fields, before=None, attrs=dict(attrs))))
 
     @staticmethod
     def _passes_deadband(item: Item, value: Any) -> bool:

@@ -60,8 +60,8 @@ _MISSING = object()
 
 
 def position(key: str, when: datetime | None, value: Any) -> str:
-    """``<item>@<source time>#<value crc>``: the same notification read again (a re-read
-    after a reconnect that finds the value unchanged) gives the same position, hence the
-    same ids. The crc tells apart two values a coarse PLC clock stamped with one time."""
+    """``<subject or item>@<source time>#<value crc>``: the same values read again (a re-read
+    after a reconnect that finds them unchanged) give the same position, hence the same
+    ids. The crc tells apart two readings a coarse PLC clock stamped with one time."""
     stamp = when.isoformat() if when is not None else "-"
     return f"{key}@{stamp}#{zlib.crc32(repr(value).encode()):08x}"
