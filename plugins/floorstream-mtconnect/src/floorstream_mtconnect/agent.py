@@ -171,6 +171,9 @@ class AgentSource(Adapter[AgentConfig]):
                     break
                 self.context.health.disconnected(exc)
                 log.warning("mtconnect_agent_unreachable", error=str(exc))
+            except Exception as exc:  # a bug here must not end the source: say it, go on
+                self.context.health.disconnected(exc)
+                log.exception("mtconnect_agent_failed", error=str(exc))
             stop.wait(self.config.retry)
 
     def _close_on(self, stop: threading.Event) -> None:

@@ -271,6 +271,9 @@ class ShdrSource(Adapter[ShdrConfig]):
                     break
                 self.context.health.disconnected(exc)
                 log.warning("mtconnect_shdr_unreachable", error=str(exc))
+            except Exception as exc:  # a bug here must not end the source: say it, go on
+                self.context.health.disconnected(exc)
+                log.exception("mtconnect_shdr_failed", error=str(exc))
             stop.wait(self.config.retry)
 
     def _follow(self, sock: socket.socket, emitter: Emitter, stop: threading.Event) -> None:
