@@ -143,8 +143,8 @@ class SparkplugSessions:
         """``levels``: ``spBv1.0/<group>/<type>/<node>[/<device>]``; ``record``: the decoded
         payload, its metrics as ``(name, alias, timestamp, is_historical, value)`` tuples
         (``SparkplugDecoder.decode_compact``); ``subject_of(names)`` renders the configured
-        subject template; ``key`` the node's session key (``group/node``, behind a bridge
-        prefix ``<prefix>group/node``)."""
+        subject template (None: the device id); ``key`` the node's session key
+        (``group/node``, behind a bridge prefix ``<prefix>group/node``)."""
         group, mtype, node = levels[1], levels[2], levels[3]
         device = levels[4] if len(levels) > 4 else None
         key = key or f"{group}/{node}"
@@ -158,7 +158,6 @@ class SparkplugSessions:
             result.error = (f"payload timestamp {stamp} is out of range (a millisecond time "
                             f"in {EARLIEST_YEAR}-{LATEST_YEAR} expected)")
             return result
-        names = {"group": group, "node": node} | ({"device": device} if device else {})
         attrs = {**attrs, "group": group, "node": node}
         if mtype == "NDEATH":
             return self._node_death(key, node, session, record, observed_at, attrs, result)
@@ -178,8 +177,14 @@ class SparkplugSessions:
         if mtype in _DEVICE_TYPES and device is None:
             result.error = f"{mtype} topic without a device id"
             return result
-        subject = result.subject = node if device is None else _subject(subject_of, names,
-                                                                         device)
+        if device is None:
+            subject = node
+        elif subject_of is None:  # no subject template: the device id
+            subject = device
+        else:
+            subject = _subject(subject_of, {"group": group, "node": node, "device": device},
+                               device)
+        result.subject = subject
         if mtype == "DBIRTH":
             assert device is not None
             for metric in record["metrics"]:

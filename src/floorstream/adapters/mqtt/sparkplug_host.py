@@ -49,7 +49,7 @@ _CMD = ("NCMD", "DCMD")
 Ack = Callable[[], None] | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One decoded edge message on its way through the stages."""
 
@@ -329,10 +329,10 @@ class SparkplugHost:
         self.publish(topic, encode_payload(
             [{"name": "Node Control/Rebirth", "datatype": "Boolean", "value": True}]))
 
-    def _subject_of(self, item: Item) -> Callable[[dict[str, str]], str]:
+    def _subject_of(self, item: Item) -> Callable[[dict[str, str]], str] | None:
         template = self.subject
         if template is None:
-            return lambda names: names["device"]
+            return None  # the device id
         return lambda names: template.render(item.levels, item.topic, item.record, names)
 
     def _process(self, item: Item, gap: Gap | None) -> None:
@@ -349,7 +349,7 @@ class SparkplugHost:
         saved_dump = saved.dump() if birth and saved is not None else None
         try:
             result = self.sessions.handle(item.levels, item.record, item.observed,
-                                          {**self.static_attrs}, self._subject_of(item),
+                                          self.static_attrs, self._subject_of(item),
                                           item.key)
         except MissingValue as exc:
             result = SparkplugResult(error=str(exc))
@@ -390,7 +390,8 @@ class SparkplugHost:
                 [(subject, b)] if (b := self.backfill.close(subject)) is not None else [])
             out.extend(self._burst_event(s, b) for s, b in ended)
             checkpoint = checkpoint or bool(ended)
-        elif any(isinstance(c, Change) and c.data for c in result.changes):
+        elif self.backfill.bursts and any(isinstance(c, Change) and c.data
+                                          for c in result.changes):
             burst = self.backfill.close(subject)  # live values: the flush is over
             if burst is not None:
                 out.append(self._burst_event(subject, burst))
