@@ -15,6 +15,7 @@ import contextlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -207,7 +208,12 @@ def _component(component: ET.Element, device: str) -> list[Observation]:
                                     "(Normal, Warning, Fault, Unavailable)")
             entries = tuple((e.get("key", ""), "".join(e.itertext()).strip())
                             for e in element if _local(e.tag) == "Entry") or None
-            value = text = "".join(element.itertext()).strip() if entries is None else ""
+            if entries is not None:
+                value = text = ""
+            elif len(element):  # mixed content (rare): all of its text
+                value = text = "".join(element.itertext()).strip()
+            else:
+                value = text = (element.text or "").strip()
             if category == "CONDITION":
                 value = name.upper()
             found.append(Observation(
@@ -261,6 +267,7 @@ def _walk(element: ET.Element, device: str, label: str, component_id: str,
             _walk(child, device, child_label, child.get("id", ""), model)
 
 
+@lru_cache(maxsize=4096)  # observations come in bursts that share their timestamp
 def parse_time(value: str) -> datetime | None:
     """An MTConnect/SHDR timestamp (``2018-10-31T20:49:19.9981Z``, up to 7 fraction digits)
     as aware UTC; None when it is not one."""
