@@ -128,9 +128,14 @@ def run_adapter(url: str, items: int, pid: int, warmup: float, seconds: float) -
     thread = threading.Thread(target=adapter.run, args=(emitter, stop), daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
-    while emitter.changes < items and time.monotonic() < deadline:
+    while (adapter.session is None or adapter.session.notifications < items) and \
+            time.monotonic() < deadline:
         time.sleep(0.1)
-    result = measure(lambda: emitter.changes, pid, warmup, seconds)
+    session = adapter.session
+    assert session is not None
+    result = measure(lambda: session.notifications, pid, warmup, seconds)
+    result["changes_per_notification"] = round(emitter.changes / max(session.notifications, 1),
+                                               3)
     stop.set()
     thread.join(10)
     result["problems"] = len(emitter.problems)
