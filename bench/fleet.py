@@ -15,7 +15,11 @@ takeover times after kill -9 of a holder.
 
 The numbers come from a 2-core machine shared with other jobs: compare runs of the same
 moment, not across days. Run: ``python bench/fleet.py [--engines postgresql mariadb]
-[--daemons 1 2 3] [--messages 20000] [--kills 10]``; one JSON object per engine on stdout.
+[--daemons 1 2 3] [--messages 20000] [--kills 10] [--commits 2000]``; one JSON object per
+engine on stdout.
+
+- **fence**: what the commit fence adds to one commit (``--commits`` commits of 20 posts,
+  alternately with and without it, medians).
 """
 
 from __future__ import annotations
@@ -257,22 +261,68 @@ def takeovers(engine: str, args: argparse.Namespace, work: Path) -> dict[str, An
         drop()
 
 
+def fence_cost(engine: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What the commit fence adds to a commit: ``--commits`` batches of 20 posts of one
+    source, committed alternately with and without the fence (the same store, interleaved,
+    so the machine's load hits both alike); median and p90 milliseconds per commit."""
+    from datetime import UTC, datetime, timedelta
+
+    from floorstream.fleet import leases
+    from floorstream.fleet.fence import Fence
+    from floorstream.model import Post, event_id
+    from floorstream.store.store import CommitBatch
+
+    url, drop = _database(engine)
+    store = Store.open(url)
+    try:
+        with store.engine.begin() as conn:
+            epoch = leases.take(conn, "line0", "bench")
+        fence = Fence("bench", ["line0"], lambda: {"line0": epoch}, lambda lost: None)
+        t0 = datetime(2026, 12, 1, tzinfo=UTC)
+        took: dict[str, list[float]] = {"with": [], "without": []}
+        for n in range(args.commits):
+            posts = [Post(id=event_id("line0", f"m{i}", f"{n}-{i}", "machine.state_changed"),
+                          type="machine.state_changed", source="line0", subject=f"m{i}",
+                          summary=f"m{i} {n}", teams=("everyone",), occurred_at=t0,
+                          created_at=t0 + timedelta(seconds=n),
+                          routing=({"team": "everyone", "rule": "default"},))
+                     for i in range(20)]
+            kind = "with" if n % 2 else "without"
+            store.fence = fence if kind == "with" else None
+            started = time.perf_counter()
+            store.commit(CommitBatch(posts=posts, checkpoints={"line0": str(n)}))
+            took[kind].append((time.perf_counter() - started) * 1000)
+        result: dict[str, Any] = {"commits": args.commits, "posts_per_commit": 20}
+        for kind, times in took.items():
+            times.sort()
+            result[f"{kind}_fence_ms_p50"] = round(statistics.median(times), 3)
+            result[f"{kind}_fence_ms_p90"] = round(times[int(len(times) * 0.9)], 3)
+        return result
+    finally:
+        store.close()
+        drop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engines", nargs="+", default=["postgresql", "mariadb"],
                         choices=["postgresql", "mariadb"])
-    parser.add_argument("--daemons", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--daemons", nargs="*", type=int, default=[1, 2, 3])
     parser.add_argument("--sources", type=int, default=6)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--takeover", type=float, default=10.0,
                         help="fleet.takeover of the kill runs (the default's)")
+    parser.add_argument("--commits", type=int, default=2000,
+                        help="commits of the fence-cost run (0: skip it)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fs-bench-fleet-"))
     for engine in args.engines:
         result: dict[str, Any] = {"engine": engine, "cores": os.cpu_count(),
                                   "load_average": os.getloadavg(),
                                   "sources": args.sources, "messages": args.messages}
+        if args.commits:
+            result["fence"] = fence_cost(engine, args)
         result["throughput"] = [throughput(engine, n, args, work) for n in args.daemons]
         if args.kills:
             result["takeover"] = takeovers(engine, args, work)
