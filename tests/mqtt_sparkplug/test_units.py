@@ -125,7 +125,11 @@ def test_the_compact_decoding_reads_what_the_full_one_reads() -> None:
     assert [(m["name"], m["alias"], m["timestamp"], m["is_historical"], m["value"])
             for m in full["metrics"]] == compact["metrics"]
     assert {k: v for k, v in full.items() if k != "metrics"} == {
-        k: v for k, v in compact.items() if k != "metrics"}
+        k: v for k, v in compact.items() if k not in ("metrics", "plain")}
+    assert compact["plain"] is False  # names and a historical value
+    plain = decoder.decode_compact(encode_payload([{"alias": 1, "datatype": "Double",
+                                                    "value": 1.0}]))
+    assert plain["plain"] is True
     bad = encode_payload([{"name": "QQ", "datatype": "Int32", "value": "x",
                            "field": "string_value"}]).replace(b"QQ", b"\xff\xfe")
     for decode in (decoder.decode, decoder.decode_compact):
@@ -135,3 +139,23 @@ def test_the_compact_decoding_reads_what_the_full_one_reads() -> None:
             assert "not UTF-8" in str(exc) or "declared Int32" in str(exc)
         else:
             raise AssertionError("a name that is not UTF-8 must be refused")
+
+
+def test_bookkeeping_metrics_by_alias_are_not_telemetry() -> None:
+    from datetime import UTC, datetime
+
+    from floorstream.adapters.mqtt.sparkplug import SparkplugSessions
+    from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
+    decoder, sessions = SparkplugDecoder(), SparkplugSessions("s", "telemetry", "feed", "warning")
+    now = datetime.now(UTC)
+    birth = decoder.decode_compact(encode_payload(
+        [{"name": "bdSeq", "datatype": "Int64", "value": 1},
+         {"name": "Node Control/Rebirth", "alias": 5, "datatype": "Boolean", "value": False},
+         {"name": "Temperature", "alias": 6, "datatype": "Double", "value": 70.0}], seq=0))
+    sessions.handle(["spBv1.0", "G", "NBIRTH", "n"], birth, now, {}, None)
+    data = decoder.decode_compact(encode_payload(
+        [{"alias": 5, "datatype": "Boolean", "value": True},
+         {"alias": 6, "datatype": "Double", "value": 71.0}], seq=1))
+    assert data["plain"] is True
+    result = sessions.handle(["spBv1.0", "G", "NDATA", "n"], data, now, {}, None)
+    assert [getattr(c, "data", None) for c in result.changes] == [{"Temperature": 71.0}]

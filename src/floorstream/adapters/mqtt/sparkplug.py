@@ -50,6 +50,12 @@ class NodeSession:
     offline_at: float | None = None
     dead_devices: dict[str, list[Any]] = field(default_factory=dict)  # device → [event, at]
     newest: dict[str, int] = field(default_factory=dict)  # subject → newest ms (not saved)
+    control: set[str] = field(default_factory=set)  # bdSeq/Node Control/* names among aliases
+
+    def learn(self, alias: int, name: str) -> None:
+        self.aliases[alias] = name
+        if _is_control(name):
+            self.control.add(name)
 
     def dump(self) -> dict[str, Any]:
         return {"bdseq": self.bdseq, "aliases": {str(k): v for k, v in self.aliases.items()},
@@ -59,11 +65,18 @@ class NodeSession:
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> NodeSession:
-        return cls(bdseq=data.get("bdseq"),
-                   aliases={int(k): v for k, v in (data.get("aliases") or {}).items()},
-                   devices=list(data.get("devices") or []), online=data.get("online", True),
-                   offline_event=data.get("offline_event"), offline_at=data.get("offline_at"),
-                   dead_devices=dict(data.get("dead_devices") or {}))
+        session = cls(bdseq=data.get("bdseq"), devices=list(data.get("devices") or []),
+                      online=data.get("online", True), offline_event=data.get("offline_event"),
+                      offline_at=data.get("offline_at"),
+                      dead_devices=dict(data.get("dead_devices") or {}))
+        for alias, name in (data.get("aliases") or {}).items():
+            session.learn(int(alias), name)
+        return session
+
+
+def _is_control(name: str) -> bool:
+    """Metrics that are Sparkplug's own bookkeeping, not telemetry."""
+    return name == "bdSeq" or name.startswith("Node Control/")
 
 
 @dataclass
@@ -163,10 +176,11 @@ class SparkplugSessions:
             return self._node_death(key, node, session, record, observed_at, attrs, result)
         if mtype == "NBIRTH":
             previous = session
-            session = self.nodes[key] = NodeSession(
-                bdseq=_bdseq(record), seq=record.get("seq"),
-                aliases={m[1]: m[0] for m in record["metrics"]
-                         if m[1] is not None and m[0]})
+            session = self.nodes[key] = NodeSession(bdseq=_bdseq(record),
+                                                    seq=record.get("seq"))
+            for metric in record["metrics"]:
+                if metric[1] is not None and metric[0]:
+                    session.learn(metric[1], metric[0])
             result.state_changed = True
             if previous is not None and not previous.online and previous.offline_event:
                 result.changes.append(self._back_online(
@@ -189,7 +203,7 @@ class SparkplugSessions:
             assert device is not None
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
-                    session.aliases[metric[1]] = metric[0]
+                    session.learn(metric[1], metric[0])
             if device not in session.devices:
                 session.devices.append(device)
             result.state_changed = True
@@ -210,11 +224,24 @@ class SparkplugSessions:
             result.state_changed = True
             result.changes.append(change)
             return result
-        values: dict[str, Any] = {}
         history = result.history
         stamp = stamp if isinstance(stamp, int) else None
         aliases = session.aliases
-        for name, alias, metric_ms, historical, value in record["metrics"]:
+        metrics = record["metrics"]
+        values: dict[str, Any] | None = None
+        if record.get("plain") and mtype in ("NDATA", "DDATA"):
+            try:  # the common case: every metric by a known alias, live, no bookkeeping
+                values = {aliases[m[1]]: m[4] for m in metrics}
+            except KeyError:
+                values = None
+            if values is not None and session.control and \
+                    not session.control.isdisjoint(values):
+                values = None
+        if values is not None:
+            metrics = ()
+        else:
+            values = {}
+        for name, alias, metric_ms, historical, value in metrics:
             if not name:
                 name = aliases.get(alias) if alias is not None else None
                 if name is None:

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
 from floorstream.plugin import DecodeError, Decoder, Registry, hookimpl
 
-__all__ = ["DATATYPES", "SparkplugDecoder", "compact_metrics", "encode_payload"]
+__all__ = ["DATATYPES", "SparkplugDecoder", "compact_metrics", "encode_payload", "plain"]
 
 #: Sparkplug DataType code → name (spec 6.4.16)
 DATATYPES: dict[int, str] = {v.number: v.name for v in pb.DataType.DESCRIPTOR.values}
@@ -145,6 +145,12 @@ def compact_metrics(message: pb.Payload) -> list[tuple[str | None, int | None, i
     return out
 
 
+def plain(metrics: list[tuple[str | None, int | None, int | None, bool, Any]]) -> bool:
+    """Whether every metric is alias-only and live (the common DATA message: the session
+    names it with one dict comprehension)."""
+    return all(metric[0] is None and not metric[3] for metric in metrics)
+
+
 class SparkplugDecoder(Decoder):
     """A Sparkplug B ``Payload`` → ``{"timestamp", "seq", "uuid", "metrics": [...]}``; each
     metric ``{"name", "alias", "timestamp", "datatype", "value", "is_historical",
@@ -176,9 +182,12 @@ class SparkplugDecoder(Decoder):
 
     def decode_compact(self, payload: bytes) -> dict[str, Any]:
         """As :meth:`decode`, with ``metrics`` as :func:`compact_metrics` tuples (what the
-        MQTT adapter's Sparkplug session reads)."""
+        MQTT adapter's Sparkplug session reads) and ``plain`` (:func:`plain`)."""
         message = self.parse(payload)
-        return _header(message, compact_metrics(message))
+        metrics = compact_metrics(message)
+        record = _header(message, metrics)
+        record["plain"] = plain(metrics)
+        return record
 
     def parse(self, payload: bytes) -> pb.Payload:
         if len(payload) > self.max_bytes:
