@@ -172,6 +172,12 @@ def test_a_condition_line_with_its_native_code() -> None:
         "CONDITION", "FAULT", "OT-1", "HIGH", "X overtravel")
     assert position == "2022-08-08T13:57:41.9185216Z:Xtravel:OT-1"
     assert (load.item_id, load.value, load.category) == ("Xload", "51", "SAMPLE")
+    # an adapter for several devices prefixes their items: Device:item
+    line = parse_line("2022-08-08T13:57:41Z|m:avail|AVAILABLE|other:Xload|3", config, None)
+    (avail, _, position), (other, _, _) = line.observations
+    assert (avail.device, avail.item_id, position) == ("m", "avail",
+                                                      "2022-08-08T13:57:41Z:m:avail")
+    assert (other.device, other.item_id) == ("m", "other:Xload")  # not a device we know
 
 
 CONFIG = """

@@ -149,6 +149,11 @@ def parse_line(text: str, config: ShdrConfig, model: DeviceModel | None) -> Shdr
                             last if last.startswith("--multiline--") else None)
         if not key:
             raise DocumentError(f"field {index + 1} should name an item and is empty")
+        device = config.device
+        prefix, colon, rest_of_key = key.partition(":")
+        if colon and rest_of_key and (prefix == config.device or (
+                model is not None and prefix in model.devices)):
+            device, key = prefix, rest_of_key  # an adapter for several devices: Device:item
         if index + 1 >= len(fields):
             raise DocumentError(f"item {key!r} has no value")
         value = fields[index + 1]
@@ -166,19 +171,19 @@ def parse_line(text: str, config: ShdrConfig, model: DeviceModel | None) -> Shdr
             code, severity, qualifier, message = (r.strip() for r in rest)
             level = value.strip().upper()
             obs = Observation(0, stamp, key, key, level.title(), "CONDITION", level,
-                              config.device, item.component if item else "",
+                              device, item.component if item else "",
                               item.component_id if item else "", native_code=code,
                               native_severity=severity, qualifier=qualifier, text=message,
                               condition_type=item.type if item else "")
-            position = f"{stamp}:{key}:{code}"
+            position = f"{stamp}:{fields[index].strip()}:{code}"
             index += 6
         else:
             category = item.category if item is not None else (
                 "SAMPLE" if _number(value) else "EVENT")
-            obs = Observation(0, stamp, key, key, "", category, value.strip(), config.device,
+            obs = Observation(0, stamp, key, key, "", category, value.strip(), device,
                               item.component if item else "",
                               item.component_id if item else "")
-            position = f"{stamp}:{key}"
+            position = f"{stamp}:{fields[index].strip()}"
             index += 2
         while position in used:
             position += "+"
