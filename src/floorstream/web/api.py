@@ -299,7 +299,8 @@ async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: l
             yield item.text
         while True:
             try:
-                item = await asyncio.wait_for(subscriber.queue.get(), 15.0)
+                async with asyncio.timeout(15.0):  # no task per wait, unlike wait_for
+                    item = await subscriber.queue.get()
             except TimeoutError:
                 if await request.is_disconnected():
                     return

@@ -57,17 +57,17 @@ class Subscriber:
     queue: asyncio.Queue[Item | None] = field(default_factory=asyncio.Queue)
     cut_off: bool = False
 
-    def offer(self, item: Item) -> None:
-        """From the watcher thread: queue ``item`` on the subscriber's loop."""
-        if self.cut_off or not self.wants(item.post):
+    def take(self, items: list[Item]) -> None:
+        """On the subscriber's loop: queue what the watcher found for it, or the end of the
+        stream when it fell too far behind (its browser resumes from the store)."""
+        if self.cut_off:
             return
-        if self.queue.qsize() >= QUEUE_LIMIT:
+        if self.queue.qsize() + len(items) > QUEUE_LIMIT:
             self.cut_off = True
-            item_or_end: Item | None = None
-        else:
-            item_or_end = item
-        with contextlib.suppress(RuntimeError):  # its loop is closed: the server stopped
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item_or_end)
+            self.queue.put_nowait(None)
+            return
+        for item in items:
+            self.queue.put_nowait(item)
 
 
 class Hub:
@@ -145,24 +145,36 @@ class Hub:
                 self._stop.wait(1.0)
 
     def _deliver(self) -> None:
+        found: list[Item] = []
+        try:
+            self._collect(found)
+        finally:
+            if found:
+                self._fan_out(found)
+
+    def _collect(self, out: list[Item]) -> None:
+        """The new posts (and the late ones, and new acks) of this round, in order."""
         now = time.monotonic()
         if self._gaps:
             for seq in [s for s, until in self._gaps.items() if until < now]:
                 del self._gaps[seq]  # rolled back, or pruned: not coming
             for seq, post in self.queries.by_seq(sorted(self._gaps)):
                 self._gaps.pop(seq, None)
-                self._fan_out(Item("post", seq, post, self.encode("post", seq, post, None)))
+                out.append(Item("post", seq, post, self.encode("post", seq, post, None)))
         while True:
-            found = self.queries.after(self.head, limit=500)
-            if not found:
+            rows = self.queries.after(self.head, limit=500)
+            if not rows:
                 break
-            for seq, post in found:
+            for seq, post in rows:
                 for missing in range(self.head + 1, min(seq, self.head + 1 + GAP_MAX)):
                     if len(self._gaps) < GAP_MAX:
                         self._gaps[missing] = now + GAP_WAIT_S
-                self._fan_out(Item("post", seq, post, self.encode("post", seq, post, None)))
+                out.append(Item("post", seq, post, self.encode("post", seq, post, None)))
                 self.head = seq
-            if len(found) < 500:
+            if len(rows) < 500:
+                break
+            if len(out) >= 2000:  # a big catch-up: hand this much over, go on at once
+                self._wake.set()
                 break
         acks = self.queries.acks_after(self.ack_head)
         if acks:
@@ -174,17 +186,25 @@ class Hub:
             for ack in acks:
                 acked = posts.get(ack.post_id)
                 if acked is not None:
-                    self._fan_out(Item("ack", 0, acked, self.encode("ack", 0, acked, ack), ack))
+                    out.append(Item("ack", 0, acked, self.encode("ack", 0, acked, ack), ack))
                 self.ack_head = ack.id
 
-    def _fan_out(self, item: Item) -> None:
+    def _fan_out(self, items: list[Item]) -> None:
+        """Hand each subscriber what it wants of ``items`` with one wake-up of its loop per
+        round (not one per post and subscriber: that was most of the cost of many streams)."""
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
+            if subscriber.cut_off:
+                continue
             try:
-                subscriber.offer(item)
+                wanted = [item for item in items if subscriber.wants(item.post)]
             except Exception as exc:  # one bad filter must not starve the others
                 log.warning("web_subscriber_failed", error=repr(exc))
+                continue
+            if wanted:
+                with contextlib.suppress(RuntimeError):  # its loop closed: server stopped
+                    subscriber.loop.call_soon_threadsafe(subscriber.take, wanted)
 
     def _listen(self) -> None:
         """LISTEN on PostgreSQL; reconnects with backoff; polling covers the gaps."""
