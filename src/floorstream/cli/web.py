@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         web = web.model_copy(update={"bind": args.bind})
         config = _with_web(config, web)
     port = args.port if args.port is not None else (web.port if web.port is not None else 8080)
-    server = WebServer(config, port=port)
+    server = WebServer(config, port=port, create=True)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

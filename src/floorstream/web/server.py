@@ -28,13 +28,15 @@ class WebServer:
     """``start()`` serves ``config.settings.web`` (bind, port); ``stop()`` ends it."""
 
     def __init__(self, config: Config, *, stream: Stream | None = None,
-                 store_url: str | None = None, port: int | None = None) -> None:
+                 store_url: str | None = None, port: int | None = None,
+                 create: bool = False) -> None:
         settings = config.settings.web
         self.config = config
         self.bind = settings.bind
         self.wanted_port = settings.port if port is None else port
         # the web's own engine and connections, so readers never queue behind the pipeline
-        self.store = Store.open(store_url or config.settings.store, create=False)
+        # (the daemon created or upgraded the schema already; alone, ``create`` does it)
+        self.store = Store.open(store_url or config.settings.store, create=create)
         self.app = create_app(config, store=self.store, stream=stream)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
