@@ -138,3 +138,30 @@ def test_a_current_that_leaves_an_alarm_out_clears_it_once_per_read() -> None:
     run.feed(cond("WARNING", "MOT-WARN"), at=70)  # it comes back, and clears unseen again
     (second,) = run.feed(snapshot("1:200"), at=80, position="1:652")  # the same old Fault
     assert second.id != first.id  # so the store does not drop the second clear as a copy
+
+
+def test_builtin_detectors_read_the_fields_and_unavailable_is_no_reading() -> None:
+    from datetime import UTC, datetime
+
+    from floorstream_mtconnect.documents import Observation
+    from floorstream_mtconnect.observations import to_change
+
+    from floorstream.detectors.state_change import StateChange
+    from floorstream.detectors.threshold import Threshold
+
+    def data(element: str, item: str, name: str, value: str, category: str) -> dict[str, Any]:
+        obs = Observation(1, "2024-01-01T00:00:00Z", item, name, element, category, value,
+                          "SimpleCnc", "Device", "x872a3490")
+        return to_change("cnc", obs, "1:1", item=None, attrs={},
+                         observed_at=datetime.now(UTC)).data
+
+    avail = Runner(make(StateChange, field="avail", normal=["AVAILABLE"]))
+    avail.feed(data("Availability", "d5b078a0", "avail", "AVAILABLE", "EVENT"), at=0)
+    (gone,) = avail.feed(data("Availability", "d5b078a0", "avail", "UNAVAILABLE", "EVENT"),
+                         at=5)
+    assert phrase(gone) == "press-07 unavailable (was available)"
+    load = Runner(make(Threshold, field="Sload", above=95, clear_below=85))
+    (high,) = load.feed(data("Load", "r1841b70", "Sload", "97", "SAMPLE"), at=0)
+    assert load.feed(data("Load", "r1841b70", "Sload", "UNAVAILABLE", "SAMPLE"), at=1) == []
+    (back,) = load.feed(data("Load", "r1841b70", "Sload", "40", "SAMPLE"), at=2)
+    assert back.clears == high.id  # the limit cleared by a reading, not by UNAVAILABLE
