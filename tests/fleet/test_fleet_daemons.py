@@ -112,10 +112,37 @@ def test_two_daemons_share_report_lose_a_session_and_hand_over(
         wait_for(lambda: _held(db) == set(SOURCES), timeout=15, what="b holds all three")
         code, report = _fleet_cli(path, capsys)
         assert code == 0 and [d["id"] for d in report["daemons"]] == [db.fleet.id]
+        assert main(["fleet", "-c", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("1 live daemons, 3 sources held, 0 held by nobody")
+        assert f"{db.fleet.id}  live  host " in out and "  s0 " in out and "lag " in out
         b.stop()
         code, report = _fleet_cli(path, capsys)
         assert code == 1
         assert [u["source"] for u in report["unheld"]] == SOURCES
+
+
+@pytest.mark.postgres
+def test_max_sources_caps_a_daemon_and_the_others_take_the_rest(
+        pg_url: str) -> None:
+    capped = _config(pg_url).replace("fleet: {takeover: 3}", "fleet: {takeover: 3, "
+                                                               "max_sources: 1}")
+    with DaemonRunner(capped, name="small") as small, \
+            DaemonRunner(_config(pg_url), name="big") as big:
+        small.start()
+        big.start()
+        ds, dbig = small.daemon, big.daemon
+        assert ds is not None and dbig is not None
+        # without the cap the shares would be 2 and 2; capped, small keeps 1 and big takes 2
+        wait_for(lambda: len(_held(ds)) == 1 and len(_held(dbig)) == 2, timeout=20,
+                 what="small 1, big 2")
+        assert ds.fleet is not None and ds.fleet.share == 1
+        big.stop()
+        # alone, the capped daemon still holds only one: two sources are held by nobody
+        wait_for(lambda: ds.fleet is not None and sorted(ds.fleet.report()["unheld"])
+                 == sorted(set(SOURCES) - _held(ds)) and len(ds.fleet.report()["unheld"]) == 2,
+                 timeout=20, what="two sources unheld")
+        assert len(_held(ds)) == 1
 
 
 @pytest.mark.parametrize("engine", [pytest.param("pg_url", marks=pytest.mark.postgres),
