@@ -241,10 +241,14 @@ async def events(request: Request, ctx: Ctx, who: Who, filters: Filters,
     start = after
     if last_event_id and last_event_id.strip().isdigit():
         start = int(last_event_id.strip())
-    subscriber = ctx.hub.subscribe(wants)
-    if start is None:
-        start = ctx.hub.head
-    backlog = await run_in_threadpool(_backlog, ctx, start, wants)
+    subscriber = ctx.hub.subscribe(wants)  # before the backlog is read: nothing falls between
+    try:
+        if start is None:
+            start = ctx.hub.head
+        backlog = await run_in_threadpool(_backlog, ctx, start, wants)
+    except BaseException:
+        ctx.hub.unsubscribe(subscriber)
+        raise
     return StreamingResponse(_stream(request, ctx, subscriber, backlog),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
