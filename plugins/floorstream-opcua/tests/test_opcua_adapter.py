@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import time
 from typing import Any, ClassVar
 
 import pytest
@@ -254,6 +255,18 @@ def test_encrypted_sessions_with_user_and_trust_list(
         wait_for(lambda: denied.context.health.failures >= 1, 20, "a refused login")
     assert not denied.emitter.changes
     assert "BadUserAccessDenied" in (denied.context.health.last_error or "")
+
+
+def test_an_unreachable_server_is_reported_and_the_source_still_stops_at_once() -> None:
+    with Following({"url": f"opc.tcp://127.0.0.1:{free_port()}/", "subject": "press-07",
+                    "items": [{"node": STATE, "field": "state"}]}) as run:
+        health = run.context.health
+        wait_for(lambda: health.failures >= 2, 20, "two failed attempts")
+        started = time.monotonic()
+        run.stop()
+        assert time.monotonic() - started < 5
+    assert health.is_connected is False and "ConnectionRefusedError" in (health.last_error or "")
+    assert not run.emitter.emitted
 
 
 def test_config_errors_are_found_at_start() -> None:
