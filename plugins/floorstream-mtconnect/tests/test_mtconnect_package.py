@@ -3,15 +3,15 @@ point, listed by ``floorstream plugins``."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+import pytest
+
+from floorstream.cli import main
 
 
-def test_floorstream_plugins_lists_what_the_package_registers() -> None:
-    command = Path(sys.executable).parent / "floorstream"
-    out = subprocess.run([str(command), "plugins"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+def test_floorstream_plugins_lists_what_the_package_registers(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
     block = out[out.index("mtconnect  (floorstream-mtconnect"):].splitlines()[:4]
     assert block[1:] == [
         "    adapters: mtconnect.agent, mtconnect.shdr",
