@@ -322,3 +322,16 @@ def test_mounted_in_another_asgi_app(stream: Stream) -> None:
         acked = client.post(f"/floor/posts/{post.id}/ack", data={"csrf": csrf_of(feed)},
                             follow_redirects=False)
         assert acked.headers["location"] == f"/floor/posts/{post.id}"
+
+
+def test_the_production_hash_verifies(stream: Stream) -> None:
+    """``floorstream web --hash-password``'s hash (argon2id, full cost) logs in."""
+    from floorstream.config.settings import WebSettings
+    from floorstream.web.auth import Authenticator, hash_password
+
+    hashed = hash_password("s3cret pass")
+    assert hashed.startswith("$argon2id$")
+    auth = Authenticator(WebSettings(people={"dora": {"password_hash": hashed}}), stream.store)
+    assert auth.check_password("dora", "s3cret pass")
+    assert not auth.check_password("dora", "s3cret pasS")
+    assert not auth.check_password("nobody", "s3cret pass")
