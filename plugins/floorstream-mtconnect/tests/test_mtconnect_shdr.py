@@ -40,6 +40,8 @@ class Adapter:
         self.port = self.server.getsockname()[1]
         self.connections = 0
         self.pings = 0
+        self.pong = b"* PONG 1000\n"
+        self.answers = 1_000_000  # PINGs answered per connection, then silence
         self.closed = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -57,6 +59,7 @@ class Adapter:
             try:
                 client.sendall(self.payload)
                 client.settimeout(0.2)
+                answered = 0
                 while not self.closed.is_set():
                     try:
                         data = client.recv(1024)
@@ -66,7 +69,9 @@ class Adapter:
                         return
                     for _ in range(data.count(b"* PING")):
                         self.pings += 1
-                        client.sendall(b"* PONG 1000\n")
+                        if answered < self.answers:
+                            answered += 1
+                            client.sendall(self.pong)
             except OSError:
                 return
 
@@ -271,3 +276,26 @@ def test_check_says_when_the_adapter_cannot_be_reached() -> None:
     assert check(ADAPTER.port) == []
     (warning,) = check(9)
     assert warning == "cannot connect to the SHDR adapter at 127.0.0.1:9 now: Connection refused"
+
+
+def test_an_adapter_that_stops_answering_ping_is_left_and_reconnected() -> None:
+    server = Adapter(recording=b"2022-08-08T13:58:08.0000000Z|ppartcount|1\n")
+    server.pong, server.answers = b"* PONG 100\n", 1  # a 100 ms heartbeat, then silence
+    config = ShdrSource.config_model.model_validate(
+        {"name": "m", "adapter": "mtconnect.shdr", "host": "127.0.0.1", "port": server.port,
+         "device": "m", "retry": 0.05})
+    emitter = RecordingEmitter()
+    source = ShdrSource(config, AdapterContext(
+        "m", None, build_plugins(load_entry_points=False).decoders))
+    thread = threading.Thread(target=source.run, args=(emitter, emitter.stop))
+    thread.start()
+    try:
+        wait_for(lambda: server.connections >= 2, what="a second connection")
+        assert "no PONG from the adapter for 0.2 s" in (source.context.health.last_error
+                                                        or "")
+    finally:
+        emitter.stop.set()
+        thread.join(5)
+        server.close()
+    # each connection's dump is a baseline: the reconnection posts nothing
+    assert emitter.changes == [] and len(emitter.baselines) >= 2

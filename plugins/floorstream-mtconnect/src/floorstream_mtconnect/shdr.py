@@ -268,9 +268,10 @@ class ShdrSource(Adapter[ShdrConfig]):
                     # an adapter that never answers PING: the kernel still finds a dead peer
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                     self.context.health.connected()
-                    self._follow(sock, emitter, stop)
+                    reason = self._follow(sock, emitter, stop)
                 if not stop.is_set():
-                    self.context.health.disconnected("the adapter closed the connection")
+                    self.context.health.disconnected(reason)
+                    log.warning("mtconnect_shdr_connection_lost", reason=reason)
             except OSError as exc:
                 if stop.is_set():
                     break
@@ -281,7 +282,8 @@ class ShdrSource(Adapter[ShdrConfig]):
                 log.exception("mtconnect_shdr_failed", error=str(exc))
             stop.wait(self.config.retry)
 
-    def _follow(self, sock: socket.socket, emitter: Emitter, stop: threading.Event) -> None:
+    def _follow(self, sock: socket.socket, emitter: Emitter, stop: threading.Event) -> str:
+        """Read lines until the connection ends; returns why it ended."""
         config = self.config
         reader = _Lines(sock, config.max_document)
         sock.sendall(b"* PING\n")
@@ -294,9 +296,7 @@ class ShdrSource(Adapter[ShdrConfig]):
         for raw in reader.lines(stop):
             now = time.monotonic()
             if pong is not None and now - reader.last_data > 2 * pong:
-                self.context.health.disconnected("no PONG from the adapter for "
-                                                 f"{2 * pong:g} s")
-                return
+                return f"no PONG from the adapter for {2 * pong:g} s"
             if now - pinged >= (pong or config.heartbeat):
                 sock.sendall(b"* PING\n")
                 pinged = now
@@ -346,6 +346,7 @@ class ShdrSource(Adapter[ShdrConfig]):
             assert latest is not None
             latest = max(latest, line.time)
             self._send(emitter, line, baseline=line.timestamp == dump)
+        return "the adapter closed the connection"
 
     def _send(self, emitter: Emitter, line: ShdrLine, *, baseline: bool) -> None:
         send = emitter.baseline if baseline else emitter.emit
