@@ -89,12 +89,12 @@ def measure(count: Any, server_pid: int, warmup: float, seconds: float) -> dict[
     time.sleep(seconds)
     n1, c1, s1, t1 = count(), cpu_seconds(), cpu_seconds(server_pid), time.monotonic()
     wall, notifications, cpu = t1 - t0, n1 - n0, c1 - c0
-    per = cpu / notifications if notifications else float("nan")
+    per = cpu / notifications if notifications else None  # (JSON has no NaN)
     return {"notifications_per_s": round(notifications / wall), "cpu_share": round(cpu / wall, 3),
             # what one notification costs this process, and so what 10,000/s would (the
             # server may not keep up on a loaded 2-core machine: notifications_per_s says)
-            "cpu_us_per_notification": round(per * 1e6, 1),
-            "cpu_share_at_10000_per_s": round(per * 10_000, 3),
+            "cpu_us_per_notification": None if per is None else round(per * 1e6, 1),
+            "cpu_share_at_10000_per_s": None if per is None else round(per * 10_000, 3),
             "server_cpu_share": round((s1 - s0) / wall, 3), "peak_rss_mb": round(vm_hwm_mb(), 1),
             "seconds": round(wall, 1)}
 
