@@ -23,7 +23,8 @@ def test_a_historical_flush_is_one_post_ended_by_live_data(
     node = sp.node("Gw")
     now = T0 + 3 * HOUR  # 11:00; the node was cut off from 08:00 to 09:00
     messages = [node.nbirth(now), node.dbirth("Press07", {"State": "RUNNING",
-                                                          "Temperature": 70.0}, now)]
+                                                          "Temperature": 70.0}, now,
+                                              units={"Temperature": "°C"})]
     for i in range(60):
         value = 90.0 if i == 42 else 80.0 + i % 5
         messages.append(node.ddata("Press07", {"Temperature": value}, historical=True,
@@ -34,7 +35,7 @@ def test_a_historical_flush_is_one_post_ended_by_live_data(
     sp.sentinel()
     posts = [p for p in sp.posts() if not p.subject.startswith("Sentinel")]
     assert [p.summary for p in posts] == [
-        "Press07: backfilled 60 values 08:00–09:00 UTC (max Temperature 90)",
+        "Press07: backfilled 60 values 08:00–09:00 UTC (max Temperature 90 °C)",
         "Press07 stopped (was running)"]
     backfill = posts[0]
     assert backfill.type == "metric.backfilled" and backfill.severity.label == "info"

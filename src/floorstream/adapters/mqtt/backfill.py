@@ -37,6 +37,7 @@ class Burst:
     first_ms: int | None = None
     last_ms: int | None = None
     maxima: dict[str, float] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # of the metrics in maxima
     at: float = 0.0  # monotonic time of the last value (not saved: a loaded burst is old)
 
     def add(self, values: list[tuple[str, Any, int | None]], now: float) -> None:
@@ -56,14 +57,15 @@ class Burst:
     def dump(self) -> dict[str, Any]:
         return {"node": self.node, "position": self.position, "attrs": self.attrs,
                 "count": self.count, "first_ms": self.first_ms, "last_ms": self.last_ms,
-                "maxima": self.maxima}
+                "maxima": self.maxima, "units": self.units}
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> Burst:
         return cls(node=str(data["node"]), position=str(data["position"]),
                    attrs=dict(data.get("attrs") or {}), count=int(data.get("count") or 0),
                    first_ms=data.get("first_ms"), last_ms=data.get("last_ms"),
-                   maxima={str(k): float(v) for k, v in (data.get("maxima") or {}).items()})
+                   maxima={str(k): float(v) for k, v in (data.get("maxima") or {}).items()},
+                   units={str(k): str(v) for k, v in (data.get("units") or {}).items()})
 
 
 class Backfill:
@@ -74,11 +76,16 @@ class Backfill:
         self.bursts: dict[str, Burst] = {}
 
     def add(self, subject: str, node: str, position: str, attrs: dict[str, str],
-            values: list[tuple[str, Any, int | None]], now: float) -> None:
+            values: list[tuple[str, Any, int | None]], now: float,
+            units: dict[str, str] | None = None) -> None:
         burst = self.bursts.get(subject)
         if burst is None:
             burst = self.bursts[subject] = Burst(node, position, dict(attrs))
         burst.add(values, now)
+        if units:
+            for name in burst.maxima:
+                if name in units:
+                    burst.units[name] = units[name]
 
     def close(self, subject: str) -> Burst | None:
         return self.bursts.pop(subject, None)
@@ -110,13 +117,13 @@ def _clock(ms: int, day: bool) -> str:
 
 
 def summary(subject: str, burst: Burst) -> str:
-    """"Press07: backfilled 60 values 08:00–09:00 UTC (max Temp 90, max Speed 1200)"."""
+    """"Press07: backfilled 60 values 08:00–09:00 UTC (max Temp 90 °C, max Speed 1200)"."""
     text = f"{subject}: backfilled {burst.count} value{'s' if burst.count != 1 else ''}"
     if burst.first_ms is not None and burst.last_ms is not None:
         day = (burst.last_ms - burst.first_ms) >= 86_400_000 or \
             _clock(burst.first_ms, True)[:-6] != _clock(burst.last_ms, True)[:-6]
         first, last = _clock(burst.first_ms, day), _clock(burst.last_ms, day)
         text += f" {first}–{last} UTC" if first != last else f" at {first} UTC"
-    peaks = [f"max {name} {phrasing.number(value)}"
+    peaks = [f"max {name} {phrasing.quantity(value, burst.units.get(name, ''))}"
              for name, value in list(burst.maxima.items())[:2]]
     return text + (f" ({', '.join(peaks)})" if peaks else "")

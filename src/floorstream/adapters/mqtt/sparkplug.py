@@ -51,6 +51,7 @@ class NodeSession:
     dead_devices: dict[str, list[Any]] = field(default_factory=dict)  # device → [event, at]
     newest: dict[str, int] = field(default_factory=dict)  # subject → newest ms (not saved)
     control: set[str] = field(default_factory=set)  # bdSeq/Node Control/* names among aliases
+    units: dict[str, str] = field(default_factory=dict)  # metric → engUnit from the births
 
     def learn(self, alias: int, name: str) -> None:
         self.aliases[alias] = name
@@ -61,14 +62,15 @@ class NodeSession:
         return {"bdseq": self.bdseq, "aliases": {str(k): v for k, v in self.aliases.items()},
                 "devices": self.devices, "online": self.online,
                 "offline_event": self.offline_event, "offline_at": self.offline_at,
-                "dead_devices": self.dead_devices}
+                "dead_devices": self.dead_devices, **({"units": self.units} if self.units else {})}
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> NodeSession:
         session = cls(bdseq=data.get("bdseq"), devices=list(data.get("devices") or []),
                       online=data.get("online", True), offline_event=data.get("offline_event"),
                       offline_at=data.get("offline_at"),
-                      dead_devices=dict(data.get("dead_devices") or {}))
+                      dead_devices=dict(data.get("dead_devices") or {}),
+                      units=dict(data.get("units") or {}))
         for alias, name in (data.get("aliases") or {}).items():
             session.learn(int(alias), name)
         return session
@@ -181,6 +183,7 @@ class SparkplugSessions:
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
                     session.learn(metric[1], metric[0])
+            session.units.update(record.get("units") or {})
             result.state_changed = True
             if previous is not None and not previous.online and previous.offline_event:
                 result.changes.append(self._back_online(
@@ -204,6 +207,7 @@ class SparkplugSessions:
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
                     session.learn(metric[1], metric[0])
+            session.units.update(record.get("units") or {})
             if device not in session.devices:
                 session.devices.append(device)
             result.state_changed = True

@@ -404,7 +404,8 @@ class SparkplugHost:
                         f"{item.record.get('seq')}|{item.record.get('timestamp')}")
             self.backfill.add(subject, item.key, position, {**self.static_attrs,
                               "group": item.levels[1], "node": item.levels[3]},
-                              result.history, time.monotonic())
+                              result.history, time.monotonic(),
+                              session.units if session is not None else None)
             checkpoint = True
         self._emit(out, item.ack, self.checkpoint() if checkpoint else None)
 

@@ -121,8 +121,25 @@ def _value(metric: pb.Payload.Metric, code: int) -> Any:
     return metric_value(metric)
 
 
-def compact_metrics(message: pb.Payload) -> list[tuple[str | None, int | None, int | None,
-                                                       bool, Any]]:
+#: the metric property that carries the engineering unit (Ignition and Tahu write ``engUnit``)
+UNIT_PROPERTY = "engUnit"
+
+
+def _unit(metric: pb.Payload.Metric) -> str | None:
+    """The metric's ``engUnit`` property (births carry it), if it is a usable string."""
+    props = metric.properties
+    for index, key in enumerate(props.keys):
+        if key == UNIT_PROPERTY and index < len(props.values):
+            value = props.values[index]
+            if value.WhichOneof("value") == "string_value":
+                unit = value.string_value
+                if unit.__class__ is str and "\x00" not in unit and len(unit) <= 32:
+                    return unit
+    return None
+
+
+def compact_metrics(message: pb.Payload, units: dict[str, str] | None = None
+                    ) -> list[tuple[str | None, int | None, int | None, bool, Any]]:
     """``(name, alias, timestamp, is_historical, value)`` per metric, checked as
     :meth:`SparkplugDecoder.decode` checks them: what the MQTT adapter reads of every DATA
     message, without a dict per metric or the fields it does not use. An empty name or a zero
@@ -137,6 +154,10 @@ def compact_metrics(message: pb.Payload) -> list[tuple[str | None, int | None, i
                 name = _text(metric.name, "a metric name") or None
         elif name.__class__ is not str or "\x00" in name:
             name = _text(name, "a metric name")
+        if name is not None and units is not None and metric.HasField("properties"):
+            unit = _unit(metric)  # named metrics only: a birth, not the plain DATA
+            if unit:
+                units[name] = unit
         alias: int | None = metric.alias
         if not alias and not metric.HasField("alias"):
             alias = None
@@ -182,11 +203,15 @@ class SparkplugDecoder(Decoder):
 
     def decode_compact(self, payload: bytes) -> dict[str, Any]:
         """As :meth:`decode`, with ``metrics`` as :func:`compact_metrics` tuples (what the
-        MQTT adapter's Sparkplug session reads) and ``plain`` (:func:`plain`)."""
+        MQTT adapter's Sparkplug session reads), ``plain`` (:func:`plain`) and, when a named
+        metric has an ``engUnit`` property, ``units`` (name → unit)."""
         message = self.parse(payload)
-        metrics = compact_metrics(message)
+        units: dict[str, str] = {}
+        metrics = compact_metrics(message, units)
         record = _header(message, metrics)
         record["plain"] = plain(metrics)
+        if units:
+            record["units"] = units
         return record
 
     def parse(self, payload: bytes) -> pb.Payload:
@@ -215,7 +240,8 @@ def encode_payload(metrics: list[dict[str, Any]], *, timestamp: int | None = Non
     """Build a Sparkplug B payload (for tests, the bench and rebirth commands).
 
     Each metric: ``name`` and/or ``alias``, ``datatype`` (name such as ``"Double"``),
-    ``value``, optional ``timestamp``, ``is_historical``.
+    ``value``, optional ``timestamp``, ``is_historical``, ``unit`` (the ``engUnit``
+    property).
     """
     message = pb.Payload()
     if timestamp is not None:
@@ -232,6 +258,11 @@ def encode_payload(metrics: list[dict[str, Any]], *, timestamp: int | None = Non
             metric.timestamp = spec["timestamp"]
         if spec.get("is_historical"):
             metric.is_historical = True
+        if spec.get("unit"):
+            metric.properties.keys.append(UNIT_PROPERTY)
+            prop = metric.properties.values.add()
+            prop.type = _CODES["String"]
+            prop.string_value = spec["unit"]
         code = _CODES[spec.get("datatype", "Double")]
         metric.datatype = code
         value = spec.get("value")
