@@ -58,6 +58,10 @@ def test_check_warns_about_filters_outside_the_namespace(tmp_path: Path) -> None
         "site/spBv1.0/…: those messages are quarantined"]
     assert _config(["spBv1.0/G/#"], "site/").check_warnings()[0].startswith(
         "topic filter 'spBv1.0/G/#' is outside")
+    shared = MqttConfig.model_validate({"name": "sp", "adapter": "mqtt", "decode": "sparkplug",
+                                        "topics": ["spBv1.0/G/#"], "shared_group": "fs"})
+    assert [w[:50] for w in shared.check_warnings()] == [
+        "shared_group splits each edge node's messages betw"]
     config = tmp_path / "floorstream.yaml"
     config.write_text(f"""
 store: sqlite:///{tmp_path}/fs.db

@@ -310,7 +310,13 @@ class MqttConfig(SourceConfig):
         if self.decode != "sparkplug":
             return []
         filters = [t if isinstance(t, str) else t.filter for t in self.topics]
-        return self.sparkplug.namespace_warnings(filters)
+        warnings = self.sparkplug.namespace_warnings(filters)
+        if self.shared_group is not None:
+            warnings.append("shared_group splits each edge node's messages between daemons: "
+                            "seq order, births and aliases cannot be followed (seq gaps, "
+                            "data waiting for births it never sees); give each set of nodes "
+                            "its own source instead")
+        return warnings
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """(filter as sent to the broker, qos) for every topic, the last-will one included."""
