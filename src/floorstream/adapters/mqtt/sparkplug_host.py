@@ -243,7 +243,14 @@ class SparkplugHost:
             emitter.event(event, ack=ack, checkpoint=self.checkpoint())
 
     def tick(self) -> None:
-        """Timeouts: gaps given up, births waited for too long, backfill bursts over."""
+        """Timeouts: gaps given up, births waited for too long, backfill bursts over. A bug
+        here costs a log line, not the source's run loop."""
+        try:
+            self._tick()
+        except Exception as exc:
+            self.log.error("sparkplug_tick_failed", error=repr(exc), exc_info=True)
+
+    def _tick(self) -> None:
         now = time.monotonic()
         with self.lock:
             deadlines = [d for d in (self.reorder.next_deadline(),
