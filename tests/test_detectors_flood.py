@@ -1,15 +1,18 @@
-"""Flood control: the first N posts per subject and window pass, the rest become one digest,
-then a "calm again" post once a window passes without suppression."""
+"""Flood control: per subject and window, N posts at least as severe as each post pass, the
+rest become one digest, then a "calm again" post once a window passes without suppression.
+Routine chatter never folds a fault; a clear follows its alarm (posted or folded)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 
-from floorstream.flood import FloodControl, FloodOptions
+from floorstream.detectors.threshold import Threshold
+from floorstream.flood import FloodControl
 from floorstream.model import Event, Severity
+from floorstream.plugin import FloodOptions
 from floorstream.plugin.detector import DetectorState
-from floorstream.testing.detectors import T0, phrase
+from floorstream.testing.detectors import T0, Runner, make, phrase
 
 
 def _event(at: float, n: int, type: str = "machine.state_changed",
@@ -52,17 +55,19 @@ def test_the_rest_of_a_window_becomes_one_digest_then_calm() -> None:
     passed = [e for n in range(10) for e in flood.admit(
         _event(n, n, severity=Severity.CRITICAL if n == 7 else Severity.NOTICE,
                type="metric.limit_exceeded" if n % 2 else "machine.state_changed"))]
-    assert [e.position for e in passed] == ["p0", "p1", "p2"]
+    # the critical is more severe than anything before it in the window: it goes out
+    assert [e.position for e in passed] == ["p0", "p1", "p2", "p7"]
     # the next window's first event closes the flooded one: digest first, then the event
     digest, event = flood.admit(_event(65, 10))
     assert event.position == "p10"
-    assert digest.type == "flood.digest" and digest.severity is Severity.CRITICAL
-    assert digest.fields["suppressed"] == 7
-    assert digest.fields["by_type"] == {"machine.state_changed": 3, "metric.limit_exceeded": 4}
+    assert digest.type == "flood.digest" and digest.severity is Severity.NOTICE
+    assert digest.fields["suppressed"] == 6
+    assert digest.fields["by_type"] == {"metric.limit_exceeded": 3, "machine.state_changed": 3}
+    assert digest.fields["by_severity"] == {"notice": 6}
     assert digest.occurred_at == T0 + timedelta(seconds=60)
     assert digest.attrs == {"area": "pressing"}
-    assert phrase(digest) == ("press-07: 7 more posts in 1 min not shown "
-                                       "(4 limit exceeded, 3 state changed)")
+    assert phrase(digest) == ("press-07: 6 more posts in 1 min not shown "
+                              "(3 limit exceeded, 3 state changed)")
     # a whole quiet window later: calm again, then the event
     calm, later = flood.admit(_event(200, 11))
     assert calm.type == "flood.calm" and calm.severity is Severity.INFO
@@ -156,3 +161,143 @@ def test_a_window_open_at_a_stop_is_flushed_after_the_restart() -> None:
     assert restarted.tick(30) == []
     (digest,) = restarted.tick(61)
     assert digest.fields["suppressed"] == 2
+
+
+# -- severity: routine chatter never folds a fault --------------------------------------------
+
+def _cycle(at: float, n: int) -> Event:
+    """A busy machine's routine post (MTConnect's "cycle complete, part N")."""
+    return _event(at, n, type="mtconnect.cycle_complete", severity=Severity.INFO)
+
+
+def _accounted(flood: Flood, admitted: int) -> None:
+    """Every admitted post went out or is counted in a digest (close the windows first)."""
+    shown = [e for e in flood.out if not e.type.startswith("flood.")]
+    folded = sum(e.fields["suppressed"] for e in flood.out if e.type == "flood.digest")
+    assert len(shown) + folded == admitted, [e.type for e in flood.out]
+
+
+def _thermometer() -> Runner:
+    return Runner(make(Threshold, field="temp", above=85, clear_below=80, unit="°C",
+                       levels={"critical": 90}))
+
+
+def test_fifty_routine_posts_do_not_fold_the_fault_after_them() -> None:
+    flood = Flood(max_posts=10, window=300)
+    for n in range(50):
+        flood.admit(_cycle(n, n))
+    (fault,) = flood.admit(_event(55, 50, type="mtconnect.condition",
+                                  severity=Severity.CRITICAL))
+    assert fault.position == "p50"
+    # more routine posts stay folded; the window's digest counts them at their severity
+    assert flood.admit(_cycle(56, 51)) == []
+    (digest,) = flood.tick(301)
+    assert digest.severity is Severity.INFO
+    assert digest.fields["suppressed"] == 41
+    assert digest.fields["by_type"] == {"mtconnect.cycle_complete": 41}
+    assert digest.fields["by_severity"] == {"info": 41}
+    _accounted(flood, 52)
+
+
+def test_each_severity_has_its_budget_and_posts_that_went_out_spend_lower_ones() -> None:
+    """Folded only when max_posts posts at least as severe went out in the window: warnings
+    spend the info budget too, so a window shows at most max_posts posts per level."""
+    flood = Flood(max_posts=2, window=60)
+    shown = [e.position for n in range(3) for e in flood.admit(
+        _event(n, n, severity=Severity.WARNING))]
+    assert shown == ["p0", "p1"]
+    assert flood.admit(_cycle(4, 3)) == []  # two warnings went out: no room for info
+    assert flood.admit(_event(5, 4, severity=Severity.NOTICE)) == []
+    assert [e.position for e in flood.admit(_event(6, 5, severity=Severity.CRITICAL))] == ["p5"]
+    assert [e.position for e in flood.admit(_event(7, 6, severity=Severity.CRITICAL))] == ["p6"]
+    assert flood.admit(_event(8, 7, severity=Severity.CRITICAL)) == []
+    (digest,) = flood.tick(61)
+    assert digest.severity is Severity.CRITICAL
+    assert digest.fields["by_severity"] == {"warning": 1, "info": 1, "notice": 1, "critical": 1}
+    _accounted(flood, 8)
+
+
+def test_a_clear_goes_out_when_its_alarm_did_even_after_the_budget_is_spent() -> None:
+    flood, temp = Flood(max_posts=3, window=300), _thermometer()
+    (raised,) = temp.feed({"temp": 87}, at=0)
+    assert flood.admit(raised) == [raised]
+    for n in range(10):  # the info budget is spent on routine posts
+        flood.admit(_cycle(1 + n, n))
+    (cleared,) = temp.feed({"temp": 70}, at=20)
+    assert cleared.relation == "resolution" and cleared.severity is Severity.INFO
+    assert flood.admit(cleared) == [cleared]
+    # the clear went out outside the budget: the next warning still has its own
+    (again,) = temp.feed({"temp": 88}, at=30)
+    assert flood.admit(again) == [again]
+    flood.tick(301)
+    _accounted(flood, 13)
+
+
+def test_a_clear_whose_alarm_was_folded_is_folded_with_it_even_windows_later() -> None:
+    flood, temp = Flood(max_posts=1, window=60), _thermometer()
+    assert len(flood.admit(_event(0, 0, severity=Severity.WARNING))) == 1  # spends the warning
+    (raised,) = temp.feed({"temp": 87}, at=1)
+    assert flood.admit(raised) == []  # folded
+    for n in range(200):  # routine folds never push the folded alarm out of memory
+        flood.admit(_cycle(2 + n * 0.1, 100 + n))
+    (digest,) = flood.tick(61)
+    assert digest.fields["by_type"] == {"metric.limit_exceeded": 1,
+                                        "mtconnect.cycle_complete": 200}
+    (cleared,) = temp.feed({"temp": 70}, at=130)  # in a later window, after a restart
+    restarted = Flood(max_posts=1, window=60)
+    restarted.state = DetectorState(json.loads(json.dumps(flood.state.data)))
+    # the window before it was calm; the clear itself is folded
+    assert [e.type for e in restarted.admit(cleared)] == ["flood.calm"]
+    (digest,) = [e for e in restarted.tick(200) if e.type == "flood.digest"]
+    assert digest.fields["by_type"] == {"metric.limit_cleared": 1}
+    assert flood.out[-1].id != digest.id  # each window its own digest
+
+
+def test_an_update_that_goes_out_stands_in_for_its_folded_alarm() -> None:
+    """The warning raise was folded, its escalation to critical is more severe than anything
+    posted: it goes out, and the clear answers it instead of the post nobody saw."""
+    flood, temp = Flood(max_posts=1, window=300), _thermometer()
+    flood.admit(_event(0, 0, severity=Severity.WARNING))
+    (raised,) = temp.feed({"temp": 87}, at=1)
+    assert flood.admit(raised) == []
+    (escalated,) = temp.feed({"temp": 92}, at=2)
+    assert escalated.relation == "update" and escalated.refers_to == raised.id
+    assert flood.admit(escalated) == [escalated]
+    (cleared,) = temp.feed({"temp": 70}, at=3)
+    assert cleared.refers_to == raised.id
+    (out,) = flood.admit(cleared)
+    assert out.id == cleared.id and out.refers_to == escalated.id
+    assert out.relation == "resolution"
+    flood.tick(301)
+    _accounted(flood, 4)
+
+
+def test_a_retraction_follows_its_post() -> None:
+    flood = Flood(max_posts=1, window=60)
+    shown = _event(0, 0)
+    folded = _event(1, 1)
+    assert flood.admit(shown) == [shown] and flood.admit(folded) == []
+
+    def retract(post: Event, n: int) -> Event:
+        return Event.create(type="record.retracted", source="presses", subject="press-07",
+                            position=f"r{n}", occurred_at=T0 + timedelta(seconds=2 + n),
+                            relation="retraction", refers_to=post.id)
+
+    assert flood.admit(retract(shown, 0)) == [retract(shown, 0)]
+    assert flood.admit(retract(folded, 1)) == []
+    (digest,) = flood.tick(61)
+    assert digest.fields["by_type"] == {"machine.state_changed": 1, "record.retracted": 1}
+
+
+def test_a_window_opened_before_the_upgrade_keeps_its_count_as_info() -> None:
+    """A state persisted by the severity-blind flood control (``count``): its posts spend
+    the info budget, a warning still goes out."""
+    flood = Flood(max_posts=3, window=60)
+    flood.state = DetectorState({"start": T0.timestamp(), "count": 3, "suppressed": {},
+                                 "weights": {}, "severity": 0, "flooding": False,
+                                 "opened": T0.timestamp(), "open": True, "attrs": {}})
+    assert flood.admit(_cycle(5, 1)) == []
+    warning = _event(6, 2, severity=Severity.WARNING)
+    assert flood.admit(warning) == [warning]
+    (digest,) = flood.tick(61)
+    assert digest.fields["suppressed"] == 1

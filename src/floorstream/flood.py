@@ -1,9 +1,30 @@
-"""Flood control: at most ``max_posts`` posts per subject per window; the rest become a digest.
+"""Flood control: per subject and window, at most ``max_posts`` posts at least as severe as
+each post; the rest become a digest. Routine chatter never hides a fault.
 
 A machine flapping between two states, or a feed replaying a day of exceptions, must not bury
-a team's feed. Within a window the first ``max_posts`` events pass; the others are counted by
-type and folded into one ``flood.digest`` event when the window closes, followed by one
-``flood.calm`` event once a whole window passes without suppression.
+a team's feed. Within a window the posts pass until the budget is spent; the others are
+counted by type and severity and folded into one ``flood.digest`` event when the window
+closes, followed by one ``flood.calm`` event once a whole window passes without suppression.
+
+**The rule** (the way Alertmanager never lets info drown criticals): a post is folded only
+when ``max_posts`` posts *at least as severe as it* already went out about its subject in the
+window. So a busy machine's info posts ("cycle complete, part 663") spend only the info
+budget: its first warning still goes out, and so does any post more severe than everything in
+the window. Posts that went out count against the budget of every severity up to their own
+(ten criticals leave no room for an eleventh info line), so a window shows at most
+``max_posts`` posts per severity level. Follow-ups go with what they follow up:
+
+- a resolution or retraction (``relation``) of a post that went out always goes out, outside
+  the budget: a posted alarm is never left standing because its machine was busy;
+- one whose post was folded is folded with it (counted in the digest): a clear of an alarm
+  nobody was shown would be a wrong post;
+- an update (an escalation, a reminder) is news and takes the budget like a new post; when it
+  goes out while the post it updates was folded, it stands in for that post, and the later
+  resolution goes out referring to the update instead.
+
+Flood control remembers the ids it folded (the latest :data:`FOLDED_KEPT` per severity level,
+so routine folds never push a folded alarm out) in the subject's state, across windows and
+restarts.
 
 Windows run on event time (``floorstream.timebase``), so a replay folds the same events into
 the same digests at any speed. Each subject's windows only move forward: a window starts at
@@ -28,6 +49,16 @@ from floorstream.plugin import DetectorState, FloodOptions, Phrase, Registry, ho
 from floorstream.settle import PHRASES, transition
 from floorstream.timebase import due
 
+#: folded ids remembered per severity level (a resolution of one of them is folded too)
+FOLDED_KEPT = 64
+#: updates remembered that stand in for a folded post (its resolution refers to them)
+STAND_INS_KEPT = 64
+#: the prefix of an event id kept in the state (64 bits: no collision within one subject)
+ID_CHARS = 16
+
+#: the state carried from window to window (the rest is the open window's)
+_CARRIED = ("folded", "stand_ins")
+
 
 class FloodControl:
     """Decides, event by event, what passes; persisted state per (source, subject)."""
@@ -41,7 +72,8 @@ class FloodControl:
 
     def admit(self, event: Event, state: DetectorState,
               now: datetime | None = None) -> list[Event]:
-        """The events to post in place of ``event``: itself, nothing, or a digest/calm first.
+        """The events to post in place of ``event``: itself (maybe re-pointed to the update
+        that stood in for a folded post), nothing, or a digest/calm first.
 
         ``now`` is the wall clock, used only to remember when a window opened."""
         window = self.options.window
@@ -53,20 +85,50 @@ class FloodControl:
             out = self._close(event.subject, state, wall)
             data = state.data
         if not _is_open(data):
-            floor = data["start"] + window if data else None
+            floor = data["start"] + window if data.get("start") is not None else None
             start = at - (at % window)
             if floor is not None and start < floor:
                 start = floor  # a late event: counted in a window after the closed one
-            state.replace({"start": start, "count": 0, "suppressed": {}, "weights": {},
-                           "severity": 0, "flooding": bool(data.get("flooding")),
-                           "opened": wall, "open": True, "attrs": event.attrs})
+            state.replace({**_carried(data), "start": start, "posted": {}, "suppressed": {},
+                           "by_severity": {}, "weights": {}, "severity": 0,
+                           "flooding": bool(data.get("flooding")), "opened": wall,
+                           "open": True, "attrs": event.attrs})
             data = state.data
-        data["count"] += 1
         state.dirty = True
-        if data["count"] <= self.options.max_posts:
+        level = int(event.severity)
+        if event.relation in ("resolution", "retraction") and event.refers_to:
+            ref = _short(event.refers_to)
+            stand_in = (data.get("stand_ins") or {}).get(ref)
+            if stand_in is not None:  # its post was folded, an update of it went out
+                out.append(event.model_copy(update={"refers_to": stand_in}))
+                return out
+            if not _was_folded(data, ref):
+                out.append(event)  # answers a post that went out: outside the budget
+                return out
+            self._fold(event, data)  # answers a folded post: folded with it
+            return out
+        if _spent(data, level) < self.options.max_posts:
+            posted = data.setdefault("posted", {})
+            posted[str(level)] = posted.get(str(level), 0) + 1
+            if event.relation == "update" and event.refers_to:
+                ref = _short(event.refers_to)
+                if _was_folded(data, ref):
+                    stand_ins = data.setdefault("stand_ins", {})
+                    stand_ins.pop(ref, None)
+                    stand_ins[ref] = event.id
+                    while len(stand_ins) > STAND_INS_KEPT:
+                        stand_ins.pop(next(iter(stand_ins)))
             out.append(event)
             return out
+        self._fold(event, data)
+        return out
+
+    def _fold(self, event: Event, data: dict[str, Any]) -> None:
+        """Count ``event`` in the open window's digest and remember that it was folded."""
         data["suppressed"][event.type] = data["suppressed"].get(event.type, 0) + 1
+        by_severity = data.setdefault("by_severity", {})
+        label = event.severity.label
+        by_severity[label] = by_severity.get(label, 0) + 1
         stream = _stream(event)
         if stream is not None:
             weights = data.setdefault("weights", {})
@@ -74,7 +136,10 @@ class FloodControl:
         data["severity"] = max(data["severity"], int(event.severity))
         data["flooding"] = True
         data["attrs"] = event.attrs
-        return out
+        if event.relation not in ("resolution", "retraction"):  # nothing answers those
+            kept = data.setdefault("folded", {}).setdefault(str(int(event.severity)), [])
+            kept.append(_short(event.id))
+            del kept[:-FOLDED_KEPT]
 
     def tick(self, now: datetime, subject: str, state: DetectorState,
              event_now: float | None = None) -> list[Event]:
@@ -101,6 +166,8 @@ class FloodControl:
             fields: dict[str, Any] = {
                 "suppressed": sum(suppressed.values()), "by_type": dict(suppressed),
                 "window_s": window, "max_posts": self.options.max_posts}
+            if data.get("by_severity"):
+                fields["by_severity"] = dict(data["by_severity"])
             if data.get("weights"):
                 fields["transitions"] = dict(data["weights"])
             events.append(Event.create(
@@ -110,16 +177,17 @@ class FloodControl:
                 fields=fields, attrs=attrs))
             # the next window must show whether it stays calm: open it now, empty, so the
             # tick closes it (with a calm post) even if the subject says nothing more
-            state.replace({"start": end, "count": 0, "suppressed": {}, "weights": {},
-                           "severity": 0, "flooding": True, "opened": wall, "open": True,
-                           "attrs": attrs})
+            state.replace({**_carried(data), "start": end, "posted": {}, "suppressed": {},
+                           "by_severity": {}, "weights": {}, "severity": 0, "flooding": True,
+                           "opened": wall, "open": True, "attrs": attrs})
             return events
         if data.get("flooding"):
             events.append(Event.create(
                 type="flood.calm", source=self.source, subject=subject,
                 position=f"flood-calm:{data['start']:.3f}", occurred_at=stamp,
                 severity=Severity.INFO, fields={"window_s": window}, attrs=attrs))
-        state.replace({"start": data["start"], "open": False, "flooding": False})
+        state.replace({**_carried(data), "start": data["start"], "open": False,
+                       "flooding": False})
         return events
 
 
@@ -129,6 +197,30 @@ def _is_open(data: dict[str, Any]) -> bool:
     if not data or "start" not in data:
         return False
     return bool(data.get("open", not data.get("closed")))
+
+
+def _carried(data: dict[str, Any]) -> dict[str, Any]:
+    """What a subject's state keeps from one window to the next: the folded ids."""
+    return {key: data[key] for key in _CARRIED if data.get(key)}
+
+
+def _spent(data: dict[str, Any], level: int) -> int:
+    """How many posts at least as severe as ``level`` went out in the open window (a window
+    opened before severity-aware flood control counted all its posts as ``count``: those
+    count as info, so its warnings still have their budget)."""
+    posted: dict[str, int] = data.get("posted") or {}
+    spent = sum(n for key, n in posted.items() if int(key) >= level)
+    if level <= int(Severity.INFO):
+        spent += int(data.get("count") or 0)
+    return spent
+
+
+def _was_folded(data: dict[str, Any], ref: str) -> bool:
+    return any(ref in ids for ids in (data.get("folded") or {}).values())
+
+
+def _short(event_id: str) -> str:
+    return event_id[:ID_CHARS]
 
 
 def _stream(event: Event) -> str | None:
