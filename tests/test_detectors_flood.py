@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
+import floorstream
 from floorstream.detectors.threshold import Threshold
 from floorstream.flood import FloodControl
 from floorstream.model import Event, Severity
 from floorstream.plugin import FloodOptions
 from floorstream.plugin.detector import DetectorState
-from floorstream.testing.detectors import T0, Runner, make, phrase
+from floorstream.testing.detectors import T0, Runner, change, make, phrase
 
 
 def _event(at: float, n: int, type: str = "machine.state_changed",
@@ -301,3 +303,27 @@ def test_a_window_opened_before_the_upgrade_keeps_its_count_as_info() -> None:
     assert flood.admit(warning) == [warning]
     (digest,) = flood.tick(61)
     assert digest.fields["suppressed"] == 1
+
+
+def test_through_the_pipeline_the_clear_answers_the_escalation_and_is_not_counted(
+        tmp_path: Path) -> None:
+    """The library API on a real SQLite store: the posts as committed, and the metric of what
+    flood control held back (a re-pointed clear is a copy of the event, yet it went out)."""
+    config = {
+        "store": f"sqlite:///{tmp_path}/fs.db", "flood": {"max_posts": 1, "window": "5m"},
+        "sources": [{"name": "presses", "adapter": "simulator", "detect": [
+            {"threshold": {"field": "load", "above": 50}},
+            {"threshold": {"field": "temp", "above": 85, "clear_below": 80,
+                           "levels": {"critical": 90}}}]}]}
+    with floorstream.open(config) as stream:
+        readings = [{"load": 60, "temp": 70}, {"load": 60, "temp": 87},
+                    {"load": 60, "temp": 92}, {"load": 60, "temp": 70}]
+        for n, data in enumerate(readings):
+            stream.publish_change(change(data, at=n, position=n))
+        posts = sorted(stream.feed("general"), key=lambda p: p.occurred_at)
+        assert [(p.type, p.severity.label) for p in posts] == [
+            ("metric.limit_exceeded", "warning"),       # load: spends the warning budget
+            ("metric.limit_escalated", "critical"),     # temp's raise (warning) was folded
+            ("metric.limit_cleared", "info")]
+        assert posts[2].relation == "resolution" and posts[2].refers_to == posts[1].id
+        assert stream.pipeline.processor.sources["presses"].flood_suppressed == 1
