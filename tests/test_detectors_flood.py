@@ -216,6 +216,8 @@ def test_each_severity_has_its_budget_and_posts_that_went_out_spend_lower_ones()
     (digest,) = flood.tick(61)
     assert digest.severity is Severity.CRITICAL
     assert digest.fields["by_severity"] == {"warning": 1, "info": 1, "notice": 1, "critical": 1}
+    assert phrase(digest) == ("press-07: 4 more posts in 1 min not shown (3 state changed, "
+                              "1 cycle complete; 1 critical, 1 warning)")
     _accounted(flood, 8)
 
 

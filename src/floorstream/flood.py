@@ -240,9 +240,15 @@ def _digest(e: Event) -> str:
     f = e.fields
     kinds = ", ".join(f"{n} {t.split('.')[-1].replace('_', ' ')}"
                       for t, n in sorted(f["by_type"].items(), key=lambda kv: -kv[1]))
+    # folded warnings and criticals are named: the reader must know a fault is among them
+    # (they fold only once max_posts as severe went out in the window)
+    grave = ", ".join(f"{n} {label}" for label, n in sorted(
+        (f.get("by_severity") or {}).items(),
+        key=lambda kv: -int(Severity.parse(kv[0]))) if Severity.parse(label) >= Severity.WARNING)
     noun = "post" if f["suppressed"] == 1 else "posts"
     return (f"{e.subject}: {f['suppressed']} more {noun} in "
-            f"{phrasing.duration(f['window_s'])} not shown ({kinds})")
+            f"{phrasing.duration(f['window_s'])} not shown ({kinds}"
+            f"{'; ' + grave if grave else ''})")
 
 
 def _calm(e: Event) -> str:
