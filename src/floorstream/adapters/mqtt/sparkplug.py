@@ -279,6 +279,45 @@ class SparkplugSessions:
                 "occurred_at": when, "data": values, "before": None, "attrs": attrs}))
         return result
 
+    def plain_data(self, key: str, group: str, node: str, subject: str,
+                   record: dict[str, Any], observed_at: datetime, attrs: dict[str, str]
+                   ) -> Change | None:
+        """The common DATA message, as :meth:`handle` would translate it, with less work: a
+        ``plain`` record (every metric alias-only and live) of a node whose birth named every
+        alias, no Sparkplug bookkeeping metric among them, a payload time in range and not
+        late. ``subject`` is the node or device id (no subject template). Anything else is
+        None and goes through :meth:`handle`, which decides it the same way or explains it.
+        The session state is read, and only the subject's newest time written, as there."""
+        session = self.nodes.get(key)
+        if session is None or not record["plain"]:
+            return None
+        aliases = session.aliases
+        try:
+            values = {aliases[m[1]]: m[4] for m in record["metrics"]}
+        except KeyError:
+            return None
+        if not values or (session.control and not session.control.isdisjoint(values)):
+            return None
+        stamp = record["timestamp"]
+        when = None
+        if stamp is not None:
+            when = _when(stamp)
+            if when is None:
+                return None  # out of range: handle() refuses it with the reason
+            if self.late_ms is not None:
+                newest = session.newest.get(subject)
+                if newest is not None and stamp < newest - self.late_ms:
+                    return None  # a late reading: history, handle() sums it up
+                if newest is None or stamp > newest:
+                    session.newest[subject] = stamp
+        bdseq = session.bdseq
+        change: Change = Change._trusted({
+            "source": self.source, "subject": subject, "kind": self.kind,
+            "position": f"{key}|{bdseq if bdseq is not None else '?'}|{record['seq']}|{stamp}",
+            "observed_at": observed_at, "occurred_at": when, "data": values, "before": None,
+            "attrs": {**attrs, "group": group, "node": node}})
+        return change
+
     def _node_death(self, key: str, node: str, session: NodeSession | None,
                     record: dict[str, Any], observed_at: datetime, attrs: dict[str, str],
                     result: SparkplugResult) -> SparkplugResult:

@@ -46,6 +46,7 @@ __all__ = ["Item", "SparkplugHost"]
 
 MAX_SUBJECT = 255  # the store's subject column
 _CMD = ("NCMD", "DCMD")
+_DATA = ("NDATA", "DDATA")
 Ack = Callable[[], None] | None
 
 
@@ -346,6 +347,8 @@ class SparkplugHost:
         """One message in order: the session, then the pipeline."""
         if gap is not None:
             self._gap(item, gap)
+        elif self._plain(item):
+            return
         mtype = item.levels[2]
         device = item.device
         if mtype in ("NDATA", "DDATA") and self.waiting.waiting(item.key, device):
@@ -415,6 +418,35 @@ class SparkplugHost:
                               session.units if session is not None else None)
             checkpoint = True
         self._emit(out, item.ack, self.checkpoint() if checkpoint else None)
+
+    def _plain(self, item: Item) -> bool:
+        """The common DATA message in few steps (``SparkplugSessions.plain_data``): emitted
+        and True, or False for the general path. Only when none of the general path's other
+        stages has anything to do with it: no subject template, nothing of the node waiting
+        for a birth, not the subject's first values after a gap, no backfill burst open, a
+        subject that fits."""
+        levels = item.levels
+        if levels[2] not in _DATA:
+            return False
+        if len(levels) > 4:
+            subject = levels[4]  # the device id (as the session names it, on NDATA too)
+        elif levels[2] == "NDATA":
+            subject = levels[3]
+        else:
+            return False  # DDATA without a device: the session's error
+        key = item.key
+        if self.subject is not None or self.backfill.bursts or key in self.waiting.episodes \
+                or len(subject) > MAX_SUBJECT:
+            return False
+        marks = self.uncertain.get(key)
+        if marks is not None and subject not in marks[1]:
+            return False  # the subject's first values after a gap: marked uncertain
+        change = self.sessions.plain_data(key, levels[1], levels[3], subject, item.record,
+                                          item.observed, self.static_attrs)
+        if change is None:
+            return False
+        self._emitter.emit(change, ack=item.ack, checkpoint=None)
+        return True
 
     def _emit(self, out: list[Change | Event], ack: Ack, checkpoint: str | None) -> None:
         emitter = self._emitter
