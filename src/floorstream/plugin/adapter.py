@@ -50,7 +50,9 @@ class FloodOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    max_posts: int = Field(default=10, ge=1, description="posts allowed per subject per window")
+    max_posts: int = Field(default=10, ge=1, description=(
+        "posts allowed per subject per window at least as severe as the next one (so info "
+        "posts never use up the warnings' budget)"))
     window: Duration = Field(default=300.0, gt=0, description="window length")
 
 
