@@ -90,6 +90,20 @@ class Reorder(Generic[T]):
     def held(self) -> int:
         return sum(len(node.held) for node in self.nodes.values())
 
+    def next_in_order(self, key: str, seq: int, fingerprint: int) -> bool:
+        """The common case in one step: ``seq`` is the number the node's next message carries
+        and nothing is held behind a gap, so :meth:`offer` would release this one message
+        alone. Recorded as :meth:`offer` records it (True: process it now); False: ask
+        :meth:`offer`."""
+        node = self.nodes.get(key)
+        if node is None or node.held or seq != node.expected:
+            return False
+        node.seen[seq] = fingerprint
+        node.expected = (seq + 1) % 256
+        if node.skipped:
+            node.skipped.discard(seq)
+        return True
+
     def offer(self, key: str, seq: int, fingerprint: int, item: T, now: float) -> Offer[T]:
         node = self.nodes.get(key)
         if node is None:  # the first message seen of this node: its number starts the count

@@ -191,7 +191,10 @@ class SparkplugHost:
                 for early_seq, early_item, early_fp in early:
                     self._offer(early_item, early_seq, early_fp, now)
                 return
-            self._offer(item, seq, fingerprint, now)
+            if self.reorder.next_in_order(key, seq, fingerprint):
+                self._process(item, None)  # in order, nothing held: what offer() releases
+            else:
+                self._offer(item, seq, fingerprint, now)
 
     def state_message(self, levels: list[str], topic: str, payload: bytes,
                       observed: datetime, ack: Ack) -> None:
