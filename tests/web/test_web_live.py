@@ -112,11 +112,11 @@ def test_a_post_committed_after_a_newer_one_still_goes_out(pg_url: str) -> None:
             team="maintenance", post_id=row["id"], post_seq=seq, severity=10,
             created_at=row["created_at"]))
         store.commit(CommitBatch(posts=[post("fast post")]))  # a higher seq, committed first
-        got = [await asyncio.wait_for(subscriber.queue.get(), 10)]
+        got = await asyncio.wait_for(subscriber.next(), 10) or []
         transaction.commit()
         slow.close()
-        got.append(await asyncio.wait_for(subscriber.queue.get(), 10))
-        return [item.text for item in got if item is not None]
+        got += await asyncio.wait_for(subscriber.next(), 10) or []
+        return [item.text for item in got]
 
     try:
         assert asyncio.run(scenario()) == ["fast post", "slow post"]

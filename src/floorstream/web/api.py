@@ -304,17 +304,19 @@ async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: l
         while True:
             try:
                 async with asyncio.timeout(15.0):  # no task per wait, unlike wait_for
-                    item = await subscriber.queue.get()
+                    items = await subscriber.next()
             except TimeoutError:
                 if await request.is_disconnected():
                     return
                 yield ": keep-alive\n\n"
                 continue
-            if item is None:
+            if items is None:
                 return  # cut off (too slow) or the server stops: the browser reconnects
-            if item.kind == "post" and item.seq in sent:
-                continue  # already sent from the backlog
-            yield item.text
+            # a round in one write (one chunk, one send: the cost of a stream is per send)
+            text = "".join(item.text for item in items
+                           if item.kind != "post" or item.seq not in sent)
+            if text:
+                yield text
     finally:
         ctx.hub.unsubscribe(subscriber)
 

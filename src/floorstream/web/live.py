@@ -54,7 +54,10 @@ class Item:
 class Subscriber:
     wants: Callable[[Post], bool]
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[Item | None] = field(default_factory=asyncio.Queue)
+    #: a round's items at a time (sent as one write); None: the stream ends
+    queue: asyncio.Queue[list[Item] | None] = field(default_factory=asyncio.Queue)
+    #: items queued and not yet taken by the stream
+    pending: int = 0
     cut_off: bool = False
 
     def take(self, items: list[Item]) -> None:
@@ -62,12 +65,19 @@ class Subscriber:
         stream when it fell too far behind (its browser resumes from the store)."""
         if self.cut_off:
             return
-        if self.queue.qsize() + len(items) > QUEUE_LIMIT:
+        if self.pending + len(items) > QUEUE_LIMIT:
             self.cut_off = True
             self.queue.put_nowait(None)
             return
-        for item in items:
-            self.queue.put_nowait(item)
+        self.pending += len(items)
+        self.queue.put_nowait(items)
+
+    async def next(self) -> list[Item] | None:
+        """The next round's items (None: the end)."""
+        items = await self.queue.get()
+        if items is not None:
+            self.pending -= len(items)
+        return items
 
 
 class Hub:
