@@ -106,6 +106,12 @@ def test_values_of_one_machine_and_instant_are_one_change() -> None:
     assert len({c.position for c in first}) == 4
     assert [c.position for c in convert()] == [c.position for c in first]
 
+    # a server that sends no timestamps: a value that recurs is not the earlier reading
+    change.MonitoredItems = [ua.MonitoredItemNotification(1, ua.DataValue(
+        ua.Variant("FAULT", ua.VariantType.String)))]
+    (untimed,), (again,) = convert(), convert()
+    assert untimed.occurred_at is None and untimed.position != again.position
+
 
 def test_absolute_and_percent_deadbands(server: OpcuaServer) -> None:
     plc = Plc(server.url)

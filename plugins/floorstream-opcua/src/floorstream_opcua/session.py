@@ -401,7 +401,7 @@ class OpcuaSession:
             except Unreadable as exc:
                 records.append(("quarantine", (
                     struct_to_binary(value), f"{item.config.key}: {exc}",
-                    position(item.config.key, when, repr(raw)),
+                    position(item.config.key, when or now, repr(raw)),
                     {"node": item.config.key, "reason": "invalid"})))
                 continue
             if not self._passes_deadband(item, data):
@@ -417,7 +417,10 @@ class OpcuaSession:
         for subject, when, fields in groups:
             records.append(("change", construct(
                 source=source, subject=subject, kind=kind,
-                position=position(subject, when, sorted(fields.items())), observed_at=now,
+                # a server that sends no timestamps: the time it was seen, or a value that
+                # recurs (A, B, A, B) would come back at the position it had the first time
+                position=position(subject, when or now, sorted(fields.items())),
+                observed_at=now,
                 occurred_at=when, data=fields, before=None, attrs=dict(attrs))))
 
     @staticmethod
