@@ -17,7 +17,9 @@ Peak RSS is each subscriber's own VmHWM. Run:
 ``--sparkplug`` runs the Sparkplug B storm instead: ``--nodes`` edge nodes (200) with
 ``--devices`` devices each (10), an NBIRTH and DBIRTHs (10 metrics with aliases) then
 ``--messages`` DDATA messages of 10 alias-only metrics (seq in order), against a bare paho +
-protobuf-decode subscriber (``Payload.ParseFromString``) on the same broker.
+protobuf-decode subscriber (``Payload.ParseFromString``; and ``ceiling_read``, which also reads
+each metric's alias and value, as any subscriber that uses them must) on the same broker; the
+last lines give each one's CPU per message and the CPU ratios.
 floorstream subscribes with MQTT 3.1.1 at QoS 0 (paho builds no v5 property objects per
 message) and MQTT 5 at QoS 1 (Receive Maximum widens the unacked window); FS_BENCH_PROTOCOL
 overrides. FS_BENCH_SCRIPT runs the floorstream role through another script (a profiler);
@@ -243,6 +245,17 @@ def role_ceiling(a: argparse.Namespace) -> None:
 
         def loads(payload: bytes) -> None:
             pb.Payload().ParseFromString(payload)
+
+        def loads_read(payload: bytes) -> None:  # --sparkplug 2: and each alias and value
+            message = pb.Payload()
+            message.ParseFromString(payload)
+            for metric in message.metrics:
+                which = metric.WhichOneof("value")
+                if which:
+                    getattr(metric, which)
+                metric.alias  # noqa: B018 (the read is what is measured)
+        if a.sparkplug == 2:
+            loads = loads_read
         topic_filter = "spBv1.0/bench/#"
 
     def on_message(c: Any, u: Any, msg: Any) -> None:
@@ -382,9 +395,10 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     flags = ["--sparkplug", "1"] if sparkplug else []
     run = f"{sut}-{qos}-{mode}-{time.monotonic_ns()}"
     ready, result, pub_result = work / f"{run}.ready", work / f"{run}.json", work / f"{run}.pub"
-    if sut == "ceiling":
+    if sut in ("ceiling", "ceiling_read"):  # ceiling_read: Sparkplug, values read too
         proc = _spawn("_ceiling", "--port", str(port), "--qos", str(qos), "--expect",
-                      str(expect), "--ready", str(ready), "--result", str(result), *flags)
+                      str(expect), "--ready", str(ready), "--result", str(result),
+                      *(["--sparkplug", "2"] if sut == "ceiling_read" else flags))
     else:
         sut_dir = work / run
         sut_dir.mkdir()
@@ -522,7 +536,7 @@ def _sparkplug_main(a: argparse.Namespace) -> None:
         try:
             for qos in a.qos:
                 for mode in [m for m in a.modes if m != "paced"]:
-                    for sut in ("ceiling", "floorstream"):
+                    for sut in ("ceiling", "ceiling_read", "floorstream"):
                         row = run_one(work, port, sut, qos, mode, stream, total, last_ts,
                                       a.batch_wait_ms, sparkplug=True)
                         row["stream"] = "sparkplug"
@@ -532,6 +546,26 @@ def _sparkplug_main(a: argparse.Namespace) -> None:
             broker.terminate()
             broker.wait()
         _summary(rows)
+        _cpu_ratios(rows, total)
+
+
+def _cpu_ratios(rows: list[dict[str, Any]], total: int) -> None:
+    """The comparable figure on a loaded machine: CPU per message of each subscriber, and the
+    ceilings' CPU over floorstream's (the msgs/s ratio the target is stated in, were the
+    machine otherwise idle)."""
+    for mode in ("storm", "drain"):
+        for qos in (0, 1):
+            by = {r["sut"]: r for r in rows if r["mode"] == mode and r["qos"] == qos}
+            if "floorstream" not in by or not by["floorstream"].get("cpu_s"):
+                continue
+            fs = by["floorstream"]["cpu_s"]
+            out: dict[str, Any] = {"mode": mode, "qos": qos, "cpu_us_per_msg": {
+                sut: round(r["cpu_s"] / total * 1e6, 1) for sut, r in by.items()
+                if r.get("cpu_s")}}
+            for sut in ("ceiling", "ceiling_read"):
+                if by.get(sut, {}).get("cpu_s"):
+                    out[f"cpu_ratio_{sut}"] = round(by[sut]["cpu_s"] / fs, 2)
+            print(json.dumps(out), flush=True)
 
 
 def _last_interesting_ts(stream: Path, limit: int) -> int:
