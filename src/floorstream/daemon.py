@@ -26,6 +26,7 @@ from floorstream.api import Stream
 from floorstream.config import Config
 from floorstream.delivery.service import DeliveryService
 from floorstream.fleet import Fleet, fleet_wanted
+from floorstream.fleet.locks import limit_idle_transactions
 from floorstream.health import HealthServer, iso
 from floorstream.metrics import DaemonMetrics
 from floorstream.model import utcnow
@@ -112,6 +113,7 @@ class Daemon:
         self._running: dict[str, threading.Thread] = {}
         self._stops: dict[str, threading.Event] = {}
         self._active: set[str] = set()
+        self._barrier_stuck_until = 0.0  # monotonic: skip the stop barrier until then
         if fleet_wanted(config.settings.store, config.settings.fleet.enabled) and self.status:
             self._setup_fleet()
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
@@ -267,6 +269,8 @@ class Daemon:
             max_sources=settings.max_sources, version=_version(), start=self._gain,
             halt=self._halt, stop=self._stop_source, stats=self._lease_stats)
         self.store.fence = self.fleet.fence
+        # a commit cut off mid-transaction must not hold its lease rows for hours
+        limit_idle_transactions(self.store.engine, self.fleet.timings.server_idle)
         self.pipeline.accepts = lambda name: name in self._active or name not in managed
         for name, status in self.status.items():
             self.processor.sources.pop(name, None)  # built afresh when its lease comes
@@ -302,8 +306,13 @@ class Daemon:
             if thread.is_alive():
                 log.error("source_stop_slow", source=name,
                           hint="its input is dropped; the adapter thread is still running")
-        if self.pipeline.alive and not self._barrier(5.0):
-            log.warning("fleet_barrier_timeout", source=name)
+        # the pipeline goes past what was queued (dropped: the gate is closed); when it is
+        # stuck (a store cut off mid-commit) the first wait says so and the rest skip it
+        if (self.pipeline.alive and time.monotonic() >= self._barrier_stuck_until
+                and not self._barrier(5.0)):
+            self._barrier_stuck_until = time.monotonic() + 30.0
+            log.warning("fleet_barrier_timeout", source=name,
+                        hint="the pipeline is stuck (the store?); its input is dropped")
         with self.pipeline.lock:
             self.processor.sources.pop(name, None)
         self.status[name].set_state("standby")

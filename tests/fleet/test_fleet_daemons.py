@@ -22,12 +22,12 @@ from .support import FreezableProxy
 SOURCES = ["s0", "s1", "s2"]
 
 
-def _config(url: str) -> str:
+def _config(url: str, interval: float = 0.2) -> str:
     sources = "".join(f"""
   - name: {name}
     adapter: simulator
     machines: {{m{n}: press}}
-    interval: 0.2
+    interval: {interval}
 """ for n, name in enumerate(SOURCES))
     return f"""
 store: {url}
@@ -74,6 +74,9 @@ def test_two_daemons_share_report_lose_a_session_and_hand_over(
                  and sorted([len(_held(da)), len(_held(db))]) == [1, 2], timeout=20,
                  what="three sources spread 2/1")
         assert not _held(da) & _held(db)
+        # each has seen the other live (the view of a daemon's last round)
+        wait_for(lambda: da.fleet.report()["live_daemons"] == db.fleet.report()["live_daemons"]
+                 == 2, timeout=10, what="both see two live daemons")
         code, report = _fleet_cli(path, capsys)
         assert code == 0 and report["unheld"] == []
         daemons = report["daemons"]
@@ -89,7 +92,8 @@ def test_two_daemons_share_report_lose_a_session_and_hand_over(
         assert {n for n, s in ready["sources"].items() if s["state"] == "standby"} == (
             set(SOURCES) - _held(da))
         metrics = da.metrics.render()[0].decode()
-        assert "floorstream_fleet_live_daemons 2.0" in metrics
+        assert "floorstream_fleet_live_daemons 2.0" in metrics, [
+            line for line in metrics.splitlines() if line.startswith("floorstream_fleet")]
         for name in SOURCES:
             held = 1.0 if name in _held(da) else 0.0
             assert f'floorstream_fleet_source_held{{source="{name}"}} {held}' in metrics
@@ -157,8 +161,10 @@ def test_a_daemon_cut_off_from_the_store_stops_its_sources_before_another_takes_
     proxy = FreezableProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
     via_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
     try:
-        with DaemonRunner(_config(via_proxy), name="a") as a, \
-                DaemonRunner(_config(url), name="b") as b:
+        # readings every 20 ms: a's pipeline is likely mid-commit when the bytes stop, so
+        # its transaction holds the lease rows FOR SHARE until the server ends it
+        with DaemonRunner(_config(via_proxy, 0.02), name="a") as a, \
+                DaemonRunner(_config(url, 0.02), name="b") as b:
             a.start()
             wait_for(lambda: a.daemon is not None and len(_held(a.daemon)) == 3, timeout=20,
                      what="a holds everything")
@@ -184,7 +190,8 @@ def test_a_daemon_cut_off_from_the_store_stops_its_sources_before_another_takes_
                      what="the share restored")
             assert not _held(da) & _held(db)
             print(f"\n{engine}: halted {halted_at - frozen_at:.2f}s after the cut, taken over "
-                  f"{min(taken.values()) - frozen_at:.2f}s after it (takeover 3s)")
+                  f"{min(taken.values()) - frozen_at:.2f}s after it (takeover 3s); "
+                  f"{da.fleet.fence.fenced} of a's commits fenced")
     finally:
         proxy.close()
 

@@ -111,7 +111,7 @@ def _run(store_url: str, broker: PrivateBroker, tmp_path: Path, prefix: str) -> 
             # the restarted daemon joins and takes its share back from the others (more
             # handovers under load) before the next kill, so two daemons always survive one
             before = len(ids)
-            wait_for(lambda v=victim, n=before: len(daemon_ids(v)) > n, timeout=30,
+            wait_for(lambda v=victim, n=before: len(daemon_ids(v)) > n, timeout=90,
                      what="the restarted daemon joined")
         stop.set()
         for thread in feeds:

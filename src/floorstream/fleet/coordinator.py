@@ -190,15 +190,28 @@ class Fleet:
         (it may be busy stopping a slow source): the server must never see the session idle
         for ``server_idle`` while this daemon runs sources."""
         while not self._stopping.wait(self.timings.interval):
-            if self.session.open and self._session_lock.acquire(blocking=False):
-                try:
-                    if self.session.open:
-                        self.session.ping()
-                        self.last_ok = time.monotonic()
-                except Exception as exc:  # the fleet thread's next call finds out too
-                    log.warning("fleet_keepalive_failed", error=repr(exc))
-                finally:
-                    self._session_lock.release()
+            if self._cut or not self.session.open:
+                continue  # the fleet thread is dealing with it (and connects again)
+            if not self._session_lock.acquire(blocking=False):
+                continue
+            try:
+                if self.session.open and not self._cut:
+                    self.session.ping()
+                    self.last_ok = time.monotonic()
+            except Exception as exc:
+                # a failed statement: the locks may be gone already, so the sources stop
+                # now; the fleet thread finds the error on its next call and reconnects
+                self._cut = True
+                with self._lock:
+                    halted = list(self.held)
+                if halted:
+                    self.last_loss_at = time.time()
+                log.error("fleet_session_failed", daemon=self.id, sources=halted,
+                          error=str(exc).strip().splitlines()[0][:300])
+                for source in halted:
+                    self._halt(source)
+            finally:
+                self._session_lock.release()
 
     def _call(self, method: Callable[..., _T], *args: Any) -> _T:
         """A call on the lock session (under its lock); a success counts as a round trip."""
@@ -274,8 +287,10 @@ class Fleet:
 
     def _gain(self, source: str) -> None:
         try:
-            with self.engine.begin() as conn:
-                epoch = leases.take(conn, source, self.id)
+            # a commit of the previous holder still running is waited for a little; one
+            # older than stop_after belongs to a holder cut off mid-statement and is ended
+            epoch = leases.take_waiting(self.engine, source, self.id,
+                                        self.timings.client_timeout, self.timings.stop_after)
             with self._lock:
                 self.held[source] = epoch
                 self._acquired[source] = time.monotonic()

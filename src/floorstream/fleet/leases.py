@@ -15,13 +15,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+import structlog
+from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from floorstream.model import utcnow
 from floorstream.store import schema
 from floorstream.store.dialect import insert_ignore
 
-__all__ = ["Lease", "ensure", "give_up", "leases", "report", "take"]
+log = structlog.get_logger("floorstream.fleet")
+
+__all__ = ["Lease", "end_stale_commits", "ensure", "give_up", "leases", "report", "take",
+           "take_waiting"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,53 @@ def take(conn: Connection, source: str, daemon: str) -> int:
         reported_at=None))
     epoch: int = conn.execute(select(t.c.epoch).where(t.c.source == source)).scalar_one()
     return epoch
+
+
+def end_stale_commits(conn: Connection, older_than: float) -> list[int]:
+    """PostgreSQL: end the sessions whose transaction has held lease rows (a commit's ``FOR
+    SHARE``) for longer than ``older_than`` seconds; returns their pids.
+
+    A commit cut off by a partition in the middle of a statement is not "idle in
+    transaction" to the server (it waits for the rest of the statement), so no timeout ends
+    it, and a taker's epoch bump would wait for it until TCP gives up, hours later. A
+    daemon's commits take milliseconds; one this old belongs to a holder that lost its lease
+    (ended, it can only retry, and the fence then strips it). MariaDB bounds the same case
+    with ``net_read_timeout`` (:func:`floorstream.fleet.locks.limit_idle_transactions`).
+    """
+    if conn.dialect.name != "postgresql":
+        return []
+    pids = list(conn.execute(text(
+        "SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.relation = CAST('fs_source_leases' AS regclass) AND l.granted "
+        "AND l.pid <> pg_backend_pid() "
+        "AND a.xact_start < clock_timestamp() - make_interval(secs => :age)"),
+        {"age": older_than}).scalars())
+    for pid in pids:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    return pids
+
+
+def take_waiting(engine: Engine, source: str, daemon: str, wait: float,
+                 stale_after: float) -> int:
+    """:func:`take` in its own transaction, waiting at most ``wait`` at a time for a
+    previous holder's commit to end, and ending one older than ``stale_after``
+    (:func:`end_stale_commits`) before trying again."""
+    for attempt in range(5):
+        if attempt:
+            with engine.begin() as conn:
+                ended = end_stale_commits(conn, stale_after)
+            log.warning("lease_take_waited", source=source, daemon=daemon,
+                        ended_sessions=ended)
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text(f"SET LOCAL lock_timeout = {int(wait * 1000)}"))
+                return take(conn, source, daemon)
+        except OperationalError as exc:
+            if engine.dialect.name != "postgresql" or "lock timeout" not in str(exc):
+                raise
+    raise OperationalError("take", {}, Exception(
+        f"the lease row of {source} stayed locked by another session"))
 
 
 def give_up(conn: Connection, source: str, daemon: str, epoch: int) -> None:

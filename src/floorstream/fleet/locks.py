@@ -24,12 +24,12 @@ import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-__all__ = ["LockSession", "holders", "mysql_name", "pg_key"]
+__all__ = ["LockSession", "holders", "limit_idle_transactions", "mysql_name", "pg_key"]
 
 LockId = tuple[str, str]  # (kind, name): ("source", "line1"), ("daemon", "<id>")
 
@@ -81,6 +81,39 @@ def holders(conn: Connection, locks: Sequence[LockId]) -> dict[LockId, str | Non
         for lock, session in zip(chunk, row, strict=True):
             result[lock] = None if session is None else str(session)
     return result
+
+
+def limit_idle_transactions(engine: Engine, seconds: float) -> None:
+    """Have the server end a session of ``engine`` whose transaction sits idle for
+    ``seconds`` (PostgreSQL ``idle_in_transaction_session_timeout``, MariaDB
+    ``idle_transaction_timeout``; MySQL has neither and keeps its default).
+
+    Why: a commit cut off mid-transaction by a partition keeps its ``FOR SHARE`` lock on the
+    lease rows (:mod:`floorstream.fleet.fence`) until the server ends that session, and a
+    taker's epoch bump waits for it; without this the server may wait for TCP keepalive
+    (hours). floorstream's own transactions on the store are short (a batch's commit, a
+    delivery claim), far below ``seconds``. Applies to connections opened from now on; the
+    pool is emptied so none is left without it.
+    """
+    millis, whole = int(seconds * 1000), max(1, math.ceil(seconds))
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if engine.dialect.name == "postgresql":
+                cursor.execute(f"SET idle_in_transaction_session_timeout = {millis}")
+            else:
+                # a statement cut off half-sent, or results nobody reads: bounded too
+                cursor.execute(f"SET SESSION net_read_timeout = {whole}")
+                cursor.execute(f"SET SESSION net_write_timeout = {whole}")
+                with contextlib.suppress(Exception):  # MySQL: no such variable
+                    cursor.execute(f"SET SESSION idle_transaction_timeout = {whole}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # (a SET in a transaction rolled back would be undone)
+
+    event.listen(engine, "connect", on_connect)
+    engine.pool.dispose()
 
 
 class LockSession:
