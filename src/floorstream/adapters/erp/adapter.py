@@ -34,7 +34,13 @@ from floorstream.adapters.erp.lock import SourceLock
 from floorstream.adapters.erp.prune import prune_changes
 from floorstream.adapters.erp.publish import Publisher
 from floorstream.adapters.erp.snapshot import SnapshotWatcher
-from floorstream.adapters.erp.sqlcommon import SchemaProblem, present_columns, require
+from floorstream.adapters.erp.sqlcommon import (
+    CLIENT_COLUMN,
+    SchemaProblem,
+    client_column,
+    present_columns,
+    require,
+)
 from floorstream.adapters.erp.status import StatusWatcher
 from floorstream.plugin import (
     Adapter,
@@ -288,7 +294,8 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
             present = present_columns(conn, cfg.table)
         if required:
             require(present, needed_columns(cfg), cfg.table)
-        chosen = [c for c in present if cfg.columns is None or c in needed_columns(cfg)]
+        chosen = [c for c in present if cfg.columns is None or c in needed_columns(cfg)
+                  or (cfg.site.client and c.lower() == CLIENT_COLUMN)]
         self.columns[cfg.table] = chosen
         return chosen
 
@@ -349,6 +356,11 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
                 missing = [c for c in needed_columns(cfg) if c not in present]
                 if missing and not (cfg.mode == "audit" and cfg.audit.style != "floorstream"):
                     warnings.append(f"table {cfg.table} has no column {', '.join(missing)}")
+                if client_column(present) and not config.client and cfg.mode != "audit":
+                    warnings.append(
+                        f"table {cfg.table} has SAP's client column {client_column(present)} "
+                        "but the source names no client: the rows of every client (production, "
+                        "training, test) are read and posted as one; set client: (e.g. '100')")
                 if cfg.mode == "cursor" and cfg.cursor in present:
                     firsts = {ix["column_names"][0] for ix in inspector.get_indexes(cfg.table)
                               if ix.get("column_names")}

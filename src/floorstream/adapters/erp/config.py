@@ -176,6 +176,7 @@ class Site:
     language: str | None = None
     time_zone: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     formats: Any = None  # FormatsConfig; None: Frappe's defaults
+    client: str | None = None  # SAP client (MANDT) every query of an SAP table is held to
 
 
 class TableConfig(_Strict):
@@ -345,6 +346,11 @@ class ErpTableConfig(SourceConfig):
                     "mapped back to its key, and the labels shown), SAP E/D/F (status texts)")
     formats: FormatsConfig = Field(default_factory=FormatsConfig,
                                    description="frappe: how the site writes numbers and dates")
+    client: str | None = Field(
+        default=None, pattern=r"^[0-9A-Za-z]{1,3}$",
+        description="SAP client (MANDT, e.g. '100'): every table with a mandt column (JEST, "
+                    "AUFK, EKPO, TJ30T, JSTO …) is read for this client only, so a training "
+                    "or test client on the same database is never posted as real")
 
     @field_validator("erp_version")
     @classmethod
@@ -429,7 +435,8 @@ class ErpTableConfig(SourceConfig):
         if len(set(names)) != len(names):
             raise ValueError("a table is listed twice")
         system, version = parse_erp_version(self.erp_version)
-        site = Site(system, version, self.language, ZoneInfo(self.time_zone), self.formats)
+        site = Site(system, version, self.language, ZoneInfo(self.time_zone), self.formats,
+                    self.client)
         for table in self.tables:
             table._site = site
         return self

@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.publish import BASELINE, FLUSH, NO_GROUP, RowChange, SubjectMaker
-from floorstream.adapters.erp.sqlcommon import as_utc, decode, encode, shift
+from floorstream.adapters.erp.sqlcommon import as_utc, client_filter, decode, encode, shift
 from floorstream.adapters.erp.values import Humanizer, plain, row_hash
 
 __all__ = ["CursorWatcher"]
@@ -84,6 +84,9 @@ class CursorWatcher:
         src = table(cfg.table, *(column(n) for n in names))
         cur, key = src.c[self.cursor], src.c[cfg.key]
         base = select(*src.c).order_by(cur, key).limit(cfg.batch)
+        held = client_filter(cfg.site.client, names)
+        if held is not None:  # SAP: this client's rows only (MANDT)
+            base = base.where(held)
         kind = "row.upserted"
         if not self.initialized:
             kind = BASELINE if cfg.initial == "baseline" else "row.created"

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, column, select, table
 
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.publish import BASELINE, RowChange, SubjectMaker
+from floorstream.adapters.erp.sqlcommon import client_filter
 from floorstream.adapters.erp.values import Humanizer, plain, row_hash
 
 __all__ = ["SnapshotWatcher"]
@@ -42,9 +43,13 @@ class SnapshotWatcher:
 
     def poll(self, engine: Engine) -> Iterator[RowChange]:
         cfg = self.config
-        src = table(cfg.table, *(column(n) for n in self.columns()))
+        names = self.columns()
+        src = table(cfg.table, *(column(n) for n in names))
         key = src.c[cfg.key]
         base = select(*src.c).order_by(key).limit(cfg.batch)
+        held = client_filter(cfg.site.client, names)
+        if held is not None:  # SAP: this client's rows only (MANDT)
+            base = base.where(held)
         stmt = base
         new: dict[str, str] = {}
         pending: list[RowChange] = []

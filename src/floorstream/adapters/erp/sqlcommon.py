@@ -8,13 +8,30 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import ColumnElement, Connection, column, inspect
 
-__all__ = ["SchemaProblem", "as_utc", "decode", "encode", "present_columns", "shift"]
+__all__ = ["CLIENT_COLUMN", "SchemaProblem", "as_utc", "client_column", "client_filter", "decode",
+           "encode", "present_columns", "shift"]
 
 
 class SchemaProblem(Exception):
     """A watched table lost a column the config needs (renamed, dropped) or vanished."""
+
+
+#: SAP's client column: every client-dependent SAP table starts with it
+CLIENT_COLUMN = "mandt"
+
+
+def client_column(columns: Iterable[str]) -> str | None:
+    """The table's MANDT column as the database spells it (``mandt``, ``MANDT``), if any."""
+    return next((c for c in columns if c.lower() == CLIENT_COLUMN), None)
+
+
+def client_filter(client: str | None, columns: Iterable[str]) -> ColumnElement[bool] | None:
+    """``mandt = '100'`` for a table with a MANDT column when the source names its SAP client;
+    None otherwise (a table without MANDT is client-independent, as TJ02T is in SAP)."""
+    name = client_column(columns) if client else None
+    return None if name is None else column(name) == client
 
 
 def encode(value: Any) -> Any:

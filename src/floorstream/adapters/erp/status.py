@@ -28,14 +28,25 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, column, inspect, or_, select, table
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    column,
+    inspect,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.exc import DBAPIError
 
 from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import TableConfig, subject_environment
 from floorstream.adapters.erp.idioms import data_file
 from floorstream.adapters.erp.publish import EventSpec, RowChange
-from floorstream.adapters.erp.sqlcommon import SchemaProblem
+from floorstream.adapters.erp.sqlcommon import SchemaProblem, client_filter, present_columns
 from floorstream.model import utcnow
 
 __all__ = ["StatusWatcher", "sap_language"]
@@ -91,6 +102,9 @@ class StatusWatcher:
         base = select(obj, stat, inact).order_by(obj, stat).limit(cfg.batch)
         if st.objects:
             base = base.where(obj.like(st.objects + "%"))
+        held = client_filter(cfg.site.client, present)
+        if held is not None:  # one SAP client's objects (MANDT), never training's
+            base = base.where(held)
         active: dict[str, set[str]] = {}
         started = time.perf_counter()
         stmt = base
@@ -180,6 +194,13 @@ class StatusWatcher:
             return str(shipped[0]), str(shipped[1])
         return code, ""
 
+    def _held(self, conn: Connection, name: str, stmt: Select[Any]) -> Select[Any]:
+        """``stmt`` over SAP table ``name`` held to the source's client when the table is
+        client-dependent (TJ30T, JSTO have MANDT; TJ02T does not)."""
+        held = client_filter(self.config.site.client, present_columns(conn, name)) \
+            if self.config.site.client else None
+        return stmt if held is None else stmt.where(held)
+
     def _load_texts(self, conn: Connection, objects: list[str]) -> None:
         """TJ02T once; TJ30T once; JSTO for the objects whose set changed (their profile
         picks their user status texts)."""
@@ -192,22 +213,23 @@ class StatusWatcher:
                     t = table(st.texts, column("istat"), column("spras"), column("txt04"),
                               column("txt30"))
                     self.texts = {str(i).strip(): (str(a or i).strip(), str(b or "").strip())
-                                  for i, a, b in conn.execute(
-                                      select(t.c.istat, t.c.txt04, t.c.txt30)
-                                      .where(t.c.spras == self.language))}
+                                  for i, a, b in conn.execute(self._held(
+                                      conn, st.texts, select(t.c.istat, t.c.txt04, t.c.txt30)
+                                      .where(t.c.spras == self.language)))}
                 if st.user_texts and st.user_texts in present:
                     u = table(st.user_texts, column("stsma"), column("estat"),
                               column("spras"), column("txt04"), column("txt30"))
-                    for prof, code, a, b in conn.execute(
+                    for prof, code, a, b in conn.execute(self._held(
+                            conn, st.user_texts,
                             select(u.c.stsma, u.c.estat, u.c.txt04, u.c.txt30)
-                            .where(u.c.spras == self.language)):
+                            .where(u.c.spras == self.language))):
                         entry = (str(a or code).strip(), str(b or "").strip())
                         self.user_texts[(str(prof).strip(), str(code).strip())] = entry
                         self.user_texts.setdefault(("", str(code).strip()), entry)
             if st.profiles and st.profiles in present and self.user_texts:
                 j = table(st.profiles, column("objnr"), column("stsma"))
                 self.profiles = {str(o).strip(): str(p or "").strip() for o, p in conn.execute(
-                    select(j.c.objnr, j.c.stsma).where(
-                        j.c.objnr.in_(bindparam("o", expanding=True))), {"o": objects})}
+                    self._held(conn, st.profiles, select(j.c.objnr, j.c.stsma).where(
+                        j.c.objnr.in_(bindparam("o", expanding=True)))), {"o": objects})}
         except DBAPIError:
             conn.rollback()  # texts of another shape: the shipped texts and the codes

@@ -1,0 +1,147 @@
+"""SAP clients (MANDT): one database, several clients, only the configured one is posted.
+
+An SAP system holds production (client 100) and a training client (200) in the same tables,
+told apart by the first key column ``MANDT``; the same order number exists in both. A source
+with ``client: '100'`` reads every table that has a ``mandt`` column for that client only:
+JEST status sets, the user status texts and profiles (TJ30T, JSTO, which are per client;
+TJ02T is not), and snapshot/cursor tables such as AUFK. A training user releasing "the same"
+order is not a release on the shop floor. ``check`` warns when an SAP table with ``mandt``
+is watched without ``client:``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from floorstream.adapters.erp.adapter import ErpTableAdapter
+from floorstream.adapters.erp.config import ErpTableConfig
+
+from .idioms_support import IdiomRun, config, create, execute, sql
+
+DDL = """
+CREATE TABLE jest (
+    mandt {vtext} NOT NULL, objnr {vtext} NOT NULL, stat {vtext} NOT NULL,
+    inact {vtext} NOT NULL DEFAULT ' ', chgnr {vtext} NOT NULL DEFAULT '001',
+    PRIMARY KEY (mandt, objnr, stat));
+CREATE TABLE tj02t (
+    istat {vtext} NOT NULL, spras {vtext} NOT NULL, txt04 {vtext}, txt30 {vtext},
+    PRIMARY KEY (istat, spras));
+CREATE TABLE tj30t (
+    mandt {vtext} NOT NULL, stsma {vtext} NOT NULL, estat {vtext} NOT NULL,
+    spras {vtext} NOT NULL, txt04 {vtext}, txt30 {vtext});
+CREATE TABLE jsto (mandt {vtext} NOT NULL, objnr {vtext} NOT NULL, stsma {vtext},
+    PRIMARY KEY (mandt, objnr))
+"""
+
+SOURCE = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    erp_version: sap ecc
+    client: '100'
+    table: jest
+    mode: status
+"""
+
+ORDER = "OR000001000123"
+
+
+def _set(engine: Engine, client: str, objnr: str, on: tuple[str, ...] = (),
+         off: tuple[str, ...] = ()) -> None:
+    """One SAP transaction in ``client``: statuses switched on and off."""
+    statements = [("DELETE FROM jest WHERE mandt = :m AND objnr = :o AND stat = :s",
+                   {"m": client, "o": objnr, "s": s}) for s in on]
+    statements += [("INSERT INTO jest (mandt, objnr, stat, inact) VALUES (:m, :o, :s, ' ')",
+                    {"m": client, "o": objnr, "s": s}) for s in on]
+    statements += [("UPDATE jest SET inact = 'X' WHERE mandt = :m AND objnr = :o AND stat = :s",
+                    {"m": client, "o": objnr, "s": s}) for s in off]
+    with engine.begin() as conn:
+        for statement, values in statements:
+            conn.execute(text(sql(engine, statement)), values)
+
+
+def test_status_mode_reads_only_its_client(store_url: str, tmp_path: Path) -> None:
+    engine = create(store_url, DDL)
+    execute(engine, "INSERT INTO tj30t VALUES (:m, 'ZPP00001', 'E0002', 'E', :a, :b)",
+            {"m": "100", "a": "QCOK", "b": "Quality approved"},
+            {"m": "200", "a": "TRNG", "b": "Training exercise done"})
+    execute(engine, "INSERT INTO jsto VALUES (:m, :o, 'ZPP00001')",
+            {"m": "100", "o": ORDER}, {"m": "200", "o": ORDER})
+    for client in ("100", "200"):
+        _set(engine, client, ORDER, on=("I0001",))
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=store_url)))
+    with run:
+        run.start()
+        # the training client releases and confirms "the same" order, and creates one
+        _set(engine, "200", ORDER, on=("I0002",), off=("I0001",))
+        _set(engine, "200", ORDER, on=("I0009",))
+        _set(engine, "200", "OR000000000777", on=("I0001",))
+        # production releases it and sets the user status of its profile
+        _set(engine, "100", ORDER, on=("I0002", "E0002"), off=("I0001",))
+        posts = run.behind(lambda: _set(engine, "100", "OR000000009000", on=("I0001",)),
+                           "9000: status CRTD (Created)")
+        assert [p.summary for p in posts] == [
+            "1000123: added REL (Released), QCOK (Quality approved); removed CRTD (Created)"]
+        assert posts[0].fields["statuses"] == ["REL", "QCOK"]
+
+
+AUFK = """
+CREATE TABLE aufk (
+    mandt {vtext} NOT NULL, aufnr {vtext} NOT NULL, auart {vtext}, ktext {vtext},
+    werks {vtext}, PRIMARY KEY (mandt, aufnr))
+"""
+
+SNAPSHOT = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    erp_version: sap ecc
+    client: '100'
+    table: aufk
+    key: aufnr
+    mode: snapshot
+    alpha: [aufnr]
+    track: [ktext]
+    labels: {{ktext: description}}
+    subject: "{{{{ row.aufnr | alpha }}}}"
+"""
+
+
+def test_snapshot_of_an_sap_table_reads_only_its_client(sqlite_url: str,
+                                                        tmp_path: Path) -> None:
+    """AUFK's key is (MANDT, AUFNR): without the client the two rows of one order number
+    would take turns as "the" row, and each poll would post a change between them."""
+    engine = create(sqlite_url, AUFK)
+    insert = "INSERT INTO aufk VALUES (:m, :n, 'PP01', :t, '1000')"
+    execute(engine, insert, {"m": "100", "n": "000001000123", "t": "Pump housing"},
+            {"m": "200", "n": "000001000123", "t": "Training order"},
+            {"m": "100", "n": "000000009000", "t": "marker"})
+    run = IdiomRun(config(tmp_path / "fs.db", SNAPSHOT.format(url=sqlite_url)))
+    with run:
+        run.start()
+        execute(engine, "UPDATE aufk SET ktext = 'Renamed in training' WHERE mandt = '200'")
+        execute(engine, insert, {"m": "200", "n": "000001000999", "t": "Training only"})
+        execute(engine, "DELETE FROM aufk WHERE mandt = '200' AND aufnr = '000001000123'")
+        execute(engine, "UPDATE aufk SET ktext = 'Pump housing rev B' WHERE mandt = '100'")
+        posts = run.behind(
+            lambda: execute(engine, "UPDATE aufk SET ktext = 'seen' WHERE aufnr = :n",
+                            {"n": "000000009000"}),
+            "9000: description marker → seen")
+        assert [(p.subject, p.type, p.fields.get("after")) for p in posts] == [
+            ("1000123", "record.field_changed", "Pump housing rev B")]
+
+
+def test_check_warns_about_an_sap_table_read_without_its_client(sqlite_url: str) -> None:
+    engine = create(sqlite_url, AUFK)
+    engine.dispose()
+    base = {"name": "erp", "adapter": "erp.table", "url": sqlite_url, "table": "aufk",
+            "key": "aufnr", "mode": "snapshot"}
+    warnings = ErpTableAdapter.check(ErpTableConfig.model_validate(base))
+    assert any("aufk has SAP's client column mandt but the source names no client" in w
+               for w in warnings), warnings
+    held = ErpTableAdapter.check(ErpTableConfig.model_validate({**base, "client": "100"}))
+    assert not any("client" in w for w in held), held
