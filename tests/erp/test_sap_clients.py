@@ -51,14 +51,20 @@ ORDER = "OR000001000123"
 
 def _set(engine: Engine, client: str, objnr: str, on: tuple[str, ...] = (),
          off: tuple[str, ...] = ()) -> None:
-    """One SAP transaction in ``client``: statuses switched on and off."""
-    statements = [("DELETE FROM jest WHERE mandt = :m AND objnr = :o AND stat = :s",
-                   {"m": client, "o": objnr, "s": s}) for s in on]
-    statements += [("INSERT INTO jest (mandt, objnr, stat, inact) VALUES (:m, :o, :s, ' ')",
-                    {"m": client, "o": objnr, "s": s}) for s in on]
-    statements += [("UPDATE jest SET inact = 'X' WHERE mandt = :m AND objnr = :o AND stat = :s",
-                    {"m": client, "o": objnr, "s": s}) for s in off]
+    """One SAP transaction in ``client``: statuses switched on and off under the object's
+    next change number (CHGNR, counted per client as SAP does)."""
     with engine.begin() as conn:
+        last = conn.execute(text(sql(
+            engine, "SELECT max(chgnr) FROM jest WHERE mandt = :m AND objnr = :o")),
+            {"m": client, "o": objnr}).scalar()
+        at = {"m": client, "o": objnr, "n": f"{int(last or 0) + 1:03d}"}
+        statements = [("DELETE FROM jest WHERE mandt = :m AND objnr = :o AND stat = :s",
+                       {**at, "s": s}) for s in on]
+        statements += [("INSERT INTO jest (mandt, objnr, stat, inact, chgnr) "
+                        "VALUES (:m, :o, :s, ' ', :n)", {**at, "s": s}) for s in on]
+        statements += [("UPDATE jest SET inact = 'X', chgnr = :n "
+                        "WHERE mandt = :m AND objnr = :o AND stat = :s",
+                        {**at, "s": s}) for s in off]
         for statement, values in statements:
             conn.execute(text(sql(engine, statement)), values)
 

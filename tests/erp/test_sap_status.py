@@ -65,14 +65,19 @@ def _texts(engine: Engine) -> None:
 
 def _set(engine: Engine, objnr: str, on: tuple[str, ...] = (), off: tuple[str, ...] = ()
          ) -> None:
-    """One SAP transaction: statuses switched on (inserted or reactivated) and off."""
-    statements = [("DELETE FROM jest WHERE objnr = :o AND stat = :s", {"o": objnr, "s": s})
-                  for s in on]
-    statements += [("INSERT INTO jest (objnr, stat, inact) VALUES (:o, :s, ' ')",
-                    {"o": objnr, "s": s}) for s in on]
-    statements += [("UPDATE jest SET inact = 'X' WHERE objnr = :o AND stat = :s",
-                    {"o": objnr, "s": s}) for s in off]
+    """One SAP transaction: statuses switched on (inserted or reactivated) and off, each
+    row stamped with the object's next change number (CHGNR), as SAP's status management
+    writes it (JCDS keeps the document of each number)."""
     with engine.begin() as conn:
+        last = conn.execute(text(sql(engine, "SELECT max(chgnr) FROM jest WHERE objnr = :o")),
+                            {"o": objnr}).scalar()
+        nr = f"{int(last or 0) + 1:03d}"
+        statements = [("DELETE FROM jest WHERE objnr = :o AND stat = :s",
+                       {"o": objnr, "s": s}) for s in on]
+        statements += [("INSERT INTO jest (objnr, stat, inact, chgnr) VALUES (:o, :s, ' ', :n)",
+                        {"o": objnr, "s": s, "n": nr}) for s in on]
+        statements += [("UPDATE jest SET inact = 'X', chgnr = :n WHERE objnr = :o AND stat = :s",
+                        {"o": objnr, "s": s, "n": nr}) for s in off]
         for statement, values in statements:
             conn.execute(text(sql(engine, statement)), values)
 
@@ -154,3 +159,40 @@ def test_a_misnamed_status_column_pauses_the_table_with_a_problem_post(sqlite_ur
             ("erp: table jest has no column inactive (status: object/status/inactive name "
              "JEST's columns); polling of jest is paused until the schema is fixed",
              "source.problem", ("admin",))]
+
+
+def test_several_changes_between_two_polls_say_their_steps_were_not_seen(
+        store_url: str, tmp_path: Path) -> None:
+    """Released, then partially confirmed, then confirmed while no poll ran: the post
+    compares the sets (REL → REL CNF DLV) and says two steps happened in between, never
+    that PCNF was skipped in one step. A JEST whose writer keeps no change numbers cannot
+    tell one step from several: its posts say intermediate states may be missing."""
+    engine = create(store_url, DDL)
+    _texts(engine)
+    _set(engine, ORDER, on=("I0001",))
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=store_url, language="en")))
+    with run:
+        run.start()
+    _set(engine, ORDER, on=("I0002",), off=("I0001",))  # released
+    _set(engine, ORDER, on=("I0010",))  # partially confirmed
+    _set(engine, ORDER, on=("I0009", "I0012"), off=("I0010",))  # finally confirmed
+    with run:
+        run.start()
+        _set(engine, ORDER, on=("I0045",))  # one change, one poll: no note
+        run.wait_news(2)
+        # a writer that leaves CHGNR alone (a view, a copy): no way to count the steps
+        execute(engine, "UPDATE jest SET inact = 'X' WHERE objnr = :o AND stat = 'I0045'",
+                {"o": ORDER})
+        posts = run.behind(lambda: _set(engine, "OR000000009000", on=("I0001",)),
+                           "9000: status CRTD (Created)")
+        assert [p.summary for p in posts] == [
+            "1000123: added REL (Released), CNF (Confirmed), DLV (Delivered); removed CRTD "
+            "(Created) (3 status changes since the last poll; intermediate states not seen: "
+            "polled every 100 ms)",
+            "1000123: added TECO (Technically completed)",
+            "1000123: removed TECO (Technically completed) (intermediate states may be "
+            "missing: polled every 100 ms)"]
+        assert posts[0].fields["intermediate_unseen"] is True
+        assert posts[0].fields["changes"] == 3
+        assert "intermediate_unseen" not in posts[1].fields
+        assert posts[2].fields["changes"] is None

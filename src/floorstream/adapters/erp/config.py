@@ -162,6 +162,11 @@ class StatusConfig(_Strict):
     user_texts: str | None = Field(default="tj30t",
                                    description="user status texts (STSMA, ESTAT, SPRAS, "
                                                "TXT04, TXT30)")
+    change: str | None = Field(
+        default="chgnr",
+        description="JEST column of the change number (CHGNR) that last switched the status: "
+                    "tells one change between two polls from several (whose intermediate "
+                    "states were not seen)")
     profiles: str | None = Field(default="jsto",
                                  description="object → status profile (OBJNR, STSMA), to "
                                              "pick the user status text of its profile")
@@ -177,6 +182,7 @@ class Site:
     time_zone: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     formats: Any = None  # FormatsConfig; None: Frappe's defaults
     client: str | None = None  # SAP client (MANDT) every query of an SAP table is held to
+    interval: float = 5.0  # the source's poll interval: what a post that missed steps says
 
 
 class TableConfig(_Strict):
@@ -436,7 +442,7 @@ class ErpTableConfig(SourceConfig):
             raise ValueError("a table is listed twice")
         system, version = parse_erp_version(self.erp_version)
         site = Site(system, version, self.language, ZoneInfo(self.time_zone), self.formats,
-                    self.client)
+                    self.client, self.interval)
         for table in self.tables:
             table._site = site
         return self

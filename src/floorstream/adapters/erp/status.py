@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import (
+    ColumnClause,
     Connection,
     Engine,
     Select,
@@ -69,6 +70,21 @@ def sap_language(language: str | None) -> str:
     return str(found) if found else "E"
 
 
+def _number(value: Any) -> int | None:
+    """A JEST change number (CHGNR ``'003'``) as an int; None when it is not one."""
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+def _steps(before: int | None, after: int | None) -> int | None:
+    """How many status changes of an object happened between two polls, from the highest
+    change number before and after; None when the numbers cannot tell (no CHGNR column, a
+    writer that does not keep it, a set committed before numbers were kept)."""
+    if before is None or after is None or after <= before:
+        return None
+    return after - before
+
+
 class StatusWatcher:
     def __init__(self, config: TableConfig, saved: Any,
                  columns: Callable[[], list[str] | None]) -> None:
@@ -77,6 +93,14 @@ class StatusWatcher:
         self.initialized = isinstance(saved, dict)
         state = saved if isinstance(saved, dict) else {}
         self.sets: dict[str, str] = {str(k): str(v) for k, v in (state.get("s") or {}).items()}
+        #: object → the highest JEST change number (CHGNR) seen in its committed set
+        self.numbers: dict[str, int] = {str(k): int(v) for k, v in
+                                        (state.get("n") or {}).items()
+                                        if isinstance(v, int)}
+        #: object → how many posts it had: in the position, so a set that comes back
+        #: (REL → TECO → REL) is a new post, not the first one's id again
+        self.posted: dict[str, int] = {str(k): int(v) for k, v in
+                                       (state.get("q") or {}).items() if isinstance(v, int)}
         self.last_query_s = 0.0
         self.language = sap_language(config.site.language)
         self.texts: dict[str, tuple[str, str]] | None = None
@@ -88,7 +112,12 @@ class StatusWatcher:
 
     @property
     def position(self) -> dict[str, Any]:
-        return {"s": self.sets}
+        at: dict[str, Any] = {"s": self.sets}
+        if self.numbers:
+            at["n"] = self.numbers
+        if self.posted:
+            at["q"] = self.posted
+        return at
 
     def poll(self, engine: Engine) -> Iterator[RowChange]:
         cfg, st = self.config, self.config.status
@@ -97,24 +126,33 @@ class StatusWatcher:
         if missing:  # a problem post and a paused table, not a retry loop
             raise SchemaProblem(f"table {cfg.table} has no column {', '.join(missing)} "
                                 "(status: object/status/inactive name JEST's columns)")
-        jest = table(cfg.table, column(st.object), column(st.status), column(st.inactive))
+        # CHGNR, where the table has it: how many changes an object went through
+        numbered: list[ColumnClause[Any]] = \
+            [column(st.change)] if st.change and st.change in present else []
+        jest = table(cfg.table, column(st.object), column(st.status), column(st.inactive),
+                     *numbered)
         obj, stat, inact = jest.c[st.object], jest.c[st.status], jest.c[st.inactive]
-        base = select(obj, stat, inact).order_by(obj, stat).limit(cfg.batch)
+        base = select(obj, stat, inact, *numbered).order_by(obj, stat).limit(cfg.batch)
         if st.objects:
             base = base.where(obj.like(st.objects + "%"))
         held = client_filter(cfg.site.client, present)
         if held is not None:  # one SAP client's objects (MANDT), never training's
             base = base.where(held)
         active: dict[str, set[str]] = {}
+        numbers: dict[str, int] = {}
         started = time.perf_counter()
         stmt = base
         with engine.connect() as conn:
             while True:
                 rows = conn.execute(stmt).all()
-                for objnr, code, flag in rows:
-                    codes = active.setdefault(str(objnr).strip(), set())
+                for objnr, code, flag, *number in rows:
+                    name = str(objnr).strip()
+                    codes = active.setdefault(name, set())
                     if not (isinstance(flag, str) and flag.strip()):  # 'X': inactive
                         codes.add(str(code).strip())
+                    seen = _number(number[0]) if number else None
+                    if seen is not None and seen > numbers.get(name, -1):
+                        numbers[name] = seen
                 if len(rows) < cfg.batch:
                     break
                 last_o, last_s = rows[-1][0], rows[-1][1]
@@ -129,11 +167,18 @@ class StatusWatcher:
             if changed:
                 self._load_texts(conn, changed)
         pending: list[RowChange] = []
+        posted = dict(self.posted)
         for objnr in changed:
             before = set(self.sets.get(objnr, "").split()) - {""}
             after = set(now[objnr].split()) - {""}
-            pending.append(self._change(objnr, before, after, known=objnr in self.sets))
+            posted[objnr] = posted.get(objnr, 0) + 1
+            pending.append(self._change(objnr, before, after, known=objnr in self.sets,
+                                        steps=_steps(self.numbers.get(objnr),
+                                                     numbers.get(objnr)),
+                                        seq=posted[objnr]))
         self.sets = now
+        self.numbers = numbers
+        self.posted = posted
         self.initialized = True
         if pending:
             pending[-1].after = self.position
@@ -141,8 +186,8 @@ class StatusWatcher:
 
     # -- one object ---------------------------------------------------------------------
 
-    def _change(self, objnr: str, before: set[str], after: set[str], *, known: bool
-                ) -> RowChange:
+    def _change(self, objnr: str, before: set[str], after: set[str], *, known: bool,
+                steps: int | None, seq: int) -> RowChange:
         cfg = self.config
         kind_code, number = objnr[:2], objnr[2:]
         row = {"objnr": objnr, "type": kind_code, "number": number,
@@ -155,6 +200,11 @@ class StatusWatcher:
                   "statuses": row["statuses"],
                   "before": [self._text(objnr, c)[0] for c in sorted(before, key=_order)],
                   "new": not known}
+        if known and steps != 1:
+            # the sets are compared, not the steps: say so rather than pretend one step
+            fields["intermediate_unseen"] = True
+            fields["changes"] = steps  # None: the table keeps no change numbers
+            fields["polled_every_s"] = cfg.interval or cfg.site.interval
         digest = hashlib.blake2b(" ".join(sorted(after)).encode(), digest_size=6).hexdigest()
         attrs = {attr: canonical(row.get(col)) for attr, col in cfg.row_attrs.items()
                  if row.get(col) not in (None, "")}
@@ -162,7 +212,8 @@ class StatusWatcher:
             type="record.status_changed", fields=fields, thread=self._render(self.thread, row),
             relation="update" if known else "new")
         return RowChange(table=cfg.table, key=objnr, kind="row.updated",
-                         position=f"{cfg.table}:{objnr}:{digest}", data=row,
+                         position=f"{cfg.table}:{objnr}:{seq}:{digest}",
+                         data=row,
                          occurred_at=utcnow(), subject=subject, attrs=attrs, event=spec)
 
     def _render(self, template: Any, row: dict[str, Any]) -> str | None:
