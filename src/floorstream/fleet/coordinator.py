@@ -297,10 +297,15 @@ class Fleet:
             self.acquisitions += 1
             log.info("lease_acquired", source=source, daemon=self.id, epoch=epoch)
             self._start(source, epoch)
-        except BaseException:
+        except Exception as exc:
+            # this one source could not be taken (its row stayed locked, its adapter would
+            # not start): it is halted and its lock freed, the others keep running, and it
+            # is tried again next round; a failing unlock means the session is gone, which
+            # the loop handles for every source
+            log.error("lease_take_failed", source=source, daemon=self.id, error=repr(exc))
+            self._halt(source)
             self._drop(source)
             self._call(self.session.unlock, "source", source)
-            raise
 
     def _release(self, source: str) -> None:
         """Give a source back: stop it, record it free, then free the lock."""
