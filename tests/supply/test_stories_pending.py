@@ -247,3 +247,37 @@ def test_pending_listing_without_a_supply_source(tmp_path: Path,
     path.write_text(f"store: sqlite:///{tmp_path}/fs.db\ndefault_team: t\nsources: []\n")
     assert main(["supply", "pending", "-c", str(path)]) == 1
     assert "no supply source" in capsys.readouterr().err
+
+
+def test_an_idle_inbox_matches_the_po_when_it_appears(tmp_path: Path) -> None:
+    """The push inbox has no scan: it looks the waiting POs up once a second on its own."""
+    from .test_http import _free_port, _post, _reachable
+
+    erp = f"sqlite:///{tmp_path}/erp.db"
+    create_purchasing(erp)
+    port = _free_port()
+    runner = DaemonRunner(f"""
+store: sqlite:///{tmp_path}/fs.db
+default_team: purchasing
+sources:
+  - name: supply
+    adapter: supply.inbox
+    port: {port}
+    secret: s3cret
+    recheck_every: 0s
+    erp: {{url: "{erp}", supplier_names: {{V100: Acme}}, cache_s: 0}}
+""")
+    with runner.start():
+        wait_for(lambda: _reachable(port))
+        inbox = f"http://127.0.0.1:{port}/inbox"
+        status, _answer = _post(inbox, UNKNOWN, {"X-Floorstream-Secret": "s3cret"})
+        assert status == 200
+        insert_po(erp)
+        runner.wait_posts(2)  # nobody pushed anything since
+        # sentinel: a report pushed after the match; once it is in, nothing else came
+        status, _answer = _post(inbox, x12_214(1, [("AF", "NS", "20261121", "0800")]),
+                                {"X-Floorstream-Secret": "s3cret"})
+        assert status == 200
+        runner.wait_posts(3)
+        thread = _thread(runner)
+    assert thread == [("asn.mismatch", "new", WAITING), ("shipment.delayed", "update", MATCHED)]
