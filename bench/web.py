@@ -330,6 +330,77 @@ def live(url: str, teams: list[str], clients: int, rate: float, seconds: float,
     return result
 
 
+CLIENTS = """
+import asyncio, sys
+port, count, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+async def one(opened):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"GET /events?scope=team&team=team-0 HTTP/1.1\\r\\nHost: x\\r\\n"
+                  f"Authorization: Bearer {token}\\r\\n\\r\\n").encode())
+    await writer.drain()
+    await reader.readuntil(b"\\r\\n\\r\\n")
+    opened.append(1)
+    while await reader.read(1 << 16):
+        pass
+async def main():
+    opened = []
+    tasks = [asyncio.create_task(one(opened)) for _ in range(count)]
+    while len(opened) < count:
+        await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+asyncio.run(main())
+"""
+
+
+def pipeline_ab(directory: Path, clients: int, posts: int, rounds: int) -> dict[str, Any]:
+    """The daemon's pipeline throughput with its own web feed serving ``clients`` event
+    streams (in another process) that get every post, against none: rounds interleaved."""
+    from floorstream.daemon import Daemon
+    from floorstream.model import Event
+    from floorstream.processing import Envelope
+
+    teams = ["team-0"]
+    data = mapping(f"sqlite:///{directory}/ab-{time.time():.0f}.db", teams)
+    data["web"]["port"] = 0
+    plugins = build_plugins()
+    daemon = Daemon(parse_mapping(data, plugins), plugins)
+    daemon.start()
+    assert daemon.web is not None
+    rates: dict[int, list[float]] = {0: [], clients: []}
+    count = 0
+    try:
+        for _ in range(rounds):
+            for streams in (0, clients):
+                reader = None
+                if streams:
+                    reader = subprocess.Popen([sys.executable, "-c", CLIENTS,
+                                               str(daemon.web.port), str(streams), TOKEN],
+                                              stdout=subprocess.PIPE, text=True)
+                    assert reader.stdout is not None and "ready" in reader.stdout.readline()
+                started = time.perf_counter()
+                for _ in range(posts // 50):
+                    batch = []
+                    for _ in range(50):
+                        batch.append(Envelope("bench", event=Event.create(
+                            type="bench.tick", source="bench", subject=f"ab-{count % 50}",
+                            position=str(count), occurred_at=utcnow(),
+                            fields={"summary": f"post {count}"})))
+                        count += 1
+                    daemon.pipeline.run_now(batch)
+                rates[streams].append(posts / (time.perf_counter() - started))
+                if reader is not None:
+                    reader.terminate()
+                    reader.wait(10)
+    finally:
+        daemon.stop()
+    median = {n: statistics.median(r) for n, r in rates.items()}
+    return {"clients": clients, "posts_per_round": posts, "rounds": rounds,
+            "posts_per_s": {str(n): [round(r) for r in found] for n, found in rates.items()},
+            "median_posts_per_s": {str(n): round(m) for n, m in median.items()},
+            "ratio_with_clients": round(median[clients] / median[0], 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default="sqlite,postgres")
@@ -344,8 +415,17 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--pipeline-ab", type=int, metavar="CLIENTS", default=0,
+                        help="only: the daemon's pipeline throughput with its web feed "
+                             "serving CLIENTS event streams against none")
+    parser.add_argument("--ab-posts", type=int, default=5000)
+    parser.add_argument("--ab-rounds", type=int, default=3)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.pipeline_ab:
+        print(json.dumps(pipeline_ab(args.dir, args.pipeline_ab, args.ab_posts,
+                                     args.ab_rounds), indent=2))
+        return
     teams = [f"team-{n}" for n in range(args.teams)]
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),
                                            "load_1m": round(os.getloadavg()[0], 2)},

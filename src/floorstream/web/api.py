@@ -241,7 +241,10 @@ async def events(request: Request, ctx: Ctx, who: Who, filters: Filters,
     start = after
     if last_event_id and last_event_id.strip().isdigit():
         start = int(last_event_id.strip())
-    subscriber = ctx.hub.subscribe(wants)  # before the backlog is read: nothing falls between
+    # readers of the same page with the same rights want the same posts (what a person
+    # follows is theirs alone, as of when the stream opened: not shared)
+    key = None if scope == "me" else (scope, team, thread, filters, who.readable)
+    subscriber = ctx.hub.subscribe(wants, key)  # before the backlog: nothing falls between
     try:
         if start is None:
             start = ctx.hub.head

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import structlog
@@ -38,22 +38,32 @@ GAP_WAIT_S = 30.0
 GAP_MAX = 10_000
 
 
-@dataclass(frozen=True)
 class Item:
-    """What a subscriber is sent: a post (``seq`` > 0) or an acknowledgement."""
+    """What a subscriber is sent: a post (``seq`` > 0) or an acknowledgement. Its event text
+    is encoded on first use, once for every subscriber, and never for a post nobody watches."""
 
-    kind: str  # post | ack
-    seq: int
-    post: Post
-    #: the event as sent (``sse``), encoded once for every subscriber
-    text: str = ""
-    ack: Ack | None = None
+    __slots__ = ("_encode", "_text", "ack", "kind", "post", "seq")
+
+    def __init__(self, kind: str, seq: int, post: Post, text: str = "",
+                 ack: Ack | None = None, encode: Callable[[], str] | None = None) -> None:
+        self.kind, self.seq, self.post, self.ack = kind, seq, post, ack
+        self._text, self._encode = text, encode
+
+    @property
+    def text(self) -> str:
+        """The event as sent (``sse``)."""
+        if not self._text and self._encode is not None:
+            self._text = self._encode()
+        return self._text
 
 
 @dataclass(eq=False)
 class Subscriber:
     wants: Callable[[Post], bool]
     loop: asyncio.AbstractEventLoop
+    #: subscribers with the same key want the same posts (same scope, filters, readable
+    #: teams): the watcher asks ``wants`` once per key and round (None: ask this one)
+    key: Hashable | None = None
     #: a round's items at a time (sent as one write); None: the stream ends
     queue: asyncio.Queue[list[Item] | None] = field(default_factory=asyncio.Queue)
     #: items queued and not yet taken by the stream
@@ -101,9 +111,10 @@ class Hub:
 
     # -- subscribers ---------------------------------------------------------------------------
 
-    def subscribe(self, wants: Callable[[Post], bool]) -> Subscriber:
+    def subscribe(self, wants: Callable[[Post], bool], key: Hashable | None = None
+                  ) -> Subscriber:
         self._ensure_started()
-        subscriber = Subscriber(wants, asyncio.get_running_loop())
+        subscriber = Subscriber(wants, asyncio.get_running_loop(), key)
         with self._lock:
             self._subscribers.add(subscriber)
         return subscriber
@@ -162,15 +173,26 @@ class Hub:
             if found:
                 self._fan_out(found)
 
+    def _item(self, kind: str, seq: int, post: Post, ack: Ack | None) -> Item:
+        return Item(kind, seq, post, ack=ack,
+                    encode=lambda: self.encode(kind, seq, post, ack))
+
     def _collect(self, out: list[Item]) -> None:
         """The new posts (and the late ones, and new acks) of this round, in order."""
+        with self._lock:  # against a subscribe in between: it reads hub.head after this
+            if not self._subscribers:
+                # nobody watches (the last page closed): move on without reading a post;
+                # whoever comes next starts from here, a reconnect reads its gap from the store
+                self.head, self.ack_head = self.queries.head(), self.queries.ack_head()
+                self._gaps.clear()
+                return
         now = time.monotonic()
         if self._gaps:
             for seq in [s for s, until in self._gaps.items() if until < now]:
                 del self._gaps[seq]  # rolled back, or pruned: not coming
             for seq, post in self.queries.by_seq(sorted(self._gaps)):
                 self._gaps.pop(seq, None)
-                out.append(Item("post", seq, post, self.encode("post", seq, post, None)))
+                out.append(self._item("post", seq, post, None))
         while True:
             rows = self.queries.after(self.head, limit=500)
             if not rows:
@@ -179,7 +201,7 @@ class Hub:
                 for missing in range(self.head + 1, min(seq, self.head + 1 + GAP_MAX)):
                     if len(self._gaps) < GAP_MAX:
                         self._gaps[missing] = now + GAP_WAIT_S
-                out.append(Item("post", seq, post, self.encode("post", seq, post, None)))
+                out.append(self._item("post", seq, post, None))
                 self.head = seq
             if len(rows) < 500:
                 break
@@ -196,7 +218,7 @@ class Hub:
             for ack in acks:
                 acked = posts.get(ack.post_id)
                 if acked is not None:
-                    out.append(Item("ack", 0, acked, self.encode("ack", 0, acked, ack), ack))
+                    out.append(self._item("ack", 0, acked, ack))
                 self.ack_head = ack.id
 
     def _fan_out(self, items: list[Item]) -> None:
@@ -204,14 +226,22 @@ class Hub:
         round (not one per post and subscriber: that was most of the cost of many streams)."""
         with self._lock:
             subscribers = list(self._subscribers)
+        same: dict[Hashable, list[Item]] = {}  # what one key wants, asked once
         for subscriber in subscribers:
             if subscriber.cut_off:
                 continue
-            try:
-                wanted = [item for item in items if subscriber.wants(item.post)]
-            except Exception as exc:  # one bad filter must not starve the others
-                log.warning("web_subscriber_failed", error=repr(exc))
-                continue
+            key = subscriber.key
+            wanted = same.get(key) if key is not None else None
+            if wanted is None:
+                try:
+                    wanted = [item for item in items if subscriber.wants(item.post)]
+                    for item in wanted:
+                        _ = item.text  # encoded here, on this thread, once for all
+                except Exception as exc:  # one bad filter must not starve the others
+                    log.warning("web_subscriber_failed", error=repr(exc))
+                    continue
+                if key is not None:
+                    same[key] = wanted
             if wanted:
                 with contextlib.suppress(RuntimeError):  # its loop closed: server stopped
                     subscriber.loop.call_soon_threadsafe(subscriber.take, wanted)
