@@ -33,13 +33,19 @@ class SnapshotWatcher:
         self.initialized = isinstance(saved, dict)
         # key → "hash" or "hash|subject" (the subject is kept to name a deleted row)
         self.hashes: dict[str, str] = dict(saved.get("h", {})) if isinstance(saved, dict) else {}
+        #: diffs that posted something so far: part of each position, so a row whose content
+        #: comes back (state 0 → 1 → 0 → 1) is a new change, not the first one's id again
+        self.generation = int(saved.get("g", 0)) if isinstance(saved, dict) else 0
         self.last_query_s = 0.0
         #: called with the number of rows of each page read (the adapter's progress lines)
         self.on_rows: Callable[[int], None] | None = None
 
     @property
     def position(self) -> dict[str, Any]:
-        return {"h": self.hashes}
+        at: dict[str, Any] = {"h": self.hashes}
+        if self.generation:
+            at["g"] = self.generation
+        return at
 
     def poll(self, engine: Engine) -> Iterator[RowChange]:
         cfg = self.config
@@ -54,6 +60,7 @@ class SnapshotWatcher:
         new: dict[str, str] = {}
         pending: list[RowChange] = []
         first = not self.initialized
+        g = self.generation + 1
         while True:
             with engine.connect() as conn:
                 rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
@@ -78,7 +85,7 @@ class SnapshotWatcher:
                     kind = "row.created" if old is None else "row.upserted"
                 pending.append(RowChange(
                     table=cfg.table, key=row[cfg.key], kind=kind,
-                    position=f"{cfg.table}:{skey}:{digest}", data=data, group=_GROUP,
+                    position=f"{cfg.table}:{skey}:{g}:{digest}", data=data, group=_GROUP,
                     subject=subject))
             if len(rows) < cfg.batch:
                 break
@@ -88,10 +95,12 @@ class SnapshotWatcher:
                 digest, _, subject = old.partition("|")
                 pending.append(RowChange(
                     table=cfg.table, key=skey, kind="row.deleted",
-                    position=f"{cfg.table}:{skey}:deleted:{digest}", data={cfg.key: skey},
+                    position=f"{cfg.table}:{skey}:{g}:deleted:{digest}",
+                    data={cfg.key: skey},
                     group=_GROUP, subject=subject or f"{cfg.table}:{skey}"))
         self.hashes = new
         self.initialized = True
         if pending:
+            self.generation = g
             pending[-1].after = self.position
         yield from pending
