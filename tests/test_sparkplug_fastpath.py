@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import structlog
 
+from floorstream.adapters.mqtt.adapter import _compact
 from floorstream.adapters.mqtt.config import MqttConfig
 from floorstream.adapters.mqtt.sparkplug import classify
 from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
@@ -171,8 +172,11 @@ def _stream() -> list[tuple[str, bytes]]:
     return out
 
 
-def _run(fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
-    """The host's output for :func:`_stream`, and how many messages took the fast path."""
+def _run(fast: bool, monkeypatch: pytest.MonkeyPatch, plugin: bool = False
+         ) -> tuple[list[Any], int]:
+    """The host's output for :func:`_stream`, and how many messages took the fast path.
+    ``plugin``: records as the adapter makes them from a plugin's decoder without
+    ``decode_compact`` (no ``plain`` key)."""
     taken = [0]
     with monkeypatch.context() as patch:
         if fast:
@@ -193,11 +197,12 @@ def _run(fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
         host.start(collect, host.sessions.dump_text,  # type: ignore[arg-type]
                    lambda topic, payload: None)
         decoder = SparkplugDecoder()
+        decode = _compact(decoder.decode) if plugin else decoder.decode_compact
         observed = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
         for topic, payload in _stream():
             _, levels, bridge = classify(topic.split("/"), None)
             try:
-                record = decoder.decode_compact(payload)
+                record = decode(payload)
             except DecodeError as exc:
                 collect.quarantine(payload, str(exc))
                 continue
@@ -217,3 +222,11 @@ def test_the_hosts_fast_path_emits_what_the_general_path_emits(
     assert sum(1 for item in general if item[0] == "change" and item[1]["attrs"].get(
         "uncertain")) >= 2  # the gaps were marked
     assert fast == general
+
+
+def test_records_of_a_plugins_decoder_take_the_general_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (fast, taken), (general, _) = (_run(True, monkeypatch, plugin=True),
+                                   _run(False, monkeypatch, plugin=True))
+    assert taken == 0 and fast == general
+    assert sum(1 for item in general if item[0] == "change") > 250

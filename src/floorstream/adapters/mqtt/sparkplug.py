@@ -289,7 +289,7 @@ class SparkplugSessions:
         None and goes through :meth:`handle`, which decides it the same way or explains it.
         The session state is read, and only the subject's newest time written, as there."""
         session = self.nodes.get(key)
-        if session is None or not record["plain"]:
+        if session is None or not record.get("plain"):  # (a plugin's decoder: no "plain")
             return None
         aliases = session.aliases
         try:
@@ -298,7 +298,7 @@ class SparkplugSessions:
             return None
         if not values or (session.control and not session.control.isdisjoint(values)):
             return None
-        stamp = record["timestamp"]
+        stamp = record.get("timestamp")
         when = None
         if stamp is not None:
             when = _when(stamp)
@@ -313,7 +313,7 @@ class SparkplugSessions:
         bdseq = session.bdseq
         change: Change = Change._trusted({
             "source": self.source, "subject": subject, "kind": self.kind,
-            "position": f"{key}|{bdseq if bdseq is not None else '?'}|{record['seq']}|{stamp}",
+            "position": f"{key}|{bdseq if bdseq is not None else '?'}|{record.get('seq')}|{stamp}",
             "observed_at": observed_at, "occurred_at": when, "data": values, "before": None,
             "attrs": {**attrs, "group": group, "node": node}})
         return change
