@@ -10,6 +10,7 @@ checkpoint), so each back-and-forth is posted, and a restart still posts nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from support.erp import ErpRun, create_erp, update
@@ -21,6 +22,10 @@ SNAPSHOT = """        mode: snapshot
 """
 
 
+def _at_least(count: int) -> Callable[[list[str]], bool]:
+    return lambda found: len(found) >= count
+
+
 def test_a_state_that_comes_back_is_posted_each_time(store_url: str, tmp_path: Path) -> None:
     erp = create_erp(store_url, orders=1)
     run = ErpRun(tmp_path, store_url, SNAPSHOT)
@@ -30,7 +35,7 @@ def test_a_state_that_comes_back_is_posted_each_time(store_url: str, tmp_path: P
     try:
         for n, state in enumerate(("progress", "confirmed", "progress", "confirmed"), 1):
             update(erp, 1, state=state)
-            run.wait_summaries(lambda s, n=n: len(s) >= n)  # one poll between the edits
+            run.wait_summaries(_at_least(n))  # a poll between the edits
     finally:
         run.stop()
     update(erp, 1, state="progress")
