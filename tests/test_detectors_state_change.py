@@ -101,3 +101,25 @@ def test_options_are_validated() -> None:
         make(StateChange, field="state", colour="red")
     with pytest.raises(ValueError, match="unknown severity"):
         make(StateChange, field="state", severity={"FAULT": "urgent"})
+
+
+def test_a_reading_that_arrives_after_a_newer_one_is_posted_as_a_past_state() -> None:
+    """Out of order (a publisher's queue flushed after a reconnect): the late reading is not
+    the current state, so it does not move it, but a state nobody was told of is posted as
+    what it was: a past state, reported late. A late repeat of the current state says
+    nothing."""
+    run = Runner(make(StateChange, **OPTIONS))
+    run.feed({"state": "RUNNING"}, at=0)
+    (fault,) = run.feed({"state": "FAULT"}, at=10)
+    (late,) = run.feed({"state": "STOPPED"}, at=5, position="p5")
+    assert late.type == "machine.state_reported_late"
+    assert late.severity is Severity.WARNING  # the state's own severity: it happened
+    assert late.fields["state"] == "STOPPED" and late.fields["current"] == "FAULT"
+    assert late.fields["late_s"] == 5
+    assert late.position == "p5#state_change:state" and late.id != fault.id
+    assert phrase(late) == ("press-07 was stopped at 06:00:05, reported late "
+                            "(in fault since 06:00:10)")
+    assert run.feed({"state": "FAULT"}, at=7) == []  # the current state, late: nothing new
+    # the current state is untouched: back to normal threads to the fault
+    (back,) = run.feed({"state": "RUNNING"}, at=20)
+    assert back.clears == fault.id and back.fields["before"] == "FAULT"

@@ -29,6 +29,19 @@ def _state_changed(e: Event) -> str:
     return text
 
 
+def _state_reported_late(e: Event) -> str:
+    """"press-07 was stopped at 10:00:03, reported late (running since 10:00:05)": a reading
+    that arrived after a newer one is a past state, said as such."""
+    f = e.fields
+    text = f"{e.subject} was {f['state_label']} at {e.occurred_at:%H:%M:%S}, reported late"
+    since = f.get("current_since")
+    if since:
+        text += f" ({f['current_label']} since {datetime.fromisoformat(since):%H:%M:%S})"
+    else:
+        text += f" (now {f['current_label']})"
+    return text
+
+
 def _limit_exceeded(e: Event) -> str:
     f = e.fields
     unit = f.get("unit", "")
@@ -103,6 +116,7 @@ def _field_changed(e: Event) -> str:
 def register_phrases(phrases: Registry[Phrase]) -> None:
     for type_, phrase in (
         ("machine.state_changed", _state_changed),
+        ("machine.state_reported_late", _state_reported_late),
         ("metric.limit_exceeded", _limit_exceeded),
         ("metric.limit_cleared", _limit_cleared),
         ("metric.limit_escalated", _limit_escalated),

@@ -59,9 +59,22 @@ class StateChange(Detector):
         at = change.when.timestamp()
         if at < data.get("at", at):
             # a reading older than the state it would replace arrived late (out of order): it
-            # cannot be the current state; it is counted, and the newer state stands
+            # cannot be the current state, so the newer state stands; but a state nobody was
+            # told of is a real transition, so it is posted as what it is, a past state
+            # reported late, never as the current one (and never dropped silently)
             state.update(late=data.get("late", 0) + 1)
-            return []
+            current = data.get("state")
+            if current is None or after == current:
+                return []
+            late_fields: dict[str, Any] = {
+                "field": self.opts.field, "state": after, "current": current,
+                "state_label": self.opts.labels.get(after, after.lower()),
+                "current_label": self.opts.labels.get(current, str(current).lower()),
+                "current_since": data.get("since"), "late_s": data["at"] - at,
+            }
+            return [self.event(change, "machine.state_reported_late",
+                               self._severity.get(after, self._default), late_fields,
+                               position=f"{change.position}#{self.key}")]
         before = data.get("state")
         if before == after:
             return []
