@@ -34,6 +34,7 @@ from sqlalchemy import Connection, bindparam, column, inspect, or_, select, tabl
 
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.idioms import Idiom
+from floorstream.adapters.erp.sqlcommon import as_utc
 
 __all__ = ["LOG_TABLE", "ChildChange", "Entry", "read_log", "sap_time"]
 
@@ -281,7 +282,7 @@ def _frappe(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
     out = []
     for v in conn.execute(stmt):
         entry = Entry(log_id=(v.creation, v.name), key=v.docname, op="U",
-                      occurred_at=v.creation, user=v.owner,
+                      occurred_at=as_utc(v.creation, config.site.time_zone), user=v.owner,
                       mine=wanted is None or v.ref_doctype == wanted)
         if entry.mine:
             _frappe_doc(entry, _json(v.data), idiom)

@@ -344,8 +344,9 @@ class ErpTableConfig(SourceConfig):
     time_zone: str = Field(
         default="UTC",
         description="IANA zone of the times the ERP stores without one (SAP CDHDR "
-                    "UDATE/UTIME: the plant's or app server's zone); read there, converted "
-                    "to UTC once")
+                    "UDATE/UTIME, naive cursor columns, Frappe modified/creation: the "
+                    "plant's or app server's zone); read there, converted to UTC once; "
+                    "not applied on Odoo, which stores UTC")
     language: str | None = Field(
         default=None,
         description="language of labels: Odoo en_US/fr_FR (the first choice when a label is "

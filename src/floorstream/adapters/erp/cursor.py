@@ -30,7 +30,14 @@ from sqlalchemy import (
 
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.publish import BASELINE, FLUSH, NO_GROUP, RowChange, SubjectMaker
-from floorstream.adapters.erp.sqlcommon import as_utc, client_filter, decode, encode, shift
+from floorstream.adapters.erp.sqlcommon import (
+    as_utc,
+    client_filter,
+    decode,
+    encode,
+    naive_zone,
+    shift,
+)
 from floorstream.adapters.erp.values import Humanizer, plain, row_hash
 
 __all__ = ["CursorWatcher"]
@@ -47,6 +54,7 @@ class CursorWatcher:
         self.columns = columns
         self.humanizer = Humanizer(config)
         self.subject = SubjectMaker(config)
+        self.zone = naive_zone(config.site.system, config.site.time_zone)
         # a position saved while the first start's baseline was still being read carries
         # "b": the rest of the table is still baseline after a restart, not new rows
         self.initialized = isinstance(saved, dict) and not saved.get("b")
@@ -167,7 +175,7 @@ class CursorWatcher:
         return RowChange(
             table=cfg.table, key=k, kind=kind,
             position=f"{cfg.table}:{plain(k)}:{plain(c)}:{digest}", data=data,
-            occurred_at=as_utc(c), group=c if self.cursor != cfg.key else NO_GROUP,
+            occurred_at=as_utc(c, self.zone), group=c if self.cursor != cfg.key else NO_GROUP,
             after=self.position, subject=self.subject(k, data))
 
 

@@ -4,14 +4,14 @@ moving a cursor back by the overlap window, reading a table's columns, schema pr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, column, inspect
 
 __all__ = ["CLIENT_COLUMN", "SchemaProblem", "as_utc", "client_column", "client_filter", "decode",
-           "encode", "present_columns", "shift"]
+           "encode", "naive_zone", "present_columns", "shift"]
 
 
 class SchemaProblem(Exception):
@@ -94,16 +94,26 @@ def _shift_text(value: str, overlap: float) -> str:
     return text[:19]
 
 
-def as_utc(value: Any) -> datetime | None:
-    """A source time for ``Change.occurred_at``: naive values are UTC (Odoo stores them so)."""
+def as_utc(value: Any, zone: tzinfo = UTC) -> datetime | None:
+    """A source time for ``Change.occurred_at``: a naive value is read in ``zone`` (Odoo
+    stores UTC; Frappe and most SAP tables the site's or plant's local time) and converted
+    to UTC; an ambiguous hour is read as its first occurrence."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
             return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment: datetime = value if value.tzinfo else value.replace(tzinfo=zone)
+        return moment.astimezone(UTC)
     return None
+
+
+def naive_zone(system: str | None, zone: tzinfo) -> tzinfo:
+    """The zone of the ERP's timestamps that carry none: Odoo writes every datetime in UTC
+    whatever its users' zone, so the source's ``time_zone`` (the plant's) is not applied to
+    Odoo; Frappe (System Settings time zone), SAP and plain databases store local time."""
+    return UTC if system == "odoo" else zone
 
 
 def present_columns(conn: Connection, table: str) -> list[str]:

@@ -1,0 +1,58 @@
+"""Timestamps stored without a zone are read in the ERP's own convention.
+
+Odoo writes every datetime in UTC whatever its users' zone; Frappe/ERPNext, SAP tables and
+plain databases write the site's local time. A cursor row's ``write_date``/``modified`` is
+the post's "when it happened": read as UTC, a Frappe site in Berlin had every post an hour
+(in summer two) in the future. The source's ``time_zone`` now applies to naive cursor values
+and Frappe's tabVersion times, except on Odoo, which stays UTC even when ``time_zone`` names
+the plant's zone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from .idioms_support import IdiomRun, config, create, execute
+
+DDL = """
+CREATE TABLE work_order (
+    id INTEGER PRIMARY KEY, name {vtext}, state {vtext}, modified {ts})
+"""
+
+SOURCE = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    {version}
+    time_zone: Europe/Berlin
+    table: work_order
+    cursor: modified
+    track: [state]
+    subject: "{{{{ row.name }}}}"
+"""
+
+
+@pytest.mark.parametrize(("version", "hour"), [("", 9), ("erp_version: odoo 17", 10)])
+def test_naive_cursor_times_are_read_in_the_erps_zone(sqlite_url: str, tmp_path: Path,
+                                                      version: str, hour: int) -> None:
+    engine = create(sqlite_url, DDL)
+    insert = "INSERT INTO work_order VALUES (:i, :n, 'draft', :m)"
+    execute(engine, insert, {"i": 1, "n": "WO-1", "m": datetime(2026, 11, 25, 9, 0)},
+            {"i": 9000, "n": "WO-9000", "m": datetime(2026, 11, 25, 9, 0)})
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=sqlite_url, version=version)))
+    with run:
+        run.start()
+        # 10:15 on the wall clock in Berlin (CET, UTC+1) for a local-time ERP; for Odoo the
+        # same stored value is 10:15 UTC
+        execute(engine, "UPDATE work_order SET state = 'done', modified = :m WHERE id = 1",
+                {"m": datetime(2026, 11, 25, 10, 15)})
+        posts = run.behind(
+            lambda: execute(engine, "UPDATE work_order SET state = 'seen', modified = :m "
+                                    "WHERE id = 9000", {"m": datetime(2026, 11, 25, 10, 16)}),
+            "WO-9000: state draft → seen")
+        assert [p.summary for p in posts] == ["WO-1: state draft → done"]
+        assert posts[0].occurred_at == datetime(2026, 11, 25, hour, 15, tzinfo=UTC)
