@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from floorstream.plugin import Adapter, Emitter
 
 from .config import OpcuaConfig
-from .probe import probe
-from .session import OpcuaSession, Record
+
+if TYPE_CHECKING:  # the client half (asyncua, cryptography) is imported when a source runs
+    from .session import OpcuaSession, Record
 
 __all__ = ["OpcuaAdapter"]
 
@@ -41,6 +42,8 @@ class OpcuaAdapter(Adapter[OpcuaConfig]):
     session: OpcuaSession | None = None
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        from .session import OpcuaSession
+
         out: queue.Queue[list[Record]] = queue.Queue(maxsize=QUEUE_RESPONSES)
         session = self.session = OpcuaSession(self.config, self.context, out)
         thread = threading.Thread(target=session.run, name=f"opcua-{self.config.name}",
@@ -67,6 +70,8 @@ class OpcuaAdapter(Adapter[OpcuaConfig]):
     def check(cls, config: Any) -> list[str]:
         """``floorstream check``: connect as the source would and name the items the server
         does not have (an unknown NodeId, a browse path that does not resolve)."""
+        from .probe import probe
+
         assert isinstance(config, OpcuaConfig)
         return probe(config)
 

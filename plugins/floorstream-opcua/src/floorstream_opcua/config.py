@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from asyncua import ua
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from floorstream.plugin import Duration, SourceConfig
@@ -25,6 +24,10 @@ _SEGMENT = re.compile(r"^(?:(\d+):)?(.+)$")
 
 
 def _node_id(text: str) -> str:
+    # asyncua is imported here, not at module level: this module is the light half the plugin
+    # registers, and a daemon with no opcua source must not pay asyncua's ~30 MB to start
+    from asyncua import ua
+
     try:
         ua.NodeId.from_string(text)
     except Exception as exc:  # asyncua raises several kinds for a malformed NodeId
