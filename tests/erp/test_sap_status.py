@@ -63,8 +63,8 @@ def _texts(engine: Engine) -> None:
             {"o": ORDER})
 
 
-def _set(engine: Engine, objnr: str, on: tuple[str, ...] = (), off: tuple[str, ...] = ()
-         ) -> None:
+def _set(engine: Engine, objnr: str, on: tuple[str, ...] = (), off: tuple[str, ...] = (),
+         when: str | None = None) -> None:
     """One SAP transaction: statuses switched on (inserted or reactivated) and off, each
     row stamped with the object's next change number (CHGNR), as SAP's status management
     writes it (JCDS keeps the document of each number)."""
@@ -78,8 +78,20 @@ def _set(engine: Engine, objnr: str, on: tuple[str, ...] = (), off: tuple[str, .
                         {"o": objnr, "s": s, "n": nr}) for s in on]
         statements += [("UPDATE jest SET inact = 'X', chgnr = :n WHERE objnr = :o AND stat = :s",
                         {"o": objnr, "s": s, "n": nr}) for s in off]
+        if when is not None:  # the change document too (JCDS), at UDATE/UTIME ``when``
+            statements += [("INSERT INTO jcds VALUES (:o, :s, :n, :i, :d, :t)",
+                            {"o": objnr, "s": s, "n": nr, "i": i, "d": when[:8],
+                             "t": when[8:]})
+                           for s, i in [*((s, " ") for s in on), *((s, "X") for s in off)]]
         for statement, values in statements:
             conn.execute(text(sql(engine, statement)), values)
+
+
+JCDS = """
+CREATE TABLE jcds (
+    objnr {vtext} NOT NULL, stat {vtext} NOT NULL, chgnr {vtext} NOT NULL,
+    inact {vtext} NOT NULL, udate {vtext}, utime {vtext}, PRIMARY KEY (objnr, stat, chgnr))
+"""
 
 
 def test_status_sets_one_post_per_change(store_url: str, tmp_path: Path) -> None:
@@ -196,3 +208,37 @@ def test_several_changes_between_two_polls_say_their_steps_were_not_seen(
         assert posts[0].fields["changes"] == 3
         assert "intermediate_unseen" not in posts[1].fields
         assert posts[2].fields["changes"] is None
+
+
+def test_status_change_documents_give_each_step_in_order(store_url: str,
+                                                         tmp_path: Path) -> None:
+    """With JCDS, three changes made while no poll ran are three posts, in order, each at
+    its document's time (UDATE/UTIME in the source's time_zone, UTC here); an object whose
+    documents are not all there (archived) falls back to one post that says so."""
+    engine = create(store_url, DDL + ";" + JCDS)
+    _texts(engine)
+    other = "OR000001000124"
+    _set(engine, ORDER, on=("I0001",), when="20261125080000")
+    _set(engine, other, on=("I0001",), when="20261125080000")
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=store_url, language="en")))
+    with run:
+        run.start()
+    _set(engine, ORDER, on=("I0002",), off=("I0001",), when="20261125091500")
+    _set(engine, ORDER, on=("I0010",), when="20261125101500")
+    _set(engine, ORDER, on=("I0009", "I0012"), off=("I0010",), when="20261125111500")
+    _set(engine, other, on=("I0002",), off=("I0001",), when="20261125091500")
+    _set(engine, other, on=("I0009",), when="20261125101500")
+    execute(engine, "DELETE FROM jcds WHERE objnr = :o AND chgnr = '002'", {"o": other})
+    with run:
+        run.start()
+        posts = run.behind(lambda: _set(engine, "OR000000009000", on=("I0001",)),
+                           "9000: status CRTD (Created)")
+        assert [p.summary for p in posts] == [
+            "1000123: added REL (Released); removed CRTD (Created)",
+            "1000123: added PCNF (Partially confirmed)",
+            "1000123: added CNF (Confirmed), DLV (Delivered); removed PCNF (Partially "
+            "confirmed)",
+            "1000124: added REL (Released), CNF (Confirmed); removed CRTD (Created) (2 status "
+            "changes since the last poll; intermediate states not seen: polled every 100 ms)"]
+        assert [p.occurred_at.hour for p in posts[:3] if p.occurred_at] == [9, 10, 11]
+        assert [p.fields.get("change_number") for p in posts] == [2, 3, 4, None]

@@ -167,6 +167,11 @@ class StatusConfig(_Strict):
         description="JEST column of the change number (CHGNR) that last switched the status: "
                     "tells one change between two polls from several (whose intermediate "
                     "states were not seen)")
+    history: str | None = Field(
+        default="jcds",
+        description="status change documents (JCDS: OBJNR, STAT, CHGNR, INACT, UDATE, "
+                    "UTIME): several changes of an object between two polls are posted one "
+                    "by one, in order, when the table has every one of them")
     profiles: str | None = Field(default="jsto",
                                  description="object → status profile (OBJNR, STSMA), to "
                                              "pick the user status text of its profile")

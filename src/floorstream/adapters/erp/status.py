@@ -17,8 +17,14 @@ The subject is the object number without its two-letter type and ALPHA zeros
 (``OR000001000123`` → ``1000123``), or the ``subject:`` template over ``row.objnr``,
 ``row.object``, ``row.number`` (zero-padded) and ``row.type``. Like snapshot mode the sets
 travel in the checkpoint (about 30 bytes per object) and are committed with the last post of
-a diff; a crash replays the same diff with the same ids. Two changes of one object between
-two polls are one post (the sets are compared, not the steps).
+a diff; a crash replays the same diff with the same ids (an object's posts are numbered in
+the checkpoint, so a set that comes back is a new post).
+
+Several changes of one object between two polls: JEST's ``CHGNR`` counts them. With the
+status change documents (``JCDS``) complete for the span, each step is posted in order at
+its document's time; without them the one post from the set before to the set after says
+how many changes it covers and that their intermediate states were not seen ("may be
+missing" when the table keeps no change numbers). A single change carries no note.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -44,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from floorstream.adapters.erp.alpha import alpha_out, canonical
+from floorstream.adapters.erp.auditlogs import sap_time
 from floorstream.adapters.erp.config import TableConfig, subject_environment
 from floorstream.adapters.erp.idioms import data_file
 from floorstream.adapters.erp.publish import EventSpec, RowChange
@@ -83,6 +91,19 @@ def _steps(before: int | None, after: int | None) -> int | None:
     if before is None or after is None or after <= before:
         return None
     return after - before
+
+
+def _replay(before: set[str], documents: list[tuple[int, datetime | None,
+                                                     list[tuple[str, bool]]]]
+            ) -> list[tuple[int, datetime | None, set[str]]]:
+    """The set after each status change document, starting from ``before``."""
+    current, out = set(before), []
+    for nr, when, codes in documents:
+        current = set(current)
+        for code, active in codes:
+            (current.add if active else current.discard)(code)
+        out.append((nr, when, current))
+    return out
 
 
 class StatusWatcher:
@@ -166,11 +187,26 @@ class StatusWatcher:
                            and (o in self.sets or now[o])]
             if changed:
                 self._load_texts(conn, changed)
+            # objects that went through several changes: their documents, where kept
+            spans = {o: (self.numbers[o], numbers[o]) for o in changed
+                     if o in self.sets and (_steps(self.numbers.get(o), numbers.get(o)) or 0) > 1}
+            history = self._history(conn, spans) if spans else {}
         pending: list[RowChange] = []
         posted = dict(self.posted)
         for objnr in changed:
             before = set(self.sets.get(objnr, "").split()) - {""}
             after = set(now[objnr].split()) - {""}
+            steps = _replay(before, history.get(objnr, []))
+            if steps and steps[-1][2] == after:  # every step, in order
+                for nr, when, step in steps:
+                    if step == before:
+                        continue  # a document that changed nothing active
+                    posted[objnr] = posted.get(objnr, 0) + 1
+                    pending.append(self._change(objnr, before, step, known=True, steps=1,
+                                                seq=posted[objnr], occurred_at=when,
+                                                change_number=nr))
+                    before = step
+                continue
             posted[objnr] = posted.get(objnr, 0) + 1
             pending.append(self._change(objnr, before, after, known=objnr in self.sets,
                                         steps=_steps(self.numbers.get(objnr),
@@ -187,7 +223,8 @@ class StatusWatcher:
     # -- one object ---------------------------------------------------------------------
 
     def _change(self, objnr: str, before: set[str], after: set[str], *, known: bool,
-                steps: int | None, seq: int) -> RowChange:
+                steps: int | None, seq: int, occurred_at: datetime | None = None,
+                change_number: int | None = None) -> RowChange:
         cfg = self.config
         kind_code, number = objnr[:2], objnr[2:]
         row = {"objnr": objnr, "type": kind_code, "number": number,
@@ -205,6 +242,8 @@ class StatusWatcher:
             fields["intermediate_unseen"] = True
             fields["changes"] = steps  # None: the table keeps no change numbers
             fields["polled_every_s"] = cfg.interval or cfg.site.interval
+        if change_number is not None:
+            fields["change_number"] = change_number  # a step read back from JCDS
         digest = hashlib.blake2b(" ".join(sorted(after)).encode(), digest_size=6).hexdigest()
         attrs = {attr: canonical(row.get(col)) for attr, col in cfg.row_attrs.items()
                  if row.get(col) not in (None, "")}
@@ -214,7 +253,8 @@ class StatusWatcher:
         return RowChange(table=cfg.table, key=objnr, kind="row.updated",
                          position=f"{cfg.table}:{objnr}:{seq}:{digest}",
                          data=row,
-                         occurred_at=utcnow(), subject=subject, attrs=attrs, event=spec)
+                         occurred_at=occurred_at or utcnow(), subject=subject, attrs=attrs,
+                         event=spec)
 
     def _render(self, template: Any, row: dict[str, Any]) -> str | None:
         if template is None:
@@ -244,6 +284,40 @@ class StatusWatcher:
         if isinstance(shipped, list) and len(shipped) == 2:
             return str(shipped[0]), str(shipped[1])
         return code, ""
+
+    def _history(self, conn: Connection, spans: dict[str, tuple[int, int]]
+                 ) -> dict[str, list[tuple[int, datetime | None, list[tuple[str, bool]]]]]:
+        """Each object's status change documents past its last seen change number, in
+        order: (CHGNR, when, [(status, active)]); an object whose documents are not all
+        there (archived, a table of another shape) gets none, and its post says the steps
+        were not seen."""
+        name = self.config.status.history
+        if not name:
+            return {}
+        try:
+            if not inspect(conn).has_table(name):
+                return {}
+            h = table(name, column("objnr"), column("stat"), column("chgnr"), column("inact"),
+                      column("udate"), column("utime"))
+            stmt = self._held(conn, name, select(*h.c).where(
+                h.c.objnr.in_(bindparam("o", expanding=True))))
+            found: dict[str, dict[int, tuple[datetime | None, list[tuple[str, bool]]]]] = {}
+            zone = self.config.site.time_zone
+            for objnr, code, nr, flag, udate, utime in conn.execute(stmt, {"o": list(spans)}):
+                key, number = str(objnr).strip(), _number(nr)
+                low, high = spans.get(key, (0, 0))
+                if number is None or not low < number <= high:
+                    continue
+                entry = found.setdefault(key, {}).setdefault(
+                    number, (sap_time(udate, utime, zone), []))
+                entry[1].append((str(code).strip(),
+                                 not (isinstance(flag, str) and flag.strip())))
+        except DBAPIError:
+            conn.rollback()
+            return {}
+        return {o: [(n, when, codes) for n, (when, codes) in sorted(docs.items())]
+                for o, docs in found.items()
+                if sorted(docs) == list(range(spans[o][0] + 1, spans[o][1] + 1))}
 
     def _held(self, conn: Connection, name: str, stmt: Select[Any]) -> Select[Any]:
         """``stmt`` over SAP table ``name`` held to the source's client when the table is
