@@ -4,226 +4,59 @@ Each daemon has a registry of its own (two daemons in one process, as the tests 
 never mix their numbers). Almost everything is read at scrape time from what the daemon keeps
 anyway — the pipeline's per-source counters, the processors' flood counters, the delivery
 workers' :class:`~floorstream.delivery.stats.SinkStats`, the monitor's outbox counts — by one
-custom collector, so the hot path pays no metrics call per message. The one metric observed
-as it happens is the commit latency (once per batch).
+custom collector (:mod:`floorstream.metrics_collector`), so the hot path pays no metrics call
+per message. The one metric observed as it happens is the commit latency (once per batch),
+counted here into plain buckets.
+
+prometheus_client is imported at the first scrape, not when the daemon is built: a daemon
+with no ``health.port`` is never scraped and should not carry it (issue 16, memory).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+import bisect
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-
-from floorstream.delivery.stats import LATENCY_BUCKETS
-from floorstream.pipeline import QUARANTINE_REASONS
-
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from floorstream.daemon import Daemon
 
-__all__ = ["COMMIT_BUCKETS", "DaemonMetrics"]
+__all__ = ["COMMIT_BUCKETS", "CommitHistogram", "DaemonMetrics"]
 
 #: upper bounds (seconds) of the commit-latency histogram
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                   30.0)
 
 
+class CommitHistogram:
+    """Commit durations by bucket (one count per bound, plus +Inf), and their sum."""
+
+    def __init__(self, bounds: tuple[float, ...] = COMMIT_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # le semantics: a value equal to a bound falls in that bound's bucket
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
 class DaemonMetrics:
-    """The registry of one daemon; :meth:`render` is what ``/metrics`` serves."""
+    """The metrics of one daemon; :meth:`render` is what ``/metrics`` serves."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.commit_seconds = Histogram(
-            "floorstream_pipeline_commit_seconds",
-            "Duration of the pipeline's commit transactions (posts, outbox rows, checkpoints "
-            "and detector state of one batch)", buckets=COMMIT_BUCKETS, registry=self.registry)
-        daemon.pipeline.on_commit = self.commit_seconds.observe
-        self.registry.register(_DaemonCollector(daemon))
-
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class _DaemonCollector(Collector):
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self.commit_seconds = CommitHistogram()
+        daemon.pipeline.on_commit = self.commit_seconds.observe
+        self._registry: CollectorRegistry | None = None
 
-    def collect(self) -> Iterable[Metric]:
-        yield from self._sources()
-        yield from self._pipeline()
-        yield from self._sinks()
-        yield from self._alerts()
-        yield from self._fleet()
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    def _sources(self) -> Iterable[Metric]:
-        daemon = self.daemon
-        now = time.time()
-        changes = CounterMetricFamily(
-            "floorstream_source_changes", "Inputs committed from the source (changes, adapter "
-            "events, quarantined input)", labels=["source"])
-        posts = CounterMetricFamily("floorstream_source_posts", "New posts committed",
-                                    labels=["source"])
-        quarantined = CounterMetricFamily(
-            "floorstream_source_quarantined", "Inputs quarantined, by reason category",
-            labels=["source", "reason"])
-        flood = CounterMetricFamily(
-            "floorstream_flood_suppressed", "Posts flood control held back (folded into a "
-            "digest)", labels=["source"])
-        settle = CounterMetricFamily(
-            "floorstream_settle_suppressed", "State transitions not posted on their own: "
-            "folded into a later post or a 'briefly' line (settled), or held while the stream "
-            "was flapping (flapping); each is counted in the post that stands for it",
-            labels=["source", "reason"])
-        connected = GaugeMetricFamily(
-            "floorstream_source_connected", "1 while the source is connected (as its adapter "
-            "reports; an adapter that does not report: while it runs)", labels=["source"])
-        lag = GaugeMetricFamily(
-            "floorstream_source_lag_seconds", "Observed → committed for the oldest input of the "
-            "source's last batch (growing while a batch waits for its commit)",
-            labels=["source"])
-        restarts = CounterMetricFamily("floorstream_source_restarts",
-                                       "Adapter restarts after a crash", labels=["source"])
-        names = list(daemon.status)
-        names += sorted(n for n in list(daemon.pipeline.counters) if n not in daemon.status)
-        runtimes = daemon.processor.sources
-        for name in names:
-            counters = daemon.pipeline.counter(name)
-            changes.add_metric([name], counters.received)
-            posts.add_metric([name], counters.posts)
-            by_reason = dict(counters.quarantined)
-            for reason in (*QUARANTINE_REASONS, *sorted(set(by_reason) - set(QUARANTINE_REASONS))):
-                quarantined.add_metric([name, reason], by_reason.get(reason, 0))
-            runtime = runtimes.get(name)
-            flood.add_metric([name], runtime.flood_suppressed if runtime is not None else 0)
-            stage = runtime.settle if runtime is not None else None
-            settle.add_metric([name, "settled"], stage.folded if stage is not None else 0)
-            settle.add_metric([name, "flapping"], stage.flapped if stage is not None else 0)
-            lag.add_metric([name], counters.lag_now(now))
-            status = daemon.status.get(name)
-            if status is not None:
-                connected.add_metric([name], 1.0 if status.connected else 0.0)
-                restarts.add_metric([name], status.restarts)
-        yield from (changes, posts, quarantined, flood, settle, connected, lag, restarts)
+        if self._registry is None:
+            from floorstream.metrics_collector import registry_for
 
-    def _pipeline(self) -> Iterable[Metric]:
-        pipeline = self.daemon.pipeline
-        yield GaugeMetricFamily("floorstream_pipeline_queue_depth",
-                                "Inputs waiting in the pipeline queue",
-                                value=pipeline.queue.qsize())
-        yield GaugeMetricFamily("floorstream_pipeline_queue_capacity",
-                                "Size of the pipeline queue (pipeline.queue_size)",
-                                value=pipeline.queue.maxsize)
-        yield CounterMetricFamily("floorstream_pipeline_commits", "Batches committed",
-                                  value=pipeline.committed_batches)
-        yield GaugeMetricFamily("floorstream_pipeline_up",
-                                "1 while the pipeline thread runs without a fatal error",
-                                value=1.0 if pipeline.alive and pipeline.error is None else 0.0)
-        store = self.daemon.monitor.store
-        up = store.reachable and pipeline.store_error is None
-        yield GaugeMetricFamily("floorstream_store_up", "1 while the store answers",
-                                value=1.0 if up else 0.0)
-
-    def _sinks(self) -> Iterable[Metric]:
-        daemon = self.daemon
-        outbox = daemon.monitor.outbox.sinks
-        stats = daemon.sink_stats()
-        names = [s.name for s in daemon.config.sinks]
-        names += sorted(n for n in outbox if n not in names)
-        now = time.time()
-        pending = GaugeMetricFamily(
-            "floorstream_sink_pending", "Outbox rows not yet delivered (pending, held for a "
-            "digest, being sent)", labels=["sink"])
-        rows = GaugeMetricFamily("floorstream_outbox_rows", "Outbox rows by status",
-                                 labels=["sink", "status"])
-        oldest = GaugeMetricFamily(
-            "floorstream_sink_oldest_pending_seconds", "Age of the oldest outbox row not yet "
-            "delivered (0: none)", labels=["sink"])
-        delivered = CounterMetricFamily("floorstream_sink_delivered",
-                                        "Outbox rows delivered by this process", labels=["sink"])
-        failed = CounterMetricFamily(
-            "floorstream_sink_failed", "Outbox rows given up by this process (status failed)",
-            labels=["sink"])
-        retries = CounterMetricFamily(
-            "floorstream_sink_retries", "Delivery attempts that failed and will be retried "
-            "(per row)", labels=["sink"])
-        failing = GaugeMetricFamily(
-            "floorstream_sink_failing", "1 while the last attempt on some lane of the sink "
-            "failed", labels=["sink"])
-        latency = HistogramMetricFamily(
-            "floorstream_sink_delivery_seconds", "Commit → delivered, per outbox row",
-            labels=["sink"])
-        for name in names:
-            found = outbox.get(name)
-            pending.add_metric([name], found.waiting if found else 0)
-            for status in ("pending", "held", "sending", "failed"):
-                rows.add_metric([name, status], getattr(found, status) if found else 0)
-            age = (max(0.0, now - found.oldest_pending.timestamp())
-                   if found is not None and found.oldest_pending is not None else 0.0)
-            oldest.add_metric([name], age)
-            sink = stats.get(name)
-            if sink is None:
-                continue
-            delivered.add_metric([name], sink.delivered)
-            failed.add_metric([name], sink.failed)
-            retries.add_metric([name], sink.retries)
-            failing.add_metric([name], 1.0 if sink.failing_since is not None else 0.0)
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), list(sink.buckets),
-                                    strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([name], buckets, sum_value=sink.latency_sum)
-        yield from (pending, rows, oldest, delivered, failed, retries, failing, latency)
-
-    def _fleet(self) -> Iterable[Metric]:
-        """A fleet on the store (docs/fleet.md): what this daemon's fleet thread last saw."""
-        fleet = self.daemon.fleet
-        if fleet is None:
-            return
-        report = fleet.report()
-        yield GaugeMetricFamily("floorstream_fleet_connected", "1 while this daemon's store "
-                                "session (which holds its leases) is up",
-                                value=1.0 if report["connected"] else 0.0)
-        yield GaugeMetricFamily("floorstream_fleet_live_daemons", "Live daemons of the fleet "
-                                "(this one included)", value=report["live_daemons"])
-        yield GaugeMetricFamily("floorstream_fleet_share", "Sources this daemon may hold",
-                                value=report["share"])
-        held = GaugeMetricFamily("floorstream_fleet_source_held", "1 while this daemon holds "
-                                 "the source's lease", labels=["source"])
-        for name in self.daemon.status:
-            held.add_metric([name], 1.0 if name in report["held"] else 0.0)
-        yield held
-        yield GaugeMetricFamily("floorstream_fleet_sources_unheld", "Sources no live daemon "
-                                "holds (as this daemon last read the lease rows)",
-                                value=len(report["unheld"]))
-        for name, value, text in (
-                ("acquisitions", report["acquisitions"], "Leases this daemon took"),
-                ("releases", report["releases"], "Leases this daemon gave back"),
-                ("losses", report["losses"], "Times this daemon lost its store session while "
-                                             "holding leases"),
-                ("fenced_batches", report["fenced_batches"], "Commits that had work of a "
-                                                              "source held elsewhere stripped")):
-            yield CounterMetricFamily(f"floorstream_fleet_{name}", text, value=value)
-
-    def _alerts(self) -> Iterable[Metric]:
-        monitor = self.daemon.monitor
-        raised = CounterMetricFamily("floorstream_alerts", "Self-alerts posted to the admin "
-                                     "team", labels=["kind"])
-        open_ = GaugeMetricFamily("floorstream_alerts_open", "Self-alerts not yet cleared",
-                                  labels=["kind"])
-        opened: dict[str, int] = dict.fromkeys(monitor.raised, 0)
-        for alert in monitor.open_alerts():
-            opened[alert["kind"]] = opened.get(alert["kind"], 0) + 1
-        for kind, count in monitor.raised.items():
-            raised.add_metric([kind], count)
-        for kind, count in opened.items():
-            open_.add_metric([kind], count)
-        yield from (raised, open_)
+            self._registry = registry_for(self.daemon, self.commit_seconds)
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
