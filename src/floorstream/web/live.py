@@ -35,6 +35,9 @@ QUEUE_LIMIT = 2000
 #: another one's may commit after it (PostgreSQL sequences; several writers), so the newer post
 #: is seen first and the older one must not be missed
 GAP_WAIT_S = 30.0
+#: the shortest time between two rounds of the watcher (what LISTEN/NOTIFY adds to a post's
+#: way at most, in exchange for one write per stream per round instead of per post)
+MIN_ROUND_S = 0.05
 GAP_MAX = 10_000
 
 
@@ -153,10 +156,15 @@ class Hub:
                                     daemon=True)
         if self.queries.engine.dialect.name == "postgresql":
             listener.start()
+        last = 0.0
         while not self._stop.is_set():
             # with LISTEN working a notification wakes us; the slow poll is a safety net
             self._wake.wait(5.0 if self.listening else self.poll_s)
+            # rounds at least MIN_ROUND_S apart: a NOTIFY per commit (every few ms under
+            # load) would make a round, and a write to every stream, per post
+            self._stop.wait(max(0.0, last + MIN_ROUND_S - time.monotonic()))
             self._wake.clear()
+            last = time.monotonic()
             if self._stop.is_set():
                 break
             try:
