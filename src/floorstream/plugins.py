@@ -43,7 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "floorstream.adapters.erp.phrases",
     "floorstream.adapters.erp.commands",
     "floorstream.sinks.builtin",
-    "floorstream.adapters.mqtt.sparkplug_b",
+    "floorstream.adapters.mqtt.sparkplug_registration",  # protobuf loads on first use
     "floorstream.adapters.mqtt.adapter",
 )
 

@@ -37,7 +37,6 @@ from floorstream.adapters.mqtt.hoststate import HostStates, parse_state
 from floorstream.adapters.mqtt.prebirth import BirthWait, Episode
 from floorstream.adapters.mqtt.reorder import Gap, Reorder
 from floorstream.adapters.mqtt.sparkplug import SparkplugResult, SparkplugSessions
-from floorstream.adapters.mqtt.sparkplug_b import encode_payload
 from floorstream.adapters.mqtt.topics import MissingValue, Template
 from floorstream.model import Change, Event, Severity, utcnow
 from floorstream.plugin import Emitter, phrasing
@@ -337,6 +336,9 @@ class SparkplugHost:
         self.rebirth_at[item.key] = now
         topic = f"{item.prefix}spBv1.0/{item.levels[1]}/NCMD/{item.levels[3]}"
         self.log.info("sparkplug_rebirth_requested", node=item.key, topic=topic)
+        # imported here: the protobuf module loads only when a Sparkplug source needs it
+        from floorstream.adapters.mqtt.sparkplug_b import encode_payload
+
         self.publish(topic, encode_payload(
             [{"name": "Node Control/Rebirth", "datatype": "Boolean", "value": True}]))
 
