@@ -280,6 +280,25 @@ def test_what_a_reload_applies(tmp_path: Path, sqlite_url: str) -> None:
         daemon.store.close()
 
 
+def test_a_detector_option_changed_is_named_for_a_restart(tmp_path: Path,
+                                                           sqlite_url: str) -> None:
+    """A threshold moved in ``detect:`` is not applied live; the reload must say so, not log
+    ``unchanged`` (the options were once dumped as ``{}`` and compared equal)."""
+    plugins = build_plugins()
+    base = _config(tmp_path, sqlite_url, team="day") + \
+        "    detect: [{field_change: {fields: [state], severity: info}}]\n"
+    daemon = Daemon(parse_config(base, plugins), plugins, delivery=False)
+    try:
+        same = apply_reload(daemon, parse_config(base, plugins))
+        assert same == ([], [])
+        changed = base.replace("severity: info}", "severity: warning}")
+        applied, restart = apply_reload(daemon, parse_config(changed, plugins))
+        assert applied == []
+        assert restart == ["sources.orders.detect"]
+    finally:
+        daemon.store.close()
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
