@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from floorstream.adapters.erp.adapter import ErpTableAdapter
-from floorstream.adapters.erp.config import ErpTableConfig
+from floorstream.adapters.erp.config import ErpTableConfig, subject_environment
+from floorstream.plugin.alpha import canonical
 
 from .idioms_support import IdiomRun, config, create, execute, sql
 
@@ -151,3 +152,12 @@ def test_check_warns_about_an_sap_table_read_without_its_client(sqlite_url: str)
                for w in warnings), warnings
     held = ErpTableAdapter.check(ErpTableConfig.model_validate({**base, "client": "100"}))
     assert not any("client" in w for w in held), held
+
+
+def test_the_alpha_filter_names_an_object_as_row_attrs_do() -> None:
+    """The subject template's ``alpha`` filter is the plugin API's ``alpha_out``: a CHAR
+    value with its padding (``'000001000123 '``) gives the same ``1000123`` an attr does."""
+    template = subject_environment().from_string("{{ row.aufnr | alpha }}")
+    for stored in ("000001000123", "000001000123 ", "1000123"):
+        assert template.render(row={"aufnr": stored}) == canonical(stored) == "1000123"
+    assert template.render(row={"aufnr": "A-100"}) == "A-100"

@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from floorstream.plugin import Duration, SourceConfig
+from floorstream.plugin.alpha import alpha_out
 
 __all__ = [
     "AuditConfig",
@@ -60,9 +61,10 @@ def parse_erp_version(value: str | None) -> tuple[str | None, str | None]:
 
 
 def _alpha(value: object) -> object:
-    """Jinja filter: SAP ALPHA output conversion (``000001000123`` → ``1000123``)."""
-    text = "" if value is None else str(value).strip()
-    return text.lstrip("0") or "0" if text.isdigit() else value
+    """Jinja filter: SAP ALPHA output conversion (``000001000123`` → ``1000123``), the same
+    :func:`~floorstream.plugin.alpha.alpha_out` that ``row_attrs`` and the status mode use,
+    so a subject and an attr name one object alike (CHAR padding stripped too)."""
+    return alpha_out(value)
 
 
 def subject_environment() -> ImmutableSandboxedEnvironment:
