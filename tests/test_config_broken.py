@@ -57,6 +57,12 @@ CASES = [
     Case("store-not-text", "store: 5\n", {"store": "valid string"}),
     Case("store-unset-env", "store: sqlite:///${FS_BROKEN_UNSET}/x.db\n",
          {"store": "FS_BROKEN_UNSET is not set"}),
+    # -- an ERP database: the same, at the source's url -------------------------------------
+    Case("erp-url-driver", _src("    url: mssql+pymssql://u@db/x\n    table: orders\n",
+                                adapter="erp.table"),
+         {"sources[0].url": "its driver pymssql is not installed: pip install pymssql"}),
+    Case("erp-url-not-a-url", _src("    url: erp-db\n    table: orders\n", adapter="erp.table"),
+         {"sources[0].url": "not a database URL"}),
     # -- templates: compiled with the renderer's environment -------------------------------
     Case("summary-unknown-filter", _src("    summary: '{{ subject | shout }}'\n"),
          {"sources[0].summary": "unknown filter 'shout'"}),

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from floorstream.plugin import Duration, SourceConfig
 from floorstream.plugin.alpha import alpha_out
@@ -340,6 +342,10 @@ class FormatsConfig(_Strict):
         return value
 
 
+#: a missing driver module → what to install (as the store's check says it)
+_DRIVER_PACKAGES = {"psycopg": "'floorstream[postgres]'", "pymysql": "'floorstream[mysql]'"}
+
+
 class ErpTableConfig(SourceConfig):
     """An ERP database and the tables watched in it."""
 
@@ -383,6 +389,31 @@ class ErpTableConfig(SourceConfig):
         return value
 
     url: str = Field(description="SQLAlchemy URL of the ERP database")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        """The database as the adapter will open it: a URL, a database SQLAlchemy knows, its
+        driver installed. A missing driver is a property of the installation, so ``check``
+        says what to install instead of ``run`` restarting the adapter on a
+        ModuleNotFoundError every few seconds. Never repeats the URL (it may hold a password).
+        """
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL; expected e.g. "
+                             "postgresql+psycopg://user@host/db or sqlite:///erp.db") from None
+        try:
+            dialect = url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database {url.drivername!r}") from None
+        try:
+            dialect.import_dbapi()
+        except ImportError as exc:
+            module = (exc.name or url.get_driver_name()).split(".")[0]
+            raise ValueError(f"its driver {module} is not installed: pip install "
+                             f"{_DRIVER_PACKAGES.get(module, module)}") from None
+        return value
     tables: list[TableConfig] = Field(default_factory=list,
                                       description="watched tables (or the shorthand table:)")
     interval: Duration = Field(default=5.0, description="poll interval")
