@@ -667,8 +667,12 @@ class Interpreter:
     def _status_names(self, doc: StatusReport) -> tuple[str, list[str], str | None]:
         """A report's own thread, the aliases of its references, its first PO."""
         po = doc.po_refs[0] if doc.po_refs else None
-        refs = [r for r in (doc.shipment, doc.equipment, *(
-            doc.references.get(q) for q in _SHIPMENT_REFS)) if r and r != "?"]
+        references = doc.references
+        kinds = [q for q in references if q in _SHIPMENT_RANK]  # most reports: one or two
+        if len(kinds) > 1:
+            kinds.sort(key=_SHIPMENT_RANK.__getitem__)
+        refs = [r for r in (doc.shipment, doc.equipment, *(references[q] for q in kinds))
+                if r and r != "?"]
         return f"{self.source}/shipment {doc.shipment}", [
             f"ref:{r}" for r in dict.fromkeys(refs)], po
 
@@ -788,6 +792,7 @@ class Interpreter:
 #: references that name one shipment: bill of lading, booking, carrier PRO, container,
 #: DCSA booking / transport document, the shipper's shipment id (214 B10-02)
 _SHIPMENT_REFS = ("BM", "BN", "CN", "EQ", "BKG", "TRD", "SI")
+_SHIPMENT_RANK = {q: n for n, q in enumerate(_SHIPMENT_REFS)}  # their order: the aliases'
 
 
 def _estimate_key(status: Status, meaning: Meaning) -> str:
