@@ -324,6 +324,26 @@ def test_mounted_in_another_asgi_app(stream: Stream) -> None:
         assert acked.headers["location"] == f"/floor/posts/{post.id}"
 
 
+def test_create_app_takes_a_config_file_or_mapping(tmp_path: Path) -> None:
+    """``create_app("floorstream.yaml")``, as ``floorstream.open`` takes it, serves that
+    config's store (it used to need a loaded Config and failed on a path)."""
+    import floorstream
+
+    path = tmp_path / "floorstream.yaml"
+    path.write_text(f"store: sqlite:///{tmp_path}/fs.db\nteams: {{maintenance: {{}}}}\n"
+                    "routes: [{match: {source: presses}, teams: [maintenance]}]\n"
+                    "web: {public_teams: [maintenance]}\n")
+    with floorstream.open(path) as opened:
+        post = publish(opened, "presses", "press-07", "press-07 in fault")
+    for given in (str(path), path, {"store": f"sqlite:///{tmp_path}/fs.db",
+                                    "teams": {"maintenance": {}},
+                                    "web": {"public_teams": ["maintenance"]}}):
+        with TestClient(create_app(given), client=("127.0.0.1", 1)) as client:
+            feed = client.get("/teams/maintenance")
+            assert feed.status_code == 200, given
+            assert f"/posts/{post.id}" in feed.text
+
+
 def test_the_production_hash_verifies(stream: Stream) -> None:
     """``floorstream web --hash-password``'s hash (argon2id, full cost) logs in."""
     from floorstream.config.settings import WebSettings

@@ -13,7 +13,7 @@ state-changing route sits behind :func:`csrf_guard`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,13 +170,23 @@ async def csrf_guard(request: Request) -> None:
         raise HTTPException(403, "missing or wrong CSRF token")
 
 
-def create_app(config: Config, *, store: Store | None = None, stream: Stream | None = None,
-               root_path: str = "") -> FastAPI:
+def create_app(config: Config | str | Path | Mapping[str, Any], *, store: Store | None = None,
+               stream: Stream | None = None, root_path: str = "") -> FastAPI:
     """The web feed for ``config``'s store. ``stream``: publish comments through this
-    (the daemon passes its own); else one is opened on the same store."""
+    (the daemon passes its own); else one is opened on the same store.
+
+    ``config`` is a loaded :class:`Config`, or — as ``floorstream.open`` takes it — a config
+    file's path or a mapping, validated here: an embedding app's natural first try is
+    ``create_app("floorstream.yaml")``, which once failed on ``'str' object has no attribute
+    'settings'``."""
+    from floorstream.config import load_config, parse_mapping
     from floorstream.plugins import build_plugins
     from floorstream.web import api, pages
 
+    if isinstance(config, str | Path):
+        config = load_config(config, build_plugins())
+    elif not isinstance(config, Config):
+        config = parse_mapping(dict(config), build_plugins())
     own_store = store is None
     store = store or Store.open(config.settings.store)
     stream = stream or Stream(config, build_plugins(), store=store)
