@@ -12,13 +12,13 @@ with that reason and go on.
 from __future__ import annotations
 
 import contextlib
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+if TYPE_CHECKING:  # the XML parser loads with the first document (see _root)
+    import xml.etree.ElementTree as ET
 
 __all__ = ["AgentError", "DataItem", "DeviceModel", "DocumentError", "Header", "Observation",
            "Streams", "parse_devices", "parse_document", "parse_time"]
@@ -122,6 +122,13 @@ def _children(element: ET.Element, name: str) -> list[ET.Element]:
 
 
 def _root(raw: bytes) -> ET.Element:
+    # imported here: these data classes are also what the plugin's registration and its
+    # detectors import, and a daemon with no MTConnect source should not load an XML parser
+    import xml.etree.ElementTree as ET
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
     try:
         root = fromstring(raw)
     except DefusedXmlException as exc:
