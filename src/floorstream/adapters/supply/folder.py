@@ -24,12 +24,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from pydantic import Field
 
-from floorstream.adapters.supply.feed import FeedHandler, Received, SupplyAdapter, SupplyConfig
+from floorstream.adapters.supply.feed import SupplyAdapter, SupplyConfig
 from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
+
+if TYPE_CHECKING:
+    from floorstream.adapters.supply.handler import Received
 
 __all__ = ["FolderConfig", "SupplyFolder"]
 
@@ -59,6 +62,8 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
     name: ClassVar[str] = "supply.folder"
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        from floorstream.adapters.supply.handler import FeedHandler  # parsers load here
+
         config = self.config
         inbox = Path(config.path)
         done = Path(config.done) if config.done else inbox / "done"

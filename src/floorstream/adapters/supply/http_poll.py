@@ -27,8 +27,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from floorstream.adapters.supply.feed import FeedHandler, SupplyAdapter, SupplyConfig
-from floorstream.adapters.supply.formats.carrier_json import validate
+from floorstream.adapters.supply.feed import SupplyAdapter, SupplyConfig
 from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
 
 __all__ = ["HttpPollConfig", "SupplyHttp"]
@@ -52,6 +51,8 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
     name: ClassVar[str] = "supply.http"
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        from floorstream.adapters.supply.handler import FeedHandler  # parsers load here
+
         config = self.config
         self.handler = handler = FeedHandler(config, self.context.checkpoint,
                                              self.context.log, self.context.load_state,
@@ -132,6 +133,8 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
 def _cursor(raw: bytes, path: str) -> str | None:
     """The next page's cursor, or None; never from a page the parser refuses (a cursor with
     a lone surrogate could not even be put in the next URL)."""
+    from floorstream.adapters.supply.formats.carrier_json import validate
+
     try:
         text = raw.decode("utf-8")  # strict, as the parser reads it (json would pass surrogates)
         value: Any = json.loads(text)

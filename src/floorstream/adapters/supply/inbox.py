@@ -20,12 +20,15 @@ import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from floorstream.adapters.supply.feed import FeedHandler, Outcome, SupplyAdapter, SupplyConfig
+from floorstream.adapters.supply.feed import SupplyAdapter, SupplyConfig
 from floorstream.plugin import Adapter, Duration, Emitter, Registry, hookimpl
+
+if TYPE_CHECKING:
+    from floorstream.adapters.supply.handler import Outcome
 
 __all__ = ["InboxConfig", "SupplyInbox", "sign"]
 
@@ -62,6 +65,8 @@ class SupplyInbox(SupplyAdapter[InboxConfig]):
     port: int = 0
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
+        from floorstream.adapters.supply.handler import FeedHandler  # parsers load here
+
         config: InboxConfig = self.config
         self.handler = FeedHandler(config, self.context.checkpoint, self.context.log,
                                    self.context.load_state,

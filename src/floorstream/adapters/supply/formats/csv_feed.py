@@ -15,38 +15,12 @@ import io
 import math
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from floorstream.adapters.supply.csv_mapping import CsvMapping
 from floorstream.adapters.supply.documents import Asn, AsnLine, AsnOrder, Parsed
 from floorstream.adapters.supply.formats.errors import ParseError
 from floorstream.adapters.supply.formats.text import decode, plausible
 
 __all__ = ["CsvMapping", "parse"]
-
-
-class CsvMapping(BaseModel):
-    """Which header holds which field (case-insensitive); ``po`` and ``qty`` are required."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    po: str = "po_number"
-    qty: str = "qty"
-    line: str | None = "po_line"
-    uom: str | None = "uom"
-    vendor_part: str | None = "supplier_item"
-    description: str | None = None
-    asn: str | None = None
-    ship_date: str | None = "ship_date"
-    eta: str | None = None
-    tracking: str | None = "tracking_no"
-    carrier: str | None = "carrier"
-    supplier: str | None = None
-    delimiter: str | None = Field(default=None, description="sniffed from the header if unset")
-    decimal: str | None = Field(default=None, pattern=r"^[.,]$",
-                                description="decimal separator; default ',' for ';' files")
-    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%d.%m.%Y",
-                                                             "%m/%d/%Y", "%Y%m%d",
-                                                             "%d/%m/%Y"])
 
 
 def parse(raw: bytes, mapping: CsvMapping, name: str = "") -> Parsed:
