@@ -40,7 +40,7 @@ def _event(type: str, fields: dict[str, Any] | None = None, *, source: str = "pr
                               "unit": "bar", "direction": "below", "peak": 1.2,
                               "duration_s": 3 * 86400 + 4 * 3600},
      "press-07: oil pressure back to 2.6 bar, above 2.5 bar (peak 1.2 bar, 3 d 4 h)"),
-    ("machine.offline", {"silent_s": 90}, "press-07 offline: no data for 1 min"),
+    ("machine.offline", {"silent_s": 90}, "press-07 offline: no data for 1 min 30 s"),
     ("machine.online", {"silent_s": 30}, "press-07 back online after 30 s"),
     ("record.field_changed", {"label": "planned start", "before": None,
                               "after": datetime(2026, 11, 2, 14, 0)},
@@ -69,6 +69,9 @@ def test_phrasing_helpers_and_clip() -> None:
     assert quantity(92.0, "°C") == "92 °C" and quantity(45, "%") == "45%"
     assert value(0.00123) == "0.00123" and value("") == "(empty)"
     assert [duration(s) for s in (0, 59.6, 3600, 86400)] == ["0 s", "1 min", "1 h", "1 d"]
+    # rounded, never cut: a stop of 1 min 45 s once read "1 min"; to 5 s under 10 min
+    assert [duration(s) for s in (61, 105, 119, 599, 629, 630, 5399, 86400 + 1800)] == [
+        "1 min", "1 min 45 s", "2 min", "10 min", "10 min", "11 min", "1 h 30 min", "1 d 1 h"]
     long = clip("word " * 100)
     assert len(long) == 200 and long.endswith("…")
     assert clip("  two\n lines ") == "two lines"

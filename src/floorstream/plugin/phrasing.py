@@ -45,15 +45,21 @@ def value(v: Any) -> str:
 
 
 def duration(seconds: float) -> str:
-    """30 s, 4 min, 2 h 5 min, 3 d 4 h."""
+    """30 s, 1 min 50 s, 4 min, 2 h 5 min, 3 d 4 h: under 10 min to 5 s, else rounded to the
+    nearest of the smallest unit shown. A stop of 1 min 50 s once read "1 min": the rest was
+    cut off, nearly half the time for short stops, which are the common ones.
+    """
     s = round(seconds)
     if s < 60:
         return f"{s} s"
-    minutes, s = divmod(s, 60)
+    if s < 600:  # to 5 s: a tick's jitter (61 s) is not worth "1 min 1 s"
+        s = (s + 2) // 5 * 5
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    minutes = (s + 30) // 60
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
+    days, hours = divmod((s + 1800) // 3600, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
