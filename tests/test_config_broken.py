@@ -420,3 +420,18 @@ def test_plugins_disable_is_applied(tmp_path: Path, capsys: pytest.CaptureFixtur
                     "sources: [{name: s, adapter: simulator}]\n", encoding="utf-8")
     assert main(["check", "-c", str(path), "--offline"]) == 2
     assert "sources[0].adapter: unknown adapter 'simulator'" in capsys.readouterr().err
+
+
+def test_check_warns_of_a_web_feed_nobody_can_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``web: {port: …}`` without people, public teams or single sign-on answers every page
+    with "log in" and nobody to log in as: valid, but check says what to add."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"store: sqlite:///{tmp_path}/fs.db\nweb: {{port: 8080}}\n",
+                    encoding="utf-8")
+    assert main(["check", "-c", str(path), "--offline"]) == 0
+    assert "warning: web: nobody can read the feed: add web.people" in capsys.readouterr().err
+    path.write_text(f"store: sqlite:///{tmp_path}/fs.db\nteams: {{ops: {{}}}}\n"
+                    "web: {port: 8080, public_teams: [ops]}\n", encoding="utf-8")
+    assert main(["check", "-c", str(path), "--offline"]) == 0
+    assert "nobody can read" not in capsys.readouterr().err

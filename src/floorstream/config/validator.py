@@ -176,6 +176,7 @@ class _Validator:
                     self.fail(where, f"not a finite number (got {value})")
         if self.problems or settings is None:
             raise ConfigError(sorted(self.problems, key=lambda p: (p.line or 0, p.path)))
+        self._web_readers(settings)
         return Config(settings, sources, sinks, self.loaded.file, frozenset(self.loaded.secrets),
                       tuple(self.warnings))
 
@@ -365,6 +366,16 @@ class _Validator:
         warning = store_warning(url)
         if warning is not None:
             self.warnings.append(warning)
+
+    def _web_readers(self, settings: Settings) -> None:
+        """``web: {port: 8080}`` alone serves a feed nobody can read: every page answers "log
+        in" and there is no one to log in as. Valid (people may come with the next reload),
+        so a warning that names the keys to add."""
+        web = settings.web
+        if web.port is not None and not (web.people or web.public_teams or web.proxy_header):
+            self.warnings.append(
+                "web: nobody can read the feed: add web.people (floorstream web "
+                "--hash-password), web.public_teams or web.proxy_header")
 
     def _fleet(self, raw: Any, url: Any) -> None:
         """``fleet.enabled: true`` needs a store with session locks (docs/fleet.md)."""
