@@ -36,6 +36,8 @@ UNUSED = (
     "floorstream.adapters.supply.formats",
     "prometheus_client",
     "rich",
+    "urllib3",  # the webhook sink's HTTP client
+    "smtplib",  # the e-mail sink's
 )
 
 CHILD = textwrap.dedent('''

@@ -9,11 +9,9 @@ secret and is only ever handed to ``SMTP.login``.
 from __future__ import annotations
 
 import html
-import smtplib
 import ssl
-from email.message import EmailMessage
 from email.utils import formatdate
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
@@ -28,6 +26,10 @@ from floorstream.plugin import (
     scrub,
 )
 from floorstream.sinks.payloads import plain_text
+
+if TYPE_CHECKING:  # smtplib and email.message load with the first e-mail, not at registration
+    import smtplib
+    from email.message import EmailMessage
 
 __all__ = ["EmailConfig", "EmailSink"]
 
@@ -62,6 +64,8 @@ class EmailSink(Sink[EmailConfig]):
         self.cfg = config
 
     def message(self, post: Post, outgoing: Outgoing) -> EmailMessage:
+        from email.message import EmailMessage
+
         cfg = self.cfg
         msg = EmailMessage()
         subject = cfg.subject.format(severity=post.severity.label, summary=post.summary,
@@ -109,6 +113,8 @@ class EmailSink(Sink[EmailConfig]):
         return context
 
     def deliver(self, post: Post, outgoing: Outgoing) -> str | None:
+        import smtplib
+
         msg = self.message(post, outgoing)
         cfg = self.cfg
         try:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3Error
-
 from floorstream.plugin import DeliveryError, scrub
+
+if TYPE_CHECKING:  # imported by the first poster: a daemon without HTTP sinks never loads it
+    import urllib3
 
 __all__ = ["HttpPoster", "HttpResponse"]
 
@@ -58,6 +58,8 @@ class HttpPoster:
 
     def __init__(self, *, timeout: float, verify_tls: bool = True,
                  secrets: frozenset[str] = frozenset()) -> None:
+        import urllib3
+
         self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self.verify_tls = verify_tls
         self.secrets = secrets
@@ -75,6 +77,8 @@ class HttpPoster:
             if not self.verify_tls:
                 options["cert_reqs"] = "CERT_NONE"
                 options["assert_hostname"] = False
+            import urllib3
+
             manager = (urllib3.ProxyManager(proxy, **options) if proxy
                        else urllib3.PoolManager(**options))
             self._managers[proxy] = manager
@@ -82,6 +86,8 @@ class HttpPoster:
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
         """Send one request; raises :class:`DeliveryError` (scrubbed) when no answer came."""
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
         try:
             response = self._manager(url).request(
                 "POST", url, body=body, headers=headers, redirect=False, retries=False,
