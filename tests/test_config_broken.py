@@ -435,3 +435,9 @@ def test_check_warns_of_a_web_feed_nobody_can_read(
                     "web: {port: 8080, public_teams: [ops]}\n", encoding="utf-8")
     assert main(["check", "-c", str(path), "--offline"]) == 0
     assert "nobody can read" not in capsys.readouterr().err
+    # run logs what check warns of (a service's log is where it is read)
+    path.write_text(f"store: sqlite:///{tmp_path}/fs.db\nweb: {{port: 0}}\n", encoding="utf-8")
+    assert main(["run", "-c", str(path), "--for", "0.2", "--log-format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "config_warning" in captured.out + captured.err
+    assert "nobody can read the feed" in captured.out + captured.err

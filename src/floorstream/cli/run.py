@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from floorstream.cli.common import add_config_arg, load
@@ -13,6 +14,8 @@ from floorstream.daemon import Daemon
 from floorstream.logs import configure_logging
 from floorstream.plugin import scrub
 from floorstream.service import Service
+
+log = structlog.get_logger("floorstream.run")
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     config, plugins = load(args)
     logging = config.settings.logging
     configure_logging(logging.level, args.log_format or logging.format, config.secrets)
+    for warning in config.warnings:  # what check warns of, in the log a service writes
+        log.warning("config_warning", warning=warning)
     try:
         daemon = Daemon(config, plugins, delivery=args.delivery)
     except SQLAlchemyError as exc:  # `check` validated the URL; the server is another matter
