@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -190,6 +192,25 @@ def test_explain_takes_the_ids_the_feed_prints(config: Path,
     assert "no post with id nosuchpost" in capsys.readouterr().err
 
 
+def test_feed_times_are_the_machines_local_time(config: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a plant server set to Europe/Berlin the feed's times are Berlin's, as ``date``
+    shows them, not UTC without a word (an hour off in winter)."""
+    post = _post(1, summary="Press 7 stopped", late=timedelta(days=3))
+    _commit(config, post)
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert main(["feed", "-c", str(config), "-t", "maintenance"]) == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    (line,) = capsys.readouterr().out.splitlines()
+    berlin = ZoneInfo("Europe/Berlin")
+    assert line.startswith(post.created_at.astimezone(berlin).strftime("%Y-%m-%d %H:%M:%S"))
+    assert line.endswith(f"(event {post.occurred_at.astimezone(berlin):%Y-%m-%d %H:%M})")
+
+
 def test_feed_times_follow_its_order(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Commit order, each line with the time its post was made; a late event (a supply
     message about something days ago) shows its own time at the end instead of first."""
@@ -200,6 +221,6 @@ def test_feed_times_follow_its_order(config: Path, capsys: pytest.CaptureFixture
     assert main(["feed", "-c", str(config), "-t", "maintenance"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("  ")[0] for line in lines] == [
-        p.created_at.strftime("%Y-%m-%d %H:%M:%S") for p in (fresh, late)]
+        p.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S") for p in (fresh, late)]
     assert "Press 7 stopped" in lines[0] and "(event" not in lines[0]
-    assert lines[1].endswith(f"(event {late.occurred_at.strftime('%Y-%m-%d %H:%M')})")
+    assert lines[1].endswith(f"(event {late.occurred_at.astimezone():%Y-%m-%d %H:%M})")

@@ -82,10 +82,12 @@ def register(subparsers: Any) -> None:
 
 
 def _line(post: Post, explain: bool) -> str:
-    when = post.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    # the machine's local time, as `date` and the log viewer beside it show it: the times
+    # were UTC without saying so, an hour or more off on a plant server set to its zone
+    when = post.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     text = f"{when}  {post.severity.label:<8}  {post.summary}"
     if (post.created_at - post.occurred_at).total_seconds() >= LATE:
-        text += f"  (event {post.occurred_at.strftime('%Y-%m-%d %H:%M')})"
+        text += f"  (event {post.occurred_at.astimezone().strftime('%Y-%m-%d %H:%M')})"
     if explain:
         why = "; ".join(f"{r['team']} ← {r['rule']}" for r in post.routing)
         text += f"\n    routed: {why}"
