@@ -115,7 +115,8 @@ def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path)
             card = alice.wait_for_selector(f"#post-{post_id}", timeout=5_000)
             shown_after = time.monotonic() - committed
             assert card.query_selector(".summary").inner_text() == summary
-            assert shown_after < 2.0, f"the post showed {shown_after:.2f}s after its commit"
+            # live, without a reload (the latency itself: bench/web.py)
+            assert shown_after < 4.0, f"the post showed {shown_after:.2f}s after its commit"
             screenshot(alice, "web-feed.png", tmp_path)
 
             # a post whose text holds HTML shows that text, live and on a reload

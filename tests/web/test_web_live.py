@@ -58,7 +58,9 @@ def run_live(store: str, tmp: Path, *, listening: bool) -> None:
             committed = publish_elsewhere(path, "press-07 in fault")
             wait_for(lambda: reader.posts() == ["press-07 in fault"], 10, "the live post")
             seen_at = reader.events[-1][3]
-            assert seen_at - committed < 1.0  # the post reached the browser within a second
+            # live, not on a reload: bench/web.py measures the < 1 s (p99 0.15–0.3 s with 100
+            # streams); a hard 1 s bound here flaked at a load average of 10–20 on 2 cores
+            assert seen_at - committed < 3.0, seen_at - committed
             last_id = reader.events[-1][0]
         assert web.app.state.web.hub.listening is listening
         # gone for a while: two posts and one for another team pass meanwhile
