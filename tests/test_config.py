@@ -160,7 +160,7 @@ def test_check_exits_zero_on_a_valid_file(tmp_path: Path, capsys: pytest.Capture
     monkeypatch.setenv("FS_TEST_DIR", str(tmp_path))
     assert main(["check", "--offline", "-c", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "OK (1 sources, 0 sinks, 1 routes)" in out
+    assert "OK (1 source, 0 sinks, 1 route)" in out
 
 
 def test_schema_validates_the_demo_config(capsys: pytest.CaptureFixture[str],

@@ -430,7 +430,12 @@ def test_check_warns_of_a_web_feed_nobody_can_read(
     path.write_text(f"store: sqlite:///{tmp_path}/fs.db\nweb: {{port: 8080}}\n",
                     encoding="utf-8")
     assert main(["check", "-c", str(path), "--offline"]) == 0
-    assert "warning: web: nobody can read the feed: add web.people" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "warning: web: nobody can read the feed: add web.people" in captured.err
+    assert "OK (0 sources, 0 sinks, 0 routes)" in captured.out
+    path.write_text("web: {port: 99999}\n", encoding="utf-8")  # one problem, said so
+    assert main(["check", "-c", str(path), "--offline"]) == 2
+    assert "the configuration is invalid (1 problem):" in capsys.readouterr().err
     path.write_text(f"store: sqlite:///{tmp_path}/fs.db\nteams: {{ops: {{}}}}\n"
                     "web: {port: 8080, public_teams: [ops]}\n", encoding="utf-8")
     assert main(["check", "-c", str(path), "--offline"]) == 0

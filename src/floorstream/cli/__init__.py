@@ -97,8 +97,9 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"floorstream: {exc.message}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"floorstream: the configuration is invalid ({len(exc.problems)} problems):",
-              file=sys.stderr)
+        count = len(exc.problems)
+        print(f"floorstream: the configuration is invalid ({count} problem"
+              f"{'' if count == 1 else 's'}):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2

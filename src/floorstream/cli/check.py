@@ -50,12 +50,17 @@ def run_check(args: argparse.Namespace) -> int:
                 warnings.append(f"sources.{source.name}: could not check: {exc}")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{config.file}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
-          f"{len(config.settings.routes)} routes)")
+    print(f"{config.file}: OK ({_count(config.sources, 'source')}, "
+          f"{_count(config.sinks, 'sink')}, {_count(config.settings.routes, 'route')})")
     print(_fleet_line(config))
     if args.connect:
         return _connect(config)
     return 0
+
+
+def _count(items: Any, noun: str) -> str:
+    """``1 sink``, ``3 sources``: the line a new user reads first."""
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def _fleet_line(config: Any) -> str:
