@@ -184,3 +184,18 @@ def test_a_thousand_files_dropped_at_once(tmp_path: Path) -> None:
     assert len(posts) == 2000 and len({p.id for p in posts}) == 2000
     assert sum(p.type == "shipment.delivered" for p in posts) == 1000
     assert len(list((inbox / "done").iterdir())) == 1000
+
+
+def test_check_warns_of_an_inbox_that_does_not_exist(tmp_path: Path) -> None:
+    """A typo in ``path`` must not pass in silence: run would create and watch a new empty
+    folder. check names it; an existing inbox gives no warning."""
+    from floorstream.config import parse_config
+    from floorstream.plugins import build_plugins
+
+    plugins = build_plugins()
+    text = "sources: [{name: edi, adapter: supply.folder, path: '%s'}]\n"
+    (missing,) = parse_config(text % (tmp_path / "inbx"), plugins).sources
+    assert missing.check_warnings() == [  # type: ignore[attr-defined]
+        f"path: the inbox {str(tmp_path / 'inbx')!r} does not exist (yet); run creates it empty"]
+    (present,) = parse_config(text % tmp_path, plugins).sources
+    assert present.check_warnings() == []  # type: ignore[attr-defined]

@@ -57,6 +57,14 @@ class FolderConfig(SupplyConfig):
                            description="bigger files are quarantined unparsed (their first "
                                        "max_bytes kept) and moved to failed/")
 
+    def check_warnings(self) -> list[str]:
+        """Static warnings for ``floorstream check``: ``run`` creates a missing inbox, so a
+        typo in ``path`` would wait on a new empty folder while the partner's files pile up
+        in the real one, with nothing to say so."""
+        if Path(self.path).is_dir():
+            return []
+        return [f"path: the inbox {self.path!r} does not exist (yet); run creates it empty"]
+
 
 class SupplyFolder(SupplyAdapter[FolderConfig]):
     name: ClassVar[str] = "supply.folder"
