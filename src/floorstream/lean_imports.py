@@ -1,11 +1,12 @@
 """Import structlog without ``rich`` (imported first thing by :mod:`floorstream`).
 
-structlog's ``dev`` module imports rich, when it is installed, the moment structlog is
-imported, only to pretty-print tracebacks on a console. floorstream's daemon logs JSON lines
-when its output is not a terminal, so that cost (~3.5 MB of RSS, issue 16) buys nothing there.
-rich is hidden from that one import; :func:`floorstream.logs.configure_logging` brings it back
-(reloads ``structlog.dev``) when a colour terminal asks for console output. A host that wants
-structlog's rich tracebacks itself imports structlog before floorstream: then nothing changes.
+structlog's ``dev`` module imports rich, when it is installed (the development venv), the
+moment structlog is imported, only to pretty-print tracebacks in its console renderer.
+floorstream never uses that: :func:`floorstream.logs.configure_logging` renders exceptions as
+plain text (``format_exc_info``) before either renderer, on a terminal too, and the daemon
+logs JSON lines otherwise; so rich's ~3.5 MB of RSS (issue 16) bought nothing. rich is hidden
+from that one import only. A host that wants structlog's rich tracebacks in its own console
+renderer imports structlog before floorstream: then nothing changes.
 """
 
 from __future__ import annotations

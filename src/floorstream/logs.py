@@ -6,8 +6,6 @@ one has it replaced by ``***``, so a webhook URL or password never reaches a log
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -41,8 +39,6 @@ def configure_logging(level: str = "info", fmt: str = "auto",
                       secrets: Iterable[str] = (), stream: Any = None) -> None:
     out = stream or sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and hasattr(out, "isatty") and out.isatty())
-    if use_console and out.isatty():
-        _with_rich()
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=out.isatty()) if use_console
                      else structlog.processors.JSONRenderer())
     structlog.configure(
@@ -59,13 +55,6 @@ def configure_logging(level: str = "info", fmt: str = "auto",
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-
-
-def _with_rich() -> None:
-    """A colour terminal gets structlog's rich tracebacks back, when rich is installed:
-    :mod:`floorstream.lean_imports` imported structlog without it."""
-    if getattr(structlog.dev, "rich", None) is None and importlib.util.find_spec("rich"):
-        importlib.reload(structlog.dev)
 
 
 def library_logging() -> None:
