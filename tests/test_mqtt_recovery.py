@@ -110,7 +110,7 @@ def test_sigkill_mid_stream_then_restart_posts_every_event_exactly_once(
         wait_for(lambda: subprocess.run(
             ["mosquitto_sub", "-p", str(broker.port), "-t", "$SYS/broker/clients/connected",
              "-C", "1", "-W", "2"], capture_output=True, text=True).stdout.strip() not in
-            ("", "0"), timeout=20)
+            ("", "0"), timeout=60)  # a daemon process starting on a busy machine
         publisher = Publisher("127.0.0.1", broker.port)
         messages = _stream(topic_prefix)
         feeder = threading.Thread(target=_paced, args=(publisher, messages, 4000.0))
