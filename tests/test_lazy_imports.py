@@ -35,7 +35,6 @@ UNUSED = (
     "google.protobuf",
     "floorstream.adapters.supply.formats",
     "prometheus_client",
-    "rich",
     "urllib3",  # the webhook sink's HTTP client
     "smtplib",  # the e-mail sink's
 )

@@ -11,7 +11,6 @@ Embedding::
             print(post.summary)
 """
 
-from floorstream import lean_imports  # noqa: F401  # first: structlog without rich
 from floorstream.api import Stream, open
 from floorstream.errors import ConfigError, DecodeError, FloorstreamError
 from floorstream.logs import library_logging
