@@ -37,7 +37,7 @@ def test_offline_after_the_silence_and_back_online() -> None:
     # the event-time gap, never the wall clock: it happened when the subject last spoke
     assert offline.occurred_at == T0 + timedelta(seconds=10)
     assert offline.fields["since"] == (T0 + timedelta(seconds=10)).isoformat()
-    assert phrase(offline) == "press-07 offline: no data since 06:00, 1 min"
+    assert phrase(offline) == "press-07 offline: nothing received for 1 min, last data from 06:00"
     assert run.tick(100) == [] and run.tick(500) == []  # said once, not every tick
     (online,) = run.feed({"v": 3}, at=610, position="r3")
     assert online.type == "machine.online" and online.clears == offline.id

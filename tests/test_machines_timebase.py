@@ -88,7 +88,7 @@ def test_silence_posts_carry_the_event_time_gap() -> None:
     for post in offline:
         # stamped with the machine's last reading (hours ago), not the replay's wall clock
         assert post.occurred_at < started - timedelta(minutes=30)
-        assert post.summary.startswith(f"{post.subject} offline: no data since ")
+        assert post.summary.startswith(f"{post.subject} offline: nothing received for ")
 
 
 def _settled(mode: str, store: Path) -> list[Post]:

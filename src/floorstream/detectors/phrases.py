@@ -97,8 +97,11 @@ def _limit_standing(e: Event) -> str:
 def _offline(e: Event) -> str:
     f = e.fields
     if f.get("since"):  # the silence detector: when the subject's own clock last spoke
+        # two clocks, each named: "no data since 11:26, 1 min" read as a contradiction at
+        # 11:34 after a machine flushed a 10-minute buffer and fell silent again
         since = datetime.fromisoformat(f["since"]).strftime("%H:%M")
-        return f"{e.subject} offline: no data since {since}, {phrasing.duration(f['silent_s'])}"
+        return (f"{e.subject} offline: nothing received for "
+                f"{phrasing.duration(f['silent_s'])}, last data from {since}")
     return f"{e.subject} offline: no data for {phrasing.duration(f['silent_s'])}"
 
 

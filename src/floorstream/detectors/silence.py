@@ -4,9 +4,10 @@ Wall-clock based (it is about *now* not hearing anything). The subject list and 
 position are persisted, so a daemon restarted during an outage still notices who stays silent.
 
 Its posts carry the event-time gap, never the wall clock: the offline event happened at the
-subject's last event time ("no data since 08:14, 90 s"), so it falls into the same event-time
-windows (settling, flap, flood control) as the subject's other posts, whether the source is
-live, replayed faster than real time or months behind (floorstream/timebase.py).
+subject's last event time ("nothing received for 1 min 30 s, last data from 08:14"), so it
+falls into the same event-time windows (settling, flap, flood control) as the subject's other
+posts, whether the source is live, replayed faster than real time or months behind
+(floorstream/timebase.py).
 """
 
 from __future__ import annotations
