@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import UTC
 from typing import Any
 
 from floorstream.cli.common import add_config_arg, add_store_args, config_path, load, open_store
@@ -82,12 +83,13 @@ def register(subparsers: Any) -> None:
 
 
 def _line(post: Post, explain: bool) -> str:
-    # the machine's local time, as `date` and the log viewer beside it show it: the times
-    # were UTC without saying so, an hour or more off on a plant server set to its zone
-    when = post.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    # UTC, and saying so: the summaries' own clock times are UTC (rendered once for every
+    # sink and reader), so a line in the machine's zone would mix two clocks; unlabelled,
+    # the times read an hour off on a plant server set to Europe/Berlin
+    when = post.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     text = f"{when}  {post.severity.label:<8}  {post.summary}"
     if (post.created_at - post.occurred_at).total_seconds() >= LATE:
-        text += f"  (event {post.occurred_at.astimezone().strftime('%Y-%m-%d %H:%M')})"
+        text += f"  (event {post.occurred_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')})"
     if explain:
         why = "; ".join(f"{r['team']} ← {r['rule']}" for r in post.routing)
         text += f"\n    routed: {why}"
