@@ -125,3 +125,54 @@ def test_a_post_committed_after_a_newer_one_still_goes_out(pg_url: str) -> None:
     finally:
         hub.stop()
         store.close()
+
+
+def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
+        tmp_path: Path) -> None:
+    """500 posts in one commit (each of its own subject: flood control leaves them alone): the
+    stream gets one ``more`` event (not 500 rendered posts),
+    a post after the burst still comes live, and every post of the burst is reachable by
+    loading the feed (the AS2 feed's pages, as a reload's first page and "older posts")."""
+    import urllib.request
+
+    from floorstream.model import Event
+    from floorstream.processing import Envelope
+    from floorstream.web.live import BURST
+
+    config = parse_mapping(web_mapping(f"sqlite:///{tmp_path}/fs.db", port=0, poll_ms=50),
+                           build_plugins())
+    with DaemonRunner(config) as runner:
+        runner.start()
+        assert runner.daemon is not None and runner.daemon.web is not None
+        web, daemon = runner.daemon.web, runner.daemon
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        with SseReader(f"{web.url}/events?scope=team&team=maintenance", auth) as reader:
+            burst = [f"burst {n}" for n in range(500)]
+            daemon.pipeline.run_now([Envelope("presses", event=Event.create(
+                type="machine.state_changed", source="presses", subject=f"press-{summary}",
+                position=summary, occurred_at=utcnow(), fields={"summary": summary}))
+                for summary in burst])
+            wait_for(lambda: any(e[1] == "more" for e in reader.events), 10, "the more event")
+            # the sentinel behind the burst: once it is in, whatever the burst made is in
+            daemon.stream().publish(source="presses", subject="press-07", type="t",
+                                    summary="sentinel", key="sentinel")
+            wait_for(lambda: "sentinel" in reader.posts(), 10, "the post after the burst")
+            events = [(event, data) for _, event, data, _ in reader.events]
+        mores = [data for event, data in events if event == "more"]
+        posts = reader.posts()
+        # bounded: one more event (a second only if the burst were split across rounds)
+        # and never more than a bucket of rendered posts, instead of 500
+        assert 1 <= len(mores) <= 2, events
+        assert len(posts) <= BURST + 1, len(posts)
+        assert sum(more["posts"] for more in mores) + len(posts) - 1 >= 500
+        assert posts[-1] == "sentinel"
+        # every post of the burst is reachable: the feed, newest first, page after page
+        found: list[str] = []
+        url: str | None = f"{web.url}/api/feed?team=maintenance&limit=200"
+        while url is not None:
+            request = urllib.request.Request(url, headers=auth)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                page = json.load(response)
+            found += [item["summary"] for item in page["orderedItems"]]
+            url = page.get("next")
+        assert sorted(found) == sorted([*burst, "sentinel"])

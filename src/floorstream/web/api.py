@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from floorstream.model import Post, utcnow
 from floorstream.web.app import Viewer, WebContext, context, viewer
-from floorstream.web.live import Item
+from floorstream.web.live import BURST, Item, more_item
 from floorstream.web.params import feed_filter
 from floorstream.web.queries import FOLLOW_KINDS, FeedFilter, Follow
 from floorstream.web.views import activity, atom_feed, collection_page, filter_query
@@ -33,7 +33,7 @@ Ctx = Annotated[WebContext, Depends(context)]
 Who = Annotated[Viewer, Depends(viewer)]
 Filters = Annotated[FeedFilter, Depends(feed_filter)]
 AS2 = "application/activity+json"
-#: posts a reconnecting stream catches up on at most (older gaps: reload the page)
+#: posts a reconnecting stream looks through at most (more: a ``more`` event, load the page)
 BACKLOG_LIMIT = 5000
 
 
@@ -228,8 +228,11 @@ async def events(request: Request, ctx: Ctx, who: Who, filters: Filters,
                  thread: Annotated[str | None, Query(max_length=255)] = None,
                  after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                  last_event_id: Annotated[str | None, Header()] = None) -> Response:
-    """``event: post`` (id = the post's seq; ``data``: its HTML and AS2 activity) and
-    ``event: ack``. A reconnect sends ``Last-Event-ID`` and gets what it missed first."""
+    """``event: post`` (id = the post's seq; ``data``: its HTML and AS2 activity),
+    ``event: ack``, and in a storm ``event: more`` (id = the newest seq; ``data``: ``after``,
+    ``upto``, ``posts``: up to that many posts in those seqs were not sent one by one — load
+    the feed). A reconnect sends ``Last-Event-ID`` and gets what it missed first (as posts,
+    or as one ``more`` when it is more than a burst)."""
     _reader(who)
     if scope == "team" and (not team or not who.can_read([team])):
         raise HTTPException(403, "no team given, or not one you may read")
@@ -281,18 +284,24 @@ def _wanted(ctx: WebContext, who: Viewer, filters: FeedFilter, scope: str, team:
 
 
 def _backlog(ctx: WebContext, start: int, wants: Callable[[Post], bool]) -> list[Item]:
-    found: list[Item] = []
-    seen = 0
-    while seen < BACKLOG_LIMIT:
+    """What a reconnect missed: its posts, rendered, when they are a burst at most; else one
+    ``more`` event (rendering thousands of posts would cost what the live stream saves)."""
+    newest = ctx.queries.head()
+    if newest - start > BACKLOG_LIMIT:
+        return [more_item(start, newest, newest - start)]
+    first = start
+    wanted: list[tuple[int, Post]] = []
+    while True:
         rows = ctx.queries.after(start, limit=500)
-        for seq, post in rows:
-            if wants(post):
-                found.append(Item("post", seq, post, ctx.live_event("post", seq, post, None)))
-            start = seq
-        seen += len(rows)
-        if len(rows) < 500:
+        wanted.extend((seq, post) for seq, post in rows if wants(post))
+        if rows:
+            start = rows[-1][0]
+        if len(rows) < 500 or start >= newest:
             break
-    return found
+    if len(wanted) > BURST:
+        return [more_item(first, start, len(wanted))]
+    return [Item("post", seq, post, ctx.live_event("post", seq, post, None))
+            for seq, post in wanted]
 
 
 async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: list[Item]
@@ -300,6 +309,8 @@ async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: l
     """The backlog, then what the hub hands over; a post that committed late (its seq below
     one already sent: see live.GAP_WAIT_S) is sent too, the page ignores one it has."""
     sent = {item.seq for item in backlog}  # queued live too, while the backlog was read
+    # a ``more`` in the backlog covers the posts up to its seq: the live ones too
+    covered = max((item.seq for item in backlog if item.kind == "more"), default=0)
     try:
         yield "retry: 1000\n\n"
         for item in backlog:
@@ -317,7 +328,8 @@ async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: l
                 return  # cut off (too slow) or the server stops: the browser reconnects
             # a round in one write (one chunk, one send: the cost of a stream is per send)
             text = "".join(item.text for item in items
-                           if item.kind != "post" or item.seq not in sent)
+                           if item.kind == "ack"
+                           or (item.seq not in sent and item.seq > covered))
             if text:
                 yield text
     finally:

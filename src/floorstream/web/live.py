@@ -5,15 +5,26 @@ statement trigger on ``fs_posts`` and ``fs_web_acks`` NOTIFYs at commit, from an
 web process on the store) and wakes at once; elsewhere it polls the newest seq, an index's
 last entry, every ``web.poll_ms``. Either way it reads the new rows once, encodes each post's
 event (HTML and activity) once, and hands them to every subscriber whose page they belong on
-(its team, its filters, what its reader may read). A subscriber is an asyncio queue drained by one
-server-sent-events response; a reader too slow to keep up is cut off and its browser
-reconnects with ``Last-Event-ID``, so it resumes from the store instead of growing a queue.
+(its team, its filters, what its reader may read).
+
+What a round renders is bounded, whatever the post rate: at most ``LIVE_RATE`` posts a second
+(a bucket of ``BURST``). When more arrived than that (a storm), the round reads no post at all:
+it reads the new seqs (the primary key's entries, no rows) and sends every stream one ``more``
+event — "up to N new posts" with the range they are in, its id the newest seq — at most one
+every ``MORE_EVERY_S``; the page loads them on demand (a reload: the feed's first page, then
+"older posts"). So a storm costs the process (and, in the daemon, the pipeline that shares its
+GIL) a small query per round instead of a template render per post.
+
+A subscriber is an asyncio queue drained by one server-sent-events response; a reader too
+slow to keep up is cut off and its browser reconnects with ``Last-Event-ID``, so it resumes
+from the store instead of growing a queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -24,7 +35,7 @@ import structlog
 from floorstream.model import Post
 from floorstream.web.queries import Ack, FeedQueries
 
-__all__ = ["Hub", "Item", "Subscriber"]
+__all__ = ["BURST", "LIVE_RATE", "MORE_EVERY_S", "Hub", "Item", "Subscriber", "more_item"]
 
 log = structlog.get_logger("floorstream.web")
 
@@ -39,15 +50,25 @@ GAP_WAIT_S = 30.0
 #: way at most, in exchange for one write per stream per round instead of per post)
 MIN_ROUND_S = 0.05
 GAP_MAX = 10_000
+#: posts rendered and sent one by one per second at most (a plant's pace is ~100/s; each
+#: costs ~0.2 ms of CPU, under the daemon's GIL when the web runs in it: ≤ 4 % of a core)
+LIVE_RATE = 200.0
+#: the bucket: posts one round may render after a quiet while; more than the bucket holds
+#: and the round sends a ``more`` event instead
+BURST = 50
+#: in a storm, the shortest time between two ``more`` events (what a stream gets per second)
+MORE_EVERY_S = 1.0
 
 
 class Item:
-    """What a subscriber is sent: a post (``seq`` > 0) or an acknowledgement. Its event text
-    is encoded on first use, once for every subscriber, and never for a post nobody watches."""
+    """What a subscriber is sent: a post (``seq`` > 0), an acknowledgement, or ``more`` (no
+    post: posts up to ``seq`` that the page loads on demand; every stream gets it). Its event
+    text is encoded on first use, once for every subscriber, and never for a post nobody
+    watches."""
 
     __slots__ = ("_encode", "_text", "ack", "kind", "post", "seq")
 
-    def __init__(self, kind: str, seq: int, post: Post, text: str = "",
+    def __init__(self, kind: str, seq: int, post: Post | None, text: str = "",
                  ack: Ack | None = None, encode: Callable[[], str] | None = None) -> None:
         self.kind, self.seq, self.post, self.ack = kind, seq, post, ack
         self._text, self._encode = text, encode
@@ -58,6 +79,14 @@ class Item:
         if not self._text and self._encode is not None:
             self._text = self._encode()
         return self._text
+
+
+def more_item(after: int, upto: int, posts: int) -> Item:
+    """The ``more`` event: ``posts`` (at most; the store's, not only this page's) committed in
+    seqs (``after``, ``upto``] and not sent one by one. Its id is ``upto``: a reconnect resumes
+    after them, and the page reaches them by loading the feed."""
+    return Item("more", upto, None, text=sse(upto, "more", json.dumps(
+        {"after": after, "upto": upto, "posts": posts}, separators=(",", ":"))))
 
 
 @dataclass(eq=False)
@@ -111,6 +140,15 @@ class Hub:
         self.ack_head = 0
         #: seqs skipped over → when to stop looking for them (see GAP_WAIT_S)
         self._gaps: dict[int, float] = {}
+        #: posts the next rounds may still render (refilled at LIVE_RATE, up to BURST)
+        self._tokens = float(BURST)
+        self._refilled = time.monotonic()
+        #: when the last ``more`` went out; when a round is due whatever wakes us (a storm's
+        #: next ``more``)
+        self._more_at = -MORE_EVERY_S
+        self._due: float | None = None
+        #: rounds that sent ``more`` instead of posts (for the bench and the tests)
+        self.storm_rounds = 0
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -159,7 +197,10 @@ class Hub:
         last = 0.0
         while not self._stop.is_set():
             # with LISTEN working a notification wakes us; the slow poll is a safety net
-            self._wake.wait(5.0 if self.listening else self.poll_s)
+            timeout = 5.0 if self.listening else self.poll_s
+            if self._due is not None:  # a storm's next ``more`` must go out even if all is quiet
+                timeout = min(timeout, max(0.0, self._due - time.monotonic()))
+            self._wake.wait(timeout)
             # rounds at least MIN_ROUND_S apart: a NOTIFY per commit (every few ms under
             # load) would make a round, and a write to every stream, per post
             self._stop.wait(max(0.0, last + MIN_ROUND_S - time.monotonic()))
@@ -193,29 +234,29 @@ class Hub:
                 # whoever comes next starts from here, a reconnect reads its gap from the store
                 self.head, self.ack_head = self.queries.head(), self.queries.ack_head()
                 self._gaps.clear()
+                self._tokens, self._due = float(BURST), None
                 return
         now = time.monotonic()
+        self._tokens = min(float(BURST), self._tokens + (now - self._refilled) * LIVE_RATE)
+        self._refilled = now
         if self._gaps:
             for seq in [s for s, until in self._gaps.items() if until < now]:
                 del self._gaps[seq]  # rolled back, or pruned: not coming
             for seq, post in self.queries.by_seq(sorted(self._gaps)):
                 self._gaps.pop(seq, None)
                 out.append(self._item("post", seq, post, None))
-        while True:
-            rows = self.queries.after(self.head, limit=500)
-            if not rows:
-                break
+                self._tokens -= 1
+        newest = self.queries.head()
+        pending = newest - self.head  # at most that many (seqs rolled back leave holes)
+        if 0 < pending <= self._tokens:
+            rows = self.queries.after(self.head, limit=BURST)
             for seq, post in rows:
-                for missing in range(self.head + 1, min(seq, self.head + 1 + GAP_MAX)):
-                    if len(self._gaps) < GAP_MAX:
-                        self._gaps[missing] = now + GAP_WAIT_S
+                self._skipped(self.head, seq, now)
                 out.append(self._item("post", seq, post, None))
                 self.head = seq
-            if len(rows) < 500:
-                break
-            if len(out) >= 2000:  # a big catch-up: hand this much over, go on at once
-                self._wake.set()
-                break
+            self._tokens -= len(rows)
+        elif pending > 0:
+            self._storm(newest, now, out)
         acks = self.queries.acks_after(self.ack_head)
         if acks:
             posts: dict[str, Post] = {}
@@ -228,6 +269,28 @@ class Hub:
                 if acked is not None:
                     out.append(self._item("ack", 0, acked, ack))
                 self.ack_head = ack.id
+
+    def _skipped(self, after: int, seq: int, now: float) -> None:
+        """Remember the seqs between ``after`` and ``seq`` as maybe still to commit."""
+        for missing in range(after + 1, min(seq, after + 1 + GAP_MAX)):
+            if len(self._gaps) < GAP_MAX:
+                self._gaps[missing] = now + GAP_WAIT_S
+
+    def _storm(self, newest: int, now: float, out: list[Item]) -> None:
+        """More posts than the bucket holds: no post is read or rendered; once every
+        MORE_EVERY_S, one ``more`` event covers everything up to ``newest``."""
+        if now < self._more_at + MORE_EVERY_S:
+            self._due = self._more_at + MORE_EVERY_S  # the rest goes out with the next one
+            return
+        committed = self.queries.seqs_between(self.head, newest)
+        previous = self.head
+        for seq in committed:  # seqs not committed yet (PostgreSQL) are looked for later
+            self._skipped(previous, seq, now)
+            previous = seq
+        out.append(more_item(self.head, newest, len(committed)))
+        self.head = newest
+        self._more_at, self._due = now, None
+        self.storm_rounds += 1
 
     def _fan_out(self, items: list[Item]) -> None:
         """Hand each subscriber what it wants of ``items`` with one wake-up of its loop per
@@ -242,7 +305,8 @@ class Hub:
             wanted = same.get(key) if key is not None else None
             if wanted is None:
                 try:
-                    wanted = [item for item in items if subscriber.wants(item.post)]
+                    wanted = [item for item in items
+                              if item.post is None or subscriber.wants(item.post)]
                     for item in wanted:
                         _ = item.text  # encoded here, on this thread, once for all
                 except Exception as exc:  # one bad filter must not starve the others

@@ -187,6 +187,14 @@ class FeedQueries:
                 select(p.c.seq).where(p.c.seq > seq).order_by(p.c.seq).limit(limit)).scalars()]
             return posts_by_seq(conn, seqs)
 
+    def seqs_between(self, after: int, upto: int) -> list[int]:
+        """The seqs committed in (``after``, ``upto``]: the primary key's entries only, no post
+        read — what a storm round needs to know which seqs are still to come."""
+        p = schema.posts
+        with self.engine.connect() as conn:
+            return [int(s) for s in conn.execute(
+                select(p.c.seq).where(p.c.seq > after, p.c.seq <= upto)).scalars()]
+
     def by_seq(self, seqs: Sequence[int]) -> list[tuple[int, Post]]:
         with self.engine.connect() as conn:
             return posts_by_seq(conn, seqs)

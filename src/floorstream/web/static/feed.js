@@ -63,6 +63,33 @@
     }
   });
 
+  // a storm: posts came faster than shown one by one; the page loads them on demand (a kiosk
+  // by itself, a little later, so a long storm reloads it every few seconds at most)
+  source.addEventListener("more", function (event) {
+    var data = JSON.parse(event.data);
+    if (kiosk) {
+      if (!document.body.dataset.reloading) {
+        document.body.dataset.reloading = "1";
+        setTimeout(function () { window.location.reload(); }, 3000);
+      }
+      return;
+    }
+    var banner = document.getElementById("more");
+    if (!banner) {
+      banner = document.createElement("button");
+      banner.id = "more";
+      banner.type = "button";
+      banner.className = "more";
+      banner.dataset.posts = "0";
+      banner.addEventListener("click", function () { window.location.reload(); });
+      posts.parentElement.insertBefore(banner, posts);
+    }
+    var count = Number(banner.dataset.posts) + Number(data.posts || 0);
+    banner.dataset.posts = String(count);
+    banner.dataset.upto = String(data.upto);
+    banner.textContent = "Up to " + count + " new posts — show";  // text, never HTML
+  });
+
   source.addEventListener("ack", function (event) {
     var data = JSON.parse(event.data);
     document.querySelectorAll('[data-acks="' + CSS.escape(data.post_id) + '"]').forEach(
