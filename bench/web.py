@@ -21,6 +21,10 @@ the JSON says what was run.
 
     .venv/bin/python bench/web.py [--store sqlite,postgres] [--posts 1000000] [--clients 100]
         [--rate 100] [--seconds 10] [--skip-live] [--fresh]
+    .venv/bin/python bench/web.py --pipeline-ab 1,200 [--ab-posts 5000] [--ab-rounds 3]
+
+``--pipeline-ab`` measures only the daemon's flat-out pipeline next to its own web feed with
+0, 1 and 200 event streams open (see ``pipeline_ab``).
 """
 
 from __future__ import annotations
@@ -331,20 +335,31 @@ def live(url: str, teams: list[str], clients: int, rate: float, seconds: float,
 
 
 CLIENTS = """
-import asyncio, sys
+import asyncio, json, os, re, signal, sys
 port, count, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-async def one(opened):
+stats = {"post": 0, "more": 0, "bytes": 0}
+last = [0] * count
+def report(*_):
+    print(json.dumps({**stats, "lowest_last_id": min(last)}), flush=True)
+    os._exit(0)
+signal.signal(signal.SIGTERM, report)
+async def one(n, opened):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write((f"GET /events?scope=team&team=team-0 HTTP/1.1\\r\\nHost: x\\r\\n"
                   f"Authorization: Bearer {token}\\r\\n\\r\\n").encode())
     await writer.drain()
     await reader.readuntil(b"\\r\\n\\r\\n")
     opened.append(1)
-    while await reader.read(1 << 16):
-        pass
+    while chunk := await reader.read(1 << 16):
+        stats["bytes"] += len(chunk)
+        stats["post"] += chunk.count(b"event: post")
+        stats["more"] += chunk.count(b"event: more")
+        ids = re.findall(rb"^id: ([0-9]+)$", chunk, re.M)
+        if ids:
+            last[n] = max(last[n], int(ids[-1]))
 async def main():
     opened = []
-    tasks = [asyncio.create_task(one(opened)) for _ in range(count)]
+    tasks = [asyncio.create_task(one(n, opened)) for n in range(count)]
     while len(opened) < count:
         await asyncio.sleep(0.05)
     print("ready", flush=True)
@@ -353,9 +368,15 @@ asyncio.run(main())
 """
 
 
-def pipeline_ab(directory: Path, clients: int, posts: int, rounds: int) -> dict[str, Any]:
-    """The daemon's pipeline throughput with its own web feed serving ``clients`` event
-    streams (in another process) that get every post, against none: rounds interleaved."""
+def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) -> dict[str, Any]:
+    """The daemon's pipeline throughput with its own web feed serving N event streams (in
+    another process, each following the team every post goes to), for each N in ``streams``
+    (0: none), rounds interleaved after one warm-up round of each that is not counted.
+
+    Per round the clients report what they received (``post`` and ``more`` events, summed
+    over the clients) and the lowest, over the clients, of the last event id each saw — the
+    round's last post's seq when every client was told of every post (one by one or by a
+    ``more``); the clients are stopped only after the watcher caught up (not timed)."""
     from floorstream.daemon import Daemon
     from floorstream.model import Event
     from floorstream.processing import Envelope
@@ -367,15 +388,17 @@ def pipeline_ab(directory: Path, clients: int, posts: int, rounds: int) -> dict[
     daemon = Daemon(parse_mapping(data, plugins), plugins)
     daemon.start()
     assert daemon.web is not None
-    rates: dict[int, list[float]] = {0: [], clients: []}
+    hub = daemon.web.app.state.web.hub
+    rates: dict[int, list[float]] = {n: [] for n in streams}
+    received: dict[int, list[dict[str, Any]]] = {n: [] for n in streams if n}
     count = 0
     try:
-        for _ in range(rounds):
-            for streams in (0, clients):
+        for round_no in range(rounds + 1):
+            for clients in streams:
                 reader = None
-                if streams:
+                if clients:
                     reader = subprocess.Popen([sys.executable, "-c", CLIENTS,
-                                               str(daemon.web.port), str(streams), TOKEN],
+                                               str(daemon.web.port), str(clients), TOKEN],
                                               stdout=subprocess.PIPE, text=True)
                     assert reader.stdout is not None and "ready" in reader.stdout.readline()
                 started = time.perf_counter()
@@ -388,17 +411,30 @@ def pipeline_ab(directory: Path, clients: int, posts: int, rounds: int) -> dict[
                             fields={"summary": f"post {count}"})))
                         count += 1
                     daemon.pipeline.run_now(batch)
-                rates[streams].append(posts / (time.perf_counter() - started))
-                if reader is not None:
+                rate = posts / (time.perf_counter() - started)
+                if round_no:
+                    rates[clients].append(rate)
+                if reader is not None and reader.stdout is not None:
+                    newest = hub.queries.head()
+                    deadline = time.monotonic() + 10
+                    while hub.head < newest and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    time.sleep(0.5)  # the last round's events on their way to the clients
                     reader.terminate()
+                    got = json.loads(reader.stdout.readline() or "{}")
                     reader.wait(10)
+                    if round_no:
+                        received[clients].append({**got, "last_post_seq": newest})
     finally:
         daemon.stop()
     median = {n: statistics.median(r) for n, r in rates.items()}
-    return {"clients": clients, "posts_per_round": posts, "rounds": rounds,
+    return {"streams": streams, "posts_per_round": posts, "rounds": rounds,
             "posts_per_s": {str(n): [round(r) for r in found] for n, found in rates.items()},
             "median_posts_per_s": {str(n): round(m) for n, m in median.items()},
-            "ratio_with_clients": round(median[clients] / median[0], 3)}
+            "ratio_to_none": {str(n): round(median[n] / median[0], 3) for n in streams if n},
+            "clients_received": {str(n): r for n, r in received.items()},
+            "storm_rounds": getattr(hub, "storm_rounds", None),
+            "load_1m_after": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -415,16 +451,17 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-pages", action="store_true")
-    parser.add_argument("--pipeline-ab", type=int, metavar="CLIENTS", default=0,
+    parser.add_argument("--pipeline-ab", metavar="N,N", default="",
                         help="only: the daemon's pipeline throughput with its web feed "
-                             "serving CLIENTS event streams against none")
+                             "serving N event streams (each N, e.g. 1,200) against none")
     parser.add_argument("--ab-posts", type=int, default=5000)
     parser.add_argument("--ab-rounds", type=int, default=3)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.pipeline_ab:
-        print(json.dumps(pipeline_ab(args.dir, args.pipeline_ab, args.ab_posts,
-                                     args.ab_rounds), indent=2))
+        streams = [0, *(int(n) for n in args.pipeline_ab.split(",") if int(n))]
+        print(json.dumps(pipeline_ab(args.dir, streams, args.ab_posts, args.ab_rounds),
+                         indent=2))
         return
     teams = [f"team-{n}" for n in range(args.teams)]
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),

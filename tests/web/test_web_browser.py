@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from floorstream.config import parse_mapping
+from floorstream.model import Event, utcnow
 from floorstream.plugins import build_plugins
+from floorstream.processing import Envelope
 from support import DaemonRunner, http_receiver, wait_for
 from support.services import missing
 
@@ -174,6 +176,19 @@ def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path)
                                  "the comment at the webhook")
             assert delivered[0]["inReplyTo"] == f"urn:floorstream:post:{post_id}"
             screenshot(alice, "web-thread.png", tmp_path)
+
+            # a storm: more posts in a round than are shown one by one; the page offers them
+            # and loads them on a click (a reload)
+            runner.daemon.pipeline.run_now([Envelope("presses", event=Event.create(
+                type="machine.state_changed", source="presses", subject=f"storm-{n}",
+                position=str(n), occurred_at=utcnow(), fields={"summary": f"storm {n}"}))
+                for n in range(80)])
+            banner = carol.wait_for_selector("button#more", timeout=15_000)
+            assert "new posts" in banner.inner_text()
+            assert carol.query_selector(".post:has-text('storm 79')") is None
+            banner.click()
+            carol.wait_for_selector(".post:has-text('storm 79')", timeout=15_000)
+            assert carol.query_selector("button#more") is None
 
             # the phone layout: one column, nothing wider than the screen
             phone = browser.new_context(viewport={"width": 390, "height": 800},

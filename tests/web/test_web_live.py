@@ -9,17 +9,19 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
 
 from floorstream.config import parse_mapping
-from floorstream.model import Post, utcnow
+from floorstream.model import Event, Post, utcnow
 from floorstream.plugins import build_plugins
+from floorstream.processing import Envelope
 from floorstream.store import schema
 from floorstream.store.store import CommitBatch, Store, _post_row
-from floorstream.web.live import Hub
+from floorstream.web.live import BURST, Hub
 from floorstream.web.queries import FeedQueries
 from support import DaemonRunner, wait_for
 
@@ -133,12 +135,6 @@ def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
     stream gets one ``more`` event (not 500 rendered posts),
     a post after the burst still comes live, and every post of the burst is reachable by
     loading the feed (the AS2 feed's pages, as a reload's first page and "older posts")."""
-    import urllib.request
-
-    from floorstream.model import Event
-    from floorstream.processing import Envelope
-    from floorstream.web.live import BURST
-
     config = parse_mapping(web_mapping(f"sqlite:///{tmp_path}/fs.db", port=0, poll_ms=50),
                            build_plugins())
     with DaemonRunner(config) as runner:
@@ -158,6 +154,15 @@ def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
                                     summary="sentinel", key="sentinel")
             wait_for(lambda: "sentinel" in reader.posts(), 10, "the post after the burst")
             events = [(event, data) for _, event, data, _ in reader.events]
+        # a reconnect from before the burst: its backlog is one more event, not 501 posts
+        with SseReader(f"{web.url}/events?scope=team&team=maintenance",
+                       {**auth, "last-event-id": "0"}) as again:
+            daemon.stream().publish(source="presses", subject="press-07", type="t",
+                                    summary="after the reconnect", key="after")
+            wait_for(lambda: "after the reconnect" in again.posts(), 10, "the post after")
+            assert [(event, data) for _, event, data, _ in again.events][:1] == [
+                ("more", {"after": 0, "upto": 501, "posts": 501})]
+            assert [event for _, event, _, _ in again.events] == ["more", "post"]
         mores = [data for event, data in events if event == "more"]
         posts = reader.posts()
         # bounded: one more event (a second only if the burst were split across rounds)
@@ -175,4 +180,4 @@ def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
                 page = json.load(response)
             found += [item["summary"] for item in page["orderedItems"]]
             url = page.get("next")
-        assert sorted(found) == sorted([*burst, "sentinel"])
+        assert sorted(found) == sorted([*burst, "sentinel", "after the reconnect"])
