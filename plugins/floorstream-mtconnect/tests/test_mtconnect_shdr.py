@@ -293,6 +293,8 @@ def test_an_adapter_that_stops_answering_ping_is_left_and_reconnected() -> None:
         wait_for(lambda: server.connections >= 2, what="a second connection")
         assert "no PONG from the adapter for 0.2 s" in (source.context.health.last_error
                                                         or "")
+        # the second connection's dump is read after the server counted the connection
+        wait_for(lambda: len(emitter.baselines) >= 2, what="the second connection's dump")
     finally:
         emitter.stop.set()
         thread.join(5)
