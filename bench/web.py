@@ -390,6 +390,9 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
     assert daemon.web is not None
     hub = daemon.web.app.state.web.hub
     rates: dict[int, list[float]] = {n: [] for n in streams}
+    #: CPU of the daemon's other threads (web server, watcher, delivery…) per 1,000 posts:
+    #: what competes with the pipeline for the GIL, steadier than the rate on a busy machine
+    others: dict[int, list[float]] = {n: [] for n in streams}
     received: dict[int, list[dict[str, Any]]] = {n: [] for n in streams if n}
     count = 0
     try:
@@ -402,6 +405,7 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
                                               stdout=subprocess.PIPE, text=True)
                     assert reader.stdout is not None and "ready" in reader.stdout.readline()
                 started = time.perf_counter()
+                process_cpu, own_cpu = time.process_time(), time.thread_time()
                 for _ in range(posts // 50):
                     batch = []
                     for _ in range(50):
@@ -412,8 +416,10 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
                         count += 1
                     daemon.pipeline.run_now(batch)
                 rate = posts / (time.perf_counter() - started)
+                other = (time.process_time() - process_cpu) - (time.thread_time() - own_cpu)
                 if round_no:
                     rates[clients].append(rate)
+                    others[clients].append(other * 1000 / (posts / 1000))
                 if reader is not None and reader.stdout is not None:
                     newest = hub.queries.head()
                     deadline = time.monotonic() + 10
@@ -432,6 +438,8 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
             "posts_per_s": {str(n): [round(r) for r in found] for n, found in rates.items()},
             "median_posts_per_s": {str(n): round(m) for n, m in median.items()},
             "ratio_to_none": {str(n): round(median[n] / median[0], 3) for n in streams if n},
+            "other_threads_cpu_ms_per_1000_posts": {
+                str(n): round(statistics.median(found), 1) for n, found in others.items()},
             "clients_received": {str(n): r for n, r in received.items()},
             "storm_rounds": getattr(hub, "storm_rounds", None),
             "load_1m_after": round(os.getloadavg()[0], 2)}
