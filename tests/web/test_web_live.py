@@ -129,14 +129,13 @@ def test_a_post_committed_after_a_newer_one_still_goes_out(pg_url: str) -> None:
         store.close()
 
 
-def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
-        tmp_path: Path) -> None:
+def run_burst(store: str) -> None:
     """500 posts in one commit (each of its own subject: flood control leaves them alone): the
-    stream gets one ``more`` event (not 500 rendered posts),
-    a post after the burst still comes live, and every post of the burst is reachable by
-    loading the feed (the AS2 feed's pages, as a reload's first page and "older posts")."""
-    config = parse_mapping(web_mapping(f"sqlite:///{tmp_path}/fs.db", port=0, poll_ms=50),
-                           build_plugins())
+    stream gets one ``more`` event (not 500 rendered posts), a post after the burst still comes
+    live, a reconnect from before the burst gets one ``more`` too, and every post of the burst
+    is reachable by loading the feed (the AS2 feed's pages: a reload's first page and "older
+    posts")."""
+    config = parse_mapping(web_mapping(store, port=0, poll_ms=50), build_plugins())
     with DaemonRunner(config) as runner:
         runner.start()
         assert runner.daemon is not None and runner.daemon.web is not None
@@ -181,3 +180,14 @@ def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
             found += [item["summary"] for item in page["orderedItems"]]
             url = page.get("next")
         assert sorted(found) == sorted([*burst, "sentinel", "after the reconnect"])
+
+
+def test_a_burst_of_posts_sends_one_more_event_and_every_post_stays_reachable(
+        tmp_path: Path) -> None:
+    run_burst(f"sqlite:///{tmp_path}/fs.db")
+
+
+@pytest.mark.postgres
+def test_a_burst_of_posts_on_postgresql(pg_url: str) -> None:
+    """The same with LISTEN/NOTIFY waking the watcher (rounds 50 ms apart)."""
+    run_burst(pg_url)
