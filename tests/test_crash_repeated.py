@@ -134,7 +134,7 @@ def test_twenty_sigkills_lose_nothing_and_repeat_nothing(broker: PrivateBroker, 
         # to queue for: the first child subscribes within its 0.1–0.6 s
         _expect(worker, "store ready")
         store = Store.open(store_url)
-        time.sleep(0.7)  # (no signal of the first subscription reaches this process)
+        broker.wait_subscriptions(1)  # the first child's SUBSCRIBE, as the broker counts it
         publisher = Publisher("127.0.0.1", broker.port)
         feeder = Feeder(publisher, _stream(topic_prefix), KILLS + 1, 1000.0)
         feeder.start()

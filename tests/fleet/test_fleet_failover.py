@@ -80,7 +80,7 @@ def _run(store_url: str, broker: PrivateBroker, tmp_path: Path, prefix: str) -> 
         store = Store.open(store_url)
         wait_for(lambda: _connected(daemons) >= {f"line{k}" for k in range(LINES)},
                  timeout=30, what="the four MQTT sessions connected")
-        time.sleep(0.3)  # their SUBSCRIBE went out with the CONNACK's callback
+        broker.wait_subscriptions(LINES)  # their SUBSCRIBEs, which follow the CONNACK
         wait_for(lambda: "orders" in store.checkpoints(), timeout=30,
                  what="the ERP baseline taken")
         rows, files = [0], [0]

@@ -120,7 +120,8 @@ class PrivateBroker:
         lines = [f"listener {self.port} 127.0.0.1", *listener,
                  f"allow_anonymous {'true' if anonymous else 'false'}",
                  f"persistence {'true' if persistence else 'false'}",
-                 f"persistence_location {directory}/", "log_dest stderr", "log_type error"]
+                 f"persistence_location {directory}/", "log_dest stderr", "log_type error",
+                 "sys_interval 1"]  # $SYS counts every second: wait_subscriptions reads them
         if os.geteuid() == 0:
             lines.append("user root")
         if lossless:
@@ -152,6 +153,34 @@ class PrivateBroker:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+    def wait_subscriptions(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until the broker holds ``count`` subscriptions of other clients: a QoS 1
+        message published before a persistent session has SUBSCRIBEd is queued for nobody.
+
+        The broker's own statistics say so (``$SYS/broker/subscriptions/count``, every
+        second); the watching client stays subscribed, so every figure after the first counts
+        it as one more, and a figure of ``count + 1`` proves ``count`` others either way."""
+        seen: list[int] = []
+        done = threading.Event()
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            seen.append(int(msg.payload))
+            if seen[-1] >= count + 1:
+                done.set()
+
+        watcher = mqtt.Client(CallbackAPIVersion.VERSION2)
+        watcher.on_message = on_message
+        watcher.connect("127.0.0.1", self.port)
+        watcher.subscribe("$SYS/broker/subscriptions/count")
+        watcher.loop_start()
+        try:
+            if not done.wait(timeout):
+                raise AssertionError(f"the broker did not reach {count} subscriptions "
+                                     f"in {timeout:g}s (counts seen: {seen[-5:]})")
+        finally:
+            watcher.loop_stop()
+            watcher.disconnect()
 
     @property
     def saved(self) -> bool:
