@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from floorstream_mtconnect.agent import AgentSource
@@ -22,8 +22,8 @@ from floorstream.plugin import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.store.store import Store
 from floorstream.testing import AdapterConformance, RecordingEmitter
+from support.waiting import wait_for
 
-T = TypeVar("T")
 AGENT = Agent()
 INSTANCE = AGENT.instance  # the real document's instanceId
 #: what the machine does after the real /current: a cycle among axis samples, the warning
@@ -43,16 +43,6 @@ CYCLE = [
     '<Execution dataItemId="a01c7f30" timestamp="2018-10-31T21:00:42Z">READY</Execution>',
 ]
 assert len(CYCLE) == 20
-
-
-def wait_for(found: Callable[[], T], timeout: float = 20.0, what: str = "it") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = found()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class TestAgentConformance(AdapterConformance):

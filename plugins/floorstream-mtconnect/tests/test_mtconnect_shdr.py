@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from floorstream_mtconnect.shdr import ShdrSource, parse_line
@@ -21,8 +20,8 @@ from floorstream.plugin import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.store.store import Store
 from floorstream.testing import AdapterConformance, RecordingEmitter
+from support.waiting import wait_for
 
-T = TypeVar("T")
 RECORDING = (Path(__file__).parent / "samples"
              / "okuma_shdr_excerpt_lines10590-10770.txt").read_bytes()
 LINES = RECORDING.decode().splitlines()
@@ -78,16 +77,6 @@ class Adapter:
     def close(self) -> None:
         self.closed.set()
         self.server.close()
-
-
-def wait_for(found: Callable[[], T], timeout: float = 20.0, what: str = "it") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = found()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 ADAPTER = Adapter()
