@@ -15,7 +15,6 @@ import ipaddress
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from floorstream_opcua.session import APPLICATION_URI
 from floorstream.plugin import AdapterContext
 from floorstream.plugins import build_plugins
 from floorstream.testing import RecordingEmitter
+from support.waiting import wait_for
 
 SERVER_URI = "urn:floorstream:test:server"
 STATE, TEMP, COUNT = "ns=2;s=Press07.State", "ns=2;s=Press07.SpindleTemp", "ns=2;s=Press07.Count"
@@ -177,11 +177,8 @@ class Following:
         return [c.data[field] for c in self.emitter.changes if field in c.data]
 
     def wait_value(self, field: str, value: Any, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while value not in self.values(field):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{field}={value!r} did not come: {self.values(field)}")
-            time.sleep(0.02)
+        wait_for(lambda: value in self.values(field), timeout, f"{field}={value!r}",
+                 interval=0.02)
 
 
 # -- certificates --------------------------------------------------------------------------
