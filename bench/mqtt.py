@@ -50,6 +50,30 @@ AREAS = ["press", "weld", "paint", "pack"]
 
 # -- the stream ----------------------------------------------------------------------------
 
+def _step(m: dict[str, Any], rnd: random.Random, *, last: bool) -> tuple[bool, float]:
+    """One reading of machine ``m``: its state and spindle temperature walk on (the last
+    message of a stream always flips the state, so it is an interesting one to wait for).
+    Returns whether its state or alarm changed, and the reading's temperature."""
+    before_state, before_alarm = m["state"], m["alarm"]
+    r = rnd.random()
+    if last:
+        m["state"] = "STOPPED" if m["state"] == "RUNNING" else "RUNNING"
+    elif m["state"] == "RUNNING" and r < 0.0026:
+        m["state"] = "STOPPED"
+    elif m["state"] != "RUNNING" and r < 0.05:
+        m["state"] = "RUNNING"
+    heat = 1.6 if rnd.random() < 0.004 else 0.0
+    m["temp"] = min(99.0, max(55.0, m["temp"] + rnd.uniform(-0.7, 0.7) + heat * 8))
+    if m["temp"] > 80 and not heat:
+        m["temp"] -= 0.4
+    temp = round(m["temp"], 1)
+    if not m["alarm"] and temp > 85.0:
+        m["alarm"] = True
+    elif m["alarm"] and temp < 82.0:
+        m["alarm"] = False
+    return m["state"] != before_state or m["alarm"] != before_alarm, temp
+
+
 def generate(path: Path, machines: int, messages: int, seed: int = 20261125) -> int:
     """Write ``topic\\tpayload\\tinteresting`` lines; returns the number of interesting ones.
     The last message is always a state change, so its post marks the end of the stream."""
@@ -61,24 +85,8 @@ def generate(path: Path, machines: int, messages: int, seed: int = 20261125) -> 
     with path.open("w") as out:
         for k in range(messages):
             m = fleet[rnd.randrange(machines)] if k < messages - 1 else fleet[0]
-            before_state, before_alarm = m["state"], m["alarm"]
-            r = rnd.random()
-            if k == messages - 1:
-                m["state"] = "STOPPED" if m["state"] == "RUNNING" else "RUNNING"
-            elif m["state"] == "RUNNING" and r < 0.0026:
-                m["state"] = "STOPPED"
-            elif m["state"] != "RUNNING" and r < 0.05:
-                m["state"] = "RUNNING"
-            heat = 1.6 if rnd.random() < 0.004 else 0.0
-            m["temp"] = min(99.0, max(55.0, m["temp"] + rnd.uniform(-0.7, 0.7) + heat * 8))
-            if m["temp"] > 80 and not heat:
-                m["temp"] -= 0.4
-            temp = round(m["temp"], 1)
-            if not m["alarm"] and temp > 85.0:
-                m["alarm"] = True
-            elif m["alarm"] and temp < 82.0:
-                m["alarm"] = False
-            flag = m["seen"] and (m["state"] != before_state or m["alarm"] != before_alarm)
+            changed, temp = _step(m, rnd, last=k == messages - 1)
+            flag = m["seen"] and changed
             m["seen"] = True
             interesting += flag
             payload = json.dumps({"machine": m["name"], "ts": T0 + k, "state": m["state"],
@@ -136,24 +144,7 @@ def generate_sparkplug(path: Path, nodes: int, devices: int, messages: int,
         for k in range(messages):
             index = rnd.randrange(len(fleet)) if k < messages - 1 else 0
             m = fleet[index]
-            before_state, before_alarm = m["state"], m["alarm"]
-            r = rnd.random()
-            if k == messages - 1:
-                m["state"] = "STOPPED" if m["state"] == "RUNNING" else "RUNNING"
-            elif m["state"] == "RUNNING" and r < 0.0026:
-                m["state"] = "STOPPED"
-            elif m["state"] != "RUNNING" and r < 0.05:
-                m["state"] = "RUNNING"
-            heat = 1.6 if rnd.random() < 0.004 else 0.0
-            m["temp"] = min(99.0, max(55.0, m["temp"] + rnd.uniform(-0.7, 0.7) + heat * 8))
-            if m["temp"] > 80 and not heat:
-                m["temp"] -= 0.4
-            temp = round(m["temp"], 1)
-            if not m["alarm"] and temp > 85.0:
-                m["alarm"] = True
-            elif m["alarm"] and temp < 82.0:
-                m["alarm"] = False
-            flag = m["state"] != before_state or m["alarm"] != before_alarm
+            flag, _ = _step(m, rnd, last=k == messages - 1)
             interesting += flag
             n = index // devices
             seq[n] = (seq[n] + 1) % 256
