@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from floorstream.model import Post
-from floorstream.plugins import build_plugins
 from support import DaemonRunner, sentinel
-from support.mqtt import Publisher, Subscriptions
+from support.mqtt import Publisher, subscribed_daemons
 
 pytestmark = pytest.mark.mqtt
 
@@ -47,18 +46,7 @@ sources:
 @pytest.fixture
 def daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], DaemonRunner]]:
     """Starts a daemon on a config; returns once its mqtt source is subscribed."""
-    subscriptions = Subscriptions().install(monkeypatch)
-    started: list[DaemonRunner] = []
-
-    def start(text: str) -> DaemonRunner:
-        runner = DaemonRunner(text, plugins=build_plugins(load_entry_points=False)).start()
-        started.append(runner)
-        subscriptions.wait("plant")
-        return runner
-
-    yield start
-    for runner in started:
-        runner.close()
+    yield from subscribed_daemons(monkeypatch, "plant")
 
 
 def _sentinel(publisher: Publisher, prefix: str, runner: DaemonRunner) -> None:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from floorstream.plugins import build_plugins
 from machines_sim import account, make_shift
 from support import DaemonRunner, sentinel, wait_for
-from support.mqtt import Publisher, Subscriptions
+from support.mqtt import Publisher, subscribed_daemons
 
 pytestmark = pytest.mark.mqtt
 
@@ -43,18 +42,7 @@ sources:
 
 @pytest.fixture
 def daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], DaemonRunner]]:
-    subscriptions = Subscriptions().install(monkeypatch)
-    started: list[DaemonRunner] = []
-
-    def start(text: str) -> DaemonRunner:
-        runner = DaemonRunner(text, plugins=build_plugins(load_entry_points=False)).start()
-        started.append(runner)
-        subscriptions.wait("plant")
-        return runner
-
-    yield start
-    for runner in started:
-        runner.close()
+    yield from subscribed_daemons(monkeypatch, "plant")
 
 
 def _msg(n: int, ts_ms: int, **data: object) -> bytes:

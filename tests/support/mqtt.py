@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +186,26 @@ class PrivateBroker:
     def saved(self) -> bool:
         """Whether a persistence file was written (after a :meth:`stop`)."""
         return any(self.directory.glob("*.db"))
+
+
+def subscribed_daemons(monkeypatch: pytest.MonkeyPatch,
+                       source: str) -> Iterator[Callable[[str], Any]]:
+    """A fixture's body: yields ``start(config_text)``, which starts an in-process daemon
+    (builtin plugins only) and returns its runner once ``source`` is subscribed; every
+    daemon started is closed afterwards. ``yield from subscribed_daemons(monkeypatch, "s")``."""
+    from floorstream.plugins import build_plugins
+
+    from .daemon import DaemonRunner
+
+    subscriptions = Subscriptions().install(monkeypatch)
+    started: list[DaemonRunner] = []
+
+    def start(text: str) -> DaemonRunner:
+        runner = DaemonRunner(text, plugins=build_plugins(load_entry_points=False)).start()
+        started.append(runner)
+        subscriptions.wait(source)
+        return runner
+
+    yield start
+    for runner in started:
+        runner.close()
