@@ -139,19 +139,7 @@ def test_through_a_daemon_and_the_pending_listing(tmp_path: Path,
     create_purchasing(erp)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    config = f"""
-store: sqlite:///{tmp_path}/fs.db
-default_team: purchasing
-sources:
-  - name: supply
-    adapter: supply.folder
-    path: {inbox}
-    settle: 0
-    poll: 0.05
-    recheck_every: 0s
-    carriers: {{ABFS: ABF}}
-    erp: {{url: "sqlite:///{tmp_path}/erp.db", supplier_names: {{V100: Acme}}, cache_s: 0}}
-"""
+    config = _daemon_config(tmp_path, inbox)
     path = tmp_path / "floorstream.yaml"
     path.write_text(config)
     runner = DaemonRunner(config)
