@@ -433,6 +433,28 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     return out
 
 
+def _start_broker(work: Path, inflight: int) -> tuple[int, subprocess.Popen[bytes]]:
+    """A private Mosquitto on a free port (no persistence, no queue limits, Mosquitto's
+    ``max_inflight_messages`` as given); returns once it accepts connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = work / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
+                    f"max_inflight_messages {inflight}\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return port, broker
+        except OSError:
+            if broker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not start") from None
+            time.sleep(0.05)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         role = sys.argv.pop(1)
@@ -473,15 +495,7 @@ def main() -> None:
         last_ts = T0 + a.messages - 1
         print(f"stream: {a.messages:,} messages, {a.machines} machines, "
               f"{interesting:,} interesting ({interesting / a.messages:.2%})", flush=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        conf = work / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
-                        f"max_inflight_messages {a.broker_inflight}\n")
-        broker = subprocess.Popen(["mosquitto", "-c", str(conf)])
-        time.sleep(0.5)
+        port, broker = _start_broker(work, a.broker_inflight)
         rows = []
         try:
             for qos in a.qos:
@@ -514,15 +528,7 @@ def _sparkplug_main(a: argparse.Namespace) -> None:
         print(f"sparkplug stream: {total:,} messages ({a.nodes} nodes x {a.devices} devices, "
               f"births first, then {a.messages:,} DDATA of 10 alias metrics), "
               f"{interesting:,} interesting", flush=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        conf = work / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
-                        f"max_inflight_messages {a.broker_inflight}\n")
-        broker = subprocess.Popen(["mosquitto", "-c", str(conf)])
-        time.sleep(0.5)
+        port, broker = _start_broker(work, a.broker_inflight)
         rows = []
         try:
             for qos in a.qos:
