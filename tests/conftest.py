@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
-import structlog
 from sqlalchemy import create_engine, text
 
+from support.logging_fixture import logging_as_before
 from support.services import (
     IN_CI,
     MQTT_URL,
@@ -30,20 +30,8 @@ from support.services import (
     require_service,
 )
 
-__all__ = ["IN_CI", "MQTT_URL", "MYSQL_URL", "PG_URL", "require_marker", "require_service"]
-
-
-@pytest.fixture(autouse=True)
-def _logging_as_before() -> Iterator[None]:
-    """Each test leaves structlog as it found it: a test that ran the CLI (which sends the log
-    to the ``sys.stderr`` of the moment, pytest's capture) must not leave the next test's
-    daemon writing to a closed file."""
-    configured, saved = structlog.is_configured(), structlog.get_config()
-    yield
-    if configured:
-        structlog.configure(**saved)
-    else:
-        structlog.reset_defaults()
+__all__ = ["IN_CI", "MQTT_URL", "MYSQL_URL", "PG_URL", "logging_as_before", "require_marker",
+           "require_service"]
 
 
 def _with_database(url: str, name: str) -> str:

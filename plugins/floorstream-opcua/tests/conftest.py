@@ -7,22 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from floorstream_opcua.session import APPLICATION_URI
 from opcua_support import SERVER_URI, OpcuaServer, make_certificate
 
-
-@pytest.fixture(autouse=True)
-def _logging_as_before() -> Iterator[None]:
-    """Each test leaves structlog as it found it (as floorstream's own tests do): a daemon
-    run here must not leave the next test of this worker logging to a closed capture."""
-    configured, saved = structlog.is_configured(), structlog.get_config()
-    yield
-    if configured:
-        structlog.configure(**saved)
-    else:
-        structlog.reset_defaults()
-
+from support.logging_fixture import logging_as_before  # noqa: F401  # autouse
 
 #: the user the module server knows (it also takes anonymous sessions over security None)
 USER = ("plant", "s3cret")
