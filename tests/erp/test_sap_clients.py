@@ -161,3 +161,90 @@ def test_the_alpha_filter_names_an_object_as_row_attrs_do() -> None:
     for stored in ("000001000123", "000001000123 ", "1000123"):
         assert template.render(row={"aufnr": stored}) == canonical(stored) == "1000123"
     assert template.render(row={"aufnr": "A-100"}) == "A-100"
+
+
+CHANGE_DOCUMENTS = """
+CREATE TABLE aufk (
+    mandt {vtext} NOT NULL, aufnr {vtext} NOT NULL, ktext {vtext}, PRIMARY KEY (mandt, aufnr));
+CREATE TABLE change_header (
+    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
+    changenr {vtext} NOT NULL, username {vtext} NOT NULL, udate {vtext} NOT NULL,
+    utime {vtext} NOT NULL, tcode {vtext}, change_ind {vtext} NOT NULL,
+    PRIMARY KEY (mandant, objectclas, objectid, changenr));
+CREATE TABLE change_item (
+    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
+    changenr {vtext} NOT NULL, tabname {vtext} NOT NULL, tabkey {vtext} NOT NULL,
+    fname {vtext} NOT NULL, chngind {vtext} NOT NULL, value_old TEXT, value_new TEXT,
+    PRIMARY KEY (mandant, objectclas, objectid, changenr, fname))
+"""
+
+AUDIT = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    erp_version: sap ecc
+    client: '100'
+    table: aufk
+    key: aufnr
+    mode: audit
+    audit: {{style: sap, object: ORDER}}
+    alpha: [aufnr]
+    track: [ktext]
+    labels: {{ktext: description}}
+    subject: "{{{{ row.aufnr | alpha }}}}"
+"""
+
+
+class Documents:
+    """CDHDR/CDPOS of several clients in one database: each client counts its own change
+    numbers, so client 200's document 0000000001 is another edit than client 100's."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create(url, CHANGE_DOCUMENTS)
+        self.numbers: dict[str, int] = {}
+
+    def change(self, client: str, order: str, old: str, new: str) -> None:
+        self.numbers[client] = self.numbers.get(client, 0) + 1
+        values = {"m": client, "o": order, "nr": f"{self.numbers[client]:010d}",
+                  "old": old, "new": new}
+        with self.engine.begin() as conn:
+            conn.execute(text(sql(self.engine, "INSERT INTO change_header VALUES (:m, 'ORDER', "
+                                  ":o, :nr, 'TRAINEE', '20261125', '101500', 'CO02', 'U')")),
+                         values)
+            conn.execute(text(sql(self.engine, "INSERT INTO change_item VALUES (:m, 'ORDER', "
+                                  ":o, :nr, 'AUFK', :o, 'KTEXT', 'U', :old, :new)")), values)
+
+
+def test_audit_mode_reads_only_its_clients_change_documents(store_url: str,
+                                                            tmp_path: Path) -> None:
+    """CDHDR/CDPOS carry the client in MANDANT: a training client's change document with the
+    same order number and the same change number is not posted, and its items never mix
+    into production's document."""
+    docs = Documents(store_url)
+    execute(docs.engine, "INSERT INTO aufk VALUES (:m, :n, :t)",
+            {"m": "100", "n": "000001000123", "t": "Pump housing rev B"},
+            {"m": "200", "n": "000001000123", "t": "Training order"},
+            {"m": "100", "n": "000000009000", "t": "seen"})
+    run = IdiomRun(config(tmp_path / "fs.db", AUDIT.format(url=store_url)))
+    with run:
+        run.start()
+        docs.change("200", "000001000123", "Pump housing", "Training order")
+        docs.change("200", "000001000777", "", "Training only")
+        docs.change("100", "000001000123", "Pump housing", "Pump housing rev B")
+        posts = run.behind(lambda: docs.change("100", "000000009000", "marker", "seen"),
+                           "9000: description marker → seen")
+        assert [(p.subject, p.summary) for p in posts] == [
+            ("1000123", "1000123: description Pump housing → Pump housing rev B")]
+
+
+def test_check_warns_about_change_documents_read_without_a_client(sqlite_url: str) -> None:
+    Documents(sqlite_url).engine.dispose()
+    base = {"name": "erp", "adapter": "erp.table", "url": sqlite_url, "table": "aufk",
+            "key": "aufnr", "mode": "audit", "audit": {"style": "sap", "object": "ORDER"},
+            "erp_version": "sap ecc"}
+    warnings = ErpTableAdapter.check(ErpTableConfig.model_validate(base))
+    assert any("change documents change_header have SAP's client column mandant but the "
+               "source names no client" in w for w in warnings), warnings
+    held = ErpTableAdapter.check(ErpTableConfig.model_validate({**base, "client": "100"}))
+    assert not any("client" in w for w in held), held

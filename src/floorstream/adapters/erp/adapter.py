@@ -361,6 +361,17 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
                         f"table {cfg.table} has SAP's client column {client_column(present)} "
                         "but the source names no client: the rows of every client (production, "
                         "training, test) are read and posted as one; set client: (e.g. '100')")
+                header = cfg.audit.header_table or "change_header"
+                if (cfg.mode == "audit" and cfg.audit.style == "sap" and not config.client
+                        and inspector.has_table(header)):
+                    held = [c["name"] for c in inspector.get_columns(header)
+                            if c["name"].lower() in ("mandant", "mandt")]
+                    if held:
+                        warnings.append(
+                            f"change documents {header} have SAP's client column {held[0]} "
+                            "but the source names no client: every client's changes "
+                            "(production, training, test) are posted as one; set client: "
+                            "(e.g. '100')")
                 if cfg.mode == "cursor" and cfg.cursor in present:
                     firsts = {ix["column_names"][0] for ix in inspector.get_indexes(cfg.table)
                               if ix.get("column_names")}

@@ -31,7 +31,13 @@ from floorstream.adapters.erp.auditlogs import LOG_TABLE, ChildChange, Entry, re
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.idioms import untracked_fields
 from floorstream.adapters.erp.publish import NO_GROUP, EventSpec, RowChange, SubjectMaker
-from floorstream.adapters.erp.sqlcommon import SchemaProblem, as_utc, decode, encode
+from floorstream.adapters.erp.sqlcommon import (
+    SchemaProblem,
+    as_utc,
+    client_filter,
+    decode,
+    encode,
+)
 from floorstream.adapters.erp.values import Humanizer, plain
 
 __all__ = ["AuditWatcher"]
@@ -181,6 +187,9 @@ class AuditWatcher:
         src = table(self.config.table, *(column(n) for n in names))
         stmt = select(*src.c).where(src.c[self.config.key].in_(
             bindparam("keys", expanding=True)))
+        held = client_filter(self.config.site.client, names)
+        if held is not None:  # SAP: the client's row, never training's with the same key
+            stmt = stmt.where(held)
         keys = sorted({str(e.key) for e in entries})
         try:
             found = conn.execute(stmt, {"keys": keys})

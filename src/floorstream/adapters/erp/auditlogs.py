@@ -36,7 +36,7 @@ from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.idioms import Idiom
 from floorstream.adapters.erp.sqlcommon import as_utc
 
-__all__ = ["LOG_TABLE", "ChildChange", "Entry", "read_log", "sap_time"]
+__all__ = ["LOG_TABLE", "ChildChange", "Entry", "read_log", "sap_client_column", "sap_time"]
 
 #: the change-log table the installed triggers write
 LOG_TABLE = "fs_erp_changes"
@@ -138,12 +138,34 @@ def _text(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+#: (database, table) → the column holding CDHDR/CDPOS's client (``MANDANT``; MANDT in views)
+_SAP_CLIENTS: dict[tuple[str, str], str | None] = {}
+
+
+def sap_client_column(conn: Connection, name: str) -> str | None:
+    """The client column of a change-document table as the database spells it: CDHDR and
+    CDPOS name it ``MANDANT`` (not ``MANDT``); None when the table has none."""
+    key = (str(conn.engine.url), name)
+    if key not in _SAP_CLIENTS:
+        present = [c["name"] for c in inspect(conn).get_columns(name)]
+        _SAP_CLIENTS[key] = next((c for c in present
+                                  if c.lower() in ("mandant", "mandt")), None)
+    return _SAP_CLIENTS[key]
+
+
 def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
          limit: int, idiom: Idiom) -> list[Entry]:
-    head = table(config.audit.header_table or "change_header",
+    head_name = config.audit.header_table or "change_header"
+    item_name = config.audit.table or "change_item"
+    client = config.site.client
+    # change numbers are counted per client: reading one client's documents keeps the gap
+    # tracking to that client's own number range, and never posts a training client's edit
+    head_client = sap_client_column(conn, head_name) if client else None
+    item_client = sap_client_column(conn, item_name) if client else None
+    head = table(head_name,
                  *(column(c) for c in ("objectclas", "objectid", "changenr", "username",
                                        "udate", "utime", "tcode", "change_ind")))
-    item = table(config.audit.table or "change_item",
+    item = table(item_name,
                  *(column(c) for c in ("objectclas", "objectid", "changenr", "tabname",
                                        "tabkey", "fname", "chngind", "value_old",
                                        "value_new")))
@@ -151,6 +173,8 @@ def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
     where = _window(head.c.changenr, after, gaps)
     if where is not None:
         stmt = stmt.where(where)
+    if head_client is not None:
+        stmt = stmt.where(column(head_client) == client)
     headers = list(conn.execute(stmt))
     zone = config.site.time_zone
     wanted = config.audit.object
@@ -158,8 +182,11 @@ def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
     items: dict[tuple[str, str], list[Any]] = {}
     if mine:
         q = select(*item.c).where(item.c.changenr.in_(bindparam("nrs", expanding=True)))
+        if item_client is not None:
+            q = q.where(column(item_client) == client)
         for it in conn.execute(q, {"nrs": sorted({h.changenr for h in mine})}):
             items.setdefault((it.objectid, it.changenr), []).append(it)
+    spelled = {c.lower(): c for c in (*config.track, *config.labels, config.key)}
     out = []
     for h in headers:
         is_mine = wanted is None or h.objectclas == wanted
@@ -170,8 +197,10 @@ def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
             if it.fname == "KEY":
                 entry.op = "I" if it.chngind == "I" else "D" if it.chngind in "DE" else entry.op
                 continue
-            entry.before[it.fname] = _text(it.value_old)
-            entry.after[it.fname] = _text(it.value_new)
+            # SAP names fields in capitals (KTEXT); a replica's columns are often lower case
+            name = spelled.get(str(it.fname).lower(), it.fname)
+            entry.before[name] = _text(it.value_old)
+            entry.after[name] = _text(it.value_new)
         out.append(entry)
     return out
 
