@@ -193,6 +193,7 @@ class Daemon:
                     leased=self.fleet is not None)
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
+                self.pipeline.limit_unacked(source.name, adapter.unacked_window())
                 status.set_state("running")
                 adapter.run(self.pipeline.emitter(source.name), stop)
                 if not stop.is_set():

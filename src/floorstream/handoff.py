@@ -6,12 +6,15 @@ holding the GIL the network thread needs. Here a producer appends to a deque (at
 CPython) and signals only when the consumer is idle; the consumer takes everything queued at
 once. A full hand-off still blocks producers: memory stays bounded and back-pressure reaches
 the broker or the poll loop.
+
+A steady stream is gathered (:meth:`Handoff.gather`): the consumer sleeps until a deadline or
+until a number of items is queued, and producers signal only when that number is reached, so
+a stream of 5,000 messages a second costs a few hundred wake-ups instead of one per message.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -27,6 +30,8 @@ class Handoff(Generic[T]):
         self._ready = threading.Event()  # set while items may be waiting
         self._room = threading.Condition(threading.Lock())
         self._blocked = 0  # producers waiting for room
+        #: producers signal once this many items are queued (1 but while :meth:`gather` waits)
+        self._wake_at = 1
 
     def put(self, item: T) -> None:
         """Append ``item``; blocks while ``maxsize`` items are waiting."""
@@ -40,7 +45,7 @@ class Handoff(Generic[T]):
                 finally:
                     self._blocked -= 1
         items.append(item)
-        if not self._ready.is_set():
+        if len(items) >= self._wake_at and not self._ready.is_set():
             self._ready.set()
 
     def take(self, limit: int, timeout: float) -> list[T]:
@@ -60,16 +65,39 @@ class Handoff(Generic[T]):
         return batch
 
     def take_for(self, limit: int, first_timeout: float, linger: float) -> list[T]:
-        """Like :meth:`take`, then keep collecting for ``linger`` s to fill a batch."""
+        """Like :meth:`take`, then keep collecting for ``linger`` s to fill a batch (woken
+        early only once ``limit`` items are queued)."""
         batch = self.take(limit, first_timeout)
-        if not batch or linger <= 0:
+        if not batch or linger <= 0 or len(batch) >= limit:
             return batch
-        deadline = time.monotonic() + linger
-        while len(batch) < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            batch.extend(self.take(limit - len(batch), remaining))
+        batch.extend(self.gather(limit - len(batch), linger, limit - len(batch)))
+        return batch
+
+    def gather(self, limit: int, wait: float, enough: int) -> list[T]:
+        """Up to ``limit`` items after waiting up to ``wait`` s for ``enough`` of them to be
+        queued (at once if they are); what is there then, possibly nothing.
+
+        Producers do not signal each item meanwhile, only the one that makes ``enough``: a
+        steady stream costs one wake-up per batch. ``enough`` is capped by ``maxsize``, so a
+        full hand-off never waits for room it cannot get.
+        """
+        items = self._items
+        enough = max(1, min(enough, self.maxsize))
+        if len(items) < enough and wait > 0:
+            self._wake_at = enough
+            self._ready.clear()
+            try:
+                if len(items) < enough:  # an append between the check and clear()
+                    self._ready.wait(wait)
+            finally:
+                self._wake_at = 1
+        batch: list[T] = []
+        pop = items.popleft
+        while items and len(batch) < limit:
+            batch.append(pop())
+        if self._blocked:
+            with self._room:
+                self._room.notify_all()
         return batch
 
     def qsize(self) -> int:

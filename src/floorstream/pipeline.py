@@ -90,6 +90,8 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.lock = threading.Lock()  # serialises processing with library-API publishes
+        #: per source, the inputs with an ack it can have outstanding (limit_unacked)
+        self.unacked_windows: dict[str, int] = {}
         self.committed_batches = 0
         #: batches acknowledged without a transaction of their own: nothing in them had to be
         #: durable before the ack (see :meth:`run_now`)
@@ -139,16 +141,50 @@ class Pipeline:
 
     # -- the loop -------------------------------------------------------------------------
 
+    def limit_unacked(self, source: str, window: int | None) -> None:
+        """Tell the pipeline how many inputs with an ack ``source`` can have outstanding
+        before its upstream stops sending (``Adapter.unacked_window``; None: no limit).
+
+        Batches hold at most half of the smallest such window and a gathering batch is taken
+        as soon as it holds that many: the acks of one batch go out while the broker sends
+        the next, instead of the broker waiting for a batch that waits for the broker."""
+        if window is None:
+            self.unacked_windows.pop(source, None)
+        else:
+            self.unacked_windows[source] = max(1, window)
+
+    def _batch_limit(self) -> int:
+        """The most items per batch, which also end a gathering wait early."""
+        batch_max = self.settings.batch_max
+        windows = self.unacked_windows
+        if not windows:
+            return batch_max
+        return min(batch_max, max(1, min(windows.values()) // 2))
+
     def _run(self) -> None:
         linger = self.settings.batch_wait_ms / 1000.0
+        gather = self.settings.gather_ms / 1000.0
         tick_every = self.settings.tick_s
         next_tick = time.monotonic() + tick_every
-        take = self.queue.take_for
-        batch_max = self.settings.batch_max
+        queue = self.queue
         stop_seen = False
+        # the time the last batch was taken while input keeps coming (None: idle): the next
+        # one gathers until ``gather`` after it, so a steady stream is taken in one batch per
+        # interval, not a batch per message (each batch costs two thread switches and,
+        # when it must be durable, a transaction)
+        streaming: float | None = None
         while not stop_seen:
-            timeout = max(0.0, next_tick - time.monotonic())
-            items: list[Any] = take(batch_max, timeout, linger)
+            limit = self._batch_limit()
+            now = time.monotonic()
+            timeout = max(0.0, next_tick - now)
+            items: list[Any]
+            if streaming is not None and gather > 0:
+                items = queue.gather(limit, min(timeout, streaming + gather - now), limit)
+                streaming = time.monotonic() if items else None
+            else:
+                items = queue.take_for(limit, timeout, linger)
+                if items and gather > 0:
+                    streaming = time.monotonic()
             if any(item is _STOP for item in items):
                 stop_seen = True
                 items = [item for item in items if item is not _STOP]

@@ -110,6 +110,13 @@ class PipelineSettings(_Strict):
                     "what arrives during a commit forms the next batch); >0: wait this long to "
                     "fill a batch. Waiting stalls MQTT QoS 1, whose broker sends only ~20 "
                     "unacked messages at a time")
+    gather_ms: float = Field(
+        default=2.0, ge=0, le=1_000,
+        description="while input keeps coming, each batch gathers for up to this long (or "
+                    "until half the smallest unacked window of the sources, e.g. an MQTT "
+                    "broker's in-flight limit, is queued) before it is processed: one wake-up "
+                    "and at most one commit per interval instead of one per message. Input "
+                    "after a quiet spell is taken at once. 0: take input as it comes")
     tick_s: float = Field(default=1.0, gt=0, le=3600,
                           description="how often timers (silence) run")
 

@@ -282,6 +282,14 @@ class Adapter(Generic[ConfigT]):
     def close(self) -> None:
         """Release connections; called once after :meth:`run` returned."""
 
+    def unacked_window(self) -> int | None:
+        """How many inputs with an ack this source can have outstanding before its upstream
+        stops sending (an MQTT broker's in-flight window), or None when there is no such
+        limit (the default). The pipeline keeps its batches to half of the smallest window,
+        so the acks of one batch go out while the next arrives. Asked once, before
+        :meth:`run`."""
+        return None
+
     @classmethod
     def replay(cls, raw: bytes, context: ReplayContext) -> Sequence[Change | Event]:
         """Decode quarantined input again, through the source's current config.

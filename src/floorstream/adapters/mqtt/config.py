@@ -221,6 +221,11 @@ class MqttConfig(SourceConfig):
     receive_maximum: int = Field(default=1000, ge=1, le=65535,
                                  description="MQTT 5: unacked QoS>=1 messages the broker may "
                                              "have in flight to us")
+    broker_inflight: int = Field(default=20, ge=1, le=65535,
+                                 description="MQTT 3.1.1: the broker's max_inflight_messages "
+                                             "(unacked QoS>=1 messages it sends us; "
+                                             "Mosquitto's default 20), which batches stay "
+                                             "below; MQTT 5 uses receive_maximum")
     fast_path: bool = Field(default=True,
                             description="parse QoS 0/1 messages straight from paho's read "
                                         "buffer and write acks in batches (used only when "
