@@ -113,6 +113,34 @@ def test_values_of_one_machine_and_instant_are_one_change() -> None:
     assert untimed.occurred_at is None and untimed.position != again.position
 
 
+def test_a_value_that_comes_back_within_one_instant_is_a_change_of_its_own() -> None:
+    """A coarse PLC clock stamps FAULT → RUNNING → FAULT with one time, over two publish
+    responses: three changes with three positions (the second FAULT is not the first one
+    again, which its id would say and the store would drop), and the last response
+    delivered again (a re-read after a reconnect) keeps its position."""
+    config = OpcuaAdapter.config_model.model_validate({
+        "name": "line1", "adapter": "opcua", "url": "opc.tcp://unused:4840",
+        "items": [{"node": STATE, "field": "state", "subject": "press-07"}]})
+    when = dt.datetime(2026, 12, 1, 8, 0, 1, tzinfo=dt.UTC)
+    session = OpcuaSession(config, AdapterContext(
+        "line1", None, build_plugins(load_entry_points=False).decoders), queue.Queue())
+
+    def response(*states: str) -> list[Any]:
+        change = ua.DataChangeNotification()
+        change.MonitoredItems = [ua.MonitoredItemNotification(1, ua.DataValue(
+            ua.Variant(state, ua.VariantType.String), SourceTimestamp=when,
+            ServerTimestamp=when)) for state in states]
+        records: list[Any] = []
+        session._data(change, records)
+        return [payload for kind, payload in records if kind == "change"]
+
+    changes = response("FAULT", "RUNNING") + response("FAULT")
+    assert [c.data["state"] for c in changes] == ["FAULT", "RUNNING", "FAULT"]
+    assert len({c.position for c in changes}) == 3
+    (again,) = response("FAULT")
+    assert again.position == changes[-1].position
+
+
 def test_absolute_and_percent_deadbands(server: OpcuaServer) -> None:
     plc = Plc(server.url)
     plc.write(TEMP, 100.0)
