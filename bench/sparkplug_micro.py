@@ -7,7 +7,11 @@ The stream is ``bench/mqtt.py --sparkplug``'s (births, then DDATA of 10 alias me
 - ``read_us``: parse plus reading each metric's alias and value (the least any subscriber
   that uses the values pays with protobuf's Python API);
 - ``decode_us``: ``SparkplugDecoder.decode_compact`` (checked values, names, flags);
-- ``session_us``: the host side on decoded messages (seq order, births, aliases, the Change),
+- ``lazy_us``: ``SparkplugDecoder.decode_lazy`` (the parse and the header: what the adapter
+  does on paho's thread; the session reads the metrics of interest itself);
+- ``session_us``: the host side on lazily decoded messages (seq order, births, aliases, the
+  metrics of interest read, the Change), with the source's interest worked out from the
+  storm's config as the daemon does (``--all-fields``: as if a detector read everything),
   fed from a list of all the decoded messages (the garbage collector walks them: this is an
   upper bound, the first run also keeps the output for the pipeline);
   ``session_birth_us`` and ``session_data_us`` split it into the births (per birth) and the
@@ -69,9 +73,12 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=10)
     ap.add_argument("--messages", type=int, default=30_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--all-fields", action="store_true",
+                    help="the session reads every metric (no detector declares its fields)")
     a = ap.parse_args()
 
     import structlog
+    from sqlalchemy import func, select
 
     from floorstream.adapters.mqtt.config import MqttConfig
     from floorstream.adapters.mqtt.sparkplug import classify
@@ -79,9 +86,12 @@ def main() -> None:
     from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
     from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
     from floorstream.config import parse_config
+    from floorstream.interest import source_interest
     from floorstream.pipeline import Pipeline
+    from floorstream.plugin import Interest
     from floorstream.plugins import build_plugins
     from floorstream.processing import Processor
+    from floorstream.store import schema
     from floorstream.store.store import Store
 
     storm = _storm()
@@ -95,6 +105,20 @@ def main() -> None:
         decoder = SparkplugDecoder()
         cfg = MqttConfig.model_validate({"name": "sensors", "adapter": "mqtt",
                                          "decode": "sparkplug", "topics": ["spBv1.0/#"]})
+        plugins = build_plugins(load_entry_points=False)
+
+        def storm_config(db: Path) -> Any:
+            return parse_config(storm.CONFIG_SPARKPLUG.format(
+                dir=db, wait=1, port=1883, protocol="5", run="micro", qos=0), plugins)
+
+        interest = Interest()
+        if not a.all_fields:
+            probe = storm_config(work)
+            interest = source_interest(
+                [d for d, _ in Processor(probe, plugins).sources["sensors"].detectors],
+                probe.sources[0].summary, False)
+        print(json.dumps({"fields": sorted(interest.fields) if interest.fields is not None
+                          else None}), flush=True)
         for run in range(a.repeat):
             out: dict[str, Any] = {"messages": n, "run": run + 1}
             c0 = time.process_time()
@@ -116,9 +140,14 @@ def main() -> None:
             for _, payload in msgs:  # decoded and dropped, as on paho's thread
                 decode(payload)
             out["decode_us"] = round((time.process_time() - c0) / n * 1e6, 1)
-            decoded = [(topic, payload, decode(payload)) for topic, payload in msgs]
+            lazy = decoder.decode_lazy
+            c0 = time.process_time()
+            for _, payload in msgs:
+                lazy(payload)
+            out["lazy_us"] = round((time.process_time() - c0) / n * 1e6, 1)
+            decoded = [(topic, payload, lazy(payload)) for topic, payload in msgs]
             collect = _Collect(keep=run == 0)
-            host = SparkplugHost(cfg, structlog.get_logger(), {}, None)
+            host = SparkplugHost(cfg, structlog.get_logger(), {}, None, interest)
             host.start(collect, host.sessions.dump_text, lambda topic, payload: None)  # type: ignore[arg-type]
             now = datetime.now(UTC)
             births = a.nodes * (a.devices + 1)  # the stream starts with them
@@ -137,10 +166,7 @@ def main() -> None:
             if run == 0:
                 db = work / "store"
                 db.mkdir()
-                text = storm.CONFIG_SPARKPLUG.format(dir=db, wait=1, port=1883, protocol="5",
-                                                     run="micro", qos=0)
-                plugins = build_plugins(load_entry_points=False)
-                config = parse_config(text, plugins)
+                config = storm_config(db)
                 store = Store.open(config.settings.store)
                 pipeline = Pipeline(Processor(config, plugins, states=store), store,
                                     config.settings.pipeline, plugins)
@@ -150,6 +176,10 @@ def main() -> None:
                     pipeline._handle(items[i:i + 2000])
                 out["pipeline_us"] = round((time.process_time() - c0) / n * 1e6, 1)
                 out["posts"] = store.count_posts()
+                with store.engine.connect() as conn:  # which kinds: escalations are updates
+                    table = schema.posts
+                    out["post_types"] = {kind: count for kind, count in conn.execute(
+                        select(table.c.type, func.count()).group_by(table.c.type)).all()}
                 store.close()
             print(json.dumps(out), flush=True)
 

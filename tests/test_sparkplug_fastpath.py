@@ -22,9 +22,9 @@ import structlog
 from floorstream.adapters.mqtt.adapter import _compact
 from floorstream.adapters.mqtt.config import MqttConfig
 from floorstream.adapters.mqtt.sparkplug import classify
-from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
+from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, complete, encode_payload
 from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
-from floorstream.plugin import DecodeError
+from floorstream.plugin import DecodeError, Interest
 
 T0 = 1_764_057_600_000
 NAMES = [("State", "String"), ("Temp", "Double"), ("Load", "Float"), ("Count", "Int64"),
@@ -172,11 +172,13 @@ def _stream() -> list[tuple[str, bytes]]:
     return out
 
 
-def _run(fast: bool, monkeypatch: pytest.MonkeyPatch, plugin: bool = False
-         ) -> tuple[list[Any], int]:
+def _run(fast: bool, monkeypatch: pytest.MonkeyPatch, plugin: bool = False,
+         lazy: bool = False, interest: Interest | None = None,
+         stream: list[tuple[str, bytes]] | None = None) -> tuple[list[Any], int]:
     """The host's output for :func:`_stream`, and how many messages took the fast path.
     ``plugin``: records as the adapter makes them from a plugin's decoder without
-    ``decode_compact`` (no ``plain`` key)."""
+    ``decode_compact`` (no ``plain`` key); ``lazy``: as the adapter makes them from the
+    builtin decoder (``decode_lazy``); ``interest``: what the source's consumers read."""
     taken = [0]
     with monkeypatch.context() as patch:
         if fast:
@@ -192,14 +194,15 @@ def _run(fast: bool, monkeypatch: pytest.MonkeyPatch, plugin: bool = False
         cfg = MqttConfig.model_validate({
             "name": "sp", "adapter": "mqtt", "decode": "sparkplug", "topics": ["spBv1.0/#"],
             "sparkplug": {"reorder_timeout": "0s", "late_after": "60s"}})
-        host = SparkplugHost(cfg, structlog.get_logger(), {"site": "a"}, None)
+        host = SparkplugHost(cfg, structlog.get_logger(), {"site": "a"}, None, interest)
         collect = _Collect()
         host.start(collect, host.sessions.dump_text,  # type: ignore[arg-type]
                    lambda topic, payload: None)
         decoder = SparkplugDecoder()
-        decode = _compact(decoder.decode) if plugin else decoder.decode_compact
+        decode = _compact(decoder.decode) if plugin else (
+            decoder.decode_lazy if lazy else decoder.decode_compact)
         observed = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-        for topic, payload in _stream():
+        for topic, payload in _stream() if stream is None else stream:
             _, levels, bridge = classify(topic.split("/"), None)
             try:
                 record = decode(payload)
@@ -230,3 +233,126 @@ def test_records_of_a_plugins_decoder_take_the_general_path(
                                    _run(False, monkeypatch, plugin=True))
     assert taken == 0 and fast == general
     assert sum(1 for item in general if item[0] == "change") > 250
+
+
+@pytest.mark.parametrize("fields", [None, frozenset({"State", "Temp"}), frozenset({"Big"}),
+                                    frozenset()])
+def test_lazy_records_and_an_interest_take_the_fast_path_as_the_general_one(
+        fields: frozenset[str] | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter's records (``decode_lazy``: metrics read by the session, of interest
+    only) decide as the compact ones, fast path or not, with any interest: everything, two
+    metrics, one metric that only some messages carry (the others are quiet: presence
+    Changes), none (a source with only ``silence``)."""
+    interest = Interest(fields)
+    (fast, taken), (general, _) = (_run(True, monkeypatch, lazy=True, interest=interest),
+                                   _run(False, monkeypatch, lazy=True, interest=interest))
+    assert taken > 250 and fast == general
+    compact, _ = _run(True, monkeypatch, interest=interest)
+    assert compact == fast
+    changes = [item[1] for item in fast if item[0] == "change"]
+    if fields is None:
+        assert fast == _run(True, monkeypatch)[0]  # as without an interest
+    else:
+        assert all(set(change["data"]) <= fields for change in changes)
+        assert any(not change["data"] for change in changes)  # presence: nothing of interest
+    assert {"metric.backfilled", "machine.offline", "machine.online"} <= {
+        item[1] for item in fast if item[0] == "event"}
+    assert any(item[0] == "quarantine" for item in fast)
+
+
+def test_a_value_the_decoder_refuses_is_quarantined_when_it_is_read() -> None:
+    """decode_lazy parses; a metric value that contradicts its datatype is refused where the
+    session reads it (complete: the general path, births), as decode_compact refuses it."""
+    decoder = SparkplugDecoder()
+    payload = encode_payload([{"alias": 1, "datatype": "Int32", "value": "7",
+                               "field": "string_value"}], timestamp=T0, seq=1)
+    record = decoder.decode_lazy(payload)
+    assert (record["seq"], record["timestamp"]) == (1, T0) and "metrics" not in record
+    with pytest.raises(DecodeError, match="declared Int32 but carries string_value"):
+        complete(record)
+    with pytest.raises(DecodeError, match="not a Sparkplug B payload"):
+        decoder.decode_lazy(b"\xff\xff\xff")
+
+
+def _presence_stream() -> list[tuple[str, bytes]]:
+    """One device: a birth, then six DDATA of which the middle four carry only ``Load``."""
+    out = [("spBv1.0/g/NBIRTH/Gw1", encode_payload(
+        [{"name": "bdSeq", "datatype": "Int64", "value": 0}], timestamp=T0, seq=0)),
+           ("spBv1.0/g/DBIRTH/Gw1/M1", encode_payload(
+               [{"name": "State", "alias": 1, "datatype": "String", "value": "RUNNING"},
+                {"name": "Load", "alias": 2, "datatype": "Float", "value": 1.0}],
+               timestamp=T0 + 1, seq=1))]
+    for k in range(6):
+        metrics: list[dict[str, Any]] = [{"alias": 2, "datatype": "Float", "value": float(k)}]
+        if k in (0, 5):
+            metrics.append({"alias": 1, "datatype": "String", "value": "STOPPED" if k
+                            else "RUNNING"})
+        out.append(("spBv1.0/g/DDATA/Gw1/M1", encode_payload(
+            metrics, timestamp=T0 + 1000 * (k + 1), seq=k + 2)))
+    return out
+
+
+def test_a_subject_whose_values_nobody_reads_is_still_heard_of(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages with nothing of interest make no Change each, but the pipeline hears of the
+    subject (silence, the watermark): the first one at once, the latest of the rest when the
+    presence lag is over (here: at once, lag 0) — and on the general path alike."""
+    interest = Interest(frozenset({"State"}), presence_lag=3600.0)
+    out, _ = _run(True, monkeypatch, lazy=True, interest=interest, stream=_presence_stream())
+    changes = [(item[1]["position"], item[1]["data"]) for item in out if item[0] == "change"]
+    assert changes == [
+        ("g/Gw1|0|0|1764057600000", {}),  # the node's birth
+        ("g/Gw1|0|1|1764057600001", {"State": "RUNNING"}),  # the birth's values of interest
+        ("g/Gw1|0|2|1764057601000", {"State": "RUNNING"}),
+        ("g/Gw1|0|3|1764057602000", {}),  # the first quiet one: at once
+        ("g/Gw1|0|7|1764057606000", {"State": "STOPPED"})]  # 4-6 untold: 7 tells of them
+    quick = Interest(frozenset({"State"}), presence_lag=0.0)
+    out, _ = _run(True, monkeypatch, lazy=True, interest=quick, stream=_presence_stream())
+    general, _ = _run(False, monkeypatch, lazy=True, interest=quick,
+                      stream=_presence_stream())
+    assert out == general
+    changes = [(item[1]["position"], item[1]["data"]) for item in out if item[0] == "change"]
+    assert [data for _, data in changes] == [
+        {}, {"State": "RUNNING"}, {"State": "RUNNING"}, {}, {}, {}, {}, {"State": "STOPPED"}]
+    assert [position.split("|")[2] for position, _ in changes] == [
+        "0", "1", "2", "3", "4", "5", "6", "7"]
+
+
+def test_untold_presence_goes_out_with_the_tick() -> None:
+    """The latest quiet message of a subject is told when the lag is over (the host's tick),
+    and before a death of its node."""
+    cfg = MqttConfig.model_validate({"name": "sp", "adapter": "mqtt", "decode": "sparkplug",
+                                     "topics": ["spBv1.0/#"],
+                                     "sparkplug": {"reorder_timeout": "0s"}})
+    assert SparkplugHost(cfg, structlog.get_logger(), {}, None, Interest(
+        frozenset({"State"}), presence_lag=0.05)).tick_interval <= 0.05  # ticks often enough
+    host = SparkplugHost(cfg, structlog.get_logger(), {}, None,
+                         Interest(frozenset({"State"}), presence_lag=30.0))
+    collect = _Collect()
+    host.start(collect, host.sessions.dump_text,  # type: ignore[arg-type]
+               lambda topic, payload: None)
+    decoder = SparkplugDecoder()
+    observed = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    stream = _presence_stream()
+    for topic, payload in stream[:6]:  # births, the first values, three quiet
+        _, levels, bridge = classify(topic.split("/"), None)
+        host.message(levels, topic, payload, decoder.decode_lazy(payload), observed, None,
+                     bridge)
+    positions = [item[1]["position"] for item in collect.out if item[0] == "change"]
+    assert [p.split("|")[2] for p in positions] == ["0", "1", "2", "3"]  # 4 and 5 untold
+    host.told_at -= 60.0
+    host._tick()
+    positions = [item[1]["position"] for item in collect.out if item[0] == "change"]
+    assert [p.split("|")[2] for p in positions] == ["0", "1", "2", "3", "5"]  # the latest
+    host._tick()
+    assert len([item for item in collect.out if item[0] == "change"]) == 5  # nothing new
+    topic, payload = stream[6]
+    _, levels, bridge = classify(topic.split("/"), None)
+    host.message(levels, topic, payload, decoder.decode_lazy(payload), observed, None, bridge)
+    topic, payload = ("spBv1.0/g/NDEATH/Gw1", encode_payload(
+        [{"name": "bdSeq", "datatype": "Int64", "value": 0}], timestamp=T0 + 9000))
+    _, levels, bridge = classify(topic.split("/"), None)
+    host.message(levels, topic, payload, decoder.decode_lazy(payload), observed, None, bridge)
+    kinds = [item[0] if item[0] == "change" else item[1] for item in collect.out
+             if item[0] in ("change", "event")]
+    assert kinds[-2:] == ["change", "machine.offline"]  # 6 told before the death

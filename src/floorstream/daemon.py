@@ -28,10 +28,12 @@ from floorstream.delivery.service import DeliveryService
 from floorstream.fleet import Fleet, fleet_wanted
 from floorstream.fleet.locks import limit_idle_transactions
 from floorstream.health import HealthServer, iso
+from floorstream.interest import source_interest
 from floorstream.metrics import DaemonMetrics
 from floorstream.model import utcnow
 from floorstream.monitor import Monitor
 from floorstream.pipeline import Pipeline
+from floorstream.plugin import Interest
 from floorstream.plugin.adapter import Adapter, AdapterContext, SourceConfig, SourceHealth
 from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
@@ -190,7 +192,7 @@ class Daemon:
                     lambda: self.store.checkpoints().get(source.name), health=status.health,
                     load_state=lambda keys: self.store.adapter_states(source.name, keys),
                     load_state_of=self.store.adapter_states,
-                    leased=self.fleet is not None)
+                    leased=self.fleet is not None, interest=self._interest(source))
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
                 self.pipeline.limit_unacked(source.name, adapter.unacked_window())
@@ -223,6 +225,17 @@ class Daemon:
             # resume from what is committed now, not from what was committed at start
             checkpoint = self.store.checkpoints().get(source.name, checkpoint)
         status.set_state("stopped")
+
+    def _interest(self, source: SourceConfig) -> Interest:
+        """What the source's detectors, summary templates and plugins read of its payloads
+        (floorstream.interest): an adapter may read only that."""
+        runtime = self.processor.sources.get(source.name)
+        if runtime is None:
+            return Interest()  # (not known yet: everything)
+        hook = self.plugins.manager.hook
+        return source_interest(
+            [d for d, _ in runtime.detectors], source.summary,
+            bool(hook.render_post.get_hookimpls() or hook.route_post.get_hookimpls()))
 
     def stop(self, timeout: float = 30.0) -> None:
         log.info("daemon_stopping")

@@ -37,6 +37,15 @@ class Silence(Detector):
         self.after = options.after
         self.severity = Severity.parse(options.severity)
 
+    def reads(self) -> frozenset[str]:
+        """No field: only that something came (Detector.reads) ..."""
+        return frozenset()
+
+    def presence_lag(self) -> float:
+        """... heard of within a quarter of ``after`` (at most a second late), so a subject
+        that speaks is never taken for silent (Detector.presence_lag)."""
+        return min(1.0, self.after / 4)
+
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         data = state.data
         seen = change.observed_at.timestamp()

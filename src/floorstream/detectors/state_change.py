@@ -17,6 +17,7 @@ from floorstream.plugin import (
     DetectorOptions,
     DetectorState,
     SeverityName,
+    field_keys,
     lookup,
 )
 
@@ -49,6 +50,11 @@ class StateChange(Detector):
     @property
     def key(self) -> str:
         return f"state_change:{self.opts.field}"
+
+    def reads(self) -> frozenset[str]:
+        """The state field and the reason field (Detector.reads)."""
+        reason = field_keys(self.opts.reason) if self.opts.reason else frozenset()
+        return field_keys(self.opts.field) | reason
 
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         value = lookup(change.data, self.opts.field)

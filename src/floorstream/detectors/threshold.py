@@ -41,6 +41,7 @@ from floorstream.plugin import (
     DetectorState,
     Duration,
     SeverityName,
+    field_keys,
     lookup,
 )
 
@@ -142,6 +143,10 @@ class Threshold(Detector):
     @property
     def key(self) -> str:
         return self._key
+
+    def reads(self) -> frozenset[str]:
+        """The one numeric field (Detector.reads)."""
+        return field_keys(self.opts.field)
 
     def _beyond(self, value: float) -> bool:
         return value > self.limit if self.upward else value < self.limit

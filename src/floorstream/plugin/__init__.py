@@ -57,8 +57,10 @@ from floorstream.plugin.detector import (
     DetectorOptions,
     DetectorState,
     FlapOptions,
+    Interest,
     SettleOptions,
     SeverityName,
+    field_keys,
     lookup,
 )
 from floorstream.plugin.durations import Duration, parse_duration
@@ -99,6 +101,7 @@ __all__ = [
     "FlapOptions",
     "FloodOptions",
     "FloorstreamError",
+    "Interest",
     "Outgoing",
     "PermanentDeliveryError",
     "Phrase",
@@ -121,6 +124,7 @@ __all__ = [
     "alpha_in",
     "alpha_out",
     "event_id",
+    "field_keys",
     "hookimpl",
     "lookup",
     "parse_duration",

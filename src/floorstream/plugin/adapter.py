@@ -21,7 +21,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from floorstream.model import Change, Event, utcnow
-from floorstream.plugin.detector import DetectorOptions, SettleOptions
+from floorstream.plugin.detector import DetectorOptions, Interest, SettleOptions
 from floorstream.plugin.durations import Duration
 from floorstream.plugin.generic import config_model_from_generic
 from floorstream.plugin.registry import Registry
@@ -215,6 +215,9 @@ class AdapterContext:
     #: the host runs this source under a lease on its store (a fleet, docs/fleet.md): exactly
     #: one daemon runs it, so an adapter needs no single-runner lock of its own
     leased: bool = False
+    #: which payload fields the source's detectors, templates and plugins read (see
+    #: :class:`Interest`): an adapter may read only those; the default is all of them
+    interest: Interest = field(default_factory=Interest)
 
 
 @dataclass

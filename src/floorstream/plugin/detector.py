@@ -8,6 +8,7 @@ transaction as the posts they led to, which is what makes a restart neither re-a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
@@ -16,8 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from floorstream.model import Change, Event, Relation, Severity
 from floorstream.plugin.durations import Duration
 
-__all__ = ["Detector", "DetectorOptions", "DetectorState", "FlapOptions", "SettleOptions",
-           "SeverityName"]
+__all__ = ["Detector", "DetectorOptions", "DetectorState", "FlapOptions", "Interest",
+           "SettleOptions", "SeverityName", "field_keys"]
 
 
 def _severity_name(value: str) -> str:
@@ -160,6 +161,31 @@ class Detector:
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         raise NotImplementedError
 
+    def reads(self) -> frozenset[str] | None:
+        """The payload fields this detector reads from ``change.data`` (and ``change.before``),
+        as written in its options (a dotted path counts with its first key too, see
+        :func:`field_keys`); None, the default, for "any of them".
+
+        Optional, and only a saving: an adapter that can read less (the Sparkplug session
+        reads only the metrics some detector, template or route of the source uses) hands
+        this detector Changes whose ``data`` holds only the declared fields that the message
+        carried, and sends no Change at all for a message that carried none of them (see
+        :meth:`presence_lag`). A detector that declares nothing gets every field of every
+        message, as before. Declaring a field and then reading another is a bug: the other
+        is absent whenever an adapter reads less."""
+        return None
+
+    def presence_lag(self) -> float | None:
+        """How stale, in wall-clock seconds, this detector may see a subject's last message
+        when the messages carried none of the fields it reads; None (the default): such a
+        message need not reach it at all.
+
+        A detector about *whether* a subject speaks (``silence``) reads no field but needs
+        to hear of every message: it says ``frozenset()`` in :meth:`reads` and a lag here,
+        and an adapter that reads less sends a Change with empty ``data`` for a subject whose
+        messages carried nothing of interest at least that often (the first one at once)."""
+        return None
+
     def on_tick(self, now: datetime, subject: str, state: DetectorState) -> list[Event]:
         return []
 
@@ -193,6 +219,33 @@ class Detector:
             relation=relation,
             refers_to=refers_to,
         )
+
+
+def field_keys(path: str) -> frozenset[str]:
+    """The top-level keys of ``change.data`` that :func:`lookup` may read for ``path``: the
+    path itself (a key may contain dots: a Sparkplug metric ``Motor.Speed``) and, for a dotted
+    path, its first part (``spindle.temp`` → ``spindle``)."""
+    return frozenset({path, path.split(".", 1)[0]})
+
+
+@dataclass(frozen=True, slots=True)
+class Interest:
+    """What a source's consumers read of its payloads (the host works it out from the
+    detectors' :meth:`Detector.reads` and :meth:`Detector.presence_lag`, the summary templates
+    and the plugins' render/route hooks; adapters get it as ``AdapterContext.interest``).
+
+    ``fields`` None: everything (the default: an adapter that ignores this is right). A set:
+    only these top-level keys of ``change.data`` are read by anyone, so an adapter may leave
+    the others out, and leave out a Change whose ``data`` would hold none of them — provided
+    it still sends, for each subject, a Change (its ``data`` may be empty) at least every
+    ``presence_lag`` seconds of wall time while the subject's messages come, the first one at
+    once: that is what keeps ``silence`` and the source's event-time watermark moving."""
+
+    fields: frozenset[str] | None = None
+    presence_lag: float = 1.0
+
+    def wants(self, name: str) -> bool:
+        return self.fields is None or name in self.fields
 
 
 def lookup(data: dict[str, Any], path: str) -> Any:

@@ -69,7 +69,8 @@ class MqttAdapter(Adapter[MqttConfig]):
         self.static_attrs = {k: v for k, v in config.attrs.items() if "{" not in v}
         self.last_will = LastWill(config.last_will, config.name) if config.last_will else None
         self.sparkplug = SparkplugHost(config, context.log, self.static_attrs,
-                                       self.subject if self.subject_set else None)
+                                       self.subject if self.subject_set else None,
+                                       context.interest)
         self.sessions = self.sparkplug.sessions
         self._restore(context.checkpoint)
         self.client: connection.Client | None = None
@@ -178,8 +179,10 @@ class MqttAdapter(Adapter[MqttConfig]):
         source, kind = cfg.name, cfg.kind
         max_payload = cfg.max_payload
         decode = self.decoder.decode
-        if self.sparkplug_mode:  # the session reads metrics as tuples (sparkplug.py)
-            decode = getattr(self.decoder, "decode_compact", None) or _compact(decode)
+        if self.sparkplug_mode:  # the session reads metrics as tuples (sparkplug.py), and
+            # of a plain DATA message only those of interest (decode_lazy: later, if at all)
+            decode = getattr(self.decoder, "decode_lazy", None) or getattr(
+                self.decoder, "decode_compact", None) or _compact(decode)
         subject_t = self.subject
         attr_templates = self.attr_templates
         static_attrs = self.static_attrs

@@ -27,13 +27,17 @@ aliases of nodes that were born before it stopped.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from floorstream.model import Change, Event, Severity, event_id
 
-__all__ = ["NodeSession", "SparkplugResult", "SparkplugSessions"]
+__all__ = ["QUIET", "NodeSession", "SparkplugResult", "SparkplugSessions"]
+
+#: :meth:`SparkplugSessions.plain_data` for a DATA message of which nobody reads a value
+QUIET: Final = "quiet"
 
 _NODE_TYPES = ("NBIRTH", "NDATA", "NDEATH", "NCMD")
 _DEVICE_TYPES = ("DBIRTH", "DDATA", "DDEATH", "DCMD")
@@ -52,9 +56,14 @@ class NodeSession:
     newest: dict[str, int] = field(default_factory=dict)  # subject → newest ms (not saved)
     control: set[str] = field(default_factory=set)  # bdSeq/Node Control/* names among aliases
     units: dict[str, str] = field(default_factory=dict)  # metric → engUnit from the births
+    #: the aliases resolved against the source's interest (SparkplugSessions.resolve): alias →
+    #: the name of a metric someone reads, True for other telemetry, False for bookkeeping;
+    #: None until the first plain DATA after a birth (not saved)
+    kinds: dict[int, str | bool] | None = None
 
     def learn(self, alias: int, name: str) -> None:
         self.aliases[alias] = name
+        self.kinds = None
         if _is_control(name):
             self.control.add(name)
 
@@ -92,6 +101,12 @@ class SparkplugResult:
     unresolved: str | None = None  # an alias no birth defined: hold the message for a birth
     history: list[tuple[str, Any, int | None]] = field(default_factory=list)  # backfill
     subject: str = ""
+    #: a DATA message that carried live values, whether or not anyone reads them (it ends a
+    #: backfill burst of its subject)
+    live: bool = False
+    #: a DATA message with live values of which nobody reads any: no Change, only the
+    #: subject's presence (SparkplugHost tells the pipeline, lazily)
+    quiet: bool = False
 
 
 #: payload timestamps outside these years are refused (they overflow once stored)
@@ -114,7 +129,12 @@ class SparkplugSessions:
     """All nodes' sessions of one source, and the translation of messages into changes."""
 
     def __init__(self, source: str, kind: str, historical: str, severity: str,
-                 late_ms: int | None = None) -> None:
+                 late_ms: int | None = None, fields: frozenset[str] | None = None) -> None:
+        #: the metrics the source's detectors and templates read (Interest.fields; None: all):
+        #: the others are left out of every Change
+        self.fields = fields
+        self._read: Callable[[Any, dict[int, str | bool]],
+                             tuple[dict[str, Any], bool] | None] | None = None
         self.source = source
         self.kind = kind
         self.historical = historical
@@ -272,6 +292,14 @@ class SparkplugSessions:
                 session.newest[subject] = stamp
         elif stamp is not None and mtype in ("NBIRTH", "DBIRTH"):
             session.newest[subject] = max(stamp, session.newest.get(subject, stamp))
+        fields = self.fields
+        if values:
+            result.live = mtype in ("NDATA", "DDATA")
+            if fields is not None:
+                values = {name: value for name, value in values.items() if name in fields}
+                if not values and result.live:
+                    result.quiet = True  # live values nobody reads: only the presence
+                    return result
         if values or mtype in ("NBIRTH", "DBIRTH"):
             result.changes.append(Change._trusted({
                 "source": self.source, "subject": subject, "kind": self.kind,
@@ -281,23 +309,40 @@ class SparkplugSessions:
 
     def plain_data(self, key: str, group: str, node: str, subject: str,
                    record: dict[str, Any], observed_at: datetime, attrs: dict[str, str]
-                   ) -> Change | None:
-        """The common DATA message, as :meth:`handle` would translate it, with less work: a
-        ``plain`` record (every metric alias-only and live) of a node whose birth named every
-        alias, no Sparkplug bookkeeping metric among them, a payload time in range and not
-        late. ``subject`` is the node or device id (no subject template). Anything else is
-        None and goes through :meth:`handle`, which decides it the same way or explains it.
-        The session state is read, and only the subject's newest time written, as there."""
+                   ) -> Change | Literal["quiet"] | None:
+        """The common DATA message, as :meth:`handle` would translate it, with less work:
+        every metric alias-only and live, every alias named by a birth of the node, some
+        telemetry among them (not only bdSeq or Node Control/*), a payload time in range and
+        not late. ``subject`` is the node or device id (no subject template). Only the metrics
+        of interest are read (:attr:`fields`, resolved to the node's aliases by
+        :meth:`resolve`); ``"quiet"`` when it carried none of them (no Change: the caller
+        tells the pipeline of the subject's presence). Anything else is None and goes
+        through :meth:`handle`, which decides it the same way or explains it. The session
+        state is read, and only the subject's newest time written, as there.
+
+        ``record`` is :meth:`SparkplugDecoder.decode_lazy`'s (the parsed payload, metrics not
+        read yet) or :meth:`SparkplugDecoder.decode_compact`'s (metrics read, ``plain``)."""
         session = self.nodes.get(key)
-        if session is None or not record.get("plain"):  # (a plugin's decoder: no "plain")
+        if session is None:
             return None
-        aliases = session.aliases
-        try:
-            values = {aliases[m[1]]: m[4] for m in record["metrics"]}
-        except KeyError:
-            return None
-        if not values or (session.control and not session.control.isdisjoint(values)):
-            return None
+        kinds = session.kinds
+        if kinds is None:
+            kinds = self.resolve(session)
+        message = record.get("message")
+        found: tuple[dict[str, Any], bool] | None
+        if message is not None:
+            read = self._read
+            if read is None:
+                from floorstream.adapters.mqtt.sparkplug_b import read_wanted
+                read = self._read = read_wanted
+            found = read(message, kinds)
+        elif record.get("plain"):  # (a plugin's decoder, without "plain": None)
+            found = _wanted_of_compact(record["metrics"], kinds)
+        else:
+            found = None
+        if found is None or not found[1]:
+            return None  # not plain, an alias without a birth, or bookkeeping only
+        values = found[0]
         stamp = record.get("timestamp")
         when = None
         if stamp is not None:
@@ -310,12 +355,41 @@ class SparkplugSessions:
                     return None  # a late reading: history, handle() sums it up
                 if newest is None or stamp > newest:
                     session.newest[subject] = stamp
+        if not values:
+            return QUIET
         bdseq = session.bdseq
         change: Change = Change._trusted({
             "source": self.source, "subject": subject, "kind": self.kind,
             "position": f"{key}|{bdseq if bdseq is not None else '?'}|{record.get('seq')}|{stamp}",
             "observed_at": observed_at, "occurred_at": when, "data": values, "before": None,
             "attrs": {**attrs, "group": group, "node": node}})
+        return change
+
+    def resolve(self, session: NodeSession) -> dict[int, str | bool]:
+        """The source's interest as the node's aliases (after each birth, at its first plain
+        DATA): :attr:`NodeSession.kinds`."""
+        fields = self.fields
+        kinds: dict[int, str | bool] = {}
+        for alias, name in session.aliases.items():
+            if _is_control(name):
+                kinds[alias] = False
+            else:
+                kinds[alias] = name if fields is None or name in fields else True
+        session.kinds = kinds
+        return kinds
+
+    def presence(self, key: str, group: str, node: str, subject: str,
+                 record: dict[str, Any], observed_at: datetime, attrs: dict[str, str],
+                 bdseq: int | None) -> Change:
+        """A Change with no data for a DATA message of which nobody reads a value (see
+        ``Interest``): at the message's position and time, so ``silence`` and the source's
+        watermark move as with the full Change."""
+        stamp = record.get("timestamp")
+        change: Change = Change._trusted({
+            "source": self.source, "subject": subject, "kind": self.kind,
+            "position": f"{key}|{bdseq if bdseq is not None else '?'}|{record.get('seq')}|{stamp}",
+            "observed_at": observed_at, "occurred_at": _when(stamp), "data": {},
+            "before": None, "attrs": {**attrs, "group": group, "node": node}})
         return change
 
     def _node_death(self, key: str, node: str, session: NodeSession | None,
@@ -370,6 +444,23 @@ class SparkplugSessions:
             occurred_at=_when(record.get("timestamp")) or observed_at,
             severity=Severity.parse(severity), fields=fields, attrs=attrs, clears=clears,
             thread=thread)
+
+
+def _wanted_of_compact(metrics: list[tuple[Any, ...]], kinds: dict[int, str | bool]
+                       ) -> tuple[dict[str, Any], bool] | None:
+    """:func:`~floorstream.adapters.mqtt.sparkplug_b.read_wanted` for a plain record whose
+    metrics were read already (``decode_compact``'s tuples)."""
+    values: dict[str, Any] = {}
+    telemetry = False
+    for metric in metrics:
+        kind = kinds.get(metric[1])
+        if kind is None:
+            return None
+        if kind is not False:
+            telemetry = True
+            if kind is not True:
+                values[kind] = metric[4]
+    return values, telemetry
 
 
 def _subject(subject_of: Any, names: dict[str, str], fallback: str) -> str:

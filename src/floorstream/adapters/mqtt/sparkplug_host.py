@@ -39,7 +39,7 @@ from floorstream.adapters.mqtt.reorder import Gap, Reorder
 from floorstream.adapters.mqtt.sparkplug import SparkplugResult, SparkplugSessions
 from floorstream.adapters.mqtt.topics import MissingValue, Template
 from floorstream.model import Change, Event, Severity, utcnow
-from floorstream.plugin import Emitter, phrasing
+from floorstream.plugin import DecodeError, Emitter, Interest, phrasing
 
 __all__ = ["Item", "SparkplugHost"]
 
@@ -86,12 +86,20 @@ class SparkplugHost:
     """All Sparkplug state of one source and the stages above."""
 
     def __init__(self, cfg: MqttConfig, log: Any, static_attrs: dict[str, str],
-                 subject: Template | None) -> None:
+                 subject: Template | None, interest: Interest | None = None) -> None:
         sp = self.sp = cfg.sparkplug
         self.source = cfg.name
         late = int(sp.late_after * 1000) if sp.late_after is not None else None
+        interest = interest or Interest()
         self.sessions = SparkplugSessions(cfg.name, cfg.kind, sp.historical,
-                                          sp.offline_severity, late_ms=late)
+                                          sp.offline_severity, late_ms=late,
+                                          fields=interest.fields)
+        #: presence of subjects whose messages carried nothing anyone reads (Interest): the
+        #: pipeline hears of each at least every ``presence_lag`` seconds, the first at once
+        self.presence_lag = interest.presence_lag
+        self.told: dict[str, float] = {}  # subject → when a Change of it last went out
+        self.untold: dict[str, tuple[Item, str, int | None]] = {}  # subject → its last quiet
+        self.told_at = time.monotonic()  # when ``untold`` was last sent
         self.reorder: Reorder[Item] = Reorder(sp.reorder_timeout, sp.reorder_limit)
         self.waiting: BirthWait[Item] = BirthWait(sp.birth_buffer, sp.birth_wait)
         self.backfill = Backfill(sp.backfill_quiet)
@@ -115,6 +123,8 @@ class SparkplugHost:
         waits = [sp.reorder_timeout, sp.birth_wait, sp.backfill_quiet]
         self.tick_interval = min(1.0, max(0.02, min(w for w in waits if w > 0) / 4)) \
             if any(w > 0 for w in waits) else 1.0
+        if interest.fields is not None:
+            self.tick_interval = min(self.tick_interval, max(0.02, self.presence_lag))
 
     def start(self, emitter: Emitter, checkpoint: Callable[[], str],
               publish: Callable[[str, bytes], None]) -> None:
@@ -168,6 +178,8 @@ class SparkplugHost:
         now = time.monotonic()
         with self.lock:
             if mtype == "NDEATH":
+                if self.untold:
+                    self._tell(key)
                 for held, gap in self.reorder.drain(key, now):
                     self._process(held, gap)
                 self._abandon(key)
@@ -256,6 +268,8 @@ class SparkplugHost:
     def _tick(self) -> None:
         now = time.monotonic()
         with self.lock:
+            if self.untold and now - self.told_at >= self.presence_lag:
+                self._tell(None)
             deadlines = [d for d in (self.reorder.next_deadline(),
                                      self.waiting.next_deadline(),
                                      self.backfill.next_deadline()) if d is not None]
@@ -356,10 +370,14 @@ class SparkplugHost:
             return
         mtype = item.levels[2]
         device = item.device
+        if "message" in item.record and not self._complete(item):
+            return
         if mtype in ("NDATA", "DDATA") and self.waiting.waiting(item.key, device):
             self._hold(item, "behind earlier messages waiting for a birth", None)
             return
         birth = mtype in ("NBIRTH", "DBIRTH")
+        if self.untold and mtype not in _DATA:
+            self._tell(item.key)  # what came before a birth or death goes before it
         saved = self.sessions.nodes.get(item.key)
         saved_dump = saved.dump() if birth and saved is not None else None
         try:
@@ -405,13 +423,18 @@ class SparkplugHost:
                 [(subject, b)] if (b := self.backfill.close(subject)) is not None else [])
             out.extend(self._burst_event(s, b) for s, b in ended)
             checkpoint = checkpoint or bool(ended)
-        elif self.backfill.bursts and any(isinstance(c, Change) and c.data
-                                          for c in result.changes):
+        elif self.backfill.bursts and result.live:
             burst = self.backfill.close(subject)  # live values: the flush is over
             if burst is not None:
                 out.append(self._burst_event(subject, burst))
                 checkpoint = True
         out.extend(result.changes)
+        if result.quiet:
+            presence = self._quiet(item, subject)
+            if presence is not None:
+                out.append(presence)
+        elif self.told and any(isinstance(c, Change) and c.data for c in result.changes):
+            self._told(subject)
         if result.history and self.sp.historical == "feed":
             session = self.sessions.nodes.get(item.key)
             bdseq = session.bdseq if session is not None else None
@@ -443,14 +466,77 @@ class SparkplugHost:
         if self.subject is not None or self.backfill.bursts or key in self.waiting.episodes \
                 or len(subject) > MAX_SUBJECT:
             return False
-        marks = self.uncertain.get(key)
-        if marks is not None and subject not in marks[1]:
-            return False  # the subject's first values after a gap: marked uncertain
         change = self.sessions.plain_data(key, levels[1], levels[3], subject, item.record,
                                           item.observed, self.static_attrs)
         if change is None:
             return False
+        marks = self.uncertain.get(key)
+        if marks is not None and subject not in marks[1] and not isinstance(change, str):
+            return False  # the subject's first values after a gap: marked uncertain there
+        if isinstance(change, str):  # QUIET: nothing anyone reads
+            change = self._quiet(item, subject)
+            if change is None:
+                if item.ack is not None:
+                    self._emitter.checkpoint(None, ack=item.ack)
+                return True
+        elif self.told:
+            self._told(subject)
         self._emitter.emit(change, ack=item.ack, checkpoint=None)
+        return True
+
+    # -- presence of subjects whose values nobody reads ----------------------------------------
+
+    def _quiet(self, item: Item, subject: str) -> Change | None:
+        """A DATA message of ``subject`` of which nobody reads a value: its presence Change
+        now if the pipeline has not heard of the subject for ``presence_lag``, else None (it
+        is kept as the subject's latest, and told with the next :meth:`_tell`)."""
+        now = time.monotonic()
+        session = self.sessions.nodes.get(item.key)
+        bdseq = session.bdseq if session is not None else None
+        if now - self.told.get(subject, -1e18) < self.presence_lag:
+            self.untold[subject] = (item, subject, bdseq)
+            return None
+        self.told[subject] = now
+        self.untold.pop(subject, None)
+        return self._presence(item, subject, bdseq)
+
+    def _told(self, subject: str) -> None:
+        """A Change of ``subject`` with values went out: its presence is told with it."""
+        self.told[subject] = time.monotonic()
+        self.untold.pop(subject, None)
+
+    def _tell(self, key: str | None) -> None:
+        """The untold presence of every subject (None), or of node ``key``'s subjects."""
+        now = time.monotonic()
+        if key is None:
+            told, self.untold = list(self.untold.values()), {}
+            self.told_at = now
+        else:
+            told = [entry for entry in self.untold.values() if entry[0].key == key]
+            for entry in told:
+                del self.untold[entry[1]]
+        emit = self._emitter.emit
+        for item, subject, bdseq in told:
+            self.told[subject] = now
+            emit(self._presence(item, subject, bdseq), ack=None, checkpoint=None)
+
+    def _presence(self, item: Item, subject: str, bdseq: int | None) -> Change:
+        levels = item.levels
+        return self.sessions.presence(item.key, levels[1], levels[3], subject, item.record,
+                                      item.observed, self.static_attrs, bdseq)
+
+    def _complete(self, item: Item) -> bool:
+        """Read the rest of a lazily decoded message (``decode_lazy``) for the general path;
+        False, with the message quarantined, when that finds a value its decoder refuses."""
+        from floorstream.adapters.mqtt.sparkplug_b import complete
+
+        try:
+            complete(item.record)
+        except DecodeError as exc:
+            self._emitter.quarantine(item.payload, str(exc),
+                                     position=_hash_position(item.topic, item.payload),
+                                     context={"topic": item.topic}, ack=item.ack)
+            return False
         return True
 
     def _emit(self, out: list[Change | Event], ack: Ack, checkpoint: str | None) -> None:

@@ -20,7 +20,8 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
 from floorstream.plugin import DecodeError, Decoder, Registry, hookimpl
 
-__all__ = ["DATATYPES", "SparkplugDecoder", "compact_metrics", "encode_payload", "plain"]
+__all__ = ["DATATYPES", "SparkplugDecoder", "compact_metrics", "complete", "encode_payload",
+           "plain", "read_wanted"]
 
 #: Sparkplug DataType code → name (spec 6.4.16)
 DATATYPES: dict[int, str] = {v.number: v.name for v in pb.DataType.DESCRIPTOR.values}
@@ -255,6 +256,18 @@ class SparkplugDecoder(Decoder):
             record["units"] = units
         return record
 
+    def decode_lazy(self, payload: bytes) -> dict[str, Any]:
+        """The header of :meth:`decode_compact` (``timestamp``, ``seq``, ``uuid``, checked
+        alike) and the parsed payload as ``message``, its metrics not read yet: the MQTT
+        adapter's Sparkplug session reads a plain DATA message's metrics of interest only
+        (:func:`read_wanted`), and everything else through :func:`complete`. The protobuf
+        parse itself happens here: a payload that is not protobuf is refused at once."""
+        message = self.parse(payload)
+        record = _header(message, [])
+        del record["metrics"]
+        record["message"] = message
+        return record
+
     def parse(self, payload: bytes) -> pb.Payload:
         if len(payload) > self.max_bytes:
             raise DecodeError(f"payload of {len(payload)} bytes exceeds the "
@@ -265,6 +278,55 @@ class SparkplugDecoder(Decoder):
         except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
             raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
         return message
+
+
+def complete(record: dict[str, Any]) -> None:
+    """A :meth:`SparkplugDecoder.decode_lazy` record made what
+    :meth:`SparkplugDecoder.decode_compact` returns (``metrics``, ``plain``, ``units``);
+    raises DecodeError for what decode_compact refuses. A complete record is left alone."""
+    message = record.get("message")
+    if message is None:
+        return
+    units: dict[str, str] = {}
+    record["metrics"], record["plain"] = _compact(message, units)
+    del record["message"]
+    if units:
+        record["units"] = units
+
+
+def read_wanted(message: pb.Payload, kinds: dict[int, str | bool]
+                ) -> tuple[dict[str, Any], bool] | None:
+    """The values of a plain DATA message's metrics of interest, read from the parsed payload
+    and nothing else. ``kinds``: for every alias the births defined, its name when someone
+    reads the metric, else True for telemetry and False for Sparkplug's own bookkeeping
+    (bdSeq, Node Control/*). Returns ``(values, telemetry)``, ``telemetry`` whether any metric
+    besides bookkeeping came; None when the message is not plain (a named or historical
+    metric, an alias no birth defined): the caller's general path.
+
+    Per metric three attribute reads (alias, name, is_historical) and one look-up, and the
+    value of the wanted ones only, where :func:`compact_metrics` reads six or more fields of
+    each (bench/sparkplug_micro.py). The values read are checked as there; the metrics not
+    read are not checked at all."""
+    values: dict[str, Any] = {}
+    telemetry = False
+    for metric in message.metrics:
+        alias = metric.alias
+        if metric.name or metric.is_historical or (not alias and not metric.HasField("alias")):
+            return None
+        kind = kinds.get(alias)
+        if kind is True:
+            telemetry = True
+        elif kind is None:
+            return None
+        elif kind is not False:
+            telemetry = True
+            code = metric.datatype
+            which = metric.WhichOneof("value")
+            if which == "double_value" and code == 10 and not metric.is_null:
+                values[kind] = metric.double_value  # the commonest, inline
+            else:
+                values[kind] = _value(metric, code)
+    return values, telemetry
 
 
 def _header(message: pb.Payload, metrics: list[Any]) -> dict[str, Any]:
