@@ -85,9 +85,23 @@ def _v7_web(conn: Connection) -> None:
         table.create(conn, checkfirst=True)  # web_acks' after_create adds the PG trigger
 
 
+def _v8_web_search(conn: Connection) -> None:
+    """v7 → v8: the web feed's text index over the posts there already (SQLite FTS5 with its
+    triggers, PostgreSQL a GIN index; docs/web.md, "Store"), the failed logins every web
+    process shares, and the personal digests' choices and checkpoints. Kept if there."""
+    if conn.dialect.name == "sqlite":
+        for statement in schema.SQLITE_TEXT_INDEX:
+            conn.execute(text(statement))
+        conn.execute(text(schema.SQLITE_TEXT_REBUILD))
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text(schema.PG_TEXT_INDEX))
+    for table in (schema.web_login_failures, schema.web_digests):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints,
                                     4: _v4_threads, 5: _v5_retention_indexes,
-                                    6: _v6_fleet, 7: _v7_web}
+                                    6: _v6_fleet, 7: _v7_web, 8: _v8_web_search}
 
 
 def current_version(conn: Connection) -> int | None:

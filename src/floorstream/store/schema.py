@@ -27,7 +27,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     event,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -35,7 +37,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -284,3 +286,76 @@ PG_NOTIFY_TRIGGERS = tuple(
 for _ddl in (PG_NOTIFY_FUNCTION, *PG_NOTIFY_TRIGGERS):
     event.listen(web_acks, "after_create",
                  DDL(_ddl).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+
+
+# -- v8: the web feed's text search, shared login limit and personal digests (docs/web.md) ---
+# A search must not scan the posts: SQLite keeps an FTS5 index of summary and body (an
+# external-content table over fs_posts, kept current by triggers, so every writer — the
+# pipeline, retention, a bulk load — keeps it without knowing of it); PostgreSQL a GIN index
+# on the tsvector of the same text (an expression index, current by construction). Both see
+# words: letters and digits, split at everything else, no stemming, no stop words; a search
+# word matches the words it begins (floorstream.web.search). MariaDB has none (see there).
+
+SQLITE_TEXT_INDEX = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS fs_posts_fts USING fts5(summary, body, "
+    "content='fs_posts', content_rowid='seq', detail=none, columnsize=0, "
+    "tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER IF NOT EXISTS fs_posts_fts_delete AFTER DELETE ON fs_posts BEGIN "
+    "INSERT INTO fs_posts_fts(fs_posts_fts, rowid, summary, body) "
+    "VALUES ('delete', old.seq, old.summary, old.body); END",
+    "CREATE TRIGGER IF NOT EXISTS fs_posts_fts_update AFTER UPDATE OF summary, body "
+    "ON fs_posts BEGIN "
+    "INSERT INTO fs_posts_fts(fs_posts_fts, rowid, summary, body) "
+    "VALUES ('delete', old.seq, old.summary, old.body); "
+    "INSERT INTO fs_posts_fts(rowid, summary, body) VALUES (new.seq, new.summary, new.body); "
+    "END",
+)
+#: new posts go into the SQLite index in one statement per commit (Store.commit), not by an
+#: insert trigger: FTS5 flushes its pending words at the end of every statement, and the
+#: pipeline inserts posts one statement per row (executemany) — 13 µs a post by trigger,
+#: 3 µs so. (Delete and update, rare and off the pipeline's path, go by trigger.) A writer
+#: that inserts posts around Store.commit (a bulk load) runs SQLITE_TEXT_REBUILD after.
+SQLITE_TEXT_ADD = text(
+    "INSERT INTO fs_posts_fts(rowid, summary, body) "
+    "SELECT seq, summary, body FROM fs_posts WHERE seq IN :seqs").bindparams(
+        bindparam("seqs", expanding=True))
+#: fills the SQLite index from the posts already there (the v8 upgrade)
+SQLITE_TEXT_REBUILD = "INSERT INTO fs_posts_fts(fs_posts_fts) VALUES ('rebuild')"
+#: the searched document on PostgreSQL; a query must spell it exactly so for the planner to
+#: use ix_fs_posts_text (punctuation and '_' become spaces, as the word split elsewhere)
+PG_TEXT_DOCUMENT = ("to_tsvector('simple'::regconfig, regexp_replace("
+                    "summary || ' ' || coalesce(body, ''), '[^[:alnum:]]+', ' ', 'g'))")
+PG_TEXT_INDEX = ("CREATE INDEX IF NOT EXISTS ix_fs_posts_text ON fs_posts "
+                 f"USING gin ({PG_TEXT_DOCUMENT})")
+
+for _ddl in SQLITE_TEXT_INDEX:
+    event.listen(posts, "after_create",
+                 DDL(_ddl).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
+event.listen(posts, "after_create",
+             DDL(PG_TEXT_INDEX).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+
+#: failed logins, shared by every web process on the store (the limit per address and user)
+web_login_failures = Table(
+    "fs_web_login_failures", metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("address", String(64), nullable=False),
+    Column("username", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_fs_web_login_failures_who", "address", "username", "at"),
+    Index("ix_fs_web_login_failures_at", "at"),
+    **MYSQL,
+)
+
+#: a person's e-mail digest of what they follow: their choice (null: the config's) and how
+#: far the last one went — the digest's checkpoint, moved in the transaction that writes it
+web_digests = Table(
+    "fs_web_digests", metadata,
+    Column("person", String(128), primary_key=True),
+    Column("every", String(16)),  # off | hourly | daily; null: as the config says
+    Column("at", String(5)),  # HH:MM of a daily digest, in zone
+    Column("zone", String(64)),
+    Column("last_end", UTCDateTime),  # the period end the last digest covered
+    Column("last_seq", BigInteger, nullable=False, default=0),  # the newest post it covered
+    Column("updated_at", UTCDateTime, nullable=False),
+    **MYSQL,
+)

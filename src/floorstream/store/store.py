@@ -167,6 +167,8 @@ class Store:
                     seqs = {post_id: seq for post_id, seq in conn.execute(
                         select(schema.posts.c.id, schema.posts.c.seq)
                         .where(schema.posts.c.id.in_([p.id for p in new_posts])))}
+                    if self.dialect == "sqlite":  # the text index (schema.SQLITE_TEXT_ADD)
+                        conn.execute(schema.SQLITE_TEXT_ADD, {"seqs": list(seqs.values())})
                     insert_ignore(conn, schema.post_teams, [
                         {"team": team, "post_id": p.id, "post_seq": seqs[p.id],
                          "severity": int(p.severity), "created_at": p.created_at}

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
 from floorstream.model import Post, Severity, utcnow
 from floorstream.store import schema
 from floorstream.store.store import Store, _row_post
+from floorstream.web import search
 
 __all__ = ["FOLLOW_KINDS", "Ack", "Delivery", "FeedFilter", "FeedPage", "FeedQueries", "Follow",
            "posts_by_seq"]
@@ -38,14 +39,23 @@ class FeedFilter:
     type: str | None = None  # exact, or a prefix ending in '*' ("machine.*")
     since: datetime | None = None
     until: datetime | None = None
-    text: str | None = None  # in the summary or the body, case-insensitively
+    text: str | None = None  # words beginning words of the summary or body (web.search)
 
     @property
     def empty(self) -> bool:
-        return all(v is None for v in (self.severity, self.source, self.subject, self.type,
-                                       self.since, self.until, self.text))
+        return not self.words and all(v is None for v in (
+            self.severity, self.source, self.subject, self.type, self.since, self.until))
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The text's search words (floorstream.web.search): none, no text filter."""
+        return search.words(self.text)
+
+    def conditions(self, dialect: str = "", *, text: bool = True
+                   ) -> list[ColumnElement[bool]]:
+        """The filters as conditions on ``fs_posts``; the text's through the store's text
+        index (``dialect``), left out with ``text=False`` (a query that walks that index
+        itself)."""
         p = schema.posts
         found: list[ColumnElement[bool]] = []
         if self.severity is not None:
@@ -63,11 +73,8 @@ class FeedFilter:
             found.append(p.c.created_at >= self.since)
         if self.until is not None:
             found.append(p.c.created_at < self.until)
-        if self.text:
-            needle = self.text.lower()
-            found.append(or_(func.lower(p.c.summary).contains(needle, autoescape=True),
-                             func.lower(func.coalesce(p.c.body, "")).contains(
-                                 needle, autoescape=True)))
+        if self.words and text:
+            found.append(search.text_condition(dialect, self.words))
         return found
 
     def matches(self, post: Post) -> bool:
@@ -85,11 +92,7 @@ class FeedFilter:
             return False
         if self.until is not None and post.created_at >= self.until:
             return False
-        if self.text:
-            needle = self.text.lower()
-            if needle not in post.summary.lower() and needle not in (post.body or "").lower():
-                return False
-        return True
+        return search.matches(self.words, post.summary, post.body)
 
 
 @dataclass(frozen=True)
@@ -160,11 +163,15 @@ class FeedQueries:
     def _page_seqs(self, conn: Any, wanted: list[str] | None, filters: FeedFilter,
                    before: int | None, limit: int) -> list[int]:
         p, pt = schema.posts, schema.post_teams
+        dialect = self.engine.dialect.name
+        if filters.words and dialect == "sqlite":
+            return self._searched_seqs(conn, wanted, filters, before, limit)
         if wanted is None:
             query: Select[Any] = select(p.c.seq)
             if before is not None:
                 query = query.where(p.c.seq < before)
-            query = query.where(*filters.conditions()).order_by(p.c.seq.desc()).limit(limit)
+            query = query.where(*filters.conditions(dialect)).order_by(
+                p.c.seq.desc()).limit(limit)
             return [int(s) for s in conn.execute(query).scalars()]
         found: set[int] = set()
         for team in wanted:  # one index walk per team, merged: no sort of a team's history
@@ -174,8 +181,33 @@ class FeedQueries:
             if filters.severity is not None:
                 query = query.where(pt.c.severity >= int(filters.severity))
             if not filters.empty:
-                query = query.join(p, p.c.seq == pt.c.post_seq).where(*filters.conditions())
+                query = query.join(p, p.c.seq == pt.c.post_seq).where(
+                    *filters.conditions(dialect))
             query = query.order_by(pt.c.post_seq.desc()).limit(limit)
+            found.update(int(s) for s in conn.execute(query).scalars())
+        return sorted(found, reverse=True)[:limit]
+
+    def _searched_seqs(self, conn: Any, wanted: list[str] | None, filters: FeedFilter,
+                       before: int | None, limit: int) -> list[int]:
+        """SQLite, a page with a text search: the FTS5 index walked newest first from the
+        cursor (its rowid is the post's seq), each hit checked against the team and the
+        other filters, until the page is full: the posts the words are not in are never
+        read."""
+        p, pt, f = schema.posts, schema.post_teams, search.fts
+        others = filters.conditions("sqlite", text=False)
+        found: set[int] = set()
+        for team in [None] if wanted is None else wanted:
+            # the team and the other filters as correlated EXISTS, so the index stays the
+            # outer loop (with a join, SQLite walks the team's posts and probes the index)
+            query: Select[Any] = select(f.c.rowid).where(search.sqlite_match(filters.words))
+            if team is not None:
+                query = query.where(exists().where(pt.c.team == team,
+                                                   pt.c.post_seq == f.c.rowid))
+            if others:
+                query = query.where(exists().where(p.c.seq == f.c.rowid, *others))
+            if before is not None:
+                query = query.where(f.c.rowid < before)
+            query = query.order_by(f.c.rowid.desc()).limit(limit)
             found.update(int(s) for s in conn.execute(query).scalars())
         return sorted(found, reverse=True)[:limit]
 
