@@ -82,3 +82,24 @@ def test_values_that_are_not_json_are_kept_as_text() -> None:
     run.feed({"due": date(2026, 11, 2)}, kind="row.updated")
     (event,) = run.feed({"due": date(2026, 11, 9)}, kind="row.updated")
     assert (event.fields["before"], event.fields["after"]) == ("2026-11-02", "2026-11-09")
+
+
+def test_a_change_compared_across_polls_says_steps_may_be_missing() -> None:
+    """A polled table (cursor, snapshot mode) marks its changes ``_steps``: the post says
+    what it compared, as the SAP status mode does; a created record says nothing of it."""
+    run = Runner(make(FieldChange, **OPTIONS))
+    polled = {"_steps": {"polled_every_s": 5.0}}
+    run.feed(_row("confirmed"), kind="row.created", position="w1")
+    (event,) = run.feed({**_row("done"), **polled}, kind="row.upserted", position="w2",
+                        subject="WH/MO/00042")
+    assert phrase(event) == ("WH/MO/00042: status confirmed → done (intermediate states may "
+                             "be missing: polled every 5 s)")
+    assert (event.fields["intermediate_unseen"], event.fields["changes"],
+            event.fields["polled_every_s"]) == (True, None, 5.0)
+    (fast,) = run.feed({**_row("progress"), "_steps": {"polled_every_s": 0.25}},
+                       kind="row.upserted", position="w3", subject="WH/MO/00042")
+    assert phrase(fast) == ("WH/MO/00042: status done → progress (intermediate states may "
+                            "be missing: polled every 250 ms)")
+    (logged,) = run.feed(_row("done"), kind="row.updated", before=_row("progress"),
+                         position="w4", subject="WH/MO/00042")
+    assert phrase(logged) == "WH/MO/00042: status progress → done"  # an audit log: each step

@@ -25,7 +25,11 @@ from floorstream.model import Post
 from support.daemon import DaemonRunner
 from support.waiting import sentinel, wait_for
 
-__all__ = ["IdiomRun", "config", "create", "execute", "post_lines", "sql"]
+__all__ = ["POLLED", "IdiomRun", "config", "create", "execute", "post_lines", "sql"]
+
+#: the note of a change a polled table (cursor, snapshot mode; interval 100 ms) read by
+#: comparing states: edits between two polls are not seen one by one
+POLLED = " (intermediate states may be missing: polled every 100 ms)"
 
 
 def sql(engine: Engine, statement: str) -> str:

@@ -11,6 +11,8 @@ from floorstream.cli import main
 from support import sentinel
 from support.erp import ErpRun, create_erp, now_sql, update
 
+from .idioms_support import POLLED
+
 AUDIT = """        mode: audit
         overlap: 30s
 """
@@ -146,7 +148,7 @@ def test_snapshot_sees_insert_update_and_hard_delete(store_url: str, tmp_path: P
                               f"state, create_date, write_date) VALUES (5, 'WH/MO/00005', 2, 1, "
                               f"'draft', {now_sql(erp)}, {now_sql(erp)})"))
         found = run.wait_summaries(lambda s: len(s) >= 3)
-        assert sorted(found) == ["WH/MO/00001: status Confirmed → In progress",
+        assert sorted(found) == [f"WH/MO/00001: status Confirmed → In progress{POLLED}",
                                  "WH/MO/00002 deleted", "WH/MO/00005 created"]
     finally:
         run.stop()
@@ -154,7 +156,7 @@ def test_snapshot_sees_insert_update_and_hard_delete(store_url: str, tmp_path: P
     run.start()
     try:
         found = run.wait_summaries(lambda s: len(s) >= 4)
-        assert found[3:] == ["WH/MO/00005: status Draft → Confirmed"]
+        assert found[3:] == [f"WH/MO/00005: status Draft → Confirmed{POLLED}"]
         assert run.sentinel(erp) == found
     finally:
         run.stop()

@@ -8,6 +8,8 @@ from sqlalchemy import text
 
 from support.erp import ErpRun, create_erp, now_sql, update
 
+from .idioms_support import POLLED
+
 CURSOR = """        mode: cursor
         cursor: write_date
         overlap: 10s
@@ -26,7 +28,7 @@ def test_transitions_equal_timestamps_late_commit_and_restart(store_url: str,
         # three transitions inside one second between two polls: one correct before → after
         update(erp, 1, state="progress")
         found = run.wait_summaries(lambda s: len(s) >= 1)
-        assert found == ["WH/MO/00001: status Confirmed → In progress"]
+        assert found == [f"WH/MO/00001: status Confirmed → In progress{POLLED}"]
         # 40 rows inserted with one equal timestamp, paged 7 at a time: none lost
         with erp.begin() as conn:
             stamp = conn.execute(text(f"SELECT {now_sql(erp)}")).scalar()
@@ -44,8 +46,8 @@ def test_transitions_equal_timestamps_late_commit_and_restart(store_url: str,
     run.start()
     try:
         found = run.wait_summaries(lambda s: len(s) >= 43)
-        assert sorted(found[41:]) == ["WH/MO/00002: product id M8 bolt → Hinge",
-                                      "WH/MO/00002: status Confirmed → Done"]
+        assert sorted(found[41:]) == [f"WH/MO/00002: product id M8 bolt → Hinge{POLLED}",
+                                      f"WH/MO/00002: status Confirmed → Done{POLLED}"]
         assert run.sentinel(erp) == found
     finally:
         run.stop()
@@ -63,8 +65,9 @@ def test_late_commit_with_older_timestamp_is_found(store_url: str, tmp_path: Pat
             conn.execute(text(f"UPDATE production_order SET state = 'cancel', write_date = "
                               f"{_seconds_ago(erp.dialect.name, 3)} WHERE id = 1"))
         found = run.wait_summaries(lambda s: len(s) >= 2)
-        assert found == ["WH/MO/00002: status Confirmed → In progress",
-                         "WH/MO/00001: status Confirmed → cancel"]  # unknown value shown raw
+        assert found == [f"WH/MO/00002: status Confirmed → In progress{POLLED}",
+                         # an unknown value is shown raw
+                         f"WH/MO/00001: status Confirmed → cancel{POLLED}"]
         assert run.sentinel(erp) == found
     finally:
         run.stop()
@@ -105,7 +108,7 @@ def test_mass_update_is_one_summary_and_keeps_the_baseline(sqlite_url: str,
             == [("state", "Confirmed", "Done", 1001), ("state", "Draft", "Done", 299)]
         update(erp, 7, state="progress")  # the mass update's values are the new baseline
         found = run.wait_summaries(lambda s: len(s) >= 2)
-        assert found[1] == "WH/MO/00007: status Done → In progress"
+        assert found[1] == f"WH/MO/00007: status Done → In progress{POLLED}"
         assert run.sentinel(erp) == found
     finally:
         run.stop()

@@ -16,7 +16,7 @@ from typing import Any
 
 from support.erp import now_sql
 
-from .idioms_support import IdiomRun, config, create, execute, post_lines
+from .idioms_support import POLLED, IdiomRun, config, create, execute, post_lines
 
 DDL = """
 CREATE TABLE "tabWork Order" (
@@ -221,5 +221,5 @@ def test_child_rows_watched_as_a_table_join_the_parents_thread(store_url: str,
                 f"{now_sql(engine)} WHERE name = 'JC-1'")
         posts = run.behind(lambda: card("JC-9", "SENTINEL-1", 1), "SENTINEL-1 operation 1 created")
         assert post_lines(posts) == [
-            (f"{WO} operation 1: status Open → Work In Progress", "record.field_changed", WO,
-             "new")]
+            (f"{WO} operation 1: status Open → Work In Progress{POLLED}",
+             "record.field_changed", WO, "new")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .idioms_support import IdiomRun, config, create, execute
+from .idioms_support import POLLED, IdiomRun, config, create, execute
 
 DDL = """
 CREATE TABLE work_order (
@@ -53,6 +53,6 @@ def test_naive_cursor_times_are_read_in_the_erps_zone(sqlite_url: str, tmp_path:
         posts = run.behind(
             lambda: execute(engine, "UPDATE work_order SET state = 'seen', modified = :m "
                                     "WHERE id = 9000", {"m": datetime(2026, 11, 25, 10, 16)}),
-            "WO-9000: state draft → seen")
-        assert [p.summary for p in posts] == ["WO-1: state draft → done"]
+            f"WO-9000: state draft → seen{POLLED}")
+        assert [p.summary for p in posts] == [f"WO-1: state draft → done{POLLED}"]
         assert posts[0].occurred_at == datetime(2026, 11, 25, hour, 15, tzinfo=UTC)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from support import wait_for
 from support.erp import ErpRun, create_erp, now_sql, update
 
+from .idioms_support import POLLED
 from .private_pg import PrivatePostgres, private_pg
 
 __all__ = ["private_pg"]
@@ -87,7 +88,8 @@ def test_database_crash_mid_stream_loses_and_repeats_nothing(private_pg: Private
             ids = conn.execute(text("SELECT id FROM production_order WHERE id >= 100 "
                                     "ORDER BY id")).scalars().all()
         expected = [f"WH/MO/{i:05d} created" for i in ids] + [
-            "WH/MO/00001: status Confirmed → In progress", "WH/MO/00002: status Confirmed → Done"]
+            f"WH/MO/00001: status Confirmed → In progress{POLLED}",
+            f"WH/MO/00002: status Confirmed → Done{POLLED}"]
         assert writer.failures > 0, "the writer should have seen the database down"
         assert len(ids) > 60
         found = run.wait_summaries(lambda s: len(s) >= len(expected), timeout=30)

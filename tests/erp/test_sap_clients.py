@@ -19,7 +19,7 @@ from floorstream.adapters.erp.adapter import ErpTableAdapter
 from floorstream.adapters.erp.config import ErpTableConfig, subject_environment
 from floorstream.plugin.alpha import canonical
 
-from .idioms_support import IdiomRun, config, create, execute, sql
+from .idioms_support import POLLED, IdiomRun, config, create, execute, sql
 
 DDL = """
 CREATE TABLE jest (
@@ -137,7 +137,7 @@ def test_snapshot_of_an_sap_table_reads_only_its_client(sqlite_url: str,
         posts = run.behind(
             lambda: execute(engine, "UPDATE aufk SET ktext = 'seen' WHERE aufnr = :n",
                             {"n": "000000009000"}),
-            "9000: description marker → seen")
+            f"9000: description marker → seen{POLLED}")
         assert [(p.subject, p.type, p.fields.get("after")) for p in posts] == [
             ("1000123", "record.field_changed", "Pump housing rev B")]
 

@@ -21,6 +21,8 @@ from floorstream.adapters.erp.lock import lock_key
 from support import DaemonRunner, sentinel, wait_for
 from support.erp import SENTINEL, create_erp, insert_order, update
 
+from .idioms_support import POLLED
+
 CONFIG = """
 store: {url}
 default_team: planning
@@ -70,8 +72,8 @@ def test_one_poller_per_source_and_takeover_when_it_dies(pg_url: str, tmp_path: 
         first.kill()  # SIGKILL, no goodbye: the lock goes with A's session
         update(erp, 2, state="done")
         wait_for(lambda: len(summaries()) == 2)
-        assert summaries() == ["WH/MO/00001: status Confirmed → In progress",
-                               "WH/MO/00002: status Confirmed → Done"]
+        assert summaries() == [f"WH/MO/00001: status Confirmed → In progress{POLLED}",
+                               f"WH/MO/00002: status Confirmed → Done{POLLED}"]
         assert standby.polls > 0 and standby.lock.acquired == 1
         update(erp, 3, state="done")
         wait_for(lambda: len(summaries()) == 3)
@@ -79,9 +81,9 @@ def test_one_poller_per_source_and_takeover_when_it_dies(pg_url: str, tmp_path: 
         # is posted, and nothing else came
         sentinel(lambda: insert_order(erp, SENTINEL),
                  lambda: f"WH/MO/{SENTINEL:05d} created" in summaries())
-        assert summaries() == ["WH/MO/00001: status Confirmed → In progress",
-                               "WH/MO/00002: status Confirmed → Done",
-                               "WH/MO/00003: status Confirmed → Done",
+        assert summaries() == [f"WH/MO/00001: status Confirmed → In progress{POLLED}",
+                               f"WH/MO/00002: status Confirmed → Done{POLLED}",
+                               f"WH/MO/00003: status Confirmed → Done{POLLED}",
                                f"WH/MO/{SENTINEL:05d} created"]
     erp.dispose()
 

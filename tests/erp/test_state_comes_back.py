@@ -15,6 +15,8 @@ from pathlib import Path
 
 from support.erp import ErpRun, create_erp, update
 
+from .idioms_support import POLLED
+
 #: the columns that matter, as an SAP table without a change time (or a user leaving out
 #: write_date) reads: the content really comes back
 SNAPSHOT = """        mode: snapshot
@@ -30,8 +32,8 @@ def test_a_state_that_comes_back_is_posted_each_time(store_url: str, tmp_path: P
     erp = create_erp(store_url, orders=1)
     run = ErpRun(tmp_path, store_url, SNAPSHOT)
     run.start()
-    steps = ["WH/MO/00001: status Confirmed → In progress",
-             "WH/MO/00001: status In progress → Confirmed"]
+    steps = [f"WH/MO/00001: status Confirmed → In progress{POLLED}",
+             f"WH/MO/00001: status In progress → Confirmed{POLLED}"]
     try:
         for n, state in enumerate(("progress", "confirmed", "progress", "confirmed"), 1):
             update(erp, 1, state=state)

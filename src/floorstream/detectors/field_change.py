@@ -20,7 +20,12 @@ starting with ``_``, never columns; the ``erp.table`` adapter fills them, docs/e
 - ``_action`` (``{"field": f, "verb": "submitted"|"cancelled", "status": s}``): when field
   ``f`` changes, everything that change changed is ONE ``record.<verb>`` event (a user
   action), with the current value of field ``s`` (the document's status) and the other
-  changed fields; ``cancelled`` is a ``retraction`` of the record's ``submitted`` event.
+  changed fields; ``cancelled`` is a ``retraction`` of the record's ``submitted`` event;
+- ``_steps`` (``{"polled_every_s": s}``): the change compares the record as it is now with
+  the last state seen (a polled table), so edits between two polls are not seen one by one;
+  its ``record.field_changed`` events say so, as the SAP status mode's do
+  (``intermediate_unseen``, ``changes`` null, ``polled_every_s``): "… Confirmed → Done
+  (intermediate states may be missing: polled every 5 s)".
 """
 
 from __future__ import annotations
@@ -151,9 +156,13 @@ class FieldChange(Detector):
             events.append(self._action(change, state, action, previous, current, changed,
                                        thread))
             return events
+        steps = change.data.get("_steps")
+        unseen = {"intermediate_unseen": True, "changes": None,
+                  "polled_every_s": steps.get("polled_every_s")} \
+            if isinstance(steps, dict) else {}
         for name in changed:
             fields = {"field": name, "label": self._label(name),
-                      "before": previous.get(name), "after": current[name]}
+                      "before": previous.get(name), "after": current[name], **unseen}
             events.append(self.event(change, "record.field_changed",
                                      self.field_severity.get(name, self.severity), fields,
                                      position=f"{change.position}#{self.key}:{name}",

@@ -112,7 +112,7 @@ def _online(e: Event) -> str:
 def _field_changed(e: Event) -> str:
     f = e.fields
     return (f"{e.subject}: {f['label']} {phrasing.value(f['before'])} → "
-            f"{phrasing.value(f['after'])}")
+            f"{phrasing.value(f['after'])}{phrasing.steps_unseen(f)}")
 
 
 @hookimpl

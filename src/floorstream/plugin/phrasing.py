@@ -1,12 +1,65 @@
-"""How numbers, units and durations read in a post: ``92 °C``, ``42 min``, ``2 h 5 min``."""
+"""How numbers, units, durations and times read in a post: ``92 °C``, ``42 min``, ``2 h 5
+min``, ``10:15 CET``; and the note of a post that compared two states across steps it did
+not see."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["duration", "number", "quantity", "value"]
+__all__ = ["clock", "display_zone", "duration", "in_zone", "number", "quantity",
+           "steps_unseen", "value"]
+
+#: the plant's display zone while a post is worded (the renderer sets it from ``display:``)
+_ZONE: ContextVar[tzinfo] = ContextVar("floorstream_display_zone", default=UTC)
+
+
+def display_zone() -> tzinfo:
+    """The zone times are shown in while a post is worded (``display.timezone``; UTC)."""
+    return _ZONE.get()
+
+
+@contextmanager
+def in_zone(zone: tzinfo) -> Iterator[None]:
+    """Word posts with times shown in ``zone`` (what the renderer does around a phrase)."""
+    token = _ZONE.set(zone)
+    try:
+        yield
+    finally:
+        _ZONE.reset(token)
+
+
+def clock(moment: datetime | str, fmt: str = "%H:%M", zone: tzinfo | None = None) -> str:
+    """A moment as the plant reads it, with its zone's abbreviation: ``10:15 CET``. An aware
+    time (or ISO text) is converted to ``zone`` (default: :func:`display_zone`); a naive one
+    is taken as UTC, as floorstream keeps times."""
+    at = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(zone or display_zone())
+    return f"{local.strftime(fmt)} {local.tzname() or ''}".rstrip()
+
+
+def steps_unseen(fields: Mapping[str, Any]) -> str:
+    """The note of a post that compares two states across steps it may not have seen (a
+    polled table, an SAP status set): " (3 status changes since the last poll; intermediate
+    states not seen: polled every 5 s)", " (intermediate states may be missing: polled every
+    5 s)"; "" when ``fields`` has no ``intermediate_unseen``."""
+    if not fields.get("intermediate_unseen"):
+        return ""
+    every = fields.get("polled_every_s")
+    polled = "" if not isinstance(every, int | float) else \
+        f": polled every {every * 1000:.0f} ms" if every < 1 else \
+        f": polled every {duration(every)}"
+    changes = fields.get("changes")
+    if isinstance(changes, int) and changes > 1:
+        return f" ({changes} status changes since the last poll; intermediate states not " \
+               f"seen{polled})"
+    return f" (intermediate states may be missing{polled})"
 
 
 def number(v: float | int | Decimal) -> str:

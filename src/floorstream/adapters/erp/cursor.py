@@ -38,7 +38,7 @@ from floorstream.adapters.erp.sqlcommon import (
     naive_zone,
     shift,
 )
-from floorstream.adapters.erp.values import Humanizer, plain, row_hash
+from floorstream.adapters.erp.values import STEPS, Humanizer, plain, row_hash, steps_unseen
 
 __all__ = ["CursorWatcher"]
 
@@ -172,6 +172,8 @@ class CursorWatcher:
                 kind: str) -> RowChange:
         cfg = self.config
         k, c = raw[cfg.key], raw[self.cursor]
+        if kind == "row.upserted":  # this row as it is now against the last seen: edits
+            data[STEPS] = steps_unseen(cfg)  # between two polls are not seen one by one
         return RowChange(
             table=cfg.table, key=k, kind=kind,
             position=f"{cfg.table}:{plain(k)}:{plain(c)}:{digest}", data=data,

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from floorstream.model import Event
 from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
@@ -35,23 +33,7 @@ def _status_changed(e: Event) -> str:
         return f"{e.subject}: status {_statuses(added)}"
     parts = ([f"added {_statuses(added)}"] if added else []) + \
         ([f"removed {_statuses(removed)}"] if removed else [])
-    return f"{e.subject}: {'; '.join(parts)}{_unseen(f)}"
-
-
-def _unseen(f: dict[str, Any]) -> str:
-    """The note of a set compared across several changes: the steps between were not seen
-    (SAP's JCDS or an audit log would have them)."""
-    if not f.get("intermediate_unseen"):
-        return ""
-    every = f.get("polled_every_s")
-    polled = "" if not isinstance(every, int | float) else \
-        f": polled every {every * 1000:.0f} ms" if every < 1 else \
-        f": polled every {phrasing.duration(every)}"
-    changes = f.get("changes")
-    if isinstance(changes, int) and changes > 1:
-        return f" ({changes} status changes since the last poll; intermediate states not " \
-               f"seen{polled})"
-    return f" (intermediate states may be missing{polled})"
+    return f"{e.subject}: {'; '.join(parts)}{phrasing.steps_unseen(f)}"
 
 
 def _row(e: Event) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, column, select, table
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.publish import BASELINE, RowChange, SubjectMaker
 from floorstream.adapters.erp.sqlcommon import client_filter
-from floorstream.adapters.erp.values import Humanizer, plain, row_hash
+from floorstream.adapters.erp.values import STEPS, Humanizer, plain, row_hash, steps_unseen
 
 __all__ = ["SnapshotWatcher"]
 
@@ -83,6 +83,8 @@ class SnapshotWatcher:
                     kind = BASELINE if cfg.initial == "baseline" else "row.created"
                 else:
                     kind = "row.created" if old is None else "row.upserted"
+                    if old is not None:  # two states compared: edits between are not seen
+                        data[STEPS] = steps_unseen(cfg)
                 pending.append(RowChange(
                     table=cfg.table, key=row[cfg.key], kind=kind,
                     position=f"{cfg.table}:{skey}:{g}:{digest}", data=data, group=_GROUP,

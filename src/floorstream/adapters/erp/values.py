@@ -15,7 +15,10 @@ A humanised row may carry *virtual* fields, which start with ``_`` and are never
   record made from another one;
 - ``_action``: Frappe, ``{"field": "docstatus", "verb": "submitted"|"cancelled", "status":
   "status"}``: what the document's docstatus says was done to it;
-- ``_attrs``: the ``row_attrs`` (canonical stored values), taken out by the publisher.
+- ``_attrs``: the ``row_attrs`` (canonical stored values), taken out by the publisher;
+- ``_steps``: ``{"polled_every_s": s}`` on a row change read by comparing states (cursor and
+  snapshot modes): the change is from the state seen at the last poll to this one, and
+  steps between may be missing; the ``field_change`` detector says so in its posts.
 """
 
 from __future__ import annotations
@@ -35,10 +38,17 @@ from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import LookupConfig, TableConfig
 from floorstream.adapters.erp.idioms import Idiom
 
-__all__ = ["ATTRS", "Humanizer", "LookupCache", "plain", "row_hash"]
+__all__ = ["ATTRS", "STEPS", "Humanizer", "LookupCache", "plain", "row_hash", "steps_unseen"]
 
 #: the virtual field carrying a row's ``row_attrs`` to the publisher
 ATTRS = "_attrs"
+#: the virtual field of a change compared across polls: steps between may be missing
+STEPS = "_steps"
+
+
+def steps_unseen(config: TableConfig) -> dict[str, Any]:
+    """The ``_steps`` of a table read by comparing states every poll interval."""
+    return {"polled_every_s": config.interval or config.site.interval}
 
 
 def plain(value: Any) -> Any:
