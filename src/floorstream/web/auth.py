@@ -15,9 +15,6 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -68,38 +65,45 @@ class Session:
 class LoginLimiter:
     """At most ``attempts`` failed logins per (address, user) in ``window`` seconds.
 
-    Kept in memory: each web process limits on its own (several processes behind a balancer
-    allow that many times the attempts; still slow enough to make guessing pointless against
-    argon2 and a sane password).
+    Kept in the store (``fs_web_login_failures``, a row per failure), so every web process on
+    one store counts the same failures: several processes behind a balancer allow the
+    attempts once, not once each. A check is one indexed read, a failure one insert (which
+    also deletes failures older than the window, by the time index, keeping the table small),
+    a success one delete. Times are the store's rows' wall-clock times: processes on several
+    hosts need clocks that agree (NTP), as the delivery leases do.
     """
 
-    def __init__(self, attempts: int, window: float) -> None:
+    def __init__(self, store: Store, attempts: int, window: float) -> None:
+        self.engine = store.engine
         self.attempts, self.window = attempts, window
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
 
     def retry_after(self, address: str, user: str) -> float:
         """Seconds until another attempt is allowed (0: now)."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._failures.get((address, user.lower()))
-            if failures is None:
-                return 0.0
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
-            if len(failures) < self.attempts:
-                return 0.0
-            return max(0.0, failures[0] + self.window - now)
+        t = schema.web_login_failures
+        now = utcnow()
+        with self.engine.connect() as conn:
+            # the attempts-th newest failure in the window: once it leaves, one more may try
+            row = conn.execute(select(t.c.at).where(
+                t.c.address == address[:64], t.c.username == user.lower()[:128],
+                t.c.at > now - timedelta(seconds=self.window))
+                .order_by(t.c.at.desc()).offset(self.attempts - 1).limit(1)).first()
+        if row is None:
+            return 0.0
+        return max(0.0, (row.at - now).total_seconds() + self.window)
 
     def failed(self, address: str, user: str) -> None:
-        with self._lock:
-            if len(self._failures) > 100_000:  # bounded memory under a spray of names
-                self._failures.clear()
-            self._failures.setdefault((address, user.lower()), deque()).append(time.monotonic())
+        t = schema.web_login_failures
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.at <= now - timedelta(seconds=self.window)))
+            conn.execute(t.insert().values(address=address[:64], username=user.lower()[:128],
+                                           at=now))
 
     def succeeded(self, address: str, user: str) -> None:
-        with self._lock:
-            self._failures.pop((address, user.lower()), None)
+        t = schema.web_login_failures
+        with self.engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.address == address[:64],
+                                         t.c.username == user.lower()[:128]))
 
 
 class Authenticator:
@@ -111,7 +115,7 @@ class Authenticator:
                         for t in settings.tokens}
         self._proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._public = [ipaddress.ip_network(n, strict=False) for n in settings.public_networks]
-        self.limiter = LoginLimiter(settings.login_attempts, settings.login_window)
+        self.limiter = LoginLimiter(store, settings.login_attempts, settings.login_window)
 
     def identity(self, person: str, via: str) -> Identity | None:
         found = self.people.get(person)
