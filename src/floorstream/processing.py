@@ -413,6 +413,8 @@ class Processor:
     def _post(self, event: Event, batch: CommitBatch) -> None:
         post = self.make_post(event)
         batch.posts.append(post)
+        if event.source == PEOPLE_SOURCE and event.fields.get("deliver") is False:
+            return  # an acknowledgement kept off the sinks (web.deliver_acks, docs/web.md)
         for team in post.teams:
             team_config = self.teams.get(team)
             if team_config is not None:

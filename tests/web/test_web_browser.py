@@ -87,7 +87,7 @@ def screenshot(page: Any, name: str, tmp: Path) -> None:
 
 def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path) -> None:
     with http_receiver() as chat:
-        mapping = web_mapping(f"sqlite:///{tmp_path}/fs.db", port=0)
+        mapping = web_mapping(f"sqlite:///{tmp_path}/fs.db", port=0, deliver_acks=True)
         mapping["teams"]["maintenance"] = {"sinks": ["chat"]}
         mapping["sinks"] = [{"name": "chat", "type": "webhook", "url": chat.url}]
         config_path = tmp_path / "floorstream.yaml"
@@ -154,6 +154,12 @@ def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path)
             alice.wait_for_selector(f"#post-{post_id} .ack:has-text('Alice on it')")
             carol.wait_for_selector(f"#post-{post_id} .ack:has-text('Alice on it')",
                                     timeout=15_000)
+            # the acknowledgement went through the pipeline: with web.deliver_acks it is in
+            # the chat, answering the post
+            acked = wait_for(lambda: [r.json for r in chat.ok()
+                                      if "Alice is on it" in r.body.decode()], 20,
+                             "the acknowledgement at the webhook")
+            assert acked[0]["inReplyTo"] == f"urn:floorstream:post:{post_id}"
 
             # a state-changing request without the CSRF token is refused (cookie sent)
             status = alice.evaluate(
@@ -169,6 +175,9 @@ def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path)
             alice.wait_for_url("**/threads/press-07*")
             reply = alice.wait_for_selector(".replies .post.comment")
             assert "Alice: on my way" in reply.inner_text()
+            # the acknowledgement is an event of the thread too
+            acknowledged = alice.wait_for_selector(".replies .post.acknowledgement")
+            assert "Alice is on it" in acknowledged.inner_text()
             carol.wait_for_selector(".post.comment:has-text('Alice: on my way')",
                                     timeout=15_000)  # live in the team feed too
             delivered = wait_for(lambda: [r.json for r in chat.ok()

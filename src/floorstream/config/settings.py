@@ -244,6 +244,10 @@ class WebSettings(_Strict):
                                 description="failed logins per address and user per "
                                             "login_window before refusing for a while")
     login_window: Duration = Field(default=300.0, gt=0)
+    deliver_acks: bool = Field(
+        default=False, description="deliver an acknowledgement (\"on it\") to the post's "
+                                   "teams' sinks like a comment, in the post's thread where "
+                                   "the sink threads; off: stored and shown, not sent")
     poll_ms: float = Field(default=250.0, gt=0, le=60_000,
                            description="how often a web process looks for new posts where "
                                        "the store has no LISTEN/NOTIFY (SQLite, MariaDB)")

@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -89,7 +89,8 @@ class LoginLimiter:
                 .order_by(t.c.at.desc()).offset(self.attempts - 1).limit(1)).first()
         if row is None:
             return 0.0
-        return max(0.0, (row.at - now).total_seconds() + self.window)
+        oldest: datetime = row.at
+        return max(0.0, (oldest - now).total_seconds() + self.window)
 
     def failed(self, address: str, user: str) -> None:
         t = schema.web_login_failures

@@ -151,7 +151,7 @@ def acknowledge(post_id: str, ctx: Ctx, who: Who,
     found = ctx.queries.post(post_id)
     if found is None or not who.can_read(found[1].teams):
         raise HTTPException(404, "no such post")
-    ctx.queries.acknowledge(post_id, who.identity.person)
+    ctx.commenter.acknowledge(who.identity, found[1])  # through the pipeline (web.actions)
     return RedirectResponse(safe_next(next, f"{ctx.root}/posts/{quote(post_id)}"),
                             status_code=303)
 

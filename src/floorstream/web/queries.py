@@ -17,14 +17,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
-from floorstream.model import Post, Severity, utcnow
+from floorstream.model import PEOPLE_SOURCE, Post, Severity, utcnow
 from floorstream.store import schema
 from floorstream.store.store import Store, _row_post
 from floorstream.web import search
 
-__all__ = ["FOLLOW_KINDS", "Ack", "Delivery", "FeedFilter", "FeedPage", "FeedQueries", "Follow",
-           "posts_by_seq"]
+__all__ = ["ACK_TYPE", "FOLLOW_KINDS", "Ack", "Delivery", "FeedFilter", "FeedPage",
+           "FeedQueries", "Follow", "posts_by_seq"]
 
+#: the type of a person's acknowledgement, a post of the ``@people`` source (web.actions)
+ACK_TYPE = "post.acknowledged"
 #: what a person can follow; each selects posts by one column
 FOLLOW_KINDS: tuple[str, ...] = ("subject", "source", "team", "thread")
 
@@ -275,25 +277,38 @@ class FeedQueries:
     # -- acknowledgements ----------------------------------------------------------------------
 
     def acks(self, post_ids: Iterable[str]) -> dict[str, list[Ack]]:
-        a = schema.web_acks
+        """Who is on each post: the ``fs_web_acks`` rows, and the acknowledgement posts
+        answering them (by ``ix_fs_posts_refers_to``) should a row be missing (a crash
+        between the commit and the row; web.actions)."""
+        a, p = schema.web_acks, schema.posts
         ids = list(dict.fromkeys(post_ids))
         found: dict[str, list[Ack]] = {}
         if not ids:
             return found
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
                 rows = conn.execute(select(a.c.id, a.c.post_id, a.c.person, a.c.at)
-                                    .where(a.c.post_id.in_(ids[start:start + 500]))
-                                    .order_by(a.c.id))
+                                    .where(a.c.post_id.in_(chunk)).order_by(a.c.id))
                 for row in rows:
                     found.setdefault(row.post_id, []).append(
                         Ack(row.post_id, row.person, row.at, int(row.id)))
+                posted = conn.execute(select(p.c.refers_to, p.c.fields, p.c.created_at).where(
+                    p.c.refers_to.in_(chunk), p.c.type == ACK_TYPE,
+                    p.c.source == PEOPLE_SOURCE).order_by(p.c.seq))
+                for post_id, fields, at in posted:
+                    person = str((fields or {}).get("actor") or "")
+                    known = found.setdefault(post_id, [])
+                    if person and all(k.person != person for k in known):
+                        known.append(Ack(post_id, person, at))
         return found
 
-    def acknowledge(self, post_id: str, person: str) -> tuple[Ack, bool]:
-        """Record that ``person`` is on it; the existing ack if they already were."""
+    def acknowledge(self, post_id: str, person: str, *, at: datetime | None = None
+                    ) -> tuple[Ack, bool]:
+        """Record that ``person`` is on it (since ``at``, default now); the existing ack if
+        they already were. (The acknowledgement itself is a post: web.actions.)"""
         a = schema.web_acks
-        now = utcnow()
+        now = at or utcnow()
         try:
             with self.engine.begin() as conn:
                 conn.execute(a.insert().values(post_id=post_id, person=person, at=now))
