@@ -30,7 +30,7 @@ the JSON says what was run.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import itertools
 import json
 import os
 import random
@@ -39,13 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import create_engine, func, select, text
 
-from floorstream.api import Stream
 from floorstream.config import parse_mapping
 from floorstream.model import utcnow
 from floorstream.plugins import build_plugins
@@ -68,16 +69,29 @@ def summary(values: list[float]) -> dict[str, float]:
             "p99": round(p99(values), 2), "max": round(max(values), 2)}
 
 
-def store_url(kind: str, directory: Path) -> str:
+def store_name(posts: int) -> str:
+    """The kept store's name for a post count (``webbench_1m``): a small trial run does not
+    replace the million-post store."""
+    if posts % 1_000_000 == 0:
+        return f"webbench_{posts // 1_000_000}m"
+    if posts % 1000 == 0:
+        return f"webbench_{posts // 1000}k"
+    return f"webbench_{posts}"
+
+
+def store_url(kind: str, directory: Path, posts: int) -> str:
+    """The SQLite file in ``directory`` / the PostgreSQL database ``fs_<name>`` (created when
+    missing) holding the bench's ``posts`` posts."""
     if kind == "sqlite":
-        return f"sqlite:///{directory}/web-bench.db"
+        return f"sqlite:///{directory}/{store_name(posts)}.db"
+    database = f"fs_{store_name(posts)}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = 'fs_bench_web'"))\
-                .scalar():
-            conn.execute(text('CREATE DATABASE "fs_bench_web"'))
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                            {"name": database}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{database}"'))
     admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/fs_bench_web"
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + database
 
 
 def mapping(url: str, teams: list[str]) -> dict[str, Any]:
@@ -88,9 +102,98 @@ def mapping(url: str, teams: list[str]) -> dict[str, Any]:
                     "tokens": [{"person": "bench", "token": TOKEN}]}}
 
 
+def _generated(posts: int, teams: list[str], threads: int
+               ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """The bench's posts (and their team rows), the same ones on every store and run."""
+    rng = random.Random(7)
+    now = utcnow()
+    for seq in range(1, posts + 1):
+        subject = f"machine-{rng.randrange(threads):05d}"
+        at = now - timedelta(seconds=(posts - seq) * 2)
+        severity = rng.choice((10, 10, 10, 20, 30, 40))
+        chosen = [teams[seq % len(teams)]]
+        if seq % 7 == 0:
+            chosen.append(teams[(seq + 1) % len(teams)])
+        post = {"seq": seq, "id": f"{seq:032x}", "type": "machine.state_changed",
+                "source": f"line-{seq % 10}", "subject": subject,
+                "severity": severity, "summary": f"{subject} changed state ({seq})",
+                "body": None, "tags": [], "links": {}, "fields": {},
+                "routing": [{"team": t, "rule": "bench"} for t in chosen],
+                "clears": None, "occurred_at": at, "created_at": at,
+                "thread": subject, "relation": "new", "refers_to": None}
+        yield post, [{"team": t, "post_id": post["id"], "post_seq": seq,
+                      "severity": severity, "created_at": at} for t in chosen]
+
+
+def _bound(table: Any, dialect: Any) -> list[Callable[[Any], Any]]:
+    """Each column's SQLAlchemy bind processor (JSON → text, UTC stamps → the store's
+    layout): the rows go to the driver as SQLAlchemy would send them, without its per-row
+    overhead."""
+    found: list[Callable[[Any], Any]] = []
+    for column in table.columns:
+        processor = column.type.bind_processor(dialect)
+        found.append(processor if processor is not None else _same)
+    return found
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _bulk_insert(store: Store, posts: int, teams: list[str], threads: int) -> None:
+    """SQLite: the driver's executemany in one transaction; PostgreSQL: COPY. (SQLAlchemy
+    inserts of dicts took 636 s / 1,034 s for a million posts.)"""
+    dialect = store.engine.dialect
+    tables = (schema.posts, schema.post_teams)
+    convert = {table.name: _bound(table, dialect) for table in tables}
+    names = {table.name: [c.name for c in table.columns] for table in tables}
+
+    def row(table: Any, values: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(f(values[n]) for f, n in zip(convert[table.name], names[table.name],
+                                                  strict=True))
+
+    raw = store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if store.dialect == "postgresql":
+            copies = {t.name: f"COPY {t.name} ({', '.join(names[t.name])}) FROM STDIN"
+                      for t in tables}
+            made = _generated(posts, teams, threads)
+            done = 0
+            while done < posts:  # a COPY per table and 100,000 posts
+                chunk = list(itertools.islice(made, 100_000))
+                with cursor.copy(copies["fs_posts"]) as copy:
+                    for post, _ in chunk:
+                        copy.write_row(row(schema.posts, post))
+                with cursor.copy(copies["fs_post_teams"]) as copy:
+                    for _, team_rows in chunk:
+                        for team_row in team_rows:
+                            copy.write_row(row(schema.post_teams, team_row))
+                raw.commit()
+                done += len(chunk)
+                print(f"  loaded {done:,} posts", file=sys.stderr, flush=True)
+        else:
+            marks = {t.name: f"INSERT INTO {t.name} ({', '.join(names[t.name])}) VALUES "
+                             f"({', '.join('?' * len(names[t.name]))})" for t in tables}
+            made = _generated(posts, teams, threads)
+            done = 0
+            while done < posts:
+                chunk = list(itertools.islice(made, 100_000))
+                cursor.executemany(marks["fs_posts"],
+                                   [row(schema.posts, post) for post, _ in chunk])
+                cursor.executemany(marks["fs_post_teams"],
+                                   [row(schema.post_teams, t) for _, ts in chunk for t in ts])
+                raw.commit()
+                done += len(chunk)
+                print(f"  loaded {done:,} posts", file=sys.stderr, flush=True)
+        cursor.close()
+    finally:
+        raw.close()
+
+
 def load(url: str, posts: int, teams: list[str], threads: int, fresh: bool) -> dict[str, Any]:
-    """Bulk-load ``posts`` posts (SQL inserts of 5,000 rows; not the pipeline: a million
-    pipeline commits would take the bench's whole budget)."""
+    """Bulk-load ``posts`` posts (not the pipeline: a million pipeline commits would take the
+    bench's whole budget); a store that has them already is kept (``--fresh`` reloads)."""
     store = Store.open(url)
     have = store.count_posts()
     if have >= posts and not fresh:
@@ -100,32 +203,7 @@ def load(url: str, posts: int, teams: list[str], threads: int, fresh: bool) -> d
         for table in (schema.post_teams, schema.posts):
             conn.execute(table.delete())
     started = time.perf_counter()
-    rng = random.Random(7)
-    now = utcnow()
-    chunk = 5000
-    for start in range(0, posts, chunk):
-        rows, team_rows = [], []
-        for seq in range(start + 1, min(posts, start + chunk) + 1):
-            subject = f"machine-{rng.randrange(threads):05d}"
-            at = now - timedelta(seconds=(posts - seq) * 2)
-            severity = rng.choice((10, 10, 10, 20, 30, 40))
-            chosen = [teams[seq % len(teams)]]
-            if seq % 7 == 0:
-                chosen.append(teams[(seq + 1) % len(teams)])
-            rows.append({"seq": seq, "id": f"{seq:032x}", "type": "machine.state_changed",
-                         "source": f"line-{seq % 10}", "subject": subject,
-                         "severity": severity, "summary": f"{subject} changed state ({seq})",
-                         "body": None, "tags": [], "links": {}, "fields": {},
-                         "routing": [{"team": t, "rule": "bench"} for t in chosen],
-                         "clears": None, "occurred_at": at, "created_at": at,
-                         "thread": subject, "relation": "new", "refers_to": None})
-            team_rows += [{"team": t, "post_id": f"{seq:032x}", "post_seq": seq,
-                           "severity": severity, "created_at": at} for t in chosen]
-        with store.engine.begin() as conn:
-            conn.execute(insert(schema.posts), rows)
-            conn.execute(insert(schema.post_teams), team_rows)
-        if start and start % 100_000 == 0:
-            print(f"  loaded {start:,} posts", file=sys.stderr, flush=True)
+    _bulk_insert(store, posts, teams, threads)
     with store.engine.begin() as conn:
         if store.dialect == "postgresql":
             conn.execute(text("SELECT setval(pg_get_serial_sequence('fs_posts', 'seq'), "
@@ -139,62 +217,67 @@ def load(url: str, posts: int, teams: list[str], threads: int, fresh: bool) -> d
     return {"loaded": posts, "load_seconds": round(took, 1)}
 
 
-def pages(url: str, teams: list[str], threads: int, requests: int) -> dict[str, Any]:
-    from fastapi.testclient import TestClient
+def pages(url: str, teams: list[str], requests: int, directory: Path) -> dict[str, Any]:
+    """Each page ``requests`` times (after 10 to warm up), one request at a time, from a
+    ``floorstream web`` process over HTTP: ``server`` is its ``Server-Timing`` (request start
+    to last body byte, in the server; ``cpu``: the process's CPU meanwhile), ``client`` the
+    wall clock here (adds the client's and the machine's queueing)."""
+    import http.client
 
-    from floorstream.web import create_app
-
-    plugins = build_plugins()
-    config = parse_mapping(mapping(url, teams), plugins)
     store = Store.open(url)
     with store.engine.connect() as conn:
         top = int(conn.execute(select(func.max(schema.posts.c.seq))).scalar() or 0)
         picks = random.Random(5).sample(range(1, top + 1), min(top, 500))
         existing = list(conn.execute(select(schema.posts.c.thread).distinct()
                                      .where(schema.posts.c.seq.in_(picks))).scalars())
-    timings: dict[str, list[float]] = {}
-    cpu: dict[str, list[float]] = {}
-    with Stream(config, plugins, store=store) as stream:
-        app = create_app(config, stream=stream, store=store)
-
-        @app.middleware("http")
-        async def timed(request: Any, call_next: Any) -> Any:
-            started, cpu = time.perf_counter(), time.process_time()
-            response = await call_next(request)
-            response.headers["x-server-ms"] = f"{(time.perf_counter() - started) * 1000:.3f}"
-            # CPU of this process meanwhile (requests run one at a time): the part of the
-            # time that is the app's own work, whatever else the machine is doing
-            response.headers["x-server-cpu-ms"] = f"{(time.process_time() - cpu) * 1000:.3f}"
-            return response
-
-        rng = random.Random(11)
-        auth = {"authorization": f"Bearer {TOKEN}"}
-        cases = {
-            "team_feed_first_page": lambda: f"/teams/{rng.choice(teams)}",
-            "team_feed_deep_page": lambda: f"/teams/{rng.choice(teams)}?before="
-                                           f"{rng.randrange(top // 10, top)}",
-            "everything_first_page": lambda: "/",
-            "thread_page": lambda: f"/threads/{rng.choice(existing)}",
-            "json_feed_page": lambda: f"/api/feed?team={rng.choice(teams)}&before="
-                                      f"{rng.randrange(top // 10, top)}",
-            "team_feed_severity_filter": lambda: f"/teams/{rng.choice(teams)}?severity=critical",
-        }
-        with TestClient(app) as client:
-            for name, make in cases.items():
-                for _ in range(10):  # warm up: caches, compiled templates
-                    client.get(make(), headers=auth)
-                found: list[float] = []
-                spent: list[float] = []
-                for _ in range(requests):
-                    answer = client.get(make(), headers=auth)
-                    assert answer.status_code == 200, (name, answer.status_code)
-                    found.append(float(answer.headers["x-server-ms"]))
-                    spent.append(float(answer.headers["x-server-cpu-ms"]))
-                timings[name] = found
-                cpu[name] = spent
     store.close()
-    return {name: {"wall": summary(values), "cpu": summary(cpu[name])}
-            for name, values in timings.items()}
+    config_path = directory / "web-bench-pages.yaml"
+    config_path.write_text(json.dumps(mapping(url, teams)), encoding="utf-8")
+    rng = random.Random(11)
+    cases = {
+        "team_feed_first_page": lambda: f"/teams/{rng.choice(teams)}",
+        "team_feed_deep_page": lambda: f"/teams/{rng.choice(teams)}?before="
+                                       f"{rng.randrange(top // 10, top)}",
+        "everything_first_page": lambda: "/",
+        "thread_page": lambda: f"/threads/{quote(rng.choice(existing), safe='')}",
+        "json_feed_page": lambda: f"/api/feed?team={rng.choice(teams)}&before="
+                                  f"{rng.randrange(top // 10, top)}",
+        "team_feed_severity_filter": lambda: f"/teams/{rng.choice(teams)}?severity=critical",
+        # a subject's ~50 posts among the million: the search must not scan the team
+        "team_feed_text_search": lambda: f"/teams/{rng.choice(teams)}?q=machine-"
+                                         f"{rng.randrange(20_000):05d}",
+    }
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "text/html"}
+    results: dict[str, Any] = {}
+    server, port = serve(config_path)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for name, make in cases.items():
+            server_ms: list[float] = []
+            cpu_ms: list[float] = []
+            client_ms: list[float] = []
+            for n in range(requests + 10):  # the first 10 warm up: caches, templates
+                path = make()
+                started = time.perf_counter()
+                conn.request("GET", path, headers=headers)
+                answer = conn.getresponse()
+                answer.read()
+                took = (time.perf_counter() - started) * 1000
+                assert answer.status == 200, (name, path, answer.status)
+                if n < 10:
+                    continue
+                timing = dict(part.strip().split(";dur=")
+                              for part in answer.headers["server-timing"].split(","))
+                server_ms.append(float(timing["app"]))
+                cpu_ms.append(float(timing["cpu"]))
+                client_ms.append(took)
+            results[name] = {"server": summary(server_ms), "server_cpu": summary(cpu_ms),
+                             "client": summary(client_ms)}
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(20)
+    return results
 
 
 PUBLISHER = """
@@ -226,112 +309,126 @@ stream.close()
 """
 
 
-async def client(port: int, team: str, seen: list[float], ready: asyncio.Event,
-                 opened: list[int], stop: asyncio.Event) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"GET /events?scope=team&team={team} HTTP/1.1\r\nHost: x\r\n"
-                  f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n")
-                 .encode())
-    await writer.drain()
-    await reader.readuntil(b"\r\n\r\n")
-    opened.append(1)
-    ready.set()
-    marker = b'"floorstream:fields": {"summary": "bench '  # once per event
-    buffer = b""
-    try:
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(1.0):
-                    chunk = await reader.read(1 << 16)
-            except TimeoutError:
-                continue
-            if not chunk:
-                return
-            now = time.monotonic()
-            # the stamps in what came, without parsing events: this process must not be
-            # what limits the measurement (a readline per line was, at 100 clients)
-            buffer += chunk
-            while True:
-                at = buffer.find(marker)
-                if at < 0:
-                    buffer = buffer[-(len(marker) + 32):]
-                    break
-                end = buffer.find(b" ", at + len(marker))
-                if end < 0:
-                    buffer = buffer[at:]
-                    break
-                seen.append((now - float(buffer[at + len(marker):end])) * 1000)
-                buffer = buffer[end:]
-    finally:
-        writer.close()
+CLIENT_SCRIPT = Path(__file__).with_name("web_clients.py")
 
 
-async def live_clients(port: int, team: str, clients: int, run: Any) -> tuple[list[float], int]:
-    seen: list[float] = []
-    opened: list[int] = []
-    stop = asyncio.Event()
-    ready = asyncio.Event()
-    tasks = []
-    for _ in range(clients):
-        tasks.append(asyncio.create_task(client(port, team, seen, ready, opened, stop)))
-        await asyncio.sleep(0.002)
-    deadline = time.monotonic() + 60
-    while len(opened) < clients and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    published = await asyncio.get_running_loop().run_in_executor(None, run)
-    await asyncio.sleep(DRAIN)  # the last posts' way to the clients
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return seen, published
-
-
-def live(url: str, teams: list[str], clients: int, rate: float, seconds: float,
-         directory: Path) -> dict[str, Any]:
-    config_path = directory / "web-bench.yaml"
-    data = mapping(url, teams)
-    config_path.write_text(json.dumps(data), encoding="utf-8")
+def serve(config_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """``floorstream web`` on ``config_path`` in a process of its own; returns it and its
+    port once it serves."""
     floorstream = str(Path(sys.executable).parent / "floorstream")
     port = 18000 + random.randrange(2000)
     server = subprocess.Popen([floorstream, "web", "-c", str(config_path), "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert server.stdout is not None
+    for line in server.stdout:  # log lines first, then the URL
+        if "floorstream web: serving" in line:
+            return server, port
+    server.wait(20)
+    raise RuntimeError("floorstream web did not start")
+
+
+def start_clients(port: int, clients: int, processes: int, path: str
+                  ) -> list[subprocess.Popen[str]]:
+    """``clients`` event streams in ``processes`` processes of ``web_clients.py``; returns
+    when every stream is open."""
+    started = []
+    for n in range(processes):
+        share = clients // processes + (1 if n < clients % processes else 0)
+        if share:
+            started.append(subprocess.Popen(
+                [sys.executable, str(CLIENT_SCRIPT), str(port), str(share), TOKEN, path],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True))
+    for process in started:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if line != "ready":
+            stop_clients(started)
+            raise RuntimeError(f"event-stream clients: {line!r}")
+    return started
+
+
+def stop_clients(started: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    """SIGTERM each client process (by its pid) and merge what they report."""
+    reports = []
+    for process in started:
+        process.terminate()
+    for process in started:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip():
+            reports.append(json.loads(line))
+        process.wait(20)
+    latency: dict[int, int] = {}
+    for report in reports:
+        for ms, count in report["latency_ms"].items():
+            latency[int(ms)] = latency.get(int(ms), 0) + count
+    return {"latency_ms": latency,
+            **{key: sum(r[key] for r in reports)
+               for key in ("opened", "failed", "posts_seen", "repeats", "more", "closed_early",
+                           "bytes", "cpu_s")},
+            "distinct_per_client_min": min(r["distinct_per_client_min"] for r in reports),
+            "distinct_per_client_max": max(r["distinct_per_client_max"] for r in reports),
+            "lowest_last_id": min(r["lowest_last_id"] for r in reports)}
+
+
+def histogram_summary(counts: dict[int, int]) -> dict[str, float]:
+    """p50 / p99 / max of a histogram of whole milliseconds."""
+    total = sum(counts.values())
+    if not total:
+        return {"n": 0}
+    found: dict[str, float] = {"n": total, "max": max(counts)}
+    running = 0
+    for ms in sorted(counts):
+        running += counts[ms]
+        if "p50" not in found and running >= total * 0.5:
+            found["p50"] = ms
+        if running >= total * 0.99:
+            found["p99"] = ms
+            break
+    return found
+
+
+def live(url: str, teams: list[str], clients: int, rate: float, seconds: float,
+         directory: Path, processes: int) -> dict[str, Any]:
+    """``clients`` event streams (in ``processes`` client processes) on a ``floorstream web``
+    process while a publisher process commits ``rate`` posts/s for ``seconds``."""
+    import psutil
+
+    config_path = directory / "web-bench.yaml"
+    data = mapping(url, teams)
+    config_path.write_text(json.dumps(data), encoding="utf-8")
+    server, port = serve(config_path)
     try:
-        assert server.stdout is not None
-        for line in server.stdout:  # log lines first, then the URL
-            if "floorstream web: serving" in line:
-                break
-        else:
-            raise RuntimeError("floorstream web did not start")
-
-        def run() -> int:
-            done = subprocess.run([sys.executable, "-c", PUBLISHER, json.dumps(data), str(rate),
-                                   str(seconds)], capture_output=True, text=True, check=True)
-            return int(done.stdout.strip().splitlines()[-1])
-
-        import psutil
-
+        started = start_clients(port, clients, processes,
+                                f"/events?scope=team&team={teams[0]}")
         watched = psutil.Process(server.pid)
         cpu_before = sum(watched.cpu_times()[:2])
-        wall_before, own_before = time.monotonic(), time.process_time()
-        seen, published = asyncio.run(live_clients(port, teams[0], clients, run))
+        wall_before = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", PUBLISHER, json.dumps(data), str(rate),
+                               str(seconds)], capture_output=True, text=True, check=True)
+        published = int(done.stdout.strip().splitlines()[-1])
+        time.sleep(DRAIN)  # the last posts' way to the clients
         cpu = sum(watched.cpu_times()[:2]) - cpu_before
-        own = time.process_time() - own_before
         wall = time.monotonic() - wall_before
+        got = stop_clients(started)
     finally:
         server.terminate()
         server.wait(20)
-    expected = published * clients
-    result: dict[str, Any] = {"clients": clients, "rate_per_s": rate, "seconds": seconds,
-                              "published": published, "deliveries_expected": expected,
-                              "deliveries_seen": len(seen),
-                              "publish_to_seen_ms": summary(seen) if seen else None,
-                              # the web process's CPU (user+system) over the run: what a
-                              # quiet machine would need, whatever the load here
-                              "server_cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
-                              "server_cpu_ms_per_post": round(cpu * 1000 / max(1, published),
-                                                              2),
-                              "clients_cpu_s": round(own, 2),
-                              "load_1m_after": round(os.getloadavg()[0], 2)}
-    return result
+    return {"clients": clients, "client_processes": processes, "rate_per_s": rate,
+            "seconds": seconds, "published": published,
+            "deliveries_expected": published * clients, "deliveries_seen": got["posts_seen"],
+            # every client saw every post exactly once: min = max = published, no repeats
+            "distinct_per_client_min_max": [got["distinct_per_client_min"],
+                                            got["distinct_per_client_max"]],
+            "repeats": got["repeats"], "more_events": got["more"],
+            "streams_closed_early": got["closed_early"],
+            "publish_to_seen_ms": histogram_summary(got["latency_ms"]),
+            # the web process's CPU (user+system) over the run: what a quiet machine would
+            # need, whatever the load here
+            "server_cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
+            "server_cpu_ms_per_post": round(cpu * 1000 / max(1, published), 2),
+            "clients_cpu_s": round(got["cpu_s"], 2), "mb_received": got["bytes"] // 10**6,
+            "load_1m_after": round(os.getloadavg()[0], 2)}
 
 
 CLIENTS = """
@@ -453,9 +550,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes the event-stream clients run in")
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "fs-web-bench")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "webbench")
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-pages", action="store_true")
@@ -476,12 +575,13 @@ def main() -> None:
                                            "load_1m": round(os.getloadavg()[0], 2)},
                                "posts": args.posts}
     for kind in args.store.split(","):
-        url = store_url(kind, args.dir)
+        url = store_url(kind, args.dir, args.posts)
         entry: dict[str, Any] = {"load": load(url, args.posts, teams, args.threads, args.fresh)}
         if not args.skip_pages:
-            entry["server_ms"] = pages(url, teams, args.threads, args.requests)
+            entry["pages_ms"] = pages(url, teams, args.requests, args.dir)
         if not args.skip_live:
-            entry["live"] = live(url, teams, args.clients, args.rate, args.seconds, args.dir)
+            entry["live"] = live(url, teams, args.clients, args.rate, args.seconds, args.dir,
+                                 args.client_processes)
         results[kind] = entry
         print(json.dumps({kind: entry}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))

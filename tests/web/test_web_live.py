@@ -21,7 +21,7 @@ from floorstream.plugins import build_plugins
 from floorstream.processing import Envelope
 from floorstream.store import schema
 from floorstream.store.store import CommitBatch, Store, _post_row
-from floorstream.web.live import BURST, Hub
+from floorstream.web.live import BUCKET, Hub
 from floorstream.web.queries import FeedQueries
 from support import DaemonRunner, wait_for
 
@@ -167,7 +167,7 @@ def run_burst(store: str) -> None:
         # bounded: one more event (a second only if the burst were split across rounds)
         # and never more than a bucket of rendered posts, instead of 500
         assert 1 <= len(mores) <= 2, events
-        assert len(posts) <= BURST + 1, len(posts)
+        assert len(posts) <= BUCKET + 1, len(posts)
         assert sum(more["posts"] for more in mores) + len(posts) - 1 >= 500
         assert posts[-1] == "sentinel"
         # every post of the burst is reachable: the feed, newest first, page after page

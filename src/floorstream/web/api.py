@@ -8,7 +8,6 @@ new posts arrive (they are above every cursor).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from floorstream.model import Post, utcnow
 from floorstream.web.app import Viewer, WebContext, context, viewer
-from floorstream.web.live import BURST, Item, more_item
+from floorstream.web.live import BURST, Item, event_stream, more_item
 from floorstream.web.params import feed_filter
 from floorstream.web.queries import FOLLOW_KINDS, FeedFilter, Follow
 from floorstream.web.views import activity, atom_feed, collection_page, filter_query
@@ -305,36 +304,11 @@ def _backlog(ctx: WebContext, start: int, wants: Callable[[Post], bool]) -> list
             for seq, post in wanted]
 
 
-async def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: list[Item]
-                  ) -> AsyncIterator[str]:
-    """The backlog, then what the hub hands over; a post that committed late (its seq below
-    one already sent: see live.GAP_WAIT_S) is sent too, the page ignores one it has."""
-    sent = {item.seq for item in backlog}  # queued live too, while the backlog was read
-    # a ``more`` in the backlog covers the posts up to its seq: the live ones too
-    covered = max((item.seq for item in backlog if item.kind == "more"), default=0)
-    try:
-        yield "retry: 1000\n\n"
-        for item in backlog:
-            yield item.text
-        while True:
-            try:
-                async with asyncio.timeout(15.0):  # no task per wait, unlike wait_for
-                    items = await subscriber.next()
-            except TimeoutError:
-                if await request.is_disconnected():
-                    return
-                yield ": keep-alive\n\n"
-                continue
-            if items is None:
-                return  # cut off (too slow) or the server stops: the browser reconnects
-            # a round in one write (one chunk, one send: the cost of a stream is per send)
-            text = "".join(item.text for item in items
-                           if item.kind == "ack"
-                           or (item.seq not in sent and item.seq > covered))
-            if text:
-                yield text
-    finally:
-        ctx.hub.unsubscribe(subscriber)
+def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: list[Item]
+            ) -> AsyncIterator[bytes]:
+    """The backlog, then what the hub hands over (``live.event_stream``: bytes encoded once
+    and shared by the streams of the same page and rights)."""
+    return event_stream(ctx.hub, subscriber, backlog, request.is_disconnected)
 
 
 def _base(ctx: WebContext, request: Request) -> str:

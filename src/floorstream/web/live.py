@@ -8,7 +8,7 @@ event (HTML and activity) once, and hands them to every subscriber whose page th
 (its team, its filters, what its reader may read).
 
 What a round renders is bounded, whatever the post rate: at most ``LIVE_RATE`` posts a second
-(a bucket of ``BURST``). When more arrived than that (a storm), the round reads no post at all:
+(a bucket of ``BUCKET``). When more arrived than that (a storm), the round reads no post at all:
 it reads the new seqs (the primary key's entries, no rows) and sends every stream one ``more``
 event — "up to N new posts" with the range they are in, its id the newest seq — at most one
 every ``MORE_EVERY_S``; the page loads them on demand (a reload: the feed's first page, then
@@ -27,7 +27,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
 import structlog
@@ -35,7 +35,8 @@ import structlog
 from floorstream.model import Post
 from floorstream.web.queries import Ack, FeedQueries
 
-__all__ = ["BURST", "LIVE_RATE", "MORE_EVERY_S", "Hub", "Item", "Subscriber", "more_item"]
+__all__ = ["BUCKET", "BURST", "LIVE_RATE", "MORE_EVERY_S", "Hub", "Item", "Subscriber",
+           "event_stream", "more_item"]
 
 log = structlog.get_logger("floorstream.web")
 
@@ -49,12 +50,21 @@ GAP_WAIT_S = 30.0
 #: the shortest time between two rounds of the watcher (what LISTEN/NOTIFY adds to a post's
 #: way at most, in exchange for one write per stream per round instead of per post)
 MIN_ROUND_S = 0.05
+#: ... and per open stream: a round costs every stream a write (~35 us of the server's CPU
+#: with its wake-up, on the development machine), so many streams space the rounds out —
+#: 500 streams: 0.2 s — and the writes stay a small share of a core, at the price of that
+#: much latency (the target is 1 s), up to MAX_ROUND_S (SQLite's default poll)
+ROUND_S_PER_STREAM = 0.0004
+MAX_ROUND_S = 0.25
 GAP_MAX = 10_000
 #: posts rendered and sent one by one per second at most (a plant's pace is ~100/s; each
 #: costs ~0.2 ms of CPU, under the daemon's GIL when the web runs in it: ≤ 4 % of a core)
 LIVE_RATE = 200.0
-#: the bucket: posts one round may render after a quiet while; more than the bucket holds
-#: and the round sends a ``more`` event instead
+#: the bucket: posts one round may render after a quiet while (a second's worth at
+#: LIVE_RATE, so a round delayed on a busy machine at a plant's pace still sends posts); more
+#: than the bucket holds and the round sends a ``more`` event instead
+BUCKET = 200
+#: what a reconnect's backlog renders at most (more: one ``more`` event; see api._backlog)
 BURST = 50
 #: in a storm, the shortest time between two ``more`` events (what a stream gets per second)
 MORE_EVERY_S = 1.0
@@ -66,12 +76,13 @@ class Item:
     text is encoded on first use, once for every subscriber, and never for a post nobody
     watches."""
 
-    __slots__ = ("_encode", "_text", "ack", "kind", "post", "seq")
+    __slots__ = ("_data", "_encode", "_text", "ack", "kind", "post", "seq")
 
     def __init__(self, kind: str, seq: int, post: Post | None, text: str = "",
                  ack: Ack | None = None, encode: Callable[[], str] | None = None) -> None:
         self.kind, self.seq, self.post, self.ack = kind, seq, post, ack
         self._text, self._encode = text, encode
+        self._data: bytes | None = None
 
     @property
     def text(self) -> str:
@@ -79,6 +90,14 @@ class Item:
         if not self._text and self._encode is not None:
             self._text = self._encode()
         return self._text
+
+    @property
+    def data(self) -> bytes:
+        """The event's bytes, encoded once for every stream (500 streams each encoding a
+        2 KB event was 1 MB of encoding per post)."""
+        if self._data is None:
+            self._data = self.text.encode()
+        return self._data
 
 
 def more_item(after: int, upto: int, posts: int) -> Item:
@@ -96,15 +115,18 @@ class Subscriber:
     #: subscribers with the same key want the same posts (same scope, filters, readable
     #: teams): the watcher asks ``wants`` once per key and round (None: ask this one)
     key: Hashable | None = None
-    #: a round's items at a time (sent as one write); None: the stream ends
-    queue: asyncio.Queue[list[Item] | None] = field(default_factory=asyncio.Queue)
+    #: a round at a time: its items and their bytes joined (one write; the same bytes
+    #: object for every stream of the same key); None: the stream ends
+    queue: asyncio.Queue[tuple[list[Item], bytes] | None] = field(
+        default_factory=asyncio.Queue)
     #: items queued and not yet taken by the stream
     pending: int = 0
     cut_off: bool = False
 
-    def take(self, items: list[Item]) -> None:
-        """On the subscriber's loop: queue what the watcher found for it, or the end of the
-        stream when it fell too far behind (its browser resumes from the store)."""
+    def take(self, items: list[Item], data: bytes = b"") -> None:
+        """On the subscriber's loop: queue what the watcher found for it (``data``: the
+        items' bytes joined; b"": joined when sent), or the end of the stream when it fell
+        too far behind (its browser resumes from the store)."""
         if self.cut_off:
             return
         if self.pending + len(items) > QUEUE_LIMIT:
@@ -112,14 +134,19 @@ class Subscriber:
             self.queue.put_nowait(None)
             return
         self.pending += len(items)
-        self.queue.put_nowait(items)
+        self.queue.put_nowait((items, data))
+
+    async def next_round(self) -> tuple[list[Item], bytes] | None:
+        """The next round: its items and their joined bytes (None: the end)."""
+        found = await self.queue.get()
+        if found is not None:
+            self.pending -= len(found[0])
+        return found
 
     async def next(self) -> list[Item] | None:
         """The next round's items (None: the end)."""
-        items = await self.queue.get()
-        if items is not None:
-            self.pending -= len(items)
-        return items
+        found = await self.next_round()
+        return None if found is None else found[0]
 
 
 class Hub:
@@ -140,8 +167,8 @@ class Hub:
         self.ack_head = 0
         #: seqs skipped over → when to stop looking for them (see GAP_WAIT_S)
         self._gaps: dict[int, float] = {}
-        #: posts the next rounds may still render (refilled at LIVE_RATE, up to BURST)
-        self._tokens = float(BURST)
+        #: posts the next rounds may still render (refilled at LIVE_RATE, up to BUCKET)
+        self._tokens = float(BUCKET)
         self._refilled = time.monotonic()
         #: when the last ``more`` went out; when a round is due whatever wakes us (a storm's
         #: next ``more``)
@@ -169,6 +196,10 @@ class Hub:
         return len(self._subscribers)
 
     # -- the watcher ---------------------------------------------------------------------------
+
+    def round_s(self) -> float:
+        """The shortest time between two rounds, for the streams open now."""
+        return min(MAX_ROUND_S, max(MIN_ROUND_S, len(self._subscribers) * ROUND_S_PER_STREAM))
 
     def _ensure_started(self) -> None:
         with self._lock:
@@ -201,9 +232,9 @@ class Hub:
             if self._due is not None:  # a storm's next ``more`` must go out even if all is quiet
                 timeout = min(timeout, max(0.0, self._due - time.monotonic()))
             self._wake.wait(timeout)
-            # rounds at least MIN_ROUND_S apart: a NOTIFY per commit (every few ms under
+            # rounds at least round_s() apart: a NOTIFY per commit (every few ms under
             # load) would make a round, and a write to every stream, per post
-            self._stop.wait(max(0.0, last + MIN_ROUND_S - time.monotonic()))
+            self._stop.wait(max(0.0, last + self.round_s() - time.monotonic()))
             self._wake.clear()
             last = time.monotonic()
             if self._stop.is_set():
@@ -234,10 +265,10 @@ class Hub:
                 # whoever comes next starts from here, a reconnect reads its gap from the store
                 self.head, self.ack_head = self.queries.head(), self.queries.ack_head()
                 self._gaps.clear()
-                self._tokens, self._due = float(BURST), None
+                self._tokens, self._due = float(BUCKET), None
                 return
         now = time.monotonic()
-        self._tokens = min(float(BURST), self._tokens + (now - self._refilled) * LIVE_RATE)
+        self._tokens = min(float(BUCKET), self._tokens + (now - self._refilled) * LIVE_RATE)
         self._refilled = now
         if self._gaps:
             for seq in [s for s, until in self._gaps.items() if until < now]:
@@ -249,7 +280,7 @@ class Hub:
         newest = self.queries.head()
         pending = newest - self.head  # at most that many (seqs rolled back leave holes)
         if 0 < pending <= self._tokens:
-            rows = self.queries.after(self.head, limit=BURST)
+            rows = self.queries.after(self.head, limit=BUCKET)
             for seq, post in rows:
                 self._skipped(self.head, seq, now)
                 out.append(self._item("post", seq, post, None))
@@ -293,30 +324,36 @@ class Hub:
         self.storm_rounds += 1
 
     def _fan_out(self, items: list[Item]) -> None:
-        """Hand each subscriber what it wants of ``items`` with one wake-up of its loop per
-        round (not one per post and subscriber: that was most of the cost of many streams)."""
+        """Hand each subscriber what it wants of ``items``: asked once per key (same page,
+        same rights), encoded and joined into one bytes object once per key, and handed over
+        with ONE wake-up of each server loop per round, not one per stream (each
+        ``call_soon_threadsafe`` writes to the loop's self-pipe: 500 streams were 500
+        syscalls and wake-ups a round)."""
         with self._lock:
             subscribers = list(self._subscribers)
-        same: dict[Hashable, list[Item]] = {}  # what one key wants, asked once
+        same: dict[Hashable, tuple[list[Item], bytes]] = {}  # what one key wants, asked once
+        rounds: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, list[Item], bytes]]] = {}
         for subscriber in subscribers:
             if subscriber.cut_off:
                 continue
             key = subscriber.key
-            wanted = same.get(key) if key is not None else None
-            if wanted is None:
+            found = same.get(key) if key is not None else None
+            if found is None:
                 try:
                     wanted = [item for item in items
                               if item.post is None or subscriber.wants(item.post)]
-                    for item in wanted:
-                        _ = item.text  # encoded here, on this thread, once for all
+                    # encoded here, on this thread, once for all
+                    found = (wanted, b"".join(item.data for item in wanted))
                 except Exception as exc:  # one bad filter must not starve the others
                     log.warning("web_subscriber_failed", error=repr(exc))
                     continue
                 if key is not None:
-                    same[key] = wanted
-            if wanted:
-                with contextlib.suppress(RuntimeError):  # its loop closed: server stopped
-                    subscriber.loop.call_soon_threadsafe(subscriber.take, wanted)
+                    same[key] = found
+            if found[0]:
+                rounds.setdefault(subscriber.loop, []).append((subscriber, *found))
+        for loop, handed in rounds.items():
+            with contextlib.suppress(RuntimeError):  # its loop closed: server stopped
+                loop.call_soon_threadsafe(_hand_over, handed)
 
     def _listen(self) -> None:
         """LISTEN on PostgreSQL; reconnects with backoff; polling covers the gaps."""
@@ -339,6 +376,51 @@ class Hub:
             self.listening = False
             self._stop.wait(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _hand_over(handed: list[tuple[Subscriber, list[Item], bytes]]) -> None:
+    """On a server loop: one watcher round for each of its subscribers."""
+    for subscriber, items, data in handed:
+        subscriber.take(items, data)
+
+
+async def event_stream(hub: Hub, subscriber: Subscriber, backlog: list[Item],
+                       disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+    """A stream's bytes: the backlog, then each round the hub hands over as one chunk — the
+    bytes the watcher joined, the same object for every stream of the same key, unless the
+    backlog already sent some of its posts. A post that committed late (its seq below one
+    already sent: see GAP_WAIT_S) is sent too, the page ignores one it has. Unsubscribes at
+    the end (the caller subscribed before reading the backlog: nothing falls between)."""
+    sent = {item.seq for item in backlog}  # queued live too, while the backlog was read
+    # a ``more`` in the backlog covers the posts up to its seq: the live ones too
+    covered = max((item.seq for item in backlog if item.kind == "more"), default=0)
+    try:
+        yield b"retry: 1000\n\n"
+        for item in backlog:
+            yield item.data
+        while True:
+            try:
+                async with asyncio.timeout(15.0):  # no task per wait, unlike wait_for
+                    found = await subscriber.next_round()
+            except TimeoutError:
+                if await disconnected():
+                    return
+                yield b": keep-alive\n\n"
+                continue
+            if found is None:
+                return  # cut off (too slow) or the server stops: the browser reconnects
+            items, data = found
+            if sent or covered:
+                kept = [item for item in items if item.kind == "ack"
+                        or (item.seq not in sent and item.seq > covered)]
+                if len(kept) != len(items):
+                    items, data = kept, b""
+            if not data:
+                data = b"".join(item.data for item in items)
+            if data:
+                yield data  # a round in one write (one chunk, one send)
+    finally:
+        hub.unsubscribe(subscriber)
 
 
 def sse(item_id: int | None, event: str, data: str) -> str:
