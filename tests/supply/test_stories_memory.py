@@ -300,3 +300,76 @@ sources:
             by_source["carrier"].refers_to) == (asn.thread, "update", asn.id)
     assert (by_source["other"].thread, by_source["other"].relation) == (
         "other/shipment PRO5", "new")
+
+
+def _dcsa_page(*events: tuple[str, str, str]) -> bytes:
+    """DCSA events (event id, booking, event code): one page."""
+    return json.dumps({"events": [
+        {"metadata": {"eventID": ident, "eventType": "TRANSPORT",
+                      "publisher": {"partyName": "Maersk"}},
+         "payload": {"eventClassifierCode": "ACT", "transportEventTypeCode": code,
+                     "eventDateTime": "2026-11-20T10:00:00Z",
+                     "relatedDocumentReferences": [{"type": "BKG", "value": booking}]}}
+        for ident, booking, code in events]}).encode()
+
+
+def _retraction(ident: str, retracted: str) -> bytes:
+    return json.dumps([{"metadata": {"eventID": ident, "eventType": "TRANSPORT",
+                                     "publisher": {"partyName": "Maersk"},
+                                     "retractedEventID": retracted}}]).encode()
+
+
+def test_carrier_event_ids_are_written_not_cached_and_found_before_their_commit() -> None:
+    """A DCSA page names ~1,000 carrier events; only a retraction ever looks one up. Their
+    rows are written with the page, but kept out of the names cache, so a page does not
+    evict 1,000 names that documents do use. A retraction still finds the event in each
+    state its row can be in: written by the same file, dumped but not committed yet (the
+    store would say "no such event"), committed (read back from the store)."""
+    rows = Rows()
+    memory = Memory(loader=rows.load)
+    interp = interpreter(memory=memory)
+    (first,) = told(interp, _dcsa_page(("e-1", "B1", "DEPA")))
+    assert memory.size("aliases") == 0  # not cached: e-1 is only a row to write
+    # the same file: not dumped yet
+    (undo,) = told(interp, _retraction("r-1", "e-1"))
+    assert (undo.relation, undo.refers_to, undo.thread) == ("retraction", first.id,
+                                                             first.thread)
+    dump = memory.dump()
+    assert {"a:ev:e-1", "s:supply/shipment B1"} <= set(dump.state)
+    rows.update(dump.state)
+    memory.committed(dump)
+
+    # dumped, not committed: the pipeline has not written the page yet
+    (second,) = told(interp, _dcsa_page(("e-2", "B2", "DEPA")))
+    pending = memory.dump()
+    assert "a:ev:e-2" not in rows
+    (undo,) = told(interp, _retraction("r-2", "e-2"))
+    assert (undo.refers_to, undo.thread) == (second.id, second.thread)
+    rows.update(pending.state)
+    memory.committed(pending)
+    rows.commit(memory)
+
+    # committed: a restarted source reads the row back; a page of other events (in another
+    # file) and a retraction of an event nobody sent behave as before
+    again = rows.restart()
+    interp = interpreter(memory=again)
+    told(interp, _dcsa_page(*((f"x-{n}", f"X{n}", "ARRI") for n in range(50))))
+    (undo,) = told(interp, _retraction("r-3", "x-7"))
+    assert undo.thread == "supply/shipment X7"
+    (unknown,) = told(interp, _retraction("r-4", "nobody"))
+    assert (unknown.refers_to, unknown.thread) == (None, "carrier event nobody")
+    # a retraction already told posts nothing again, before and after a restart
+    assert told(interp, _retraction("r-2", "e-2")) == []
+    rows.commit(again)
+    assert told(interpreter(memory=rows.restart()), _retraction("r-1", "e-1")) == []
+
+
+def test_a_failed_file_writes_none_of_its_carrier_event_ids() -> None:
+    rows = Rows()
+    memory = Memory(loader=rows.load)
+    interp = interpreter(memory=memory)
+    told(interp, _dcsa_page(("e-1", "B1", "DEPA")))
+    memory.rollback()  # the file failed after its interpretation
+    assert memory.dump().state == {}
+    (unknown,) = told(interp, _retraction("r-1", "e-1"))
+    assert (unknown.refers_to, unknown.thread) == (None, "carrier event e-1")

@@ -81,10 +81,11 @@ class FeedHandler:
         return self.finish(emitter, read, ack=ack, on_failure=on_failure)
 
     def prepare(self, raw: bytes, name: str, *, format: str | None = None,
-                allow_empty: bool = False) -> Received:
+                allow_empty: bool = False, digest: str | None = None) -> Received:
         """Parse one file (no memory, no ERP yet): a transport with a backlog parses a few
-        files, :meth:`prefetch`-es their stories in one query, then :meth:`finish`-es each."""
-        digest = hashlib.sha256(raw).hexdigest()
+        files, :meth:`prefetch`-es their stories in one query, then :meth:`finish`-es each.
+        ``digest``: the SHA-256 hex of ``raw`` if the transport has it already."""
+        digest = digest or hashlib.sha256(raw).hexdigest()
         try:
             parsed = parse_any(raw, format or self.config.format, csv_mapping=self.config.csv,
                                name=name, allow_empty=allow_empty)

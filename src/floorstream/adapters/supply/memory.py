@@ -103,10 +103,14 @@ class Memory:
         self._names: OrderedDict[str, str | None] = OrderedDict()  # name → thread; None: none
         self._live: dict[str, dict[str, Any]] = {}  # stories changed since the last dump
         self._rows: dict[str, str] = {}  # names written since the last dump → thread
+        # carrier event ids (``ev:``) written since the last dump → thread, not cached: see
+        # _written_event; and those dumped, not committed yet, per generation
+        self._events: dict[str, str] = {}
+        self._unsaved: dict[int, dict[str, str]] = {}
         self._journal: list[tuple[int, str, Any]] = []
         self._pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._pinned: dict[str, int] = {}  # cache keys dumped, not committed → generation
-        self._lock = threading.Lock()  # _pinned: released by acks on the pipeline thread
+        self._lock = threading.Lock()  # _pinned, _unsaved: released by acks (pipeline thread)
         self._generation = 0
         self.extra: dict[str, Any] = {}  # transport state (HTTP cursor, ETag)
         #: the checkpoint text changed (waiting documents, ``extra``): the next dump writes it
@@ -179,13 +183,19 @@ class Memory:
         for alias, thread in self._rows.items():
             state[row_key(_NAME, alias)] = {"s": thread}
             pinned.append(_NAME + alias)
+        events = self._events
+        for alias, thread in events.items():
+            state[row_key(_NAME, alias)] = {"s": thread}
         self._live.clear()
         self._rows.clear()
+        self._events = {}
         self._journal.clear()
-        if pinned and self.loader is not None:
+        if (pinned or events) and self.loader is not None:
             with self._lock:
                 for key in pinned:
                     self._pinned[key] = generation
+                if events:
+                    self._unsaved[generation] = events
         self._trim()
         checkpoint = self.checkpoint() if self.dirty else None
         self.dirty = False
@@ -193,9 +203,10 @@ class Memory:
 
     def committed(self, dump: Dump) -> None:
         """The rows of ``dump`` are committed: the cache may let them go (any thread)."""
-        if not dump.pinned or self.loader is None:
+        if self.loader is None:
             return
         with self._lock:
+            self._unsaved.pop(dump.generation, None)
             for key in dump.pinned:
                 if self._pinned.get(key) == dump.generation:
                     del self._pinned[key]
@@ -209,6 +220,7 @@ class Memory:
         """Undo every change since the last :meth:`dump` (a file that could not be read)."""
         self._live.clear()
         self._rows.clear()
+        self._events.clear()
         while self._journal:
             table, key, before = self._journal.pop()
             entries: Any = self._names if table == _NAMES else self._pending
@@ -224,7 +236,8 @@ class Memory:
         stories those names lead to in a second), instead of one query each."""
         if self.loader is None:
             return
-        wanted_names = [n for n in dict.fromkeys(names) if n not in self._names]
+        wanted_names = [n for n in dict.fromkeys(names) if n not in self._names
+                        and not (n.startswith("ev:") and self._written_event(n) is not None)]
         wanted = [t for t in dict.fromkeys(threads) if t not in self._stories]
         self._fetch(wanted, wanted_names)
         found = {self._names.get(n) for n in wanted_names}
@@ -262,7 +275,14 @@ class Memory:
         for alias in new:
             self._point(alias, key)
         for carrier_id in carrier_ids:
-            self._point(f"ev:{carrier_id}", key)
+            # a carrier event id is looked up only by a retraction of it: its row is written
+            # but not cached (1,000 ids a DCSA page churned the names cache; ~15 % of the
+            # page's CPU) unless a lookup cached it already (then the cache must follow)
+            alias = f"ev:{carrier_id}"
+            if self.loader is None or alias in self._names:
+                self._point(alias, key)
+            else:
+                self._events[alias] = key
         posted = story.get("v")
         if posted and len(posted) > _EVENTS_PER_STORY + 8:  # the oldest go
             kept = list(posted)[-_EVENTS_PER_STORY:]
@@ -283,11 +303,15 @@ class Memory:
     def thread_of(self, alias: str) -> str | None:
         """The thread an alias (``ref:<BOL>``, ``po:<PO>``, ``asn:<sender>/<id>``,
         ``ev:<carrier event id>``) names, if its story is remembered and still lists it."""
-        if alias not in self._names:
-            self._fetch([], [alias])
-        else:
+        thread: str | None
+        if alias in self._names:
             self._names.move_to_end(alias)
-        thread = self._names.get(alias)
+            thread = self._names[alias]
+        else:
+            thread = self._written_event(alias) if alias.startswith("ev:") else None
+            if thread is None:
+                self._fetch([], [alias])
+                thread = self._names.get(alias)
         if thread is None:
             return None
         story = self.story(thread)
@@ -384,6 +408,19 @@ class Memory:
             else:
                 thread = row.get("s") if row else None
                 self._names[name] = thread if isinstance(thread, str) else None
+
+    def _written_event(self, alias: str) -> str | None:
+        """The thread of a carrier event id this source wrote but has not committed yet (the
+        store would answer with the row before it), newest first; None if there is none."""
+        thread = self._events.get(alias)
+        if thread is not None:
+            return thread
+        with self._lock:
+            for events in reversed(self._unsaved.values()):
+                thread = events.get(alias)
+                if thread is not None:
+                    return thread
+        return None
 
     def _point(self, alias: str, thread: str) -> None:
         before = self._names.get(alias, _MISSING)

@@ -61,7 +61,9 @@ def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
     """
     date, time = date.strip(), time.strip()
     try:
-        if len(date) == 6:
+        if len(date) == 8 and date.isascii() and date.isdigit():  # the usual CCYYMMDD
+            day = datetime(int(date[:4]), int(date[4:6]), int(date[6:]))  # (strptime: 4x)
+        elif len(date) == 6:
             day = datetime.strptime(date, "%y%m%d")
         elif len(date) == 8:
             day = datetime.strptime(date, "%Y%m%d")
