@@ -25,7 +25,13 @@ starting with ``_``, never columns; the ``erp.table`` adapter fills them, docs/e
   the last state seen (a polled table), so edits between two polls are not seen one by one;
   its ``record.field_changed`` events say so, as the SAP status mode's do
   (``intermediate_unseen``, ``changes`` null, ``polled_every_s``): "… Confirmed → Done
-  (intermediate states may be missing: polled every 5 s)".
+  (intermediate states may be missing: polled every 5 s)";
+- ``_lifecycle`` (``{"field": f, "state": "active"|"archived"|"deleted"|"blocked", "flag":
+  v}``, with ``"was"`` when the source knows the state before): the record's life as its ERP
+  flags it (Odoo ``active``, SAP ``LOEKZ``). A change of state is ONE ``record.archived``,
+  ``record.deleted`` (``flagged``: the record is still there), ``record.blocked`` or
+  ``record.restored`` event instead of a field change of ``f``: "WH/MO/00042 archived",
+  "4500012/10 flagged for deletion (LOEKZ L)".
 """
 
 from __future__ import annotations
@@ -68,6 +74,9 @@ ORIGIN_VERBS = frozenset({"amended", "backorder", "split"})
 ACTION_VERBS = frozenset({"submitted", "cancelled"})
 #: state keys that outlive a record's values (ids of its action events, by verb)
 _KEEP = ("acts",)
+#: a record's life (virtual field ``_lifecycle``) → the event type of entering it
+LIFE_EVENTS = {"archived": "record.archived", "deleted": "record.deleted",
+               "blocked": "record.blocked", "active": "record.restored"}
 
 
 def _virtual(data: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None,
@@ -81,6 +90,13 @@ def _virtual(data: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None,
             else None,
             action if isinstance(action, dict) and action.get("verb") in ACTION_VERBS
             and isinstance(action.get("field"), str) else None)
+
+
+def _life(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's lifecycle (virtual field ``_lifecycle``), when well-formed."""
+    life = data.get("_lifecycle")
+    return life if isinstance(life, dict) and life.get("state") in LIFE_EVENTS \
+        and isinstance(life.get("field"), str) else None
 
 
 class FieldChange(Detector):
@@ -111,6 +127,7 @@ class FieldChange(Detector):
                                {name: _plain(lookup(change.data, name)) for name in tracked})
             return []
         thread, origin, action = _virtual(change.data)
+        life = _life(change.data)
         current = {name: _plain(lookup(change.data, name)) for name in tracked}
         if change.kind == "row.deleted":
             # what the record held: the source's before image, else the last values seen
@@ -132,8 +149,10 @@ class FieldChange(Detector):
         # never seen before: a record made from another one is announced as such
         announce = origin is not None and "values" not in state.data \
             and "deleted" not in state.data
+        was_life = None if life is None else life.get("was") or state.data.get("life")
         kept = {k: state.data[k] for k in _KEEP if k in state.data}
-        state.replace({"values": current, **kept})
+        state.replace({"values": current, **kept,
+                       **({"life": life["state"]} if life is not None else {})})
         events: list[Event] = []
         if announce:
             assert origin is not None
@@ -152,6 +171,12 @@ class FieldChange(Detector):
         if previous is None:  # first sight without history: baseline silently
             return events
         changed = [name for name in tracked if previous.get(name) != current[name]]
+        if life is not None and was_life not in (None, life["state"]):
+            assert isinstance(was_life, str)
+            flag = life["field"].lower()
+            changed = [name for name in changed if name.lower() != flag]
+            if life["state"] != "deleted" or self.opts.deleted:
+                events.append(self._life_event(change, life, was_life, thread))
         if action is not None and action["field"] in changed:
             events.append(self._action(change, state, action, previous, current, changed,
                                        thread))
@@ -168,6 +193,17 @@ class FieldChange(Detector):
                                      position=f"{change.position}#{self.key}:{name}",
                                      thread=thread))
         return events
+
+    def _life_event(self, change: Change, life: dict[str, Any], was: str,
+                    thread: str | None) -> Event:
+        """The record archived, flagged for deletion, blocked, or back from one of them."""
+        now, field = life["state"], life["field"]
+        fields = {"state": now, "was": was, "field": field, "flag": _plain(life.get("flag")),
+                  "flagged": now == "deleted"}
+        severity = self.field_severity.get(field) or (
+            Severity.NOTICE if now in ("deleted", "blocked") else self.severity)
+        return self.event(change, LIFE_EVENTS[now], severity, fields,
+                          position=f"{change.position}#{self.key}:life:{now}", thread=thread)
 
     def _label(self, name: str) -> str:
         return self.opts.labels.get(name, name.replace("_", " "))
@@ -223,7 +259,9 @@ class FieldChange(Detector):
             if len(counts) < 10_000 or (name, before, after) in counts:
                 counts[(name, before, after)] += 1
         kept = {k: state.data[k] for k in _KEEP if k in state.data}
-        state.replace({"values": current, "at": change.position, "prev": previous, **kept})
+        life = _life(change.data)
+        state.replace({"values": current, "at": change.position, "prev": previous, **kept,
+                       **({"life": life["state"]} if life is not None else {})})
 
     def _mass_summary(self, change: Change) -> list[Event]:
         counts = self._mass.pop(str(change.data.get("run")), Counter())

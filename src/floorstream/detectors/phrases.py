@@ -129,6 +129,9 @@ def register_phrases(phrases: Registry[Phrase]) -> None:
         ("record.field_changed", _field_changed),
         ("record.created", _created),
         ("record.deleted", _deleted),
+        ("record.archived", _archived),
+        ("record.blocked", _blocked),
+        ("record.restored", _restored),
         ("record.submitted", _action),
         ("record.cancelled", _action),
         ("record.amended", _amended),
@@ -143,7 +146,38 @@ def _created(e: Event) -> str:
 
 
 def _deleted(e: Event) -> str:
+    """"WH/MO/00042 deleted" (the row is gone); a deletion flag set, the record still
+    there: "4500012/10 flagged for deletion (LOEKZ L)"."""
+    if e.fields.get("flagged"):
+        return f"{e.subject} flagged for deletion{_flag(e.fields)}"
     return f"{e.subject} deleted"
+
+
+def _flag(f: dict[str, object]) -> str:
+    """" (LOEKZ L)": the ERP's own indicator, as its users know it (not for a yes/no)."""
+    flag, field = f.get("flag"), str(f.get("field") or "")
+    if not isinstance(flag, str) or not flag or not field:
+        return ""
+    return f" ({field.upper()} {flag})"
+
+
+def _archived(e: Event) -> str:
+    return f"{e.subject} archived"
+
+
+def _blocked(e: Event) -> str:
+    return f"{e.subject} blocked{_flag(e.fields)}"
+
+
+def _restored(e: Event) -> str:
+    """"WH/MO/00042 restored from the archive", "4500012/10 deletion flag removed",
+    "4500012/10 unblocked"."""
+    was = e.fields.get("was")
+    if was == "archived":
+        return f"{e.subject} restored from the archive"
+    if was == "blocked":
+        return f"{e.subject} unblocked"
+    return f"{e.subject} restored (deletion flag removed)"
 
 
 def _action(e: Event) -> str:

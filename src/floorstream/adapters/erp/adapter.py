@@ -29,6 +29,7 @@ from tenacity import (
 from floorstream.adapters.erp.audit import AuditWatcher
 from floorstream.adapters.erp.config import ErpTableConfig, TableConfig
 from floorstream.adapters.erp.cursor import CursorWatcher
+from floorstream.adapters.erp.lifecycle import lifecycle_column
 from floorstream.adapters.erp.listen import Listener
 from floorstream.adapters.erp.lock import SourceLock
 from floorstream.adapters.erp.prune import prune_changes
@@ -80,7 +81,7 @@ def make_engine(config: ErpTableConfig) -> Engine:
 def needed_columns(cfg: TableConfig) -> list[str]:
     """Columns the config names for this table (key, cursor, tracked, lookups)."""
     names = [cfg.key, *([cfg.cursor] if cfg.cursor else []), *cfg.track, *cfg.lookups,
-             *(cfg.columns or [])]
+             *(cfg.columns or []), *([cfg.deletion_flag] if cfg.deletion_flag else [])]
     return list(dict.fromkeys(names))
 
 
@@ -294,8 +295,10 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
             present = present_columns(conn, cfg.table)
         if required:
             require(present, needed_columns(cfg), cfg.table)
+        # a record's archive or deletion flag is read even when columns: leaves it out
+        life = lifecycle_column(cfg.site.system, present) if cfg.columns is not None else None
         chosen = [c for c in present if cfg.columns is None or c in needed_columns(cfg)
-                  or (cfg.site.client and c.lower() == CLIENT_COLUMN)]
+                  or (cfg.site.client and c.lower() == CLIENT_COLUMN) or c == life]
         self.columns[cfg.table] = chosen
         return chosen
 

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, column, func, literal, sel
 from floorstream.adapters.erp.auditlogs import LOG_TABLE, ChildChange, Entry, read_log
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.idioms import untracked_fields
+from floorstream.adapters.erp.lifecycle import LIFECYCLE, lifecycle
 from floorstream.adapters.erp.publish import NO_GROUP, EventSpec, RowChange, SubjectMaker
 from floorstream.adapters.erp.sqlcommon import (
     SchemaProblem,
@@ -218,6 +219,12 @@ class AuditWatcher:
                 conn, [b for _, b in raw_pairs if b is not None], virtual=False))
             pairs = [(a, next(befores) if b is not None else None)
                      for a, (_, b) in zip(afters, raw_pairs, strict=True)]
+            for (after, _), (_, raw_before) in zip(pairs, raw_pairs, strict=True):
+                life = after.get(LIFECYCLE)
+                if isinstance(life, dict) and raw_before is not None:
+                    was = lifecycle(life["field"], raw_before, bool(self.config.deletion_flag))
+                    if was is not None:  # the log's before image says what it was
+                        life["was"] = was["state"]
             self._status_of_then(entries, pairs)
             return pairs
         flat = [a for a, _ in raw_pairs] + [b for _, b in raw_pairs if b is not None]

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, bindparam, column, inspect, or_, select, tabl
 
 from floorstream.adapters.erp.config import TableConfig
 from floorstream.adapters.erp.idioms import Idiom
+from floorstream.adapters.erp.lifecycle import SAP_INDICATORS
 from floorstream.adapters.erp.sqlcommon import as_utc
 
 __all__ = ["LOG_TABLE", "ChildChange", "Entry", "read_log", "sap_client_column", "sap_time"]
@@ -186,7 +187,9 @@ def _sap(conn: Connection, config: TableConfig, after: Any, gaps: list[Any],
             q = q.where(column(item_client) == client)
         for it in conn.execute(q, {"nrs": sorted({h.changenr for h in mine})}):
             items.setdefault((it.objectid, it.changenr), []).append(it)
-    spelled = {c.lower(): c for c in (*config.track, *config.labels, config.key)}
+    spelled = {c: c for c in SAP_INDICATORS} | {
+        c.lower(): c for c in (*config.track, *config.labels, config.key,
+                               *([config.deletion_flag] if config.deletion_flag else []))}
     out = []
     for h in headers:
         is_mine = wanted is None or h.objectclas == wanted

@@ -289,6 +289,12 @@ class TableConfig(_Strict):
         description="frappe: child-table field (operations, items) → how its rows are named")
     status: StatusConfig = Field(default_factory=StatusConfig,
                                  description="status mode: the SAP status tables")
+    deletion_flag: str | None = Field(
+        default=None,
+        description="column flagging a record deleted (a boolean, 0/1 or an SAP indicator; "
+                    "'S' blocks): its changes are posted as deleted / blocked / restored, not "
+                    "as field changes. Default: Odoo's active (archived), SAP's LOEKZ, LVORM, "
+                    "LOEVM")
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,8 @@ A humanised row may carry *virtual* fields, which start with ``_`` and are never
 - ``_action``: Frappe, ``{"field": "docstatus", "verb": "submitted"|"cancelled", "status":
   "status"}``: what the document's docstatus says was done to it;
 - ``_attrs``: the ``row_attrs`` (canonical stored values), taken out by the publisher;
+- ``_lifecycle``: ``{"field", "state", "flag"}``: the record's life as its ERP flags it
+  (archived, deleted, blocked, active; see :mod:`.lifecycle`);
 - ``_steps``: ``{"polled_every_s": s}`` on a row change read by comparing states (cursor and
   snapshot modes): the change is from the state seen at the last poll to this one, and
   steps between may be missing; the ``field_change`` detector says so in its posts.
@@ -37,6 +39,7 @@ from sqlalchemy import Connection, bindparam, column, select, table, text
 from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import LookupConfig, TableConfig
 from floorstream.adapters.erp.idioms import Idiom
+from floorstream.adapters.erp.lifecycle import LIFECYCLE, lifecycle, lifecycle_column
 
 __all__ = ["ATTRS", "STEPS", "Humanizer", "LookupCache", "plain", "row_hash", "steps_unseen"]
 
@@ -140,8 +143,10 @@ class Humanizer:
                 or config.thread:
             from floorstream.adapters.erp.lineage import Lineage
             self.lineage = Lineage(config, self)
+        #: records an ERP flags as archived or deleted (see :mod:`.lifecycle`)
+        self.flags_life = bool(self.idiom.system in ("odoo", "sap") or config.deletion_flag)
         self.virtual = bool(self.lineage is not None or self.idiom.actions
-                            or config.row_attrs)
+                            or config.row_attrs or self.flags_life)
 
     def _merge_labels(self) -> None:
         """Per column: the ERP's labels, overridden by ``values:``."""
@@ -173,7 +178,11 @@ class Humanizer:
     def _virtual(self, conn: Connection, raws: list[dict[str, Any]],
                  shown: list[dict[str, Any]]) -> None:
         cfg, actions = self.config, self.idiom.actions
+        life = lifecycle_column(self.idiom.system, raws[0], cfg.deletion_flag) \
+            if self.flags_life else None
         for raw, data in zip(raws, shown, strict=True):
+            if life is not None and (state := lifecycle(life, raw, bool(cfg.deletion_flag))):
+                data[LIFECYCLE] = state
             if cfg.row_attrs:
                 data[ATTRS] = {attr: canonical(plain(raw.get(col)))
                                for attr, col in cfg.row_attrs.items()
