@@ -144,6 +144,13 @@ class Daemon:
 
             self.web = WebServer(config, stream=self.stream())
             self.extra_services.append(self.web)
+        #: people's e-mail digests of what they follow (docs/web.md), into the outbox
+        self.digests: Any = None
+        if config.settings.web.digest_sink is not None:
+            from floorstream.delivery.personal import DigestService
+
+            self.digests = DigestService(config, self.store)
+            self.extra_services.append(self.digests)
 
     def stream(self) -> Stream:
         """A library handle publishing through this daemon's own pipeline (same detector
@@ -442,6 +449,7 @@ class Daemon:
             "sinks": self.sink_reports(),
             "alerts": self.monitor.open_alerts(),
             **({"fleet": self.fleet.report()} if self.fleet is not None else {}),
+            **({"digests": self.digests.health()} if self.digests is not None else {}),
         }
 
     def readiness(self) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["PEOPLE_SOURCE", "RELATIONS", "Change", "Event", "Post", "Relation", "Severity",
-           "event_id", "utcnow"]
+__all__ = ["DIGEST_SOURCE", "PEOPLE_SOURCE", "RELATIONS", "Change", "Event", "Post", "Relation",
+           "Severity", "event_id", "utcnow"]
 
 #: How a post relates to the earlier posts of its thread (design.md §9):
 #: ``new`` a story of its own; ``update`` the story changed (says what, since the last post);
@@ -29,6 +29,9 @@ RELATIONS: tuple[str, ...] = ("new", "update", "resolution", "retraction")
 #: the source of people's comments (the web feed, docs/web.md): their actor is the person
 #: (``fields["actor"]``), not an application
 PEOPLE_SOURCE = "@people"
+#: the source of a person's e-mail digest of what they follow (docs/web.md): a post with no
+#: team, addressed to its person (``fields["to"]``, which the email sink sends it to)
+DIGEST_SOURCE = "@digest"
 
 
 def utcnow() -> datetime:

@@ -82,7 +82,8 @@ def test_every_state_changing_route_refuses_a_missing_csrf_token(
     page = client.get("/")
     token = csrf_of(page.text)
     forms = {f"/posts/{post.id}/ack": {}, f"/posts/{post.id}/comment": {"text": "hi"},
-             "/follow": {"kind": "subject", "value": "press-07"}, "/logout": {}}
+             "/follow": {"kind": "subject", "value": "press-07"}, "/logout": {},
+             "/me/digest": {"every": "daily"}}
     for path, data in forms.items():
         refused = client.post(path, data=data, follow_redirects=False)
         assert refused.status_code == 403, path
@@ -90,6 +91,7 @@ def test_every_state_changing_route_refuses_a_missing_csrf_token(
         assert wrong.status_code == 403, path
     refused = client.post(f"/api/posts/{post.id}/ack")  # the JSON API with the cookie too
     assert refused.status_code == 403
+    assert client.put("/api/me/digest", json={"every": "daily"}).status_code == 403
     assert client.post("/login", data={"user": "alice", "password": "x"}).status_code == 403
     # every route of the app that changes state is one of those above
     changing = {(m, getattr(r, "path", "")) for r in _routes(app.routes)
@@ -98,7 +100,8 @@ def test_every_state_changing_route_refuses_a_missing_csrf_token(
                         ("POST", "/follow"), ("POST", "/login"), ("POST", "/logout"),
                         ("POST", "/api/posts/{post_id}/ack"),
                         ("POST", "/api/posts/{post_id}/comments"), ("POST", "/api/follows"),
-                        ("DELETE", "/api/follows")}
+                        ("DELETE", "/api/follows"), ("POST", "/me/digest"),
+                        ("PUT", "/api/me/digest")}
     assert stream.store.replies(post.id) == []  # nothing was commented
     assert client.get(f"/api/posts/{post.id}").json().get("floorstream:acknowledged") is None
 

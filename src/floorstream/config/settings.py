@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from floorstream.delivery.personal_schedule import Schedule
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Severity
 from floorstream.plugin import Duration, FloodOptions
@@ -20,9 +21,9 @@ from floorstream.plugin.adapter import SourceConfig
 from floorstream.plugin.sink import SinkConfig
 from floorstream.route import RouteRule
 
-__all__ = ["AlertSettings", "Config", "HealthSettings", "LoggingSettings", "PipelineSettings",
-           "PluginSettings", "RetentionSettings", "Settings", "TeamConfig", "WebPerson",
-           "WebSettings", "WebToken"]
+__all__ = ["AlertSettings", "Config", "HealthSettings", "LoggingSettings", "PersonDigest",
+           "PipelineSettings", "PluginSettings", "RetentionSettings", "Settings", "TeamConfig",
+           "WebPerson", "WebSettings", "WebToken"]
 
 _SEVERITIES = [s.label for s in Severity]
 
@@ -197,6 +198,23 @@ class RetentionSettings(_Strict):
                             description="rest between two batches (lets commits through)")
 
 
+class PersonDigest(_Strict):
+    """A person's e-mail digest of what they follow (docs/web.md): the config's default,
+    which the person may change on their page (``/me``) or through the API."""
+
+    every: str = Field(default="daily", description="hourly, daily or off")
+    at: str = Field(default="07:00", description="a daily digest's local time, HH:MM")
+    timezone: str = Field(default="UTC", description="of ``at`` and of the times listed")
+
+    @model_validator(mode="after")
+    def _schedule(self) -> PersonDigest:
+        self.schedule()  # ValueError: what is expected
+        return self
+
+    def schedule(self) -> Schedule:
+        return Schedule.parse(self.every, self.at, self.timezone)
+
+
 class WebPerson(_Strict):
     """Someone who may log in to the web feed (docs/web.md)."""
 
@@ -206,7 +224,10 @@ class WebPerson(_Strict):
                                   "through the trusted proxy header or an API token")
     teams: list[str] = Field(default_factory=lambda: ["*"],
                              description="teams whose posts this person may read ('*': all)")
-    email: str | None = None
+    email: str | None = Field(default=None, description="where their digest goes")
+    digest: PersonDigest | None = Field(
+        default=None, description="an e-mail digest of what they follow (needs email and "
+                                  "web.digest_sink); they may change it on their page")
 
 
 class WebToken(_Strict):
@@ -244,6 +265,9 @@ class WebSettings(_Strict):
                                 description="failed logins per address and user per "
                                             "login_window before refusing for a while")
     login_window: Duration = Field(default=300.0, gt=0)
+    digest_sink: str | None = Field(
+        default=None, description="the email sink that sends people's digests of what they "
+                                  "follow (to each person's email); none: no digests")
     deliver_acks: bool = Field(
         default=False, description="deliver an acknowledgement (\"on it\") to the post's "
                                    "teams' sinks like a comment, in the post's thread where "

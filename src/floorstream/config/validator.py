@@ -422,6 +422,7 @@ class _Validator:
                     self.fail(("routes", index, "teams", t_index),
                               f"team {team!r} is not declared under teams:"
                               + did_you_mean(team, declared))
+        self._check_digests(data, sinks, sink_names)
         for team, team_config in teams.items():
             team_sinks = team_config.get("sinks") if isinstance(team_config, dict) else None
             for s_index, sink in enumerate(team_sinks if isinstance(team_sinks, list) else []):
@@ -429,6 +430,32 @@ class _Validator:
                     self.fail(("teams", team, "sinks", s_index),
                               f"sink {sink!r} is not declared under sinks:"
                               + did_you_mean(sink, sink_names))
+
+    def _check_digests(self, data: dict[str, Any], sinks: list[SinkConfig],
+                       sink_names: set[str]) -> None:
+        """People's e-mail digests (docs/web.md): ``web.digest_sink`` names an email sink,
+        and a person given a digest has an address and that sink to get it by."""
+        web = data.get("web")
+        if not isinstance(web, dict):
+            return
+        sink = web.get("digest_sink")
+        if isinstance(sink, str):
+            if sink not in sink_names:
+                self.fail(("web", "digest_sink"), f"sink {sink!r} is not declared under "
+                          "sinks:" + did_you_mean(sink, sink_names))
+            elif any(s.name == sink and s.type != "email" for s in sinks):
+                self.fail(("web", "digest_sink"),
+                          f"sink {sink!r} is not an email sink; digests go by e-mail")
+        people = web.get("people")
+        for person, found in (people.items() if isinstance(people, dict) else ()):
+            if not isinstance(found, dict) or found.get("digest") is None:
+                continue
+            if not found.get("email"):
+                self.fail(("web", "people", person, "digest"),
+                          "a digest needs the person's email")
+            if not isinstance(sink, str):
+                self.fail(("web", "people", person, "digest"),
+                          "a digest needs web.digest_sink: the email sink that sends it")
 
 
 # the names pydantic gives the members of a union in an error's location (``summary.str``)

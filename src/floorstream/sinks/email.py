@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from floorstream.model import Post
+from floorstream.model import DIGEST_SOURCE, Post
 from floorstream.plugin import (
     DeliveryError,
     Duration,
@@ -50,6 +50,14 @@ class EmailConfig(SinkConfig):
     timeout: Duration = 30.0
 
 
+def _addressed(post: Post) -> list[str]:
+    """A person's digest (docs/web.md) goes to that person, not to the sink's ``to``; only
+    that source's posts may say so (another post's ``fields["to"]`` is an ERP value)."""
+    if post.source != DIGEST_SOURCE:
+        return []
+    return [str(a) for a in post.fields.get("to") or () if a]
+
+
 def message_id(post_id: str, sink: str, sender: str) -> str:
     domain = sender.rpartition("@")[2] or "floorstream"
     return f"<{post_id}.{sink}@{domain}>"
@@ -73,7 +81,7 @@ class EmailSink(Sink[EmailConfig]):
                                      team=outgoing.team, type=post.type)
         msg["Subject"] = subject.replace("\n", " ")[:250]
         msg["From"] = cfg.sender
-        msg["To"] = ", ".join(cfg.to)
+        msg["To"] = ", ".join(_addressed(post) or cfg.to)
         msg["Date"] = formatdate(post.created_at.timestamp(), usegmt=True)
         msg["Message-ID"] = message_id(post.id, cfg.name, cfg.sender)
         msg["X-Floorstream-Idempotency-Key"] = outgoing.idempotency_key

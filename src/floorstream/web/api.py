@@ -17,7 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from floorstream.model import Post, utcnow
+from floorstream.delivery.personal import PersonalDigests
+from floorstream.delivery.personal_schedule import Schedule
+from floorstream.model import DIGEST_SOURCE, Post, utcnow
 from floorstream.web.app import Viewer, WebContext, context, viewer
 from floorstream.web.live import BURST, Item, event_stream, more_item
 from floorstream.web.params import feed_filter
@@ -208,6 +210,51 @@ def _follow_out(follow: Follow) -> FollowOut:
                      created_at=follow.created_at.isoformat())
 
 
+class DigestIn(BaseModel):
+    every: str = Field(description="off | hourly | daily", max_length=16)
+    at: str | None = Field(default=None, description="a daily digest's local time, HH:MM",
+                           max_length=8)
+    timezone: str | None = Field(default=None, description="e.g. Europe/Berlin; default UTC",
+                                 max_length=64)
+
+
+class DigestOut(BaseModel):
+    every: str
+    at: str
+    timezone: str
+    chosen: bool = Field(description="your own choice; false: the config's")
+    description: str
+
+
+def _digest_out(ctx: WebContext, person: str) -> DigestOut:
+    found = PersonalDigests(ctx.config, ctx.store).choice(person)
+    if found is None:
+        raise HTTPException(409, "no digest here: it needs your e-mail address in the config "
+                                 "and web.digest_sink")
+    schedule = found.schedule
+    return DigestOut(every=schedule.every, at=schedule.at_text, timezone=schedule.zone,
+                     chosen=found.chosen, description=schedule.describe())
+
+
+@router.get("/api/me/digest", tags=["follows"], response_model=DigestOut,
+            summary="Your e-mail digest of what you follow")
+def digest(ctx: Ctx, who: Who) -> DigestOut:
+    return _digest_out(ctx, _person(who))
+
+
+@router.put("/api/me/digest", tags=["follows"], response_model=DigestOut,
+            summary="Choose your e-mail digest: off, hourly, or daily at a local time")
+def choose_digest(body: DigestIn, ctx: Ctx, who: Who) -> DigestOut:
+    person = _person(who)
+    _digest_out(ctx, person)  # 409 when there can be none
+    try:
+        schedule = Schedule.parse(body.every, body.at, body.timezone)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    PersonalDigests(ctx.config, ctx.store).choose(person, schedule)
+    return _digest_out(ctx, person)
+
+
 @router.get("/teams/{team}/atom.xml", tags=["feed"], summary="A team's Atom feed",
             response_class=Response)
 def atom(team: str, request: Request, ctx: Ctx, who: Who) -> Response:
@@ -269,6 +316,8 @@ def _wanted(ctx: WebContext, who: Viewer, filters: FeedFilter, scope: str, team:
 
     def wants(post: Post) -> bool:
         if readable is not None and not any(t in readable for t in post.teams):
+            return False
+        if post.source == DIGEST_SOURCE:  # a person's e-mail digest: in no feed
             return False
         if scope == "team" and team not in post.teams:
             return False

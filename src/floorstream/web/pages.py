@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from floorstream.delivery.personal import PersonalDigests
+from floorstream.delivery.personal_schedule import Schedule
 from floorstream.model import Event, Post
 from floorstream.web import csrf
 from floorstream.web.app import Viewer, WebContext, context, set_session_cookie, viewer
@@ -96,8 +98,27 @@ def personal(ctx: Ctx, who: Who, before: int | None = None) -> Response:
         raise HTTPException(401, "log in to see what you follow")
     follows = ctx.queries.follows(who.identity.person)
     page = ctx.queries.followed(follows, readable=who.readable, before=before)
+    digest = PersonalDigests(ctx.config, ctx.store).choice(who.identity.person)
     return _feed(ctx, who, page, title="What I follow", stream={"scope": "me"},
-                 filters=FeedFilter(), follows=follows)
+                 filters=FeedFilter(), follows=follows, digest=digest)
+
+
+@router.post("/me/digest")
+def choose_digest(ctx: Ctx, who: Who, every: Annotated[str, Form(max_length=16)],
+                  at: Annotated[str | None, Form(max_length=8)] = None,
+                  timezone: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+    """The person's e-mail digest of what they follow (delivery.personal)."""
+    if who.identity is None:
+        raise HTTPException(401, "log in to choose your digest")
+    digests = PersonalDigests(ctx.config, ctx.store)
+    if digests.choice(who.identity.person) is None:
+        raise HTTPException(409, "no digest here: it needs your e-mail address in the config "
+                                 "and web.digest_sink")
+    try:
+        digests.choose(who.identity.person, Schedule.parse(every, at, timezone))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return RedirectResponse(f"{ctx.root}/me#digest", status_code=303)
 
 
 @router.get("/threads/{thread:path}", response_class=HTMLResponse)

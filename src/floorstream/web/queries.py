@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
-from floorstream.model import PEOPLE_SOURCE, Post, Severity, utcnow
+from floorstream.model import DIGEST_SOURCE, PEOPLE_SOURCE, Post, Severity, utcnow
 from floorstream.store import schema
 from floorstream.store.store import Store, _row_post
 from floorstream.web import search
@@ -160,6 +160,8 @@ class FeedQueries:
             seqs = self._page_seqs(conn, wanted, filters, before, limit)
             pairs = posts_by_seq(conn, seqs)
         next_before = seqs[-1] if len(seqs) == limit else None
+        if wanted is None:  # a person's digest has no team, so only this walk meets it
+            pairs = [(s, post) for s, post in pairs if post.source != DIGEST_SOURCE]
         return FeedPage([p for _, p in pairs], [s for s, _ in pairs], next_before, head)
 
     def _page_seqs(self, conn: Any, wanted: list[str] | None, filters: FeedFilter,
