@@ -57,6 +57,39 @@ def carrier() -> Iterator[Carrier]:
         yield state
 
 
+def test_a_page_is_decoded_once_and_a_bom_does_not_hide_its_cursor(tmp_path: Path) -> None:
+    """The page's events and its next cursor come from one decode (the cursor used to be read
+    by a second ``json.loads``, which also refused a page starting with a UTF-8 BOM that the
+    parser accepts: such a carrier's second page was never asked for)."""
+    pages = {None: [_event(1), _event(2)], "2": [_event(3, "ARRI")]}
+    asked: list[str | None] = []
+
+    def page(request: Request) -> Reply:
+        cursor = request.query.get("cursor")
+        asked.append(cursor)
+        events = pages.get(cursor, [])
+        body = {"events": events, "next_cursor": "2" if cursor is None else None}
+        return 200, {}, b"\xef\xbb\xbf" + json.dumps(body).encode()
+
+    url = f"sqlite:///{tmp_path}/fs.db"
+    with http_receiver() as server:
+        server.reply = page
+        config = f"""
+store: {url}
+default_team: everyone
+sources:
+  - name: maersk
+    adapter: supply.http
+    url: {server.url}/events
+    interval: 0.1
+"""
+        with DaemonRunner(config).start():
+            wait_for(lambda: len(all_posts(url)) == 3)
+    assert asked[:2] == [None, "2"]
+    assert [p.summary for p in all_posts(url)][2] == (
+        "Carrier Maersk: shipment BKG3 arrived (13 Nov)")
+
+
 def test_http_poll_pages_with_cursor_etag_and_resumes(tmp_path: Path, carrier: Carrier) -> None:
     config = f"""
 store: sqlite:///{tmp_path}/fs.db

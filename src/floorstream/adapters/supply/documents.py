@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = ["Asn", "AsnLine", "AsnOrder", "Document", "Parsed", "Retraction", "Status",
            "StatusReport"]
@@ -108,3 +109,6 @@ class Parsed:
     format: str
     documents: list[Document] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: JSON: the decoded body, for what a transport reads besides the events (the HTTP poll's
+    #: next cursor), so a page is decoded once
+    body: Any = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import threading
 import urllib.error
 import urllib.parse
@@ -104,7 +103,12 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
         if state.get("page") == page:
             self.context.log.debug("supply_http_page_unchanged", url=url)
             return False  # handled already (posted or quarantined): nothing new to say
-        next_cursor = None if oversized else _cursor(raw, config.cursor_field)
+        name = f"{config.name}@{cursor or 'start'}"
+        # parsed once: the events and the next cursor come from the same decoded body
+        read = None if oversized else self.handler.prepare(raw, name, format="json",
+                                                           allow_empty=True)
+        next_cursor = _cursor(read.parsed.body if read is not None and read.parsed else None,
+                              config.cursor_field)
         new_state = {"cursor": next_cursor or cursor, "etag": etag, "last_modified": modified,
                      "page": page}
         if next_cursor and next_cursor != cursor:
@@ -113,15 +117,15 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
         state.clear()
         state.update({k: v for k, v in new_state.items() if v})
         self.handler.memory.dirty = True
-        name = f"{config.name}@{cursor or 'start'}"
         try:
-            if oversized:  # quarantined once: the page key rides with it
+            if read is None:  # oversized, quarantined once: the page key rides with it
                 self.handler.quarantine(
                     emitter, raw, name, f"response over max_bytes {config.max_bytes}; not "
                     f"parsed (first {config.max_bytes} bytes kept)",
                     context={"truncated": True, "url": url})
             else:
-                self.handler.handle(emitter, raw, name, format="json", allow_empty=True)
+                self.handler.prefetch([read])
+                self.handler.finish(emitter, read)
         except BaseException:  # not handled (ERP down…): this page must be fetched again
             state.clear()
             state.update(previous)
@@ -130,17 +134,11 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
 
 
 
-def _cursor(raw: bytes, path: str) -> str | None:
-    """The next page's cursor, or None; never from a page the parser refuses (a cursor with
-    a lone surrogate could not even be put in the next URL)."""
-    from floorstream.adapters.supply.formats.carrier_json import validate
-
-    try:
-        text = raw.decode("utf-8")  # strict, as the parser reads it (json would pass surrogates)
-        value: Any = json.loads(text)
-        validate(value, text)
-    except (ValueError, RecursionError):  # ParseError is a ValueError
-        return None
+def _cursor(body: Any, path: str) -> str | None:
+    """The next page's cursor in a decoded page, or None; never from a page the parser
+    refused (``body`` None: a cursor with a lone surrogate could not even be put in the next
+    URL)."""
+    value = body
     for part in path.split("."):
         if not isinstance(value, dict):
             return None

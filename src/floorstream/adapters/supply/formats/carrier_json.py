@@ -38,7 +38,9 @@ def parse(raw: bytes, *, allow_empty: bool = False) -> Parsed:
     except ValueError as exc:  # an integer of more than 4300 digits
         raise ParseError(f"not JSON: {str(exc).split(';')[0]}") from None
     validate(value, text)
-    return parse_value(value, allow_empty=allow_empty)
+    parsed = parse_value(value, allow_empty=allow_empty)
+    parsed.body = value
+    return parsed
 
 
 #: an escape that may decode to what no database stores: ``\u0000`` or a surrogate half
