@@ -87,14 +87,21 @@ def _v7_web(conn: Connection) -> None:
 
 def _v8_web_search(conn: Connection) -> None:
     """v7 → v8: the web feed's text index over the posts there already (SQLite FTS5 with its
-    triggers, PostgreSQL a GIN index; docs/web.md, "Store"), the failed logins every web
-    process shares, and the personal digests' choices and checkpoints. Kept if there."""
+    triggers, PostgreSQL a GIN index, MariaDB a FULLTEXT index on a stored column of the
+    words; docs/web.md, "Store"), the failed logins every web process shares, and the
+    personal digests' choices and checkpoints. Kept if there."""
     if conn.dialect.name == "sqlite":
         for statement in schema.SQLITE_TEXT_INDEX:
             conn.execute(text(statement))
         conn.execute(text(schema.SQLITE_TEXT_REBUILD))
     elif conn.dialect.name == "postgresql":
         conn.execute(text(schema.PG_TEXT_INDEX))
+    else:  # MariaDB / MySQL: a stored column of the words and its FULLTEXT index
+        found = inspect(conn)
+        if "search_words" not in {c["name"] for c in found.get_columns("fs_posts")}:
+            conn.execute(text(schema.MYSQL_TEXT_COLUMN))
+        if "ix_fs_posts_text" not in {i["name"] for i in found.get_indexes("fs_posts")}:
+            conn.execute(text(schema.MYSQL_TEXT_INDEX))
     for table in (schema.web_login_failures, schema.web_digests):
         table.create(conn, checkfirst=True)
 

@@ -289,12 +289,13 @@ for _ddl in (PG_NOTIFY_FUNCTION, *PG_NOTIFY_TRIGGERS):
 
 
 # -- v8: the web feed's text search, shared login limit and personal digests (docs/web.md) ---
-# A search must not scan the posts: SQLite keeps an FTS5 index of summary and body (an
-# external-content table over fs_posts, kept current by triggers, so every writer — the
-# pipeline, retention, a bulk load — keeps it without knowing of it); PostgreSQL a GIN index
-# on the tsvector of the same text (an expression index, current by construction). Both see
-# words: letters and digits, split at everything else, no stemming, no stop words; a search
-# word matches the words it begins (floorstream.web.search). MariaDB has none (see there).
+# A search must not scan the posts. SQLite keeps an FTS5 index of summary and body (an
+# external-content table over fs_posts: new posts enter it in Store.commit, deleted ones leave
+# by trigger, see SQLITE_TEXT_ADD); PostgreSQL a GIN index on the tsvector of the same text
+# (an expression index, current by construction); MariaDB a FULLTEXT index on a stored
+# column of the words (MYSQL_TEXT_COLUMN). All see words: letters and digits, split at
+# everything else, no stemming, no stop words; a search word matches the words it begins
+# (floorstream.web.search).
 
 SQLITE_TEXT_INDEX = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS fs_posts_fts USING fts5(summary, body, "
@@ -328,6 +329,18 @@ PG_TEXT_DOCUMENT = ("to_tsvector('simple'::regconfig, regexp_replace("
 PG_TEXT_INDEX = ("CREATE INDEX IF NOT EXISTS ix_fs_posts_text ON fs_posts "
                  f"USING gin ({PG_TEXT_DOCUMENT})")
 
+#: MariaDB / MySQL: the searched words as a stored column (lower case, everything but letters
+#: and digits made one space) with a FULLTEXT index on it; in lower case because InnoDB's
+#: full-text search follows the column's collation, binary (case-sensitive) in this store
+MYSQL_TEXT_COLUMN = (
+    "ALTER TABLE fs_posts ADD COLUMN search_words LONGTEXT AS (LOWER(REGEXP_REPLACE("
+    "CONCAT(summary, ' ', COALESCE(body, '')), '[^[:alnum:]]+', ' '))) STORED")
+MYSQL_TEXT_INDEX = "ALTER TABLE fs_posts ADD FULLTEXT INDEX ix_fs_posts_text (search_words)"
+
+for _ddl in (MYSQL_TEXT_COLUMN, MYSQL_TEXT_INDEX):
+    for _dialect in ("mysql", "mariadb"):
+        event.listen(posts, "after_create",
+                     DDL(_ddl).execute_if(dialect=_dialect))  # type: ignore[no-untyped-call]
 for _ddl in SQLITE_TEXT_INDEX:
     event.listen(posts, "after_create",
                  DDL(_ddl).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
