@@ -103,3 +103,15 @@ def test_a_change_compared_across_polls_says_steps_may_be_missing() -> None:
     (logged,) = run.feed(_row("done"), kind="row.updated", before=_row("progress"),
                          position="w4", subject="WH/MO/00042")
     assert phrase(logged) == "WH/MO/00042: status progress → done"  # an audit log: each step
+
+
+def test_a_time_now_labelled_with_its_zone_is_not_a_change() -> None:
+    """State kept before times in posts named their zone ("06:00") against the same time
+    labelled ("06:00 UTC"): no post; a real change still is one, labelled."""
+    run = Runner(make(FieldChange, **OPTIONS))
+    run.feed(_row("confirmed", "2 Nov 2026 06:00"), kind="row.created", position="w1")
+    assert run.feed(_row("confirmed", "2 Nov 2026 06:00 UTC"), kind="row.upserted",
+                    position="w2") == []
+    (moved,) = run.feed(_row("confirmed", "3 Nov 2026 06:00 UTC"), kind="row.upserted",
+                        position="w3", subject="WH/MO/00042")
+    assert phrase(moved) == "WH/MO/00042: planned start 2 Nov 2026 06:00 UTC → 3 Nov 2026 06:00 UTC"

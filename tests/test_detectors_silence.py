@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from floorstream.detectors.silence import Silence
 from floorstream.model import Severity
+from floorstream.plugin import phrasing
 from floorstream.testing.detectors import T0, DetectorConformance, Runner, make, phrase
 
 
@@ -37,7 +39,11 @@ def test_offline_after_the_silence_and_back_online() -> None:
     # the event-time gap, never the wall clock: it happened when the subject last spoke
     assert offline.occurred_at == T0 + timedelta(seconds=10)
     assert offline.fields["since"] == (T0 + timedelta(seconds=10)).isoformat()
-    assert phrase(offline) == "press-07 offline: nothing received for 1 min, last data from 06:00"
+    assert phrase(offline) == ("press-07 offline: nothing received for 1 min, last data from "
+                               "06:00 UTC")
+    with phrasing.in_zone(ZoneInfo("Europe/Berlin")):  # display.timezone: the plant's clock
+        assert phrase(offline) == ("press-07 offline: nothing received for 1 min, last data "
+                                   "from 07:00 CET")
     assert run.tick(100) == [] and run.tick(500) == []  # said once, not every tick
     (online,) = run.feed({"v": 3}, at=610, position="r3")
     assert online.type == "machine.online" and online.clears == offline.id

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from pydantic import ValidationError
 
 from floorstream.detectors.state_change import StateChange
 from floorstream.model import Severity
+from floorstream.plugin import phrasing
 from floorstream.testing.detectors import DetectorConformance, Runner, make, phrase
 
 OPTIONS = {"field": "state", "normal": ["RUNNING"],
@@ -117,8 +120,11 @@ def test_a_reading_that_arrives_after_a_newer_one_is_posted_as_a_past_state() ->
     assert late.fields["state"] == "STOPPED" and late.fields["current"] == "FAULT"
     assert late.fields["late_s"] == 5
     assert late.position == "p5#state_change:state" and late.id != fault.id
-    assert phrase(late) == ("press-07 was stopped at 06:00:05, reported late "
+    assert phrase(late) == ("press-07 was stopped at 06:00:05 UTC, reported late "
                             "(in fault since 06:00:10)")
+    with phrasing.in_zone(ZoneInfo("America/Chicago")):  # display.timezone
+        assert phrase(late) == ("press-07 was stopped at 00:00:05 CST, reported late "
+                                "(in fault since 00:00:10)")
     assert run.feed({"state": "FAULT"}, at=7) == []  # the current state, late: nothing new
     # the current state is untouched: back to normal threads to the fault
     (back,) = run.feed({"state": "RUNNING"}, at=20)

@@ -7,6 +7,7 @@ import json
 import math
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from floorstream.detectors.threshold import Threshold
 from floorstream.errors import DecodeError
 from floorstream.model import Severity
-from floorstream.plugin import DetectorState
+from floorstream.plugin import DetectorState, phrasing
 from floorstream.testing.detectors import T0, DetectorConformance, Runner, change, make, phrase
 
 TEMP = {"field": "spindle_temp", "above": 85, "clear_below": 80, "unit": "°C",
@@ -274,8 +275,12 @@ def test_a_standing_alarm_of_a_machine_gone_quiet_is_reminded_on_the_wall_clock(
     assert standing.occurred_at == raised.occurred_at + timedelta(seconds=360)  # event time
     assert standing.fields["reminder"] == 1 and standing.fields["quiet_s"] == 540
     assert standing.attrs == raised.attrs  # routed like the alarm it reminds of
-    assert phrase(standing) == ("press-07: temp still above the 85 °C limit since 06:00, "
+    assert phrase(standing) == ("press-07: temp still above the 85 °C limit since 06:00 UTC, "
                                 "15 min (no reading since 06:06: last 87 °C, peak 87 °C)")
+    with phrasing.in_zone(ZoneInfo("Europe/Berlin")):
+        assert phrase(standing) == ("press-07: temp still above the 85 °C limit since 07:00 "
+                                    "CET, 15 min (no reading since 07:06: last 87 °C, peak "
+                                    "87 °C)")
     assert [run.tick(at) for at in (901, 1500, 1799)] == [[], [], []]  # once per interval
     (second,) = run.tick(1800)
     assert second.fields["reminder"] == 2 and second.id != standing.id

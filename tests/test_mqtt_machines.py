@@ -218,7 +218,7 @@ def test_a_standing_alarm_of_a_quiet_machine_is_reminded_across_a_restart(
             assert (post.relation, post.refers_to) == ("update", raised.id)
             assert post.occurred_at == clock  # the last reading's time, not the wall clock
             assert post.summary.startswith(
-                f"oven-2: temp still above the 85 °C limit since {clock:%H:%M}, ")
+                f"oven-2: temp still above the 85 °C limit since {clock:%H:%M} UTC, ")
             assert f"(no reading since {clock:%H:%M}: last 90 °C, peak 90 °C)" in post.summary
     finally:
         publisher.close()

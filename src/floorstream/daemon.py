@@ -199,7 +199,8 @@ class Daemon:
                     lambda: self.store.checkpoints().get(source.name), health=status.health,
                     load_state=lambda keys: self.store.adapter_states(source.name, keys),
                     load_state_of=self.store.adapter_states,
-                    leased=self.fleet is not None, interest=self._interest(source))
+                    leased=self.fleet is not None, interest=self._interest(source),
+                    display_zone=self.config.settings.display.zone)
                 adapter = adapter_cls(source, context)
                 self._adapters[source.name] = adapter
                 self.pipeline.limit_unacked(source.name, adapter.unacked_window())

@@ -229,7 +229,8 @@ class Processor:
         self.plugins = plugins
         settings = config.settings
         self.renderer = Renderer({s.name: s.summary for s in config.sources},
-                                 {entry.name: entry.item for entry in plugins.phrases})
+                                 {entry.name: entry.item for entry in plugins.phrases},
+                                 settings.display.zone)
         self.router = Router(settings.routes, settings.default_team)
         self.teams: Mapping[str, TeamConfig] = settings.teams
         #: web.base_url: every post links to its permalink on the web feed

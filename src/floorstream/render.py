@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from typing import Any
 
 import jinja2
@@ -33,6 +34,7 @@ def template_environment() -> ImmutableSandboxedEnvironment:
     env.filters["number"] = phrasing.number
     env.filters["value"] = phrasing.value
     env.filters["quantity"] = phrasing.quantity
+    env.filters["clock"] = phrasing.clock  # {{ event.occurred_at | clock }}: 10:15 CET
     return env
 
 
@@ -69,11 +71,14 @@ def clip(text: str) -> str:
 
 
 class Renderer:
-    """Renders events with per-source templates compiled once."""
+    """Renders events with per-source templates compiled once; times in posts are shown in
+    ``zone`` (the config's ``display.timezone``; UTC when not set), labelled."""
 
     def __init__(self, templates: Mapping[str, str | Mapping[str, str] | None],
-                 phrases: Mapping[str, Phrase] | None = None) -> None:
+                 phrases: Mapping[str, Phrase] | None = None,
+                 zone: tzinfo | None = None) -> None:
         self.phrases: Mapping[str, Phrase] = dict(phrases or {})
+        self.zone = zone or UTC
         env = template_environment()
         self._templates: dict[str, list[tuple[str, jinja2.Template]]] = {}
         for source, spec in templates.items():
@@ -83,6 +88,10 @@ class Renderer:
             self._templates[source] = [(glob, env.from_string(t)) for glob, t in pairs.items()]
 
     def summary(self, event: Event) -> str:
+        with phrasing.in_zone(self.zone):
+            return self._summary(event)
+
+    def _summary(self, event: Event) -> str:
         default = default_summary(event, self.phrases)
         template = self._template_for(event)
         if template is None:

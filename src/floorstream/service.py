@@ -325,6 +325,7 @@ def apply_reload(daemon: Daemon, new: Config) -> tuple[list[str], list[str]]:
         if renderer_changed:
             processor.renderer = Renderer(
                 {s.name: s.summary for s in sources},
-                {entry.name: entry.item for entry in daemon.plugins.phrases})
+                {entry.name: entry.item for entry in daemon.plugins.phrases},
+                settings.display.zone)
         daemon.monitor.settings = settings.alerts
     return applied, sorted(dict.fromkeys(restart))

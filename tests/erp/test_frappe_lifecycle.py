@@ -135,7 +135,7 @@ def test_lifecycle_through_the_version_log(store_url: str, tmp_path: Path) -> No
         assert post_lines(posts) == [
             (f"{WO} submitted, status Not Started", "record.submitted", WO, "update"),
             (f"{WO}: quantity 1000 → 1200", "record.field_changed", WO, "new"),
-            (f"{WO}: planned start 25 Nov 2026 08:00 → 26 Nov 2026 06:30",
+            (f"{WO}: planned start 25 Nov 2026 08:00 UTC → 26 Nov 2026 06:30 UTC",
              "record.field_changed", WO, "new"),
             (f"{WO}: operation row 2 (Assembly): completed qty 0 → 500; status Pending → "
              "Work in Progress", "record.row_changed", WO, "new"),

@@ -120,7 +120,7 @@ def test_the_sites_own_formats_and_field_types(store_url: str, tmp_path: Path) -
             # a Data field: "1.200" is a revision, not one thousand two hundred
             ("MFG-WO-2026-00007: drawing revision 1.200 → 1.300", "record.field_changed",
              "MFG-WO-2026-00007", "new"),
-            ("MFG-WO-2026-00007: planned start 25 Nov 2026 08:00 → 26 Nov 2026 06:30",
+            ("MFG-WO-2026-00007: planned start 25 Nov 2026 08:00 UTC → 26 Nov 2026 06:30 UTC",
              "record.field_changed", "MFG-WO-2026-00007", "new")]
 
 
@@ -137,4 +137,4 @@ def test_formats_in_the_config_win(sqlite_url: str, tmp_path: Path) -> None:
                            "SENTINEL-1: quantity 1 → 2")
         assert [p.summary for p in posts] == [
             "MFG-WO-2026-00007: quantity 1000 → 1250.5",
-            "MFG-WO-2026-00007: planned start 25 Nov 2026 08:00 → 26 Nov 2026 06:30"]
+            "MFG-WO-2026-00007: planned start 25 Nov 2026 08:00 UTC → 26 Nov 2026 06:30 UTC"]

@@ -136,7 +136,7 @@ def test_labels_in_any_language_come_back_as_keys(store_url: str, tmp_path: Path
             ("WH/MO/00042: status In Progress → Contrôle qualité", "record.field_changed",
              "WH/MO/00042", "new"),
             # Odoo 17's date_start is the planned start
-            ("WH/MO/00042: planned start 2 Nov 2026 06:00 → 3 Nov 2026 06:00",
+            ("WH/MO/00042: planned start 2 Nov 2026 06:00 UTC → 3 Nov 2026 06:00 UTC",
              "record.field_changed", "WH/MO/00042", "new")]
         # routes and other sources match the key, not a translated label
         assert "state:progress" in posts[0].tags
@@ -167,7 +167,7 @@ def test_odoo15_translations_and_the_users_language(store_url: str, tmp_path: Pa
             ("WH/MO/00042: status En cours → Fait", "record.field_changed",
              "WH/MO/00042", "new"),
             # up to 16 date_start is when work actually started
-            ("WH/MO/00042: actual start 2 Nov 2026 06:00 → 2 Nov 2026 07:15",
+            ("WH/MO/00042: actual start 2 Nov 2026 06:00 UTC → 2 Nov 2026 07:15 UTC",
              "record.field_changed", "WH/MO/00042", "new")]
         states = [t for p in posts[:2] for t in p.tags if t.startswith("state:")]
         assert states == ["state:progress", "state:done"]

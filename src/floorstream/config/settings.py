@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from floorstream.config.display import DisplaySettings
 from floorstream.delivery.personal_schedule import Schedule
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.model import Severity
@@ -324,6 +325,7 @@ class Settings(_Strict):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ starting with ``_``, never columns; the ``erp.table`` adapter fills them, docs/e
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -90,6 +91,19 @@ def _virtual(data: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None,
             else None,
             action if isinstance(action, dict) and action.get("verb") in ACTION_VERBS
             and isinstance(action.get("field"), str) else None)
+
+
+#: a time zone's abbreviation as strftime %Z gives it (CET, CEST, UTC, +03)
+_ZONE_LABEL = re.compile(r"[A-Z]{2,5}|[+-]\d{2,4}")
+
+
+def _relabelled(before: Any, after: Any) -> bool:
+    """The same time, now labelled with its zone ("06:00" → "06:00 UTC"): a state written
+    before times in posts named their zone is not a change of the value."""
+    if not (isinstance(before, str) and isinstance(after, str)):
+        return False
+    head, _, label = after.rpartition(" ")
+    return head == before and _ZONE_LABEL.fullmatch(label) is not None
 
 
 def _life(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -170,7 +184,8 @@ class FieldChange(Detector):
                                thread=thread)]
         if previous is None:  # first sight without history: baseline silently
             return events
-        changed = [name for name in tracked if previous.get(name) != current[name]]
+        changed = [name for name in tracked if previous.get(name) != current[name]
+                   and not _relabelled(previous.get(name), current[name])]
         if life is not None and was_life not in (None, life["state"]):
             assert isinstance(was_life, str)
             flag = life["field"].lower()

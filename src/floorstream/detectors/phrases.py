@@ -30,16 +30,24 @@ def _state_changed(e: Event) -> str:
 
 
 def _state_reported_late(e: Event) -> str:
-    """"press-07 was stopped at 10:00:03, reported late (running since 10:00:05)": a reading
-    that arrived after a newer one is a past state, said as such."""
+    """"press-07 was stopped at 10:00:03 CET, reported late (running since 10:00:05)": a
+    reading that arrived after a newer one is a past state, said as such. Times in the
+    plant's display zone, named once."""
     f = e.fields
-    text = f"{e.subject} was {f['state_label']} at {e.occurred_at:%H:%M:%S}, reported late"
+    text = (f"{e.subject} was {f['state_label']} at "
+            f"{phrasing.clock(e.occurred_at, '%H:%M:%S')}, reported late")
     since = f.get("current_since")
     if since:
-        text += f" ({f['current_label']} since {datetime.fromisoformat(since):%H:%M:%S})"
+        text += f" ({f['current_label']} since {_clock(since, '%H:%M:%S')})"
     else:
         text += f" (now {f['current_label']})"
     return text
+
+
+def _clock(moment: str, fmt: str = "%H:%M") -> str:
+    """A time in the display zone without its abbreviation: for the second time of a
+    sentence whose first one names the zone."""
+    return datetime.fromisoformat(moment).astimezone(phrasing.display_zone()).strftime(fmt)
 
 
 def _limit_exceeded(e: Event) -> str:
@@ -79,14 +87,13 @@ def _limit_escalated(e: Event) -> str:
 def _limit_standing(e: Event) -> str:
     """"oven-2: temp still above the 85 °C limit after 15 min (now 91 °C, peak 93 °C)"; a
     reminder on the wall clock, with no reading since: "oven-2: temp still above the 85 °C
-    limit since 08:14, 45 min (no reading since 08:20: last 86 °C, peak 88 °C)"."""
+    limit since 08:14 CET, 45 min (no reading since 08:20: last 86 °C, peak 88 °C)"."""
     f = e.fields
     unit = f.get("unit", "")
     limit = phrasing.quantity(f["limit"], unit)
     now, peak = phrasing.quantity(f["value"], unit), phrasing.quantity(f["peak"], unit)
     if f.get("last_at"):
-        since = datetime.fromisoformat(f["since"]).strftime("%H:%M")
-        last = datetime.fromisoformat(f["last_at"]).strftime("%H:%M")
+        since, last = phrasing.clock(f["since"]), _clock(f["last_at"])
         return (f"{e.subject}: {f['label']} still {f['direction']} the {limit} limit since "
                 f"{since}, {phrasing.duration(f['duration_s'])} (no reading since {last}: "
                 f"last {now}, peak {peak})")
@@ -99,7 +106,7 @@ def _offline(e: Event) -> str:
     if f.get("since"):  # the silence detector: when the subject's own clock last spoke
         # two clocks, each named: "no data since 11:26, 1 min" read as a contradiction at
         # 11:34 after a machine flushed a 10-minute buffer and fell silent again
-        since = datetime.fromisoformat(f["since"]).strftime("%H:%M")
+        since = phrasing.clock(f["since"])
         return (f"{e.subject} offline: nothing received for "
                 f"{phrasing.duration(f['silent_s'])}, last data from {since}")
     return f"{e.subject} offline: no data for {phrasing.duration(f['silent_s'])}"

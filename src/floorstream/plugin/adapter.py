@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
@@ -218,6 +218,9 @@ class AdapterContext:
     #: which payload fields the source's detectors, templates and plugins read (see
     #: :class:`Interest`): an adapter may read only those; the default is all of them
     interest: Interest = field(default_factory=Interest)
+    #: the plant's display zone (config ``display.timezone``): where an adapter formats a
+    #: time into a value people read, it shows it in this zone, labelled; None: not set
+    display_zone: tzinfo | None = None
 
 
 @dataclass

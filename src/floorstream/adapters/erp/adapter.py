@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Engine, create_engine, func, inspect, select, table
@@ -92,6 +93,9 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
     def __init__(self, config: ErpTableConfig, context: AdapterContext) -> None:
         super().__init__(config, context)
         self.cfg = config
+        if context.display_zone is not None:  # datetimes in posts on the plant's clock
+            for table_config in config.tables:
+                table_config._site = replace(table_config.site, display_zone=context.display_zone)
         saved = _load(context.checkpoint)
         self.sent: dict[str, str] = {t: json.dumps(p) for t, p in saved.items()}
         self.engine: Engine | None = None

@@ -192,6 +192,9 @@ class Site:
     formats: Any = None  # FormatsConfig; None: Frappe's defaults
     client: str | None = None  # SAP client (MANDT) every query of an SAP table is held to
     interval: float = 5.0  # the source's poll interval: what a post that missed steps says
+    #: the plant's display zone (``display.timezone``): datetimes in posts are shown in it,
+    #: labelled; None: in the zone the ERP stores them in (``time_zone``; Odoo: UTC)
+    display_zone: tzinfo | None = None
 
 
 class TableConfig(_Strict):

@@ -40,6 +40,7 @@ from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import LookupConfig, TableConfig
 from floorstream.adapters.erp.idioms import Idiom
 from floorstream.adapters.erp.lifecycle import LIFECYCLE, lifecycle, lifecycle_column
+from floorstream.adapters.erp.sqlcommon import naive_zone
 
 __all__ = ["ATTRS", "STEPS", "Humanizer", "LookupCache", "plain", "row_hash", "steps_unseen"]
 
@@ -70,6 +71,10 @@ def row_hash(row: Mapping[str, Any], columns: Iterable[str] | None = None) -> st
     names = sorted(columns if columns is not None else row)
     payload = json.dumps([[n, plain(row.get(n))] for n in names], separators=(",", ":"))
     return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+
+
+def _midnight(value: datetime) -> bool:
+    return value.hour == value.minute == value.second == value.microsecond == 0
 
 
 def _decimal(value: Decimal) -> str:
@@ -136,6 +141,8 @@ class Humanizer:
         self.lookups = {col: LookupCache(cfg) for col, cfg in config.lookups.items()}
         self.idiom = Idiom(config)
         self.alpha = frozenset(config.alpha)
+        #: the zone of the datetimes the ERP stores without one
+        self.stored_zone = naive_zone(self.idiom.system, config.site.time_zone)
         self.labels: dict[str, dict[str, str]] = {}
         self._merge_labels()
         self.lineage: Any = None
@@ -213,9 +220,7 @@ class Humanizer:
         if mapping is not None and value is not None:
             return mapping.get(str(value), value if isinstance(value, str) else plain(value))
         if isinstance(value, datetime):
-            if value.hour == value.minute == value.second == value.microsecond == 0:
-                return value.strftime(self.config.date_format)  # a date kept as datetime
-            return value.strftime(self.config.datetime_format)
+            return self._datetime(value)
         if isinstance(value, date):
             return value.strftime(self.config.date_format)
         if isinstance(value, Decimal):
@@ -225,18 +230,32 @@ class Humanizer:
         if isinstance(value, bytes | bytearray | memoryview):
             return bytes(value).hex()
         if isinstance(value, str):
-            return _maybe_timestamp(value, self.config)
+            return self._maybe_timestamp(value)
         return value
 
+    def _datetime(self, value: datetime) -> str:
+        """A datetime on the plant's clock, labelled: "25 Nov 2026 10:15 CET". Stored
+        without a zone it is in the ERP's (``time_zone``; Odoo: UTC); shown in the display
+        zone, else in that one. A date kept as a datetime (midnight where the ERP keeps
+        local time, or on the shown clock for Odoo's UTC) is shown as a date."""
+        cfg = self.config
+        local_clock = not value.tzinfo and self.idiom.system != "odoo"
+        if local_clock and _midnight(value):
+            return value.strftime(cfg.date_format)  # a date kept as datetime
+        moment = value if value.tzinfo else value.replace(tzinfo=self.stored_zone)
+        shown = moment.astimezone(cfg.site.display_zone or self.stored_zone)
+        if not local_clock and _midnight(shown):
+            return shown.strftime(cfg.date_format)
+        return f"{shown.strftime(cfg.datetime_format)} {shown.tzname() or ''}".rstrip()
 
-def _maybe_timestamp(value: str, config: TableConfig) -> str:
-    """SQLite keeps timestamps as text: format ISO-looking strings like real datetimes."""
-    if len(value) < 10 or not (value[4] == "-" and value[7] == "-" and value[:4].isdigit()):
-        return value
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if len(value) == 10:
-        return parsed.strftime(config.date_format)
-    return parsed.strftime(config.datetime_format)
+    def _maybe_timestamp(self, value: str) -> str:
+        """SQLite keeps timestamps as text: format ISO-looking strings like real datetimes."""
+        if len(value) < 10 or not (value[4] == "-" and value[7] == "-" and value[:4].isdigit()):
+            return value
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if len(value) == 10:
+            return parsed.strftime(self.config.date_format)
+        return self._datetime(parsed)
