@@ -118,6 +118,9 @@ class Interpreter:
         self.carriers = carriers or {}
         self.attrs = attrs or {}
         self.options = options or StoryOptions()
+        # what prefetch worked out of each status report (id → the report, its names): the
+        # interpretation that follows needs the same, ~2 us a DCSA event to work out again
+        self._named: dict[int, tuple[StatusReport, tuple[str, list[str], str | None]]] = {}
 
     def events(self, doc: Document) -> list[Event]:
         """What a document means, as events the adapter emits past the detectors.
@@ -142,13 +145,16 @@ class Interpreter:
         query per file rather than one per name)."""
         threads: list[str] = []
         names: list[str] = []
+        self._named = named = {}
         for doc in docs:
             if isinstance(doc, Asn):
                 own, ident, refs = self._asn_names(doc)
                 threads.append(own)
                 names += [f"asn:{ident}", *(f"ref:{r}" for r in refs)]
             elif isinstance(doc, StatusReport):
-                own, aliases, po = self._status_names(doc)
+                found = self._status_names(doc)
+                named[id(doc)] = (doc, found)
+                own, aliases, po = found
                 threads.append(own)
                 names += aliases + ([f"po:{alpha_out(po)}"] if po else [])
             else:
@@ -593,7 +599,9 @@ class Interpreter:
 
     def _status(self, doc: StatusReport) -> list[Event]:
         purpose = self._purpose(doc)
-        own, aliases, po = self._status_names(doc)
+        named = self._named.pop(id(doc), None)
+        own, aliases, po = named[1] if named is not None and named[0] is doc else (
+            self._status_names(doc))
         promised = self._promised(po)  # the ERP first, before the memory changes
         thread, story = own, self._load(own)
         if story is None:
