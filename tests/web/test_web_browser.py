@@ -24,12 +24,15 @@ from floorstream.config import parse_mapping
 from floorstream.model import Event, utcnow
 from floorstream.plugins import build_plugins
 from floorstream.processing import Envelope
+from floorstream.web.live import BUCKET
 from support import DaemonRunner, http_receiver, wait_for
 from support.services import missing
 
 from .websupport import PASSWORD, web_mapping
 
 CHROMIUM = "/usr/bin/chromium"
+#: posts committed at once: more than a watcher round renders one by one (live.BUCKET)
+STORM = BUCKET + 50
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 PUBLISH = """
@@ -191,12 +194,12 @@ def test_feed_live_follow_ack_comment_in_a_browser(browser: Any, tmp_path: Path)
             runner.daemon.pipeline.run_now([Envelope("presses", event=Event.create(
                 type="machine.state_changed", source="presses", subject=f"storm-{n}",
                 position=str(n), occurred_at=utcnow(), fields={"summary": f"storm {n}"}))
-                for n in range(80)])
+                for n in range(STORM)])
             banner = carol.wait_for_selector("button#more", timeout=15_000)
             assert "new posts" in banner.inner_text()
-            assert carol.query_selector(".post:has-text('storm 79')") is None
+            assert carol.query_selector(f".post:has-text('storm {STORM - 1}')") is None
             banner.click()
-            carol.wait_for_selector(".post:has-text('storm 79')", timeout=15_000)
+            carol.wait_for_selector(f".post:has-text('storm {STORM - 1}')", timeout=15_000)
             assert carol.query_selector("button#more") is None
 
             # the phone layout: one column, nothing wider than the screen
