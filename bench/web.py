@@ -2,25 +2,31 @@
 
 Two parts, on SQLite and/or PostgreSQL (``--store``):
 
-- **pages**: ``--posts`` (1,000,000) posts are bulk-loaded into a store (kept between runs in
-  ``--dir`` for SQLite, database ``fs_bench_web`` on the local PostgreSQL; ``--fresh`` reloads):
-  ``--teams`` teams, a post in one or two of them, ``--threads`` subjects (one thread each).
-  Then the app answers, in process, the team feed's first page and deep pages (a cursor at a
-  random depth), the everything feed, the JSON feed and thread pages; the time per request is
-  measured around the app (``server_ms``: handler, queries, template) — the in-process client
-  adds nothing to it.
-- **live**: a ``floorstream web`` process serves the same store; ``--clients`` event-stream
-  clients (asyncio, in this process) follow one team; a publisher process commits
-  ``--rate`` posts/s through the pipeline for ``--seconds`` (what is due, every 10 ms, in one
-  pipeline batch, as the daemon commits); each post carries the time it was made, each client
-  notes when it reads it: publish → seen per (post, client).
+- **the store**: ``--posts`` (1,000,000) posts, bulk-loaded once (executemany on SQLite, COPY
+  on PostgreSQL: ~1 minute each) and kept for the next runs: ``--dir``/webbench_1m.db
+  (default /tmp/webbench) and the database ``fs_webbench_1m`` on the local PostgreSQL (the
+  name follows ``--posts``; ``--fresh`` reloads). ``--teams`` teams, a post in one or two of
+  them, ``--threads`` subjects (one thread each). Opening a store upgrades its schema.
+- **pages**: a ``floorstream web`` process serves the store; the bench asks it, one request at
+  a time over HTTP, for the team feed's first page and deep pages (a cursor at a random
+  depth), the everything feed, the JSON feed, thread pages, a severity filter and text
+  searches. ``server`` is the server's own ``Server-Timing`` (request start to last body byte;
+  ``server_cpu``: the web process's CPU meanwhile), ``client`` the wall clock here.
+- **live**: a ``floorstream web`` process serves the same store; ``--clients`` (500)
+  event-stream clients follow one team, in ``--client-processes`` (2) processes of
+  ``bench/web_clients.py`` (raw asyncio sockets, a regular expression per batch of bytes:
+  cheap, so the bench measures the server); a publisher process commits ``--rate`` posts/s
+  through the pipeline for ``--seconds`` (what is due, every 10 ms, in one pipeline batch, as
+  the daemon commits); each post carries the time it was made, each client notes when it reads
+  it: publish → seen per (post, client); and whether every client saw every post exactly
+  once. The web process's CPU per post is the load-robust figure.
 
 Numbers are taken on whatever machine runs this; the development machine has 2 cores shared
-with other work, so the client count the issue asks for (500) may not be what it can carry —
-the JSON says what was run.
+with other work, so the JSON says the load average too.
 
-    .venv/bin/python bench/web.py [--store sqlite,postgres] [--posts 1000000] [--clients 100]
-        [--rate 100] [--seconds 10] [--skip-live] [--fresh]
+    .venv/bin/python bench/web.py [--store sqlite,postgres] [--posts 1000000] [--clients 500]
+        [--client-processes 2] [--rate 100] [--seconds 10] [--skip-pages] [--skip-live]
+        [--requests 300] [--search-requests 30] [--fresh]
     .venv/bin/python bench/web.py --pipeline-ab 1,200 [--ab-posts 5000] [--ab-rounds 3]
 
 ``--pipeline-ab`` measures only the daemon's flat-out pipeline next to its own web feed with
@@ -217,8 +223,10 @@ def load(url: str, posts: int, teams: list[str], threads: int, fresh: bool) -> d
     return {"loaded": posts, "load_seconds": round(took, 1)}
 
 
-def pages(url: str, teams: list[str], requests: int, directory: Path) -> dict[str, Any]:
-    """Each page ``requests`` times (after 10 to warm up), one request at a time, from a
+def pages(url: str, teams: list[str], requests: int, directory: Path,
+          search_requests: int = 30) -> dict[str, Any]:
+    """Each page ``requests`` times (after 10 to warm up; a search ``search_requests`` times,
+    after 2), one request at a time, from a
     ``floorstream web`` process over HTTP: ``server`` is its ``Server-Timing`` (request start
     to last body byte, in the server; ``cpu``: the process's CPU meanwhile), ``client`` the
     wall clock here (adds the client's and the machine's queueing)."""
@@ -243,9 +251,14 @@ def pages(url: str, teams: list[str], requests: int, directory: Path) -> dict[st
         "json_feed_page": lambda: f"/api/feed?team={rng.choice(teams)}&before="
                                   f"{rng.randrange(top // 10, top)}",
         "team_feed_severity_filter": lambda: f"/teams/{rng.choice(teams)}?severity=critical",
-        # a subject's ~50 posts among the million: the search must not scan the team
-        "team_feed_text_search": lambda: f"/teams/{rng.choice(teams)}?q=machine-"
-                                         f"{rng.randrange(20_000):05d}",
+        # text search (fewer requests, ``--search-requests``: a slow one must not stall the
+        # bench): a word of one subject's ~50 posts among the million (the search must not
+        # scan the team), the same typed as the subject (its first word is in every post),
+        # and a word in no post
+        "search_rare_word": lambda: f"/teams/{rng.choice(teams)}?q={rng.randrange(20_000):05d}",
+        "search_subject": lambda: f"/teams/{rng.choice(teams)}?q=machine-"
+                                  f"{rng.randrange(20_000):05d}",
+        "search_no_match": lambda: f"/teams/{rng.choice(teams)}?q=nothing{rng.randrange(99)}",
     }
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "text/html"}
     results: dict[str, Any] = {}
@@ -256,7 +269,8 @@ def pages(url: str, teams: list[str], requests: int, directory: Path) -> dict[st
             server_ms: list[float] = []
             cpu_ms: list[float] = []
             client_ms: list[float] = []
-            for n in range(requests + 10):  # the first 10 warm up: caches, templates
+            count, warm = (search_requests, 2) if name.startswith("search_") else (requests, 10)
+            for n in range(count + warm):  # the first ones warm up: caches, templates
                 path = make()
                 started = time.perf_counter()
                 conn.request("GET", path, headers=headers)
@@ -264,7 +278,7 @@ def pages(url: str, teams: list[str], requests: int, directory: Path) -> dict[st
                 answer.read()
                 took = (time.perf_counter() - started) * 1000
                 assert answer.status == 200, (name, path, answer.status)
-                if n < 10:
+                if n < warm:
                     continue
                 timing = dict(part.strip().split(";dur=")
                               for part in answer.headers["server-timing"].split(","))
@@ -364,8 +378,8 @@ def stop_clients(started: list[subprocess.Popen[str]]) -> dict[str, Any]:
             latency[int(ms)] = latency.get(int(ms), 0) + count
     return {"latency_ms": latency,
             **{key: sum(r[key] for r in reports)
-               for key in ("opened", "failed", "posts_seen", "repeats", "more", "closed_early",
-                           "bytes", "cpu_s")},
+               for key in ("opened", "failed", "posts_seen", "post_events", "repeats", "more",
+                           "closed_early", "bytes", "cpu_s")},
             "distinct_per_client_min": min(r["distinct_per_client_min"] for r in reports),
             "distinct_per_client_max": max(r["distinct_per_client_max"] for r in reports),
             "lowest_last_id": min(r["lowest_last_id"] for r in reports)}
@@ -431,40 +445,6 @@ def live(url: str, teams: list[str], clients: int, rate: float, seconds: float,
             "load_1m_after": round(os.getloadavg()[0], 2)}
 
 
-CLIENTS = """
-import asyncio, json, os, re, signal, sys
-port, count, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-stats = {"post": 0, "more": 0, "bytes": 0}
-last = [0] * count
-def report(*_):
-    print(json.dumps({**stats, "lowest_last_id": min(last)}), flush=True)
-    os._exit(0)
-signal.signal(signal.SIGTERM, report)
-async def one(n, opened):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"GET /events?scope=team&team=team-0 HTTP/1.1\\r\\nHost: x\\r\\n"
-                  f"Authorization: Bearer {token}\\r\\n\\r\\n").encode())
-    await writer.drain()
-    await reader.readuntil(b"\\r\\n\\r\\n")
-    opened.append(1)
-    while chunk := await reader.read(1 << 16):
-        stats["bytes"] += len(chunk)
-        stats["post"] += chunk.count(b"event: post")
-        stats["more"] += chunk.count(b"event: more")
-        ids = re.findall(rb"^id: ([0-9]+)$", chunk, re.M)
-        if ids:
-            last[n] = max(last[n], int(ids[-1]))
-async def main():
-    opened = []
-    tasks = [asyncio.create_task(one(n, opened)) for n in range(count)]
-    while len(opened) < count:
-        await asyncio.sleep(0.05)
-    print("ready", flush=True)
-    await asyncio.gather(*tasks, return_exceptions=True)
-asyncio.run(main())
-"""
-
-
 def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) -> dict[str, Any]:
     """The daemon's pipeline throughput with its own web feed serving N event streams (in
     another process, each following the team every post goes to), for each N in ``streams``
@@ -495,12 +475,8 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
     try:
         for round_no in range(rounds + 1):
             for clients in streams:
-                reader = None
-                if clients:
-                    reader = subprocess.Popen([sys.executable, "-c", CLIENTS,
-                                               str(daemon.web.port), str(clients), TOKEN],
-                                              stdout=subprocess.PIPE, text=True)
-                    assert reader.stdout is not None and "ready" in reader.stdout.readline()
+                readers = (start_clients(daemon.web.port, clients, 1,
+                                         "/events?scope=team&team=team-0") if clients else [])
                 started = time.perf_counter()
                 process_cpu, own_cpu = time.process_time(), time.thread_time()
                 for _ in range(posts // 50):
@@ -517,17 +493,17 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
                 if round_no:
                     rates[clients].append(rate)
                     others[clients].append(other * 1000 / (posts / 1000))
-                if reader is not None and reader.stdout is not None:
+                if readers:
                     newest = hub.queries.head()
                     deadline = time.monotonic() + 10
                     while hub.head < newest and time.monotonic() < deadline:
                         time.sleep(0.05)
                     time.sleep(0.5)  # the last round's events on their way to the clients
-                    reader.terminate()
-                    got = json.loads(reader.stdout.readline() or "{}")
-                    reader.wait(10)
+                    got = stop_clients(readers)
                     if round_no:
-                        received[clients].append({**got, "last_post_seq": newest})
+                        received[clients].append({
+                            "post": got["post_events"], "more": got["more"],
+                            "lowest_last_id": got["lowest_last_id"], "last_post_seq": newest})
     finally:
         daemon.stop()
     median = {n: statistics.median(r) for n, r in rates.items()}
@@ -549,7 +525,8 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=8)
     parser.add_argument("--threads", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--search-requests", type=int, default=30)
+    parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes the event-stream clients run in")
     parser.add_argument("--rate", type=float, default=100.0)
@@ -578,7 +555,8 @@ def main() -> None:
         url = store_url(kind, args.dir, args.posts)
         entry: dict[str, Any] = {"load": load(url, args.posts, teams, args.threads, args.fresh)}
         if not args.skip_pages:
-            entry["pages_ms"] = pages(url, teams, args.requests, args.dir)
+            entry["pages_ms"] = pages(url, teams, args.requests, args.dir,
+                                      args.search_requests)
         if not args.skip_live:
             entry["live"] = live(url, teams, args.clients, args.rate, args.seconds, args.dir,
                                  args.client_processes)

@@ -53,6 +53,7 @@ class Client(asyncio.Protocol):
         self.numbers: set[int] = set()
         self.repeats = 0
         self.more = 0
+        self.posts = 0
         self.last_id = 0
         self.bytes = 0
         self.closed = False
@@ -92,6 +93,7 @@ class Client(asyncio.Protocol):
             else:
                 self.numbers.add(n)
         self.more += block.count(b"event: more")
+        self.posts += block.count(b"event: post")
         # the newest id only (a multi-line regex over every event cost 6 us an event)
         at = block.rfind(b"id: ")
         if at >= 0 and (at == 0 or block[at - 1] == 10):
@@ -126,6 +128,7 @@ async def run(port: int, count: int, token: str, path: str) -> None:
         "distinct_per_client_max": max(len(c.numbers) for c in clients),
         "repeats": sum(c.repeats for c in clients),
         "more": sum(c.more for c in clients),
+        "post_events": sum(c.posts for c in clients),
         "lowest_last_id": min(c.last_id for c in clients),
         "closed_early": sum(c.closed for c in clients),
         "bytes": sum(c.bytes for c in clients),
