@@ -21,7 +21,7 @@ from floorstream.config import Config, parse_mapping
 from floorstream.delivery.personal import DIGEST_TYPE, PersonalDigests, digest_id
 from floorstream.delivery.personal_schedule import Schedule
 from floorstream.delivery.service import DeliveryService
-from floorstream.model import DIGEST_SOURCE, Post
+from floorstream.model import DIGEST_SOURCE, Post, utcnow
 from floorstream.plugins import build_plugins
 from floorstream.store import schema
 from floorstream.store.store import Store
@@ -288,3 +288,32 @@ def test_config_errors_of_digests() -> None:
     text = str(found.value)
     assert "web.digest_sink" in text and "not an email sink" in text
     assert "web.people.alice.digest" in text and "needs the person's email" in text
+
+
+def test_the_daemon_runs_the_digests_and_reports_them(sqlite_url: str,
+                                                       smtp: tuple[int, _Inbox]) -> None:
+    """A daemon with web.digest_sink runs the DigestService next to its delivery: the
+    digest reaches SMTP through the daemon's own workers, and /healthz tells of it."""
+    from support import DaemonRunner
+
+    port, inbox = smtp
+    config = _config(sqlite_url, port)
+    with DaemonRunner(config) as runner:
+        runner.start()
+        daemon = runner.daemon
+        assert daemon is not None and daemon.digests is not None
+        service = daemon.digests
+        # (it looked once at start, by the wall clock: alice's count starts this hour)
+        wait_for(lambda: service.digests.last_run is not None, 10, "the first look")
+        service.stop()  # from here the test's clock, an hour ahead, looking every 50 ms
+        later = utcnow() + timedelta(hours=1)
+        service.clock, service.tick = (lambda: later), 0.05
+        FeedQueries(daemon.store).follow("alice", "thread", "press-07")
+        _publish(daemon.stream(), "presses", "press-07", "press-07 in fault", "critical")
+        service.start()
+        wait_for(lambda: inbox.to("alice@plant.example"), 20, "the digest by the daemon")
+        report = daemon.health()
+        assert report["digests"]["sent"] == 1 and report["digests"]["last_error"] is None
+        wait_for(lambda: daemon.health()["sinks"]["mail"]["delivered"] >= 1, 10,
+                 "the mail sink's count")
+    assert len(inbox.to("alice@plant.example")) == 1
