@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
 import threading
 import time
@@ -107,16 +106,14 @@ def main() -> None:
         daemon = Daemon(config, plugins)
         stats = os.environ.get("BENCH_STATS")
         threads: dict[str, float] = {}
-        if stats:  # as run_forever, with each thread's CPU seconds taken before they end
-            stop = threading.Event()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-            daemon.start()
-            stop.wait()
-            threads.update(_thread_cpu())
-            daemon.stop()
-        else:
-            daemon.run_forever()
+        if stats:  # each thread's CPU seconds when the daemon is told to stop, before they end
+            stop = daemon.stop
+
+            def recording_stop(timeout: float = 30.0) -> None:
+                threads.update(_thread_cpu())
+                stop(timeout)
+            daemon.stop = recording_stop  # type: ignore[method-assign]
+        daemon.run_forever()
         if stats:  # how many batches paid a transaction (not part of the harness's protocol)
             pipeline = daemon.pipeline
             with open(stats, "w", encoding="utf-8") as file:

@@ -12,6 +12,7 @@ admin team from the monitor thread (:mod:`floorstream.monitor`).
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -39,7 +40,7 @@ from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store
 
-__all__ = ["Daemon", "SourceStatus"]
+__all__ = ["Daemon", "SourceStatus", "settle_process"]
 
 log = structlog.get_logger("floorstream.daemon")
 
@@ -273,6 +274,7 @@ class Daemon:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
+            settle_process()
             self.stop_event.wait(duration)
         finally:
             self.stop()
@@ -490,6 +492,19 @@ class Daemon:
                 "checked_at": iso(probe.checked_at),
                 "error": commit_error or probe.error,
                 "error_at": iso(self.pipeline.store_error_at if commit_error else probe.error_at)}
+
+
+def settle_process() -> None:
+    """For a process that runs a daemon until it stops (``run_forever``, ``floorstream run``),
+    once the daemon has started: collect what starting left behind, then move every object
+    still alive (modules, config, the plugins' classes, compiled templates) to the collector's
+    permanent generation (``gc.freeze``). A full collection during a steady stream then scans
+    only what the stream allocates instead of the start's ~86,000 objects as well: on the peers
+    harness's config that was a 130 ms pause of every thread (loaded machine) once in 50,000
+    messages, the worst latency of the run. (Not in :meth:`Daemon.start`: an application that
+    embeds a daemon, or a test run that starts hundreds, owns its own collector.)"""
+    gc.collect()
+    gc.freeze()
 
 
 def _version() -> str:

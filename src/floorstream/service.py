@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from floorstream.config import Config
+from floorstream.daemon import settle_process
 from floorstream.errors import ConfigError
 from floorstream.logs import configure_logging
 from floorstream.render import Renderer
@@ -139,6 +140,7 @@ class Service:
         daemon = self.daemon
         try:
             daemon.start()
+            settle_process()  # (gc.freeze: no full collection of the start's objects)
             self.notifier.notify("READY=1", f"MAINPID={os.getpid()}",
                                  "STATUS=running: " + _status(daemon))
             self._loop(duration)
