@@ -163,9 +163,11 @@ def test_no_event_while_the_value_stays_between_the_levels(
         prefix: list[tuple[float, float]], hover: list[tuple[float, float]],
         for_: float, clear_for: float, upward: bool) -> None:
     run = Runner(_detector(for_, clear_for, upward))
-    now = _play(run, prefix)
+    # the first reading between the levels may still raise the alarm of a value that was
+    # beyond the limit for ``for`` until then (it held until this reading said otherwise)
+    now = _play(run, [*prefix, hover[0]])
     before = len(run.events)
-    _play(run, hover, now)
+    _play(run, hover[1:], now)
     assert run.events[before:] == []
 
 
@@ -197,14 +199,16 @@ def test_with_for_no_raise_unless_beyond_the_limit_that_long(
         now += step
         found = run.feed({"v": value}, at=now, position=f"{len(timeline)}")
         timeline.append((now, value, [e.type for e in found]))
-    for index, (at, _value, types) in enumerate(timeline):
+    for index, (at, value, types) in enumerate(timeline):
         if "metric.limit_exceeded" not in types:
             continue
-        # walk back over the run of readings beyond the limit that ends here
-        start = index
+        # walk back over the run of readings beyond the limit that ends here (or, raised by
+        # a reading back under it, just before: each value holds until the next reading)
+        end = index if value > LIMIT else index - 1
+        start = end
         while start > 0 and timeline[start - 1][1] > LIMIT:
             start -= 1
-        assert all(v > LIMIT for _, v, _ in timeline[start:index + 1])
+        assert end >= 0 and all(v > LIMIT for _, v, _ in timeline[start:end + 1])
         assert at - timeline[start][0] >= for_ - 1e-6  # (times go through datetimes)
 
 
@@ -348,13 +352,52 @@ def test_a_machine_clock_months_off_is_reminded_by_its_own_time() -> None:
     assert standing.occurred_at == T0 + skew + timedelta(seconds=120)
 
 
-def test_without_remind_a_threshold_does_not_tick() -> None:
+def test_without_remind_or_for_a_threshold_does_not_tick() -> None:
     assert not make(Threshold, **TEMP).ticks
     assert make(Threshold, **REMIND).ticks
-    run = Runner(make(Threshold, **{**REMIND, "for": "1m"}))
-    run.feed({"temp": 86}, at=0)  # pending, not raised
-    assert run.tick(5000) == []
+    assert make(Threshold, **{**TEMP, "for": "10s"}).ticks
     run = Runner(make(Threshold, **{**REMIND, "clear_for": "1h"}))
     run.feed({"temp": 86}, at=0)
     run.feed({"temp": 79}, at=60)  # clearing: it is no longer above the limit
     assert run.tick(5000) == []
+
+
+HELD = {"field": "temp", "above": 85, "clear_below": 80, "unit": "°C", "for": "2s"}
+
+
+def test_a_value_reported_by_exception_raises_once_it_held_for_long_enough() -> None:
+    """Sparkplug, OPC UA, MTConnect send a value only when it changes: 88 °C that stays
+    sends nothing more. The tick raises it once it has held for ``for``, stamped with its
+    reading; the reading that finally changes it is the raised alarm's next."""
+    run = Runner(make(Threshold, **HELD))
+    assert run.feed({"temp": 86}, at=0, position="p0") == []
+    assert run.feed({"temp": 88}, at=0.6, position="p1") == []
+    assert run.tick(1.5) == []  # not yet two seconds
+    (raised,) = run.tick(2.1)
+    assert raised.type == "metric.limit_exceeded" and raised.occurred_at == T0 + timedelta(
+        seconds=0.6)
+    assert phrase(raised) == "press-07: temp 88 °C, above the 85 °C limit for 2 s"
+    assert run.tick(10) == []  # once
+    (cleared,) = run.feed({"temp": 79}, at=7.5, position="p2")
+    assert cleared.type == "metric.limit_cleared" and cleared.clears == raised.id
+    assert phrase(cleared) == ("press-07: temp back to 79 °C, below 80 °C (peak 88 °C, "
+                               "6 s)")  # raised at 2 s (event time), cleared at 7.5 s
+
+
+def test_a_reading_back_under_the_limit_raises_the_alarm_it_missed_first() -> None:
+    """No tick came in between (a replay, a daemon busy): the reading that ends a value held
+    beyond the limit for ``for`` gives the alarm and its clear, the alarm at the same
+    position a tick would have given it, so a tick and a reading never post it twice."""
+    run, ticked = Runner(make(Threshold, **HELD)), Runner(make(Threshold, **HELD))
+    for runner in (run, ticked):
+        runner.feed({"temp": 88}, at=0, position="p0")
+    (by_tick,) = ticked.tick(3)
+    raised, cleared = run.feed({"temp": 79}, at=7.5, position="p1")
+    assert raised.id == by_tick.id
+    assert [phrase(e) for e in (raised, cleared)] == [
+        "press-07: temp 88 °C, above the 85 °C limit for 8 s",
+        "press-07: temp back to 79 °C, below 80 °C (peak 88 °C, 6 s)"]
+    # shorter than ``for``: nothing, as before
+    short = Runner(make(Threshold, **HELD))
+    short.feed({"temp": 88}, at=0, position="p0")
+    assert short.feed({"temp": 79}, at=1.5, position="p1") == []

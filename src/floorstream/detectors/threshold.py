@@ -23,6 +23,15 @@ since 08:20"). The schedule (``reminded``) is detector state, committed with the
 a reminder's position is the alarm's id and its number, so whichever path finds reminder *n*
 first — a reading or a tick, before or after a restart — makes the same post, once. A daemon
 that was down for an hour posts one reminder for the time it missed, not four.
+
+A value holds until the next reading says otherwise. Sparkplug, OPC UA and MTConnect report
+by exception: a temperature that went to 88 °C and stays there sends nothing more, so ``for``
+cannot wait for a reading to say "still beyond". With ``for`` the detector ticks too: a
+pending value raises once it has been beyond for ``for`` (the event time from its first
+reading to the last, plus the wall time since), stamped with the last reading's time; and a
+reading that comes back under the limit after the pending value held long enough raises the
+alarm it missed before clearing it. Either path raises at the same position (the reading that
+started the pending period), so the alarm is posted once.
 """
 
 from __future__ import annotations
@@ -136,9 +145,10 @@ class Threshold(Detector):
             key=lambda lv: lv[0] if self.upward else -lv[0])
         band = abs(self.limit - self.clear_level)
         self.step = o.step if o.step is not None else (band or abs(self.limit) * 0.05 or 1.0)
-        # ticks only with reminders: a tick walks every subject's state, and a threshold on a
-        # million ERP rows must not cost that for nothing (the class default stays False)
-        self.ticks = bool(o.remind)  # type: ignore[misc]
+        # ticks only with reminders or a minimum duration: a tick walks every subject's
+        # state, and a threshold on a million ERP rows must not cost that for nothing (the
+        # class default stays False)
+        self.ticks = bool(o.remind or o.for_ > 0)  # type: ignore[misc]
 
     @property
     def key(self) -> str:
@@ -166,17 +176,28 @@ class Threshold(Detector):
             if self._beyond(value):
                 if self.opts.for_ <= 0:
                     return [self._raise(change, value, now, now, state)]
-                state.replace({"status": "pending", "since": now, "peak": value})
+                state.replace({"status": "pending", "since": now, "peak": value,
+                               "value": value, "from": change.position, "last_at": now,
+                               "seen": change.observed_at.timestamp(),
+                               "attrs": change.attrs})
             return []
         if status == "pending":
             if not self._beyond(value):
-                state.replace({"status": "normal"})
-                return []
+                if now - data["since"] < self.opts.for_:
+                    state.replace({"status": "normal"})
+                    return []
+                # the last value held until this reading (report by exception): it was
+                # beyond long enough, an alarm no reading confirmed in time; raise, then
+                # take this reading as the raised alarm's next
+                raised = self._raise_held(data, now - data["since"], state,
+                                          change.subject, change.source,
+                                          datetime.fromtimestamp(now, UTC))
+                return [raised, *self.on_change(change, state)]
             peak = self._peak(data["peak"], value)
             if now - data["since"] >= self.opts.for_:
                 return [self._raise(change, value, data["since"], now, state, peak)]
-            if peak != data["peak"]:
-                state.update(peak=peak)
+            state.update_lazily(peak=peak, value=value, last_at=now,
+                                seen=change.observed_at.timestamp(), attrs=change.attrs)
             return []
         # raised or clearing
         peak = self._peak(data["peak"], value)
@@ -245,9 +266,17 @@ class Threshold(Detector):
 
     def on_tick(self, now: datetime, subject: str, state: DetectorState) -> list[Event]:
         """A standing alarm's reminder when no reading brings it: the alarm stood from its
-        raise to the last reading (event time), and since that reading (wall time)."""
+        raise to the last reading (event time), and since that reading (wall time). A value
+        pending for ``for`` raises the same way: no reading is needed to say it stayed."""
         remind = self.opts.remind
         data = state.data
+        if data.get("status") == "pending" and "from" in data:
+            quiet = max(0.0, now.timestamp() - data["seen"])
+            stood = data["last_at"] - data["since"] + quiet
+            if stood < self.opts.for_:
+                return []
+            return [self._raise_held(data, stood, state, subject, self.source,
+                                     datetime.fromtimestamp(data["last_at"], UTC))]
         if not remind or data.get("status") != "raised" or "seen" not in data:
             return []  # (a state raised before 2026-12 has no "seen": its next reading has)
         quiet = max(0.0, now.timestamp() - data["seen"])
@@ -297,6 +326,29 @@ class Threshold(Detector):
         if self.ticks:  # what a reminder on the wall clock needs (see on_tick)
             state.update(last_at=now, seen=change.observed_at.timestamp(), value=value,
                          attrs=change.attrs)
+        return event
+
+    def _raise_held(self, data: dict[str, Any], stood: float, state: DetectorState,
+                    subject: str, source: str, at: datetime) -> Event:
+        """The alarm of a value that stayed beyond for ``for`` with no reading to say so (a
+        tick, or the reading that ends it): at the position of the reading that started the
+        pending period, whichever path finds it first."""
+        value = float(data["value"])
+        limit, severity = self._level(data["peak"])
+        fields = self._fields(value, limit)
+        fields["duration_s"] = stood
+        if severity != self.severity:
+            fields["level"] = severity.label
+        event = Event.create(
+            type="metric.limit_exceeded", source=source, subject=subject,
+            position=f"{data['from']}#{self.key}:held", occurred_at=at, severity=severity,
+            fields=fields, attrs=data.get("attrs") or {})
+        # raised when it had held for ``for`` (event time), whenever that was noticed
+        state.replace({"status": "raised", "since": data["since"] + self.opts.for_,
+                       "event": event.id,
+                       "peak": data["peak"], "level": int(severity), "reported": value,
+                       "last_at": data["last_at"], "seen": data["seen"], "value": value,
+                       "attrs": data.get("attrs") or {}})
         return event
 
     def _cleared(self, change: Change, value: float, now: float, state: DetectorState,
