@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, select, text
@@ -48,7 +49,7 @@ class FeedFilter:
         return not self.words and all(v is None for v in (
             self.severity, self.source, self.subject, self.type, self.since, self.until))
 
-    @property
+    @cached_property  # (the live stream asks for every post it pushes)
     def words(self) -> tuple[str, ...]:
         """The text's search words (floorstream.web.search): none, no text filter."""
         return search.words(self.text)
