@@ -129,3 +129,23 @@ def test_a_reading_that_arrives_after_a_newer_one_is_posted_as_a_past_state() ->
     # the current state is untouched: back to normal threads to the fault
     (back,) = run.feed({"state": "RUNNING"}, at=20)
     assert back.clears == fault.id and back.fields["before"] == "FAULT"
+
+
+def test_the_reason_reported_before_by_exception_is_the_reason_of_the_next_state() -> None:
+    """Sparkplug and OPC UA report by exception: "Holding, Jam at infeed", then "Held" alone
+    (the reason unchanged, not sent again). Held is because of the jam; a reason reported
+    before an earlier transition is another stop's and is not used."""
+    run = Runner(make(StateChange, field="State", reason="Reason", normal=["6"],
+                      labels={"6": "execute", "10": "holding", "11": "held", "2": "stopped"}))
+    run.feed({"State": 6, "Reason": ""}, at=0)
+    (holding,) = run.feed({"State": 10, "Reason": "Jam at infeed"}, at=1)
+    (held,) = run.feed({"State": 11}, at=1.3)
+    assert phrase(holding) == "press-07 holding (was execute) — Jam at infeed"
+    assert phrase(held) == "press-07 held (was holding) — Jam at infeed"
+    (back,) = run.feed({"State": 6}, at=5)  # the jam was reported before the last one
+    assert phrase(back) == "press-07 execute again after 4 s"
+    (stopped,) = run.feed({"State": 2}, at=9)
+    assert phrase(stopped) == "press-07 stopped (was execute)"
+    run.feed({"Reason": "Guard door open"}, at=10)  # the reason alone, then the state
+    (held_again,) = run.feed({"State": 11}, at=10.2)
+    assert phrase(held_again) == "press-07 held (was stopped) — Guard door open"

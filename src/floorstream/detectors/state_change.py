@@ -3,6 +3,10 @@
 A sensor repeating ``RUNNING`` ten times a second yields nothing; only a different value does.
 Leaving the ``normal`` states remembers when, so the return says "running again after 42 min"
 and threads to the post that announced the stop.
+
+The ``reason`` is the last one reported since the previous transition, not only one in the
+same message: a Sparkplug or OPC UA device reports by exception, so "Holding, Jam at infeed"
+then "Held" (the reason unchanged, not sent again) is held because of the jam.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class StateChange(Detector):
 
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         value = lookup(change.data, self.opts.field)
+        reason = self._reported_reason(change, state)
         if value is None:
             return []
         after = str(value)
@@ -96,10 +101,8 @@ class StateChange(Detector):
             "before_label": self.opts.labels.get(before, before.lower()),
             "after_label": self.opts.labels.get(after, after.lower()),
         }
-        if self.opts.reason is not None:
-            why = lookup(change.data, self.opts.reason)
-            if why not in (None, ""):
-                fields["reason"] = str(why)
+        if reason not in (None, ""):
+            fields["reason"] = reason
         clears = None
         left_normal = data.get("left_normal")
         if normal and after in normal and left_normal:
@@ -114,3 +117,21 @@ class StateChange(Detector):
             left_normal = None
         state.update(state=after, since=change.when.isoformat(), at=at, left_normal=left_normal)
         return [event]
+
+    def _reported_reason(self, change: Change, state: DetectorState) -> str | None:
+        """The reason this change reports, else the last one reported since the previous
+        transition (a device reporting by exception does not send it again); remembered."""
+        if self.opts.reason is None:
+            return None
+        why = lookup(change.data, self.opts.reason)
+        at = change.when.timestamp()
+        kept, kept_at = state.data.get("reason"), state.data.get("reason_at")
+        last = state.data.get("at", at)
+        if why is not None:
+            # written only when it says something new (a JSON machine repeats it each time)
+            if str(why) != kept or kept_at is None or kept_at < last:
+                state.update(reason=str(why), reason_at=at)
+            return str(why)
+        if kept is None or kept_at is None or kept_at < last:
+            return None  # none, or reported before the last transition: another story
+        return str(kept)
