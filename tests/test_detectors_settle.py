@@ -201,3 +201,25 @@ def test_other_events_pass_untouched() -> None:
     event = Event.create(type="metric.limit_exceeded", source="line", subject="x",
                          position="1", occurred_at=T0)
     assert stage.admit(event, DetectorState(), 0.0) == [event]
+
+
+def test_a_return_shorter_than_the_settle_time_does_not_end_the_stop(
+        _wall_clock: list[datetime]) -> None:
+    """Suspended, back to execute for one second, then held: the return was settled away,
+    so the stop goes on. The held post is an update of the suspended post's stop, and the
+    return that lasts answers that stop, counted from its start (not from the hold)."""
+    line = Line(_wall_clock)
+    line.send("EXECUTE", 0)
+    line.send("SUSPENDED", 10)
+    (suspended,) = line.tick(12.1)
+    line.send("EXECUTE", 20)
+    line.send("HOLDING", 21)
+    line.send("HELD", 21.3, reason="Jam at infeed")
+    (held,) = line.tick(23.4)
+    assert held.summary == ("filler-3 held (via execute, holding, was suspended) — Jam at "
+                            "infeed")
+    assert (held.relation, held.refers_to) == ("update", suspended.id)
+    line.send("EXECUTE", 30)
+    (back,) = line.tick(32.1)
+    assert back.summary == "filler-3 execute again after 20 s"  # since 10 s, not 21 s
+    assert (back.relation, back.refers_to) == ("resolution", suspended.id)

@@ -203,6 +203,16 @@ class Settle:
         if refers_to in chain:  # it answers a post that was folded away: it stands alone
             refers_to, relation = None, "new"
             fields.pop("duration_s", None)
+        # a return that lasted less than the settle time ("execute again" for 1 s, then
+        # holding): the stop it answered goes on, so this post is an update of that stop,
+        # and the return that finally comes answers that stop, counted from its start
+        answered = next((e for e in events[:-1] if e.relation == "resolution"
+                         and e.refers_to and e.refers_to not in chain
+                         and isinstance(e.fields.get("duration_s"), int | float)), None)
+        goes_on = answered is not None and last.relation != "resolution"
+        if goes_on:
+            assert answered is not None
+            refers_to, relation = answered.refers_to, "update"
         self.folded += len(events) - 1
         folded = Event.create(
             type=last.type, source=self.source, subject=subject, position=last.position,
@@ -210,6 +220,13 @@ class Settle:
             attrs=last.attrs, change=last.change, thread=last.thread, relation=relation,
             refers_to=refers_to)
         self._refer(st, chain, folded.id)
+        if goes_on:
+            assert answered is not None and answered.refers_to is not None
+            began = answered.occurred_at.timestamp() - float(answered.fields["duration_s"])
+            goes: dict[str, Any] = st.setdefault("goes_on", {})
+            goes[folded.id] = {"stop": answered.refers_to, "since": began}
+            while len(goes) > REFS_KEPT:
+                goes.pop(next(iter(goes)))
         return folded
 
     def _blip(self, subject: str, st: dict[str, Any], event: Event,
@@ -241,15 +258,25 @@ class Settle:
             refs.pop(next(iter(refs)))
 
     def _remap(self, event: Event, st: dict[str, Any]) -> Event:
-        """An event answering a post that went into another one answers that one."""
-        target = (st.get("refs") or {}).get(event.refers_to or "")
-        if target is None:
+        """An event answering a post that went into another one answers that one; a return
+        from a post that continued an earlier stop answers that stop, counted from its
+        start (see :meth:`_flush`)."""
+        refers = event.refers_to or ""
+        target = (st.get("refs") or {}).get(refers, refers)
+        fields = event.fields
+        goes = (st.get("goes_on") or {}).get(target)
+        if goes is not None and event.relation == "resolution":
+            target = goes["stop"]
+            if isinstance(fields.get("duration_s"), int | float):
+                fields = {**fields, "duration_s": max(
+                    0.0, event.occurred_at.timestamp() - float(goes["since"]))}
+        if target == refers:
             return event
         return Event.create(
             type=event.type, source=event.source, subject=event.subject,
             position=event.position, occurred_at=event.occurred_at, severity=event.severity,
-            fields=event.fields, attrs=event.attrs, change=event.change, thread=event.thread,
-            relation=event.relation, refers_to=target)
+            fields=fields, attrs=event.attrs, change=event.change, thread=event.thread,
+            relation=event.relation, refers_to=target or None)
 
     # -- flapping ---------------------------------------------------------------------------
 

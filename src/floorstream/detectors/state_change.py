@@ -6,7 +6,8 @@ and threads to the post that announced the stop.
 
 The ``reason`` is the last one reported since the previous transition, not only one in the
 same message: a Sparkplug or OPC UA device reports by exception, so "Holding, Jam at infeed"
-then "Held" (the reason unchanged, not sent again) is held because of the jam.
+then "Held" (the reason unchanged, not sent again) is held because of the jam. A return to a
+``normal`` state takes only a reason of its own message.
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ class StateChange(Detector):
             "before_label": self.opts.labels.get(before, before.lower()),
             "after_label": self.opts.labels.get(after, after.lower()),
         }
-        if reason not in (None, ""):
-            fields["reason"] = reason
+        if reason not in (None, "") and (
+                after not in normal or lookup(change.data, self.opts.reason or "") is not None):
+            fields["reason"] = reason  # (a stop's reason, carried, never explains a return)
         clears = None
         left_normal = data.get("left_normal")
         if normal and after in normal and left_normal:
