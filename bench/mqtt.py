@@ -24,6 +24,11 @@ floorstream subscribes with MQTT 3.1.1 at QoS 0 (paho builds no v5 property obje
 message) and MQTT 5 at QoS 1 (Receive Maximum widens the unacked window); FS_BENCH_PROTOCOL
 overrides. FS_BENCH_SCRIPT runs the floorstream role through another script (a profiler);
 FS_SWITCH sets its ``sys.setswitchinterval``.
+
+``--web-clients N`` (issue 14) runs only the storm, floorstream with its web feed on, rounds
+interleaved: no event-stream client, then N clients (``bench/web_clients.py``, in processes
+of their own, each following everything), ``--web-rounds`` times; it prints msgs/s and the
+daemon's CPU seconds of each round and the medians' ratio.
 """
 
 from __future__ import annotations
@@ -302,6 +307,10 @@ def role_floorstream(a: argparse.Namespace) -> None:
         adapter = daemon._adapters.get("sensors")
     cpu = _cpu_s()  # from here: the run, not the start (imports, schema)
     Path(a.ready).touch()
+    if a.go:  # the web feed's clients connect first: their requests are not the run's
+        while not Path(a.go).exists():
+            time.sleep(0.01)
+        cpu = _cpu_s()
     done.wait(a.max_seconds)
     end = committed.get(a.last_ts, 0)
     received = adapter.received  # type: ignore[attr-defined]
@@ -382,7 +391,11 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -
 
 def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
             expect: int, last_ts: int, wait_ms: float, limit: int = 0,
-            rate: float = 0, sparkplug: bool = False) -> dict[str, Any]:
+            rate: float = 0, sparkplug: bool = False, web_clients: int = -1
+            ) -> dict[str, Any]:
+    """One run; ``web_clients`` ≥ 0: floorstream serves its web feed, to that many
+    event-stream clients."""
+    web_port = _free_port() if web_clients >= 0 else 0
     flags = ["--sparkplug", "1"] if sparkplug else []
     run = f"{sut}-{qos}-{mode}-{time.monotonic_ns()}"
     ready, result, pub_result = work / f"{run}.ready", work / f"{run}.json", work / f"{run}.pub"
@@ -396,10 +409,15 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
         config = sut_dir / "fs.yaml"
         protocol = os.environ.get("FS_BENCH_PROTOCOL") or ("3.1.1" if qos == 0 else "5")
         config.write_text((CONFIG_SPARKPLUG if sparkplug else CONFIG).format(
-            dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms, protocol=protocol))
+            dir=sut_dir, port=port, qos=qos, run=run, wait=wait_ms, protocol=protocol)
+            + (WEB_CONFIG.format(port=web_port, token=WEB_TOKEN) if web_port else ""))
         proc = _spawn("_floorstream", "--config", str(config), "--last-ts", str(last_ts),
-                      "--ready", str(ready), "--result", str(result))
+                      "--ready", str(ready), "--result", str(result),
+                      *(["--go", str(work / f"{run}.go")] if web_port else []))
     _wait_file(ready, proc)
+    clients = _web_clients(web_port, web_clients) if web_clients > 0 else []
+    if web_port:
+        (work / f"{run}.go").touch()
     time.sleep(0.3)  # let the subscription settle
     if mode == "drain":
         proc.send_signal(signal.SIGSTOP)
@@ -410,6 +428,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     if mode == "drain":
         proc.send_signal(signal.SIGCONT)
     proc.wait(600)
+    web_seen = _web_clients_stop(clients)
     res = json.loads(result.read_text())
     published = json.loads(pub_result.read_text())
     start = resumed if mode == "drain" else published["t_start_ns"]
@@ -419,6 +438,9 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
            "msgs_s": round(n / ((res["t_last_ns"] - start) / 1e9)) if res["t_last_ns"] else 0,
            "publisher_msgs_s": round(n / ((published["t_end_ns"] - published["t_start_ns"])
                                           / 1e9))}
+    if web_clients >= 0:
+        out["web_clients"] = web_clients
+        out.update(web_seen)
     if sut == "floorstream":
         committed = dict(res["committed"])
         out["posts"] = res["posts"]
@@ -431,6 +453,50 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
             out["p99_ms"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2)
             out["events_timed"] = len(lat)
     return out
+
+
+WEB_TOKEN = "bench-mqtt-web-token-0123456789"
+WEB_CONFIG = """
+web:
+  port: {port}
+  people: {{bench: {{name: Bench}}}}
+  tokens: [{{person: bench, token: {token}}}]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _web_clients(port: int, count: int, processes: int = 2) -> list[subprocess.Popen[str]]:
+    """``count`` event streams following everything on the daemon's web feed, in
+    ``processes`` processes of bench/web_clients.py; returns once they are all open."""
+    script = HERE.with_name("web_clients.py")
+    started = [subprocess.Popen([sys.executable, str(script), str(port), str(share),
+                                 WEB_TOKEN, "/events?scope=all"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+               for share in (count // processes + (n < count % processes)
+                             for n in range(processes)) if share]
+    for client in started:
+        assert client.stdout is not None
+        if client.stdout.readline().strip() != "ready":
+            raise RuntimeError("the event-stream clients did not connect")
+    return started
+
+
+def _web_clients_stop(started: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    """Stop the clients (SIGTERM, by pid) and sum what they saw."""
+    reports = []
+    for client in started:
+        client.terminate()
+        assert client.stdout is not None
+        line = client.stdout.readline()
+        reports.append(json.loads(line) if line.strip() else {})
+        client.wait(20)
+    return {f"web_{key}": sum(r.get(key, 0) for r in reports)
+            for key in ("post_events", "more", "cpu_s")} if started else {}
 
 
 def _start_broker(work: Path, inflight: int) -> tuple[int, subprocess.Popen[bytes]]:
@@ -461,7 +527,7 @@ def main() -> None:
         ap = argparse.ArgumentParser()
         for flag in ("--port", "--qos", "--expect", "--last-ts", "--limit", "--sparkplug"):
             ap.add_argument(flag, type=int, default=0)
-        for flag in ("--stream", "--result", "--ready", "--config"):
+        for flag in ("--stream", "--result", "--ready", "--config", "--go"):
             ap.add_argument(flag, default="")
         ap.add_argument("--rate", type=float, default=0)
         ap.add_argument("--max-seconds", type=float, default=300)
@@ -484,9 +550,15 @@ def main() -> None:
                     help="the Sparkplug B storm (nodes x devices, DDATA of 10 alias metrics)")
     ap.add_argument("--nodes", type=int, default=200)
     ap.add_argument("--devices", type=int, default=10)
+    ap.add_argument("--web-clients", type=int, default=0,
+                    help="only the storm with the web feed on: no client, then N, interleaved")
+    ap.add_argument("--web-rounds", type=int, default=3)
     a = ap.parse_args()
     if a.sparkplug:
         _sparkplug_main(a)
+        return
+    if a.web_clients:
+        _web_main(a)
         return
     with tempfile.TemporaryDirectory(prefix="fs-bench-mqtt-") as tmp:
         work = Path(tmp)
@@ -516,6 +588,42 @@ def main() -> None:
             broker.terminate()
             broker.wait()
         _summary(rows)
+
+
+def _web_main(a: argparse.Namespace) -> None:
+    """The JSON storm into floorstream with its web feed on: no event-stream client, then
+    ``--web-clients``, interleaved (A/B/A/B…) so the machine's load falls on both alike."""
+    import statistics
+
+    with tempfile.TemporaryDirectory(prefix="fs-bench-mqtt-web-") as tmp:
+        work = Path(tmp)
+        stream = work / "stream.tsv"
+        interesting = generate(stream, a.machines, a.messages)
+        last_ts = T0 + a.messages - 1
+        print(f"stream: {a.messages:,} messages, {interesting:,} interesting; web feed on, "
+              f"0 and {a.web_clients} event-stream clients, {a.web_rounds} rounds", flush=True)
+        port, broker = _start_broker(work, a.broker_inflight)
+        rows = []
+        try:
+            for _ in range(a.web_rounds):
+                for qos in a.qos:
+                    for clients in (0, a.web_clients):
+                        row = run_one(work, port, "floorstream", qos, "storm", stream,
+                                      a.messages, last_ts, a.batch_wait_ms, web_clients=clients)
+                        row["load_1m"] = round(os.getloadavg()[0], 2)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+        finally:
+            broker.terminate()
+            broker.wait()
+    for qos in a.qos:
+        by = {n: [r for r in rows if r["qos"] == qos and r["web_clients"] == n]
+              for n in (0, a.web_clients)}
+        rate = {n: statistics.median(r["msgs_s"] for r in found) for n, found in by.items()}
+        cpu = {n: statistics.median(r["cpu_s"] for r in found) for n, found in by.items()}
+        print(json.dumps({"qos": qos, "median_msgs_s": rate, "median_cpu_s": cpu,
+                          "msgs_s_ratio": round(rate[a.web_clients] / rate[0], 3),
+                          "cpu_ratio": round(cpu[a.web_clients] / cpu[0], 3)}), flush=True)
 
 
 def _sparkplug_main(a: argparse.Namespace) -> None:

@@ -217,6 +217,10 @@ def load(url: str, posts: int, teams: list[str], threads: int, fresh: bool) -> d
             conn.execute(text("ANALYZE fs_posts"))
             conn.execute(text("ANALYZE fs_post_teams"))
         else:
+            # the posts went in around Store.commit, which keeps the text index (docs/web.md)
+            if conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'fs_posts_fts'"))\
+                    .scalar():
+                conn.execute(text("INSERT INTO fs_posts_fts(fs_posts_fts) VALUES ('rebuild')"))
             conn.execute(text("ANALYZE"))
     took = time.perf_counter() - started
     store.close()
@@ -518,6 +522,30 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
             "load_1m_after": round(os.getloadavg()[0], 2)}
 
 
+def tables(results: dict[str, Any]) -> str:
+    """The results as the Markdown tables of docs/web.md."""
+    lines = ["", "| store | page | server p50 / p99 | server CPU p50 / p99 | client p50 / p99 |",
+             "|---|---|---|---|---|"]
+    for kind in ("sqlite", "postgres"):
+        for name, found in results.get(kind, {}).get("pages_ms", {}).items():
+            lines.append(f"| {kind} | {name} | " + " | ".join(
+                f"{found[part]['p50']:.1f} / {found[part]['p99']:.1f}"
+                for part in ("server", "server_cpu", "client")) + " |")
+    lines += ["", "| store | clients | seen of expected | once each | p50 | p99 | max "
+                  "| server CPU per post | load after |", "|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("sqlite", "postgres"):
+        got = results.get(kind, {}).get("live")
+        if got:
+            latency = got["publish_to_seen_ms"]
+            once = (got["distinct_per_client_min_max"] == [got["published"]] * 2
+                    and not got["repeats"])
+            lines.append(f"| {kind} | {got['clients']} | {got['deliveries_seen']:,} of "
+                         f"{got['deliveries_expected']:,} | {'yes' if once else 'NO'} | "
+                         f"{latency.get('p50')} | {latency.get('p99')} | {latency.get('max')} | "
+                         f"{got['server_cpu_ms_per_post']} ms | {got['load_1m_after']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default="sqlite,postgres")
@@ -563,6 +591,7 @@ def main() -> None:
         results[kind] = entry
         print(json.dumps({kind: entry}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
+    print(tables(results))
 
 
 if __name__ == "__main__":
