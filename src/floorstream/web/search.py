@@ -74,15 +74,28 @@ def text_condition(dialect: str, wanted: tuple[str, ...]) -> ColumnElement[bool]
         return literal_column(schema.PG_TEXT_DOCUMENT).bool_op("@@")(
             func.to_tsquery(literal_column("'simple'::regconfig"), query))
     # MariaDB / MySQL (see the module docstring): the index narrows, the column decides
+    found = mysql_match(wanted)
+    exact = mysql_exact(wanted)
+    return exact if found is None else and_(found, exact)
+
+
+def mysql_exact(wanted: tuple[str, ...]) -> ColumnElement[bool]:
+    """MariaDB: every word begins a word of ``search_words`` (no index: a test per row)."""
     spaced: Any = func.concat(" ", literal_column("fs_posts.search_words"))
-    exact = [spaced.like(f"% {w}%") for w in wanted]  # words are letters and digits only
+    # (words are letters and digits only: nothing to escape in the pattern)
+    return and_(*(spaced.like(f"% {w}%") for w in wanted))
+
+
+def mysql_match(wanted: tuple[str, ...]) -> ColumnElement[bool] | None:
+    """MariaDB: the FULLTEXT ``MATCH`` of the words InnoDB indexes; None when none is."""
     indexed = [w for w in wanted if len(w) >= 3 and not any(
         stop.startswith(w) for stop in INNODB_STOPWORDS)]
     if not indexed:
-        return and_(*exact)
+        return None
     against = " ".join(f"+{w}*" for w in indexed)
-    return and_(mysql.match(literal_column("fs_posts.search_words"),
-                            against=against).in_boolean_mode(), *exact)
+    found: ColumnElement[bool] = mysql.match(
+        literal_column("fs_posts.search_words"), against=against).in_boolean_mode()
+    return found
 
 
 #: InnoDB's default full-text stop words (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD):
