@@ -108,7 +108,10 @@ def test_two_daemons_share_report_lose_a_session_and_hand_over(
         wait_for(lambda: len(_held(da)) + len(_held(db)) == 3, timeout=15,
                  what="every source held again")
         assert not _held(da) & _held(db)
-        assert all(da.status[s].state == "standby" for s in SOURCES if s not in _held(da))
+        # a's stopped sources report standby once their threads have ended, which can come
+        # after b took them over
+        wait_for(lambda: all(da.status[s].state == "standby" for s in SOURCES
+                             if s not in _held(da)), timeout=10, what="a's lost sources standby")
         assert lost  # a held something when its session went
 
         # a clean stop hands a's sources to b, and a leaves the fleet
