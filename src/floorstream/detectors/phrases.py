@@ -160,12 +160,18 @@ def _deleted(e: Event) -> str:
     return f"{e.subject} deleted"
 
 
+#: SAP's deletion indicators, named in capitals as SAP's users know them
+_SAP_FLAGS = frozenset({"loekz", "lvorm", "loevm"})
+
+
 def _flag(f: dict[str, object]) -> str:
-    """" (LOEKZ L)": the ERP's own indicator, as its users know it (not for a yes/no)."""
+    """" (LOEKZ L)", " (deletion flag L)": the ERP's own indicator, as its users know it
+    (not for a yes/no)."""
     flag, field = f.get("flag"), str(f.get("field") or "")
     if not isinstance(flag, str) or not flag or not field:
         return ""
-    return f" ({field.upper()} {flag})"
+    name = field.upper() if field.lower() in _SAP_FLAGS else field.replace("_", " ")
+    return f" ({name} {flag})"
 
 
 def _archived(e: Event) -> str:

@@ -34,7 +34,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, column, select, table, text
+from sqlalchemy import Boolean, Connection, bindparam, column, inspect, select, table, text
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
 
 from floorstream.adapters.erp.alpha import alpha_out, canonical
 from floorstream.adapters.erp.config import LookupConfig, TableConfig
@@ -71,6 +72,20 @@ def row_hash(row: Mapping[str, Any], columns: Iterable[str] | None = None) -> st
     names = sorted(columns if columns is not None else row)
     payload = json.dumps([[n, plain(row.get(n))] for n in names], separators=(",", ":"))
     return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+
+
+def _boolean_columns(conn: Connection, name: str) -> frozenset[str]:
+    """Columns of ``name`` declared BOOLEAN: MariaDB/MySQL keep them as TINYINT(1) and SQLite
+    as an integer, so their rows say 0/1 where PostgreSQL's say true/false."""
+    try:
+        columns = inspect(conn).get_columns(name)
+    except (NoSuchTableError, DBAPIError):
+        conn.rollback()
+        return frozenset()
+    return frozenset(
+        c["name"] for c in columns if isinstance(c["type"], Boolean)
+        or (type(c["type"]).__name__ == "TINYINT" and getattr(c["type"], "display_width", None)
+            == 1))
 
 
 def _midnight(value: datetime) -> bool:
@@ -141,6 +156,8 @@ class Humanizer:
         self.lookups = {col: LookupCache(cfg) for col, cfg in config.lookups.items()}
         self.idiom = Idiom(config)
         self.alpha = frozenset(config.alpha)
+        #: columns declared boolean, whatever the driver returns (see :meth:`prepare`)
+        self.booleans: frozenset[str] = frozenset()
         #: the zone of the datetimes the ERP stores without one
         self.stored_zone = naive_zone(self.idiom.system, config.site.time_zone)
         self.labels: dict[str, dict[str, str]] = {}
@@ -163,10 +180,12 @@ class Humanizer:
         self.labels = merged
 
     def prepare(self, conn: Connection) -> None:
-        """Read what the ERP's own tables add (once; see :class:`~.idioms.Idiom`)."""
+        """Read what the ERP's own tables add (once; see :class:`~.idioms.Idiom`), and which
+        columns are booleans the driver hands over as numbers."""
         if not self.idiom.loaded:
             self.idiom.load(conn)
             self._merge_labels()
+            self.booleans = _boolean_columns(conn, self.config.table)
 
     def rows(self, conn: Connection, rows: list[dict[str, Any]], *, virtual: bool = True
              ) -> list[dict[str, Any]]:
@@ -219,6 +238,8 @@ class Humanizer:
         mapping = self.labels.get(col)
         if mapping is not None and value is not None:
             return mapping.get(str(value), value if isinstance(value, str) else plain(value))
+        if col in self.booleans and isinstance(value, int) and value in (0, 1):
+            return bool(value)  # MariaDB BOOLEAN is TINYINT(1), SQLite's an integer: yes/no
         if isinstance(value, datetime):
             return self._datetime(value)
         if isinstance(value, date):
