@@ -149,3 +149,15 @@ def test_the_reason_reported_before_by_exception_is_the_reason_of_the_next_state
     run.feed({"Reason": "Guard door open"}, at=10)  # the reason alone, then the state
     (held_again,) = run.feed({"State": 11}, at=10.2)
     assert phrase(held_again) == "press-07 held (was stopped) — Guard door open"
+
+
+def test_packml_state_numbers_may_be_written_as_numbers() -> None:
+    """YAML reads ``normal: [6]`` and ``labels: {11: held}`` as numbers; a Sparkplug Int32
+    state is compared as text ("11"): they mean the same states."""
+    run = Runner(make(StateChange, field="State", normal=[6], labels={6: "execute", 11: "held"},
+                      severity={11: "warning"}))
+    run.feed({"State": 6}, at=0)
+    (held,) = run.feed({"State": 11}, at=1)
+    assert phrase(held) == "press-07 held (was execute)" and held.severity is Severity.WARNING
+    (back,) = run.feed({"State": 6}, at=61)
+    assert phrase(back) == "press-07 execute again after 1 min"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from floorstream.model import Change, Event, Severity
 from floorstream.plugin import (
@@ -39,6 +39,28 @@ class StateChangeOptions(DetectorOptions):
                                    description="state → how people call it (STOPPED → stopped)")
     reason: str | None = Field(default=None,
                                description="payload field saying why (a PackML stop reason)")
+
+    @field_validator("normal", mode="before")
+    @classmethod
+    def _states_as_text(cls, value: Any) -> Any:
+        """PackML states are numbers (6 Execute, 11 Held): ``normal: [6]`` means the state
+        "6", as the detector compares states as text."""
+        if isinstance(value, list):
+            return [_text(v) for v in value]
+        return value
+
+    @field_validator("labels", "severity", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: Any) -> Any:
+        """``labels: {6: execute}`` (YAML reads the key as a number) names the state "6"."""
+        if isinstance(value, dict):
+            return {_text(k): v for k, v in value.items()}
+        return value
+
+
+def _text(value: Any) -> Any:
+    """A number as the state text it is compared with (6 → "6"); anything else as is."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class StateChange(Detector):
