@@ -123,3 +123,44 @@ def test_many_real_streams_get_every_post_once_and_resume_from_last_event_id(
             publish(["marker"])
             wait_for(lambda: "marker" in again.posts(), 20, "the marker")
             assert again.posts() == [*summaries[20:], "sentinel", "marker"]
+
+
+def test_a_feed_sharing_its_process_sends_fewer_posts_one_by_one_to_many_streams(
+        tmp_path: Path) -> None:
+    """With a delivery budget (the daemon's own feed: posts one by one × streams a second),
+    50 streams get a second's worth of posts one by one (1,000 / 50 = 20) and a ``more``
+    for a commit of 30; without one (a web process of its own) the 30 posts come one by
+    one."""
+
+    def rounds(budget: float | None) -> list[list[tuple[str, int]]]:
+        store = Store.open(f"sqlite:///{tmp_path}/fs-{budget}.db")
+        hub = Hub(FeedQueries(store), lambda kind, seq, post, ack: sse(seq, kind, "x"),
+                  poll_s=0.02, deliveries_per_s=budget)
+
+        async def scenario() -> list[list[tuple[str, int]]]:
+            streams = [hub.subscribe(lambda _p: True, "all") for _ in range(50)]
+            found: list[list[tuple[str, int]]] = []
+            for start, count in ((0, 10), (10, 30)):
+                store.commit(CommitBatch(posts=[_post(n, "maintenance")
+                                                for n in range(start, start + count)]))
+                got: list[tuple[str, int]] = []
+                while not got or got[-1][1] < start + count:  # up to the commit's last seq
+                    found_round = await asyncio.wait_for(streams[0].next_round(), 10)
+                    assert found_round is not None
+                    got += [(item.kind, item.seq) for item in found_round[0]]
+                found.append(got)
+                await asyncio.sleep(1.1)  # the bucket fills again
+            return found
+
+        try:
+            return asyncio.run(scenario())
+        finally:
+            hub.stop()
+            store.close()
+
+    limited = rounds(1000.0)
+    assert limited[0] == [("post", n) for n in range(1, 11)]
+    assert limited[1] == [("more", 40)]  # 30 > 20 a second: one more, no post rendered
+    unlimited = rounds(None)
+    assert unlimited[0] == [("post", n) for n in range(1, 11)]
+    assert unlimited[1] == [("post", n) for n in range(11, 41)]

@@ -30,7 +30,7 @@ from floorstream.store.store import Store
 from floorstream.web import csrf
 from floorstream.web.actions import Commenter
 from floorstream.web.auth import SESSION_COOKIE, Authenticator, Identity, Session
-from floorstream.web.live import Hub, sse
+from floorstream.web.live import EMBEDDED_DELIVERIES_PER_S, Hub, sse
 from floorstream.web.queries import Ack, FeedQueries
 from floorstream.web.views import activity, environment, to_json
 
@@ -42,7 +42,8 @@ STATIC = Path(__file__).parent / "static"
 class WebContext:
     """Everything a request handler needs, built once per app."""
 
-    def __init__(self, config: Config, store: Store, stream: Stream) -> None:
+    def __init__(self, config: Config, store: Store, stream: Stream, *,
+                 embedded: bool = False) -> None:
         self.config = config
         self.settings = config.settings.web
         self.store = store
@@ -58,7 +59,10 @@ class WebContext:
                              config.settings.admin_team})
         self.commenter = Commenter(stream.pipeline, self.teams)
         self._post_template = self.env.get_template("_post.html")
-        self.hub = Hub(self.queries, self.live_event, poll_s=self.settings.poll_ms / 1000)
+        # in a daemon (or an app that brings its own stream) the feed shares the process and
+        # its GIL with a pipeline: live posts times streams are limited there (live.py)
+        self.hub = Hub(self.queries, self.live_event, poll_s=self.settings.poll_ms / 1000,
+                       deliveries_per_s=EMBEDDED_DELIVERIES_PER_S if embedded else None)
 
     def person_name(self, person: str) -> str:
         """A person's display name (web.people.<person>.name), else the user name."""
@@ -190,8 +194,9 @@ def create_app(config: Config | str | Path | Mapping[str, Any], *, store: Store 
         config = parse_mapping(dict(config), build_plugins())
     own_store = store is None
     store = store or Store.open(config.settings.store)
+    embedded = stream is not None  # a pipeline of the caller's runs in this process
     stream = stream or Stream(config, build_plugins(), store=store)
-    ctx = WebContext(config, store, stream)
+    ctx = WebContext(config, store, stream, embedded=embedded)
     app = FastAPI(title="floorstream web feed", version="1", root_path=root_path,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json",
                   dependencies=[Depends(csrf_guard)],

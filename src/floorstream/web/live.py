@@ -8,7 +8,10 @@ event (HTML and activity) once, and hands them to every subscriber whose page th
 (its team, its filters, what its reader may read).
 
 What a round renders is bounded, whatever the post rate: at most ``LIVE_RATE`` posts a second
-(a bucket of ``BUCKET``). When more arrived than that (a storm), the round reads no post at all:
+(a bucket of ``BUCKET``) — fewer where the feed shares its process with a pipeline (the
+daemon, an embedding app): there the posts sent one by one times the open streams stay under
+``EMBEDDED_DELIVERIES_PER_S``, so many streams cannot slow the pipeline down. When more
+arrived than that (a storm), the round reads no post at all:
 it reads the new seqs (the primary key's entries, no rows) and sends every stream one ``more``
 event — "up to N new posts" with the range they are in, its id the newest seq — at most one
 every ``MORE_EVERY_S``; the page loads them on demand (a reload: the feed's first page, then
@@ -35,7 +38,8 @@ import structlog
 from floorstream.model import Post
 from floorstream.web.queries import Ack, FeedQueries
 
-__all__ = ["BUCKET", "BURST", "LIVE_RATE", "MORE_EVERY_S", "Hub", "Item", "Subscriber",
+__all__ = ["BUCKET", "BURST", "EMBEDDED_DELIVERIES_PER_S", "LIVE_RATE", "MORE_EVERY_S", "Hub",
+           "Item", "Subscriber",
            "event_stream", "more_item"]
 
 log = structlog.get_logger("floorstream.web")
@@ -64,6 +68,11 @@ LIVE_RATE = 200.0
 #: LIVE_RATE, so a round delayed on a busy machine at a plant's pace still sends posts); more
 #: than the bucket holds and the round sends a ``more`` event instead
 BUCKET = 200
+#: where the feed shares its process (and GIL) with a pipeline: posts sent one by one a second
+#: times the streams open, at most (each such delivery costs the process ~2 us of CPU: 5,000 a
+#: second are ~1 % of a core; 200 streams then get up to 25 posts a second one by one, and a
+#: ``more`` a second beyond that). A ``floorstream web`` process of its own has no such limit
+EMBEDDED_DELIVERIES_PER_S = 5000.0
 #: what a reconnect's backlog renders at most (more: one ``more`` event; see api._backlog)
 BURST = 50
 #: in a storm, the shortest time between two ``more`` events (what a stream gets per second)
@@ -153,10 +162,12 @@ class Hub:
     """The watcher thread and the subscribers of one web process."""
 
     def __init__(self, queries: FeedQueries, encode: Callable[[str, int, Post, Ack | None], str],
-                 *, poll_s: float = 0.25) -> None:
+                 *, poll_s: float = 0.25, deliveries_per_s: float | None = None) -> None:
         self.queries = queries
         self.encode = encode
         self.poll_s = poll_s
+        #: posts sent one by one times open streams, a second, at most (None: LIVE_RATE only)
+        self.deliveries_per_s = deliveries_per_s
         self.listening = False  # LISTEN/NOTIFY is in use (PostgreSQL)
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
@@ -196,6 +207,14 @@ class Hub:
         return len(self._subscribers)
 
     # -- the watcher ---------------------------------------------------------------------------
+
+    def live_rate(self) -> tuple[float, float]:
+        """Posts a second sent one by one, and the bucket (a second's worth), for the streams
+        open now."""
+        rate = LIVE_RATE
+        if self.deliveries_per_s is not None:
+            rate = min(rate, self.deliveries_per_s / max(1, len(self._subscribers)))
+        return rate, min(float(BUCKET), max(1.0, rate))
 
     def round_s(self) -> float:
         """The shortest time between two rounds, for the streams open now."""
@@ -268,7 +287,8 @@ class Hub:
                 self._tokens, self._due = float(BUCKET), None
                 return
         now = time.monotonic()
-        self._tokens = min(float(BUCKET), self._tokens + (now - self._refilled) * LIVE_RATE)
+        rate, bucket = self.live_rate()
+        self._tokens = min(bucket, self._tokens + (now - self._refilled) * rate)
         self._refilled = now
         if self._gaps:
             for seq in [s for s, until in self._gaps.items() if until < now]:
