@@ -132,3 +132,33 @@ def test_sap_time(udate: str, utime: str, expected: datetime | None) -> None:
     from zoneinfo import ZoneInfo
 
     assert sap_time(udate, utime, ZoneInfo("Europe/Berlin")) == expected
+
+
+def test_a_missing_change_log_is_a_problem_post_not_an_outage(store_url: str,
+                                                             tmp_path: Path) -> None:
+    """Audit style sap on a database without CDHDR (a view not created, a wrong
+    ``header_table``): one source.problem naming the table, the table paused, instead of
+    retrying "database unavailable" forever; ``check`` says it first."""
+    from floorstream.adapters.erp.adapter import ErpTableAdapter
+    from floorstream.adapters.erp.config import ErpTableConfig
+
+    engine = create(store_url, "CREATE TABLE production_order (id INTEGER PRIMARY KEY, "
+                    "name {vtext} NOT NULL, state {vtext} NOT NULL)")
+    base = {"name": "erp", "adapter": "erp.table", "url": store_url,
+            "table": "production_order", "key": "name", "mode": "audit",
+            "audit": {"style": "sap", "object": "ORDER"}, "track": ["state"]}
+    warnings = ErpTableAdapter.check(ErpTableConfig.model_validate(base))
+    assert [w for w in warnings if "audit log" in w] == [
+        "audit log table change_header of table production_order does not exist (audit "
+        "style sap)", "audit log table change_item of table production_order does not "
+        "exist (audit style sap)"]
+    run = IdiomRun(config(tmp_path / "fs.db", SOURCE.format(url=store_url)))
+    with run:
+        run.start(ready=False)
+        (problem,) = run.wait_news(1)
+        assert (problem.type, problem.teams) == ("source.problem", ("admin",))
+        assert problem.summary == (
+            "erp: audit log table change_header does not exist (audit style sap of table "
+            "production_order); polling of production_order is paused until the schema is "
+            "fixed")
+    engine.dispose()

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from floorstream.adapters.erp.audit import AuditWatcher
+from floorstream.adapters.erp.auditlogs import log_tables
 from floorstream.adapters.erp.config import ErpTableConfig, TableConfig
 from floorstream.adapters.erp.cursor import CursorWatcher
 from floorstream.adapters.erp.lifecycle import lifecycle_column
@@ -181,6 +182,8 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
                 return
             try:
                 self._columns(cfg, engine, refresh=True)
+                if self._schema_problem(cfg, engine) is not None:
+                    raise SchemaProblem(name)
             except SchemaProblem:
                 self.paused[name] = time.monotonic() + _SCHEMA_RECHECK_S
                 return
@@ -307,6 +310,15 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
         return chosen
 
     def _schema_problem(self, cfg: TableConfig, engine: Engine) -> str | None:
+        if cfg.mode == "audit":
+            # a change log that is not there is the config's or the ERP's problem, not the
+            # database being down: say which table, instead of retrying as an outage
+            with engine.connect() as conn:
+                inspector = inspect(conn)
+                missing = [t for t in log_tables(cfg) if not inspector.has_table(t)]
+            if missing:
+                return (f"audit log table {missing[0]} does not exist (audit style "
+                        f"{cfg.audit.style} of table {cfg.table})")
         if cfg.mode == "audit" and cfg.audit.style != "floorstream":
             return None
         try:
@@ -368,6 +380,10 @@ class ErpTableAdapter(Adapter[ErpTableConfig]):
                         f"table {cfg.table} has SAP's client column {client_column(present)} "
                         "but the source names no client: the rows of every client (production, "
                         "training, test) are read and posted as one; set client: (e.g. '100')")
+                if cfg.mode == "audit":
+                    warnings += [f"audit log table {log} of table {cfg.table} does not exist"
+                                 f" (audit style {cfg.audit.style})"
+                                 for log in log_tables(cfg) if not inspector.has_table(log)]
                 header = cfg.audit.header_table or "change_header"
                 if (cfg.mode == "audit" and cfg.audit.style == "sap" and not config.client
                         and inspector.has_table(header)):

@@ -37,7 +37,8 @@ from floorstream.adapters.erp.idioms import Idiom
 from floorstream.adapters.erp.lifecycle import SAP_INDICATORS
 from floorstream.adapters.erp.sqlcommon import as_utc
 
-__all__ = ["LOG_TABLE", "ChildChange", "Entry", "read_log", "sap_client_column", "sap_time"]
+__all__ = ["LOG_TABLE", "ChildChange", "Entry", "log_tables", "read_log", "sap_client_column",
+           "sap_time"]
 
 #: the change-log table the installed triggers write
 LOG_TABLE = "fs_erp_changes"
@@ -70,6 +71,15 @@ class ChildChange:
     name: str | None  # the row's own name (a hash)
     values: dict[str, Any] = field(default_factory=dict)  # added/removed: the whole row
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)  # changed: f, old, new
+
+
+def log_tables(config: TableConfig) -> list[str]:
+    """The tables an audit ``style`` reads (the change log itself, not the watched table)."""
+    audit = config.audit
+    return {"floorstream": [audit.table or LOG_TABLE],
+            "sap": [audit.header_table or "change_header", audit.table or "change_item"],
+            "odoo": [audit.header_table or "mail_message", audit.table or "mail_tracking_value"],
+            "frappe": [audit.table or "tabVersion"]}[audit.style]
 
 
 def read_log(conn: Connection, config: TableConfig, after: Any, gaps: Sequence[Any],
