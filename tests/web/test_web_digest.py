@@ -174,6 +174,26 @@ def test_a_digest_of_what_a_person_follows_once_by_e_mail(
             ("@bob", "mail", "delivered")]
         page = FeedQueries(stream.store).page(teams=None, readable=None)
         assert all(p.source != DIGEST_SOURCE for p in page.posts)
+        _not_on_the_web(config, stream, made[0])
+
+
+def _not_on_the_web(config: Config, stream: Stream, post_id: str) -> None:
+    """A digest is its person's mail: not in a feed, not at its permalink or thread, not
+    even for a reader of every team."""
+    from fastapi.testclient import TestClient
+
+    from floorstream.web import create_app
+
+    from .websupport import TOKEN
+
+    alice = {"authorization": f"Bearer {TOKEN}"}  # alice reads every team
+    with TestClient(create_app(config, stream=stream)) as client:
+        assert client.get(f"/api/posts/{post_id}", headers=alice).status_code == 404
+        assert client.get(f"/posts/{post_id}", headers=alice).status_code == 404
+        assert client.get("/api/threads/@digest:alice", headers=alice).json()[
+            "totalItems"] == 0
+        feed = client.get("/api/feed", headers=alice).json()
+        assert post_id not in str(feed) and feed["orderedItems"]
 
 
 def _berlin() -> Any:

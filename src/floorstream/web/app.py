@@ -106,8 +106,10 @@ class Viewer:
         return frozenset((own or frozenset()) | self.public)
 
     def can_read(self, teams: Collection[str]) -> bool:
+        """Whether a post of ``teams`` (or a team's feed) is for this reader. A post of no
+        team — a person's e-mail digest (delivery.personal) — is nobody's on the web."""
         readable = self.readable
-        return readable is None or any(t in readable for t in teams)
+        return bool(teams) and (readable is None or any(t in readable for t in teams))
 
     @property
     def csrf(self) -> str:
