@@ -104,6 +104,7 @@ def test_a_digest_of_what_a_person_follows_once_by_e_mail(
         follows.follow("alice", "subject", "press-07")
         follows.follow("alice", "team", "purchasing")
         follows.follow("bob", "subject", "press-07")
+        follows.follow("bob", "source", "orders")  # purchasing's: not for bob
         digests = PersonalDigests(config, stream.store)
         assert digests.run_once(T0) == []  # the first period: from here on, nothing sent
         fault = _publish(stream, "presses", "press-07", "press-07 in fault", "critical")

@@ -229,9 +229,14 @@ class PersonalDigests:
                         pt.c.team == value, pt.c.post_seq > after, pt.c.post_seq <= head
                     ).order_by(pt.c.post_seq.desc())
                 else:
+                    column: Any = p.c[kind]
+                    if kind == "source":
+                        # (source || ''): not the (source, subject, seq) index, whose walk
+                        # reads every post of the source; the seq window bounds the read
+                        column = column.concat("")
                     query = select(p.c.seq).where(
-                        p.c[kind] == value,
-                        p.c.seq > after, p.c.seq <= head).order_by(p.c.seq.desc())
+                        column == value, p.c.seq > after, p.c.seq <= head
+                    ).order_by(p.c.seq.desc())
                 seqs.update(int(s) for s in conn.execute(query.limit(MAX_READ)).scalars())
             ordered = sorted(seqs)[-MAX_READ * 2:]
             rows = {int(r["seq"]): r for r in conn.execute(
