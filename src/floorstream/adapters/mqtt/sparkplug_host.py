@@ -466,6 +466,10 @@ class SparkplugHost:
         if self.subject is not None or self.backfill.bursts or key in self.waiting.episodes \
                 or len(subject) > MAX_SUBJECT:
             return False
+        # everything read: the compact reader (values read inline) is the faster one then
+        if self.sessions.fields is None and "message" in item.record \
+                and not self._complete(item):
+            return True  # quarantined
         change = self.sessions.plain_data(key, levels[1], levels[3], subject, item.record,
                                           item.observed, self.static_attrs)
         if change is None:
