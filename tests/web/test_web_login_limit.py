@@ -17,10 +17,11 @@ from floorstream.web.auth import LoginLimiter
 from .websupport import login, web_mapping
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
 def shared_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url"}[
-        request.param])
+    url: str = request.getfixturevalue(
+        {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param])
     return url
 
 
