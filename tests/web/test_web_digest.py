@@ -60,10 +60,11 @@ def smtp() -> Iterator[tuple[int, _Inbox]]:
         controller.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
 def digest_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url"}[
-        request.param])
+    url: str = request.getfixturevalue(
+        {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param])
     return url
 
 
