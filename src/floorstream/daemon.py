@@ -238,12 +238,13 @@ class Daemon:
     def _interest(self, source: SourceConfig) -> Interest:
         """What the source's detectors, summary templates and plugins read of its payloads
         (floorstream.interest): an adapter may read only that."""
-        runtime = self.processor.sources.get(source.name)
-        if runtime is None:
-            return Interest()  # (not known yet: everything)
+        entries = {entry.name: entry.item for entry in self.plugins.detectors}
+        # built from the config as the pipeline builds them (its runtime of the source may be
+        # gone meanwhile: a fleet builds it afresh when the lease comes)
+        detectors = [entries[spec.name](spec.options, source.name) for spec in source.detect]
         hook = self.plugins.manager.hook
         return source_interest(
-            [d for d, _ in runtime.detectors], source.summary,
+            detectors, source.summary,
             bool(hook.render_post.get_hookimpls() or hook.route_post.get_hookimpls()))
 
     def stop(self, timeout: float = 30.0) -> None:
