@@ -147,7 +147,8 @@ def test_flapping_is_one_post_then_silence_then_a_summary_in_its_thread(
     assert [p.fields["after"] for p in shown] == ["STOPPED", "EXECUTE", "STOPPED"]
     (flapping,) = line.send("EXECUTE", 20)
     assert flapping.type == "machine.flapping" and flapping.severity is Severity.WARNING
-    assert flapping.summary == ("filler-3 flapping: 4 state changes in 1 min (stopped ↔ "
+    # the time the changes took (5 s to 20 s), not the 1-minute window they fell in
+    assert flapping.summary == ("filler-3 flapping: 4 state changes in 15 s (stopped ↔ "
                                 "execute); quiet until stable for 2 min")
     for n in range(7):  # flapping on: nothing
         assert line.send("STOPPED" if n % 2 == 0 else "EXECUTE", 25 + 5 * n) == []

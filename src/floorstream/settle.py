@@ -304,7 +304,8 @@ class Settle:
             position=f"{event.position}#flapping", occurred_at=event.occurred_at,
             severity=self.flap_severity, attrs=event.attrs, thread=event.thread,
             fields={"stream": found.stream, "changes": len(times),
-                    "within_s": self.flap.within, "states": labels, "held": held_count,
+                    "within_s": self.flap.within, "span_s": at - min(times),
+                    "states": labels, "held": held_count,
                     "transitions": held_count, "stable_s": self.stable})
         self._refer(st, {*(h["id"] for h in pending), event.id}, flapping.id)
         st["flap"] = {"flapping": True, "event": flapping.id, "position": event.position,
@@ -340,9 +341,12 @@ def _blip_phrase(e: Event) -> str:
 
 
 def _flapping_phrase(e: Event) -> str:
+    """"filler-3 flapping: 5 state changes in 6 s (…)": the time they took, not the window
+    they fell in (which read "in 30 s" for a machine toggling every second or so)."""
     f = e.fields
+    span = f.get("span_s", f["within_s"])
     return (f"{e.subject} flapping: {f['changes']} {_stream_name(f['stream'])} changes in "
-            f"{phrasing.duration(f['within_s'])} ({' ↔ '.join(f['states'])}); quiet until "
+            f"{phrasing.duration(span)} ({' ↔ '.join(f['states'])}); quiet until "
             f"stable for {phrasing.duration(f['stable_s'])}")
 
 
