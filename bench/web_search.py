@@ -3,6 +3,11 @@
     python bench/web_search.py sqlite:////tmp/search.db [POSTS]
     python bench/web_search.py postgresql+psycopg://postgres@127.0.0.1/fs_search [POSTS]
     python bench/web_search.py "mysql+pymysql://root@127.0.0.1/fs_search?charset=utf8mb4"
+    python bench/web_search.py --commit-cost [ROUNDS]
+
+``--commit-cost``: what keeping the SQLite index costs a commit. 20,000 posts through
+``Store.commit`` in commits of 100 into a fresh SQLite store, with the index and with its
+statement replaced by a no-op, rounds interleaved; CPU microseconds per post.
 
 Loads POSTS posts (300,000 by default; a store that has them already is kept) with the
 driver's executemany, six words each from twenty, "zebra" in every 20,000th post (rare) and
@@ -98,7 +103,38 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
     return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
+def commit_cost(rounds: int) -> None:
+    import tempfile
+
+    from sqlalchemy import bindparam, text
+
+    from floorstream.model import utcnow
+    from floorstream.store.store import CommitBatch
+
+    indexed = schema.SQLITE_TEXT_ADD
+    skipped = text("SELECT 1 WHERE 0 AND 1 IN :seqs").bindparams(
+        bindparam("seqs", expanding=True))
+    for _ in range(rounds):
+        for label, statement in (("no index", skipped), ("index", indexed)):
+            schema.SQLITE_TEXT_ADD = statement  # (read by Store.commit at each commit)
+            store = Store.open(f"sqlite:///{tempfile.mkdtemp()}/cost.db")
+            posts = [Post(id=f"p{n}", type="machine.state_changed", source="presses",
+                          subject=f"press-{n % 50}", severity=10, teams=("maintenance",),
+                          summary=f"Press {n % 50} stopped after {n} cycles, 81.5 °C",
+                          occurred_at=utcnow()) for n in range(20_000)]
+            cpu = time.process_time()
+            for start in range(0, len(posts), 100):
+                store.commit(CommitBatch(posts=posts[start:start + 100]))
+            spent = time.process_time() - cpu
+            store.close()
+            print(f"{label:8}  {spent / len(posts) * 1e6:5.1f} us CPU per post", flush=True)
+    schema.SQLITE_TEXT_ADD = indexed
+
+
 def main() -> None:
+    if sys.argv[1] == "--commit-cost":
+        commit_cost(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+        return
     url = sys.argv[1]
     posts = int(sys.argv[2]) if len(sys.argv) > 2 else 300_000
     store = Store.open(url)
