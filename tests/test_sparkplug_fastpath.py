@@ -184,13 +184,13 @@ def _run(fast: bool, monkeypatch: pytest.MonkeyPatch, plugin: bool = False,
         if fast:
             plain = SparkplugHost._plain
 
-            def counted(self: SparkplugHost, item: Any) -> bool:
-                done = plain(self, item)
+            def counted(self: SparkplugHost, *fields: Any) -> bool:
+                done = plain(self, *fields)
                 taken[0] += done
                 return done
             patch.setattr(SparkplugHost, "_plain", counted)
         else:
-            patch.setattr(SparkplugHost, "_plain", lambda self, item: False)
+            patch.setattr(SparkplugHost, "_plain", lambda self, *fields: False)
         cfg = MqttConfig.model_validate({
             "name": "sp", "adapter": "mqtt", "decode": "sparkplug", "topics": ["spBv1.0/#"],
             "sparkplug": {"reorder_timeout": "0s", "late_after": "60s"}})

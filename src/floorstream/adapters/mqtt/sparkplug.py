@@ -338,10 +338,19 @@ class SparkplugSessions:
                 from floorstream.adapters.mqtt.sparkplug_b import read_wanted
                 read = self._read = read_wanted
             found = read(message, kinds)
-        elif record.get("plain"):  # (a plugin's decoder, without "plain": None)
-            found = _wanted_of_compact(record["metrics"], kinds)
-        else:
+        elif not record.get("plain"):  # (a plugin's decoder, without "plain": None)
             found = None
+        elif self.fields is None:  # everything: one comprehension (the commonest case then)
+            aliases = session.aliases
+            try:
+                values = {aliases[m[1]]: m[4] for m in record["metrics"]}
+            except KeyError:
+                return None
+            if session.control and not session.control.isdisjoint(values):
+                return None  # bookkeeping among them: handle() leaves it out
+            found = values, bool(values)
+        else:
+            found = _wanted_of_compact(record["metrics"], kinds)
         if found is None or not found[1]:
             return None  # not plain, an alias without a birth, or bookkeeping only
         values = found[0]
