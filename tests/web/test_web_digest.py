@@ -288,6 +288,13 @@ def test_the_digest_on_the_page_and_through_the_api(sqlite_url: str) -> None:
         put = client.put("/api/me/digest", headers=alice, json={"every": "off"})
         assert put.status_code == 200 and put.json()["chosen"] is True
         assert PersonalDigests(config, stream.store).run_once(T0) == []
+        # carol's choice made her row; her first period starts the count from there (bob's
+        # too, from the config's; alice chose none)
+        t = schema.web_digests
+        with stream.store.engine.connect() as conn:
+            rows = dict(conn.execute(select(t.c.person, t.c.last_end)).all())
+        assert rows == {"carol": datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "alice": None,
+                        "bob": datetime(2026, 12, 1, 6, 0, tzinfo=UTC)}
         bad = client.put("/api/me/digest", headers=alice,
                          json={"every": "daily", "timezone": "Mars/Base"})
         assert bad.status_code == 422 and "Mars/Base" in bad.json()["detail"]
