@@ -197,3 +197,25 @@ def test_a_deletion_flag_from_sap_change_documents(store_url: str, tmp_path: Pat
         assert post_lines(posts) == [
             ("1000123 flagged for deletion (LOEKZ X)", "record.deleted", "1000123", "new"),
             ("1000123 restored (deletion flag removed)", "record.restored", "1000123", "new")]
+
+
+def test_a_mass_archive_is_summed_up_as_records_archived(sqlite_url: str,
+                                                         tmp_path: Path) -> None:
+    """Odoo's "archive" on 1,200 selected orders is one statement: one summary that says
+    what happened to the records, not "active yes → no ×1,200"."""
+    engine = create(sqlite_url, ODOO_DDL)
+    now = now_sql(engine)
+    execute(engine, f"INSERT INTO production_order VALUES (:i, :n, 'done', :a, {now})",
+            *({"i": i, "n": f"WH/MO/{i:05d}", "a": True} for i in range(1, 1201)),
+            {"i": 9000, "n": "WH/MO/09000", "a": True})
+    run = IdiomRun(config(tmp_path / "fs.db", ODOO.format(url=sqlite_url) +
+                          "    mass_update: 1000\n"))
+    with run:
+        run.start()
+        execute(engine, f"UPDATE production_order SET active = FALSE, write_date = {now} "
+                "WHERE id < 9000")
+        posts = run.behind(lambda: execute(
+            engine, f"UPDATE production_order SET active = FALSE, write_date = {now_sql(engine)}"
+            " WHERE id = 9000"), "WH/MO/09000 archived")
+        assert [p.summary for p in posts] == [
+            "production_order: 1,200 rows changed at once (record active → archived ×1,200)"]

@@ -265,22 +265,33 @@ class FieldChange(Detector):
             while len(self._mass) >= 16:  # runs whose summary never came (a crash)
                 self._mass.pop(next(iter(self._mass)))
             counts = self._mass[run] = Counter()
+        # a record archived or flagged by the mass update is counted as that ("record active
+        # → archived ×1,500"), not as a change of its flag column
+        life = _life(change.data)
+        was_life = None
+        if life is not None:
+            replay = state.data.get("at") == change.position
+            was_life = life.get("was") or state.data.get("prev_life" if replay else "life")
+            if was_life is not None and was_life != life["state"]:
+                counts[("_lifecycle", was_life, life["state"])] += 1
+        flag = life["field"].lower() if life is not None else None
         for name, after in current.items():
-            if name not in change.data:
-                continue  # a field of another table of the source
+            if name not in change.data or name.lower() == flag:
+                continue  # a field of another table of the source, or the record's flag
             before = None if previous is None else previous.get(name)
             if before == after and (previous is not None or after is None):
                 continue
             if len(counts) < 10_000 or (name, before, after) in counts:
                 counts[(name, before, after)] += 1
         kept = {k: state.data[k] for k in _KEEP if k in state.data}
-        life = _life(change.data)
         state.replace({"values": current, "at": change.position, "prev": previous, **kept,
-                       **({"life": life["state"]} if life is not None else {})})
+                       **({"life": life["state"], "prev_life": was_life}
+                          if life is not None else {})})
 
     def _mass_summary(self, change: Change) -> list[Event]:
         counts = self._mass.pop(str(change.data.get("run")), Counter())
-        top = [{"field": name, "label": self.opts.labels.get(name, name.replace("_", " ")),
+        top = [{"field": name, "label": "record" if name == "_lifecycle"
+                else self.opts.labels.get(name, name.replace("_", " ")),
                 "before": before, "after": after, "count": n}
                for (name, before, after), n in counts.most_common(5)]
         fields = {"table": change.data.get("table"), "count": change.data.get("count"),
