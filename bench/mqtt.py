@@ -167,6 +167,20 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
+def _web_threads_cpu_s() -> float:
+    """CPU seconds of this process's web feed threads (server, watcher, listener): the web's
+    own share of the daemon's CPU, from /proc (Linux; 0 elsewhere)."""
+    total = 0
+    for thread in threading.enumerate():
+        if thread.name.startswith("floorstream-web") and thread.native_id is not None:
+            try:
+                fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+            except OSError:
+                continue
+            total += sum(int(v) for v in fields.rsplit(")", 1)[1].split()[11:13])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _vmhwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -311,6 +325,7 @@ def role_floorstream(a: argparse.Namespace) -> None:
         while not Path(a.go).exists():
             time.sleep(0.01)
         cpu = _cpu_s()
+    web_cpu = _web_threads_cpu_s()
     done.wait(a.max_seconds)
     end = committed.get(a.last_ts, 0)
     received = adapter.received  # type: ignore[attr-defined]
@@ -318,7 +333,8 @@ def role_floorstream(a: argparse.Namespace) -> None:
         "received": received, "t_last_ns": end, "rss_mb": _vmhwm_mb(),
         "batches": daemon.pipeline.committed_batches, "cpu_s": round(_cpu_s() - cpu, 3),
         "uncommitted": getattr(daemon.pipeline, "uncommitted_batches", 0),
-        "posts": len(committed), "committed": list(committed.items())}))
+        "posts": len(committed), "committed": list(committed.items()),
+        "web_threads_cpu_s": round(_web_threads_cpu_s() - web_cpu, 3)}))
     os._exit(0)  # the store is disposable; skip the orderly drain
 
 
@@ -440,6 +456,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
                                           / 1e9))}
     if web_clients >= 0:
         out["web_clients"] = web_clients
+        out["web_threads_cpu_s"] = res.get("web_threads_cpu_s")
         out.update(web_seen)
     if sut == "floorstream":
         committed = dict(res["committed"])
@@ -475,7 +492,7 @@ def _web_clients(port: int, count: int, processes: int = 2) -> list[subprocess.P
     ``processes`` processes of bench/web_clients.py; returns once they are all open."""
     script = HERE.with_name("web_clients.py")
     started = [subprocess.Popen([sys.executable, str(script), str(port), str(share),
-                                 WEB_TOKEN, "/events?scope=all"],
+                                 WEB_TOKEN, os.environ.get("FS_WEB_PATH", "/events?scope=all")],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
                for share in (count // processes + (n < count % processes)
                              for n in range(processes)) if share]

@@ -164,3 +164,32 @@ def test_a_feed_sharing_its_process_sends_fewer_posts_one_by_one_to_many_streams
     unlimited = rounds(None)
     assert unlimited[0] == [("post", n) for n in range(1, 11)]
     assert unlimited[1] == [("post", n) for n in range(11, 41)]
+
+
+def test_many_streams_space_the_rounds_out_more_where_the_feed_shares_its_process(
+        tmp_path: Path) -> None:
+    """A round costs every stream a write: 200 streams space the rounds 80 ms apart in a
+    web process of its own, 0.5 s where the feed shares its process (400 writes a second)."""
+    store = Store.open(f"sqlite:///{tmp_path}/fs.db")
+    alone = Hub(FeedQueries(store), lambda kind, seq, post, ack: "", poll_s=0.02)
+    shared = Hub(FeedQueries(store), lambda kind, seq, post, ack: "", poll_s=0.02,
+                 deliveries_per_s=5000.0, writes_per_s=400.0)
+
+    async def scenario() -> list[tuple[float, float]]:
+        found = [(alone.round_s(), shared.round_s())]
+        for _ in range(200):
+            alone.subscribe(lambda _p: True, "all")
+            shared.subscribe(lambda _p: True, "all")
+        found.append((alone.round_s(), shared.round_s()))
+        found.append((alone.live_rate()[0], shared.live_rate()[0]))
+        return found
+
+    try:
+        idle, busy, rates = asyncio.run(scenario())
+    finally:
+        alone.stop()
+        shared.stop()
+        store.close()
+    assert idle == (0.05, 0.05)
+    assert busy == (0.08, 0.5)
+    assert rates == (200.0, 25.0)  # posts one by one a second: 5,000 / 200 streams

@@ -30,7 +30,7 @@ from floorstream.store.store import Store
 from floorstream.web import csrf
 from floorstream.web.actions import Commenter
 from floorstream.web.auth import SESSION_COOKIE, Authenticator, Identity, Session
-from floorstream.web.live import EMBEDDED_DELIVERIES_PER_S, Hub, sse
+from floorstream.web.live import EMBEDDED_DELIVERIES_PER_S, EMBEDDED_WRITES_PER_S, Hub, sse
 from floorstream.web.queries import Ack, FeedQueries
 from floorstream.web.views import activity, environment, to_json
 
@@ -62,7 +62,8 @@ class WebContext:
         # in a daemon (or an app that brings its own stream) the feed shares the process and
         # its GIL with a pipeline: live posts times streams are limited there (live.py)
         self.hub = Hub(self.queries, self.live_event, poll_s=self.settings.poll_ms / 1000,
-                       deliveries_per_s=EMBEDDED_DELIVERIES_PER_S if embedded else None)
+                       deliveries_per_s=EMBEDDED_DELIVERIES_PER_S if embedded else None,
+                       writes_per_s=EMBEDDED_WRITES_PER_S if embedded else None)
 
     def person_name(self, person: str) -> str:
         """A person's display name (web.people.<person>.name), else the user name."""

@@ -73,6 +73,10 @@ BUCKET = 200
 #: second are ~1 % of a core; 200 streams then get up to 25 posts a second one by one, and a
 #: ``more`` a second beyond that). A ``floorstream web`` process of its own has no such limit
 EMBEDDED_DELIVERIES_PER_S = 5000.0
+#: ... and writes to streams a second, at most: each write costs ~40 us whatever it carries
+#: (a task's wake-up, the ASGI layers, a send), so there 200 streams get a round every
+#: 0.5 s (up to 1 s), not every 0.13-0.25 s
+EMBEDDED_WRITES_PER_S = 400.0
 #: what a reconnect's backlog renders at most (more: one ``more`` event; see api._backlog)
 BURST = 50
 #: in a storm, the shortest time between two ``more`` events (what a stream gets per second)
@@ -162,12 +166,15 @@ class Hub:
     """The watcher thread and the subscribers of one web process."""
 
     def __init__(self, queries: FeedQueries, encode: Callable[[str, int, Post, Ack | None], str],
-                 *, poll_s: float = 0.25, deliveries_per_s: float | None = None) -> None:
+                 *, poll_s: float = 0.25, deliveries_per_s: float | None = None,
+                 writes_per_s: float | None = None) -> None:
         self.queries = queries
         self.encode = encode
         self.poll_s = poll_s
         #: posts sent one by one times open streams, a second, at most (None: LIVE_RATE only)
         self.deliveries_per_s = deliveries_per_s
+        #: writes to streams a second, at most (None: rounds spaced by round_s alone)
+        self.writes_per_s = writes_per_s
         self.listening = False  # LISTEN/NOTIFY is in use (PostgreSQL)
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
@@ -218,7 +225,11 @@ class Hub:
 
     def round_s(self) -> float:
         """The shortest time between two rounds, for the streams open now."""
-        return min(MAX_ROUND_S, max(MIN_ROUND_S, len(self._subscribers) * ROUND_S_PER_STREAM))
+        streams = len(self._subscribers)
+        found = min(MAX_ROUND_S, max(MIN_ROUND_S, streams * ROUND_S_PER_STREAM))
+        if self.writes_per_s is not None:
+            found = max(found, min(1.0, streams / self.writes_per_s))
+        return found
 
     def _ensure_started(self) -> None:
         with self._lock:
