@@ -81,10 +81,14 @@ class FeedHandler:
         return self.finish(emitter, read, ack=ack, on_failure=on_failure)
 
     def prepare(self, raw: bytes, name: str, *, format: str | None = None,
-                allow_empty: bool = False, digest: str | None = None) -> Received:
+                allow_empty: bool = False, digest: str | None = None,
+                body: bool = False) -> Received:
         """Parse one file (no memory, no ERP yet): a transport with a backlog parses a few
         files, :meth:`prefetch`-es their stories in one query, then :meth:`finish`-es each.
-        ``digest``: the SHA-256 hex of ``raw`` if the transport has it already."""
+        ``digest``: the SHA-256 hex of ``raw`` if the transport has it already. ``body``:
+        keep a JSON file's decoded body in ``parsed.body`` (the HTTP poll reads its cursor
+        there); otherwise it goes at once, as a folder holds up to 32 parsed files at a time
+        and a decoded 1,000-event page takes a few MB."""
         digest = digest or hashlib.sha256(raw).hexdigest()
         try:
             parsed = parse_any(raw, format or self.config.format, csv_mapping=self.config.csv,
@@ -95,6 +99,8 @@ class FeedHandler:
             self.log.error("supply_parser_failed", file=name, error=repr(exc), exc_info=True)
             return Received(raw, name, digest, None,
                             ParseError(f"cannot be read ({exc.__class__.__name__}: {exc})"))
+        if not body:
+            parsed.body = None
         return Received(raw, name, digest, parsed, None)
 
     def prefetch(self, received: Sequence[Received]) -> None:

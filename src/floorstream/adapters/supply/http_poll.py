@@ -106,9 +106,11 @@ class SupplyHttp(SupplyAdapter[HttpPollConfig]):
         name = f"{config.name}@{cursor or 'start'}"
         # parsed once: the events and the next cursor come from the same decoded body
         read = None if oversized else self.handler.prepare(raw, name, format="json",
-                                                           allow_empty=True)
-        next_cursor = _cursor(read.parsed.body if read is not None and read.parsed else None,
-                              config.cursor_field)
+                                                           allow_empty=True, body=True)
+        next_cursor = None
+        if read is not None and read.parsed is not None:
+            next_cursor = _cursor(read.parsed.body, config.cursor_field)
+            read.parsed.body = None  # what the page says is in its documents now
         new_state = {"cursor": next_cursor or cursor, "etag": etag, "last_modified": modified,
                      "page": page}
         if next_cursor and next_cursor != cursor:
