@@ -13,7 +13,7 @@ Two parts, on SQLite and/or PostgreSQL (``--store``):
   searches. ``server`` is the server's own ``Server-Timing`` (request start to last body byte;
   ``server_cpu``: the web process's CPU meanwhile), ``client`` the wall clock here.
 - **live**: a ``floorstream web`` process serves the same store; ``--clients`` (500)
-  event-stream clients follow one team, in ``--client-processes`` (2) processes of
+  event-stream clients follow one team, in ``--client-processes`` (4) processes of
   ``bench/web_clients.py`` (raw asyncio sockets, a regular expression per batch of bytes:
   cheap, so the bench measures the server); a publisher process commits ``--rate`` posts/s
   through the pipeline for ``--seconds`` (what is due, every 10 ms, in one pipeline batch, as
@@ -555,7 +555,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--search-requests", type=int, default=30)
     parser.add_argument("--clients", type=int, default=500)
-    parser.add_argument("--client-processes", type=int, default=2,
+    parser.add_argument("--client-processes", type=int, default=4,
                         help="processes the event-stream clients run in")
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=10.0)
