@@ -553,7 +553,10 @@ class Interpreter:
                             "after": after.get("shipped")})
         elif before.get("lh") != after.get("lh"):
             changes.append({"what": "lines"})
-        if before.get("ship") != after.get("ship") and after.get("ship"):
+        old_ship, new_ship = _parse(before.get("ship")), _parse(after.get("ship"))
+        if new_ship is not None and (old_ship is None or old_ship.date() != new_ship.date()):
+            # by calendar day: a replace that drops the time of the same day ("20 Nov 14:30"
+            # → "20 Nov") read "sent 20 Nov (was 20 Nov)"
             changes.append({"what": "ship_date", "before": before.get("ship"),
                             "after": after.get("ship")})
         return changes
@@ -728,7 +731,10 @@ class Interpreter:
         if before is not None and (before == status.when or not self._moved(before,
                                                                             status.when)):
             return None  # the same estimate, or one that moved too little to be news
-        late = _days(status.when, promised)
+        # only an arrival or delivery is promised: a departure 2 h late is not "7 days
+        # earlier than promised" (the PO's date is when the goods are due, not when they leave)
+        late = _days(status.when, promised) if key.split("|")[0] in _PROMISED_MILESTONES \
+            else None
         fields.update(estimated=True, eta=status.when.isoformat(),
                       previous_eta=previous[0] if previous else None,
                       moved=(status.when - before).total_seconds() if before else None,
@@ -801,6 +807,10 @@ class Interpreter:
 #: DCSA booking / transport document, the shipper's shipment id (214 B10-02)
 _SHIPMENT_REFS = ("BM", "BN", "CN", "EQ", "BKG", "TRD", "SI")
 _SHIPMENT_RANK = {q: n for n, q in enumerate(_SHIPMENT_REFS)}  # their order: the aliases'
+
+
+#: the estimates a PO's promised date is compared with
+_PROMISED_MILESTONES = frozenset(("delivered", "arrived"))
 
 
 def _estimate_key(status: Status, meaning: Meaning) -> str:

@@ -126,6 +126,15 @@ def _listed(amounts: Any) -> str:
     return " + ".join(f"{phrasing.number(q)} {_unit(u)}".rstrip() for u, q in amounts.items())
 
 
+def _in_order(amounts: Any, order: list[Any]) -> Any:
+    """``amounts`` in the document's order of units (the memory keeps them sorted by code,
+    which put "2 cases + 120 pcs" in the update of a post that said "120 pcs + 2 cases")."""
+    if not isinstance(amounts, dict):
+        return amounts
+    rank = {u: n for n, u in enumerate(order) if isinstance(u, str)}
+    return dict(sorted(amounts.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
 def _head(f: dict[str, Any]) -> str:
     head = f"PO {f['po']}" if f.get("po") else f"ASN {f.get('asn', '?')}"
     if f.get("supplier"):
@@ -145,8 +154,12 @@ def _change(change: dict[str, Any], f: dict[str, Any]) -> str:
             of = f" of {phrasing.number(f['ordered'])}" if f.get("ordered") is not None else ""
             return f"shipped {phrasing.number(old)} → {phrasing.number(new)}{of} " \
                    f"{_unit(unit)}".rstrip()
-        return f"shipped {_listed(before)} → {_listed(after)}"
+        order = [u for _q, u in f.get("shipped_units") or []] or [f.get("unit")]
+        return f"shipped {_listed(_in_order(before, order))} → " \
+               f"{_listed(_in_order(after, order))}"
     if what == "ship_date":
+        if not change.get("before"):  # the earlier version had no ship date: no "(was ?)"
+            return f"now sent {_day(change.get('after'))}"
         return f"sent {_day(change.get('after'))} (was {_day(change.get('before'))})"
     return "lines changed"
 

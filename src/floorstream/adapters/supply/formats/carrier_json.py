@@ -184,17 +184,15 @@ def _dcsa(event: dict[str, Any]) -> Document | None:
                           carrier=carrier)
     if not payload:
         return None
-    refs: dict[str, str] = {}
-    for ref in _list(payload.get("relatedDocumentReferences")) + _list(payload.get("references")):
-        kind, value = _text(_obj(ref).get("type")), _text(_obj(ref).get("value"))
-        if kind and value:
-            refs.setdefault(kind, value)
+    refs = _dcsa_references(payload)
     code = (_text(payload.get("transportEventTypeCode"))
             or _text(payload.get("equipmentEventTypeCode"))
             or _text(payload.get("shipmentEventTypeCode")) or "?")
-    location = (_obj(_obj(payload.get("transportCall")).get("location"))
-                or _obj(payload.get("eventLocation")))
-    place = _text(location.get("locationName")) or _text(location.get("UNLocationCode"))
+    call = _obj(payload.get("transportCall"))
+    location = _obj(call.get("location")) or _obj(payload.get("eventLocation"))
+    # 2.x names the port on the transport call itself; 3.0 only inside its location
+    place = (_text(location.get("locationName")) or _text(location.get("UNLocationCode"))
+             or _text(call.get("UNLocationCode")))
     equipment = _text(payload.get("equipmentReference")) or refs.get("EQ")
     classifier = _text(payload.get("eventClassifierCode"))
     status = Status(index=0, code=code, scheme="dcsa",
@@ -210,6 +208,29 @@ def _dcsa(event: dict[str, Any]) -> Document | None:
                         po_refs=tuple(v for k, v in refs.items() if k == "PO"),
                         equipment=equipment, references=refs | (
                             {"classifier": classifier} if classifier else {}))
+
+
+def _dcsa_references(payload: dict[str, Any]) -> dict[str, str]:
+    """Reference type → value of a DCSA event, in either version's spelling: 3.0
+    ``relatedDocumentReferences``/``references`` of ``{type, value}``; 2.x
+    ``documentReferences`` of ``{documentReferenceType, documentReferenceValue}``,
+    ``references`` of ``{referenceType, referenceValue}`` and a shipment event's own
+    ``documentID`` + ``documentTypeCode``. Without them every 2.x event of one booking was
+    a shipment of its own (threaded by its event id)."""
+    refs: dict[str, str] = {}
+    for ref in (_list(payload.get("relatedDocumentReferences"))
+                + _list(payload.get("documentReferences")) + _list(payload.get("references"))):
+        obj = _obj(ref)
+        kind = (_text(obj.get("type")) or _text(obj.get("documentReferenceType"))
+                or _text(obj.get("referenceType")))
+        value = (_text(obj.get("value")) or _text(obj.get("documentReferenceValue"))
+                 or _text(obj.get("referenceValue")))
+        if kind and value:
+            refs.setdefault(kind, value)
+    document, kind = _text(payload.get("documentID")), _text(payload.get("documentTypeCode"))
+    if document and kind:
+        refs.setdefault(kind, document)
+    return refs
 
 
 def _list(value: Any) -> list[Any]:

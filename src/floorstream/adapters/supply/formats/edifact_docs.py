@@ -24,7 +24,7 @@ from floorstream.adapters.supply.documents import (
 )
 from floorstream.adapters.supply.formats.edifact import EdiSegment, Message, tokenize
 from floorstream.adapters.supply.formats.errors import ParseError
-from floorstream.adapters.supply.formats.text import parse_date, to_number
+from floorstream.adapters.supply.formats.text import edifact_date, to_number
 
 __all__ = ["parse"]
 
@@ -46,7 +46,8 @@ def parse(raw: bytes) -> Parsed:
 
 
 def _date(seg: EdiSegment) -> datetime | None:
-    return parse_date(seg.get(1, 1))
+    """DTM C507: the value (2380) in its format (2379)."""
+    return edifact_date(seg.get(1, 1), seg.get(1, 2))
 
 
 def _desadv(message: Message, key: str) -> Asn:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from floorstream.adapters.supply.formats.errors import ParseError
 
-__all__ = ["EARLIEST", "LATEST", "decode", "decode_utf8", "parse_date", "plausible",
-           "to_number"]
+__all__ = ["EARLIEST", "LATEST", "decode", "decode_utf8", "edifact_date", "parse_date",
+           "plausible", "to_number"]
 
 #: dates outside these years are unreadable: a year-1 or year-9999 date overflows as soon as
 #: it is moved to UTC or stored, and no shipment is dated there
@@ -78,6 +78,57 @@ def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
         return None
     hours = _ZONES.get(zone.strip().upper(), 0)
     return plausible(day.replace(tzinfo=timezone(timedelta(hours=hours)) if hours else UTC))
+
+
+#: UN/EDIFACT 2379 date formats that carry a time zone after the digits (303 = 203 + ZZZ);
+#: 205 writes it as ZHHMM
+_EDIFACT_ZONED = {"205": 12, "301": 10, "302": 12, "303": 12, "304": 14}
+#: the others read here, by their digit count; a century-less year is 20YY
+_EDIFACT_PLAIN = {"101": 6, "102": 8, "201": 10, "202": 12, "203": 12, "204": 14}
+_ZONE_WORDS = {"UTC": 0, "GMT": 0, "UT": 0, "Z": 0}
+
+
+def edifact_date(value: str, fmt: str = "") -> datetime | None:
+    """A DTM C507 value in its 2379 format → aware datetime (UTC when the format has no zone).
+
+    Partners send 204 (seconds) and 303 (``202611281000+01``, ``…1000UTC``) besides 102/203;
+    read by length alone, those lost the post its date (a DESADV's ship date and ETA vanished,
+    and its replacement then said "sent 20 Nov (was ?)"). Unknown formats fall back to the
+    length-based :func:`parse_date`.
+    """
+    value, fmt = value.strip(), fmt.strip()
+    if fmt == "10" and len(value) == 13 and value[8:9].upper() == "T":
+        return parse_date(value[:8], value[9:])
+    digits = _EDIFACT_ZONED.get(fmt) or _EDIFACT_PLAIN.get(fmt)
+    if digits is None or len(value) < digits or not value[:digits].isdigit():
+        return parse_date(value)
+    stamp, zone = value[:digits], value[digits:]
+    if fmt in _EDIFACT_PLAIN and zone:
+        return parse_date(value)
+    if len(stamp) in (6, 10) or (len(stamp) == 12 and fmt in ("202", "302")):
+        stamp = "20" + stamp  # YY… formats: this century
+    when = parse_date(stamp[:8], stamp[8:])
+    if when is None or not zone:
+        return when
+    offset = _zone_offset(zone)
+    if offset is None:
+        return when  # an unknown zone reads as UTC, like an X12 time code we do not know
+    return plausible(when.replace(tzinfo=timezone(offset)))
+
+
+def _zone_offset(zone: str) -> timedelta | None:
+    """``+01``, ``-0530``, ``UTC`` → the offset; None for anything else."""
+    zone = zone.strip().upper()
+    if zone in _ZONE_WORDS:
+        return timedelta(hours=_ZONE_WORDS[zone])
+    sign = {"+": 1, "-": -1}.get(zone[:1])
+    rest = zone[1:]
+    if sign is None or not rest.isdigit() or len(rest) not in (2, 4):
+        return None
+    hours, minutes = int(rest[:2]), int(rest[2:] or 0)
+    if hours > 14 or minutes > 59:
+        return None
+    return sign * timedelta(hours=hours, minutes=minutes)
 
 
 def to_number(text: str) -> float | None:

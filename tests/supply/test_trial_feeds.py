@@ -1,0 +1,117 @@
+"""Feeds as partners send them (the new-user trial of issue 11, 2026-12-01).
+
+Each test feeds files of ``tests/samples/supply_trial/`` (written from the public specs, see
+its README) in order through one source's interpreter and a real ERP, and asserts the exact
+posts and their threads. Each pins a post the trial found wrong:
+
+- DCSA 2.2 events name their booking in ``documentReferences`` and their port on the
+  transport call: every event was a "shipment <event id>" thread of its own, with no place;
+- a departure estimate was compared with the PO's promised (delivery) date ("departure 18:00
+  → 20:00, 2 h later; now 7 days earlier than promised");
+- EDIFACT dates in 204 and 303 (zoned) were read by length and lost: the DESADV posted no
+  ship date and no ETA, and its replacement said "sent 20 Nov (was ?)";
+- a replacement that writes the same ship day without its time said "sent 20 Nov (was 20
+  Nov)"; a change of quantities in several units listed them in another order than the post
+  it updates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from floorstream.adapters.supply.formats.detect import parse_any
+from floorstream.adapters.supply.formats.text import edifact_date
+from support.erp import create_purchasing
+
+from .stories import Told, interpreter, told
+from .support import SAMPLES
+
+TRIAL = SAMPLES / "supply_trial"
+
+
+def feed(name: str) -> bytes:
+    return (TRIAL / name).read_bytes()
+
+
+@pytest.fixture
+def erp(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path}/erp.db"
+    create_purchasing(url)
+    return url
+
+
+def test_dcsa_2_2_events_of_one_booking_tell_one_story(erp: str) -> None:
+    interp = interpreter(erp)
+    plan = told(interp, feed("30_dcsa22_plan.json"))
+    thread = "supply/shipment BKG99001"
+    assert plan == [
+        Told("shipment.status_changed", "new", "shipment BKG99001 (PO 4500012) expected to "
+             "depart at DEHAM 22 Nov", thread, None, plan[0].id),
+        Told("shipment.delayed", "update", "shipment BKG99001 (PO 4500012) expected to arrive "
+             "at USSAV 5 Dec", thread, plan[0].id, plan[1].id)]
+    actual = told(interp, feed("31_dcsa22_est_act.json"))
+    # the EST arrival moved 1.5 h: no post; the departure estimate is not compared with the
+    # promised date; the actual departure resolves it
+    assert actual == [
+        Told("shipment.delayed", "update", "shipment BKG99001 (PO 4500012): departure at "
+             "DEHAM 22 Nov 18:00 → 20:00, 2 h later", thread, plan[0].id, actual[0].id),
+        Told("shipment.status_changed", "resolution", "shipment BKG99001 (PO 4500012) "
+             "departed (DEHAM, 22 Nov), as expected", thread, actual[0].id, actual[1].id)]
+
+
+def test_dcsa_2_2_references_and_transport_call_place_are_read() -> None:
+    (first, _second) = parse_any(feed("30_dcsa22_plan.json")).documents
+    assert (first.shipment, first.po_refs, first.statuses[0].location) == (  # type: ignore[union-attr]
+        "BKG99001", ("4500012",), "DEHAM")
+
+
+def test_edifact_dates_in_their_2379_format() -> None:
+    assert edifact_date("20261120143000", "204") == datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+    assert edifact_date("202611281000+01", "303") == datetime(
+        2026, 11, 28, 10, tzinfo=timezone(timedelta(hours=1)))
+    assert edifact_date("202611281000UTC", "303") == datetime(2026, 11, 28, 10, tzinfo=UTC)
+    assert edifact_date("202611201400-0500", "205") == datetime(
+        2026, 11, 20, 14, tzinfo=timezone(timedelta(hours=-5)))
+    assert edifact_date("2611201400", "201") == datetime(2026, 11, 20, 14, tzinfo=UTC)
+    assert edifact_date("20261120T1400", "10") == datetime(2026, 11, 20, 14, tzinfo=UTC)
+    assert edifact_date("20261120", "102") == datetime(2026, 11, 20, tzinfo=UTC)
+    assert edifact_date("202611201400", "203") == datetime(2026, 11, 20, 14, tzinfo=UTC)
+    assert edifact_date("2026112", "102") is None
+
+
+def test_desadv_with_zoned_dates_then_its_latin1_replacement(erp: str) -> None:
+    interp = interpreter(erp)
+    thread = "supply/ASN DN9001 from 4012345000009:14"
+    first = told(interp, feed("20_desadv_303.edi"))
+    assert first == [
+        Told("shipment.dispatched", "new", "PO 4500012 from Acme: shipped 150 pcs + 12.5 kg, "
+             "arriving 28 Nov — 1 day early", thread, None, first[0].id),
+        Told("asn.mismatch", "update", "ASN DN9001 ships 12.5 kg of PO 4500012 line 20, "
+             "ordered in pcs: no conversion from KGM to EA is configured", thread,
+             first[0].id, first[1].id)]
+    replaced = told(interp, feed("21_desadv_replace_latin1.edi"))
+    assert replaced == [
+        Told("shipment.delayed", "update", "PO 4500012 from Acme: ASN DN9001 replaced — ETA 28 "
+             "Nov → 1 Dec, 3 days later; shipped 150 pcs + 12.5 kg → 140 pcs + 12.5 kg; now 2 "
+             "days later than promised", thread, first[0].id, replaced[0].id)]
+
+
+def test_x12_replace_lists_units_in_the_order_of_the_post_it_updates(erp: str) -> None:
+    interp = interpreter(erp)
+    first = told(interp, feed("01_asn_two_shipments.edi"))
+    assert [(p.type, p.relation, p.summary, p.thread) for p in first] == [
+        ("shipment.dispatched", "new", "PO 4500012 from Acme: shipped 120 pcs + 2 cases, "
+         "arriving 28 Nov — 1 day early", "supply/ASN ASN7001 from ZZ:SUPPLIERX"),
+        ("asn.mismatch", "update", "ASN ASN7001 ships 2 cases of PO 4500012 line 20, ordered "
+         "in pcs: no conversion from CS to EA is configured",
+         "supply/ASN ASN7001 from ZZ:SUPPLIERX"),
+        ("shipment.dispatched", "new", "PO 4500012 from Acme: shipped 40 of 200 pcs, arriving "
+         "29 Nov — on the promised date", "supply/ASN ASN7002 from ZZ:SUPPLIERX")]
+    replaced = told(interp, feed("02_asn_replace.edi"))
+    assert [(p.type, p.relation, p.summary, p.refers_to) for p in replaced] == [
+        ("shipment.delayed", "update", "PO 4500012 from Acme: ASN ASN7001 replaced — ETA 28 Nov "
+         "→ 30 Nov, 2 days later; shipped 120 pcs + 2 cases → 100 pcs + 2 cases; now 1 day "
+         "later than promised", first[0].id)]
