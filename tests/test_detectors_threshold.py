@@ -370,6 +370,7 @@ def test_a_value_reported_by_exception_raises_once_it_held_for_long_enough() -> 
     sends nothing more. The tick raises it once it has held for ``for``, stamped with its
     reading; the reading that finally changes it is the raised alarm's next."""
     run = Runner(make(Threshold, **HELD))
+    assert run.tick(0) == []  # the daemon runs (its first tick)
     assert run.feed({"temp": 86}, at=0, position="p0") == []
     assert run.feed({"temp": 88}, at=0.6, position="p1") == []
     assert run.tick(1.5) == []  # not yet two seconds
@@ -391,6 +392,7 @@ def test_a_reading_back_under_the_limit_raises_the_alarm_it_missed_first() -> No
     run, ticked = Runner(make(Threshold, **HELD)), Runner(make(Threshold, **HELD))
     for runner in (run, ticked):
         runner.feed({"temp": 88}, at=0, position="p0")
+    ticked.tick(0)
     (by_tick,) = ticked.tick(3)
     raised, cleared = run.feed({"temp": 79}, at=7.5, position="p1")
     assert raised.id == by_tick.id
@@ -401,3 +403,31 @@ def test_a_reading_back_under_the_limit_raises_the_alarm_it_missed_first() -> No
     short = Runner(make(Threshold, **HELD))
     short.feed({"temp": 88}, at=0, position="p0")
     assert short.feed({"temp": 79}, at=1.5, position="p1") == []
+
+
+def test_after_a_restart_the_backlog_decides_before_the_downtime_does() -> None:
+    """A pending value persisted before a crash: the daemon was down for a minute, which
+    is no reading of the machine. The wall-clock wait counts from the new process's first
+    tick, so the readings the broker resends (the value back under the limit) come first."""
+    before = Runner(make(Threshold, **HELD))
+    before.feed({"temp": 88}, at=0, position="p0")
+    after = Runner(make(Threshold, **HELD))  # a new process, the committed state
+    after.state = before.state
+    assert after.tick(60) == []  # first tick after the restart: not "held for 60 s"
+    assert after.feed({"temp": 79}, at=1, position="p1") == []  # the backlog: 1 s, no alarm
+    after.feed({"temp": 88}, at=70, position="p2")
+    (raised,) = after.tick(72.5)
+    assert phrase(raised) == "press-07: temp 88 °C, above the 85 °C limit for 2 s"
+
+
+def test_hold_false_counts_only_readings_beyond_the_limit() -> None:
+    """``hold: false``: a pause says nothing about the value, so neither a tick nor the
+    reading that ends it raises; readings beyond the limit for ``for`` still do."""
+    detector = make(Threshold, **{**HELD, "hold": False})
+    assert not detector.ticks
+    run = Runner(detector)
+    run.feed({"temp": 88}, at=0, position="p0")
+    assert run.feed({"temp": 79}, at=7.5, position="p1") == []
+    run.feed({"temp": 88}, at=10, position="p2")
+    (raised,) = run.feed({"temp": 88}, at=12, position="p3")
+    assert phrase(raised) == "press-07: temp 88 °C, above the 85 °C limit for 2 s"

@@ -28,10 +28,13 @@ A value holds until the next reading says otherwise. Sparkplug, OPC UA and MTCon
 by exception: a temperature that went to 88 °C and stays there sends nothing more, so ``for``
 cannot wait for a reading to say "still beyond". With ``for`` the detector ticks too: a
 pending value raises once it has been beyond for ``for`` (the event time from its first
-reading to the last, plus the wall time since), stamped with the last reading's time; and a
+reading to the last, plus the wall time since, counted from the daemon's start at the
+earliest: a restart's backlog decides first), stamped with the last reading's time; and a
 reading that comes back under the limit after the pending value held long enough raises the
 alarm it missed before clearing it. Either path raises at the same position (the reading that
-started the pending period), so the alarm is posted once.
+started the pending period), so the alarm is posted once. ``hold: false`` keeps the older
+rule, only readings beyond the limit count (a periodic stream whose pauses mean nothing is
+known).
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ class ThresholdOptions(DetectorOptions):
                     "(default: the hysteresis band, else 5 % of the limit)")
     remind: Duration | None = Field(
         default=None, gt=0, description="post a reminder each time the alarm stood this long")
+    hold: bool = Field(
+        default=True,
+        description="a value holds until the next reading (report by exception: Sparkplug, "
+                    "OPC UA, MTConnect): 'for' is met by time passing, not only by readings "
+                    "beyond the limit; false: only readings count (a stream whose pauses "
+                    "mean nothing is known)")
 
     @model_validator(mode="after")
     def _levels_beyond_the_limit(self) -> ThresholdOptions:
@@ -148,7 +157,11 @@ class Threshold(Detector):
         # ticks only with reminders or a minimum duration: a tick walks every subject's
         # state, and a threshold on a million ERP rows must not cost that for nothing (the
         # class default stays False)
-        self.ticks = bool(o.remind or o.for_ > 0)  # type: ignore[misc]
+        self.ticks = bool(o.remind or (o.hold and o.for_ > 0))  # type: ignore[misc]
+        #: this process's first tick: a pending value's wall-clock wait counts from here at
+        #: the earliest, so the backlog a restart finds (the broker resends what was not
+        #: acked) decides before the time the daemon was down does
+        self.started: float | None = None
 
     @property
     def key(self) -> str:
@@ -183,7 +196,7 @@ class Threshold(Detector):
             return []
         if status == "pending":
             if not self._beyond(value):
-                if now - data["since"] < self.opts.for_:
+                if not self.opts.hold or now - data["since"] < self.opts.for_:
                     state.replace({"status": "normal"})
                     return []
                 # the last value held until this reading (report by exception): it was
@@ -270,8 +283,10 @@ class Threshold(Detector):
         pending for ``for`` raises the same way: no reading is needed to say it stayed."""
         remind = self.opts.remind
         data = state.data
-        if data.get("status") == "pending" and "from" in data:
-            quiet = max(0.0, now.timestamp() - data["seen"])
+        if self.started is None:
+            self.started = now.timestamp()
+        if data.get("status") == "pending" and "from" in data and self.opts.hold:
+            quiet = max(0.0, now.timestamp() - max(data["seen"], self.started))
             stood = data["last_at"] - data["since"] + quiet
             if stood < self.opts.for_:
                 return []
