@@ -26,6 +26,7 @@ from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.formats.text import edifact_date
 from support.erp import create_purchasing
 
+from .make_214 import x12_214
 from .stories import Told, interpreter, told
 from .support import SAMPLES
 
@@ -115,3 +116,23 @@ def test_x12_replace_lists_units_in_the_order_of_the_post_it_updates(erp: str) -
         ("shipment.delayed", "update", "PO 4500012 from Acme: ASN ASN7001 replaced — ETA 28 Nov "
          "→ 30 Nov, 2 days later; shipped 120 pcs + 2 cases → 100 pcs + 2 cases; now 1 day "
          "later than promised", first[0].id)]
+
+
+def test_history_a_carrier_sends_after_the_delivery_posts_nothing(erp: str) -> None:
+    """Carriers re-send their older milestones and estimates, out of order: after "delivered"
+    at 13:42 came "en route to the delivery location" at 07:00 and a delivery estimate. Both
+    used to post, so the delivered shipment read as on its way again. A refusal reported
+    afterwards is still news (and is the sentinel: nothing else came before it)."""
+    interp = interpreter(erp)
+    departed = told(interp, x12_214(1, [("AF", "NS", "20261121", "0815")]))
+    delivered = told(interp, x12_214(2, [("D1", "NS", "20261201", "1342")]))
+    assert [(p.type, p.relation, p.summary) for p in departed + delivered] == [
+        ("shipment.status_changed", "new", "Carrier ABF: shipment PRO7781 (PO 4500012) departed "
+         "(pick-up location, 21 Nov)"),
+        ("shipment.delivered", "update", "Carrier ABF: shipment PRO7781 (PO 4500012) delivered "
+         "(1 Dec)")]
+    assert told(interp, x12_214(3, [("X6", "NS", "20261201", "0700")])) == []
+    assert told(interp, x12_214(4, [("AG", "NS", "20261202", "0900")])) == []
+    damaged = told(interp, x12_214(5, [("A7", "NS", "20261201", "1200")]))
+    assert [(p.type, p.relation, p.refers_to) for p in damaged] == [
+        ("shipment.exception", "update", delivered[0].id)]

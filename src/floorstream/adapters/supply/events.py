@@ -647,6 +647,8 @@ class Interpreter:
                     None if reason else status.reason), **note}
             estimate = (status.estimated or meaning.kind == "estimate"
                         or classifier in ("EST", "PLN"))
+            if self._after_delivery(status, meaning, estimate, story):
+                continue
             if estimate:
                 event = self._estimate(status, meaning, story, fields, promised, subject,
                                        position, thread)
@@ -660,6 +662,8 @@ class Interpreter:
                 continue
             out.append(event)
             story["last"] = event.id
+            if meaning.kind == "delivered" and status.when is not None:
+                story["dv"] = status.when.isoformat()
             if key:
                 story["m"] = [*story["m"], key][-_MILESTONES_KEPT:]
             if status.event_id:  # a DCSA retraction names it by the carrier's id
@@ -674,6 +678,21 @@ class Interpreter:
             aliases = aliases[1:] if aliases and aliases[0] == f"ref:{doc.shipment}" else aliases
         self._save(thread, story, aliases, carrier_ids)
         return out
+
+    @staticmethod
+    def _after_delivery(status: Status, meaning: Meaning, estimate: bool,
+                        story: dict[str, Any]) -> bool:
+        """History a carrier reports after the delivery it already reported: a delivery
+        estimate, or a milestone from before the delivery ("en route to the delivery
+        location" at 07:00 sent after "delivered" at 13:42). Posting it made the delivered
+        shipment read as on its way again. Exceptions still post (a refusal or damage found
+        at the dock is news whatever its time)."""
+        delivered = _parse(story.get("dv"))
+        if delivered is None or meaning.kind in ("delivered", "exception"):
+            return False
+        if estimate:
+            return _estimate_key(status, meaning) == "delivered|"
+        return status.when is not None and status.when < delivered
 
     def _status_names(self, doc: StatusReport) -> tuple[str, list[str], str | None]:
         """A report's own thread, the aliases of its references, its first PO."""
