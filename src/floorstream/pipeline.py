@@ -145,16 +145,19 @@ class Pipeline:
         """Tell the pipeline how many inputs with an ack ``source`` can have outstanding
         before its upstream stops sending (``Adapter.unacked_window``; None: no limit).
 
-        Batches hold at most half of the smallest such window and a gathering batch is taken
-        as soon as it holds that many: the acks of one batch go out while the broker sends
-        the next, instead of the broker waiting for a batch that waits for the broker."""
+        A gathering batch is taken as soon as half of the smallest such window is queued,
+        never later: waiting for more than the broker sends unacked would stall it until the
+        gathering interval ends. (What is queued beyond that is taken too: Mosquitto 2.0
+        sends well past a client's Receive Maximum once acks come in batches, and smaller
+        batches would only cost more transactions.)"""
         if window is None:
             self.unacked_windows.pop(source, None)
         else:
             self.unacked_windows[source] = max(1, window)
 
-    def _batch_limit(self) -> int:
-        """The most items per batch, which also end a gathering wait early."""
+    def gather_enough(self) -> int:
+        """How many queued inputs end a gathering wait early: half the smallest unacked
+        window of the sources, else ``batch_max``."""
         batch_max = self.settings.batch_max
         windows = self.unacked_windows
         if not windows:
@@ -167,6 +170,7 @@ class Pipeline:
         tick_every = self.settings.tick_s
         next_tick = time.monotonic() + tick_every
         queue = self.queue
+        batch_max = self.settings.batch_max
         stop_seen = False
         # the time the last batch was taken while input keeps coming (None: idle): the next
         # one gathers until ``gather`` after it, so a steady stream is taken in one batch per
@@ -174,15 +178,15 @@ class Pipeline:
         # when it must be durable, a transaction)
         streaming: float | None = None
         while not stop_seen:
-            limit = self._batch_limit()
             now = time.monotonic()
             timeout = max(0.0, next_tick - now)
             items: list[Any]
             if streaming is not None and gather > 0:
-                items = queue.gather(limit, min(timeout, streaming + gather - now), limit)
+                items = queue.gather(batch_max, min(timeout, streaming + gather - now),
+                                     self.gather_enough())
                 streaming = time.monotonic() if items else None
             else:
-                items = queue.take_for(limit, timeout, linger)
+                items = queue.take_for(batch_max, timeout, linger)
                 if items and gather > 0:
                     streaming = time.monotonic()
             if any(item is _STOP for item in items):

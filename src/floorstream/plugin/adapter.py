@@ -291,9 +291,9 @@ class Adapter(Generic[ConfigT]):
     def unacked_window(self) -> int | None:
         """How many inputs with an ack this source can have outstanding before its upstream
         stops sending (an MQTT broker's in-flight window), or None when there is no such
-        limit (the default). The pipeline keeps its batches to half of the smallest window,
-        so the acks of one batch go out while the next arrives. Asked once, before
-        :meth:`run`."""
+        limit (the default). A batch gathering a steady stream is taken once half of the
+        smallest window is queued: the pipeline never waits for input the source holds back
+        until it gets acks. Asked once, before :meth:`run`."""
         return None
 
     @classmethod

@@ -224,8 +224,9 @@ class MqttConfig(SourceConfig):
     broker_inflight: int = Field(default=20, ge=1, le=65535,
                                  description="MQTT 3.1.1: the broker's max_inflight_messages "
                                              "(unacked QoS>=1 messages it sends us; "
-                                             "Mosquitto's default 20), which batches stay "
-                                             "below; MQTT 5 uses receive_maximum")
+                                             "Mosquitto's default 20): a gathering batch is "
+                                             "taken once half of it is queued; MQTT 5 uses "
+                                             "receive_maximum")
     fast_path: bool = Field(default=True,
                             description="parse QoS 0/1 messages straight from paho's read "
                                         "buffer and write acks in batches (used only when "
