@@ -134,7 +134,7 @@ def test_a_death_and_rebirth_within_the_settle_time_is_one_line(
     (blip,) = line.event("machine.online", 0.3, clears=offline_id)  # back where it was
     assert line.tick(5) == []  # nothing else held
     assert blip.type == "machine.blip" and blip.severity is Severity.INFO
-    assert blip.summary == "Line3-Gateway briefly offline (0 s), online again"
+    assert blip.summary == "Line3-Gateway briefly offline (under 1 s), online again"
     assert blip.fields["transitions"] == 2 and blip.fields["duration_s"] == pytest.approx(0.3)
 
 

@@ -431,3 +431,12 @@ def test_hold_false_counts_only_readings_beyond_the_limit() -> None:
     run.feed({"temp": 88}, at=10, position="p2")
     (raised,) = run.feed({"temp": 88}, at=12, position="p3")
     assert phrase(raised) == "press-07: temp 88 °C, above the 85 °C limit for 2 s"
+
+
+def test_an_alarm_shorter_than_a_second_does_not_read_as_none() -> None:
+    """A value that crossed and came back within 0.3 s: "under 1 s", not "0 s"."""
+    run = Runner(make(Threshold, **TEMP))
+    run.feed({"spindle_temp": 86}, at=0)
+    (cleared,) = run.feed({"spindle_temp": 79}, at=0.3)
+    assert phrase(cleared) == ("press-07: spindle temperature back to 79 °C, below 80 °C (peak "
+                               "86 °C, under 1 s)")

@@ -336,7 +336,7 @@ def _stream_name(stream: str) -> str:
 def _blip_phrase(e: Event) -> str:
     f = e.fields
     states = ", ".join(f["states"])
-    return (f"{e.subject} briefly {states} ({phrasing.duration(f['duration_s'])}), "
+    return (f"{e.subject} briefly {states} ({phrasing.lasted(f['duration_s'])}), "
             f"{f['back']} again")
 
 

@@ -66,7 +66,7 @@ def _limit_cleared(e: Event) -> str:
     side = "below" if f["direction"] == "above" else "above"
     return (f"{e.subject}: {f['label']} back to {phrasing.quantity(f['value'], unit)}, "
             f"{side} {phrasing.quantity(f['limit'], unit)} (peak "
-            f"{phrasing.quantity(f['peak'], unit)}, {phrasing.duration(f['duration_s'])})")
+            f"{phrasing.quantity(f['peak'], unit)}, {phrasing.lasted(f['duration_s'])})")
 
 
 def _limit_escalated(e: Event) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["clock", "display_zone", "duration", "in_zone", "number", "quantity",
+__all__ = ["clock", "display_zone", "duration", "in_zone", "lasted", "number", "quantity",
            "steps_unseen", "value"]
 
 #: the plant's display zone while a post is worded (the renderer sets it from ``display:``)
@@ -95,6 +95,12 @@ def value(v: Any) -> str:
     if isinstance(v, date):
         return v.strftime("%-d %b %Y")
     return str(v)
+
+
+def lasted(seconds: float) -> str:
+    """How long something lasted, for a span that may be shorter than a second: "under 1 s"
+    (an alarm of 0.3 s read "0 s", as if it had not happened), else :func:`duration`."""
+    return "under 1 s" if seconds < 0.5 else duration(seconds)
 
 
 def duration(seconds: float) -> str:
