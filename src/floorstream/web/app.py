@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from floorstream.api import Stream
 from floorstream.config.settings import Config
@@ -210,8 +211,9 @@ def create_app(config: Config | str | Path | Mapping[str, Any], *, store: Store 
     app.include_router(pages.router)
     app.include_router(api.router)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Any:
+    # Starlette's: an unknown path's 404 and a wrong method's 405 get the page too, not JSON
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
         wants_html = "text/html" in request.headers.get("accept", "")
         if exc.status_code == 401 and wants_html:
             return RedirectResponse(f"{ctx.root}/login?next={request.url.path}",

@@ -43,7 +43,10 @@ def environment() -> jinja2.Environment:
 
 
 def _when(value: datetime) -> str:
-    return value.strftime("%d %b %H:%M:%S")
+    """Day and time with its zone, always: a reader in another plant, or a feed reader, must
+    not guess it (the page's script shows it in the reader's own zone, named)."""
+    zone = value.tzname() or "UTC"
+    return value.strftime("%d %b %H:%M:%S ") + ("UTC" if zone in ("UTC", "+00:00") else zone)
 
 
 def _iso(value: datetime) -> str:
@@ -137,14 +140,14 @@ def atom_feed(team: str, posts: Sequence[Post], *, base: str, updated: datetime)
         return element
 
     feed = ElementTree.Element(f"{{{ns}}}feed")
-    sub(feed, "id", f"urn:floorstream:team:{team}")
+    sub(feed, "id", f"urn:floorstream:team:{quote(team, safe='')}")  # an IRI: no spaces
     sub(feed, "title", f"floorstream: {team}")
     sub(feed, "updated", _iso(updated))
     sub(feed, "link", rel="alternate", href=f"{base}/teams/{quote(team, safe='')}")
     sub(feed, "link", rel="self", href=f"{base}/teams/{quote(team, safe='')}/atom.xml")
     for post in posts:
         entry = sub(feed, "entry")
-        sub(entry, "id", f"urn:floorstream:post:{post.id}")
+        sub(entry, "id", f"urn:floorstream:post:{quote(post.id, safe='')}")
         sub(entry, "title", f"[{post.severity.label}] {post.summary}")
         sub(entry, "updated", _iso(post.created_at))
         sub(entry, "published", _iso(post.occurred_at))
