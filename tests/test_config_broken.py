@@ -86,6 +86,8 @@ CASES = [
          {"sources[0].subject": "unbalanced braces"}),
     Case("mqtt-subject-empty", _mqtt("    subject: 'press-{ }'\n"),
          {"sources[0].subject": "empty placeholder"}),
+    Case("mqtt-subject-bare-level", _mqtt("    subject: '{1}'\n"),
+         {"sources[0].subject": "a topic level is written {topic[1]}"}),
     Case("mqtt-attrs-template", _mqtt("    attrs: {area: '{topic[}'}\n"),
          {"sources[0]": "attrs.area"}),
     Case("mqtt-last-will-subject",

@@ -33,6 +33,12 @@ def check_template(text: str) -> str:
         name = match.group(1).strip()
         if not name:
             raise ValueError(f"empty placeholder in template {text!r}")
+        if name.lstrip("-").isdigit():
+            # {1} reads like a topic level (or str.format's first argument), but a bare name
+            # is a payload field: every message would be quarantined for lacking a key "1"
+            raise ValueError(f"{{{name}}} in template {text!r} names a payload field "
+                             f"{name!r}; a topic level is written {{topic[{name}]}} (a "
+                             f"payload key that is a number: {{/{name.lstrip('-')}}})")
         if name.startswith("topic[") and not _TOPIC_LEVEL.match(name):
             raise ValueError(f"{{{name}}} in template {text!r}: a topic level is written "
                              "{topic[N]} with N a whole number (negative counts from the end)")
