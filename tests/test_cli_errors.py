@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import UTC, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_unknown_team_names_the_configured_ones(config: Path,
     assert main(["feed", "-c", str(config), "-t", "nosuchteam"]) == 2
     err = capsys.readouterr().err
     assert "unknown team 'nosuchteam'" in err
-    assert "configured teams: general, maintenance, quality" in err
+    assert "configured teams: admin, general, maintenance, quality" in err
     # a configured team without posts yet is no error
     assert main(["feed", "-c", str(config), "-t", "quality"]) == 0
     assert "no posts for team 'quality' yet" in capsys.readouterr().err
@@ -207,6 +208,27 @@ def test_feed_times_say_they_are_utc(config: Path, capsys: pytest.CaptureFixture
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith(post.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC  "))
     assert line.endswith(f"(event {post.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
+
+
+def test_feed_times_are_on_the_plants_clock_when_it_has_one(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With ``display.timezone`` the summaries' times are on the plant's clock, so the
+    feed's are too, labelled with the zone's abbreviation."""
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "display: {timezone: America/Chicago}\n", encoding="utf-8")
+    post = _post(1, summary="Press 7 stopped", late=timedelta(days=3))
+    _commit(config, post)
+    assert main(["feed", "-c", str(config), "-t", "maintenance"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    chicago = ZoneInfo("America/Chicago")
+    assert line.startswith(post.created_at.astimezone(chicago).strftime("%Y-%m-%d %H:%M:%S %Z  "))
+    assert line.endswith(f"(event {post.occurred_at.astimezone(chicago):%Y-%m-%d %H:%M %Z})")
+
+
+def test_the_admin_team_is_known_before_its_first_post(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["feed", "-c", str(config), "-t", "admin"]) == 0
+    assert capsys.readouterr().err.strip() == "no posts for team 'admin' yet"
 
 
 def test_feed_times_follow_its_order(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

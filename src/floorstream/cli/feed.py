@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC
+from datetime import UTC, tzinfo
 from typing import Any
 
 from floorstream.cli.common import add_config_arg, add_store_args, config_path, load, open_store
@@ -82,14 +82,14 @@ def register(subparsers: Any) -> None:
     explain.set_defaults(func=run_explain)
 
 
-def _line(post: Post, explain: bool) -> str:
-    # UTC, and saying so: the summaries' own clock times are UTC (rendered once for every
-    # sink and reader), so a line in the machine's zone would mix two clocks; unlabelled,
-    # the times read an hour off on a plant server set to Europe/Berlin
-    when = post.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _line(post: Post, explain: bool, zone: tzinfo = UTC) -> str:
+    # on the clock the summaries use (display.timezone, else UTC) and labelled with it: a
+    # line on another clock than its own summary's times would mix two; unlabelled, the
+    # times read an hour off on a plant server set to Europe/Berlin
+    when = post.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
     text = f"{when}  {post.severity.label:<8}  {post.summary}"
     if (post.created_at - post.occurred_at).total_seconds() >= LATE:
-        text += f"  (event {post.occurred_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')})"
+        text += f"  (event {post.occurred_at.astimezone(zone).strftime('%Y-%m-%d %H:%M %Z')})"
     if explain:
         why = "; ".join(f"{r['team']} ← {r['rule']}" for r in post.routing)
         text += f"\n    routed: {why}"
@@ -112,7 +112,9 @@ def _feed_store(args: argparse.Namespace) -> tuple[Store, Config | None]:
 def run_feed(args: argparse.Namespace) -> int:
     store, config = _feed_store(args)
     level = Severity.parse(args.severity) if args.severity else None
-    teams = (set(config.settings.teams) | {config.settings.default_team}) if config else set()
+    teams = (set(config.settings.teams) | {config.settings.default_team,
+                                           config.settings.admin_team}) if config else set()
+    zone = (config.settings.display.zone if config else None) or UTC
     if args.team not in teams and args.team not in store.teams():
         known = sorted(teams) or store.teams()
         where = "configured teams" if config else "teams with posts in the store"
@@ -124,7 +126,7 @@ def run_feed(args: argparse.Namespace) -> int:
     def show(posts: list[Post]) -> None:
         for post in posts:
             print(json.dumps(post.as_activity(), ensure_ascii=False) if args.json
-                  else _line(post, args.explain))
+                  else _line(post, args.explain, zone))
         sys.stdout.flush()
 
     posts = list(reversed(store.feed(args.team, limit=args.limit, min_severity=level)))
