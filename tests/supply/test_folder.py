@@ -73,7 +73,7 @@ def test_every_sample_posts_and_is_moved_to_done(tmp_path: Path) -> None:
     assert "PO 4500012 from Acme: shipped 120 of 200 pcs, arriving 2 Dec — 3 days after the " \
            "promised date" in summaries
     assert "ASN 0001235 refers to PO 4500012 line 40, which does not exist" in summaries
-    assert ("Carrier ABF: shipment 0542550913 (PO 900169) departed, container XXXX902577 "
+    assert ("Carrier ABF: shipment 0542550913 (PO 900169) departed, trailer XXXX902577 "
             "(pick-up location, 10 Sep)") in summaries
     assert any(s.startswith("Carrier Hapag-Lloyd withdrew event 957e4966") for s in summaries)
     # an EST load is a plan, not a fact, and is worded so

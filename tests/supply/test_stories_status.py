@@ -46,7 +46,7 @@ def test_the_214_sample_is_one_story(tmp_path: Path) -> None:
     interp = interpreter()
     departed, eta = told(interp, STATUS_214)  # loops newest first: told in time order
     assert departed == Told("shipment.status_changed", "new",
-                            f"{WHO} departed, container XXXX902577 (pick-up location, 10 Sep)",
+                            f"{WHO} departed, trailer XXXX902577 (pick-up location, 10 Sep)",
                             THREAD_214, None, departed.id)
     assert eta == Told("shipment.status_changed", "update", f"{WHO} expected 11 Sep",
                        THREAD_214, departed.id, eta.id)

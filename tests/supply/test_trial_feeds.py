@@ -136,3 +136,33 @@ def test_history_a_carrier_sends_after_the_delivery_posts_nothing(erp: str) -> N
     damaged = told(interp, x12_214(5, [("A7", "NS", "20261201", "1200")]))
     assert [(p.type, p.relation, p.refers_to) for p in damaged] == [
         ("shipment.exception", "update", delivered[0].id)]
+
+
+def test_a_second_lot_of_the_po_is_a_story_of_its_own(erp: str) -> None:
+    """ASN7001 (carrier number PRO88001) and ASN7002 ship PO 4500012. PRO88001 reports and
+    is delivered; then PRO88003, naming only the PO and travelling in the same trailer, reports
+    its departure. It used to join ASN7001's thread (through the trailer, then the PO) and,
+    being older than that delivery, post nothing at all."""
+    interp = interpreter(erp)
+    asn7001, mismatch, asn7002 = told(interp, feed("01_asn_two_shipments.edi"))
+    departed = told(interp, feed("04_214_departed.edi"))
+    delivered = told(interp, feed("09_214_delivered.edi"))
+    first = "supply/ASN ASN7001 from ZZ:SUPPLIERX"
+    assert [(p.summary, p.thread, p.refers_to) for p in departed + delivered] == [
+        ("Carrier ABF: shipment PRO88001 (PO 4500012) departed, trailer ABFSTRL4411 (pick-up "
+         "location, ATLANTA GA, 21 Nov)", first, mismatch.id),
+        ("Carrier ABF: shipment PRO88001 (PO 4500012) delivered (CHARLOTTE GA, 1 Dec), 3 days "
+         "later than expected", first, asn7001.id)]  # the ASN's ETA (28 Nov) resolved
+    second = told(interp, feed("11_214_ct.edi"))
+    other = "supply/ASN ASN7002 from ZZ:SUPPLIERX"  # the PO's other ASN, no carrier yet
+    assert [(p.type, p.relation, p.summary, p.thread, p.refers_to) for p in second] == [
+        ("shipment.status_changed", "update", "Carrier ABF: shipment PRO88003 (PO 4500012) "
+         "departed, trailer ABFSTRL4411 (pick-up location, DALLAS GA, 21 Nov)", other,
+         asn7002.id),
+        ("shipment.status_changed", "update", "Carrier ABF: shipment PRO88003 (PO 4500012): "
+         "ETA 29 Nov → 23 Nov, 6 days earlier; now 6 days earlier than promised", other,
+         asn7002.id)]
+    # a third lot, once both ASNs have their carrier: a story of its own
+    third = told(interp, feed("11_214_ct.edi").replace(
+        b"PRO88003*SHIPX", b"PRO88004*SHIPY").replace(b"*000000208*", b"*000000209*"))
+    assert {p.thread for p in third} == {"supply/shipment PRO88004"}

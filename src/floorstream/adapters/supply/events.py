@@ -197,7 +197,8 @@ class Interpreter:
     def _story(kind: str) -> dict[str, Any]:
         # o: "<ASN>|<PO>" → that ASN's post for the PO {id, doc, s(napshot)}; e: estimate
         # key → [time, post id]; m: milestones told and r: recent reports (short hashes);
-        # d: document number → post ids; c: cancelled ASN numbers; x: open | cancelled
+        # d: document number → post ids; c: cancelled ASN numbers; x: open | cancelled;
+        # (when set) dv: delivered at; sh: shipment ids of the carrier reports told in it
         return {"o": {}, "e": {}, "m": [], "d": {}, "r": [], "c": [], "v": {}, "x": None,
                 "last": None}
 
@@ -607,10 +608,17 @@ class Interpreter:
             self._status_names(doc))
         promised = self._promised(po)  # the ERP first, before the memory changes
         thread, story = own, self._load(own)
+        via_po = False
         if story is None:
             names = aliases + ([f"po:{alpha_out(po)}"] if po else [])
-            thread = self._thread(names) or own
+            found = self._thread(aliases)
+            if found is None and po:  # only the PO names a story: its latest ASN's
+                found = self._thread(names[len(aliases):])
+                via_po = found is not None
+            thread = found or own
             story = self._load(thread) if thread != own else None
+            if via_po and story is not None and not _same_shipment(aliases, story):
+                thread, story, via_po = own, None, False  # another shipment of that PO
             if story is None and thread == own:  # or a story a joined source tells
                 thread, story = self._joined(names, own, "shipment")
         if purpose.effect == "cancel":
@@ -628,6 +636,7 @@ class Interpreter:
         carrier = self._carrier(doc.carrier)
         classifier = doc.references.get("classifier")
         note = self._note(purpose)
+        trailer = _trailer(doc)
         out: list[Event] = []
         carrier_ids: list[str] = []
         ordered = sorted(doc.statuses, key=lambda s: (s.when is None, s.when or 0, s.index))
@@ -642,7 +651,9 @@ class Interpreter:
                 "status": meaning.text, "milestone": meaning.milestone,
                 "detail": meaning.detail, "when": _iso(status.when),
                 "location": status.location,
-                "container": doc.equipment if doc.equipment != doc.shipment else None,
+                "container": doc.equipment if doc.equipment != doc.shipment and not
+                trailer else None,
+                "trailer": doc.equipment if trailer else None,
                 "reason": reason.text if reason and reason.kind != "normal" else (
                     None if reason else status.reason), **note}
             estimate = (status.estimated or meaning.kind == "estimate"
@@ -669,6 +680,8 @@ class Interpreter:
             if status.event_id:  # a DCSA retraction names it by the carrier's id
                 story["v"][status.event_id] = [subject, event.id, key]
                 carrier_ids.append(status.event_id)
+        if out and doc.shipment not in story.get("sh", []):  # see _same_shipment
+            story["sh"] = [*story.get("sh", []), doc.shipment][-8:]
         if doc.doc_id and out:
             story["d"][doc.doc_id] = [e.id for e in out][-8:]
             story["d"] = dict(list(story["d"].items())[-8:])
@@ -701,7 +714,11 @@ class Interpreter:
         kinds = [q for q in references if q in _SHIPMENT_RANK]  # most reports: one or two
         if len(kinds) > 1:
             kinds.sort(key=_SHIPMENT_RANK.__getitem__)
-        refs = [r for r in (doc.shipment, doc.equipment, *(references[q] for q in kinds))
+        # a 214's MS2 is a truck trailer: it carries other shipments (LTL) before and after
+        # this one, so it names none of them (the trial's second PRO in the same trailer
+        # joined the first one's thread, and after its delivery posted nothing)
+        equipment = None if _trailer(doc) else doc.equipment
+        refs = [r for r in (doc.shipment, equipment, *(references[q] for q in kinds))
                 if r and r != "?"]
         return f"{self.source}/shipment {doc.shipment}", [
             f"ref:{r}" for r in dict.fromkeys(refs)], po
@@ -826,6 +843,24 @@ class Interpreter:
 #: DCSA booking / transport document, the shipper's shipment id (214 B10-02)
 _SHIPMENT_REFS = ("BM", "BN", "CN", "EQ", "BKG", "TRD", "SI")
 _SHIPMENT_RANK = {q: n for n, q in enumerate(_SHIPMENT_REFS)}  # their order: the aliases'
+
+
+def _trailer(doc: StatusReport) -> bool:
+    """A 214's equipment (MS2) is a truck's trailer or van unless MS2-03 says container
+    (``CN``): "closed van XXXX902577" is no container, and it carries other shipments too."""
+    return doc.equipment is not None and any(s.scheme == "at7" for s in doc.statuses) and \
+        doc.references.get("equipment_type") != "CN"
+
+
+def _same_shipment(aliases: list[str], story: dict[str, Any]) -> bool:
+    """Whether a carrier report that names only a PO may continue the story of that PO's
+    latest ASN: not when carrier reports already tell that story under other shipment ids
+    (none of this report's references among them). The first carrier number to report on
+    the ASN claims it; a PO shipped in two lots is two stories (the trial's second PRO
+    posted in the first lot's thread, and after that lot's delivery not at all)."""
+    known = story.get("sh")
+    return not known or bool({a[4:] for a in aliases if a.startswith("ref:")}
+                             .intersection(known))
 
 
 #: the estimates a PO's promised date is compared with

@@ -227,6 +227,8 @@ def _status(e: Event) -> str:
     text = f"{_who(f)}{_shipment(f)} {status}"
     if f.get("container"):
         text += f", container {f['container']}"
+    elif f.get("trailer"):  # a 214's MS2: SCAC + trailer number, not a container
+        text += f", trailer {f['trailer']}"
     return text + _place(f) + _expected(f)
 
 

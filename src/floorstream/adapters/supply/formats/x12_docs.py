@@ -139,6 +139,8 @@ def _carrier_status(ts: TransactionSet, key: str, inter: Interchange) -> StatusR
                                   last.text, last.estimated, place or None)
         elif seg.tag == "MS2" and equipment is None:
             equipment = (seg.get(1) + seg.get(2)).strip() or None
+            if equipment and seg.get(3):  # element 40: CN container, CV closed van, TL…
+                refs["equipment_type"] = seg.get(3)
     if b10.get(1) and b10.get(2):
         refs.setdefault("SI", b10.get(2))  # the shipper's shipment id (often the ASN's BSN02)
     bgn = _first(ts, "BGN")  # not in the 214 standard, but some carriers send a purpose
