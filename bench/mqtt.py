@@ -167,18 +167,29 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
+def _threads_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads by name (numbers and the target in brackets
+    left off: 'floorstream-web', 'paho-mqtt-client-…'), from /proc (Linux; {} elsewhere)."""
+    found: dict[str, float] = {}
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.exists() else []:
+        try:
+            stat = (task / "stat").read_text()
+            name = names.get(int(task.name)) or (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        name = name.split("(")[0].rstrip("-0123456789_ ")
+        ticks = sum(int(v) for v in stat.rsplit(")", 1)[1].split()[11:13])  # utime, stime
+        found[name] = found.get(name, 0) + ticks / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def _web_threads_cpu_s() -> float:
     """CPU seconds of this process's web feed threads (server, watcher, listener): the web's
-    own share of the daemon's CPU, from /proc (Linux; 0 elsewhere)."""
-    total = 0
-    for thread in threading.enumerate():
-        if thread.name.startswith("floorstream-web") and thread.native_id is not None:
-            try:
-                fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-            except OSError:
-                continue
-            total += sum(int(v) for v in fields.rsplit(")", 1)[1].split()[11:13])
-    return total / os.sysconf("SC_CLK_TCK")
+    own share of the daemon's CPU."""
+    return sum(cpu for name, cpu in _threads_cpu().items()
+               if name.startswith("floorstream-web"))
 
 
 def _vmhwm_mb() -> float:
@@ -326,6 +337,7 @@ def role_floorstream(a: argparse.Namespace) -> None:
             time.sleep(0.01)
         cpu = _cpu_s()
     web_cpu = _web_threads_cpu_s()
+    by_thread0 = _threads_cpu()
     done.wait(a.max_seconds)
     end = committed.get(a.last_ts, 0)
     received = adapter.received  # type: ignore[attr-defined]
@@ -334,7 +346,9 @@ def role_floorstream(a: argparse.Namespace) -> None:
         "batches": daemon.pipeline.committed_batches, "cpu_s": round(_cpu_s() - cpu, 3),
         "uncommitted": getattr(daemon.pipeline, "uncommitted_batches", 0),
         "posts": len(committed), "committed": list(committed.items()),
-        "web_threads_cpu_s": round(_web_threads_cpu_s() - web_cpu, 3)}))
+        "web_threads_cpu_s": round(_web_threads_cpu_s() - web_cpu, 3),
+        "by_thread": {name: round(cpu - by_thread0.get(name, 0), 2)
+                      for name, cpu in _threads_cpu().items()}}))
     os._exit(0)  # the store is disposable; skip the orderly drain
 
 
@@ -457,6 +471,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
     if web_clients >= 0:
         out["web_clients"] = web_clients
         out["web_threads_cpu_s"] = res.get("web_threads_cpu_s")
+        out["by_thread"] = res.get("by_thread")
         out.update(web_seen)
     if sut == "floorstream":
         committed = dict(res["committed"])
@@ -638,7 +653,13 @@ def _web_main(a: argparse.Namespace) -> None:
               for n in (0, a.web_clients)}
         rate = {n: statistics.median(r["msgs_s"] for r in found) for n, found in by.items()}
         cpu = {n: statistics.median(r["cpu_s"] for r in found) for n, found in by.items()}
+        threads: dict[int, dict[str, float]] = {}
+        for n, found in by.items():  # the daemon's CPU by thread, medians over the rounds
+            names = {name for r in found for name in r.get("by_thread") or {}}
+            threads[n] = {name: statistics.median((r.get("by_thread") or {}).get(name, 0)
+                                                  for r in found) for name in sorted(names)}
         print(json.dumps({"qos": qos, "median_msgs_s": rate, "median_cpu_s": cpu,
+                          "median_cpu_s_by_thread": threads,
                           "msgs_s_ratio": round(rate[a.web_clients] / rate[0], 3),
                           "cpu_ratio": round(cpu[a.web_clients] / cpu[0], 3)}), flush=True)
 
