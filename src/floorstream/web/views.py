@@ -46,7 +46,10 @@ def _when(value: datetime) -> str:
     """Day and time with its zone, always: a reader in another plant, or a feed reader, must
     not guess it (the page's script shows it in the reader's own zone, named)."""
     zone = value.tzname() or "UTC"
-    return value.strftime("%d %b %H:%M:%S ") + ("UTC" if zone in ("UTC", "+00:00") else zone)
+    # an ASN from last year must not read as this year's: the year when it is not this one
+    this_year = value.year == datetime.now(value.tzinfo).year
+    shape = "%d %b %H:%M:%S " if this_year else "%d %b %Y %H:%M:%S "
+    return value.strftime(shape) + ("UTC" if zone in ("UTC", "+00:00") else zone)
 
 
 def _iso(value: datetime) -> str:

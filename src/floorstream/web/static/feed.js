@@ -13,14 +13,18 @@
 
   // times: the server writes them in UTC, named; here they become the reader's own zone,
   // named too ("02 Nov 09:04:40 CET"), the UTC instant kept in the tooltip
-  var stamp = new Intl.DateTimeFormat("en-GB", {day: "2-digit", month: "short", hour: "2-digit",
-                                                 minute: "2-digit", second: "2-digit",
-                                                 hour12: false, timeZoneName: "short"});
+  // en-GB: zone abbreviations ("CET"; en-US says "GMT+1"); its "Sept" is cut to three letters
+  var stamp = new Intl.DateTimeFormat("en-GB", {day: "2-digit", month: "short", year: "numeric",
+                                                 hour: "2-digit", minute: "2-digit",
+                                                 second: "2-digit", hourCycle: "h23",
+                                                 timeZoneName: "short"});
+  var thisYear = String(new Date().getFullYear());
   function when(iso) {
     var parts = {};
     stamp.formatToParts(new Date(iso)).forEach(function (p) { parts[p.type] = p.value; });
-    return parts.day + " " + parts.month + " " + parts.hour + ":" + parts.minute + ":" +
-      parts.second + " " + parts.timeZoneName;
+    // the year only when it is not this one (an ASN from last year must not read as today's)
+    return parts.day + " " + parts.month.slice(0, 3) + (parts.year === thisYear ? "" : " " + parts.year) +
+      " " + parts.hour + ":" + parts.minute + ":" + parts.second + " " + parts.timeZoneName;
   }
   function localTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (t) {
@@ -145,7 +149,7 @@
     localTimes(article);
     var sev = article.querySelector(".sev");
     var summary = article.querySelector(".summary");
-    announce.textContent = "New post: " + (sev ? sev.textContent.trim() + ", " : "") +
+    announce.textContent = "New post: " + (sev ? sev.textContent.replace(/[^a-z]/gi, "") + ", " : "") +
       (summary ? summary.textContent.trim() : "");
     article.classList.add("fresh");
     var empty = document.getElementById("empty");
@@ -256,7 +260,7 @@
 
   var clock = document.getElementById("clock");
   if (clock) {
-    var tick = function () { clock.textContent = when(new Date().toISOString()).slice(7); };
+    var tick = function () { clock.textContent = when(new Date().toISOString()).split(" ").slice(2).join(" "); };
     tick();
     setInterval(tick, 1000);
   }
