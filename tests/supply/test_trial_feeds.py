@@ -166,3 +166,25 @@ def test_a_second_lot_of_the_po_is_a_story_of_its_own(erp: str) -> None:
     third = told(interp, feed("11_214_ct.edi").replace(
         b"PRO88003*SHIPX", b"PRO88004*SHIPY").replace(b"*000000208*", b"*000000209*"))
     assert {p.thread for p in third} == {"supply/shipment PRO88004"}
+
+
+def test_a_retracted_estimate_gives_way_to_the_one_it_replaced(erp: str) -> None:
+    """The arrival estimate moved 5 → 7 Dec (event e6), then the carrier retracted e6. The
+    retraction said only "withdrew its earlier update", dropped every arrival estimate, and
+    the actual arrival then resolved nothing. Now it names the estimate withdrawn and the
+    one in force again, which the arrival resolves."""
+    interp = interpreter(erp)
+    plan = told(interp, feed("30_dcsa22_plan.json"))
+    told(interp, feed("31_dcsa22_est_act.json"))
+    (jump,) = told(interp, feed("32_dcsa22_est_jump.json"))
+    assert jump.summary == ("shipment BKG99001 (PO 4500012): arrival at USSAV 5 Dec → 7 Dec, "
+                            "2 days later; now 8 days later than promised")
+    (undo,) = told(interp, feed("33_dcsa30_retract.json"))
+    assert (undo.type, undo.relation, undo.summary, undo.refers_to) == (
+        "shipment.retracted", "retraction", "The carrier withdrew its estimate on shipment "
+        "BKG99001 (event e6): arrival at USSAV 7 Dec; back to 5 Dec", jump.id)
+    (arrived,) = told(interp, feed("34_dcsa22_act_arri.json"))
+    assert (arrived.type, arrived.relation, arrived.summary, arrived.thread,
+            arrived.refers_to) == (
+        "shipment.status_changed", "resolution", "shipment BKG99001 (PO 4500012) arrived "
+        "(USSAV, 5 Dec), as expected", "supply/shipment BKG99001", plan[1].id)

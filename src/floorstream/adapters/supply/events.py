@@ -737,7 +737,7 @@ class Interpreter:
         refers = story["last"]
         estimate_key = self._resolves(meaning.milestone, status.location, story)
         if estimate_key is not None:
-            expected, estimate_id = story["e"].pop(estimate_key)
+            expected, estimate_id = story["e"].pop(estimate_key)[:2]
             relation, refers = "resolution", estimate_id
             fields["expected"] = expected
             if status.when is not None:
@@ -786,7 +786,10 @@ class Interpreter:
         event = self._event(subject, position, type_, severity, fields, status.when,
                             thread=thread, relation=relation,
                             refers_to=previous[1] if previous else story["last"])
-        story["e"][key] = [status.when.isoformat(), event.id]
+        entry = [status.when.isoformat(), event.id]
+        if previous and status.event_id:  # a carrier may retract it: keep the one it replaced
+            entry += previous[:2]
+        story["e"][key] = entry
         return event
 
     def _promised(self, po: str | None) -> datetime | None:
@@ -825,14 +828,27 @@ class Interpreter:
             subject, ref, thread, key = f"carrier event {doc.retracted_id[:8]}", None, "", ""
         else:
             subject, ref, thread, key = known[0], known[1], known[2], known[3]
-        event = self._event(subject, doc.key, "shipment.retracted", "notice", {
-            "carrier": self._carrier(doc.carrier), "retracted_id": doc.retracted_id,
-            "known": known is not None}, None, thread=thread or subject,
-            relation="retraction", refers_to=ref)
         story = self._load(thread or subject) or self._story("")
+        fields: dict[str, Any] = {"carrier": self._carrier(doc.carrier),
+                                  "retracted_id": doc.retracted_id, "known": known is not None}
         if known is not None:
             story["m"] = [k for k in story["m"] if k != key]  # a re-report is news again
-            story["e"] = {k: v for k, v in story["e"].items() if v[1] != ref}
+            estimates: dict[str, Any] = {}
+            for target, entry in story["e"].items():
+                if entry[1] != ref:
+                    estimates[target] = entry
+                    continue
+                # a withdrawn estimate: the one it replaced is in force again, so the actual
+                # milestone resolves that one (it used to resolve nothing)
+                fields.update(withdrawn_eta=entry[0], target=target.split("|")[0],
+                              location=target.split("|", 1)[1] or None,
+                              eta=entry[2] if len(entry) >= 4 else None)
+                if len(entry) >= 4:
+                    estimates[target] = entry[2:4]
+            story["e"] = estimates
+        event = self._event(subject, doc.key, "shipment.retracted", "notice", _clean(fields),
+                            None, thread=thread or subject, relation="retraction",
+                            refers_to=ref)
         story["last"] = event.id
         story["v"][doc.retracted_id] = [subject, event.id, _RETRACTED]
         self._save(thread or subject, story, carrier_ids=[doc.retracted_id])

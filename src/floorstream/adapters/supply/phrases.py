@@ -260,6 +260,13 @@ def _retracted(e: Event) -> str:
             return f"{who} cancelled its status report {f['document']} on {e.subject}"
         return f"{who} cancelled status report {f['document']} on {e.subject}, which was " \
                "not seen here before"
+    if f.get("known") and f.get("withdrawn_eta"):  # an estimate: say which, and what holds
+        target = milestones().get(str(f.get("target")), {})
+        noun = target.get("noun") or "ETA"
+        where = f" at {f['location']}" if f.get("location") else ""
+        text = f"{who} withdrew its estimate on {e.subject} (event {f['retracted_id']}): " \
+               f"{noun}{where} {_day(f['withdrawn_eta'])}"
+        return text + (f"; back to {_day(f['eta'])}" if f.get("eta") else "")
     if f.get("known"):
         return f"{who} withdrew its earlier update on {e.subject} (event {f['retracted_id']})"
     return f"{who} withdrew event {f['retracted_id']}, which was not seen here before"
