@@ -188,3 +188,22 @@ def test_a_retracted_estimate_gives_way_to_the_one_it_replaced(erp: str) -> None
             arrived.refers_to) == (
         "shipment.status_changed", "resolution", "shipment BKG99001 (PO 4500012) arrived "
         "(USSAV, 5 Dec), as expected", "supply/shipment BKG99001", plan[1].id)
+
+
+def test_a_problem_reason_keeps_its_milestone_and_explains_an_eta(erp: str) -> None:
+    """AT7-02 reasons: an ETA moved for the weather said only how far it moved, and a departure
+    with a breakdown read "delayed — mechanical breakdown" without the departure, its place
+    or its day."""
+    interp = interpreter(erp)
+    posts = [p for n, status in enumerate([
+        ("AG", "NS", "20261129", "1000"), ("AG", "AO", "20261202", "1000"),
+        ("AF", "AI", "20261121", "1000"), ("SD", "AO", "20261122", "1000")], start=1)
+        for p in told(interp, x12_214(n, [status]))]
+    who = "Carrier ABF: shipment PRO7781 (PO 4500012)"
+    assert [(p.type, p.summary) for p in posts] == [
+        ("shipment.status_changed", f"{who} expected 29 Nov"),
+        ("shipment.delayed", f"{who}: ETA 29 Nov → 2 Dec, 3 days later (weather); now 3 days "
+         "later than promised"),
+        ("shipment.delayed", f"{who} departed (pick-up location, 21 Nov) — delayed: mechanical "
+         "breakdown"),
+        ("shipment.delayed", f"{who} delayed — weather")]

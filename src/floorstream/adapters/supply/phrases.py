@@ -192,8 +192,9 @@ def _estimate(e: Event) -> str:
     where = f" at {f['location']}" if target and f.get("location") else ""
     if f.get("previous_eta"):
         noun = target.get("noun") or (f"{f.get('status')} expected" if target else "ETA")
+        why = f" ({f['reason']})" if f.get("reason") else ""  # AT7*AG*AO: weather
         return (f"{who}{shipment}: {noun}{where} {_moved(f['previous_eta'], f.get('eta'))}"
-                f"{_versus_promise(f.get('late_days'))}")
+                f"{why}{_versus_promise(f.get('late_days'))}")
     if target:
         planned = target.get("planned") or f"to be {f.get('status')}"
         return f"{who}{shipment} expected {planned}{where} {_day(f.get('eta'))}"
@@ -211,6 +212,11 @@ def _delayed(e: Event) -> str:
         return _dispatched(e)
     if f.get("estimated"):
         return _estimate(e)
+    if f.get("milestone") not in ("delayed", "other", None) and f.get("status"):
+        # a milestone with a problem reason (AT7*AF*AI): it happened, and late; "delayed —
+        # mechanical breakdown" alone lost the departure, its place and its day
+        text = f"{_who(f)}{_shipment(f)} {f['status']}{_place(f)} — delayed"
+        return text + (f": {f['reason']}" if f.get("reason") else "")
     text = f"{_who(f)}{_shipment(f)} delayed"
     why = f.get("reason") or (f.get("detail") if f.get("milestone") == "delayed" else None) \
         or (f.get("status") if f.get("milestone") not in ("delayed", None) else None)
