@@ -207,3 +207,18 @@ def test_a_problem_reason_keeps_its_milestone_and_explains_an_eta(erp: str) -> N
         ("shipment.delayed", f"{who} departed (pick-up location, 21 Nov) — delayed: mechanical "
          "breakdown"),
         ("shipment.delayed", f"{who} delayed — weather")]
+
+
+def test_the_same_departure_in_another_time_zone_posts_nothing(erp: str) -> None:
+    """The carrier re-sent the 08:15 ET departure as 13:15 UT in a new interchange: one
+    milestone, told once. Sentinel: a departure one minute later is news."""
+    interp = interpreter(erp)
+    first = told(interp, feed("04_214_departed.edi"))
+    assert [p.summary for p in first] == [
+        "Carrier ABF: shipment PRO88001 (PO 4500012) departed, trailer ABFSTRL4411 (pick-up "
+        "location, ATLANTA GA, 21 Nov)"]
+    in_utc = feed("04_214_departed.edi").replace(b"*000000201*", b"*000000301*")
+    assert told(interp, in_utc.replace(b"*20261121*0815*ET", b"*20261121*1315*UT")) == []
+    later = in_utc.replace(b"*000000301*", b"*000000302*").replace(
+        b"*20261121*0815*ET", b"*20261121*1316*UT")
+    assert [p.relation for p in told(interp, later)] == ["update"]

@@ -666,7 +666,7 @@ class Interpreter:
                 key = ""
             else:
                 key = _h(f"{meaning.milestone if meaning.milestone != 'other' else meaning.text}"
-                         f"|{status.location or ''}|{_iso(status.when) or ''}")
+                         f"|{status.location or ''}|{_instant(status.when)}")
                 event = None if key in story["m"] else self._milestone(
                     status, meaning, reason, story, fields, subject, position, thread)
             if event is None:
@@ -952,6 +952,14 @@ def _was(told: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _purpose_words(purpose: Purpose) -> str | None:
     return purpose.words if purpose.effect in ("change", "replace") else None
+
+
+def _instant(when: datetime | None) -> str:
+    """A milestone's time as the instant it names: "08:15 ET" re-sent as "13:15 UT" is the
+    same departure (its ISO text with the offset made two milestones of it)."""
+    # a time given in UTC keeps the key it always had; one given with another offset was
+    # keyed with that offset until 2026-12-01 (such a story may tell it once more)
+    return when.astimezone(UTC).isoformat() if when is not None else ""
 
 
 def _iso(when: datetime | None) -> str | None:
