@@ -96,7 +96,8 @@ class OtherPlugin:
 def _stream() -> list[tuple[str, bytes]]:
     """Two nodes of two devices: births, then DDATA by alias that carry random subsets of the
     metrics (some none of interest), state changes with reasons, a temperature that rises
-    through the levels and falls back, a skipped seq (a gap), a death and a rebirth."""
+    through the levels and falls back, a skipped seq (a gap), two backfills (the second ended
+    by values nobody reads), a death and a rebirth."""
     rnd = random.Random(5)
     out: list[tuple[str, bytes]] = []
     seqs = {"Gw1": 0, "Gw2": 0}
@@ -132,6 +133,14 @@ def _stream() -> list[tuple[str, bytes]]:
             chosen = [4, 5]  # Other and Spare only: of interest to OtherHigh alone
         if k == 200:
             nxt(node)  # a gap
+        if k in (300, 450):  # a store-and-forward flush, then (450) unwatched values end it
+            for back in range(5):
+                out.append((f"spBv1.0/g/DDATA/{node}/{device}", encode_payload(
+                    [{"alias": i + 1, "datatype": METRICS[i][1], "value": v[i],
+                      "is_historical": True, "timestamp": stamp - 60_000 + back * 1000}
+                     for i in (2, 3, 4)], timestamp=stamp, seq=nxt(node))))
+            if k == 450:
+                chosen = [4, 5]
         out.append((f"spBv1.0/g/DDATA/{node}/{device}", encode_payload(
             [{"alias": i + 1, "datatype": METRICS[i][1], "value": v[i]} for i in chosen],
             timestamp=stamp, seq=nxt(node))))
@@ -219,7 +228,7 @@ def test_reading_only_the_metrics_of_interest_posts_the_same(tmp_path: Path) -> 
     _, posts_all, states_all, values_all = _run(tmp_path, "all", plugins, "", Interest())
     types = {post[1] for post in posts}
     assert {"machine.state_changed", "metric.limit_exceeded", "metric.limit_cleared",
-            "machine.offline", "machine.online"} <= types
+            "machine.offline", "machine.online", "metric.backfilled"} <= types
     assert any(" at load " in post[3] for post in posts)  # the template read Load
     assert posts == posts_all
     assert states == states_all  # silence's last position included: presence Changes

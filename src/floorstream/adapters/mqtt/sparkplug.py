@@ -101,8 +101,8 @@ class SparkplugResult:
     unresolved: str | None = None  # an alias no birth defined: hold the message for a birth
     history: list[tuple[str, Any, int | None]] = field(default_factory=list)  # backfill
     subject: str = ""
-    #: a DATA message that carried live values, whether or not anyone reads them (it ends a
-    #: backfill burst of its subject)
+    #: the message carried live values, whether or not anyone reads them (it ends a backfill
+    #: burst of its subject)
     live: bool = False
     #: a DATA message with live values of which nobody reads any: no Change, only the
     #: subject's presence (SparkplugHost tells the pipeline, lazily)
@@ -296,10 +296,10 @@ class SparkplugSessions:
             session.newest[subject] = max(stamp, session.newest.get(subject, stamp))
         fields = self.fields
         if values:
-            result.live = mtype in ("NDATA", "DDATA")
+            result.live = True
             if fields is not None:
                 values = {name: value for name, value in values.items() if name in fields}
-                if not values and result.live:
+                if not values and mtype in ("NDATA", "DDATA"):
                     result.quiet = True  # live values nobody reads: only the presence
                     return result
         if values or mtype in ("NBIRTH", "DBIRTH"):
