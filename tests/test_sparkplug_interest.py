@@ -223,7 +223,7 @@ def _run(tmp: Path, name: str, plugins: Plugins, extra: str, interest: Interest 
 def test_reading_only_the_metrics_of_interest_posts_the_same(tmp_path: Path) -> None:
     plugins = build_plugins(load_entry_points=False)
     own, posts, states, values = _run(tmp_path, "interest", plugins, "", None)
-    assert own.fields == {"State", "Reason", "Temp", "Load"}  # Load: the template's
+    assert own.fields == frozenset({"State", "Reason", "Temp", "Load"})  # Load: the template's
     assert own.presence_lag == 1.0  # silence after 60 s: a second at most
     _, posts_all, states_all, values_all = _run(tmp_path, "all", plugins, "", Interest())
     types = {post[1] for post in posts}
@@ -246,10 +246,11 @@ def test_a_detector_that_declares_no_fields_gets_every_field(tmp_path: Path) -> 
 
 
 def test_what_templates_read() -> None:
-    assert template_fields("{{ row.Temp }} {{ fields.peak }} {{ subject }}") == {"Temp"}
-    assert template_fields('{{ row["Motor/Speed"] }} was {{ before.State }}') == {
-        "Motor/Speed", "State"}
-    assert template_fields("{{ row.spindle.temp }}") == {"spindle"}
+    assert template_fields("{{ row.Temp }} {{ fields.peak }} {{ subject }}") == frozenset(
+        {"Temp"})
+    assert template_fields('{{ row["Motor/Speed"] }} was {{ before.State }}') == frozenset(
+        {"Motor/Speed", "State"})
+    assert template_fields("{{ row.spindle.temp }}") == frozenset({"spindle"})
     for anything in ("{{ row.get('Temp') }}", "{% for k in row %}{{ k }}{% endfor %}",
                      "{{ row[name] }}", "{{ event.change.data.Temp }}", "{{ row }}",
                      "{{ unclosed"):
