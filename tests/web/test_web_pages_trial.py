@@ -69,6 +69,7 @@ class WebProcess:
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[WebProcess, Any]]:
     mapping = web_mapping(f"sqlite:///{tmp_path}/fs.db", public_teams=["maintenance"])
+    mapping["display"] = {"timezone": "Europe/Berlin"}  # the plant's clock
     path = tmp_path / "floorstream.yaml"
     path.write_text(json.dumps(mapping), encoding="utf-8")
     with floorstream.open(str(path)) as stream:
@@ -94,8 +95,9 @@ def test_kiosk_reads_from_across_the_room_and_scrolls_through(
     for n in range(24):
         publish(stream, f"press-{n:02d}", f"press-{n:02d} stopped (was running)",
                 severity="critical" if n % 3 == 0 else "warning")
+    # the screen's own zone is not the plant's: the page shows the plant's clock all the same
     context = browser.new_context(viewport={"width": 1920, "height": 1080},
-                                  timezone_id="Europe/Berlin")
+                                  timezone_id="America/Chicago")
     try:
         kiosk = context.new_page()
         kiosk.goto(f"{web.url}/kiosk/maintenance?rest=1")  # public: no login
@@ -107,10 +109,11 @@ def test_kiosk_reads_from_across_the_room_and_scrolls_through(
             "e => parseFloat(getComputedStyle(e).fontSize)"))
         # the summary is the biggest text on the card, big enough to read at a few metres
         assert summary_px >= 36 and summary_px > meta_px, (summary_px, meta_px)
-        # severity in words and a mark, not colour alone; the time in the screen's zone, named
+        # severity in words and a mark, not colour alone; the time on the plant's clock, named
         assert first.locator(".sev").inner_text().strip().endswith("CRITICAL") or \
             first.locator(".sev").inner_text().strip().endswith("WARNING")
         assert first.locator("time").inner_text().endswith(("CET", "CEST"))
+        assert kiosk.locator("#clock").inner_text().endswith(("CET", "CEST"))
         # nothing to press on a wall screen
         assert not first.locator(".actions").is_visible()
         # it glides down through what does not fit, rests at the bottom, and goes back up
@@ -189,6 +192,17 @@ def test_keyboard_follow_errors_and_empty_states(
         page.wait_for_selector(f"#post-{post.id}")
         page.click("ul.follows button[aria-label='unfollow team maintenance']")
         page.wait_for_selector("#empty:has-text('Follow a team')")
+
+        # the time filter is typed on the plant's clock and sent as UTC (CET is UTC+1); the
+        # blank fields are no filter (they were a 422 in JSON: a browser sends until=)
+        assert httpx.get(f"{web.url}/teams/maintenance?severity=&since=&until=&q=",
+                         headers={"accept": "text/html"}, timeout=10).status_code == 200
+        page.goto(f"{web.url}/teams/maintenance")
+        page.fill("input[name=since]", "2026-01-15T10:30")
+        page.click("form.filters button")
+        page.wait_for_url(f"{web.url}/teams/maintenance?since=2026-01-15T09%3A30%3A00.000Z")
+        assert page.locator("input[name=since]").input_value() == "2026-01-15T10:30"
+        assert page.locator("form.filters abbr.zone").inner_text() == "CET"
 
         # an empty search says why and how to get back
         page.goto(f"{web.url}/teams/maintenance?q=nothing-like-this")

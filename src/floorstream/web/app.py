@@ -51,7 +51,7 @@ class WebContext:
         self.stream = stream
         self.queries = FeedQueries(store)
         self.auth = Authenticator(self.settings, store)
-        self.env = environment()
+        self.env = environment(config.settings.display.timezone)  # the posts' clock
         self.env.globals["person_name"] = self.person_name
         self.base_url = (self.settings.base_url or "").rstrip("/")
         #: the path the app is mounted under (an ERP's own app: "/floor"); "" at the root

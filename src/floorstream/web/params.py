@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import HTTPException, Query
+from pydantic import BeforeValidator
 
 from floorstream.model import Severity
 from floorstream.web.queries import FeedFilter
@@ -19,6 +20,16 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _blank_is_none(value: object) -> object:
+    """An empty field of the feed's filter form (``since=&until=``, sent by every browser
+    for the fields left blank) is no filter, not a malformed time."""
+    return None if value == "" else value
+
+
+#: a time filter; blank is none
+Moment = Annotated[datetime | None, BeforeValidator(_blank_is_none)]
+
+
 def feed_filter(
     severity: Annotated[str | None, Query(description="at least this severity",
                                           max_length=16)] = None,
@@ -26,8 +37,8 @@ def feed_filter(
     subject: Annotated[str | None, Query(max_length=255)] = None,
     type: Annotated[str | None, Query(description="event type, or a prefix ending in *",
                                       max_length=128)] = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="created before")] = None,
+    since: Annotated[Moment, Query(description="created at or after")] = None,
+    until: Annotated[Moment, Query(description="created before")] = None,
     q: Annotated[str | None, Query(description="text in the summary or body",
                                    max_length=200)] = None,
 ) -> FeedFilter:

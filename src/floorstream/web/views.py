@@ -12,10 +12,11 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -27,12 +28,16 @@ __all__ = ["Node", "activity", "atom_feed", "environment", "post_url", "thread_t
            "thread_url"]
 
 
-def environment() -> jinja2.Environment:
+def environment(timezone: str | None = None) -> jinja2.Environment:
+    """The templates, their times on the plant's clock: ``display.timezone`` (the clock the
+    posts' summaries use, so a page shows one clock), else UTC; each time says its zone."""
+    zone: tzinfo = ZoneInfo(timezone) if timezone else UTC
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("floorstream.web", "templates"),
         autoescape=jinja2.select_autoescape(["html", "xml"], default=True),
         trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-    env.filters["when"] = _when
+    env.filters["when"] = lambda value: _when(value.astimezone(zone))
+    env.globals["display_zone"] = timezone or "UTC"
     env.filters["iso"] = _iso
     env.globals["post_url"] = post_url
     env.globals["thread_url"] = thread_url

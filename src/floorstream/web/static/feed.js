@@ -11,67 +11,82 @@
     });
   }
 
-  // times: the server writes them in UTC, named; here they become the reader's own zone,
-  // named too ("02 Nov 09:04:40 CET"), the UTC instant kept in the tooltip
-  // en-GB: zone abbreviations ("CET"; en-US says "GMT+1"); its "Sept" is cut to three letters
-  var stamp = new Intl.DateTimeFormat("en-GB", {day: "2-digit", month: "short", year: "numeric",
-                                                 hour: "2-digit", minute: "2-digit",
-                                                 second: "2-digit", hourCycle: "h23",
-                                                 timeZoneName: "short"});
-  var thisYear = String(new Date().getFullYear());
-  function when(iso) {
-    var parts = {};
-    stamp.formatToParts(new Date(iso)).forEach(function (p) { parts[p.type] = p.value; });
-    // the year only when it is not this one (an ASN from last year must not read as today's)
-    return parts.day + " " + parts.month.slice(0, 3) + (parts.year === thisYear ? "" : " " + parts.year) +
-      " " + parts.hour + ":" + parts.minute + ":" + parts.second + " " + parts.timeZoneName;
+  // times: on the plant's clock (display.timezone, the clock of the posts' summaries; the
+  // page's data-zone), named, as the server writes them; here for acks, the clock and the bar
+  var zone = document.documentElement.dataset.zone || "UTC";
+  var stamp;
+  try {
+    // en-GB: zone abbreviations ("CET"; en-US says "GMT+1"); its "Sept" is cut to three letters
+    stamp = new Intl.DateTimeFormat("en-GB", {day: "2-digit", month: "short", year: "numeric",
+                                              hour: "2-digit", minute: "2-digit",
+                                              second: "2-digit", hourCycle: "h23",
+                                              timeZoneName: "short", timeZone: zone});
+  } catch (e) {
+    zone = "UTC";
+    stamp = new Intl.DateTimeFormat("en-GB", {day: "2-digit", month: "short", year: "numeric",
+                                              hour: "2-digit", minute: "2-digit",
+                                              second: "2-digit", hourCycle: "h23",
+                                              timeZoneName: "short", timeZone: "UTC"});
   }
-  function localTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach(function (t) {
-      var iso = t.getAttribute("datetime");
-      if (!isNaN(Date.parse(iso))) { t.textContent = when(iso); t.title = iso; }
-    });
+  function parts(at) {
+    var found = {};
+    stamp.formatToParts(at).forEach(function (p) { found[p.type] = p.value; });
+    return found;
+  }
+  var thisYear = parts(new Date()).year;
+  function when(iso) {
+    var p = parts(new Date(iso));
+    // the year only when it is not this one (an ASN from last year must not read as today's)
+    return p.day + " " + p.month.slice(0, 3) + (p.year === thisYear ? "" : " " + p.year) +
+      " " + p.hour + ":" + p.minute + ":" + p.second + " " + p.timeZoneName;
   }
 
-  // the filter's from/to: UTC on the server (and without this script); here the reader's
-  // wall-clock times, shown and typed in their zone and sent as UTC instants
-  function zoneName() {
-    var name = "";
-    stamp.formatToParts(new Date()).forEach(function (p) {
-      if (p.type === "timeZoneName") { name = p.value; }
-    });
-    return name;
-  }
+  // the filter's from/to: UTC on the server (and without this script, which the label then
+  // says); here wall-clock times on the plant's clock, like the posts, sent as UTC instants
+  var months = {Jan: 1, Feb: 2, Mar: 3, Apr: 4, May: 5, Jun: 6, Jul: 7, Aug: 8, Sep: 9,
+                Oct: 10, Nov: 11, Dec: 12};
   function pad(n) { return String(n).padStart(2, "0"); }
-  function wallClock(d) {
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
-      pad(d.getHours()) + ":" + pad(d.getMinutes());
+  function wallClock(ms) {  // a UTC instant → "YYYY-MM-DDTHH:MM" on the plant's clock
+    var p = parts(new Date(ms));
+    return p.year + "-" + pad(months[p.month.slice(0, 3)]) + "-" + p.day + "T" + p.hour + ":" +
+      p.minute;
+  }
+  function instant(wall) {  // "YYYY-MM-DDTHH:MM" on the plant's clock → a UTC instant (ms)
+    var guess = Date.parse(wall + "Z");
+    var at = guess - (Date.parse(wallClock(guess) + "Z") - guess);
+    return guess - (Date.parse(wallClock(at) + "Z") - at);  // again, across a DST change
   }
   document.querySelectorAll("form.filters").forEach(function (form) {
     var inputs = form.querySelectorAll('input[type="datetime-local"]');
     form.querySelectorAll("abbr.zone").forEach(function (abbr) {
-      abbr.textContent = zoneName();
-      abbr.title = "times in your zone, " + Intl.DateTimeFormat().resolvedOptions().timeZone;
+      abbr.textContent = parts(new Date()).timeZoneName;
+      abbr.title = "times on the plant's clock, " + zone;
     });
     inputs.forEach(function (input) {
-      var utc = Date.parse(input.value + "Z");
-      if (input.value && !isNaN(utc)) { input.value = wallClock(new Date(utc)); }
+      var utc = Date.parse(input.value.slice(0, 16) + "Z");
+      if (input.value && !isNaN(utc)) { input.value = wallClock(utc); }
     });
     form.addEventListener("submit", function () {
+      // blank fields stay out of the address (a shorter link to share; the server takes
+      // them as no filter either way)
+      form.querySelectorAll("input[name], select[name]").forEach(function (field) {
+        if (!field.value && field.type !== "hidden") { field.disabled = true; }
+      });
       inputs.forEach(function (input) {
-        var at = Date.parse(input.value);  // a date-time without zone: the reader's own
-        if (!input.value || isNaN(at)) { return; }
+        if (!input.value || isNaN(Date.parse(input.value.slice(0, 16) + "Z"))) { return; }
         var sent = document.createElement("input");
         sent.type = "hidden";
         sent.name = input.name;
-        sent.value = new Date(at).toISOString();
+        sent.value = new Date(instant(input.value.slice(0, 16))).toISOString();
         input.disabled = true;  // the UTC copy goes instead
         form.appendChild(sent);
       });
     });
     // back to this page from the browser's cache: the fields typed in again
     window.addEventListener("pageshow", function () {
-      inputs.forEach(function (input) { input.disabled = false; });
+      form.querySelectorAll("input[name], select[name]").forEach(function (field) {
+        field.disabled = false;
+      });
       form.querySelectorAll('input[type="hidden"][name="since"], input[type="hidden"][name="until"]')
         .forEach(function (sent) { sent.remove(); });
     });
@@ -79,7 +94,6 @@
 
   var posts = document.getElementById("posts");
   fillTokens(document);
-  localTimes(document);
   if (!posts || !posts.dataset.live || !window.EventSource) { return; }
   var threadPage = posts.dataset.thread === "1";
   var kiosk = posts.dataset.kiosk === "1";
@@ -146,7 +160,6 @@
     holder.innerHTML = data.html;  // rendered and escaped by the server's templates
     var article = holder.firstElementChild;
     fillTokens(article);
-    localTimes(article);
     var sev = article.querySelector(".sev");
     var summary = article.querySelector(".summary");
     announce.textContent = "New post: " + (sev ? sev.textContent.replace(/[^a-z]/gi, "") + ", " : "") +
