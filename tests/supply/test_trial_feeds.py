@@ -222,3 +222,20 @@ def test_the_same_departure_in_another_time_zone_posts_nothing(erp: str) -> None
     later = in_utc.replace(b"*000000301*", b"*000000302*").replace(
         b"*20261121*0815*ET", b"*20261121*1316*UT")
     assert [p.relation for p in told(interp, later)] == ["update"]
+
+
+def test_a_report_naming_only_the_po_does_not_join_a_cancelled_asn(erp: str) -> None:
+    """ASN7002 was cancelled; PRO88003 (naming only the PO) then reported. Its posts went to
+    the cancelled ASN's thread, as if the cancelled lot were travelling."""
+    interp = interpreter(erp)
+    told(interp, feed("01_asn_two_shipments.edi"))
+    told(interp, feed("04_214_departed.edi"))  # PRO88001 claims ASN7001
+    (cancelled,) = told(interp, feed("03_asn_cancel.edi"))
+    assert (cancelled.type, cancelled.thread) == ("asn.cancelled",
+                                                  "supply/ASN ASN7002 from ZZ:SUPPLIERX")
+    second = told(interp, feed("11_214_ct.edi"))
+    assert [(p.relation, p.summary, p.thread) for p in second] == [
+        ("new", "Carrier ABF: shipment PRO88003 (PO 4500012) departed, trailer ABFSTRL4411 "
+         "(pick-up location, DALLAS GA, 21 Nov)", "supply/shipment PRO88003"),
+        ("update", "Carrier ABF: shipment PRO88003 (PO 4500012) expected 23 Nov",
+         "supply/shipment PRO88003")]

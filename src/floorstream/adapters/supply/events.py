@@ -870,10 +870,13 @@ def _trailer(doc: StatusReport) -> bool:
 
 def _same_shipment(aliases: list[str], story: dict[str, Any]) -> bool:
     """Whether a carrier report that names only a PO may continue the story of that PO's
-    latest ASN: not when carrier reports already tell that story under other shipment ids
-    (none of this report's references among them). The first carrier number to report on
-    the ASN claims it; a PO shipped in two lots is two stories (the trial's second PRO
-    posted in the first lot's thread, and after that lot's delivery not at all)."""
+    latest ASN: not when that ASN is cancelled, nor when carrier reports already tell its
+    story under other shipment ids (none of this report's references among them). The
+    first carrier number to report on the ASN claims it; a PO shipped in two lots is two
+    stories (the trial's second PRO posted in the first lot's thread, and after that lot's
+    delivery not at all; then in the thread of an ASN the supplier had cancelled)."""
+    if story.get("x") == "cancelled":
+        return False  # a cancelled ASN ships nothing: a report of its PO is another lot
     known = story.get("sh")
     return not known or bool({a[4:] for a in aliases if a.startswith("ref:")}
                              .intersection(known))
