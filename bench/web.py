@@ -463,7 +463,8 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
     from floorstream.processing import Envelope
 
     teams = ["team-0"]
-    data = mapping(f"sqlite:///{directory}/ab-{time.time():.0f}.db", teams)
+    path = directory / f"ab-{time.time():.0f}.db"  # a store of its own, removed after
+    data = mapping(f"sqlite:///{path}", teams)
     data["web"]["port"] = 0
     plugins = build_plugins()
     daemon = Daemon(parse_mapping(data, plugins), plugins)
@@ -510,6 +511,8 @@ def pipeline_ab(directory: Path, streams: list[int], posts: int, rounds: int) ->
                             "lowest_last_id": got["lowest_last_id"], "last_post_seq": newest})
     finally:
         daemon.stop()
+        for leftover in directory.glob(path.name + "*"):  # the file, its -wal and -shm
+            leftover.unlink()
     median = {n: statistics.median(r) for n, r in rates.items()}
     return {"streams": streams, "posts_per_round": posts, "rounds": rounds,
             "posts_per_s": {str(n): [round(r) for r in found] for n, found in rates.items()},
