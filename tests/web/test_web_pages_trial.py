@@ -198,11 +198,18 @@ def test_keyboard_follow_errors_and_empty_states(
         assert httpx.get(f"{web.url}/teams/maintenance?severity=&since=&until=&q=",
                          headers={"accept": "text/html"}, timeout=10).status_code == 200
         page.goto(f"{web.url}/teams/maintenance")
+        page.click("details.more-filters summary")  # one click away; open when one is set
         page.fill("input[name=since]", "2026-01-15T10:30")
         page.click("form.filters button")
         page.wait_for_url(f"{web.url}/teams/maintenance?since=2026-01-15T09%3A30%3A00.000Z")
+        assert page.locator("input[name=since]").is_visible()
         assert page.locator("input[name=since]").input_value() == "2026-01-15T10:30"
         assert page.locator("form.filters abbr.zone").inner_text() == "CET"
+
+        # a source is followed from the feed filtered by it
+        page.goto(f"{web.url}/?source=presses")
+        page.click("form.follow-form button:has-text('follow source presses')")
+        page.wait_for_selector("form.follow-form button[aria-pressed=true]:has-text('presses')")
 
         # an empty search says why and how to get back
         page.goto(f"{web.url}/teams/maintenance?q=nothing-like-this")
