@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from floorstream.adapters.supply.formats.detect import parse_any
-from floorstream.adapters.supply.formats.text import edifact_date
+from floorstream.adapters.supply.formats.text import edifact_date, parse_date
 from support.erp import create_purchasing
 
 from .make_214 import x12_214
@@ -239,3 +239,16 @@ def test_a_report_naming_only_the_po_does_not_join_a_cancelled_asn(erp: str) -> 
          "(pick-up location, DALLAS GA, 21 Nov)", "supply/shipment PRO88003"),
         ("update", "Carrier ABF: shipment PRO88003 (PO 4500012) expected 23 Nov",
          "supply/shipment PRO88003")]
+
+
+def test_x12_local_time_codes_follow_daylight_saving() -> None:
+    """X12 time code ET is Eastern *local* time (ES and ED name standard and daylight): the
+    real 214's "11:59 ET" on 11 Sep 2020 is 15:59 UTC, it was read as 16:59."""
+    eastern_daylight, eastern = timezone(timedelta(hours=-4)), timezone(timedelta(hours=-5))
+    assert parse_date("20200911", "1159", "ET") == datetime(2020, 9, 11, 11, 59,
+                                                             tzinfo=eastern_daylight)
+    assert parse_date("20261130", "1000", "ET") == datetime(2026, 11, 30, 10, tzinfo=eastern)
+    assert parse_date("20260701", "1000", "ES") == datetime(2026, 7, 1, 10, tzinfo=eastern)
+    assert parse_date("20260701", "1000", "CT") == datetime(
+        2026, 7, 1, 10, tzinfo=timezone(timedelta(hours=-5)))
+    assert parse_date("20260701", "1000", "UT") == datetime(2026, 7, 1, 10, tzinfo=UTC)

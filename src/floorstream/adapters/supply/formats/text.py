@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from floorstream.adapters.supply.formats.errors import ParseError
 
@@ -14,10 +16,26 @@ __all__ = ["EARLIEST", "LATEST", "decode", "decode_utf8", "edifact_date", "parse
 #: it is moved to UTC or stored, and no shipment is dated there
 EARLIEST, LATEST = 1900, 2999
 
-# X12 time codes (AT7-07, DTM03…) → UTC offset in hours; local codes without DST knowledge
+# X12 time codes (element 623: AT7-07, DTM04…) → UTC offset in hours. The …S and …D codes
+# name standard or daylight time; ET, CT, MT, PT, AT, NT are the *local* time of that zone,
+# standard or daylight as the date falls (_LOCAL_ZONES); these offsets are their fallback
+# when the system has no time-zone database
 _ZONES = {"UT": 0, "GM": 0, "Z": 0, "UTC": 0, "ET": -5, "ES": -5, "ED": -4, "CT": -6, "CS": -6,
           "CD": -5, "MT": -7, "MS": -7, "MD": -6, "PT": -8, "PS": -8, "PD": -7, "AT": -4,
           "AS": -4, "AD": -3, "HT": -10, "NT": -3.5}
+_LOCAL_ZONES = {"ET": "America/New_York", "CT": "America/Chicago", "MT": "America/Denver",
+                "PT": "America/Los_Angeles", "AT": "America/Halifax", "NT": "America/St_Johns"}
+
+
+@functools.cache
+def _local_zone(code: str) -> tzinfo | None:
+    name = _LOCAL_ZONES.get(code)
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def decode(raw: bytes) -> str:
@@ -76,7 +94,13 @@ def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
                               second=int(time[4:6]) if time[4:6].isdigit() else 0)
     except ValueError:
         return None
-    hours = _ZONES.get(zone.strip().upper(), 0)
+    code = zone.strip().upper()
+    local = _local_zone(code)
+    if local is not None:  # "11:59 ET" on 11 Sep is EDT (UTC-4), on 11 Dec EST (UTC-5)
+        aware = day.replace(tzinfo=local)
+        offset = aware.utcoffset()
+        return plausible(day.replace(tzinfo=timezone(offset)) if offset is not None else aware)
+    hours = _ZONES.get(code, 0)
     return plausible(day.replace(tzinfo=timezone(timedelta(hours=hours)) if hours else UTC))
 
 
