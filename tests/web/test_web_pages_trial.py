@@ -177,6 +177,9 @@ def test_keyboard_follow_errors_and_empty_states(
             raise AssertionError("Tab never reached the post's 'on it' button")
         page.keyboard.press("Enter")
         page.wait_for_selector(f"#post-{post.id} .ack:has-text('Alice on it')")
+        # the "on it" post in the thread offers nothing to be on or to answer
+        page.wait_for_selector("article.acknowledgement")
+        assert page.locator("article.acknowledgement .actions").count() == 0
         # every form field has a name a screen reader can say
         page.goto(f"{web.url}/teams/maintenance")
         unnamed = page.evaluate("""() => [...document.querySelectorAll(
