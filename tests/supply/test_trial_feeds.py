@@ -252,3 +252,17 @@ def test_x12_local_time_codes_follow_daylight_saving() -> None:
     assert parse_date("20260701", "1000", "CT") == datetime(
         2026, 7, 1, 10, tzinfo=timezone(timedelta(hours=-5)))
     assert parse_date("20260701", "1000", "UT") == datetime(2026, 7, 1, 10, tzinfo=UTC)
+
+
+def test_a_cancel_after_a_replace_retracts_the_replacement_in_its_words(erp: str) -> None:
+    """The cancel refers to the post in force (the replacement) and quotes it with the units
+    in the order its posts used (it said "2 cases + 100 pcs")."""
+    interp = interpreter(erp)
+    told(interp, feed("01_asn_two_shipments.edi"))
+    (replaced,) = told(interp, feed("02_asn_replace.edi"))
+    (cancelled,) = told(interp, feed("12_asn_replaced_then_cancelled.edi"))
+    assert (cancelled.type, cancelled.relation, cancelled.summary, cancelled.thread,
+            cancelled.refers_to) == (
+        "asn.cancelled", "retraction", "PO 4500012 from Acme: ASN ASN7001 cancelled by the "
+        "supplier (it said: shipped 100 pcs + 2 cases, arriving 30 Nov)",
+        "supply/ASN ASN7001 from ZZ:SUPPLIERX", replaced.id)

@@ -910,7 +910,9 @@ def _snapshot(eta: str | None, ship: str | None, order: AsnOrder, analysis: _Ana
               ) -> dict[str, Any]:
     """What a later version of the ASN is compared with."""
     snapshot = {"eta": eta, "ship": ship,
-                "shipped": {u: round(q, 6) for u, q in sorted(analysis.shipped.items())},
+                # in the document's order: the posts list them so ("it said: shipped 100 pcs
+                # + 2 cases", not "2 cases + 100 pcs"); compared as dicts, order-free
+                "shipped": {u: round(q, 6) for u, q in analysis.shipped.items()},
                 "lh": _h(repr([[ln.line, ln.qty, ln.uom] for ln in order.lines])),
                 "pr": [_problem_key(p) for p in analysis.problems]}
     return {k: v for k, v in snapshot.items() if v not in (None, [])}
