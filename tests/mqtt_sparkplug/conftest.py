@@ -56,14 +56,16 @@ class Node:
             timestamp=self._tick(at)))
 
     def dbirth(self, device: str, metrics: dict[str, Any], at: int | None = None,
-               units: dict[str, str] | None = None) -> tuple[str, bytes]:
+               units: dict[str, str] | None = None, labels: dict[str, str] | None = None
+               ) -> tuple[str, bytes]:
         """Metrics by name; each gets an alias (the same name, the same alias); ``units``:
-        their ``engUnit`` properties."""
+        their ``engUnit`` properties; ``labels``: their ``displayName`` properties."""
         specs = []
         for name, value in metrics.items():
             alias = self.aliases.setdefault(name, len(self.aliases) + 1)
             specs.append({"name": name, "alias": alias, "datatype": _type(value),
-                          "value": value, "unit": (units or {}).get(name)})
+                          "value": value, "unit": (units or {}).get(name),
+                          "label": (labels or {}).get(name)})
         return (f"{self.ns}/DBIRTH/{self.name}/{device}",
                 encode_payload(specs, timestamp=self._tick(at), seq=self._next()))
 

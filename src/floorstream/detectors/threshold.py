@@ -39,6 +39,7 @@ known).
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -53,6 +54,7 @@ from floorstream.plugin import (
     DetectorState,
     Duration,
     SeverityName,
+    described,
     field_keys,
     lookup,
 )
@@ -70,8 +72,11 @@ class ThresholdOptions(DetectorOptions):
                            description="the value must stay beyond the limit this long")
     clear_for: Duration = Field(default=0.0,
                                 description="the value must stay clear this long to clear")
-    unit: str = ""
-    label: str | None = Field(default=None, description="what people call the metric")
+    unit: str = Field(default="", description="of the values, as shown in posts (default: "
+                                              "the unit the source describes, e.g. a "
+                                              "Sparkplug birth's engUnit)")
+    label: str | None = Field(default=None, description="what people call the metric "
+                                                        "(default: the source's name for it)")
     severity: SeverityName = "warning"
     levels: dict[SeverityName, float] = Field(
         default_factory=dict,
@@ -115,6 +120,9 @@ class ThresholdOptions(DetectorOptions):
             if self.clear_above is not None and self.clear_above < self.below:
                 raise ValueError("'clear_above' must not be less than 'below'")
         return self
+
+
+_log = logging.getLogger(__name__)
 
 
 def _number(field: str, raw: Any) -> float:
@@ -162,6 +170,8 @@ class Threshold(Detector):
         #: the earliest, so the backlog a restart finds (the broker resends what was not
         #: acked) decides before the time the daemon was down does
         self.started: float | None = None
+        #: (subject, the source's unit) whose disagreement with ``unit:`` was logged
+        self._warned: set[tuple[str, str]] = set()
 
     @property
     def key(self) -> str:
@@ -259,7 +269,7 @@ class Threshold(Detector):
         worse = (value - reported) if self.upward else (reported - value)
         if severity > level or worse >= self.step - 1e-9:
             kind = "level" if severity > level else "peak"
-            fields = self._fields(value, limit)
+            fields = self._fields(change.subject, value, limit)
             fields.update(kind=kind, level=max(severity, level).label, previous=reported,
                           duration_s=now - data["since"])
             events.append(self.event(
@@ -270,7 +280,8 @@ class Threshold(Detector):
         remind = self.opts.remind
         if remind and now - data["since"] >= remind * (data.get("reminded", 0) + 1):
             count = int((now - data["since"]) // remind)
-            severity, fields, position = self._reminder(data, count, value, now - data["since"])
+            severity, fields, position = self._reminder(change.subject, data, count, value,
+                                                        now - data["since"])
             events.append(self.event(change, "metric.limit_standing", severity, fields,
                                      position=position, relation="update",
                                      refers_to=data.get("event")))
@@ -300,7 +311,7 @@ class Threshold(Detector):
         if count <= data.get("reminded", 0):
             return []
         last = datetime.fromtimestamp(data["last_at"], UTC)
-        severity, fields, position = self._reminder(data, count, data["value"], stood)
+        severity, fields, position = self._reminder(subject, data, count, data["value"], stood)
         fields.update(last_at=last.isoformat(), quiet_s=quiet)
         state.update(reminded=count)
         return [Event.create(
@@ -308,13 +319,13 @@ class Threshold(Detector):
             position=position, occurred_at=last, severity=severity, fields=fields,
             attrs=data.get("attrs") or {}, relation="update", refers_to=data.get("event"))]
 
-    def _reminder(self, data: dict[str, Any], count: int, value: float, stood: float
-                  ) -> tuple[Severity, dict[str, Any], str]:
+    def _reminder(self, subject: str, data: dict[str, Any], count: int, value: float,
+                  stood: float) -> tuple[Severity, dict[str, Any], str]:
         """Severity, fields and position of reminder number ``count`` of the alarm in
         ``data``: the position is the alarm's id and the number, whichever path (a reading,
         a tick) finds it first."""
         level = Severity(data.get("level", int(self.severity)))
-        fields = self._fields(value, self.limit)
+        fields = self._fields(subject, value, self.limit)
         fields.update(peak=data["peak"], duration_s=stood, level=level.label, reminder=count,
                       since=datetime.fromtimestamp(data["since"], UTC).isoformat())
         return level, fields, f"{data.get('event')}#{self.key}:remind{count}"
@@ -322,14 +333,34 @@ class Threshold(Detector):
     def _peak(self, peak: float, value: float) -> float:
         return max(peak, value) if self.upward else min(peak, value)
 
-    def _fields(self, value: float, limit: float) -> dict[str, Any]:
-        return {"field": self.opts.field, "label": self.label, "value": value, "limit": limit,
-                "unit": self.opts.unit, "direction": "above" if self.upward else "below"}
+    def _fields(self, subject: str, value: float, limit: float) -> dict[str, Any]:
+        unit, label = self._shown(subject)
+        return {"field": self.opts.field, "label": label, "value": value, "limit": limit,
+                "unit": unit, "direction": "above" if self.upward else "below"}
+
+    def _shown(self, subject: str) -> tuple[str, str]:
+        """The unit and label of the field in a post: the config's, else what the source
+        described (a Sparkplug birth's ``engUnit`` and ``displayName``, or the last element
+        of the metric's path), else none and the field's name. Asked when an event is made,
+        never per reading. A configured unit that differs from the source's is kept (never
+        a silent conversion) and logged once per subject and unit."""
+        o = self.opts
+        info = described.field_info(self.source, subject, o.field)
+        if info is None:
+            return o.unit, self.label
+        if o.unit and info.unit and o.unit.casefold() != info.unit.casefold() and \
+                (subject, info.unit) not in self._warned:
+            self._warned.add((subject, info.unit))
+            _log.warning("threshold on %s of %s (source %s): the config's unit %r differs "
+                         "from the unit the source gives, %r; posts show %r, the values "
+                         "are not converted", o.field, subject, self.source, o.unit,
+                         info.unit, o.unit)
+        return o.unit or info.unit, o.label or info.label or self.label
 
     def _raise(self, change: Change, value: float, since: float, now: float,
                state: DetectorState, peak: float | None = None) -> Event:
         limit, severity = self._level(value)
-        fields = self._fields(value, limit)
+        fields = self._fields(change.subject, value, limit)
         fields["duration_s"] = now - since
         if severity != self.severity:
             fields["level"] = severity.label
@@ -350,7 +381,7 @@ class Threshold(Detector):
         pending period, whichever path finds it first."""
         value = float(data["value"])
         limit, severity = self._level(data["peak"])
-        fields = self._fields(value, limit)
+        fields = self._fields(subject, value, limit)
         fields["duration_s"] = stood
         if severity != self.severity:
             fields["level"] = severity.label
@@ -368,7 +399,7 @@ class Threshold(Detector):
 
     def _cleared(self, change: Change, value: float, now: float, state: DetectorState,
                  peak: float) -> Event:
-        fields = self._fields(value, self.clear_level)
+        fields = self._fields(change.subject, value, self.clear_level)
         fields["peak"] = peak
         fields["duration_s"] = now - state.data["since"]
         event = self.event(change, "metric.limit_cleared", Severity.INFO, fields,

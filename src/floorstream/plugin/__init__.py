@@ -36,7 +36,7 @@ from floorstream.errors import (
     UnknownNameError,
 )
 from floorstream.model import Change, Event, Post, Severity, event_id, utcnow
-from floorstream.plugin import phrasing
+from floorstream.plugin import described, phrasing
 from floorstream.plugin.adapter import (
     Ack,
     Adapter,
@@ -123,6 +123,7 @@ __all__ = [
     "UnknownNameError",
     "alpha_in",
     "alpha_out",
+    "described",
     "event_id",
     "field_keys",
     "hookimpl",

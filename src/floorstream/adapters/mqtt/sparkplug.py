@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from floorstream.adapters.mqtt.engunits import metric_label, normalise_unit
+from floorstream.adapters.mqtt.sparkplug_b import LABEL_PREFIX
 from floorstream.model import Change, Event, Severity, event_id
+from floorstream.plugin import described
 
 __all__ = ["QUIET", "NodeSession", "SparkplugResult", "SparkplugSessions"]
 
@@ -56,6 +59,9 @@ class NodeSession:
     newest: dict[str, int] = field(default_factory=dict)  # subject → newest ms (not saved)
     control: set[str] = field(default_factory=set)  # bdSeq/Node Control/* names among aliases
     units: dict[str, str] = field(default_factory=dict)  # metric → engUnit from the births
+    #: subject → metric → [unit, label] of its last birth (what detectors show, see
+    #: :func:`describe_birth`)
+    described: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     #: the aliases resolved against the source's interest (SparkplugSessions.resolve): alias →
     #: the name of a metric someone reads, True for other telemetry, False for bookkeeping;
     #: None until the first plain DATA after a birth (not saved)
@@ -71,7 +77,8 @@ class NodeSession:
         return {"bdseq": self.bdseq, "aliases": {str(k): v for k, v in self.aliases.items()},
                 "devices": self.devices, "online": self.online,
                 "offline_event": self.offline_event, "offline_at": self.offline_at,
-                "dead_devices": self.dead_devices, **({"units": self.units} if self.units else {})}
+                "dead_devices": self.dead_devices, **({"units": self.units} if self.units else {}),
+                **({"described": self.described} if self.described else {})}
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> NodeSession:
@@ -79,10 +86,19 @@ class NodeSession:
                       online=data.get("online", True), offline_event=data.get("offline_event"),
                       offline_at=data.get("offline_at"),
                       dead_devices=dict(data.get("dead_devices") or {}),
-                      units=dict(data.get("units") or {}))
+                      units=dict(data.get("units") or {}),
+                      described={str(k): dict(v) for k, v in
+                                 (data.get("described") or {}).items()})
         for alias, name in (data.get("aliases") or {}).items():
             session.learn(int(alias), name)
         return session
+
+
+def _learn_units(session: NodeSession, record: dict[str, Any]) -> None:
+    """A birth's engineering units (normalised), for the backfill summary."""
+    for name, unit in (record.get("units") or {}).items():
+        if not name.startswith(LABEL_PREFIX):
+            session.units[name] = normalise_unit(unit)
 
 
 def _is_control(name: str) -> bool:
@@ -144,6 +160,7 @@ class SparkplugSessions:
         self.late_ms = late_ms
         self.nodes: dict[str, NodeSession] = {}
         self._texts: dict[str, str] = {}  # node → its JSON in the checkpoint, while unchanged
+        described.forget(source)  # a source's sessions start anew: so does what they said
 
     # -- persistence --------------------------------------------------------------------
 
@@ -171,6 +188,34 @@ class SparkplugSessions:
     def load(self, data: dict[str, Any]) -> None:
         self.nodes = {key: NodeSession.load(value) for key, value in data.items()}
         self._texts.clear()
+        for node in self.nodes.values():  # what the births said, shown again after a restart
+            for subject, metrics in node.described.items():
+                described.describe(self.source, subject, {
+                    name: described.FieldInfo(str(info[0]), str(info[1]))
+                    for name, info in metrics.items()})
+
+    def _describe(self, session: NodeSession, subject: str, record: dict[str, Any]) -> None:
+        """A birth's units and readable names of the subject's metrics, for the detectors'
+        posts (:mod:`floorstream.plugin.described`): the ``engUnit`` property normalised
+        (``degC`` → ``°C``), the ``displayName`` property, else the last element of the
+        path, unless another metric of the birth ends alike (then the full path). Replaces
+        what an earlier birth said: a unit changed on a rebirth is used from then on. Once
+        per birth, never per DATA message."""
+        raw = record.get("units") or {}
+        names = [m[0] for m in record["metrics"] if m[0] and not _is_control(m[0])]
+        ends: dict[str, int] = {}
+        for name in names:
+            end = metric_label(name)
+            ends[end] = ends.get(end, 0) + 1
+        found: dict[str, list[str]] = {}
+        for name in names:
+            label = metric_label(name, raw.get(LABEL_PREFIX + name))
+            if ends.get(label, 0) > 1 and not raw.get(LABEL_PREFIX + name):
+                label = name  # "Inputs/Temp" and "Outputs/Temp": both keep their path
+            found[name] = [normalise_unit(str(raw.get(name) or "")), label]
+        session.described[subject] = found
+        described.describe(self.source, subject, {
+            name: described.FieldInfo(info[0], info[1]) for name, info in found.items()})
 
     # -- messages -----------------------------------------------------------------------
 
@@ -205,7 +250,7 @@ class SparkplugSessions:
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
                     session.learn(metric[1], metric[0])
-            session.units.update(record.get("units") or {})
+            _learn_units(session, record)
             result.state_changed = True
             if previous is not None and not previous.online and previous.offline_event:
                 result.changes.append(self._back_online(
@@ -224,12 +269,14 @@ class SparkplugSessions:
             subject = _subject(subject_of, {"group": group, "node": node, "device": device},
                                device)
         result.subject = subject
+        if mtype in ("NBIRTH", "DBIRTH"):
+            self._describe(session, subject, record)
         if mtype == "DBIRTH":
             assert device is not None
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
                     session.learn(metric[1], metric[0])
-            session.units.update(record.get("units") or {})
+            _learn_units(session, record)
             if device not in session.devices:
                 session.devices.append(device)
             result.state_changed = True

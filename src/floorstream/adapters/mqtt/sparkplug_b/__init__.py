@@ -122,20 +122,32 @@ def _value(metric: pb.Payload.Metric, code: int) -> Any:
     return metric_value(metric)
 
 
+#: ``units`` keys of a birth's ``displayName`` properties: this prefix and the metric's name
+#: (one dict for both, filled only for named metrics with properties: births)
+LABEL_PREFIX = "\x00label:"
+
 #: the metric property that carries the engineering unit (Ignition and Tahu write ``engUnit``)
 UNIT_PROPERTY = "engUnit"
 
 
+#: the metric property with what people call it (Ignition's and Tahu's ``displayName``)
+LABEL_PROPERTY = "displayName"
+
+
 def _unit(metric: pb.Payload.Metric) -> str | None:
     """The metric's ``engUnit`` property (births carry it), if it is a usable string."""
+    return _text_property(metric, UNIT_PROPERTY, 32)
+
+
+def _text_property(metric: pb.Payload.Metric, wanted: str, longest: int) -> str | None:
     props = metric.properties
     for index, key in enumerate(props.keys):
-        if key == UNIT_PROPERTY and index < len(props.values):
+        if key == wanted and index < len(props.values):
             value = props.values[index]
             if value.WhichOneof("value") == "string_value":
-                unit = value.string_value
-                if unit.__class__ is str and "\x00" not in unit and len(unit) <= 32:
-                    return unit
+                text = value.string_value
+                if text.__class__ is str and "\x00" not in text and len(text) <= longest:
+                    return text
     return None
 
 
@@ -171,6 +183,9 @@ def _compact(message: pb.Payload, units: dict[str, str] | None
                 unit = _unit(metric)  # named metrics only: a birth, not the plain DATA
                 if unit:
                     units[name] = unit
+                label = _text_property(metric, LABEL_PROPERTY, 80)
+                if label and label.strip():
+                    units[LABEL_PREFIX + name] = label
         alias: int | None = metric.alias
         if not alias and not metric.HasField("alias"):
             alias = None
@@ -344,7 +359,7 @@ def encode_payload(metrics: list[dict[str, Any]], *, timestamp: int | None = Non
 
     Each metric: ``name`` and/or ``alias``, ``datatype`` (name such as ``"Double"``),
     ``value``, optional ``timestamp``, ``is_historical``, ``unit`` (the ``engUnit``
-    property).
+    property), ``label`` (the ``displayName`` property).
     """
     message = pb.Payload()
     if timestamp is not None:
@@ -361,11 +376,12 @@ def encode_payload(metrics: list[dict[str, Any]], *, timestamp: int | None = Non
             metric.timestamp = spec["timestamp"]
         if spec.get("is_historical"):
             metric.is_historical = True
-        if spec.get("unit"):
-            metric.properties.keys.append(UNIT_PROPERTY)
-            prop = metric.properties.values.add()
-            prop.type = _CODES["String"]
-            prop.string_value = spec["unit"]
+        for key, prop_name in (("unit", UNIT_PROPERTY), ("label", LABEL_PROPERTY)):
+            if spec.get(key):
+                metric.properties.keys.append(prop_name)
+                prop = metric.properties.values.add()
+                prop.type = _CODES["String"]
+                prop.string_value = spec[key]
         code = _CODES[spec.get("datatype", "Double")]
         metric.datatype = code
         value = spec.get("value")
