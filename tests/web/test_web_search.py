@@ -16,6 +16,7 @@ from floorstream.model import Post, utcnow
 from floorstream.store import schema
 from floorstream.store.migrations import current_version
 from floorstream.store.store import CommitBatch, Store
+from floorstream.web import queries as queries_module
 from floorstream.web import search
 from floorstream.web.queries import FeedFilter, FeedQueries
 
@@ -80,6 +81,27 @@ def test_the_words_are_found_alike_on_every_store_and_live(store_url: str) -> No
                 schema.post_teams.c.post_id.like("s0-%")))
             conn.execute(schema.posts.delete().where(schema.posts.c.id.like("s0-%")))
         assert _read_all(queries, "hydraulic", None) == ["s2-1", "s1-1"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("probe", "cap"), [(5, 3), (5, 1000), (1000, 3)])
+def test_every_way_a_search_takes_finds_the_same(store_url: str, probe: int, cap: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bounded probe of the newest posts, the index below it and (PostgreSQL, a word
+    with more hits than the cap) the newest-first walk: with a probe and a cap small enough
+    for all three to run, every query and team reads the same pages as the Python test."""
+    monkeypatch.setattr(queries_module, "SEARCH_PROBE", probe)
+    monkeypatch.setattr(queries_module, "SEARCH_HITS_CAP", cap)
+    store = Store.open(store_url)
+    try:
+        posts = _posts(4)
+        store.commit(CommitBatch(posts=posts))
+        queries = FeedQueries(store)
+        for query in QUERIES:
+            for team in (None, "production"):
+                assert _read_all(queries, query, team) == _expected(posts, query, team), (
+                    query, team)
     finally:
         store.close()
 
@@ -182,8 +204,19 @@ def test_a_search_reads_the_index_not_the_posts(indexed_url: str) -> None:
                         and (team is None or team in p.teams)]
             assert expected and [p.id for p in page.posts] == expected[:5]
         event.remove(store.engine, "before_cursor_execute", seen)
+        # PostgreSQL tests the newest SEARCH_PROBE posts below the cursor row by row first
+        # (a common word fills the page there): a bounded walk of the primary key, and the
+        # index only after it
+        probes = [s for s in statements if "''::tsvector" in s[0]]
+        assert len(probes) == (2 if postgres else 0)
+        statements = [s for s in statements if s not in probes]
         assert len(statements) == 2
         with store.engine.connect() as conn:
+            for statement, parameters in probes:
+                plan = "\n".join(str(row[0]) for row in conn.exec_driver_sql(
+                    "EXPLAIN " + statement, parameters))
+                assert "Index Only Scan Backward using fs_posts_pkey" in plan, plan
+                assert "ix_fs_posts_text" not in plan and "Seq Scan" not in plan, plan
             for statement, parameters in statements:
                 if mariadb:  # the posts are read through the FULLTEXT index
                     rows = list(conn.exec_driver_sql("EXPLAIN " + statement,
