@@ -27,7 +27,7 @@ from floorstream.adapters.supply.formats.text import edifact_date, parse_date
 from support.erp import create_purchasing
 
 from .make_214 import x12_214
-from .stories import Told, interpreter, told
+from .stories import STATUS_315, Told, interpreter, told, x12
 from .support import SAMPLES
 
 TRIAL = SAMPLES / "supply_trial"
@@ -266,3 +266,26 @@ def test_a_cancel_after_a_replace_retracts_the_replacement_in_its_words(erp: str
         "asn.cancelled", "retraction", "PO 4500012 from Acme: ASN ASN7001 cancelled by the "
         "supplier (it said: shipped 100 pcs + 2 cases, arriving 30 Nov)",
         "supply/ASN ASN7001 from ZZ:SUPPLIERX", replaced.id)
+
+
+def test_a_315_eta_is_an_estimate_the_vessel_arrival_resolves() -> None:
+    """315 B4-03 ``E`` (estimated to arrive, en route) used to read as an unknown status,
+    posted once per wobble; now it is the arrival's estimate: a 90-minute wobble posts
+    nothing, a two-day slip says so, the vessel's arrival resolves it, a copy of that
+    arrival in another interchange posts nothing."""
+    interp = interpreter()
+    b4 = "B4***{code}*{day}*{time}**GMCU*609413*E**LOCKBOURNE*CI*7"
+    steps = [("E", "20261205", "0800"), ("E", "20261205", "0930"), ("E", "20261207", "0800"),
+             ("VA", "20261207", "1100"), ("VA", "20261207", "1100")]
+    posts = [[(p.type, p.relation, p.summary) for p in told(
+        interp, x12(STATUS_315, n, B4=b4.format(code=code, day=day, time=time)))]
+        for n, (code, day, time) in enumerate(steps, start=2)]
+    who = "Carrier GMCU: shipment GMCU6094137"
+    assert posts == [
+        [("shipment.status_changed", "new", f"{who} expected to arrive at LOCKBOURNE 5 Dec")],
+        [],
+        [("shipment.delayed", "update", f"{who}: arrival at LOCKBOURNE 5 Dec → 7 Dec, 2 days "
+          "later")],
+        [("shipment.status_changed", "resolution", f"{who} arrived (vessel, LOCKBOURNE, 7 Dec), "
+          "as expected")],
+        []]

@@ -166,7 +166,7 @@ def _container_status(ts: TransactionSet, key: str, inter: Interchange) -> Statu
     equipment = refs.get("EQ") or (b4.get(7) + b4.get(8)) or None
     status = Status(index=0, code=b4.get(3), scheme="x12_315",
                     when=parse_date(b4.get(4), b4.get(5)),
-                    location=b4.get(11) or None)
+                    location=b4.get(11) or None, estimated=b4.get(3) in _315_ESTIMATES)
     bgn = _first(ts, "BGN")
     return StatusReport(key=key, shipment=equipment or refs.get("BN") or refs.get("BM", "?"),
                         carrier=refs.get("SCA") or b4.get(7) or None, statuses=(status,),
@@ -180,5 +180,9 @@ def _first(ts: TransactionSet, tag: str) -> Segment | None:
 
 
 _AT7_ESTIMATES = frozenset({"AG", "AA", "X2", "AB", "AC"})
+#: 315 B4-03 codes that announce a time rather than report one: E estimated to arrive (en
+#: route), C estimated to depart, X2 estimated arrival at the consignee (a vessel's ETA used
+#: to read "arrived" on the day it was only expected)
+_315_ESTIMATES = frozenset({"E", "C", "X2"})
 _READERS: dict[str, Callable[[TransactionSet, str, Interchange], Document]] = {
     "856": _asn, "214": _carrier_status, "315": _container_status}
