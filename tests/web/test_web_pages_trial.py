@@ -24,7 +24,7 @@ import floorstream
 from floorstream.web.views import atom_feed
 from support import FLOORSTREAM
 
-from .test_web_browser import browser, log_in  # the browser fixture, shared
+from .test_web_browser import browser, log_in, screenshot  # the browser fixture, shared
 from .websupport import web_mapping
 
 __all__ = ["browser"]
@@ -90,7 +90,7 @@ def publish(stream: Any, subject: str, summary: str, severity: str = "warning",
 
 
 def test_kiosk_reads_from_across_the_room_and_scrolls_through(
-        browser: Any, site: tuple[WebProcess, Any]) -> None:
+        browser: Any, site: tuple[WebProcess, Any], tmp_path: Path) -> None:
     web, stream = site
     for n in range(14):  # a little more than a 1080-line screen holds
         publish(stream, f"press-{n:02d}", f"press-{n:02d} stopped (was running)",
@@ -120,6 +120,7 @@ def test_kiosk_reads_from_across_the_room_and_scrolls_through(
         assert kiosk.locator("#clock").inner_text().endswith(("CET", "CEST"))
         # nothing to press on a wall screen
         assert not first.locator(".actions").is_visible()
+        screenshot(kiosk, "web-kiosk.png", tmp_path)  # docs/web.md's (UPDATE_SCREENSHOTS=1)
         # it glides down through what does not fit, rests at the bottom, and goes back up
         kiosk.wait_for_function("() => window.scrollY > 0", timeout=20_000)
         kiosk.wait_for_selector("body[data-scrolled=bottom]", timeout=60_000)
