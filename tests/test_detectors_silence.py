@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from floorstream.detectors.silence import Silence
+from floorstream.detectors.silence import OFFLINE_TOLD, Silence
 from floorstream.model import Severity
 from floorstream.plugin import phrasing
 from floorstream.testing.detectors import T0, DetectorConformance, Runner, make, phrase
@@ -79,3 +79,32 @@ def test_state_survives_a_restart() -> None:
     restarted = Runner(make(Silence, after=60))
     restarted.state = run.state  # what the store would hand back
     assert len(restarted.tick(90)) == 1
+
+
+def test_a_sparkplug_node_lives_while_its_devices_talk() -> None:
+    """A device's message (attrs naming its Sparkplug group and node) is its node's too."""
+    silence = make(Silence, after="10s")
+    node, device = Runner(silence), Runner(silence)
+    sparkplug = {"group": "G", "node": "Gw"}
+    node.feed({}, at=0, subject="Gw", attrs=sparkplug)  # its NBIRTH: no metric of its own
+    for at in range(2, 40, 5):
+        device.feed({"T": at}, at=at, subject="Press07", attrs=sparkplug)
+        assert node.tick(at + 4, subject="Gw") == []
+    (offline,) = node.tick(48, subject="Gw")  # the devices fell silent too: so is the node
+    assert offline.fields["silent_s"] == 11
+    other = Runner(silence)  # attrs "node" without a Sparkplug group: not a device's message
+    other.feed({}, at=50, subject="Gw2", attrs={"group": "G", "node": "Gw2"})
+    Runner(silence).feed({"T": 1}, at=55, subject="x", attrs={"node": "Gw2"})
+    assert len(other.tick(61, subject="Gw2")) == 1
+
+
+def test_a_death_its_source_posted_is_not_posted_again() -> None:
+    """A Change of kind ``presence.offline`` (the Sparkplug adapter's NDEATH/DDEATH): offline
+    without a post of silence's own, and back without one on the birth."""
+    run = Runner(make(Silence, after="10s"))
+    run.feed({"T": 1}, at=0)
+    assert run.feed({}, at=3, kind=OFFLINE_TOLD) == []
+    assert run.tick(20) == [] and run.tick(100) == []
+    assert run.feed({"T": 2}, at=120) == []  # the birth: the adapter posts "back online"
+    (offline,) = run.tick(131)  # silent again by data: silence's own post, as always
+    assert offline.type == "machine.offline"

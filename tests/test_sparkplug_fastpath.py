@@ -353,6 +353,7 @@ def test_untold_presence_goes_out_with_the_tick() -> None:
         [{"name": "bdSeq", "datatype": "Int64", "value": 0}], timestamp=T0 + 9000))
     _, levels, bridge = classify(topic.split("/"), None)
     host.message(levels, topic, payload, decoder.decode_lazy(payload), observed, None, bridge)
-    kinds = [item[0] if item[0] == "change" else item[1] for item in collect.out
+    kinds = [item[1]["kind"] if item[0] == "change" else item[1] for item in collect.out
              if item[0] in ("change", "event")]
-    assert kinds[-2:] == ["change", "machine.offline"]  # 6 told before the death
+    assert kinds[-4:] == ["telemetry", "machine.offline",  # 6 told before the death
+                          "presence.offline", "presence.offline"]  # (node, device: silence)

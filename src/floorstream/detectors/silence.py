@@ -8,17 +8,31 @@ subject's last event time ("nothing received for 1 min 30 s, last data from 08:1
 falls into the same event-time windows (settling, flap, flood control) as the subject's other
 posts, whether the source is live, replayed faster than real time or months behind
 (floorstream/timebase.py).
+
+A Sparkplug edge node's session is alive while its devices talk: a node whose metrics are all
+its devices' sends only its NBIRTH, and was called offline ``after`` it while its devices
+spoke. A Change whose attrs name the Sparkplug ``group`` and ``node`` of another subject (a
+device's message) is evidence of that node too (kept in memory: after a restart the devices'
+next messages bring it back).
+
+One post per fact: a source that posts a subject's death itself (an NDEATH, a DDEATH) tells
+its detectors with a Change of kind :data:`OFFLINE_TOLD`; silence then takes the subject as
+offline without a post of its own, and its next data as back without one (the birth's post
+says so).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from pydantic import Field
 
 from floorstream.model import Change, Event, Severity
 from floorstream.plugin import Detector, DetectorOptions, DetectorState, Duration, SeverityName
+
+#: the kind of a Change by which a source says it posted the subject's death itself
+OFFLINE_TOLD: Final = "presence.offline"
 
 
 class SilenceOptions(DetectorOptions):
@@ -36,6 +50,8 @@ class Silence(Detector):
         assert isinstance(options, SilenceOptions)
         self.after = options.after
         self.severity = Severity.parse(options.severity)
+        #: Sparkplug node → when a message of one of its devices was last seen (wall clock)
+        self._devices_heard: dict[str, float] = {}
 
     def reads(self) -> frozenset[str]:
         """No field: only that something came (Detector.reads) ..."""
@@ -49,9 +65,24 @@ class Silence(Detector):
     def on_change(self, change: Change, state: DetectorState) -> list[Event]:
         data = state.data
         seen = change.observed_at.timestamp()
+        if change.kind == OFFLINE_TOLD:  # the source posted the death: offline, said once
+            state.replace({**data, "last_seen": data.get("last_seen", seen),
+                           "last_at": data.get("last_at", change.when.timestamp()),
+                           "position": data.get("position", change.position),
+                           "attrs": data.get("attrs", change.attrs),
+                           "silent": True, "told": True})
+            return []
+        attrs = change.attrs
+        node = attrs.get("node")
+        if node is not None and node != change.subject and "group" in attrs:
+            self._devices_heard[node] = seen  # a device's message: its node's session lives
         at = change.when.timestamp()
         events: list[Event] = []
-        if data.get("silent"):
+        if data.get("told"):  # back after a death its source posted: the birth says so
+            state.replace({"last_seen": seen, "last_at": at, "saved": seen,
+                           "position": change.position, "attrs": change.attrs,
+                           "silent": False})
+        elif data.get("silent"):
             fields = {"silent_s": seen - data["last_seen"]}
             events.append(self.event(change, "machine.online", Severity.INFO, fields,
                                      position=f"{change.position}#{self.key}",
@@ -72,7 +103,8 @@ class Silence(Detector):
         data = state.data
         if data.get("silent") or "last_seen" not in data:
             return []
-        quiet = now.timestamp() - data["last_seen"]
+        quiet = now.timestamp() - max(data["last_seen"],
+                                      self._devices_heard.get(subject, 0.0))
         if quiet < self.after:
             return []
         # event time: the subject's last input (a state persisted before 2026-12 has only the

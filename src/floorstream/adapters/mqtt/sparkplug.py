@@ -42,6 +42,10 @@ __all__ = ["QUIET", "NodeSession", "SparkplugResult", "SparkplugSessions"]
 #: :meth:`SparkplugSessions.plain_data` for a DATA message of which nobody reads a value
 QUIET: Final = "quiet"
 
+#: the kind of a Change that says the source posted a subject's death (the ``silence``
+#: detector's convention: floorstream.detectors.silence.OFFLINE_TOLD)
+OFFLINE_TOLD: Final = "presence.offline"
+
 _NODE_TYPES = ("NBIRTH", "NDATA", "NDEATH", "NCMD")
 _DEVICE_TYPES = ("DBIRTH", "DDATA", "DDEATH", "DCMD")
 
@@ -242,7 +246,8 @@ class SparkplugSessions:
             return result
         attrs = {**attrs, "group": group, "node": node}
         if mtype == "NDEATH":
-            return self._node_death(key, node, session, record, observed_at, attrs, result)
+            return self._node_death(key, node, session, record, observed_at, attrs, result,
+                                    subject_of, group)
         if mtype == "NBIRTH":
             previous = session
             session = self.nodes[key] = NodeSession(bdseq=_bdseq(record),
@@ -296,6 +301,8 @@ class SparkplugSessions:
                 change.occurred_at.timestamp()]
             result.state_changed = True
             result.changes.append(change)
+            result.changes.append(self._death_told(subject, position, change, attrs,
+                                                   observed_at))
             return result
         history = result.history
         stamp = stamp if isinstance(stamp, int) else None
@@ -452,7 +459,8 @@ class SparkplugSessions:
 
     def _node_death(self, key: str, node: str, session: NodeSession | None,
                     record: dict[str, Any], observed_at: datetime, attrs: dict[str, str],
-                    result: SparkplugResult) -> SparkplugResult:
+                    result: SparkplugResult, subject_of: Any = None, group: str = ""
+                    ) -> SparkplugResult:
         bdseq = _bdseq(record)
         if session is not None:
             if session.bdseq is not None and bdseq is not None and bdseq != session.bdseq:
@@ -476,8 +484,26 @@ class SparkplugSessions:
         session.offline_at = change.occurred_at.timestamp()
         session.dead_devices.clear()
         result.changes.append(change)
+        result.changes.append(self._death_told(node, position, change, attrs, observed_at))
+        for device in devices:  # the node's death is its devices' too: told, not silent
+            subject = device if subject_of is None else _subject(
+                subject_of, {"group": group, "node": node, "device": device}, device)
+            result.changes.append(self._death_told(subject, position, change, attrs,
+                                                   observed_at))
         result.state_changed = True
         return result
+
+    def _death_told(self, subject: str, position: str, death: Event, attrs: dict[str, str],
+                    observed_at: datetime) -> Change:
+        """The Change that tells the source's detectors a death was posted for ``subject``
+        (:data:`OFFLINE_TOLD`): ``silence`` then takes it as offline without a post of its
+        own, and its birth as back without one (the birth's own post says so). No data:
+        every other detector passes it by."""
+        change: Change = Change._trusted({
+            "source": self.source, "subject": subject, "kind": OFFLINE_TOLD,
+            "position": f"{position}|{subject}|told", "observed_at": observed_at,
+            "occurred_at": death.occurred_at, "data": {}, "before": None, "attrs": attrs})
+        return change
 
     def _back_online(self, subject: str, key: str, record: dict[str, Any],
                      observed_at: datetime, attrs: dict[str, str], clears: str,
