@@ -289,3 +289,21 @@ def test_a_315_eta_is_an_estimate_the_vessel_arrival_resolves() -> None:
         [("shipment.status_changed", "resolution", f"{who} arrived (vessel, LOCKBOURNE, 7 Dec), "
           "as expected")],
         []]
+
+
+def test_a_214_delivery_appointment_is_a_delivery_estimate(erp: str) -> None:
+    """A 214 that sends a delivery appointment writes it in AT7-03 (element 1652) with AT7-01
+    empty: the whole AT7 was skipped. Now it is the delivery's estimate, and a new
+    appointment with a reason (AT7-04) moves it."""
+    interp = interpreter(erp)
+    departed = x12_214(1, [("AF", "NS", "20261121", "0815")])
+    told(interp, departed)
+    first = x12_214(2, [("AF", "NS", "20261121", "0815")]).replace(
+        b"AT7*AF*NS***20261121*0815", b"AT7***AB*NA*20261128*0800")
+    moved = x12_214(3, [("AF", "NS", "20261121", "0815")]).replace(
+        b"AT7*AF*NS***20261121*0815", b"AT7***AB*AG*20261202*0800")
+    who = "Carrier ABF: shipment PRO7781 (PO 4500012)"
+    assert [(p.type, p.summary) for p in told(interp, first) + told(interp, moved)] == [
+        ("shipment.status_changed", f"{who} expected 28 Nov"),
+        ("shipment.delayed", f"{who}: ETA 28 Nov → 2 Dec, 4 days later (consignee related); "
+         "now 3 days later than promised")]

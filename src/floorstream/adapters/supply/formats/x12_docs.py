@@ -127,11 +127,14 @@ def _carrier_status(ts: TransactionSet, key: str, inter: Interchange) -> StatusR
                 pos.append(value)
             elif qual:
                 refs.setdefault(qual, value)
-        elif seg.tag == "AT7" and seg.get(1):
+        elif seg.tag == "AT7" and (seg.get(1) or seg.get(3)):
+            # AT7-01/02 a status and its reason, or AT7-03/04 an appointment and its reason
+            # (a delivery appointment, AT7***AB*NA*20261203*0800, was skipped whole)
+            code, why = (seg.get(1), seg.get(2)) if seg.get(1) else (seg.get(3), seg.get(4))
             statuses.append(Status(
-                index=len(statuses), code=seg.get(1), scheme="at7", reason=seg.get(2) or None,
+                index=len(statuses), code=code, scheme="at7", reason=why or None,
                 when=parse_date(seg.get(5), seg.get(6), seg.get(7)),
-                estimated=seg.get(1) in _AT7_ESTIMATES))
+                estimated=code in _AT7_ESTIMATES))
         elif seg.tag == "MS1" and statuses:
             last = statuses[-1]
             place = " ".join(p for p in (seg.get(1), seg.get(2)) if p)
@@ -179,7 +182,7 @@ def _first(ts: TransactionSet, tag: str) -> Segment | None:
     return next((s for s in ts.segments if s.tag == tag), None)
 
 
-_AT7_ESTIMATES = frozenset({"AG", "AA", "X2", "AB", "AC"})
+_AT7_ESTIMATES = frozenset({"AG", "AA", "X2", "AB", "AC", "X9", "XA"})
 #: 315 B4-03 codes that announce a time rather than report one: E estimated to arrive (en
 #: route), C estimated to depart, X2 estimated arrival at the consignee (a vessel's ETA used
 #: to read "arrived" on the day it was only expected)
