@@ -29,15 +29,20 @@ class FieldInfo:
     label: str | None = None
 
 
-_described: dict[str, dict[str, dict[str, FieldInfo]]] = {}  # source → subject → field
+#: source → subject → (field → info, whether other fields are paths)
+_described: dict[str, dict[str, tuple[dict[str, FieldInfo], bool]]] = {}
 _lock = Lock()
 
 
-def describe(source: str, subject: str, fields: dict[str, FieldInfo]) -> None:
+def describe(source: str, subject: str, fields: dict[str, FieldInfo],
+             paths: bool = False) -> None:
     """The fields of ``subject`` as ``source`` describes them now (the previous description
-    of the subject is replaced, not merged: a rebirth that drops a unit drops it here)."""
+    of the subject is replaced, not merged: a rebirth that drops a unit drops it here).
+    ``paths``: the subject's other fields are paths (``Process/Temperature``), called by
+    their last element (``Temperature``), so a source need not list the fields it says
+    nothing else about."""
     with _lock:
-        _described.setdefault(source, {})[subject] = dict(fields)
+        _described.setdefault(source, {})[subject] = (dict(fields), paths)
 
 
 def field_info(source: str, subject: str, field: str) -> FieldInfo | None:
@@ -45,8 +50,13 @@ def field_info(source: str, subject: str, field: str) -> FieldInfo | None:
     subjects = _described.get(source)
     if subjects is None:
         return None
-    fields = subjects.get(subject)
-    return fields.get(field) if fields is not None else None
+    found = subjects.get(subject)
+    if found is None:
+        return None
+    info = found[0].get(field)
+    if info is None and found[1] and "/" in field:
+        return FieldInfo("", field.rsplit("/", 1)[-1].strip() or field)
+    return info
 
 
 def forget(source: str) -> None:

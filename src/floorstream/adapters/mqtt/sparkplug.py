@@ -98,6 +98,14 @@ class NodeSession:
         return session
 
 
+def _tell(source: str, subject: str, found: dict[str, list[str]]) -> None:
+    """What a birth said of the subject's metrics, for the detectors' posts; the metrics it
+    said nothing of are called by the last element of their path."""
+    described.describe(source, subject, {
+        name: described.FieldInfo(str(info[0]), str(info[1])) for name, info in found.items()},
+        paths=True)
+
+
 def _learn_units(session: NodeSession, record: dict[str, Any]) -> None:
     """A birth's engineering units (normalised), for the backfill summary."""
     for name, unit in (record.get("units") or {}).items():
@@ -194,9 +202,7 @@ class SparkplugSessions:
         self._texts.clear()
         for node in self.nodes.values():  # what the births said, shown again after a restart
             for subject, metrics in node.described.items():
-                described.describe(self.source, subject, {
-                    name: described.FieldInfo(str(info[0]), str(info[1]))
-                    for name, info in metrics.items()})
+                _tell(self.source, subject, metrics)
 
     def _describe(self, session: NodeSession, subject: str, record: dict[str, Any]) -> None:
         """A birth's units and readable names of the subject's metrics, for the detectors'
@@ -211,15 +217,18 @@ class SparkplugSessions:
         for name in names:
             end = metric_label(name)
             ends[end] = ends.get(end, 0) + 1
-        found: dict[str, list[str]] = {}
+        found: dict[str, list[str]] = {}  # only what the last element does not say
         for name in names:
-            label = metric_label(name, raw.get(LABEL_PREFIX + name))
-            if ends.get(label, 0) > 1 and not raw.get(LABEL_PREFIX + name):
+            shown = raw.get(LABEL_PREFIX + name)
+            unit = raw.get(name)
+            if shown is None and unit is None and ends.get(metric_label(name), 0) < 2:
+                continue  # the common metric: no properties, its own last element
+            label = metric_label(name, shown)
+            if ends.get(label, 0) > 1 and not shown:
                 label = name  # "Inputs/Temp" and "Outputs/Temp": both keep their path
-            found[name] = [normalise_unit(str(raw.get(name) or "")), label]
+            found[name] = [normalise_unit(str(unit or "")), label]
         session.described[subject] = found
-        described.describe(self.source, subject, {
-            name: described.FieldInfo(info[0], info[1]) for name, info in found.items()})
+        _tell(self.source, subject, found)
 
     # -- messages -----------------------------------------------------------------------
 
