@@ -307,3 +307,13 @@ def test_a_214_delivery_appointment_is_a_delivery_estimate(erp: str) -> None:
         ("shipment.status_changed", f"{who} expected 28 Nov"),
         ("shipment.delayed", f"{who}: ETA 28 Nov → 2 Dec, 4 days later (consignee related); "
          "now 3 days later than promised")]
+
+
+def test_the_trial_s_eta_jump_reads_its_reason(erp: str) -> None:
+    """The trial's carrier moved the ETA a day with AT7-02 ``AH`` (driver related), which the
+    reason table did not know: the post said "(reason AH)"."""
+    interp = interpreter(erp)
+    told(interp, x12_214(1, [("AG", "NS", "20261130", "1000")]))
+    (jump,) = told(interp, x12_214(2, [("AG", "AH", "20261201", "1000")]))
+    assert jump.summary == ("Carrier ABF: shipment PRO7781 (PO 4500012): ETA 30 Nov → 1 Dec, "
+                            "1 day later (driver related); now 2 days later than promised")
