@@ -66,13 +66,14 @@ def test_the_units_and_names_of_a_birth_are_the_posts(
         "Filler3: Spindle speed back to 100 rpm, below 1000 rpm (peak 1200 rpm, 5 s)",
         "Filler3: Spindle speed 1500 rpm, above the 1000 rpm limit"]
 
-    # a rebirth in another unit: used from then on (the clear is in °F, never converted)
+    # a rebirth in another unit: used from then on (the clear is in °F, the peak it had
+    # before in °C: never converted, never relabelled)
     sp.publisher.publish_all([
         node.dbirth("Filler3", {**BIRTH, "Process/Temperature": 70.0},
                     units={**UNITS, "Process/Temperature": "degF"}, labels=LABELS)])
     sp.sentinel()
     assert sp.summaries()[8:] == [
-        "Filler3: Temperature back to 70 °F, below 80 °F (peak 92 °F, 8 s)",
+        "Filler3: Temperature back to 70 °F, below 80 °F (peak 92 °C, 8 s)",
         "Filler3: Spindle speed back to 900 rpm, below 1000 rpm (peak 1500 rpm, 1 s)",
         "Filler3: Outputs/Temp back to 30 °C, below 50 °C (peak 55 °C, 6 s)",
         "Filler3: Pressure back to 5 bar, below 6 bar (peak 8 bar, 5 s)",

@@ -66,7 +66,8 @@ def _limit_cleared(e: Event) -> str:
     side = "below" if f["direction"] == "above" else "above"
     return (f"{e.subject}: {f['label']} back to {phrasing.quantity(f['value'], unit)}, "
             f"{side} {phrasing.quantity(f['limit'], unit)} (peak "
-            f"{phrasing.quantity(f['peak'], unit)}, {phrasing.lasted(f['duration_s'])})")
+            f"{phrasing.quantity(f['peak'], f.get('peak_unit', unit))}, "
+            f"{phrasing.lasted(f['duration_s'])})")
 
 
 def _limit_escalated(e: Event) -> str:
@@ -75,7 +76,8 @@ def _limit_escalated(e: Event) -> str:
     the 85 °C limit after 15 min"."""
     f = e.fields
     unit = f.get("unit", "")
-    value, previous = phrasing.quantity(f["value"], unit), phrasing.quantity(f["previous"], unit)
+    value = phrasing.quantity(f["value"], unit)
+    previous = phrasing.quantity(f["previous"], f.get("peak_unit", unit))
     limit, since = phrasing.quantity(f["limit"], unit), phrasing.duration(f["duration_s"])
     if f.get("kind") == "level":
         return (f"{e.subject}: {f['label']} now {value}, {f['direction']} the {limit} "
@@ -91,7 +93,8 @@ def _limit_standing(e: Event) -> str:
     f = e.fields
     unit = f.get("unit", "")
     limit = phrasing.quantity(f["limit"], unit)
-    now, peak = phrasing.quantity(f["value"], unit), phrasing.quantity(f["peak"], unit)
+    now = phrasing.quantity(f["value"], unit)
+    peak = phrasing.quantity(f["peak"], f.get("peak_unit", unit))
     if f.get("last_at"):
         since, last = phrasing.clock(f["since"]), _clock(f["last_at"])
         return (f"{e.subject}: {f['label']} still {f['direction']} the {limit} limit since "

@@ -270,6 +270,7 @@ class Threshold(Detector):
         if severity > level or worse >= self.step - 1e-9:
             kind = "level" if severity > level else "peak"
             fields = self._fields(change.subject, value, limit)
+            self._earlier_unit(fields, data)
             fields.update(kind=kind, level=max(severity, level).label, previous=reported,
                           duration_s=now - data["since"])
             events.append(self.event(
@@ -326,6 +327,7 @@ class Threshold(Detector):
         a tick) finds it first."""
         level = Severity(data.get("level", int(self.severity)))
         fields = self._fields(subject, value, self.limit)
+        self._earlier_unit(fields, data)
         fields.update(peak=data["peak"], duration_s=stood, level=level.label, reminder=count,
                       since=datetime.fromtimestamp(data["since"], UTC).isoformat())
         return level, fields, f"{data.get('event')}#{self.key}:remind{count}"
@@ -337,6 +339,15 @@ class Threshold(Detector):
         unit, label = self._shown(subject)
         return {"field": self.opts.field, "label": label, "value": value, "limit": limit,
                 "unit": unit, "direction": "above" if self.upward else "below"}
+
+    @staticmethod
+    def _earlier_unit(fields: dict[str, Any], data: dict[str, Any]) -> None:
+        """The alarm was raised in another unit (a Sparkplug rebirth changed the metric's
+        ``engUnit``): its peak and earlier values are said in that unit (``peak_unit``),
+        never converted, never relabelled."""
+        unit = data.get("unit")
+        if unit is not None and unit != fields["unit"]:
+            fields["peak_unit"] = unit
 
     def _shown(self, subject: str) -> tuple[str, str]:
         """The unit and label of the field in a post: the config's, else what the source
@@ -368,7 +379,8 @@ class Threshold(Detector):
                            position=f"{change.position}#{self.key}")
         state.replace({"status": "raised", "since": now, "event": event.id,
                        "peak": value if peak is None else self._peak(peak, value),
-                       "level": int(severity), "reported": value})
+                       "level": int(severity), "reported": value,
+                       **({"unit": fields["unit"]} if fields["unit"] else {})})
         if self.ticks:  # what a reminder on the wall clock needs (see on_tick)
             state.update(last_at=now, seen=change.observed_at.timestamp(), value=value,
                          attrs=change.attrs)
@@ -394,13 +406,15 @@ class Threshold(Detector):
                        "event": event.id,
                        "peak": data["peak"], "level": int(severity), "reported": value,
                        "last_at": data["last_at"], "seen": data["seen"], "value": value,
-                       "attrs": data.get("attrs") or {}})
+                       "attrs": data.get("attrs") or {},
+                       **({"unit": fields["unit"]} if fields["unit"] else {})})
         return event
 
     def _cleared(self, change: Change, value: float, now: float, state: DetectorState,
                  peak: float) -> Event:
         fields = self._fields(change.subject, value, self.clear_level)
         fields["peak"] = peak
+        self._earlier_unit(fields, state.data)
         fields["duration_s"] = now - state.data["since"]
         event = self.event(change, "metric.limit_cleared", Severity.INFO, fields,
                            position=f"{change.position}#{self.key}",
