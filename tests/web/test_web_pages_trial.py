@@ -233,6 +233,12 @@ def test_keyboard_follow_errors_and_empty_states(
         page.wait_for_selector("h1:has-text('Not for you')")
         assert "reload the page" in page.locator("main").inner_text()
 
+        # a hand-edited filter gets a page saying which value, not JSON
+        bad = page.goto(f"{web.url}/teams/maintenance?since=yesterday")
+        assert bad is not None and bad.status == 422
+        assert page.locator("h1").inner_text().startswith("That did not work")
+        assert "since" in page.locator("main").inner_text()
+
         # a mistyped address gets a page, not JSON
         missing = page.goto(f"{web.url}/no/such/page")
         assert missing is not None and missing.status == 404

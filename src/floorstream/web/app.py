@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -224,6 +226,17 @@ def create_app(config: Config | str | Path | Mapping[str, Any], *, store: Store 
             return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
+
+    # a malformed parameter (a hand-edited ?since=): a page in words for a browser
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Any:
+        if "text/html" not in request.headers.get("accept", ""):
+            return await request_validation_exception_handler(request, exc)
+        detail = "; ".join(f"{'.'.join(str(part) for part in error['loc'][1:])}: "
+                           f"{error['msg']}" for error in exc.errors())
+        page = ctx.env.get_template("error.html").render(
+            status=422, detail=detail, me=None, csrf="", root=ctx.root)
+        return HTMLResponse(page, status_code=422)
 
     app.add_middleware(SecurityHeaders, ctx=ctx)
     app.add_middleware(ServerTiming)  # outermost of ours: times the others too
