@@ -23,7 +23,11 @@ last lines give each one's CPU per message and the CPU ratios.
 floorstream subscribes with MQTT 3.1.1 at QoS 0 (paho builds no v5 property objects per
 message) and MQTT 5 at QoS 1 (Receive Maximum widens the unacked window); FS_BENCH_PROTOCOL
 overrides. FS_BENCH_SCRIPT runs the floorstream role through another script (a profiler);
-FS_SWITCH sets its ``sys.setswitchinterval``.
+FS_SWITCH sets its ``sys.setswitchinterval``; FS_SETTLE=1 settles the daemon's process once
+started as ``floorstream run`` does (``settle_process``: ``gc.freeze``); FS_GC_TYPES=PATH
+writes what the collector tracks, by type, when the run starts (PATH.<pid>). Each run reports
+the cyclic collector's collections and their CPU by generation (``gc``) and the threads'
+context switches.
 
 ``--web-clients N`` (issue 14) runs only the storm, floorstream with its web feed on, rounds
 interleaved: no event-stream client, then N clients (``bench/web_clients.py``, in processes
@@ -34,6 +38,7 @@ daemon's CPU seconds of each round and the medians' ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -185,6 +190,59 @@ def _threads_cpu() -> dict[str, float]:
     return found
 
 
+def _threads_switches() -> dict[str, int]:
+    """Context switches (voluntary + involuntary) of this process's threads by name: how often
+    each thread went to sleep or was preempted (a GIL hand-off is one each way)."""
+    found: dict[str, int] = {}
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.exists() else []:
+        try:
+            status = (task / "status").read_text()
+            name = names.get(int(task.name)) or (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        name = name.split("(")[0].rstrip("-0123456789_ ")
+        found[name] = found.get(name, 0) + sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches:" in line)
+    return found
+
+
+class _GcTime:
+    """The cyclic collector's work during the run, by generation: collections, CPU seconds of
+    the thread that ran them (whichever thread's allocation set it off: mostly the MQTT
+    network thread's), objects examined (``collected`` + survivors are not given by the
+    callback, so the CPU is the measure)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._gc = gc
+        self.count = [0, 0, 0]
+        self.cpu_s = [0.0, 0.0, 0.0]
+        self._started: dict[int, float] = {}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self._started[ident] = time.thread_time()
+            return
+        began = self._started.pop(ident, None)
+        if began is not None:
+            generation = info["generation"]
+            self.count[generation] += 1
+            self.cpu_s[generation] += time.thread_time() - began
+
+    def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._gc.callbacks.remove(self._callback)
+
+    def report(self) -> dict[str, Any]:
+        return {"collections": self.count, "cpu_s": [round(c, 3) for c in self.cpu_s],
+                "tracked_objects": len(self._gc.get_objects())}
+
+
 def _web_threads_cpu_s() -> float:
     """CPU seconds of this process's web feed threads (server, watcher, listener): the web's
     own share of the daemon's CPU."""
@@ -330,15 +388,28 @@ def role_floorstream(a: argparse.Namespace) -> None:
     while adapter is None or not adapter.connected.is_set():  # type: ignore[attr-defined]
         time.sleep(0.01)
         adapter = daemon._adapters.get("sensors")
+    if os.environ.get("FS_SETTLE"):  # as ``floorstream run`` does once started: gc.freeze
+        from floorstream.daemon import settle_process
+        settle_process()
     cpu = _cpu_s()  # from here: the run, not the start (imports, schema)
     Path(a.ready).touch()
     if a.go:  # the web feed's clients connect first: their requests are not the run's
         while not Path(a.go).exists():
             time.sleep(0.01)
         cpu = _cpu_s()
+    if os.environ.get("FS_GC_TYPES"):  # experiment: what the collector tracks, by type
+        import gc
+        from collections import Counter
+        gc.collect()
+        kinds = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        Path(os.environ["FS_GC_TYPES"] + f".{os.getpid()}").write_text(
+            json.dumps(kinds.most_common(60), indent=0))
+    gc_time = _GcTime()
     web_cpu = _web_threads_cpu_s()
     by_thread0 = _threads_cpu()
+    switches0 = _threads_switches()
     done.wait(a.max_seconds)
+    gc_time.stop()
     end = committed.get(a.last_ts, 0)
     received = adapter.received  # type: ignore[attr-defined]
     Path(a.result).write_text(json.dumps({
@@ -348,7 +419,10 @@ def role_floorstream(a: argparse.Namespace) -> None:
         "posts": len(committed), "committed": list(committed.items()),
         "web_threads_cpu_s": round(_web_threads_cpu_s() - web_cpu, 3),
         "by_thread": {name: round(cpu - by_thread0.get(name, 0), 2)
-                      for name, cpu in _threads_cpu().items()}}))
+                      for name, cpu in _threads_cpu().items()},
+        "switches_by_thread": {name: n - switches0.get(name, 0)
+                               for name, n in _threads_switches().items()},
+        "gc": gc_time.report()}))
     os._exit(0)  # the store is disposable; skip the orderly drain
 
 
@@ -472,6 +546,8 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
         out["web_clients"] = web_clients
         out["web_threads_cpu_s"] = res.get("web_threads_cpu_s")
         out["by_thread"] = res.get("by_thread")
+        out["switches_by_thread"] = res.get("switches_by_thread")
+        out["gc"] = res.get("gc")
         out.update(web_seen)
     if sut == "floorstream":
         committed = dict(res["committed"])

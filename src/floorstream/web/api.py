@@ -8,8 +8,8 @@ new posts arrive (they are above every cursor).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -21,7 +21,7 @@ from floorstream.delivery.personal import PersonalDigests
 from floorstream.delivery.personal_schedule import Schedule
 from floorstream.model import DIGEST_SOURCE, Post, utcnow
 from floorstream.web.app import Viewer, WebContext, context, viewer
-from floorstream.web.live import BURST, Item, event_stream, more_item
+from floorstream.web.live import BURST, EventStreamResponse, Item, more_item
 from floorstream.web.params import feed_filter
 from floorstream.web.queries import FOLLOW_KINDS, FeedFilter, Follow
 from floorstream.web.views import activity, atom_feed, collection_page, filter_query
@@ -302,9 +302,8 @@ async def events(request: Request, ctx: Ctx, who: Who, filters: Filters,
     except BaseException:
         ctx.hub.unsubscribe(subscriber)
         raise
-    return StreamingResponse(_stream(request, ctx, subscriber, backlog),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStreamResponse(ctx.hub, subscriber, backlog,
+                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _wanted(ctx: WebContext, who: Viewer, filters: FeedFilter, scope: str, team: str | None,
@@ -351,13 +350,6 @@ def _backlog(ctx: WebContext, start: int, wants: Callable[[Post], bool]) -> list
         return [more_item(first, start, len(wanted))]
     return [Item("post", seq, post, ctx.live_event("post", seq, post, None))
             for seq, post in wanted]
-
-
-def _stream(request: Request, ctx: WebContext, subscriber: Any, backlog: list[Item]
-            ) -> AsyncIterator[bytes]:
-    """The backlog, then what the hub hands over (``live.event_stream``: bytes encoded once
-    and shared by the streams of the same page and rights)."""
-    return event_stream(ctx.hub, subscriber, backlog, request.is_disconnected)
 
 
 def _base(ctx: WebContext, request: Request) -> str:

@@ -33,7 +33,13 @@ from floorstream.store.store import Store
 from floorstream.web import csrf
 from floorstream.web.actions import Commenter
 from floorstream.web.auth import SESSION_COOKIE, Authenticator, Identity, Session
-from floorstream.web.live import EMBEDDED_DELIVERIES_PER_S, EMBEDDED_WRITES_PER_S, Hub, sse
+from floorstream.web.live import (
+    EMBEDDED_DELIVERIES_PER_S,
+    EMBEDDED_WRITES_PER_S,
+    Hub,
+    StreamParking,
+    sse,
+)
 from floorstream.web.queries import Ack, FeedQueries
 from floorstream.web.views import activity, environment, to_json
 
@@ -239,7 +245,8 @@ def create_app(config: Config | str | Path | Mapping[str, Any], *, store: Store 
         return HTMLResponse(page, status_code=422)
 
     app.add_middleware(SecurityHeaders, ctx=ctx)
-    app.add_middleware(ServerTiming)  # outermost of ours: times the others too
+    app.add_middleware(ServerTiming)  # times the others too
+    app.add_middleware(StreamParking)  # outermost of ours: open streams off the stack
 
     def _close() -> None:
         ctx.close()

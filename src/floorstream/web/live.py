@@ -34,12 +34,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
 import structlog
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from floorstream.model import Post
 from floorstream.web.queries import Ack, FeedQueries
 
-__all__ = ["BUCKET", "BURST", "EMBEDDED_DELIVERIES_PER_S", "LIVE_RATE", "MORE_EVERY_S", "Hub",
-           "Item", "Subscriber",
+__all__ = ["BUCKET", "BURST", "EMBEDDED_DELIVERIES_PER_S", "LIVE_RATE", "MORE_EVERY_S",
+           "PARK", "EventStreamResponse", "Hub", "Item", "StreamParking", "Subscriber",
            "event_stream", "more_item"]
 
 log = structlog.get_logger("floorstream.web")
@@ -452,6 +454,108 @@ async def event_stream(hub: Hub, subscriber: Subscriber, backlog: list[Item],
                 yield data  # a round in one write (one chunk, one send)
     finally:
         hub.unsubscribe(subscriber)
+
+
+#: the scope key under which :class:`StreamParking` takes open streams off the app's stack
+PARK = "floorstream.park"
+
+
+class EventStreamResponse(Response):
+    """An open event stream as few objects as it can be: its bytes (``event_stream``) and ONE
+    task that waits for the browser to leave and then ends the stream, run by
+    :class:`StreamParking` outside the app's middleware and routing once its headers went out.
+
+    Why: an open stream's objects live as long as it does, and every full collection of the
+    cyclic collector walks them. In the daemon a storm sets off a full collection every
+    second or so, on whichever thread allocates — mostly the MQTT network thread — and
+    Starlette's ``StreamingResponse`` inside FastAPI's stack kept ~220 tracked objects per
+    stream: ~25 suspended coroutines (a middleware, router or exception wrapper each, the
+    ``send`` wrappers' closures) and, under uvicorn's ASGI 2.3, an anyio task group (two
+    tasks, cancel scopes, contexts). 200 streams' 44,000 objects made each full collection
+    ~30 ms longer: the daemon's CPU that grew on its network thread (docs/web.md,
+    *Measured*). The stream ends when the subscriber's queue gives None: cut off, the server
+    stopping, or (put there by the waiting task) the browser gone."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, hub: Hub, subscriber: Subscriber, backlog: list[Item],
+                 headers: dict[str, str] | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
+        self._hub, self._subscriber, self._backlog = hub, subscriber, backlog
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # the headers through the whole stack (security headers, the session cookie)
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        parked = scope.get(PARK)
+        if isinstance(parked, list):
+            parked.append(self)  # the stack unwinds; StreamParking streams the body
+            return
+        await self.stream(receive, send)  # no StreamParking above: stream from here
+
+    async def stream(self, receive: Receive, send: Send) -> None:
+        """The body: the backlog, then each round, until the stream ends."""
+        subscriber = self._subscriber
+        gone = asyncio.get_running_loop().create_task(_until_disconnect(receive, subscriber))
+
+        async def disconnected() -> bool:
+            return gone.done()
+
+        try:
+            async for chunk in event_stream(self._hub, subscriber, self._backlog,
+                                            disconnected):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the browser went away mid-write (a server that raises instead of dropping)
+        finally:
+            gone.cancel()
+            self.abandon()
+
+    def abandon(self) -> None:
+        """The stream will not (or no longer) be sent: no more rounds for it."""
+        self._hub.unsubscribe(self._subscriber)
+
+
+class StreamParking:
+    """ASGI middleware, the outermost of the app's own: an event stream's response sends its
+    headers through the whole stack and leaves itself here (``scope[PARK]``); the stack
+    unwinds — routing, dependencies, exception handlers, the other middleware's frames and
+    closures are freed — and the body is streamed from this frame. See
+    :class:`EventStreamResponse` for why."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = set(scope)
+        parked: list[EventStreamResponse] = []
+        scope[PARK] = parked
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            for response in parked:
+                response.abandon()
+            raise
+        if parked:
+            # what routing and FastAPI left in the scope (the request's state, the route,
+            # the dependencies' closed exit stacks) would live as long as the stream
+            for key in set(scope) - given:
+                del scope[key]
+            await parked[0].stream(receive, send)
+
+
+async def _until_disconnect(receive: Receive, subscriber: Subscriber) -> None:
+    """Wait for the browser to leave (a GET's empty body comes first), then end its stream."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.cut_off = True  # nothing more is queued for it
+    subscriber.queue.put_nowait(None)
 
 
 def sse(item_id: int | None, event: str, data: str) -> str:
