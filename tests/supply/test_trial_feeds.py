@@ -317,3 +317,19 @@ def test_the_trial_s_eta_jump_reads_its_reason(erp: str) -> None:
     (jump,) = told(interp, x12_214(2, [("AG", "AH", "20261201", "1000")]))
     assert jump.summary == ("Carrier ABF: shipment PRO7781 (PO 4500012): ETA 30 Nov → 1 Dec, "
                             "1 day later (driver related); now 2 days later than promised")
+
+
+def test_a_csv_eta_column_with_a_time_is_read(erp: str) -> None:
+    """A supplier CSV with an ``eta`` column written "28.11.2026 14:00": the column was not
+    read without a mapping, and a date with a time matched no date format, so the post had
+    no ETA at all."""
+    posts = told(interpreter(erp), feed("80_supplier_latin1.csv"), name="80_supplier_latin1.csv")
+    assert [(p.type, p.summary) for p in posts] == [
+        ("shipment.dispatched", "PO 4500012 from Acme: shipped 1200 pcs + 12.5 kg, arriving 28 "
+         "Nov — 1 day early"),
+        ("asn.mismatch", "ASN 80_supplier_latin1.csv ships 1200 pcs of PO 4500012 line 10, more "
+         "than the 200 ordered"),
+        ("asn.mismatch", "ASN 80_supplier_latin1.csv ships 12.5 kg of PO 4500012 line 20, "
+         "ordered in pcs: no conversion from KGM to EA is configured")]
+    (asn,) = parse_any(feed("80_supplier_latin1.csv"), name="x.csv").documents
+    assert asn.eta == datetime(2026, 11, 28, 14, tzinfo=UTC)  # type: ignore[union-attr]

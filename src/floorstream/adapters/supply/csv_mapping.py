@@ -24,7 +24,7 @@ class CsvMapping(BaseModel):
     description: str | None = None
     asn: str | None = None
     ship_date: str | None = "ship_date"
-    eta: str | None = None
+    eta: str | None = "eta"  # read when the file has the column
     tracking: str | None = "tracking_no"
     carrier: str | None = "carrier"
     supplier: str | None = None

@@ -114,9 +114,23 @@ def _number(text: str, decimal: str) -> float | None:
 
 
 def _date(text: str, formats: list[str]) -> datetime | None:
+    """The first format that reads ``text``; a date format also reads the date with a time
+    after it (``28.11.2026 14:00``, ``2026-11-28T14:00:00``): such an ETA used to be dropped
+    without a word."""
+    text = text.strip()
     for fmt in formats:
         try:
             return plausible(datetime.strptime(text, fmt).replace(tzinfo=UTC))
         except ValueError:
             continue
+    day, sep, clock = text.replace("T", " ", 1).partition(" ")
+    if not sep:
+        return None
+    for fmt in formats:
+        for time_fmt in ("%H:%M", "%H:%M:%S"):
+            try:
+                when = datetime.strptime(f"{day} {clock.strip()}", f"{fmt} {time_fmt}")
+            except ValueError:
+                continue
+            return plausible(when.replace(tzinfo=UTC))
     return None
