@@ -64,8 +64,15 @@ def test_below_limit_with_clear_above() -> None:
     assert phrase(raised) == "press-07: pressure 1.8 bar, below the 2 bar limit"
     (worse,) = run.feed({"pressure": 1.2}, at=2)  # 0.6 bar worse: more than the band
     assert worse.type == "metric.limit_escalated" and worse.refers_to == raised.id
-    assert phrase(worse) == ("press-07: pressure up to 1.2 bar (was 1.8 bar), still below "
+    assert phrase(worse) == ("press-07: pressure down to 1.2 bar (was 1.8 bar), still below "
                              "the 2 bar limit after 1 s")
+    # a new peak within a second of the raise says nothing of how long ("after 0 s")
+    quick = Runner(make(Threshold, field="pressure", below=2.0, clear_above=2.5, unit="bar"))
+    quick.feed({"pressure": 2.2})
+    quick.feed({"pressure": 1.8}, at=1)
+    (sudden,) = quick.feed({"pressure": 1.2}, at=1.3)
+    assert phrase(sudden) == ("press-07: pressure down to 1.2 bar (was 1.8 bar), still below "
+                              "the 2 bar limit")
     assert run.feed({"pressure": 2.4}, at=3) == []
     (cleared,) = run.feed({"pressure": 2.6}, at=4)
     assert cleared.fields["peak"] == 1.2

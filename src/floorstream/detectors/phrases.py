@@ -73,17 +73,21 @@ def _limit_cleared(e: Event) -> str:
 def _limit_escalated(e: Event) -> str:
     """"oven-2: spindle temp now 92.5 °C, beyond the 90 °C critical level (alarm for 15 min,
     was 86 °C)"; a new peak: "oven-2: spindle temp up to 92.5 °C (was 86 °C), still above
-    the 85 °C limit after 15 min"."""
+    the 85 °C limit after 15 min" ("down to" for a low limit)."""
     f = e.fields
     unit = f.get("unit", "")
     value = phrasing.quantity(f["value"], unit)
     previous = phrasing.quantity(f["previous"], f.get("peak_unit", unit))
-    limit, since = phrasing.quantity(f["limit"], unit), phrasing.duration(f["duration_s"])
+    limit, since = phrasing.quantity(f["limit"], unit), phrasing.lasted(f["duration_s"])
     if f.get("kind") == "level":
         return (f"{e.subject}: {f['label']} now {value}, {f['direction']} the {limit} "
                 f"{f['level']} level (alarm for {since}, was {previous})")
-    return (f"{e.subject}: {f['label']} up to {value} (was {previous}), still "
-            f"{f['direction']} the {limit} limit after {since}")
+    # a new peak within a second of the raise is no news of how long: "after 0 s" read as
+    # if the alarm had only just begun to matter
+    after = f" after {since}" if f["duration_s"] >= 0.5 else ""
+    moved = "down to" if f["direction"] == "below" else "up to"  # (a pressure falls)
+    return (f"{e.subject}: {f['label']} {moved} {value} (was {previous}), still "
+            f"{f['direction']} the {limit} limit{after}")
 
 
 def _limit_standing(e: Event) -> str:
