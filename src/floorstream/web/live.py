@@ -524,13 +524,14 @@ class StreamParking:
     headers through the whole stack and leaves itself here (``scope[PARK]``); the stack
     unwinds — routing, dependencies, exception handlers, the other middleware's frames and
     closures are freed — and the body is streamed from this frame. See
-    :class:`EventStreamResponse` for why."""
+    :class:`EventStreamResponse` for why. ``WebServer`` puts another one around the whole
+    app (outside FastAPI's and Starlette's own layers too); the outermost one parks."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or PARK in scope:  # not a request, or parked further out
             await self.app(scope, receive, send)
             return
         given = set(scope)

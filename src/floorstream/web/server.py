@@ -18,6 +18,7 @@ from floorstream.api import Stream
 from floorstream.config.settings import Config
 from floorstream.store.store import Store
 from floorstream.web.app import create_app
+from floorstream.web.live import StreamParking
 
 __all__ = ["WebServer"]
 
@@ -51,7 +52,8 @@ class WebServer:
         return f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
-        config = uvicorn.Config(self.app, host=self.bind, port=self.wanted_port or 0,
+        # open event streams are streamed from outside the app's own layers (live.py)
+        config = uvicorn.Config(StreamParking(self.app), host=self.bind, port=self.wanted_port or 0,
                                 log_level="warning", access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=2, timeout_keep_alive=5)
         server = uvicorn.Server(config)
