@@ -89,3 +89,27 @@ def test_unit_spellings_and_labels() -> None:
     assert metric_label("Process/Temperature") == "Temperature"
     assert metric_label("Inputs/Spindle Temp", "Spindle temperature") == "Spindle temperature"
     assert metric_label("Flat", "  ") == "Flat"
+
+
+SHORT = """      - state_change: {field: State}
+      - threshold: {field: Temperature, above: 85}
+      - threshold: {field: Temp, above: 50}
+      - threshold: {field: Speed, above: 1000}"""
+
+
+def test_a_config_may_name_a_metric_by_the_last_element_of_its_path(
+        sparkplug: Callable[..., Session]) -> None:
+    """``field: Temperature`` reads ``Process/Temperature`` (by alias, the fast path, and by
+    name, the general one); ``Temp`` ends two paths and reads neither."""
+    sp = sparkplug("reorder_timeout: 0.3", detect=SHORT)
+    node = sp.node("Line3-Edge")
+    sp.publisher.publish_all([
+        node.nbirth(),
+        node.dbirth("Filler3", BIRTH, units={"Process/Temperature": "degC"}),
+        node.ddata("Filler3", {"Process/Temperature": 92.0}),
+        node.ddata("Filler3", {"Inputs/Temp": 60.0, "Outputs/Temp": 60.0}),
+        node.ddata("Filler3", {"Inputs/Speed": 1200.0}, named=True)])
+    sp.sentinel()
+    assert sp.summaries() == [
+        "Filler3: Temperature 92 °C, above the 85 °C limit",
+        "Filler3: Speed 1200, above the 1000 limit"]

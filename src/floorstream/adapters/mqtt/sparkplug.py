@@ -70,10 +70,17 @@ class NodeSession:
     #: the name of a metric someone reads, True for other telemetry, False for bookkeeping;
     #: None until the first plain DATA after a birth (not saved)
     kinds: dict[int, str | bool] | None = None
+    #: the metric names of the births (not saved: after a restart, the aliases' names)
+    names: set[str] = field(default_factory=set)
+    #: full path → the last element a config names instead (``Temperature`` for
+    #: ``Process/Temperature``), worked out with :attr:`kinds` (SparkplugSessions.short_names);
+    #: None until then (not saved)
+    also: dict[str, str] | None = None
 
     def learn(self, alias: int, name: str) -> None:
         self.aliases[alias] = name
         self.kinds = None
+        self.also = None
         if _is_control(name):
             self.control.add(name)
 
@@ -96,6 +103,13 @@ class NodeSession:
         for alias, name in (data.get("aliases") or {}).items():
             session.learn(int(alias), name)
         return session
+
+
+def _add_short(values: dict[str, Any], also: dict[str, str]) -> None:
+    """The values a config names by their path's last element, under that name too."""
+    for full, short in also.items():
+        if full in values:
+            values[short] = values[full]
 
 
 def _tell(source: str, subject: str, found: dict[str, list[str]]) -> None:
@@ -227,6 +241,10 @@ class SparkplugSessions:
             if ends.get(label, 0) > 1 and not shown:
                 label = name  # "Inputs/Temp" and "Outputs/Temp": both keep their path
             found[name] = [normalise_unit(str(unit or "")), label]
+        for name in list(found):  # a config may name it by its last element: said there too
+            end = metric_label(name)
+            if end != name and ends.get(end) == 1:
+                found[end] = found[name]
         session.described[subject] = found
         _tell(self.source, subject, found)
 
@@ -264,6 +282,9 @@ class SparkplugSessions:
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
                     session.learn(metric[1], metric[0])
+                if metric[0]:
+                    session.names.add(metric[0])
+            session.also = None
             _learn_units(session, record)
             result.state_changed = True
             if previous is not None and not previous.online and previous.offline_event:
@@ -290,6 +311,9 @@ class SparkplugSessions:
             for metric in record["metrics"]:
                 if metric[1] is not None and metric[0]:
                     session.learn(metric[1], metric[0])
+                if metric[0]:
+                    session.names.add(metric[0])
+            session.also = None
             _learn_units(session, record)
             if device not in session.devices:
                 session.devices.append(device)
@@ -361,10 +385,16 @@ class SparkplugSessions:
         if values:
             result.live = True
             if fields is not None:
-                values = {name: value for name, value in values.items() if name in fields}
+                also = session.also
+                if also is None:
+                    also = self.short_names(session)
+                values = {name: value for name, value in values.items()
+                          if name in fields or name in also}
                 if not values and mtype in ("NDATA", "DDATA"):
                     result.quiet = True  # live values nobody reads: only the presence
                     return result
+                if also:
+                    _add_short(values, also)
         if values or mtype in ("NBIRTH", "DBIRTH"):
             result.changes.append(Change._trusted({
                 "source": self.source, "subject": subject, "kind": self.kind,
@@ -417,6 +447,8 @@ class SparkplugSessions:
         if found is None or not found[1]:
             return None  # not plain, an alias without a birth, or bookkeeping only
         values = found[0]
+        if session.also:
+            _add_short(values, session.also)
         stamp = record.get("timestamp")
         when = None
         if stamp is not None:
@@ -443,14 +475,41 @@ class SparkplugSessions:
         """The source's interest as the node's aliases (after each birth, at its first plain
         DATA): :attr:`NodeSession.kinds`."""
         fields = self.fields
+        also = self.short_names(session)
         kinds: dict[int, str | bool] = {}
         for alias, name in session.aliases.items():
             if _is_control(name):
                 kinds[alias] = False
             else:
-                kinds[alias] = name if fields is None or name in fields else True
+                kinds[alias] = name if fields is None or name in fields or name in also \
+                    else True
         session.kinds = kinds
         return kinds
+
+    def short_names(self, session: NodeSession) -> dict[str, str]:
+        """The metrics a config names by the last element of their path: a field someone
+        reads (:attr:`fields`) that is no metric's full name, and the end of exactly one
+        metric path of the node's births (``Temperature`` → ``Process/Temperature``). The
+        value is then under both keys (the full path stays the field's key). An end that
+        two paths share (``Inputs/Temp``, ``Outputs/Temp``) resolves to neither: the config
+        must name the path. Worked out after each birth, not per message
+        (:attr:`NodeSession.also`); none when everything is read (``fields`` None)."""
+        also: dict[str, str] = {}
+        fields = self.fields
+        if fields is not None:
+            names = session.names | set(session.aliases.values())
+            wanted = [f for f in fields if "/" not in f and f not in names]
+            if wanted:
+                ends: dict[str, list[str]] = {}
+                for name in names:
+                    if "/" in name and not _is_control(name):
+                        ends.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+                for short in wanted:
+                    paths = ends.get(short)
+                    if paths is not None and len(paths) == 1:
+                        also[paths[0]] = short
+        session.also = also
+        return also
 
     def presence(self, key: str, group: str, node: str, subject: str,
                  record: dict[str, Any], observed_at: datetime, attrs: dict[str, str],
