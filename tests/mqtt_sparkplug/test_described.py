@@ -33,7 +33,7 @@ LABELS = {"Inputs/Speed": "Spindle speed"}
 
 def test_the_units_and_names_of_a_birth_are_the_posts(
         sparkplug: Callable[..., Session], caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="floorstream.detectors.threshold")
+    caplog.set_level(logging.WARNING, logger="floorstream.plugin.described")
     sp = sparkplug("reorder_timeout: 0.3", detect=DETECT)
     node = sp.node("Line3-Edge")
     sp.publisher.publish_all([

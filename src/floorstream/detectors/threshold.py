@@ -39,7 +39,6 @@ known).
 
 from __future__ import annotations
 
-import logging
 import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -122,9 +121,6 @@ class ThresholdOptions(DetectorOptions):
         return self
 
 
-_log = logging.getLogger(__name__)
-
-
 def _number(field: str, raw: Any) -> float:
     """The reading as a finite float. Booleans, NaN and infinities are refused: they compare
     as nonsense (NaN is never beyond nor clear) and cannot be stored as JSON state."""
@@ -170,8 +166,8 @@ class Threshold(Detector):
         #: the earliest, so the backlog a restart finds (the broker resends what was not
         #: acked) decides before the time the daemon was down does
         self.started: float | None = None
-        #: (subject, the source's unit) whose disagreement with ``unit:`` was logged
-        self._warned: set[tuple[str, str]] = set()
+        # a source that describes the field in another unit is told at its birth (logged)
+        described.expect_unit(source, o.field, o.unit)
 
     @property
     def key(self) -> str:
@@ -354,18 +350,11 @@ class Threshold(Detector):
         described (a Sparkplug birth's ``engUnit`` and ``displayName``, or the last element
         of the metric's path), else none and the field's name. Asked when an event is made,
         never per reading. A configured unit that differs from the source's is kept (never
-        a silent conversion) and logged once per subject and unit."""
+        a silent conversion; the source's description logs it, :func:`described.expect_unit`)."""
         o = self.opts
         info = described.field_info(self.source, subject, o.field)
         if info is None:
             return o.unit, self.label
-        if o.unit and info.unit and o.unit.casefold() != info.unit.casefold() and \
-                (subject, info.unit) not in self._warned:
-            self._warned.add((subject, info.unit))
-            _log.warning("threshold on %s of %s (source %s): the config's unit %r differs "
-                         "from the unit the source gives, %r; posts show %r, the values "
-                         "are not converted", o.field, subject, self.source, o.unit,
-                         info.unit, o.unit)
         return o.unit or info.unit, o.label or info.label or self.label
 
     def _raise(self, change: Change, value: float, since: float, now: float,

@@ -14,10 +14,13 @@ and the adapter that gives it persists what it needs to give it again after a re
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from threading import Lock
 
-__all__ = ["FieldInfo", "describe", "field_info", "forget"]
+__all__ = ["FieldInfo", "describe", "expect_unit", "field_info", "forget"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,19 @@ class FieldInfo:
 #: source → subject → (field → info, whether other fields are paths)
 _described: dict[str, dict[str, tuple[dict[str, FieldInfo], bool]]] = {}
 _lock = Lock()
+#: source → field → the unit a detector's config names (it wins over the source's)
+_expected: dict[str, dict[str, str]] = {}
+#: (source, subject, field, unit) whose disagreement with the config was logged
+_warned: set[tuple[str, str, str, str]] = set()
+
+
+def expect_unit(source: str, field: str, unit: str) -> None:
+    """A detector of ``source`` shows ``field`` in ``unit`` (its config says so): when a
+    source describes the field in another unit, :func:`describe` logs it, once per subject
+    and unit. The config's unit is shown; nothing is converted."""
+    if unit:
+        with _lock:
+            _expected.setdefault(source, {})[field] = unit
 
 
 def describe(source: str, subject: str, fields: dict[str, FieldInfo],
@@ -43,6 +59,17 @@ def describe(source: str, subject: str, fields: dict[str, FieldInfo],
     nothing else about."""
     with _lock:
         _described.setdefault(source, {})[subject] = (dict(fields), paths)
+        expected = _expected.get(source)
+        if not expected:
+            return
+        for field, info in fields.items():
+            unit = expected.get(field)
+            if unit and info.unit and unit.casefold() != info.unit.casefold() and \
+                    (source, subject, field, info.unit) not in _warned:
+                _warned.add((source, subject, field, info.unit))
+                _log.warning("%s of %s (source %s): the config's unit %r differs from the "
+                             "unit the source gives, %r; posts show %r, the values are not "
+                             "converted", field, subject, source, unit, info.unit, unit)
 
 
 def field_info(source: str, subject: str, field: str) -> FieldInfo | None:
