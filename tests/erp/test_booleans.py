@@ -12,7 +12,7 @@ from pathlib import Path
 
 from support.erp import now_sql
 
-from .idioms_support import POLLED, IdiomRun, config, create, execute
+from .idioms_support import IdiomRun, config, create, execute
 
 DDL = """
 CREATE TABLE purchase_order_line (
@@ -53,4 +53,4 @@ def test_a_boolean_column_reads_yes_and_no_on_every_database(store_url: str,
         posts = run.behind(lambda: write(2, "deletion_flag = 'L'"),
                            "4500012345/20 flagged for deletion (deletion flag L)")
         assert [p.summary for p in posts] == [
-            f"4500012345/10: delivery complete no → yes{POLLED}"]
+            "4500012345/10: delivery complete no → yes"]

@@ -97,6 +97,27 @@ def _virtual(data: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None,
 _ZONE_LABEL = re.compile(r"[A-Z]{2,5}|[+-]\d{2,4}")
 
 
+def _state_like(before: Any, after: Any) -> bool:
+    """A change between two words or codes (Confirmed → Done, 'B' → 'C'): a state, whose
+    steps between two polls may have been missed and the post must say so. A number, a date
+    or a flag that moved is its new value, whatever it went through: the note on every
+    quantity and date of a polled table was noise (found in the web-feed trial)."""
+    def word(value: Any) -> bool:
+        if not isinstance(value, str) or not value.strip():
+            return False
+        try:
+            float(value)
+        except ValueError:
+            pass
+        else:
+            return False
+        return not _DATELIKE.match(value)
+    return word(before) and word(after)
+
+
+_DATELIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _relabelled(before: Any, after: Any) -> bool:
     """The same time, now labelled with its zone ("06:00" → "06:00 UTC"): a state written
     before times in posts named their zone is not a change of the value."""
@@ -201,8 +222,9 @@ class FieldChange(Detector):
                   "polled_every_s": steps.get("polled_every_s")} \
             if isinstance(steps, dict) else {}
         for name in changed:
-            fields = {"field": name, "label": self._label(name),
-                      "before": previous.get(name), "after": current[name], **unseen}
+            before, after = previous.get(name), current[name]
+            fields = {"field": name, "label": self._label(name), "before": before,
+                      "after": after, **(unseen if _state_like(before, after) else {})}
             events.append(self.event(change, "record.field_changed",
                                      self.field_severity.get(name, self.severity), fields,
                                      position=f"{change.position}#{self.key}:{name}",
