@@ -36,7 +36,7 @@ def environment(timezone: str | None = None) -> jinja2.Environment:
         loader=jinja2.PackageLoader("floorstream.web", "templates"),
         autoescape=jinja2.select_autoescape(["html", "xml"], default=True),
         trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-    env.filters["when"] = lambda value: _when(value.astimezone(zone))
+    env.filters["when"] = lambda value: _day(value) or _when(value.astimezone(zone))
     env.globals["display_zone"] = timezone or "UTC"
     env.filters["iso"] = _iso
     env.globals["post_url"] = post_url
@@ -55,6 +55,17 @@ def _when(value: datetime) -> str:
     this_year = value.year == datetime.now(value.tzinfo).year
     shape = "%d %b %H:%M:%S " if this_year else "%d %b %Y %H:%M:%S "
     return value.strftime(shape) + ("UTC" if zone in ("UTC", "+00:00") else zone)
+
+
+def _day(value: datetime) -> str | None:
+    """A date with no time of day (an ASN "sent 6 Dec", a carrier's delivery date) arrives
+    as midnight UTC; on the plant's clock that read "6 Dec 01:00:00 CET", a time nobody
+    gave. Exactly midnight UTC, to the microsecond, is shown as the day it names."""
+    utc = value.astimezone(UTC)
+    if (utc.hour, utc.minute, utc.second, utc.microsecond) != (0, 0, 0, 0):
+        return None
+    this_year = utc.year == datetime.now(UTC).year
+    return utc.strftime("%d %b" if this_year else "%d %b %Y")
 
 
 def _iso(value: datetime) -> str:
