@@ -97,11 +97,14 @@ SHORT = """      - state_change: {field: State}
       - threshold: {field: Speed, above: 1000}"""
 
 
+@pytest.mark.parametrize("everything", [False, True], ids=["interest", "every-field"])
 def test_a_config_may_name_a_metric_by_the_last_element_of_its_path(
-        sparkplug: Callable[..., Session]) -> None:
+        sparkplug: Callable[..., Session], everything: bool) -> None:
     """``field: Temperature`` reads ``Process/Temperature`` (by alias, the fast path, and by
-    name, the general one); ``Temp`` ends two paths and reads neither."""
-    sp = sparkplug("reorder_timeout: 0.3", detect=SHORT)
+    name, the general one); ``Temp`` ends two paths and reads neither. The same when a
+    detector of the source reads every field (``field_change`` declares none)."""
+    detect = SHORT + ("\n      - field_change: {fields: [Counter]}" if everything else "")
+    sp = sparkplug("reorder_timeout: 0.3", detect=detect)
     node = sp.node("Line3-Edge")
     sp.publisher.publish_all([
         node.nbirth(),

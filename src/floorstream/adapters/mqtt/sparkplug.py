@@ -173,10 +173,14 @@ class SparkplugSessions:
     """All nodes' sessions of one source, and the translation of messages into changes."""
 
     def __init__(self, source: str, kind: str, historical: str, severity: str,
-                 late_ms: int | None = None, fields: frozenset[str] | None = None) -> None:
+                 late_ms: int | None = None, fields: frozenset[str] | None = None,
+                 named: frozenset[str] = frozenset()) -> None:
         #: the metrics the source's detectors and templates read (Interest.fields; None: all):
         #: the others are left out of every Change
         self.fields = fields
+        #: the names the source's config mentions (its detectors' options): with ``fields``
+        #: None, the candidates for a metric named by its path's last element
+        self.named = named
         self._read: Callable[[Any, dict[int, str | bool]],
                              tuple[dict[str, Any], bool] | None] | None = None
         self.source = source
@@ -384,17 +388,17 @@ class SparkplugSessions:
         fields = self.fields
         if values:
             result.live = True
+            also = session.also
+            if also is None:
+                also = self.short_names(session)
             if fields is not None:
-                also = session.also
-                if also is None:
-                    also = self.short_names(session)
                 values = {name: value for name, value in values.items()
                           if name in fields or name in also}
                 if not values and mtype in ("NDATA", "DDATA"):
                     result.quiet = True  # live values nobody reads: only the presence
                     return result
-                if also:
-                    _add_short(values, also)
+            if also:
+                _add_short(values, also)
         if values or mtype in ("NBIRTH", "DBIRTH"):
             result.changes.append(Change._trusted({
                 "source": self.source, "subject": subject, "kind": self.kind,
@@ -493,10 +497,11 @@ class SparkplugSessions:
         value is then under both keys (the full path stays the field's key). An end that
         two paths share (``Inputs/Temp``, ``Outputs/Temp``) resolves to neither: the config
         must name the path. Worked out after each birth, not per message
-        (:attr:`NodeSession.also`); none when everything is read (``fields`` None)."""
+        (:attr:`NodeSession.also`); when everything is read (``fields`` None), for the names
+        the config mentions (:attr:`named`)."""
         also: dict[str, str] = {}
-        fields = self.fields
-        if fields is not None:
+        fields = self.fields if self.fields is not None else self.named
+        if fields:
             names = session.names | set(session.aliases.values())
             wanted = [f for f in fields if "/" not in f and f not in names]
             if wanted:

@@ -67,6 +67,28 @@ class Item:
         return self.levels[4] if len(self.levels) > 4 else None
 
 
+def _named(specs: Any) -> frozenset[str]:
+    """Every text in the source's detector options (``field: Temperature``, ``reason: …``):
+    the names a config may give a metric by its path's last element
+    (:meth:`SparkplugSessions.short_names`)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if value and "/" not in value:
+                found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                walk(item)
+
+    for spec in specs or ():
+        walk(spec.options.model_dump())
+    return frozenset(found)
+
+
 def _hash_position(topic: str, payload: bytes) -> str:
     return f"{topic}|h:{hashlib.blake2b(payload, digest_size=8).hexdigest()}"
 
@@ -93,7 +115,7 @@ class SparkplugHost:
         interest = interest or Interest()
         self.sessions = SparkplugSessions(cfg.name, cfg.kind, sp.historical,
                                           sp.offline_severity, late_ms=late,
-                                          fields=interest.fields)
+                                          fields=interest.fields, named=_named(cfg.detect))
         #: presence of subjects whose messages carried nothing anyone reads (Interest): the
         #: pipeline hears of each at least every ``presence_lag`` seconds, the first at once
         self.presence_lag = interest.presence_lag
