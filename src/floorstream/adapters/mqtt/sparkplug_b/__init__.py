@@ -261,7 +261,8 @@ class SparkplugDecoder(Decoder):
     def decode_compact(self, payload: bytes) -> dict[str, Any]:
         """As :meth:`decode`, with ``metrics`` as :func:`compact_metrics` tuples (what the
         MQTT adapter's Sparkplug session reads), ``plain`` (:func:`plain`) and, when a named
-        metric has an ``engUnit`` property, ``units`` (name → unit)."""
+        metric has an ``engUnit`` property, ``units`` (name → unit; a ``displayName``
+        property under :data:`LABEL_PREFIX` + name)."""
         message = self.parse(payload)
         units: dict[str, str] = {}
         metrics, plain_ = _compact(message, units)
