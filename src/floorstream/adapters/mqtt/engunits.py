@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["UNITS", "metric_label", "normalise_unit"]
+__all__ = ["LABEL_PREFIX", "UNITS", "metric_label", "normalise_unit"]
+
+#: the decoder's ``units`` keys of a birth's ``displayName`` properties: this prefix and the
+#: metric's name (one dict for both, filled only for named metrics with properties: births;
+#: a metric name never holds NUL)
+LABEL_PREFIX: Final = "\x00label:"
 
 #: spellings (compared case-insensitively, without spaces, dots and underscores) → unit
 UNITS: Final[dict[str, str]] = {

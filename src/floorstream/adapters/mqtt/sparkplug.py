@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from floorstream.adapters.mqtt.engunits import metric_label, normalise_unit
-from floorstream.adapters.mqtt.sparkplug_b import LABEL_PREFIX
+from floorstream.adapters.mqtt.engunits import LABEL_PREFIX, metric_label, normalise_unit
 from floorstream.model import Change, Event, Severity, event_id
 from floorstream.plugin import described
 

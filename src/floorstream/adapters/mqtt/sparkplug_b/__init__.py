@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
+from floorstream.adapters.mqtt.engunits import LABEL_PREFIX
 from floorstream.adapters.mqtt.sparkplug_b import sparkplug_b_pb2 as pb
 from floorstream.plugin import DecodeError, Decoder, Registry, hookimpl
 
@@ -121,10 +122,6 @@ def _value(metric: pb.Payload.Metric, code: int) -> Any:
         return value
     return metric_value(metric)
 
-
-#: ``units`` keys of a birth's ``displayName`` properties: this prefix and the metric's name
-#: (one dict for both, filled only for named metrics with properties: births)
-LABEL_PREFIX = "\x00label:"
 
 #: the metric property that carries the engineering unit (Ignition and Tahu write ``engUnit``)
 UNIT_PROPERTY = "engUnit"
