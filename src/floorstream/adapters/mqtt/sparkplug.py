@@ -63,7 +63,7 @@ class NodeSession:
     control: set[str] = field(default_factory=set)  # bdSeq/Node Control/* names among aliases
     units: dict[str, str] = field(default_factory=dict)  # metric → engUnit from the births
     #: subject → metric → [unit, label] of its last birth (what detectors show, see
-    #: :func:`describe_birth`)
+    #: :meth:`SparkplugSessions._describe`)
     described: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     #: the aliases resolved against the source's interest (SparkplugSessions.resolve): alias →
     #: the name of a metric someone reads, True for other telemetry, False for bookkeeping;
