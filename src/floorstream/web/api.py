@@ -308,27 +308,40 @@ async def events(request: Request, ctx: Ctx, who: Who, filters: Filters,
 
 def _wanted(ctx: WebContext, who: Viewer, filters: FeedFilter, scope: str, team: str | None,
             thread: str | None) -> Callable[[Post], bool]:
-    readable = who.readable
     follows: list[Follow] = []
     if scope == "me" and who.identity is not None:
         follows = ctx.queries.follows(who.identity.person)
+    return _Wants(who.readable, scope, team, thread, follows, filters)
 
-    def wants(post: Post) -> bool:
+
+class _Wants:
+    """Whether a stream's page shows a post. A slotted object, not a closure: it lives as
+    long as its stream, and a closure over six names is eight objects for the collector to
+    walk (live.EventStreamResponse says why that counts)."""
+
+    __slots__ = ("filters", "follows", "readable", "scope", "team", "thread")
+
+    def __init__(self, readable: frozenset[str] | None, scope: str, team: str | None,
+                 thread: str | None, follows: list[Follow], filters: FeedFilter) -> None:
+        self.readable, self.scope, self.team, self.thread = readable, scope, team, thread
+        self.follows, self.filters = follows, filters
+
+    def __call__(self, post: Post) -> bool:
+        readable, scope = self.readable, self.scope
         if readable is not None and not any(t in readable for t in post.teams):
             return False
         if post.source == DIGEST_SOURCE:  # a person's e-mail digest: in no feed
             return False
-        if scope == "team" and team not in post.teams:
+        if scope == "team" and self.team not in post.teams:
             return False
-        if scope == "thread" and (post.thread or post.subject) != thread:
+        if scope == "thread" and (post.thread or post.subject) != self.thread:
             return False
         if scope == "me" and not any(
                 (f.kind == "team" and f.value in post.teams)
-                or (f.kind != "team" and getattr(post, f.kind) == f.value) for f in follows):
+                or (f.kind != "team" and getattr(post, f.kind) == f.value)
+                for f in self.follows):
             return False
-        return filters.matches(post)
-
-    return wants
+        return self.filters.matches(post)
 
 
 def _backlog(ctx: WebContext, start: int, wants: Callable[[Post], bool]) -> list[Item]:

@@ -18,7 +18,7 @@ every ``MORE_EVERY_S``; the page loads them on demand (a reload: the feed's firs
 "older posts"). So a storm costs the process (and, in the daemon, the pipeline that shares its
 GIL) a small query per round instead of a template render per post.
 
-A subscriber is an asyncio queue drained by one server-sent-events response; a reader too
+A subscriber is an inbox drained by one server-sent-events response; a reader too
 slow to keep up is cut off and its browser reconnects with ``Last-Event-ID``, so it resumes
 from the store instead of growing a queue.
 """
@@ -31,7 +31,6 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
 
 import structlog
 from starlette.responses import Response
@@ -123,20 +122,39 @@ def more_item(after: int, upto: int, posts: int) -> Item:
         {"after": after, "upto": upto, "posts": posts}, separators=(",", ":"))))
 
 
-@dataclass(eq=False)
 class Subscriber:
-    wants: Callable[[Post], bool]
-    loop: asyncio.AbstractEventLoop
-    #: subscribers with the same key want the same posts (same scope, filters, readable
-    #: teams): the watcher asks ``wants`` once per key and round (None: ask this one)
-    key: Hashable | None = None
-    #: a round at a time: its items and their bytes joined (one write; the same bytes
-    #: object for every stream of the same key); None: the stream ends
-    queue: asyncio.Queue[tuple[list[Item], bytes] | None] = field(
-        default_factory=asyncio.Queue)
-    #: items queued and not yet taken by the stream
-    pending: int = 0
-    cut_off: bool = False
+    """One open stream's inbox, on its server loop. Slotted, with a list and a future only
+    while it waits (not an ``asyncio.Queue``: a queue, its three deques and its event are
+    eight more objects per open stream for the collector to walk; see
+    :class:`EventStreamResponse`)."""
+
+    __slots__ = ("_inbox", "_waiter", "cut_off", "key", "loop", "pending", "wants")
+
+    def __init__(self, wants: Callable[[Post], bool], loop: asyncio.AbstractEventLoop,
+                 key: Hashable | None = None) -> None:
+        self.wants = wants
+        self.loop = loop
+        #: subscribers with the same key want the same posts (same scope, filters, readable
+        #: teams): the watcher asks ``wants`` once per key and round (None: ask this one)
+        self.key = key
+        #: items queued and not yet taken by the stream
+        self.pending = 0
+        self.cut_off = False
+        #: rounds not yet taken: their items and bytes joined (one write; the same bytes
+        #: object for every stream of the same key); None: the stream ends
+        self._inbox: list[tuple[list[Item], bytes] | None] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _put(self, found: tuple[list[Item], bytes] | None) -> None:
+        self._inbox.append(found)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def end(self) -> None:
+        """On the subscriber's loop: end the stream (its browser left, or the server stops)."""
+        self.cut_off = True  # nothing more is queued for it
+        self._put(None)
 
     def take(self, items: list[Item], data: bytes = b"") -> None:
         """On the subscriber's loop: queue what the watcher found for it (``data``: the
@@ -145,15 +163,21 @@ class Subscriber:
         if self.cut_off:
             return
         if self.pending + len(items) > QUEUE_LIMIT:
-            self.cut_off = True
-            self.queue.put_nowait(None)
+            self.end()
             return
         self.pending += len(items)
-        self.queue.put_nowait((items, data))
+        self._put((items, data))
 
     async def next_round(self) -> tuple[list[Item], bytes] | None:
         """The next round: its items and their joined bytes (None: the end)."""
-        found = await self.queue.get()
+        while not self._inbox:
+            waiter = self.loop.create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        found = self._inbox.pop(0)
         if found is not None:
             self.pending -= len(found[0])
         return found
@@ -250,7 +274,7 @@ class Hub:
         with self._lock:
             for subscriber in self._subscribers:
                 with contextlib.suppress(RuntimeError):
-                    subscriber.loop.call_soon_threadsafe(subscriber.queue.put_nowait, None)
+                    subscriber.loop.call_soon_threadsafe(subscriber.end)
 
     def _run(self) -> None:
         listener = threading.Thread(target=self._listen, name="floorstream-web-listen",
@@ -473,7 +497,7 @@ class EventStreamResponse(Response):
     ``send`` wrappers' closures) and, under uvicorn's ASGI 2.3, an anyio task group (two
     tasks, cancel scopes, contexts). 200 streams' 44,000 objects made each full collection
     ~30 ms longer: the daemon's CPU that grew on its network thread (docs/web.md,
-    *Measured*). The stream ends when the subscriber's queue gives None: cut off, the server
+    *Measured*). The stream ends when the subscriber's inbox gives None: cut off, the server
     stopping, or (put there by the waiting task) the browser gone."""
 
     media_type = "text/event-stream"
@@ -555,8 +579,7 @@ async def _until_disconnect(receive: Receive, subscriber: Subscriber) -> None:
     """Wait for the browser to leave (a GET's empty body comes first), then end its stream."""
     while (await receive())["type"] != "http.disconnect":
         pass
-    subscriber.cut_off = True  # nothing more is queued for it
-    subscriber.queue.put_nowait(None)
+    subscriber.end()
 
 
 def sse(item_id: int | None, event: str, data: str) -> str:
