@@ -7,8 +7,10 @@ daemon commits as if no one were reading (a comment takes the lock for its own c
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import structlog
@@ -68,7 +70,22 @@ class WebServer:
             time.sleep(0.02)
         sockets: list[Any] = [s for srv in server.servers for s in srv.sockets]
         self.port = int(sockets[0].getsockname()[1])
+        self._warm()
         log.info("web_started", url=self.url)
+
+    def _warm(self) -> None:
+        """One request the app refuses (a malformed ``scope``: a 422 before any handler
+        runs, whatever the config lets anonymous readers see), so FastAPI builds its
+        routing's lazy parts now (dependants, pydantic validators: ~5,000 objects). A daemon
+        settles its process after starting (``settle_process``: ``gc.freeze``), so they
+        are frozen with the rest of the start instead of walked by every full collection
+        for the process's life (docs/web.md, *Measured*)."""
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
+        if ":" in host:
+            host = f"[{host}]"
+        with contextlib.suppress(OSError):  # a bind we cannot reach: nothing lost but this
+            urllib.request.urlopen(f"http://{host}:{self.port}/events?scope=-",
+                                   timeout=5).close()
 
     def stop(self, timeout: float = 10.0) -> None:
         server = self._server
