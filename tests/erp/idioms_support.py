@@ -25,7 +25,41 @@ from floorstream.model import Post
 from support.daemon import DaemonRunner
 from support.waiting import sentinel, wait_for
 
-__all__ = ["POLLED", "IdiomRun", "config", "create", "execute", "post_lines", "sql"]
+__all__ = ["POLLED", "SAP_AUDIT_ORDERS", "SAP_CHANGE_LOG", "IdiomRun", "config", "create",
+           "execute", "post_lines", "sql"]
+
+#: SAP's change documents as the audit mode reads them (CDHDR/CDPOS under readable names;
+#: ``{vtext}`` placeholders, see :func:`sql`): append to a test's own AUFK
+SAP_CHANGE_LOG = """
+CREATE TABLE change_header (
+    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
+    changenr {vtext} NOT NULL, username {vtext} NOT NULL, udate {vtext} NOT NULL,
+    utime {vtext} NOT NULL, tcode {vtext}, change_ind {vtext} NOT NULL,
+    PRIMARY KEY (mandant, objectclas, objectid, changenr));
+CREATE TABLE change_item (
+    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
+    changenr {vtext} NOT NULL, tabname {vtext} NOT NULL, tabkey {vtext} NOT NULL,
+    fname {vtext} NOT NULL, chngind {vtext} NOT NULL, value_old TEXT, value_new TEXT,
+    PRIMARY KEY (mandant, objectclas, objectid, changenr, fname))
+"""
+
+#: an audit-mode source on AUFK (client 100) through SAP_CHANGE_LOG; ``{url}`` to fill
+SAP_AUDIT_ORDERS = """sources:
+  - name: erp
+    adapter: erp.table
+    url: {url}
+    interval: 100ms
+    erp_version: sap ecc
+    client: '100'
+    table: aufk
+    key: aufnr
+    mode: audit
+    audit: {{style: sap, object: ORDER}}
+    alpha: [aufnr]
+    track: [ktext]
+    labels: {{ktext: description}}
+    subject: "{{{{ row.aufnr | alpha }}}}"
+"""
 
 #: the note of a change a polled table (cursor, snapshot mode; interval 100 ms) read by
 #: comparing states: edits between two polls are not seen one by one

@@ -15,7 +15,17 @@ from sqlalchemy import text
 
 from support.erp import now_sql
 
-from .idioms_support import POLLED, IdiomRun, config, create, execute, post_lines, sql
+from .idioms_support import (
+    POLLED,
+    SAP_AUDIT_ORDERS,
+    SAP_CHANGE_LOG,
+    IdiomRun,
+    config,
+    create,
+    execute,
+    post_lines,
+    sql,
+)
 
 ODOO_DDL = """
 CREATE TABLE production_order (
@@ -140,34 +150,9 @@ CDHDR_DDL = """
 CREATE TABLE aufk (
     mandt {vtext} NOT NULL, aufnr {vtext} NOT NULL, ktext {vtext}, loekz {vtext},
     PRIMARY KEY (mandt, aufnr));
-CREATE TABLE change_header (
-    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
-    changenr {vtext} NOT NULL, username {vtext} NOT NULL, udate {vtext} NOT NULL,
-    utime {vtext} NOT NULL, tcode {vtext}, change_ind {vtext} NOT NULL,
-    PRIMARY KEY (mandant, objectclas, objectid, changenr));
-CREATE TABLE change_item (
-    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
-    changenr {vtext} NOT NULL, tabname {vtext} NOT NULL, tabkey {vtext} NOT NULL,
-    fname {vtext} NOT NULL, chngind {vtext} NOT NULL, value_old TEXT, value_new TEXT,
-    PRIMARY KEY (mandant, objectclas, objectid, changenr, fname))
-"""
+""" + SAP_CHANGE_LOG
 
-AUDIT = """sources:
-  - name: erp
-    adapter: erp.table
-    url: {url}
-    interval: 100ms
-    erp_version: sap ecc
-    client: '100'
-    table: aufk
-    key: aufnr
-    mode: audit
-    audit: {{style: sap, object: ORDER}}
-    alpha: [aufnr]
-    track: [ktext]
-    labels: {{ktext: description}}
-    subject: "{{{{ row.aufnr | alpha }}}}"
-"""
+AUDIT = SAP_AUDIT_ORDERS
 
 
 def test_a_deletion_flag_from_sap_change_documents(store_url: str, tmp_path: Path) -> None:

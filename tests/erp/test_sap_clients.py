@@ -19,7 +19,16 @@ from floorstream.adapters.erp.adapter import ErpTableAdapter
 from floorstream.adapters.erp.config import ErpTableConfig, subject_environment
 from floorstream.plugin.alpha import canonical
 
-from .idioms_support import POLLED, IdiomRun, config, create, execute, sql
+from .idioms_support import (
+    POLLED,
+    SAP_AUDIT_ORDERS,
+    SAP_CHANGE_LOG,
+    IdiomRun,
+    config,
+    create,
+    execute,
+    sql,
+)
 
 DDL = """
 CREATE TABLE jest (
@@ -166,34 +175,9 @@ def test_the_alpha_filter_names_an_object_as_row_attrs_do() -> None:
 CHANGE_DOCUMENTS = """
 CREATE TABLE aufk (
     mandt {vtext} NOT NULL, aufnr {vtext} NOT NULL, ktext {vtext}, PRIMARY KEY (mandt, aufnr));
-CREATE TABLE change_header (
-    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
-    changenr {vtext} NOT NULL, username {vtext} NOT NULL, udate {vtext} NOT NULL,
-    utime {vtext} NOT NULL, tcode {vtext}, change_ind {vtext} NOT NULL,
-    PRIMARY KEY (mandant, objectclas, objectid, changenr));
-CREATE TABLE change_item (
-    mandant {vtext} NOT NULL, objectclas {vtext} NOT NULL, objectid {vtext} NOT NULL,
-    changenr {vtext} NOT NULL, tabname {vtext} NOT NULL, tabkey {vtext} NOT NULL,
-    fname {vtext} NOT NULL, chngind {vtext} NOT NULL, value_old TEXT, value_new TEXT,
-    PRIMARY KEY (mandant, objectclas, objectid, changenr, fname))
-"""
+""" + SAP_CHANGE_LOG
 
-AUDIT = """sources:
-  - name: erp
-    adapter: erp.table
-    url: {url}
-    interval: 100ms
-    erp_version: sap ecc
-    client: '100'
-    table: aufk
-    key: aufnr
-    mode: audit
-    audit: {{style: sap, object: ORDER}}
-    alpha: [aufnr]
-    track: [ktext]
-    labels: {{ktext: description}}
-    subject: "{{{{ row.aufnr | alpha }}}}"
-"""
+AUDIT = SAP_AUDIT_ORDERS
 
 
 class Documents:
