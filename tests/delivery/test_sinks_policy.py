@@ -3,16 +3,11 @@ an e-mail digest on aiosmtpd, quiet hours holding posts and releasing them as on
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from floorstream.delivery.outbox import Outbox
@@ -21,6 +16,7 @@ from floorstream.model import Severity
 from floorstream.store import schema
 from floorstream.store.store import Store
 from support import http_receiver, wait_for
+from support.smtp import Inbox, local_smtp
 
 from .helpers import commit, config, make_post
 
@@ -118,33 +114,14 @@ sinks:
     assert third["props"]["floorstream_post"] == clear.id
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content,
-                                                      policy=email.policy.default))
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, _Inbox]]:
-    """A plain local aiosmtpd (STARTTLS and login are covered in test_email_sink)."""
-    inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    with local_smtp() as server:
+        yield server
 
 
 def test_email_digest_one_mail_for_the_held_posts(sqlite_url: str,
-                                                   smtp: tuple[int, _Inbox]) -> None:
+                                                   smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
     service, store, outbox = _run(sqlite_url, f"""
 store: {sqlite_url}

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from floorstream.api import Stream
@@ -27,37 +25,17 @@ from floorstream.store import schema
 from floorstream.store.store import Store
 from floorstream.web.queries import FeedQueries
 from support import wait_for
+from support.smtp import Inbox, local_smtp
 
 from .websupport import web_mapping
 
 T0 = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(  # type: ignore[arg-type]
-            envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-    def to(self, address: str) -> list[email.message.EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, _Inbox]]:
-    inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    with local_smtp() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
@@ -97,7 +75,7 @@ def _lines(message: email.message.EmailMessage) -> list[str]:
 
 
 def test_a_digest_of_what_a_person_follows_once_by_e_mail(
-        digest_url: str, smtp: tuple[int, _Inbox]) -> None:
+        digest_url: str, smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
     config = _config(digest_url, port)
     with Stream(config, build_plugins()) as stream:
@@ -320,7 +298,7 @@ def test_config_errors_of_digests() -> None:
 
 
 def test_the_daemon_runs_the_digests_and_reports_them(sqlite_url: str,
-                                                       smtp: tuple[int, _Inbox]) -> None:
+                                                       smtp: tuple[int, Inbox]) -> None:
     """A daemon with web.digest_sink runs the DigestService next to its delivery: the
     digest reaches SMTP through the daemon's own workers, and /healthz tells of it."""
     from support import DaemonRunner
