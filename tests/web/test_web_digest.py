@@ -38,14 +38,6 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
         yield server
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
-def digest_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue(
-        {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param])
-    return url
-
-
 def _config(url: str, port: int) -> Config:
     mapping = web_mapping(url, digest_sink="mail", base_url="http://feed.example")
     mapping["sinks"] = [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port,
@@ -75,9 +67,9 @@ def _lines(message: email.message.EmailMessage) -> list[str]:
 
 
 def test_a_digest_of_what_a_person_follows_once_by_e_mail(
-        digest_url: str, smtp: tuple[int, Inbox]) -> None:
+        store_url: str, smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
-    config = _config(digest_url, port)
+    config = _config(store_url, port)
     with Stream(config, build_plugins()) as stream:
         follows = FeedQueries(stream.store)
         follows.follow("alice", "subject", "press-07")
@@ -95,7 +87,7 @@ def test_a_digest_of_what_a_person_follows_once_by_e_mail(
         made = digests.run_once(T0 + timedelta(hours=1))  # 09:30: alice's hour is over
         assert made == [digest_id("alice", T0.replace(hour=9, minute=0))]
         # a restart (another process, another engine) in the same hour: nothing again
-        again = Store.open(digest_url)
+        again = Store.open(store_url)
         try:
             assert PersonalDigests(config, again).run_once(
                 T0 + timedelta(hours=1, minutes=20)) == []
@@ -182,13 +174,13 @@ def _berlin() -> Any:
     return ZoneInfo("Europe/Berlin")
 
 
-def test_two_daemons_commit_one_digest(digest_url: str) -> None:
-    config = _config(digest_url, 25)
+def test_two_daemons_commit_one_digest(store_url: str) -> None:
+    config = _config(store_url, 25)
     with Stream(config, build_plugins()) as stream:
         FeedQueries(stream.store).follow("alice", "subject", "press-07")
         PersonalDigests(config, stream.store).run_once(T0)
         _publish(stream, "presses", "press-07", "press-07 in fault")
-        stores = [Store.open(digest_url) for _ in range(4)]
+        stores = [Store.open(store_url) for _ in range(4)]
         try:
             barrier = threading.Barrier(len(stores))
             made: list[list[str]] = []

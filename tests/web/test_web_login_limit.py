@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from floorstream.config import parse_mapping
@@ -17,16 +16,8 @@ from floorstream.web.auth import LoginLimiter
 from .websupport import login, web_mapping
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
-def shared_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue(
-        {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param])
-    return url
-
-
-def test_two_web_apps_on_one_store_share_the_login_limit(shared_url: str) -> None:
-    config = parse_mapping(web_mapping(shared_url, login_attempts=4, login_window="10m"),
+def test_two_web_apps_on_one_store_share_the_login_limit(store_url: str) -> None:
+    config = parse_mapping(web_mapping(store_url, login_attempts=4, login_window="10m"),
                            build_plugins())
     first, second = create_app(config), create_app(config)  # each opens its own store
     with TestClient(first) as one, TestClient(second) as two:
