@@ -55,14 +55,7 @@ class Handoff(Generic[T]):
             self._ready.clear()
             if not items:  # an append between the check and clear() must not be missed
                 self._ready.wait(timeout)
-        batch: list[T] = []
-        pop = items.popleft
-        while items and len(batch) < limit:
-            batch.append(pop())
-        if self._blocked:
-            with self._room:
-                self._room.notify_all()
-        return batch
+        return self._drain(limit)
 
     def take_for(self, limit: int, first_timeout: float, linger: float) -> list[T]:
         """Like :meth:`take`, then keep collecting for ``linger`` s to fill a batch (woken
@@ -91,6 +84,11 @@ class Handoff(Generic[T]):
                     self._ready.wait(wait)
             finally:
                 self._wake_at = 1
+        return self._drain(limit)
+
+    def _drain(self, limit: int) -> list[T]:
+        """Up to ``limit`` queued items, oldest first, and room for blocked producers."""
+        items = self._items
         batch: list[T] = []
         pop = items.popleft
         while items and len(batch) < limit:
