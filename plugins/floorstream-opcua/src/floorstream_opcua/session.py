@@ -127,7 +127,7 @@ class OpcuaSession:
         self.connects = 0  # sessions made (tests and the bench read it)
         self.connected_once = False  # the current attempt got as far as subscribing
         self.notifications = 0
-        #: per subject, the instant, readings and ordinal of its last change (``_ordinal``)
+        #: per subject, the instant, base position and ordinal of its last change (``_ordinal``)
         self._instants: dict[str, tuple[datetime, str, int]] = {}
 
     # -- the thread ----------------------------------------------------------------------
@@ -420,30 +420,29 @@ class OpcuaSession:
             # a server that sends no timestamps: the time it was seen, or a value that
             # recurs (A, B, A, B) would come back at the position it had the first time
             stamp = when or now
-            readings = sorted(fields.items())
             records.append(("change", construct(
                 source=source, subject=subject, kind=kind,
-                position=position(subject, stamp, readings,
-                                  self._ordinal(subject, stamp, readings)),
+                position=self._ordinal(subject, stamp,
+                                       position(subject, stamp, sorted(fields.items()))),
                 observed_at=now,
                 occurred_at=when, data=fields, before=None, attrs=dict(attrs))))
 
-    def _ordinal(self, subject: str, stamp: datetime, readings: list[tuple[str, Any]]) -> int:
-        """Which change of ``subject`` at the instant ``stamp`` this is: 0 for the first, one
-        more for each that differs from the one before. A coarse PLC clock can stamp A → B → A
-        with one time; without the ordinal the second A would have the first A's position,
-        hence its id, and be dropped as already posted. The same readings again at the same
-        instant (a re-read after a reconnect) keep their ordinal, hence their id."""
-        key = repr(readings)
+    def _ordinal(self, subject: str, stamp: datetime, base: str) -> str:
+        """``base`` (the position of these readings at ``stamp``) with the ordinal of this
+        change of ``subject`` at that instant: none for the first, ``~1``, ``~2``… for each
+        that differs from the one before. A coarse PLC clock can stamp A → B → A with one
+        time; without the ordinal the second A would have the first A's position, hence its
+        id, and be dropped as already posted. The same readings again at the same instant
+        (a re-read after a reconnect) keep their position."""
         last = self._instants.get(subject)
         if last is None or last[0] != stamp:
             ordinal = 0
-        elif last[1] == key:
-            return last[2]
+        elif last[1] == base:
+            ordinal = last[2]
         else:
             ordinal = last[2] + 1
-        self._instants[subject] = (stamp, key, ordinal)
-        return ordinal
+        self._instants[subject] = (stamp, base, ordinal)
+        return f"{base}~{ordinal}" if ordinal else base
 
     @staticmethod
     def _passes_deadband(item: Item, value: Any) -> bool:

@@ -59,12 +59,10 @@ def plain(value: Any, depth: int = 0) -> Any:
 _MISSING = object()
 
 
-def position(key: str, when: datetime | None, value: Any, ordinal: int = 0) -> str:
-    """``<subject or item>@<source time>#<value crc>[~<ordinal>]``: the same values read
-    again (a re-read after a reconnect that finds them unchanged) give the same position,
-    hence the same ids. The crc tells apart two readings a coarse PLC clock stamped with one
-    time; the ordinal (the n-th change of that subject at that time) tells apart a value
-    that came back within it (A → B → A)."""
+def position(key: str, when: datetime | None, value: Any) -> str:
+    """``<subject or item>@<source time>#<value crc>``: the same values read again (a re-read
+    after a reconnect that finds them unchanged) give the same position, hence the same
+    ids. The crc tells apart two readings a coarse PLC clock stamped with one time (and the
+    session's ordinal, ``~N``, a value that came back within it: A → B → A)."""
     stamp = when.isoformat() if when is not None else "-"
-    suffix = f"~{ordinal}" if ordinal else ""
-    return f"{key}@{stamp}#{zlib.crc32(repr(value).encode()):08x}{suffix}"
+    return f"{key}@{stamp}#{zlib.crc32(repr(value).encode()):08x}"
