@@ -5,7 +5,6 @@ queues so the broker itself drops nothing while the daemon is away."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -106,11 +105,9 @@ def test_sigkill_mid_stream_then_restart_posts_every_event_exactly_once(
                       workdir=tmp_path) as daemon:
         daemon.start()
         store = daemon.store
-        # the daemon's session must exist before publishing, or QoS 1 has nobody to queue for
-        wait_for(lambda: subprocess.run(
-            ["mosquitto_sub", "-p", str(broker.port), "-t", "$SYS/broker/clients/connected",
-             "-C", "1", "-W", "2"], capture_output=True, text=True).stdout.strip() not in
-            ("", "0"), timeout=60)  # a daemon process starting on a busy machine
+        # the daemon's subscription must exist before publishing, or QoS 1 has nobody to queue
+        # for: a CONNACK comes a moment before the SUBSCRIBE, longer on a busy machine
+        broker.wait_subscriptions(1, timeout=60)
         publisher = Publisher("127.0.0.1", broker.port)
         messages = _stream(topic_prefix)
         feeder = threading.Thread(target=_paced, args=(publisher, messages, 4000.0))
