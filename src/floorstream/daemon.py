@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-import structlog
-
 from floorstream.api import Stream
 from floorstream.config import Config
 from floorstream.delivery.service import DeliveryService
@@ -30,6 +28,7 @@ from floorstream.fleet import Fleet, fleet_wanted
 from floorstream.fleet.locks import limit_idle_transactions
 from floorstream.health import HealthServer, iso
 from floorstream.interest import source_interest
+from floorstream.logs import get_logger
 from floorstream.metrics import DaemonMetrics
 from floorstream.model import utcnow
 from floorstream.monitor import Monitor
@@ -42,7 +41,7 @@ from floorstream.store.store import Store
 
 __all__ = ["Daemon", "SourceStatus", "settle_process"]
 
-log = structlog.get_logger("floorstream.daemon")
+log = get_logger("floorstream.daemon")
 
 #: the pseudo-source of the pipeline barrier a fleet daemon waits on when it stops a source
 _BARRIER = "@fleet-barrier"

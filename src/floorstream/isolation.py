@@ -19,15 +19,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from floorstream.logs import get_logger
 from floorstream.model import Post
 from floorstream.store.store import CommitBatch, QuarantineItem
 
 __all__ = ["commit_isolating", "is_transient"]
 
-log = structlog.get_logger("floorstream.pipeline")
+log = get_logger("floorstream.pipeline")
 
 Commit = Callable[[CommitBatch], list[Post]]
 

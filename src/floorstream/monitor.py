@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from sqlalchemy import func, select, text
 
 from floorstream.health import iso
+from floorstream.logs import get_logger
 from floorstream.model import Event, Post, Severity
 from floorstream.plugin import phrasing
 from floorstream.processing import HEALTH_SOURCE, Envelope
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Monitor", "OutboxRows", "OutboxSnapshot", "StoreProbe", "Watch"]
 
-log = structlog.get_logger("floorstream.monitor")
+log = get_logger("floorstream.monitor")
 
 OUTBOX_EVERY = 2.0  # seconds between outbox counts
 STALE_AFTER = 15.0  # a store probe older than this counts as no answer

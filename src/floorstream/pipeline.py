@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from floorstream.config import PipelineSettings
 from floorstream.handoff import Handoff
 from floorstream.isolation import commit_isolating, is_transient
+from floorstream.logs import get_logger
 from floorstream.model import Change, Event, Post, Severity, utcnow
 from floorstream.plugin.adapter import Ack
 from floorstream.plugins import Plugins
@@ -31,7 +31,7 @@ from floorstream.store.store import CommitBatch, QuarantineItem, Store
 __all__ = ["QUARANTINE_REASONS", "Pipeline", "QueueEmitter", "SourceCounters",
            "quarantine_reason"]
 
-log = structlog.get_logger("floorstream.pipeline")
+log = get_logger("floorstream.pipeline")
 
 _STOP = object()
 

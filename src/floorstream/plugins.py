@@ -14,9 +14,9 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
-import structlog
 
 from floorstream.errors import PluginError
+from floorstream.logs import get_logger
 from floorstream.plugin import hookspecs
 from floorstream.plugin.markers import PROJECT_NAME
 from floorstream.plugin.phrasebook import Phrase
@@ -24,7 +24,7 @@ from floorstream.plugin.registry import Registry
 
 __all__ = ["BUILTIN_PLUGINS", "PluginInfo", "Plugins", "build_plugins"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Modules that hold floorstream's own hook implementations, registered like any plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import structlog
-
 from floorstream.config import Config, TeamConfig
 from floorstream.flood import FloodControl
 from floorstream.isolation import is_transient
+from floorstream.logs import get_logger
 from floorstream.model import PEOPLE_SOURCE, Change, Event, Post, utcnow
 from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, SourceConfig
 from floorstream.plugins import Plugins
@@ -31,7 +30,7 @@ from floorstream.timebase import Watermark
 
 __all__ = ["HEALTH_SOURCE", "PEOPLE_SOURCE", "Envelope", "Processor", "SourceRuntime"]
 
-log = structlog.get_logger("floorstream.pipeline")
+log = get_logger("floorstream.pipeline")
 
 #: detector-state key (subject "") under which a source's last batch positions are kept
 REPLAY_GUARD = "replay-guard"

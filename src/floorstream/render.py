@@ -15,15 +15,15 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 import jinja2
-import structlog
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from floorstream.logs import get_logger
 from floorstream.model import Event
 from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
 __all__ = ["Renderer", "default_summary", "template_environment"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_SUMMARY = 200
 

@@ -27,9 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-import structlog
-
 from floorstream.config import Config
+from floorstream.logs import get_logger
 from floorstream.model import Change, Event, Post
 from floorstream.pipeline import quarantine_reason
 from floorstream.plugin import Progress, ReplayContext
@@ -41,7 +40,7 @@ from floorstream.timebase import STATE_KEY as WATERMARK
 
 __all__ = ["ReplayReport", "describe", "replay_quarantined"]
 
-log = structlog.get_logger("floorstream.replay")
+log = get_logger("floorstream.replay")
 
 
 @dataclass

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from sqlalchemy import Connection, and_, delete, exists, func, select, text, tuple_
 
 from floorstream.config.settings import RetentionSettings
+from floorstream.logs import get_logger
 from floorstream.model import utcnow
 from floorstream.plugin import Progress, PruneContext, SourceConfig
 from floorstream.progress import logged
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "PruneReport", "RetentionService", "prune"]
 
-log = structlog.get_logger("floorstream.retention")
+log = get_logger("floorstream.retention")
 
 #: the kinds in the order they are pruned (outbox rows before posts: a post whose failed
 #: rows just went can go in the same run)

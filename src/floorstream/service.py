@@ -30,12 +30,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from floorstream.config import Config
 from floorstream.daemon import settle_process
 from floorstream.errors import ConfigError
-from floorstream.logs import configure_logging
+from floorstream.logs import configure_logging, get_logger
 from floorstream.render import Renderer
 from floorstream.route import Router
 
@@ -44,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RELOADABLE", "Notifier", "Service", "apply_reload", "watchdog_interval"]
 
-log = structlog.get_logger("floorstream.service")
+log = get_logger("floorstream.service")
 
 #: settings applied by a reload (everything else of ``settings`` needs a restart); per team
 #: ``sinks`` and ``description``, per source ``summary``

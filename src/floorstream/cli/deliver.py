@@ -22,14 +22,12 @@ import threading
 from types import FrameType
 from typing import Any
 
-import structlog
-
 from floorstream.cli.common import add_config_arg, load
 from floorstream.delivery.service import DeliveryService
-from floorstream.logs import configure_logging
+from floorstream.logs import configure_logging, get_logger
 from floorstream.store.store import Store
 
-log = structlog.get_logger("floorstream.delivery")
+log = get_logger("floorstream.delivery")
 
 
 def register(subparsers: Any) -> None:

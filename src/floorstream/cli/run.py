@@ -6,16 +6,15 @@ import argparse
 import sys
 from typing import Any
 
-import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from floorstream.cli.common import add_config_arg, load
 from floorstream.daemon import Daemon
-from floorstream.logs import configure_logging
+from floorstream.logs import configure_logging, get_logger
 from floorstream.plugin import scrub
 from floorstream.service import Service
 
-log = structlog.get_logger("floorstream.run")
+log = get_logger("floorstream.run")
 
 
 def register(subparsers: Any) -> None:

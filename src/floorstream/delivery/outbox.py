@@ -38,7 +38,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from sqlalchemy import (
     Connection,
     Engine,
@@ -56,12 +55,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from floorstream.delivery.lanes import lane_transaction, supports_skip_locked
 from floorstream.delivery.policy import TeamPolicy
+from floorstream.logs import get_logger
 from floorstream.model import Post, Severity, utcnow
 from floorstream.store import schema
 
 __all__ = ["LEASE", "MAX_HOLD", "Claim", "ClaimedRow", "DeliveryRow", "Outbox"]
 
-log = structlog.get_logger("floorstream.delivery")
+log = get_logger("floorstream.delivery")
 
 #: seconds a claim is leased for; renewed every LEASE / 4 s while its worker holds it, so after
 #: a crash the lane is free again within this time (docs/delivery.md, "Crashes and leases")

@@ -32,11 +32,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import structlog
 from sqlalchemy import Connection, func, select, update
 
 from floorstream.config.settings import Config
 from floorstream.delivery.personal_schedule import Schedule
+from floorstream.logs import get_logger
 from floorstream.model import DIGEST_SOURCE, PEOPLE_SOURCE, Post, Severity, utcnow
 from floorstream.store import schema
 from floorstream.store.dialect import insert_ignore, upsert
@@ -44,7 +44,7 @@ from floorstream.store.store import Store, _post_row, _row_post
 
 __all__ = ["DIGEST_TYPE", "DigestService", "PersonalDigests", "digest_id", "lane"]
 
-log = structlog.get_logger("floorstream.delivery")
+log = get_logger("floorstream.delivery")
 
 DIGEST_TYPE = "digest.personal"
 #: posts listed in a mail at most (the rest: "… more in your feed")

@@ -12,12 +12,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
-
 from floorstream.config import Config
 from floorstream.delivery.outbox import LEASE, Outbox
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.delivery.worker import SinkWorker, wake_workers
+from floorstream.logs import get_logger
 from floorstream.model import Post
 from floorstream.plugin.markers import hookimpl
 from floorstream.plugin.sink import Sink
@@ -26,7 +25,7 @@ from floorstream.store.store import Store
 
 __all__ = ["DeliveryService", "team_policies"]
 
-log = structlog.get_logger("floorstream.delivery")
+log = get_logger("floorstream.delivery")
 
 
 def team_policies(config: Config) -> dict[str, TeamPolicy]:

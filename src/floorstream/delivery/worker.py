@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import structlog
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from floorstream.delivery.digest import digest_key, digest_post
 from floorstream.delivery.outbox import Claim, ClaimedRow, Outbox
 from floorstream.delivery.policy import TeamPolicy
 from floorstream.delivery.stats import SinkStats
+from floorstream.logs import get_logger
 from floorstream.model import Post, utcnow
 from floorstream.plugin.sink import (
     DeliveryError,
@@ -36,7 +36,7 @@ from floorstream.plugin.sink import (
 
 __all__ = ["SinkWorker", "backoff_delay", "idempotency_key", "wake_workers"]
 
-log = structlog.get_logger("floorstream.delivery")
+log = get_logger("floorstream.delivery")
 
 FLUSH_EVERY = 1.0  # seconds: outcomes of a long claim are written at least this often
 

@@ -29,18 +29,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import structlog
 from sqlalchemy import Engine
 
 from floorstream.fleet import balance, leases, membership
 from floorstream.fleet.fence import Fence
 from floorstream.fleet.locks import LockSession
+from floorstream.logs import get_logger
 from floorstream.model import utcnow
 from floorstream.store import schema
 
 __all__ = ["Fleet", "FleetTimings"]
 
-log = structlog.get_logger("floorstream.fleet")
+log = get_logger("floorstream.fleet")
 
 _T = TypeVar("_T")
 

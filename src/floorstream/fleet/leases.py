@@ -15,15 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
 from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.exc import OperationalError
 
+from floorstream.logs import get_logger
 from floorstream.model import utcnow
 from floorstream.store import schema
 from floorstream.store.dialect import insert_ignore
 
-log = structlog.get_logger("floorstream.fleet")
+log = get_logger("floorstream.fleet")
 
 __all__ = ["Lease", "end_stale_commits", "ensure", "give_up", "leases", "report", "take",
            "take_waiting"]

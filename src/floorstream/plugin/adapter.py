@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
+from floorstream.logs import get_logger
 from floorstream.model import Change, Event, utcnow
 from floorstream.plugin.detector import DetectorOptions, Interest, SettleOptions
 from floorstream.plugin.durations import Duration
@@ -197,7 +197,7 @@ class AdapterContext:
     source: str
     checkpoint: str | None
     decoders: Registry[Any]
-    log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+    log: Any = field(default_factory=lambda: get_logger("floorstream.adapter"))
     #: the source's checkpoint as committed now (another daemon may have moved it: a standby
     #: that takes over a source resumes from there, not from what it read at start)
     committed_checkpoint: Callable[[], str | None] = field(default=lambda: None)
@@ -236,7 +236,7 @@ class ReplayContext:
     context: dict[str, Any]
     received_at: datetime
     decoders: Registry[Any]
-    log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+    log: Any = field(default_factory=lambda: get_logger("floorstream.adapter"))
 
 
 @dataclass
@@ -250,7 +250,7 @@ class PruneContext:
     older_than: datetime
     batch: int = 1000  # rows per transaction at most
     dry_run: bool = False  # count only
-    log: Any = field(default_factory=lambda: structlog.get_logger("floorstream.adapter"))
+    log: Any = field(default_factory=lambda: get_logger("floorstream.adapter"))
     stop: threading.Event = field(default_factory=threading.Event)
     pause: float = 0.0  # seconds to rest between two transactions
 

@@ -32,10 +32,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
-import structlog
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from floorstream.logs import get_logger
 from floorstream.model import Post
 from floorstream.web.queries import Ack, FeedQueries
 
@@ -43,7 +43,7 @@ __all__ = ["BUCKET", "BURST", "EMBEDDED_DELIVERIES_PER_S", "LIVE_RATE", "MORE_EV
            "PARK", "EventStreamResponse", "Hub", "Item", "StreamParking", "Subscriber",
            "event_stream", "more_item"]
 
-log = structlog.get_logger("floorstream.web")
+log = get_logger("floorstream.web")
 
 CHANNEL = "floorstream_web"
 #: items a subscriber may have waiting before it is cut off (its browser then resumes)

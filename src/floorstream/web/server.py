@@ -13,18 +13,18 @@ import time
 import urllib.request
 from typing import Any
 
-import structlog
 import uvicorn
 
 from floorstream.api import Stream
 from floorstream.config.settings import Config
+from floorstream.logs import get_logger
 from floorstream.store.store import Store
 from floorstream.web.app import create_app
 from floorstream.web.live import StreamParking
 
 __all__ = ["WebServer"]
 
-log = structlog.get_logger("floorstream.web")
+log = get_logger("floorstream.web")
 
 
 class WebServer:

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import structlog
 from sqlalchemy import Connection, Engine, bindparam, column, func, literal, select, table
 
 from floorstream.adapters.erp.auditlogs import LOG_TABLE, ChildChange, Entry, read_log
@@ -40,10 +39,11 @@ from floorstream.adapters.erp.sqlcommon import (
     encode,
 )
 from floorstream.adapters.erp.values import Humanizer, plain
+from floorstream.logs import get_logger
 
 __all__ = ["AuditWatcher"]
 
-_log = structlog.get_logger("floorstream.erp")
+_log = get_logger("floorstream.erp")
 
 _MAX_GAPS = 10_000
 _KINDS = {"I": "row.created", "U": "row.updated", "D": "row.deleted"}

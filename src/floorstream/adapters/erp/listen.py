@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 
-import structlog
 from sqlalchemy import make_url
 
 from floorstream.adapters.erp.triggers import CHANNEL
+from floorstream.logs import get_logger
 
 __all__ = ["Listener"]
 
-log = structlog.get_logger("floorstream.adapter.erp")
+log = get_logger("floorstream.adapter.erp")
 
 
 class Listener:

@@ -30,17 +30,17 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from floorstream.adapters.mqtt import fastpath
 from floorstream.adapters.mqtt.config import MqttConfig
+from floorstream.logs import get_logger
 
 __all__ = ["Acker", "Client", "FastClient", "make_client", "start", "uses_fast_path"]
 
-log = structlog.get_logger("floorstream.adapter.mqtt")
+log = get_logger("floorstream.adapter.mqtt")
 
 _warned = False
 _warned_lock = threading.Lock()

@@ -46,8 +46,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-
 from floorstream.adapters.supply.code_tables import (
     CodeTables,
     Meaning,
@@ -66,12 +64,13 @@ from floorstream.adapters.supply.documents import (
     StatusReport,
 )
 from floorstream.adapters.supply.memory import Memory
+from floorstream.logs import get_logger
 from floorstream.model import Event, Relation, Severity, utcnow
 from floorstream.plugin import alpha_out
 
 __all__ = ["Interpreter", "StoryOptions"]
 
-log = structlog.get_logger("floorstream.adapter.supply")
+log = get_logger("floorstream.adapter.supply")
 
 _REASON_SCHEME = {"at7": "at7_reason"}
 _MILESTONES_KEPT = 40  # milestone keys per story (a shipment reports a few dozen at most)
