@@ -86,7 +86,10 @@ class FloodControl:
             data = state.data
         if not _is_open(data):
             floor = data["start"] + window if data.get("start") is not None else None
-            start = at - (at % window)
+            # the window opens with the event that finds none open, not at a multiple of its
+            # length on the clock: an aligned window let a burst straddling a boundary post
+            # twice the budget within seconds (10 before 15:40:00, 10 after)
+            start = at
             if floor is not None and start < floor:
                 start = floor  # a late event: counted in a window after the closed one
             state.replace({**_carried(data), "start": start, "posted": {}, "suppressed": {},
