@@ -138,3 +138,34 @@ def test_aggregator_webhooks_are_read_with_their_own_list(body: dict[str, object
     """No vocabulary configured: each aggregator's shape says whose list it speaks."""
     posts = told(interpreter(), json.dumps(body).encode())
     assert posts[0].summary == summary
+
+
+def _shippo(status: str, substatus: str | None) -> bytes:
+    tracking: dict[str, object] = {"status": status, "status_details": "Delivery attempted",
+                                   "status_date": "2026-11-24T08:00:00Z",
+                                   "location": {"city": "Louisville", "country": "US"}}
+    if substatus is not None:
+        tracking["substatus"] = {"code": substatus, "text": "…", "action_required": True}
+    return json.dumps({"carrier": "ups", "tracking_number": "1Z999", "eta": None,
+                       "tracking_status": tracking}).encode()
+
+
+@pytest.mark.parametrize(("status", "substatus", "summary"), [
+    ("FAILURE", "delivery_attempted", "Carrier ups: shipment 1Z999 — delivery attempted, not "
+                                      "delivered (Louisville, US, 24 Nov)"),
+    ("TRANSIT", "out_for_delivery", "Carrier ups: shipment 1Z999 out for delivery "
+                                    "(Louisville, US, 24 Nov)"),
+    ("TRANSIT", "package_departed", "Carrier ups: shipment 1Z999 departed (Louisville, US, "
+                                    "24 Nov)"),
+    # a substatus the table does not list: the status decides, as without one
+    ("FAILURE", "brand_new_code", "Carrier ups: shipment 1Z999 — exception (delivery failed, "
+                                  "Louisville, US, 24 Nov)"),
+    ("FAILURE", None, "Carrier ups: shipment 1Z999 — exception (delivery failed, Louisville, "
+                      "US, 24 Nov)"),
+])
+def test_shippo_substatus_says_more_than_its_status(status: str, substatus: str | None,
+                                                    summary: str) -> None:
+    """Shippo's ``status`` is coarse (a missed delivery is a FAILURE); its ``substatus.code``
+    tells an attempt from a failure, so it wins where the table knows it."""
+    (post,) = told(interpreter(), _shippo(status, substatus))
+    assert post.summary == summary

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from floorstream.adapters.supply.code_tables import load_table
 from floorstream.adapters.supply.documents import Document, Parsed, Retraction, Status, StatusReport
 from floorstream.adapters.supply.formats.errors import ParseError
 from floorstream.adapters.supply.formats.text import decode_utf8, plausible
@@ -305,7 +306,7 @@ def _aggregator(obj: dict[str, Any]) -> dict[str, Any] | None:
     status = _obj(obj.get("tracking_status"))
     if _text(status.get("status")) and _text(obj.get("tracking_number")):  # Shippo
         place = _obj(status.get("location"))
-        return _plain("shippo", obj.get("tracking_number"), status.get("status"),
+        return _plain("shippo", obj.get("tracking_number"), _shippo_code(status),
                       obj.get("carrier"), status.get("status_date"),
                       ", ".join(str(v) for v in (place.get("city"), place.get("country")) if v),
                       status.get("status_details"), obj.get("eta"), obj)
@@ -328,6 +329,15 @@ def _aggregator(obj: dict[str, Any]) -> dict[str, Any] | None:
                       event.get("location"), event.get("description"),
                       eta.get("to") or eta.get("from"), obj)
     return None
+
+
+def _shippo_code(status: dict[str, Any]) -> Any:
+    """Shippo's ``substatus.code`` where its table knows it, else its ``status``: a FAILURE
+    whose substatus is ``delivery_attempted`` is an attempt, not a failed delivery."""
+    code = _text(_obj(status.get("substatus")).get("code"))
+    if code and code.islower() and code in load_table("shippo")["codes"]:
+        return code
+    return status.get("status")
 
 
 def _plain(scheme: str, ref: Any, status: Any, carrier: Any, when: Any, location: Any,
