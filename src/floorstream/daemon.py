@@ -103,7 +103,8 @@ class Daemon:
         self.pipeline = Pipeline(self.processor, self.store, config.settings.pipeline, plugins)
         self.stop_event = threading.Event()
         self.started_at = utcnow()
-        reports = {e.name: e.item.reports_connection for e in plugins.adapters}
+        used = {s.adapter for s in config.sources if s.enabled}  # the others stay unimported
+        reports = {e.name: e.item.reports_connection for e in plugins.adapters if e.name in used}
         self.status: dict[str, SourceStatus] = {
             s.name: SourceStatus(s.name, s.adapter, reports=reports.get(s.adapter, False))
             for s in config.sources if s.enabled}

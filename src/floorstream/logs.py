@@ -325,6 +325,9 @@ def library_logging() -> None:
     configured it.
     """
     logging.getLogger("floorstream").addHandler(logging.NullHandler())
+    structlog = sys.modules.get("structlog")
+    if structlog is not None and not structlog.is_configured():
+        _configure_library(structlog)  # imported before floorstream: configured as it was
 
 
 def _configure_library(structlog: ModuleType) -> None:

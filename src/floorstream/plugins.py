@@ -18,11 +18,11 @@ import pluggy
 from floorstream.errors import PluginError
 from floorstream.logs import get_logger
 from floorstream.plugin import hookspecs
-from floorstream.plugin.markers import PROJECT_NAME
+from floorstream.plugin.markers import PROJECT_NAME, hookimpl
 from floorstream.plugin.phrasebook import Phrase
 from floorstream.plugin.registry import Registry
 
-__all__ = ["BUILTIN_PLUGINS", "PluginInfo", "Plugins", "build_plugins"]
+__all__ = ["BUILTIN_PLUGINS", "LAZY_BUILTINS", "PluginInfo", "Plugins", "build_plugins"]
 
 log = get_logger(__name__)
 
@@ -46,6 +46,75 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "floorstream.adapters.mqtt.sparkplug_registration",  # protobuf loads on first use
     "floorstream.adapters.mqtt.adapter",
 )
+
+
+
+class _LazyAdapters:
+    """A builtin adapter plugin that registers its adapters by reference (``add_lazy``): the
+    adapter's module, and what it imports, load when a config names the adapter."""
+
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = targets
+
+    @hookimpl
+    def register_adapters(self, registry: Registry[Any]) -> None:
+        for name, target in self.targets.items():
+            registry.add_lazy(name, target)
+
+
+class _LazySinks:
+    """The same for builtin sinks: a sink's module loads when a config names its type."""
+
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = targets
+
+    @hookimpl
+    def register_sinks(self, registry: Registry[Any]) -> None:
+        for name, target in self.targets.items():
+            registry.add_lazy(name, target)
+
+
+class _LazyCommands:
+    """A builtin plugin that adds command-line tools: its module (and the adapter code the
+    tools use) loads when the command line is built, not in a daemon."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    @hookimpl
+    def register_commands(self, commands: Any) -> None:
+        importlib.import_module(self.module).register_commands(commands)
+
+
+#: Builtin plugins registered through the same hooks as any other, by reference: under the
+#: name of the module that holds the items (what ``plugins.disable`` and ``floorstream
+#: plugins`` show), a small object registers "module:attribute" targets, so a daemon imports
+#: the adapters and sinks its config uses and not the others (issue 16: the ERP and
+#: supply-chain adapters, the sinks' clients and paho cost ~3.5 MB of RSS unused).
+LAZY_BUILTINS: dict[str, object] = {
+    "floorstream.adapters.simulator": _LazyAdapters(
+        {"simulator": "floorstream.adapters.simulator:Simulator"}),
+    "floorstream.adapters.supply.folder": _LazyAdapters(
+        {"supply.folder": "floorstream.adapters.supply.folder:SupplyFolder"}),
+    "floorstream.adapters.supply.http_poll": _LazyAdapters(
+        {"supply.http": "floorstream.adapters.supply.http_poll:SupplyHttp"}),
+    "floorstream.adapters.supply.inbox": _LazyAdapters(
+        {"supply.inbox": "floorstream.adapters.supply.inbox:SupplyInbox"}),
+    "floorstream.adapters.erp.adapter": _LazyAdapters(
+        {"erp.table": "floorstream.adapters.erp.adapter:ErpTableAdapter"}),
+    "floorstream.sinks.builtin": _LazySinks({
+        "feed": "floorstream.sinks.feed:FeedSink",
+        "webhook": "floorstream.sinks.webhook:WebhookSink",
+        "email": "floorstream.sinks.email:EmailSink",
+        "mqtt": "floorstream.sinks.mqtt:MqttSink",
+        "file": "floorstream.sinks.file:FileSink",
+        "apprise": "floorstream.sinks.apprise_sink:AppriseSink",
+    }),
+    "floorstream.adapters.supply.commands": _LazyCommands("floorstream.adapters.supply.commands"),
+    "floorstream.adapters.erp.commands": _LazyCommands("floorstream.adapters.erp.commands"),
+    "floorstream.adapters.mqtt.adapter": _LazyAdapters(
+        {"mqtt": "floorstream.adapters.mqtt.adapter:MqttAdapter"}),
+}
 
 #: Hooks called once, plugin by plugin, to fill a registry (or the command line): a wrapper
 #: implementation has nothing to wrap there and is refused at registration.
@@ -126,7 +195,8 @@ def build_plugins(
     for module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(module_name):
             continue
-        pm.register(importlib.import_module(module_name), name=module_name)
+        plugin = LAZY_BUILTINS.get(module_name) or importlib.import_module(module_name)
+        pm.register(plugin, name=module_name)
     if load_entry_points:
         try:
             pm.load_setuptools_entrypoints(PROJECT_NAME)

@@ -3,29 +3,72 @@
 One registry per kind of thing (adapters, detectors, decoders, sinks). Registering a name twice
 is an error at start, not a silent override; looking up a name nobody registered suggests the
 closest known one, because a typo in a config file is the most common way to get here.
+
+An item can be registered by reference (:meth:`Registry.add_lazy`: a name and
+``"package.module:attribute"``): its module is imported the first time the item is looked up,
+so a daemon pays the imports (and RSS) of the adapters and sinks its config uses, not of every
+installed one (issue 16).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from floorstream.errors import DuplicateNameError, UnknownNameError
+from floorstream.errors import DuplicateNameError, PluginError, UnknownNameError
 
 __all__ = ["Entry", "Registry"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
 class Entry(Generic[T]):
-    """A registered item and the plugin that registered it."""
+    """A registered item and the plugin that registered it.
 
-    name: str
-    item: T
-    plugin: str
+    An entry made by :meth:`Registry.add_lazy` imports its item the first time ``item`` is
+    read (and checks that the item's ``name``, if it has one, is the registered name).
+    """
+
+    __slots__ = ("_item", "_target", "name", "plugin")
+
+    def __init__(self, name: str, item: T | None, plugin: str, *,
+                 target: str | None = None) -> None:
+        self.name = name
+        self.plugin = plugin
+        self._item = item
+        self._target = target
+
+    @property
+    def item(self) -> T:
+        if self._target is not None:
+            self._item = _load(self._target, self.name, self.plugin)
+            self._target = None
+        return self._item  # type: ignore[return-value]
+
+    @property
+    def loaded(self) -> bool:
+        """False while a lazily registered item has not been imported."""
+        return self._target is None
+
+    def __repr__(self) -> str:
+        what = repr(self._item) if self._target is None else f"<not loaded: {self._target}>"
+        return f"Entry(name={self.name!r}, item={what}, plugin={self.plugin!r})"
+
+
+def _load(target: str, name: str, plugin: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    try:
+        item = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"plugin {plugin!r} registered {name!r} as {target!r}, which cannot "
+                          f"be loaded: {exc}") from exc
+    own = getattr(item, "name", name)
+    if isinstance(own, str) and own != name:
+        raise PluginError(f"plugin {plugin!r} registered {name!r} as {target!r}, whose name "
+                          f"is {own!r}")
+    return item
 
 
 class Registry(Generic[T]):
@@ -48,6 +91,23 @@ class Registry(Generic[T]):
             )
         self._entries[key] = Entry(key, item, self.current_plugin)
         return item
+
+    def add_lazy(self, name: str, target: str) -> None:
+        """Register ``name`` for the item at ``target`` (``"package.module:attribute"``),
+        imported when the item is first looked up (a config uses it), not now.
+
+        Duplicate names are refused as by :meth:`add`; listing the names
+        (``floorstream plugins``, the suggestions for a typo) imports nothing.
+        """
+        if ":" not in target:
+            raise ValueError(f"{target!r} is not 'package.module:attribute'")
+        if name in self._entries:
+            first = self._entries[name].plugin
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} is registered twice: by plugin {first!r} and by plugin "
+                f"{self.current_plugin!r}; disable one of them in the config's plugins.disable"
+            )
+        self._entries[name] = Entry(name, None, self.current_plugin, target=target)
 
     def get(self, name: str) -> T:
         try:

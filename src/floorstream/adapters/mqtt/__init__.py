@@ -6,7 +6,21 @@ session, TLS, auth, manual acks, backoff), :mod:`.topics` (filters and subject/a
 :mod:`.adapter` (the hot path and the plugin hook).
 """
 
-from floorstream.adapters.mqtt.adapter import MqttAdapter, register_adapters
-from floorstream.adapters.mqtt.config import MqttConfig
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from floorstream.adapters.mqtt.adapter import MqttAdapter, register_adapters
+    from floorstream.adapters.mqtt.config import MqttConfig
 
 __all__ = ["MqttAdapter", "MqttConfig", "register_adapters"]
+
+#: where each name lives: imported on first use, so the Sparkplug decoder's registration (a
+#: submodule) does not import paho and the adapter for a config without MQTT sources (issue 16)
+_HOME = {"MqttAdapter": "adapter", "register_adapters": "adapter", "MqttConfig": "config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
