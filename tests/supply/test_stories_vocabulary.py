@@ -130,7 +130,8 @@ SEVENTEEN = {"event": "TRACKING_UPDATED", "data": {
     (TRACKINGMORE, "Carrier ups: shipment 1Z999 out for delivery (24 Nov)"),
     (SHIPPO, "Carrier ups: shipment 1Z999 — exception (delivery failed, Louisville, US, "
              "24 Nov)"),
-    (EASYPOST, "Carrier UPS: shipment 1Z999 out for delivery (Louisville, US, 24 Nov)"),
+    (EASYPOST, "Carrier UPS: shipment 1Z999 out for delivery (Louisville, US, 24 Nov), "
+               "expected the same day"),
     (SEVENTEEN, "Carrier 100002: shipment 1Z999 picked up (Louisville, 24 Nov)"),
 ])
 def test_aggregator_webhooks_are_read_with_their_own_list(body: dict[str, object],

@@ -663,6 +663,12 @@ class Interpreter:
                 event = self._estimate(status, meaning, story, fields, promised, subject,
                                        position, thread)
                 key = ""
+                if event is not None and out and _folds_into(event, out[-1]):
+                    # "out for delivery" and "expected 24 Nov" from one report: one post
+                    out[-1] = _with_eta(out[-1], event)
+                    story["e"][_estimate_key(status, meaning)][1] = out[-1].id
+                    story["last"] = out[-1].id
+                    continue
             else:
                 key = _h(f"{meaning.milestone if meaning.milestone != 'other' else meaning.text}"
                          f"|{status.location or ''}|{_instant(status.when)}")
@@ -883,6 +889,28 @@ def _same_shipment(aliases: list[str], story: dict[str, Any]) -> bool:
 
 #: the estimates a PO's promised date is compared with
 _PROMISED_MILESTONES = frozenset(("delivered", "arrived"))
+
+
+def _folds_into(estimate: Event, actual: Event) -> bool:
+    """Whether a report's first estimate of the arrival or delivery is said in the post of
+    the actual milestone the same report carried just before it ("out for delivery (24 Nov),
+    delivery expected the same day") instead of a second post a moment later. A delay, or
+    an estimate that moved, stays a post of its own: that is news by itself."""
+    f = estimate.fields
+    return (estimate.type == "shipment.status_changed" and not f.get("previous_eta")
+            and not f.get("planned") and f.get("target") in _PROMISED_MILESTONES
+            and not actual.fields.get("estimated") and actual.type in _FOLDING_TYPES)
+
+
+#: the actual milestones an estimate may ride on (not a delivery: nothing is expected after it)
+_FOLDING_TYPES = frozenset(("shipment.status_changed", "shipment.exception"))
+
+
+def _with_eta(actual: Event, estimate: Event) -> Event:
+    f = estimate.fields
+    fields = {**actual.fields, "eta": f["eta"], "eta_target": f["target"],
+              "promised": f.get("promised"), "eta_late_days": f.get("late_days")}
+    return actual.model_copy(update={"fields": _clean(fields)})
 
 
 def _estimate_key(status: Status, meaning: Meaning) -> str:

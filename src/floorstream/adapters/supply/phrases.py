@@ -235,7 +235,18 @@ def _status(e: Event) -> str:
         text += f", container {f['container']}"
     elif f.get("trailer"):  # a 214's MS2: SCAC + trailer number, not a container
         text += f", trailer {f['trailer']}"
-    return text + _place(f) + _expected(f)
+    return text + _place(f) + _expected(f) + _eta_after(f)
+
+
+def _eta_after(f: dict[str, Any]) -> str:
+    """The arrival or delivery estimate a milestone's report carried with it."""
+    if not f.get("eta") or f.get("eta_target") not in ("delivered", "arrived"):
+        return ""
+    # "expected", as the estimate's own post says: whose arrival (the goods', the vessel's)
+    # an ETA names differs by format, so only an explicit arrival says so
+    noun = "expected" if f["eta_target"] == "delivered" else "arrival expected"
+    same_day = isinstance(f.get("when"), str) and f["when"][:10] == str(f["eta"])[:10]
+    return f", {noun} {'the same day' if same_day else _day(f['eta'])}"
 
 
 def _expected(f: dict[str, Any]) -> str:
@@ -255,7 +266,8 @@ def _delivered(e: Event) -> str:
 
 def _exception(e: Event) -> str:
     f = e.fields
-    return f"{_who(f)}{_shipment(f)} — {f.get('status', 'exception')}{_place(f, reason=True)}"
+    return (f"{_who(f)}{_shipment(f)} — {f.get('status', 'exception')}{_place(f, reason=True)}"
+            f"{_eta_after(f)}")
 
 
 def _retracted(e: Event) -> str:
