@@ -19,11 +19,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 
+from floorstream.adapters.supply.documents import StatusReport
+from floorstream.adapters.supply.folder import FolderConfig
 from floorstream.adapters.supply.formats.detect import parse_any
-from floorstream.adapters.supply.formats.text import edifact_date, parse_date
+from floorstream.adapters.supply.formats.text import edifact_date, parse_date, partner_zone
+from floorstream.adapters.supply.handler import FeedHandler
 from support.erp import create_purchasing
 
 from .make_214 import x12_214
@@ -331,3 +336,46 @@ def test_a_csv_eta_column_with_a_time_is_read(erp: str) -> None:
          "ordered in pcs: no conversion from KGM to EA is configured")]
     (asn,) = parse_any(feed("80_supplier_latin1.csv"), name="x.csv").documents
     assert asn.eta == datetime(2026, 11, 28, 14, tzinfo=UTC)  # type: ignore[union-attr]
+
+
+def _lt_214() -> bytes:
+    """A 214 whose AT7 times are in local time (X12 time code LT): the departure at 14:00
+    local in Chicago on 24 Nov."""
+    return x12_214(7101, [("AF", "NS", "20261124", "1400")]).replace(b"*1400*UT", b"*1400*LT")
+
+
+def test_x12_local_time_lt_is_read_in_the_sources_timezone() -> None:
+    """LT names no zone: it is the partner's. With ``timezone`` set it is read there (CST,
+    UTC-6, on 24 Nov); a date alone stays a day."""
+    handler = FeedHandler(FolderConfig(name="s", adapter="supply.folder", path=".",
+                                       timezone="America/Chicago"), None,
+                          structlog.get_logger())
+    read = handler.prepare(_lt_214(), "lt.edi")
+    assert read.parsed is not None and read.parsed.warnings == []
+    (report,) = read.parsed.documents
+    assert isinstance(report, StatusReport)
+    assert report.statuses[0].when == datetime(2026, 11, 24, 14,
+                                               tzinfo=timezone(timedelta(hours=-6)))
+    with partner_zone(ZoneInfo("America/Chicago")):
+        assert parse_date("20260701", "0930") == datetime(  # no code: the partner's too
+            2026, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
+        assert parse_date("20260701") == datetime(2026, 7, 1, tzinfo=UTC)  # a day
+        assert parse_date("20260701", "0930", "UT") == datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
+
+
+def test_x12_local_time_lt_without_a_timezone_is_utc_and_says_so() -> None:
+    handler = FeedHandler(FolderConfig(name="s", adapter="supply.folder", path="."), None,
+                          structlog.get_logger())
+    read = handler.prepare(_lt_214(), "lt.edi")
+    assert read.parsed is not None
+    (report,) = read.parsed.documents
+    assert isinstance(report, StatusReport)
+    assert report.statuses[0].when == datetime(2026, 11, 24, 14, tzinfo=UTC)
+    assert read.parsed.warnings == [
+        "1 time(s) in local time (X12 time code LT), first 20261124 1400, read as UTC: set "
+        "the source's timezone to the partner's"]
+
+
+def test_a_timezone_that_does_not_exist_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="'Europe/Gotham' is not a time zone"):
+        FolderConfig(name="s", adapter="supply.folder", path=".", timezone="Europe/Gotham")

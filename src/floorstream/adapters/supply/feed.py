@@ -10,7 +10,9 @@ safe.
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
 
@@ -62,6 +64,10 @@ class SupplyConfig(SourceConfig):
                                       "when a document names them")
     forget_after: Duration = Field(default=60 * 86_400.0, gt=0,
                                    description="a story untouched this long is forgotten")
+    timezone: str | None = Field(
+        default=None, description="the partner's time zone (IANA name, e.g. America/Chicago): "
+                                  "X12 time code LT and times sent without a zone are read in "
+                                  "it; unset: UTC, and an LT is warned about")
     eta_threshold: Duration = Field(default=7_200.0, description="an ETA that moves less on "
                                     "the same day posts nothing")
     eta_new_day: bool = Field(default=True,
@@ -78,6 +84,21 @@ class SupplyConfig(SourceConfig):
                             description="other supply sources whose shipment stories this "
                                         "source's documents continue (an ASN inbox for a "
                                         "carrier feed): their threads are looked up, read-only")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is not None:
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone: {name!r} is not a time zone of the IANA database "
+                                 "(e.g. Europe/Berlin, America/Chicago)") from None
+        return name
+
+    def zone(self) -> tzinfo | None:
+        """The partner's zone (:attr:`timezone`), or None."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @field_validator("codes")
     @classmethod

@@ -21,6 +21,7 @@ from floorstream.adapters.supply.events import Interpreter
 from floorstream.adapters.supply.feed import SupplyConfig
 from floorstream.adapters.supply.formats.detect import parse_any
 from floorstream.adapters.supply.formats.errors import ParseError
+from floorstream.adapters.supply.formats.text import partner_zone
 from floorstream.adapters.supply.memory import Loader, Memory, StateUnavailable
 from floorstream.model import Event
 from floorstream.plugin import Ack, Emitter
@@ -56,6 +57,7 @@ class FeedHandler:
                  load_state_of: Callable[[str, Collection[str]], dict[str, dict[str, Any]]]
                  | None = None) -> None:
         self.config = config
+        self.zone = config.zone()
         self.log = log
         self.memory = Memory.load(checkpoint, config.remember, max_age=config.forget_after,
                                   loader=load_state, join=[s for s in config.join
@@ -91,8 +93,14 @@ class FeedHandler:
         and a decoded 1,000-event page takes a few MB."""
         digest = digest or hashlib.sha256(raw).hexdigest()
         try:
-            parsed = parse_any(raw, format or self.config.format, csv_mapping=self.config.csv,
-                               name=name, allow_empty=allow_empty)
+            with partner_zone(self.zone) as guessed:
+                parsed = parse_any(raw, format or self.config.format,
+                                   csv_mapping=self.config.csv, name=name,
+                                   allow_empty=allow_empty)
+            if guessed:
+                parsed.warnings.append(
+                    f"{len(guessed)} time(s) in local time (X12 time code LT), first "
+                    f"{guessed[0]}, read as UTC: set the source's timezone to the partner's")
         except ParseError as exc:
             return Received(raw, name, digest, None, exc)
         except Exception as exc:  # a parser bug met by this input: it costs this file only

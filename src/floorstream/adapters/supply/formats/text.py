@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from floorstream.adapters.supply.formats.errors import ParseError
 
 __all__ = ["EARLIEST", "LATEST", "decode", "decode_utf8", "edifact_date", "parse_date",
-           "plausible", "to_number"]
+           "partner_zone", "plausible", "to_number"]
 
 #: dates outside these years are unreadable: a year-1 or year-9999 date overflows as soon as
 #: it is moved to UTC or stored, and no shipment is dated there
@@ -25,6 +28,26 @@ _ZONES = {"UT": 0, "GM": 0, "Z": 0, "UTC": 0, "ET": -5, "ES": -5, "ED": -4, "CT"
           "AS": -4, "AD": -3, "HT": -10, "NT": -3.5}
 _LOCAL_ZONES = {"ET": "America/New_York", "CT": "America/Chicago", "MT": "America/Denver",
                 "PT": "America/Los_Angeles", "AT": "America/Halifax", "NT": "America/St_Johns"}
+
+
+#: the partner's own zone while one file is parsed (a source's ``timezone``): X12's ``LT``
+#: (local time) and times sent without any zone are read in it
+_PARTNER: ContextVar[tzinfo | None] = ContextVar("partner_zone", default=None)
+#: while parsing: the local times (``LT``) read as UTC for want of a partner zone
+_GUESSED: ContextVar[list[str] | None] = ContextVar("guessed_zones", default=None)
+
+
+@contextmanager
+def partner_zone(zone: tzinfo | None) -> Iterator[list[str]]:
+    """Parse in ``zone`` (the source's ``timezone``, or None: UTC as before). Yields the list
+    of the local times read as UTC meanwhile, for the file's warning."""
+    guessed: list[str] = []
+    tokens = _PARTNER.set(zone), _GUESSED.set(guessed)
+    try:
+        yield guessed
+    finally:
+        _PARTNER.reset(tokens[0])
+        _GUESSED.reset(tokens[1])
 
 
 @functools.cache
@@ -74,8 +97,10 @@ def plausible(when: datetime | None) -> datetime | None:
 def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
     """``YYYYMMDD``/``YYMMDD`` (+ ``HHMM[SS]``) in the given X12 time code → aware datetime.
 
-    Unknown or missing zones are taken as UTC; an unreadable date gives None, because a bad
-    date must cost the post its date, not the shipment its post.
+    ``LT`` (local time) and a time without a code are in the partner's zone while
+    :func:`partner_zone` says one (the source's ``timezone``); otherwise, and for unknown
+    codes, UTC (an ``LT`` read so is noted for the file's warning). An unreadable date gives
+    None, because a bad date must cost the post its date, not the shipment its post.
     """
     date, time = date.strip(), time.strip()
     try:
@@ -95,6 +120,17 @@ def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
     except ValueError:
         return None
     code = zone.strip().upper()
+    if code in ("LT", "") and len(time) >= 4 and time[:4].isdigit():
+        # the partner's local time (a date alone stays a day, as everywhere)
+        partner = _PARTNER.get()
+        if partner is not None:
+            offset = day.replace(tzinfo=partner).utcoffset()
+            return plausible(day.replace(tzinfo=timezone(offset)) if offset is not None
+                             else day.replace(tzinfo=partner))
+        if code == "LT":  # local to a place we do not know: UTC, said in a warning
+            guessed = _GUESSED.get()
+            if guessed is not None:
+                guessed.append(f"{date} {time}")
     local = _local_zone(code)
     if local is not None:  # "11:59 ET" on 11 Sep is EDT (UTC-4), on 11 Dec EST (UTC-5)
         aware = day.replace(tzinfo=local)
