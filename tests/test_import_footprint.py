@@ -20,7 +20,8 @@ import textwrap
 #: modules a JSON MQTT/SQLite config does not need (any submodule counts)
 UNUSED = (
     "structlog", "rich", "pygments", "greenlet", "attr",
-    "asyncua",
+    "asyncua", "floorstream_opcua.adapter", "floorstream_mtconnect.agent",
+    "floorstream_mtconnect.shdr",
     "floorstream.adapters.erp.adapter", "floorstream.adapters.supply.folder",
     "floorstream.adapters.supply.http_poll", "floorstream.adapters.supply.inbox",
     "http.server", "starlette", "uvicorn", "fastapi", "apprise", "urllib3", "smtplib",

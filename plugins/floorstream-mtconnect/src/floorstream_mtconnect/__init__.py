@@ -6,9 +6,24 @@ Two adapters, ``mtconnect.agent`` (an agent's REST API: probe, current, sample s
 ``mtconnect.cycle`` ("cycle complete, part N"). See docs/mtconnect.md.
 """
 
-from floorstream_mtconnect.agent import AgentConfig, AgentSource
-from floorstream_mtconnect.conditions import Conditions
-from floorstream_mtconnect.cycles import Cycles
-from floorstream_mtconnect.shdr import ShdrConfig, ShdrSource
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from floorstream_mtconnect.agent import AgentConfig, AgentSource
+    from floorstream_mtconnect.conditions import Conditions
+    from floorstream_mtconnect.cycles import Cycles
+    from floorstream_mtconnect.shdr import ShdrConfig, ShdrSource
 
 __all__ = ["AgentConfig", "AgentSource", "Conditions", "Cycles", "ShdrConfig", "ShdrSource"]
+
+#: imported on first use: the entry point (``hooks``) registers the adapters by reference,
+#: so a daemon without MTConnect sources does not import them
+_HOME = {"AgentConfig": "agent", "AgentSource": "agent", "Conditions": "conditions",
+         "Cycles": "cycles", "ShdrConfig": "shdr", "ShdrSource": "shdr"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

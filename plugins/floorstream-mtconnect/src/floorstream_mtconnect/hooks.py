@@ -6,19 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from floorstream.plugin import Adapter, Detector, Phrase, Registry, hookimpl
-from floorstream_mtconnect.agent import AgentSource
 from floorstream_mtconnect.conditions import Conditions
 from floorstream_mtconnect.cycles import Cycles
 from floorstream_mtconnect.phrases import PHRASES
-from floorstream_mtconnect.shdr import ShdrSource
 
 __all__ = ["register_adapters", "register_detectors", "register_phrases"]
 
 
 @hookimpl
 def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
-    registry.add(AgentSource)
-    registry.add(ShdrSource)
+    # by reference: an adapter's module (HTTP client, XML, SHDR parser) loads when a config
+    # names it
+    registry.add_lazy("mtconnect.agent", "floorstream_mtconnect.agent:AgentSource")
+    registry.add_lazy("mtconnect.shdr", "floorstream_mtconnect.shdr:ShdrSource")
 
 
 @hookimpl
