@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -156,15 +156,23 @@ class SupplyFolder(SupplyAdapter[FolderConfig]):
         config = self.config
         path = os.path.join(inbox, name)  # a str: a Path costs ~10 us per file here
         try:
-            with open(path, "rb") as handle:
-                raw = _read_up_to(handle, config.max_bytes + 1)
+            # a descriptor, not a file object: open, fstat, read, close (the buffered file
+            # object added an fstat, an ioctl, an lseek and a read to each file)
+            fd = os.open(path, _READ)
+            try:
+                stat = os.fstat(fd)
+                raw = _read_up_to(fd, stat.st_size, config.max_bytes + 1)
                 oversized = len(raw) > config.max_bytes
                 if oversized:  # hash the rest without holding it: the move checks identity
-                    digest = _sha256(handle, raw)
+                    digest = _sha256(fd, raw)
                     raw = raw[:config.max_bytes]
                 else:
                     digest = hashlib.sha256(raw).hexdigest()
-                identity = _Identity.of(os.fstat(handle.fileno()), digest)
+            finally:
+                os.close(fd)
+            # the stat from before the read: a write during or after it changes the ctime,
+            # so the ack finds another file and leaves it for the next scan
+            identity = _Identity.of(stat, digest)
         except FileNotFoundError:
             return None  # taken away between scan and read
         except OSError as exc:  # unreadable (permissions): leave it, say so, try again later
@@ -277,13 +285,23 @@ def _move_if_same(path: str, identity: _Identity, target: str) -> bool:
     put back into the inbox (under a twin name if its own is taken again) to be read.
     """
     try:
-        with open(path, "rb") as handle:
-            if not identity.same_stat(os.fstat(handle.fileno())):
-                return False
-            if _sha256(handle) != identity.sha256:
-                return False
+        fd = os.open(path, _READ)
     except FileNotFoundError:
         return False
+    try:
+        if not identity.same_stat(os.fstat(fd)):
+            return False
+        # a file of the size read is read whole in one call (one more byte asked: a file that
+        # grew differs); a big one in blocks (the 1 MiB block buffer was mapped and unmapped
+        # for every 600-byte ASN)
+        if identity.size < _BLOCK:
+            digest = hashlib.sha256(_read_up_to(fd, identity.size, identity.size + 1))
+            if digest.hexdigest() != identity.sha256:
+                return False
+        elif _sha256(fd) != identity.sha256:
+            return False
+    finally:
+        os.close(fd)
     moved = _move(path, target)
     if os.stat(moved).st_ino == identity.ino:
         return True
@@ -297,24 +315,36 @@ def _move_if_same(path: str, identity: _Identity, target: str) -> bool:
     return False
 
 
-def _read_up_to(handle: BinaryIO, limit: int) -> bytes:
-    """At most ``limit`` bytes of an open file. ``read(limit)`` with a 20 MiB limit allocates
-    20 MiB for a 600-byte ASN (~15 us a file): ask for the size the file has (and one byte
-    more, to see it grew), then for the rest only if it did."""
-    size = os.fstat(handle.fileno()).st_size
-    raw = handle.read(min(size + 1, limit))
-    if len(raw) > size and len(raw) < limit:  # it grew since the fstat
-        raw += handle.read(limit - len(raw))
-    return raw
+def _read_up_to(fd: int, size: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of an open file that ``fstat`` said has ``size``. ``read(limit)``
+    with a 20 MiB limit allocates 20 MiB for a 600-byte ASN (~15 us a file): ask for the size
+    the file has and one byte more (to see it grew), which is one ``read`` for a file that
+    kept its size; a short read or a file that grew is read on to its end or ``limit``."""
+    raw = os.read(fd, min(size + 1, limit))
+    if len(raw) == size or len(raw) >= limit:
+        return raw
+    parts, total = [raw], len(raw)
+    while total < limit:
+        block = os.read(fd, min(limit - total, _BLOCK))
+        if not block:
+            break
+        parts.append(block)
+        total += len(block)
+    return b"".join(parts)
 
 
-def _sha256(handle: BinaryIO, head: bytes = b"") -> str:
-    """SHA-256 of ``head`` and the rest of ``handle``, read in blocks (a file over max_bytes
-    may be far bigger than memory should hold)."""
+def _sha256(fd: int, head: bytes = b"") -> str:
+    """SHA-256 of ``head`` and the rest of the open file ``fd``, read in blocks (a file over
+    max_bytes may be far bigger than memory should hold)."""
     digest = hashlib.sha256(head)
-    while block := handle.read(1 << 20):
+    while block := os.read(fd, _BLOCK):
         digest.update(block)
     return digest.hexdigest()
+
+
+#: how files are opened for reading (O_BINARY: Windows' text mode would change the bytes)
+_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_BLOCK = 1 << 20
 
 
 def _move(source: str, target: str) -> str:
