@@ -379,3 +379,24 @@ def test_x12_local_time_lt_without_a_timezone_is_utc_and_says_so() -> None:
 def test_a_timezone_that_does_not_exist_is_refused_up_front() -> None:
     with pytest.raises(ValueError, match="'Europe/Gotham' is not a time zone"):
         FolderConfig(name="s", adapter="supply.folder", path=".", timezone="Europe/Gotham")
+
+
+def test_json_and_csv_times_without_a_zone_are_the_partners() -> None:
+    """A carrier's JSON ``"2026-11-24T14:00:00"`` and a supplier CSV's ``28.11.2026 14:00``
+    name no zone either: the source's ``timezone`` reads them (Berlin, UTC+1 in November)."""
+    handler = FeedHandler(FolderConfig(name="s", adapter="supply.folder", path=".",
+                                       timezone="Europe/Berlin"), None, structlog.get_logger())
+    body = (b'{"tracking_number": "1Z999", "carrier": "UPS", "status": "in_transit", '
+            b'"occurred_at": "2026-11-24T14:00:00"}')
+    read = handler.prepare(body, "event.json")
+    assert read.parsed is not None
+    (report,) = read.parsed.documents
+    assert isinstance(report, StatusReport)
+    berlin = timezone(timedelta(hours=1))
+    assert report.statuses[0].when == datetime(2026, 11, 24, 14, tzinfo=berlin)
+    csv = (b"po_number;qty;ship_date;eta\n4500012;10;27.11.2026;28.11.2026 14:00\n")
+    read = handler.prepare(csv, "asn.csv", format="csv")
+    assert read.parsed is not None
+    (asn,) = read.parsed.documents
+    assert asn.eta == datetime(2026, 11, 28, 14, tzinfo=berlin)  # type: ignore[union-attr]
+    assert asn.ship_date == datetime(2026, 11, 27, tzinfo=UTC)  # type: ignore[union-attr]

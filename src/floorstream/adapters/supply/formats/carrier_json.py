@@ -19,7 +19,7 @@ from typing import Any
 from floorstream.adapters.supply.code_tables import load_table
 from floorstream.adapters.supply.documents import Document, Parsed, Retraction, Status, StatusReport
 from floorstream.adapters.supply.formats.errors import ParseError
-from floorstream.adapters.supply.formats.text import decode_utf8, plausible
+from floorstream.adapters.supply.formats.text import decode_utf8, plausible, zoneless
 
 __all__ = ["MAX_DEPTH", "check_tree", "parse", "parse_value", "validate"]
 
@@ -156,6 +156,8 @@ def _when(text: Any) -> datetime | None:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if when.tzinfo is None and len(text) > 10:  # a time without a zone: the partner's
+        when = zoneless(when)
     return plausible(when)
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from floorstream.adapters.supply.csv_mapping import CsvMapping
 from floorstream.adapters.supply.documents import Asn, AsnLine, AsnOrder, Parsed
 from floorstream.adapters.supply.formats.errors import ParseError
-from floorstream.adapters.supply.formats.text import decode, plausible
+from floorstream.adapters.supply.formats.text import decode, plausible, zoneless
 
 __all__ = ["CsvMapping", "parse"]
 
@@ -120,7 +120,8 @@ def _date(text: str, formats: list[str]) -> datetime | None:
     text = text.strip()
     for fmt in formats:
         try:
-            return plausible(datetime.strptime(text, fmt).replace(tzinfo=UTC))
+            when = datetime.strptime(text, fmt)
+            return plausible(zoneless(when) if "%H" in fmt else when.replace(tzinfo=UTC))
         except ValueError:
             continue
     day, sep, clock = text.replace("T", " ", 1).partition(" ")
@@ -132,5 +133,5 @@ def _date(text: str, formats: list[str]) -> datetime | None:
                 when = datetime.strptime(f"{day} {clock.strip()}", f"{fmt} {time_fmt}")
             except ValueError:
                 continue
-            return plausible(when.replace(tzinfo=UTC))
+            return plausible(zoneless(when))  # a time without a zone: the partner's
     return None

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from floorstream.adapters.supply.formats.errors import ParseError
 
 __all__ = ["EARLIEST", "LATEST", "decode", "decode_utf8", "edifact_date", "parse_date",
-           "partner_zone", "plausible", "to_number"]
+           "partner_zone", "plausible", "to_number", "zoneless"]
 
 #: dates outside these years are unreadable: a year-1 or year-9999 date overflows as soon as
 #: it is moved to UTC or stored, and no shipment is dated there
@@ -48,6 +48,16 @@ def partner_zone(zone: tzinfo | None) -> Iterator[list[str]]:
     finally:
         _PARTNER.reset(tokens[0])
         _GUESSED.reset(tokens[1])
+
+
+def zoneless(when: datetime) -> datetime:
+    """A naive date *and time* as sent without a zone: in the partner's zone while
+    :func:`partner_zone` says one, else UTC (a date alone is a day: give it UTC yourself)."""
+    partner = _PARTNER.get()
+    if partner is None:
+        return when.replace(tzinfo=UTC)
+    offset = when.replace(tzinfo=partner).utcoffset()
+    return when.replace(tzinfo=timezone(offset) if offset is not None else partner)
 
 
 @functools.cache
