@@ -24,7 +24,7 @@ UNUSED = (
     "floorstream_mtconnect.shdr",
     "floorstream.adapters.erp.adapter", "floorstream.adapters.supply.folder",
     "floorstream.adapters.supply.http_poll", "floorstream.adapters.supply.inbox",
-    "http.server", "starlette", "uvicorn", "fastapi", "apprise", "urllib3", "smtplib",
+    "http.server", "socketserver", "starlette", "uvicorn", "fastapi", "apprise", "urllib3", "smtplib",
     "google.protobuf", "prometheus_client",
 )
 

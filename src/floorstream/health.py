@@ -21,8 +21,10 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
 
 __all__ = ["HealthServer", "iso"]
 
@@ -51,6 +53,10 @@ class HealthServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        # imported here: http.server (and the email parser it loads) is ~0.9 MB of RSS that a
+        # daemon without a health port never uses (issue 16)
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         report, ready, metrics = self._report, self._ready, self._metrics
 
         class Handler(BaseHTTPRequestHandler):
