@@ -73,11 +73,13 @@ def test_a_json_mqtt_sqlite_config_imports_nothing_it_does_not_use(tmp_path: obj
         import json, sys
         import floorstream
         from floorstream.config import parse_config
+        from floorstream.daemon import Daemon
         from floorstream.plugins import build_plugins
         from floorstream.logs import configure_logging
         plugins = build_plugins()  # entry points too, as `floorstream run`
         config = parse_config({CONFIG.format(db=f"{tmp_path}/fs.db")!r}, plugins)
         configure_logging("warning", "json")
+        Daemon(config, plugins).store.close()  # the daemon's modules, its store opened
         print(json.dumps({{"modules": sorted(sys.modules), "adapters": plugins.adapters.names(),
                           "sources": [s.adapter for s in config.sources]}}))
     """)
