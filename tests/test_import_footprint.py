@@ -3,11 +3,12 @@
 Issue 16's memory target (peak RSS <= 60 MiB paced) is met by importing what a config uses
 only when it uses it. Each case runs a fresh interpreter and reads its ``sys.modules``
 (deterministic, unlike RSS): a JSON MQTT/SQLite config parsed with the entry-point plugins
-loaded must not have imported structlog (and with it rich, pygments, greenlet), the
-supply-chain, ERP and OPC UA adapters, the web server or the sinks' clients; a config that
-does use one of them still loads it. The log lines floorstream writes without structlog are
-compared with the ones structlog writes for the same calls (structlog imported first), so the
-lean path is checked against the real one, not against a copy of its format.
+loaded, and its daemon built, must not have imported structlog (and with it rich, pygments,
+greenlet), the supply-chain, ERP, OPC UA and MTConnect adapters, Jinja2 (no summary template),
+the health and web servers or the sinks' clients; a config that does use one of them still
+loads it. The log lines floorstream writes without structlog are compared with the ones
+structlog writes for the same calls (structlog imported first), so the lean path is checked
+against the real one, not against a copy of its format.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import textwrap
 
 #: modules a JSON MQTT/SQLite config does not need (any submodule counts)
 UNUSED = (
-    "structlog", "rich", "pygments", "greenlet", "attr",
+    "structlog", "rich", "pygments", "greenlet", "attr", "jinja2",
     "asyncua", "floorstream_opcua.adapter", "floorstream_mtconnect.agent",
     "floorstream_mtconnect.shdr",
     "floorstream.adapters.erp.adapter", "floorstream.adapters.supply.folder",
     "floorstream.adapters.supply.http_poll", "floorstream.adapters.supply.inbox",
-    "http.server", "socketserver", "starlette", "uvicorn", "fastapi", "apprise", "urllib3", "smtplib",
+    "http.server", "socketserver", "starlette", "uvicorn", "fastapi", "apprise", "urllib3",
+    "smtplib",
     "google.protobuf", "prometheus_client",
 )
 
@@ -56,6 +58,8 @@ def test_every_builtin_registered_by_reference_loads_under_its_name() -> None:
         assert entry.item.name == entry.name  # imports the module; a wrong target raises
         assert entry.loaded
 
+TEMPLATED = CONFIG.replace("    detect:", '    summary: "{{{{ fields.after }}}}"\n    detect:')
+
 
 def _child(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
@@ -80,8 +84,11 @@ def test_a_json_mqtt_sqlite_config_imports_nothing_it_does_not_use(tmp_path: obj
         config = parse_config({CONFIG.format(db=f"{tmp_path}/fs.db")!r}, plugins)
         configure_logging("warning", "json")
         Daemon(config, plugins).store.close()  # the daemon's modules, its store opened
-        print(json.dumps({{"modules": sorted(sys.modules), "adapters": plugins.adapters.names(),
-                          "sources": [s.adapter for s in config.sources]}}))
+        modules = sorted(sys.modules)
+        templated = parse_config({TEMPLATED.format(db=f"{tmp_path}/fs.db")!r}, plugins)
+        print(json.dumps({{"modules": modules, "adapters": plugins.adapters.names(),
+                          "sources": [s.adapter for s in config.sources],
+                          "jinja2_after_a_template": "jinja2" in sys.modules}}))
     """)
     result = json.loads(out)
     modules = result["modules"]
@@ -90,6 +97,7 @@ def test_a_json_mqtt_sqlite_config_imports_nothing_it_does_not_use(tmp_path: obj
     assert {"mqtt", "opcua", "erp.table", "supply.folder"} <= set(result["adapters"])
     assert _loaded(modules, "floorstream.adapters.mqtt.adapter")
     assert [name for name in UNUSED if _loaded(modules, name)] == []
+    assert result["jinja2_after_a_template"]  # a summary template is checked with Jinja2
 
 
 LOG_CALLS = """

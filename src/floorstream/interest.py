@@ -22,12 +22,12 @@ second (the source's event-time watermark, floorstream.timebase).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import jinja2
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Any
 
 from floorstream.plugin import Detector, Interest
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
 
 __all__ = ["source_interest", "template_fields"]
 
@@ -66,6 +66,8 @@ def source_interest(detectors: Iterable[Detector],
 def template_fields(text: str) -> frozenset[str] | None:
     """The payload fields a summary template reads, or None when it may read any (or does
     not parse: then it is the renderer's problem, and nothing is left out)."""
+    import jinja2  # only for a source with summary templates
+
     try:
         tree = jinja2.Environment().parse(text)
     except jinja2.TemplateSyntaxError:
@@ -79,6 +81,8 @@ def template_fields(text: str) -> frozenset[str] | None:
 def _walk(node: nodes.Node, parent: nodes.Node | None, found: set[str]) -> bool:
     """Collect ``row.X`` / ``row["X"]`` fields under ``node``; False for a use that may read
     anything."""
+    from jinja2 import nodes  # imported by template_fields already: a lookup
+
     if isinstance(node, nodes.Name) and node.ctx == "load":
         if node.name == "event":
             return not (isinstance(parent, nodes.Getattr) and parent.attr == "change")

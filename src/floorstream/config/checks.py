@@ -11,13 +11,14 @@ import difflib
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2 import nodes
 from pydantic import BaseModel
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["did_you_mean", "non_finite", "registry_references",
            "store_problem", "store_warning", "template_problem"]
@@ -40,8 +41,6 @@ _DRIVER_PACKAGES = {
     "pyodbc": "pyodbc",
     "pymssql": "pymssql",
 }
-
-_JINJA = jinja2.Environment()  # its filters and tests are Jinja2's builtin ones
 
 _URL_EXAMPLES = ("sqlite:///floorstream.db, postgresql+psycopg://user@host/db or "
                  "mysql+pymysql://user@host/db")
@@ -113,6 +112,10 @@ def store_warning(url: str) -> str | None:
 def template_problem(env: jinja2.Environment, text: str) -> str | None:
     """Parse and compile ``text`` with the renderer's environment; unknown filters and tests
     are errors even inside ``{% if %}`` blocks, where Jinja2 would only fail when rendering."""
+    import jinja2  # a config with a template: imported then, not with floorstream
+    from jinja2 import nodes
+
+    builtins = jinja2.Environment()  # its filters and tests are Jinja2's builtin ones
     try:
         tree = env.parse(text)
     except jinja2.TemplateSyntaxError as exc:
@@ -120,8 +123,8 @@ def template_problem(env: jinja2.Environment, text: str) -> str | None:
     unknown: list[str] = []
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         kind, known, builtin = (
-            ("filter", env.filters, _JINJA.filters) if isinstance(node, nodes.Filter)
-            else ("test", env.tests, _JINJA.tests))
+            ("filter", env.filters, builtins.filters) if isinstance(node, nodes.Filter)
+            else ("test", env.tests, builtins.tests))
         name = str(getattr(node, "name", ""))
         if name not in known and f"{kind} {name!r}" not in " ".join(unknown):
             own = sorted(set(known) - set(builtin))

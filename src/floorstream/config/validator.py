@@ -92,7 +92,7 @@ class _Validator:
         # keys whose ${VAR} was unset: their stand-in '' fails validation too; say it once
         self._unset = set(loaded.unset)
         self._last_model: dict[Path, type[BaseModel]] = {}
-        self._env = template_environment()
+        self._env: Any = None  # the renderer's environment, made at the first template
         self._secrets = sorted((s for s in loaded.secrets if len(s) >= 4), key=len, reverse=True)
 
     def fail(self, path: Path, message: str) -> None:
@@ -309,6 +309,7 @@ class _Validator:
         for key, template in items.items():
             if not isinstance(template, str):
                 continue
+            self._env = self._env or template_environment()
             problem = template_problem(self._env, template)
             if problem is not None:
                 self.fail((*path, key) if key else path, problem)
