@@ -169,3 +169,27 @@ def test_the_librarys_logging_records_are_structlogs_without_it() -> None:
     assert lean == real
     assert lean[0] == ("floorstream.test|INFO|event='plain' f=1.5 items=[1, 'a'] n=1 "
                        "none=None ok=True|None")
+
+
+def test_structlog_imported_after_the_daemons_start_writes_the_same_json_lines() -> None:
+    """A plugin that imports structlog once the daemon runs: floorstream's lines go through
+    structlog from then on, configured as the daemon's (format, level, redaction, stream)."""
+    out = _child("""
+        import sys
+        from floorstream.logs import configure_logging, get_logger
+        configure_logging("info", "json", secrets={"t0p-secret"}, stream=sys.stdout)
+        log = get_logger("floorstream.test")
+        log.info("before", url="x/t0p-secret")
+        import structlog
+        log.debug("hidden_below_info")
+        log.info("after", url="x/t0p-secret")
+        structlog.get_logger("plugin").warning("plugin_line", url="x/t0p-secret")
+    """)
+    lines = [json.loads(line) for line in out.splitlines()]
+    for line in lines:
+        assert isinstance(line.pop("timestamp"), str)
+    assert lines == [
+        {"url": "x/***", "event": "before", "level": "info"},
+        {"url": "x/***", "event": "after", "level": "info"},
+        {"url": "x/***", "event": "plugin_line", "level": "warning"},
+    ]
