@@ -37,16 +37,33 @@ class Handoff(Generic[T]):
         """Append ``item``; blocks while ``maxsize`` items are waiting."""
         items = self._items
         if len(items) >= self.maxsize:
-            with self._room:
-                self._blocked += 1
-                try:
-                    while len(items) >= self.maxsize:
-                        self._room.wait(0.05)
-                finally:
-                    self._blocked -= 1
+            self._wait_for_room()
         items.append(item)
         if len(items) >= self._wake_at and not self._ready.is_set():
             self._ready.set()
+
+    def put_many(self, batch: list[T]) -> None:
+        """Append every item of ``batch`` in order (one socket read's worth, say); blocks
+        while ``maxsize`` items are waiting, then appends them all: the bound holds to within
+        one batch, and the consumer is signalled once for the batch, not once per item."""
+        if not batch:
+            return
+        items = self._items
+        if len(items) >= self.maxsize:
+            self._wait_for_room()
+        items.extend(batch)
+        if len(items) >= self._wake_at and not self._ready.is_set():
+            self._ready.set()
+
+    def _wait_for_room(self) -> None:
+        items = self._items
+        with self._room:
+            self._blocked += 1
+            try:
+                while len(items) >= self.maxsize:
+                    self._room.wait(0.05)
+            finally:
+                self._blocked -= 1
 
     def take(self, limit: int, timeout: float) -> list[T]:
         """Up to ``limit`` items, oldest first; waits up to ``timeout`` s if none is there."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
 
-__all__ = ["QUARANTINE_REASONS", "Pipeline", "QueueEmitter", "SourceCounters",
+__all__ = ["QUARANTINE_REASONS", "HeldEmitter", "Pipeline", "QueueEmitter", "SourceCounters",
            "quarantine_reason"]
 
 log = get_logger("floorstream.pipeline")
@@ -389,12 +390,18 @@ class QueueEmitter:
     """The :class:`floorstream.plugin.adapter.Emitter` handed to adapters."""
 
     def __init__(self, pipeline: Pipeline, source: str) -> None:
-        self._submit = pipeline.submit
+        self._pipeline = pipeline
+        self._submit: Callable[[Envelope], None] = pipeline.submit
         self.source = source
+
+    def held(self) -> HeldEmitter:
+        """An emitter of the same source that holds what it is given until
+        :meth:`HeldEmitter.release` (an adapter that reads input in bursts: see there)."""
+        return HeldEmitter(self._pipeline, self.source)
 
     def emit(self, change: Change, *, ack: Ack | None = None,
              checkpoint: str | None = None) -> None:
-        self._submit(Envelope(self.source, change=change, ack=ack, checkpoint=checkpoint))
+        self._submit(Envelope(self.source, change, None, None, ack, checkpoint))
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
                    context: dict[str, Any] | None = None, ack: Ack | None = None,
@@ -425,3 +432,37 @@ class QueueEmitter:
                              severity=Severity.CRITICAL,
                              fields={"message": message, **(fields or {})})
         self._submit(Envelope(self.source, event=event))
+
+
+class HeldEmitter(QueueEmitter):
+    """An emitter that holds its input until :meth:`release` hands all of it to the pipeline
+    queue at once, in the order it came.
+
+    Why: the MQTT source reads up to 500 messages per socket read; queueing each on its own
+    cost a handful of calls per message on the network thread (the emitter, the queue, its
+    signal check) and could wake the pipeline thread in the middle of the read, where the
+    two then fight over the GIL. Held, a message costs an append, and the queue is signalled
+    once per read, when the network thread is about to block in its next ``select`` anyway.
+
+    Any thread may emit (an append to a deque is atomic) and any may release; releases are
+    serialised, so input reaches the queue in the order it was emitted, whichever thread
+    emitted it. The holder must release at the end of every burst (and before it waits for
+    more), or what it holds waits with it. Back-pressure is unchanged: :meth:`release` blocks
+    while the queue is full.
+    """
+
+    def __init__(self, pipeline: Pipeline, source: str) -> None:
+        super().__init__(pipeline, source)
+        self._held: deque[Envelope] = deque()
+        self._submit = self._held.append
+        self._put_many = pipeline.queue.put_many
+        self._release_lock = threading.Lock()
+
+    def release(self) -> None:
+        """Queue everything held now (blocks while the pipeline queue is full)."""
+        held = self._held
+        if not held:
+            return
+        with self._release_lock:
+            pop = held.popleft
+            self._put_many([pop() for _ in range(len(held))])

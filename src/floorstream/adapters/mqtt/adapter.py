@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -51,7 +51,16 @@ MAX_SUBJECT = 255  # the store's subject column (VARCHAR(255))
 #: payload times outside these years are refused: they overflow once moved to UTC or stored
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _INT_MIN, _UINT_MAX = -(1 << 63), (1 << 64) - 1
-_LONG_DIGITS = re.compile(rb"\d{19}")  # only a payload with 19 digits in a row can hold one
+#: a payload time above this is in milliseconds (below: seconds), see :func:`_time`
+_MS_AFTER = 100_000_000_000
+#: the last millisecond of LATEST_YEAR
+_LATEST_MS = int(datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()) * 1000 - 1
+#: only a payload with 19 digits in a row can hold an integer beyond 64 bits: every digit
+#: mapped to ``9`` and every other byte to a space, then one substring search (a regex
+#: ``\d{19}`` tried at each digit cost a tenth of the handler's instructions per message)
+_DIGITS_AS_NINES = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"9" * 19
+_UNUSED: list[str] = []  # the topic levels of a message that needs none (never written)
 
 
 class MqttAdapter(Adapter[MqttConfig]):
@@ -139,6 +148,15 @@ class MqttAdapter(Adapter[MqttConfig]):
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.on_connect_fail = on_connect_fail
+        # what the messages of one socket read produce goes to the pipeline in one go at the
+        # end of the read (the fast path's on_read_end); every thread of this source emits
+        # through the same held emitter, so the order stays the order things were emitted
+        release: Callable[[], None] = _nothing
+        if isinstance(client, connection.FastClient) and callable(
+                getattr(emitter, "held", None)):
+            emitter = emitter.held()  # type: ignore[attr-defined]
+            release = emitter.release  # type: ignore[attr-defined]
+            client.on_read_end = release
         client.on_message = self._handler(emitter, acker)
         connection.start(client, self.cfg)
         if self.sparkplug_mode:
@@ -147,11 +165,13 @@ class MqttAdapter(Adapter[MqttConfig]):
             if self.sparkplug_mode:  # Sparkplug timeouts (reorder, births, backfills)
                 while not stop.wait(self.sparkplug.tick_interval):
                     self.sparkplug.tick()
+                    release()
             else:
                 stop.wait()
         finally:
             client.disconnect()
             client.loop_stop()
+            release()
 
     def close(self) -> None:
         self.client = None
@@ -193,6 +213,7 @@ class MqttAdapter(Adapter[MqttConfig]):
         emit, quarantine = emitter.emit, emitter.quarantine
         construct = Change._trusted  # every field built here, typed: skip re-validation
         now = datetime.now
+        from_ts = datetime.fromtimestamp
         callback = acker.callback
         sparkplug = self.sparkplug_mode
         sparkplug_prefix = cfg.sparkplug.prefix_levels
@@ -201,8 +222,12 @@ class MqttAdapter(Adapter[MqttConfig]):
         # subject and attrs rendered from topic levels only are the same for every message of a
         # topic: rendered once per topic instead of once per message
         by_topic: dict[str, tuple[str, dict[str, str]]] | None = (
-            {} if not subject_t.uses_payload
+            {} if not subject_t.uses_payload and not sparkplug
             and not any(t.uses_payload for t in attr_templates.values()) else None)
+
+        # Sparkplug: topic → (what it is, its levels from spBv1.0 on, the bridge prefix);
+        # the levels are shared by the messages of the topic and never written
+        spb_topics: dict[str, tuple[str, list[str], str]] = {}
 
         def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
             try:
@@ -233,13 +258,17 @@ class MqttAdapter(Adapter[MqttConfig]):
                            position=_hash_position(shown, payload),
                            context={"topic": shown}, ack=ack)
                 return
-            levels = topic.split("/")
             observed = now(UTC)
             if len(payload) > max_payload:
                 quarantine(payload[:max_payload], f"payload of {len(payload)} bytes exceeds "
                            f"max_payload {max_payload}", position=_hash_position(topic, payload),
                            context={"topic": topic, "truncated": True}, ack=ack)
                 return
+            # topic levels: for the last will, Sparkplug and templates not rendered yet (a
+            # plain topic's subject and attrs are cached: no split per message then)
+            cached = by_topic.get(topic) if by_topic is not None else None
+            levels = topic.split("/") if last_will is not None or (
+                cached is None and not sparkplug) else _UNUSED
             if last_will is not None and last_will.filter.matches(levels):
                 try:
                     will_event = last_will.handle(levels, topic, payload, observed,
@@ -261,8 +290,14 @@ class MqttAdapter(Adapter[MqttConfig]):
                 quarantine(payload, will_error, position=_hash_position(topic, payload),
                            context={"topic": topic}, ack=ack)
                 return
-            if sparkplug:
-                what, levels, bridge = classify(levels, sparkplug_prefix)
+            if sparkplug:  # a topic's place in the namespace, worked out once per topic
+                known = spb_topics.get(topic)
+                if known is None:
+                    known = classify(topic.split("/"), sparkplug_prefix)
+                    if len(spb_topics) >= _TOPIC_CACHE:
+                        spb_topics.clear()
+                    spb_topics[topic] = known
+                what, levels, bridge = known
                 if what == "state":  # a host application's STATE: not edge data
                     self.sparkplug.state_message(levels, topic, payload, observed, ack)
                     return
@@ -278,7 +313,6 @@ class MqttAdapter(Adapter[MqttConfig]):
                 if sparkplug:
                     self.sparkplug.message(levels, topic, payload, data, observed, ack, bridge)
                     return
-                cached = by_topic.get(topic) if by_topic is not None else None
                 if cached is not None:
                     subject, topic_attrs = cached
                     attrs = {**topic_attrs}
@@ -294,7 +328,7 @@ class MqttAdapter(Adapter[MqttConfig]):
                 if len(subject) > MAX_SUBJECT:
                     raise DecodeError(f"subject {subject[:40]!r}... is {len(subject)} "
                                       f"characters long, more than {MAX_SUBJECT}")
-                if _LONG_DIGITS.search(payload) is not None:
+                if _LONG_RUN in payload.translate(_DIGITS_AS_NINES):
                     _fit_integers(data)
                 for name, path in fields:
                     with suppress(MissingValue):
@@ -305,8 +339,22 @@ class MqttAdapter(Adapter[MqttConfig]):
                             label != "boolean" and isinstance(value, bool))):
                         raise DecodeError(f"field {name!r} should be a {label}, "
                                           f"got {value!r}")
-                position = _position(topic, data, position_field, observed)
-                occurred = _time(data, time_field) if time_field else None
+                # the common cases inline (an integer or text position, a millisecond time
+                # in range), the rest and every error in _position and _time
+                value = data.get(position_field) if position_field is not None else None
+                if (type(value) is int or type(value) is str) and value != "":
+                    position = f"{topic}|{value}"
+                else:
+                    position = _position(topic, data, position_field, observed)
+                if time_field:
+                    value = data.get(time_field)
+                    if (type(value) is int or type(value) is float) and \
+                            _MS_AFTER < value <= _LATEST_MS:
+                        occurred: datetime | None = from_ts(value / 1000.0, UTC)
+                    else:
+                        occurred = _time(data, time_field)
+                else:
+                    occurred = None
             except (DecodeError, MissingValue) as exc:
                 quarantine(payload, str(exc), position=_hash_position(topic, payload),
                            context={"topic": topic}, ack=ack)
@@ -317,6 +365,10 @@ class MqttAdapter(Adapter[MqttConfig]):
                             "attrs": attrs}), ack=ack)
 
         return on_message
+
+
+def _nothing() -> None:
+    """Nothing held (an emitter without ``held``, or stock paho: no end of a read)."""
 
 
 def _compact(decode: Any) -> Any:
@@ -370,7 +422,7 @@ def _time(data: Any, field: str) -> datetime | None:
         raise DecodeError(f"time field {field!r} is a boolean")
     if isinstance(value, int | float):
         try:
-            seconds = value / 1000.0 if value > 100_000_000_000 else float(value)
+            seconds = value / 1000.0 if value > _MS_AFTER else float(value)
             when = datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):  # 1e300, NaN, inf, a 40-digit integer
             raise DecodeError(f"time field {field!r} is out of range: {value!r}") from None

@@ -43,6 +43,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, cast
 
@@ -88,9 +89,9 @@ _LAST_RECEIVED_NAMES = ("_last_bytes_received", "_last_msg_in")
 _MESSAGE_SLOTS = frozenset({"_topic", "dup", "info", "mid", "payload", "properties", "qos",
                             "retain", "state", "timestamp"})
 #: the names :class:`FastPathMixin` adds to paho's client: paho must not use them
-_OWN_NAMES = ("_ack_flush_lock", "_ack_wake", "_linger", "_read_buffered", "ack_generation",
-              "buffer_socket", "flush_acks", "linger_below",
-              "packets_per_wakeup", "pending_acks", "queue_ack", "read_linger")
+_OWN_NAMES = ("_ack_flush_lock", "_ack_wake", "_linger", "_read_buffered", "_read_packets",
+              "ack_generation", "buffer_socket", "flush_acks", "linger_below",
+              "on_read_end", "packets_per_wakeup", "pending_acks", "queue_ack", "read_linger")
 
 # bound by the check once the names are there (the fast path runs only after it passed)
 _Message: Any = None
@@ -265,6 +266,10 @@ class FastPathMixin(mqtt.Client):
     #: wait early; an idle connection never waits (nothing was read).
     read_linger = 0.002
     linger_below = 32
+    #: called (network thread) at the end of every read and before a linger waits: the
+    #: adapter hands what the messages of the read produced to its pipeline in one go there
+    #: (``pipeline.HeldEmitter``)
+    on_read_end: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -344,7 +349,16 @@ class FastPathMixin(mqtt.Client):
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """paho 2.x's ``loop_read`` ignores ``max_packets`` and reads about one packet per
         call; this is the same loop with a useful bound (:attr:`packets_per_wakeup`), and QoS
-        0/1 PUBLISH packets already in the buffer go through :func:`parse_publish`."""
+        0/1 PUBLISH packets already in the buffer go through :func:`parse_publish`. Ends
+        with :attr:`on_read_end`, however it ends."""
+        try:
+            return self._read_packets()
+        finally:
+            end = self.on_read_end
+            if end is not None:
+                end()
+
+    def _read_packets(self) -> MQTTErrorCode:
         budget = self.packets_per_wakeup  # then back to paho's loop: acks, keepalive
         lingered = False
         while budget > 0:
@@ -357,6 +371,9 @@ class FastPathMixin(mqtt.Client):
                     if lingered or not 0 < self.packets_per_wakeup - budget < self.linger_below:
                         break
                     lingered = True
+                    end = self.on_read_end
+                    if end is not None:  # what was read goes on before the wait
+                        end()
                     self._linger()
                     continue
                 budget -= self._read_buffered(sock, budget)

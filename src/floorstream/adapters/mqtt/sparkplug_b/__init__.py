@@ -275,11 +275,24 @@ class SparkplugDecoder(Decoder):
         adapter's Sparkplug session reads a plain DATA message's metrics of interest only
         (:func:`read_wanted`), and everything else through :func:`complete`. The protobuf
         parse itself happens here: a payload that is not protobuf is refused at once."""
-        message = self.parse(payload)
-        record = _header(message, [])
-        del record["metrics"]
-        record["message"] = message
-        return record
+        if len(payload) > self.max_bytes:
+            return self.decode_compact(payload)  # refused there, with the reason
+        message = pb.Payload()  # (parse, inline: per message)
+        try:
+            message.ParseFromString(payload)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
+        # _header without its metrics, and a set field's value read before asking whether
+        # it is set (a zero is the only value that needs the second call): per message
+        stamp: int | None = message.timestamp
+        if not stamp and not message.HasField("timestamp"):
+            stamp = None
+        seq: int | None = message.seq
+        if not seq and not message.HasField("seq"):
+            seq = None
+        return {"timestamp": stamp, "seq": seq,
+                "uuid": _text(message.uuid, "the uuid") if message.HasField("uuid") else None,
+                "message": message}
 
     def parse(self, payload: bytes) -> pb.Payload:
         if len(payload) > self.max_bytes:
