@@ -56,7 +56,8 @@ def test_one_poller_per_source_and_takeover_when_it_dies(pg_url: str, tmp_path: 
             return sorted(first.summaries("planning"))
 
         first.start()
-        first.wait_checkpoint("orders")  # daemon A polls
+        # daemon A polls (a process: slow to start on a busy machine)
+        first.wait_checkpoint("orders", timeout=60)
         second.start()
         standby = second.adapter("orders")
         assert isinstance(standby, ErpTableAdapter)
