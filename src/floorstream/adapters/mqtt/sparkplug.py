@@ -158,6 +158,9 @@ EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _LATEST_MS = int(datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()) * 1000 - 1
 
 
+_from_ts = datetime.fromtimestamp
+
+
 def _when(ms: Any) -> datetime | None:
     """A Sparkplug millisecond timestamp as a datetime; None when absent or out of range
     (:meth:`SparkplugSessions.handle` refuses a message whose own timestamp is). Checked
@@ -455,7 +458,10 @@ class SparkplugSessions:
         stamp = record.get("timestamp")
         when = None
         if stamp is not None:
-            when = _when(stamp)
+            if stamp.__class__ is int and 0 < stamp <= _LATEST_MS:  # _when, inline
+                when = _from_ts(stamp / 1000, UTC)
+            else:
+                when = _when(stamp)
             if when is None:
                 return None  # out of range: handle() refuses it with the reason
             if self.late_ms is not None:

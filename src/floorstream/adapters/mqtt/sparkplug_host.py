@@ -518,7 +518,9 @@ class SparkplugHost:
                 return True
         elif self.told:
             self._told(subject)
-        self._emitter.emit(change, ack=ack, checkpoint=None)
+        emitter = self.emitter  # (not the _emitter property: per message)
+        assert emitter is not None
+        emitter.emit(change, ack=ack, checkpoint=None)
         return True
 
     # -- presence of subjects whose values nobody reads ----------------------------------------

@@ -335,11 +335,12 @@ def read_wanted(message: pb.Payload, kinds: dict[int, str | bool]
     read are not checked at all."""
     values: dict[str, Any] = {}
     telemetry = False
+    kind_of = kinds.get
     for metric in message.metrics:
         alias = metric.alias
         if metric.name or metric.is_historical or (not alias and not metric.HasField("alias")):
             return None
-        kind = kinds.get(alias)
+        kind = kind_of(alias)
         if kind is True:
             telemetry = True
         elif kind is None:
