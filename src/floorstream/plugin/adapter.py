@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
-from floorstream.logs import get_logger
 from floorstream.model import Change, Event, utcnow
 from floorstream.plugin.detector import DetectorOptions, Interest, SettleOptions
 from floorstream.plugin.durations import Duration
 from floorstream.plugin.generic import config_model_from_generic
+from floorstream.plugin.log import get_logger
 from floorstream.plugin.registry import Registry
 
 __all__ = ["Ack", "Adapter", "AdapterContext", "DetectorSpec", "Emitter", "FloodOptions",

@@ -39,7 +39,7 @@ from floorstream.adapters.erp.sqlcommon import (
     encode,
 )
 from floorstream.adapters.erp.values import Humanizer, plain
-from floorstream.logs import get_logger
+from floorstream.plugin.log import get_logger
 
 __all__ = ["AuditWatcher"]
 

@@ -12,7 +12,7 @@ import threading
 from sqlalchemy import make_url
 
 from floorstream.adapters.erp.triggers import CHANNEL
-from floorstream.logs import get_logger
+from floorstream.plugin.log import get_logger
 
 __all__ = ["Listener"]
 

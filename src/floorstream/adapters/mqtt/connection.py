@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 
 from floorstream.adapters.mqtt import fastpath
 from floorstream.adapters.mqtt.config import MqttConfig
-from floorstream.logs import get_logger
+from floorstream.plugin.log import get_logger
 
 __all__ = ["Acker", "Client", "FastClient", "make_client", "start", "uses_fast_path"]
 

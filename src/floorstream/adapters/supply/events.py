@@ -64,9 +64,9 @@ from floorstream.adapters.supply.documents import (
     StatusReport,
 )
 from floorstream.adapters.supply.memory import Memory
-from floorstream.logs import get_logger
 from floorstream.model import Event, Relation, Severity, utcnow
 from floorstream.plugin import alpha_out
+from floorstream.plugin.log import get_logger
 
 __all__ = ["Interpreter", "StoryOptions"]
 
