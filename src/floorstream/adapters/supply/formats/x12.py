@@ -91,6 +91,9 @@ def _segments(text: str, element: str, terminator: str) -> list[Segment]:
     offset = 0
     step = len(terminator)
     padding = _PADDING
+    nul = "\x00" in text  # else no segment needs the check
+    valid = _TAGS
+    new = tuple.__new__  # a Segment without the named tuple's Python-level __new__
     for chunk in text.split(terminator):  # one split: a find and a slice per segment cost 2x
         start = offset
         offset += len(chunk) + step
@@ -99,16 +102,22 @@ def _segments(text: str, element: str, terminator: str) -> list[Segment]:
             continue
         if chunk[0] in padding:
             start += len(chunk) - len(chunk.lstrip(padding))
-        if "\x00" in stripped:  # padding is stripped above; inside a segment it is binary
+        if nul and "\x00" in stripped:  # padding is stripped above; inside, it is binary
             raise ParseError("NUL byte inside a segment: binary data?",
                              segment=len(segments) + 1, offset=start + stripped.find("\x00"))
         parts = stripped.split(element)
         tag = parts[0]
-        if not (2 <= len(tag) <= 3 and tag.isalnum() and tag.upper() == tag):
-            raise ParseError(f"bad segment tag {tag[:12]!r}", segment=len(segments) + 1,
-                             offset=start)
-        append(Segment(tag, tuple(parts), len(segments) + 1, start))
+        if tag not in valid:
+            if not (2 <= len(tag) <= 3 and tag.isalnum() and tag.upper() == tag):
+                raise ParseError(f"bad segment tag {tag[:12]!r}", segment=len(segments) + 1,
+                                 offset=start)
+            valid.add(tag)
+        append(new(Segment, (tag, tuple(parts), len(segments) + 1, start)))
     return segments
+
+
+#: segment tags seen to be well-formed (2-3 upper-case letters or digits): checked once each
+_TAGS: set[str] = set()
 
 
 def _build(segments: list[Segment], component: str) -> Interchange:
