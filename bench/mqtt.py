@@ -172,9 +172,10 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
-def _threads_cpu() -> dict[str, float]:
+def _threads_cpu(system: bool = False) -> dict[str, float]:
     """CPU seconds of this process's threads by name (numbers and the target in brackets
-    left off: 'floorstream-web', 'paho-mqtt-client-…'), from /proc (Linux; {} elsewhere)."""
+    left off: 'floorstream-web', 'paho-mqtt-client-…'), from /proc (Linux; {} elsewhere);
+    ``system``: the kernel's part only (a socket write's, say)."""
     found: dict[str, float] = {}
     names = {t.native_id: t.name for t in threading.enumerate()}
     tasks = Path("/proc/self/task")
@@ -185,7 +186,8 @@ def _threads_cpu() -> dict[str, float]:
         except OSError:
             continue
         name = name.split("(")[0].rstrip("-0123456789_ ")
-        ticks = sum(int(v) for v in stat.rsplit(")", 1)[1].split()[11:13])  # utime, stime
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks = int(fields[12]) + (0 if system else int(fields[11]))  # stime (+ utime)
         found[name] = found.get(name, 0) + ticks / os.sysconf("SC_CLK_TCK")
     return found
 
@@ -407,6 +409,7 @@ def role_floorstream(a: argparse.Namespace) -> None:
     gc_time = _GcTime()
     web_cpu = _web_threads_cpu_s()
     by_thread0 = _threads_cpu()
+    sys_by_thread0 = _threads_cpu(system=True)
     switches0 = _threads_switches()
     done.wait(a.max_seconds)
     gc_time.stop()
@@ -420,6 +423,8 @@ def role_floorstream(a: argparse.Namespace) -> None:
         "web_threads_cpu_s": round(_web_threads_cpu_s() - web_cpu, 3),
         "by_thread": {name: round(cpu - by_thread0.get(name, 0), 2)
                       for name, cpu in _threads_cpu().items()},
+        "sys_by_thread": {name: round(cpu - sys_by_thread0.get(name, 0), 2)
+                          for name, cpu in _threads_cpu(system=True).items()},
         "switches_by_thread": {name: n - switches0.get(name, 0)
                                for name, n in _threads_switches().items()},
         "gc": gc_time.report()}))
@@ -546,6 +551,7 @@ def run_one(work: Path, port: int, sut: str, qos: int, mode: str, stream: Path,
         out["web_clients"] = web_clients
         out["web_threads_cpu_s"] = res.get("web_threads_cpu_s")
         out["by_thread"] = res.get("by_thread")
+        out["sys_by_thread"] = res.get("sys_by_thread")
         out["switches_by_thread"] = res.get("switches_by_thread")
         out["gc"] = res.get("gc")
         out.update(web_seen)

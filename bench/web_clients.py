@@ -28,7 +28,7 @@ import time
 from collections import Counter
 
 #: a post's stamp, once per event: in its activity's ``floorstream:fields``
-STAMP = re.compile(rb'"floorstream:fields": \{"summary": "bench ([0-9.]+) ([0-9]+)"')
+STAMP = re.compile(rb'"floorstream:fields": ?\{"summary": ?"bench ([0-9.]+) ([0-9]+)"')
 
 
 class Totals:

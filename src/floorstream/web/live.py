@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from floorstream.logs import get_logger
 from floorstream.model import Post
 from floorstream.web.queries import Ack, FeedQueries
+from floorstream.web.wire import BUFFER_LIMIT, Wire, frame, open_wire
 
 __all__ = ["BUCKET", "BURST", "EMBEDDED_DELIVERIES_PER_S", "LIVE_RATE", "MORE_EVERY_S",
            "PARK", "EventStreamResponse", "Hub", "Item", "StreamParking", "Subscriber",
@@ -82,6 +83,11 @@ EMBEDDED_WRITES_PER_S = 400.0
 BURST = 50
 #: in a storm, the shortest time between two ``more`` events (what a stream gets per second)
 MORE_EVERY_S = 1.0
+#: a comment line every KEEP_ALIVE_S to every stream, so that proxies keep it open
+KEEP_ALIVE = b": keep-alive\n\n"
+KEEP_ALIVE_S = 15.0
+#: a stream's first bytes: the browser reconnects after a second when the stream ends
+RETRY = b"retry: 1000\n\n"
 
 
 class Item:
@@ -126,9 +132,12 @@ class Subscriber:
     """One open stream's inbox, on its server loop. Slotted, with a list and a future only
     while it waits (not an ``asyncio.Queue``: a queue, its three deques and its event are
     eight more objects per open stream for the collector to walk; see
-    :class:`EventStreamResponse`)."""
+    :class:`EventStreamResponse`). Once its stream went *direct* (``go_direct``: uvicorn's
+    h11 server, see ``wire.py``) a round is written to the connection's transport as it is
+    handed over, and nothing waits."""
 
-    __slots__ = ("_inbox", "_waiter", "cut_off", "key", "loop", "pending", "wants")
+    __slots__ = ("_inbox", "_waiter", "chunked", "covered", "cut_off", "key", "loop",
+                 "pending", "sent", "transport", "wants")
 
     def __init__(self, wants: Callable[[Post], bool], loop: asyncio.AbstractEventLoop,
                  key: Hashable | None = None) -> None:
@@ -144,6 +153,12 @@ class Subscriber:
         #: object for every stream of the same key); None: the stream ends
         self._inbox: list[tuple[list[Item], bytes] | None] = []
         self._waiter: asyncio.Future[None] | None = None
+        #: direct: the connection's transport, the body's framing, and what the backlog sent
+        #: (seqs; the newest seq a ``more`` in it covered), not to be sent again
+        self.transport: asyncio.Transport | None = None
+        self.chunked = True
+        self.sent: frozenset[int] = frozenset()
+        self.covered = 0
 
     def _put(self, found: tuple[list[Item], bytes] | None) -> None:
         self._inbox.append(found)
@@ -152,21 +167,88 @@ class Subscriber:
             waiter.set_result(None)
 
     def end(self) -> None:
-        """On the subscriber's loop: end the stream (its browser left, or the server stops)."""
+        """On the subscriber's loop: end the stream (its browser left, or the server stops).
+        A direct stream's connection is closed: its task, waiting for the browser to leave,
+        then ends (the browser reconnects)."""
         self.cut_off = True  # nothing more is queued for it
+        if self.transport is not None:
+            self.transport.close()
+            return
         self._put(None)
 
-    def take(self, items: list[Item], data: bytes = b"") -> None:
+    def take(self, items: list[Item], data: bytes = b"",
+             framed: dict[int, bytes] | None = None) -> None:
         """On the subscriber's loop: queue what the watcher found for it (``data``: the
         items' bytes joined; b"": joined when sent), or the end of the stream when it fell
-        too far behind (its browser resumes from the store)."""
+        too far behind (its browser resumes from the store). Direct: write it now
+        (``framed``: the round's framed bytes by ``id(data)``, framed once for all)."""
         if self.cut_off:
+            return
+        if self.transport is not None:
+            if self.sent or self.covered:
+                items, data = self.unsent(items, data)
+            if data:  # the round's own bytes, shared: framed once for all
+                self.write(data, framed)
+            else:  # joined here, for this stream only (not to be cached by its id)
+                self.write(b"".join(item.data for item in items))
             return
         if self.pending + len(items) > QUEUE_LIMIT:
             self.end()
             return
         self.pending += len(items)
         self._put((items, data))
+
+    def unsent(self, items: list[Item], data: bytes) -> tuple[list[Item], bytes]:
+        """``items`` but those the backlog sent already (``data``: b"" when some were left
+        out). A post that committed late (its seq below one already sent: see GAP_WAIT_S)
+        is sent too; the page ignores one it has."""
+        kept = [item for item in items if item.kind == "ack"
+                or (item.seq not in self.sent and item.seq > self.covered)]
+        return (items, data) if len(kept) == len(items) else (kept, b"")
+
+    def write(self, data: bytes, framed: dict[int, bytes] | None = None) -> None:
+        """Direct: ``data`` (whole events) to the transport, framed (``framed``: chunks by id
+        of their bytes, shared by the streams of one hand-over); a transport that holds more
+        than ``BUFFER_LIMIT`` unsent (a reader too slow) is cut off."""
+        transport = self.transport
+        if not data or transport is None or self.cut_off:
+            return
+        if transport.is_closing():
+            self.cut_off = True
+            return
+        if transport.get_write_buffer_size() > BUFFER_LIMIT:
+            self.cut_off = True
+            transport.abort()  # now: what it holds would only delay the reconnect
+            return
+        if not self.chunked:  # HTTP/1.0: the bytes alone
+            transport.write(data)
+            return
+        out = framed.get(id(data)) if framed is not None else None
+        if out is None:
+            out = frame(data, True)
+            if framed is not None:
+                framed[id(data)] = out
+        transport.write(out)
+
+    def go_direct(self, wire: Wire, backlog: list[Item]) -> None:
+        """On the subscriber's loop, in one go (no round comes in between): write the
+        backlog, then the rounds queued meanwhile (without what the backlog sent), and from
+        now each round as it is handed over."""
+        self.chunked, self.transport = wire.chunked, wire.transport
+        for item in backlog:
+            self.write(item.data)
+        self.sent = frozenset(item.seq for item in backlog)
+        # a ``more`` in the backlog covers the posts up to its seq: the live ones too
+        self.covered = max((item.seq for item in backlog if item.kind == "more"), default=0)
+        inbox, self._inbox = self._inbox, []
+        for found in inbox:
+            if found is None:  # ended meanwhile (server stopping)
+                self.end()
+                return
+            items, data = found
+            self.pending -= len(items)
+            items, data = self.unsent(items, data)
+            self.write(data or b"".join(item.data for item in items))
 
     async def next_round(self) -> tuple[list[Item], bytes] | None:
         """The next round: its items and their joined bytes (None: the end)."""
@@ -209,6 +291,10 @@ class Hub:
         self._thread: threading.Thread | None = None
         self.head = 0
         self.ack_head = 0
+        #: the watcher found nobody watching and stopped reading: ``head`` is stale
+        self._idle = False
+        #: how often direct streams get a keep-alive (``_keep_alive``)
+        self.keep_alive_s = KEEP_ALIVE_S
         #: seqs skipped over → when to stop looking for them (see GAP_WAIT_S)
         self._gaps: dict[int, float] = {}
         #: posts the next rounds may still render (refilled at LIVE_RATE, up to BUCKET)
@@ -228,6 +314,9 @@ class Hub:
         self._ensure_started()
         subscriber = Subscriber(wants, asyncio.get_running_loop(), key)
         with self._lock:
+            if self._idle:  # the watcher read nothing while nobody watched: start from now
+                self.head, self.ack_head = self.queries.head(), self.queries.ack_head()
+                self._idle = False
             self._subscribers.add(subscriber)
         return subscriber
 
@@ -282,11 +371,15 @@ class Hub:
         if self.queries.engine.dialect.name == "postgresql":
             listener.start()
         last = 0.0
+        kept_alive = time.monotonic()
         while not self._stop.is_set():
             # with LISTEN working a notification wakes us; the slow poll is a safety net
             timeout = 5.0 if self.listening else self.poll_s
             if self._due is not None:  # a storm's next ``more`` must go out even if all is quiet
                 timeout = min(timeout, max(0.0, self._due - time.monotonic()))
+            if time.monotonic() >= kept_alive + self.keep_alive_s:
+                kept_alive = time.monotonic()
+                self._keep_alive()
             self._wake.wait(timeout)
             # rounds at least round_s() apart: a NOTIFY per commit (every few ms under
             # load) would make a round, and a write to every stream, per post
@@ -317,9 +410,10 @@ class Hub:
         """The new posts (and the late ones, and new acks) of this round, in order."""
         with self._lock:  # against a subscribe in between: it reads hub.head after this
             if not self._subscribers:
-                # nobody watches (the last page closed): move on without reading a post;
-                # whoever comes next starts from here, a reconnect reads its gap from the store
-                self.head, self.ack_head = self.queries.head(), self.queries.ack_head()
+                # nobody watches (the last page closed): read nothing (not even the head, a
+                # query a poll for as long as the process runs); whoever comes next starts
+                # from the head then (``subscribe``), a reconnect reads its gap from the store
+                self._idle = True
                 self._gaps.clear()
                 self._tokens, self._due = float(BUCKET), None
                 return
@@ -412,6 +506,18 @@ class Hub:
             with contextlib.suppress(RuntimeError):  # its loop closed: server stopped
                 loop.call_soon_threadsafe(_hand_over, handed)
 
+    def _keep_alive(self) -> None:
+        """Every ``keep_alive_s``: a keep-alive to every direct stream, one wake-up a loop."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        loops: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
+        for subscriber in subscribers:
+            if subscriber.transport is not None:
+                loops.setdefault(subscriber.loop, []).append(subscriber)
+        for loop, some in loops.items():
+            with contextlib.suppress(RuntimeError):  # its loop closed: server stopped
+                loop.call_soon_threadsafe(_keep_alive, some)
+
     def _listen(self) -> None:
         """LISTEN on PostgreSQL; reconnects with backoff; polling covers the gaps."""
         import psycopg
@@ -436,9 +542,18 @@ class Hub:
 
 
 def _hand_over(handed: list[tuple[Subscriber, list[Item], bytes]]) -> None:
-    """On a server loop: one watcher round for each of its subscribers."""
+    """On a server loop: one watcher round for each of its subscribers (the direct ones
+    written to now, the round's bytes framed once per page)."""
+    framed: dict[int, bytes] = {}  # by id of the round's bytes, all alive in ``handed``
     for subscriber, items, data in handed:
-        subscriber.take(items, data)
+        subscriber.take(items, data, framed)
+
+
+def _keep_alive(subscribers: list[Subscriber]) -> None:
+    """On a server loop: a comment line to each direct stream (the others send their own),
+    so that proxies keep a quiet stream's connection open."""
+    for subscriber in subscribers:
+        subscriber.write(KEEP_ALIVE)
 
 
 async def event_stream(hub: Hub, subscriber: Subscriber, backlog: list[Item],
@@ -452,17 +567,17 @@ async def event_stream(hub: Hub, subscriber: Subscriber, backlog: list[Item],
     # a ``more`` in the backlog covers the posts up to its seq: the live ones too
     covered = max((item.seq for item in backlog if item.kind == "more"), default=0)
     try:
-        yield b"retry: 1000\n\n"
+        yield RETRY
         for item in backlog:
             yield item.data
         while True:
             try:
-                async with asyncio.timeout(15.0):  # no task per wait, unlike wait_for
+                async with asyncio.timeout(KEEP_ALIVE_S):  # no task per wait, unlike wait_for
                     found = await subscriber.next_round()
             except TimeoutError:
                 if await disconnected():
                     return
-                yield b": keep-alive\n\n"
+                yield KEEP_ALIVE
                 continue
             if found is None:
                 return  # cut off (too slow) or the server stops: the browser reconnects
@@ -498,7 +613,10 @@ class EventStreamResponse(Response):
     tasks, cancel scopes, contexts). 200 streams' 44,000 objects made each full collection
     ~30 ms longer: the daemon's CPU that grew on its network thread (docs/web.md,
     *Measured*). The stream ends when the subscriber's inbox gives None: cut off, the server
-    stopping, or (put there by the waiting task) the browser gone."""
+    stopping, or (put there by the waiting task) the browser gone. Under uvicorn's h11 the
+    body is written to the connection directly (``wire.py``, ``Subscriber.go_direct``): then
+    the one task is this response's own, waiting for the browser to leave, and a stream
+    ends by its connection closing."""
 
     media_type = "text/event-stream"
 
@@ -520,7 +638,24 @@ class EventStreamResponse(Response):
         await self.stream(receive, send)  # no StreamParking above: stream from here
 
     async def stream(self, receive: Receive, send: Send) -> None:
-        """The body: the backlog, then each round, until the stream ends."""
+        """The body: the backlog, then each round, until the stream ends. Direct where the
+        server allows it (``wire.py``): the backlog written here, then the rounds by the hub's
+        hand-over, and this task only waits for the browser to leave."""
+        wire = open_wire(send, RETRY)
+        if wire is None:
+            await self._stream_asgi(receive, send)
+            return
+        backlog, self._backlog = self._backlog, []
+        try:
+            self._subscriber.go_direct(wire, backlog)
+            del backlog, wire
+            while (await receive())["type"] != "http.disconnect":
+                pass  # the request's (empty) body; then the browser leaving, or end()
+        finally:
+            self.abandon()
+
+    async def _stream_asgi(self, receive: Receive, send: Send) -> None:
+        """The body through ASGI ``send``: a task drains the subscriber's rounds."""
         subscriber = self._subscriber
         gone = asyncio.get_running_loop().create_task(_until_disconnect(receive, subscriber))
 

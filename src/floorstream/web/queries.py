@@ -36,6 +36,22 @@ ACK_TYPE = "post.acknowledged"
 #: what a person can follow; each selects posts by one column
 FOLLOW_KINDS: tuple[str, ...] = ("subject", "source", "team", "thread")
 
+# The live watcher's statements (several a round, for as long as streams are open; in the
+# daemon on its GIL) and the posts of a page by seq, built once: building a statement was
+# about half of what executing it cost (0.5 ms against 0.2 ms on SQLite)
+_P, _PT, _A = schema.posts, schema.post_teams, schema.web_acks
+_HEAD = select(func.max(_P.c.seq))
+_SEQS_AFTER = (select(_P.c.seq).where(_P.c.seq > bindparam("after")).order_by(_P.c.seq)
+               .limit(bindparam("limit")))
+_SEQS_BETWEEN = select(_P.c.seq).where(_P.c.seq > bindparam("after"),
+                                       _P.c.seq <= bindparam("upto"))
+_POSTS_IN = select(_P).where(_P.c.seq.in_(bindparam("seqs", expanding=True)))
+_TEAMS_IN = select(_PT.c.post_id, _PT.c.team).where(
+    _PT.c.post_seq.in_(bindparam("seqs", expanding=True)))
+_ACK_HEAD = select(func.max(_A.c.id))
+_ACKS_AFTER = (select(_A).where(_A.c.id > bindparam("after")).order_by(_A.c.id)
+               .limit(bindparam("limit")))
+
 
 @dataclass(frozen=True)
 class FeedFilter:
@@ -151,7 +167,7 @@ class FeedQueries:
     def head(self) -> int:
         """The newest post's seq (0 for an empty store): an index's last entry."""
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.max(schema.posts.c.seq))).scalar() or 0)
+            return int(conn.execute(_HEAD).scalar() or 0)
 
     def page(self, *, teams: Collection[str] | None, readable: Collection[str] | None,
              filters: FeedFilter = FeedFilter(), before: int | None = None,
@@ -310,19 +326,17 @@ class FeedQueries:
 
     def after(self, seq: int, *, limit: int = 500) -> list[tuple[int, Post]]:
         """Posts newer than ``seq``, oldest first (what the live stream pushes)."""
-        p = schema.posts
         with self.engine.connect() as conn:
             seqs = [int(s) for s in conn.execute(
-                select(p.c.seq).where(p.c.seq > seq).order_by(p.c.seq).limit(limit)).scalars()]
+                _SEQS_AFTER, {"after": seq, "limit": limit}).scalars()]
             return posts_by_seq(conn, seqs)
 
     def seqs_between(self, after: int, upto: int) -> list[int]:
         """The seqs committed in (``after``, ``upto``]: the primary key's entries only, no post
         read — what a storm round needs to know which seqs are still to come."""
-        p = schema.posts
         with self.engine.connect() as conn:
             return [int(s) for s in conn.execute(
-                select(p.c.seq).where(p.c.seq > after, p.c.seq <= upto)).scalars()]
+                _SEQS_BETWEEN, {"after": after, "upto": upto}).scalars()]
 
     def by_seq(self, seqs: Sequence[int]) -> list[tuple[int, Post]]:
         with self.engine.connect() as conn:
@@ -423,12 +437,11 @@ class FeedQueries:
 
     def ack_head(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.max(schema.web_acks.c.id))).scalar() or 0)
+            return int(conn.execute(_ACK_HEAD).scalar() or 0)
 
     def acks_after(self, ack_id: int, *, limit: int = 500) -> list[Ack]:
-        a = schema.web_acks
         with self.engine.connect() as conn:
-            rows = conn.execute(select(a).where(a.c.id > ack_id).order_by(a.c.id).limit(limit))
+            rows = conn.execute(_ACKS_AFTER, {"after": ack_id, "limit": limit})
             return [Ack(r.post_id, r.person, r.at, int(r.id)) for r in rows]
 
     # -- deliveries ------------------------------------------------------------------------------
@@ -499,11 +512,9 @@ def posts_by_seq(conn: Any, seqs: Sequence[int]) -> list[tuple[int, Post]]:
     """(seq, post) for these seqs, in their order; a seq pruned meanwhile is left out."""
     if not seqs:
         return []
-    p, pt = schema.posts, schema.post_teams
-    rows = {int(r["seq"]): r for r in conn.execute(select(p).where(p.c.seq.in_(seqs)))
-            .mappings()}
+    wanted = {"seqs": list(seqs)}
+    rows = {int(r["seq"]): r for r in conn.execute(_POSTS_IN, wanted).mappings()}
     teams: dict[str, list[str]] = {}
-    for post_id, team in conn.execute(select(pt.c.post_id, pt.c.team)
-                                      .where(pt.c.post_seq.in_(seqs))):
+    for post_id, team in conn.execute(_TEAMS_IN, wanted):
         teams.setdefault(post_id, []).append(team)
     return [(s, _row_post(rows[s], teams)) for s in seqs if s in rows]

@@ -54,10 +54,12 @@ class WebServer:
         return f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
-        # open event streams are streamed from outside the app's own layers (live.py)
+        # open event streams are streamed from outside the app's own layers (live.py), and
+        # written to their connections directly: h11 by name, not whichever uvicorn finds
+        # (httptools, if installed), as that is the protocol wire.py knows
         config = uvicorn.Config(StreamParking(self.app), host=self.bind, port=self.wanted_port or 0,
                                 log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2, timeout_keep_alive=5)
+                                timeout_graceful_shutdown=2, timeout_keep_alive=5, http="h11")
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(target=server.run, name="floorstream-web", daemon=True)

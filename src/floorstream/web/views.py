@@ -8,7 +8,7 @@ builds from escaped parts.
 
 from __future__ import annotations
 
-import json
+import itertools
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import jinja2
+import orjson
 
 from floorstream.model import Post
 from floorstream.processing import PEOPLE_SOURCE
@@ -42,8 +43,11 @@ def environment(timezone: str | None = None) -> jinja2.Environment:
     env.globals["post_url"] = post_url
     env.globals["thread_url"] = thread_url
     env.globals["actor"] = actor_name
-    # a comment form's idempotency key: submitting the same form twice posts once
-    env.globals["form_key"] = lambda: secrets.token_urlsafe(12)
+    # a comment form's idempotency key: submitting the same form twice posts once. Unique
+    # per form without a system call each (os.urandom was a third of a live post's render,
+    # on the daemon's GIL): this environment's random prefix and a counter
+    prefix, numbers = secrets.token_urlsafe(9), itertools.count()
+    env.globals["form_key"] = lambda: f"{prefix}{next(numbers):x}"
     return env
 
 
@@ -196,4 +200,6 @@ def filter_query(filters: FeedFilter) -> dict[str, str]:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
+    """A live event's data (a post's HTML and activity) through orjson: the stdlib encoder
+    took ~90-250 us of the ~300 us a live post cost the watcher, on the daemon's GIL."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
