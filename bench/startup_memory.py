@@ -36,7 +36,7 @@ from floorstream.plugins import build_plugins
 OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client", "apprise",
             "google.protobuf", "floorstream.adapters.mqtt.sparkplug_b",
             "floorstream.adapters.supply.formats", "floorstream_opcua.session",
-            "urllib3", "psycopg", "pymysql", "structlog", "pygments", "greenlet",
+            "urllib3", "psycopg", "pymysql", "pygments", "greenlet",
             "floorstream.adapters.erp.adapter", "floorstream.adapters.supply.folder",
             "floorstream_opcua.adapter", "floorstream_mtconnect.agent", "http.server")
 
