@@ -21,6 +21,7 @@ from floorstream.config.settings import RetentionSettings
 from floorstream.daemon import Daemon
 from floorstream.model import Post, Severity, event_id
 from floorstream.plugins import build_plugins
+from floorstream.progress import NullLog, logged
 from floorstream.retention import prune
 from floorstream.store import schema
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
@@ -168,6 +169,23 @@ def test_prune_keeps_what_must_stay(store: Store) -> None:
     again = prune(store, SETTINGS, now=NOW)
     assert again.total == 0
 
+
+
+@pytest.mark.parametrize(("old", "recent"), [(25, 5), (0, 5), (25, 0), (1, 1), (0, 0)])
+def test_the_posts_total_counts_the_old_posts_without_a_scan(store: Store, old: int,
+                                                             recent: int) -> None:
+    """The progress total of the posts pass is the number of posts made before the cutoff,
+    found by bisecting ``seq`` (posts are numbered as they are made), not by a count over
+    the unindexed ``created_at`` that read all 1,000,000 posts of a store on every pass."""
+    _fill(store, old=old, recent=recent)
+    totals: dict[str, int | None] = {}
+
+    def progress(kind: str, total: int | None) -> Any:
+        totals[kind] = total
+        return logged(NullLog(), "test", total)
+
+    prune(store, SETTINGS, now=NOW, progress=progress, kinds=("posts",), dry_run=True)
+    assert totals == {"posts": old}
 
 def store_ids(store: Store) -> list[str]:
     with store.engine.connect() as conn:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, select, text, tuple_
@@ -170,6 +170,38 @@ class Pruner:
         except Exception:  # a total is nice to have; the prune does not depend on it
             return None
 
+    def _count_older(self, cutoff: datetime) -> int | None:
+        """How many posts were made before ``cutoff`` (the progress total), without reading
+        every post: posts are numbered as they are made, so the old ones are a prefix of
+        ``seq``, whose end a bisection finds in ~20 primary-key probes for a million posts.
+        ``created_at`` has no index, and a count over it scanned the whole table on every
+        pass (0.3 s of CPU for 1,000,000 posts on SQLite, usually to find none)."""
+        p = schema.posts
+        try:
+            with self.engine.connect() as conn:
+                low, high = conn.execute(select(func.min(p.c.seq), func.max(p.c.seq))).one()
+                if low is None:
+                    return 0
+
+                def made(seq: int) -> datetime:  # the first post at or after seq
+                    found: datetime = conn.execute(
+                        select(p.c.created_at).where(p.c.seq >= seq).order_by(p.c.seq)
+                        .limit(1)).scalar_one()
+                    return found.replace(tzinfo=UTC) if found.tzinfo is None else found
+
+                if made(low) >= cutoff:
+                    return 0
+                while low < high:  # made(low) < cutoff: find the last such seq
+                    middle = (low + high + 1) // 2
+                    if made(middle) < cutoff:
+                        low = middle
+                    else:
+                        high = middle - 1
+                return int(conn.execute(select(func.count()).select_from(p).where(
+                    p.c.seq <= low)).scalar_one())
+        except Exception:  # a total is nice to have; the prune does not depend on it
+            return None
+
     # -- walking a table by its id, a page at a time ---------------------------------------------
 
     def _page_end(self, conn: Any, id_col: Any, after: int) -> int | None:
@@ -190,7 +222,7 @@ class Pruner:
         their team rows and their (delivered or failed) outbox rows, in one transaction per
         page of ``batch`` posts."""
         p, pt, d = schema.posts, schema.post_teams, schema.deliveries
-        total = self._count(select(func.count()).select_from(p).where(p.c.created_at < cutoff))
+        total = self._count_older(cutoff)
         progress = self.progress("posts", total)
         pending = exists().where(d.c.post_id == p.c.id, d.c.status.not_in(_DONE))
         done = 0
