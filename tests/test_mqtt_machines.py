@@ -137,7 +137,9 @@ def test_windows_open_at_a_stop_are_flushed_by_the_restarted_process(
     publisher = Publisher(host, port)
 
     def mark(name: str, n: int) -> None:  # the last reading's time: the watermark stays
-        publisher.publish_all([(f"{prefix}/{name}/state", _msg(n, base + 1_200_000,
+        # (1,215 s: past the end of m02's second flood window, 610–1,210 s — a window opens
+        # with the first post, 10 s, and the next one where it ends)
+        publisher.publish_all([(f"{prefix}/{name}/state", _msg(n, base + 1_215_000,
                                                                temp=99))])
 
     try:
