@@ -177,6 +177,7 @@ def main() -> None:
                 raise SystemExit(f"timed out or ended early: {out.read_text().count(chr(10))} "
                                  f"of {expect} lines")
         took = time.monotonic() - started
+        peak_mb = _vmhwm_mb(proc.pid)
         if a.callgrind:
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
                            stdout=subprocess.DEVNULL)
@@ -188,11 +189,24 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        result = {"messages": len(rows), "lines": expect, "qos": a.qos, "seconds": round(took, 2)}
+        result = {"messages": len(rows), "lines": expect, "qos": a.qos, "seconds": round(took, 2),
+                  "peak_rss_mb": peak_mb}
         if a.callgrind:
             result["Ir"] = _total_ir(a.callgrind)
             result["Ir_per_msg"] = round(result["Ir"] / len(rows))
         print(json.dumps(result), flush=True)
+
+
+def _vmhwm_mb(pid: int) -> float | None:
+    """The subscriber's peak RSS so far (VmHWM), in MiB; None under valgrind's own numbers
+    or when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 def _total_ir(base: str) -> int:
