@@ -79,6 +79,7 @@ from floorstream.plugin.sink import (
     scrub,
     secret_values,
 )
+from floorstream.plugin.zones import TimeZoneName
 
 __all__ = [
     "Ack",
@@ -120,6 +121,7 @@ __all__ = [
     "SinkConfig",
     "SourceConfig",
     "SourceHealth",
+    "TimeZoneName",
     "UnknownNameError",
     "alpha_in",
     "alpha_out",
