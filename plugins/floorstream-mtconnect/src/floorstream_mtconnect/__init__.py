@@ -6,8 +6,9 @@ Two adapters, ``mtconnect.agent`` (an agent's REST API: probe, current, sample s
 ``mtconnect.cycle`` ("cycle complete, part N"). See docs/mtconnect.md.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from floorstream.plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from floorstream_mtconnect.agent import AgentConfig, AgentSource
@@ -22,8 +23,4 @@ __all__ = ["AgentConfig", "AgentSource", "Conditions", "Cycles", "ShdrConfig", "
 _HOME = {"AgentConfig": "agent", "AgentSource": "agent", "Conditions": "conditions",
          "Cycles": "cycles", "ShdrConfig": "shdr", "ShdrSource": "shdr"}
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+__getattr__ = lazy_exports(__name__, _HOME)

@@ -9,10 +9,10 @@ clear as one thread. It imports only floorstream's public plugin API.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from floorstream.plugin import Adapter, Registry, hookimpl
+from floorstream.plugin.lazy import lazy_exports
 
 from .phrases import register_phrases
 
@@ -29,9 +29,5 @@ def register_adapters(registry: Registry[type[Adapter[Any]]]) -> None:
     registry.add_lazy("opcua", "floorstream_opcua.adapter:OpcuaAdapter")
 
 
-def __getattr__(name: str) -> Any:
-    """``OpcuaAdapter`` and ``OpcuaConfig`` are imported on first use, not with the plugin."""
-    homes = {"OpcuaAdapter": "adapter", "OpcuaConfig": "config"}
-    if name not in homes:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)
+#: ``OpcuaAdapter`` and ``OpcuaConfig`` are imported on first use, not with the plugin
+__getattr__ = lazy_exports(__name__, {"OpcuaAdapter": "adapter", "OpcuaConfig": "config"})

@@ -7,8 +7,9 @@ guarantee each mode gives.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from floorstream.plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from floorstream.adapters.erp.adapter import ErpTableAdapter, register_adapters
@@ -27,8 +28,4 @@ __all__ = ["AuditConfig", "ErpTableAdapter", "ErpTableConfig", "LookupConfig", "
 _HOME = {"ErpTableAdapter": "adapter", "register_adapters": "adapter", "AuditConfig": "config",
          "ErpTableConfig": "config", "LookupConfig": "config", "TableConfig": "config"}
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+__getattr__ = lazy_exports(__name__, _HOME)

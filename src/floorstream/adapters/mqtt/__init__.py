@@ -6,8 +6,9 @@ session, TLS, auth, manual acks, backoff), :mod:`.topics` (filters and subject/a
 :mod:`.adapter` (the hot path and the plugin hook).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from floorstream.plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from floorstream.adapters.mqtt.adapter import MqttAdapter, register_adapters
@@ -19,8 +20,4 @@ __all__ = ["MqttAdapter", "MqttConfig", "register_adapters"]
 #: submodule) does not import paho and the adapter for a config without MQTT sources (issue 16)
 _HOME = {"MqttAdapter": "adapter", "register_adapters": "adapter", "MqttConfig": "config"}
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+__getattr__ = lazy_exports(__name__, _HOME)
