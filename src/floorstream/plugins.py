@@ -48,29 +48,23 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 
+class _ByReference:
+    """A builtin plugin that registers its adapters and sinks by reference (``add_lazy``): an
+    item's module, and what it imports, load when a config names the item."""
 
-class _LazyAdapters:
-    """A builtin adapter plugin that registers its adapters by reference (``add_lazy``): the
-    adapter's module, and what it imports, load when a config names the adapter."""
-
-    def __init__(self, targets: dict[str, str]) -> None:
-        self.targets = targets
+    def __init__(self, *, adapters: dict[str, str] | None = None,
+                 sinks: dict[str, str] | None = None) -> None:
+        self.adapters = adapters or {}
+        self.sinks = sinks or {}
 
     @hookimpl
     def register_adapters(self, registry: Registry[Any]) -> None:
-        for name, target in self.targets.items():
+        for name, target in self.adapters.items():
             registry.add_lazy(name, target)
-
-
-class _LazySinks:
-    """The same for builtin sinks: a sink's module loads when a config names its type."""
-
-    def __init__(self, targets: dict[str, str]) -> None:
-        self.targets = targets
 
     @hookimpl
     def register_sinks(self, registry: Registry[Any]) -> None:
-        for name, target in self.targets.items():
+        for name, target in self.sinks.items():
             registry.add_lazy(name, target)
 
 
@@ -92,17 +86,17 @@ class _LazyCommands:
 #: the adapters and sinks its config uses and not the others (issue 16: the ERP and
 #: supply-chain adapters, the sinks' clients and paho cost ~3.5 MB of RSS unused).
 LAZY_BUILTINS: dict[str, object] = {
-    "floorstream.adapters.simulator": _LazyAdapters(
-        {"simulator": "floorstream.adapters.simulator:Simulator"}),
-    "floorstream.adapters.supply.folder": _LazyAdapters(
-        {"supply.folder": "floorstream.adapters.supply.folder:SupplyFolder"}),
-    "floorstream.adapters.supply.http_poll": _LazyAdapters(
-        {"supply.http": "floorstream.adapters.supply.http_poll:SupplyHttp"}),
-    "floorstream.adapters.supply.inbox": _LazyAdapters(
-        {"supply.inbox": "floorstream.adapters.supply.inbox:SupplyInbox"}),
-    "floorstream.adapters.erp.adapter": _LazyAdapters(
-        {"erp.table": "floorstream.adapters.erp.adapter:ErpTableAdapter"}),
-    "floorstream.sinks.builtin": _LazySinks({
+    "floorstream.adapters.simulator": _ByReference(
+        adapters={"simulator": "floorstream.adapters.simulator:Simulator"}),
+    "floorstream.adapters.supply.folder": _ByReference(
+        adapters={"supply.folder": "floorstream.adapters.supply.folder:SupplyFolder"}),
+    "floorstream.adapters.supply.http_poll": _ByReference(
+        adapters={"supply.http": "floorstream.adapters.supply.http_poll:SupplyHttp"}),
+    "floorstream.adapters.supply.inbox": _ByReference(
+        adapters={"supply.inbox": "floorstream.adapters.supply.inbox:SupplyInbox"}),
+    "floorstream.adapters.erp.adapter": _ByReference(
+        adapters={"erp.table": "floorstream.adapters.erp.adapter:ErpTableAdapter"}),
+    "floorstream.sinks.builtin": _ByReference(sinks={
         "feed": "floorstream.sinks.feed:FeedSink",
         "webhook": "floorstream.sinks.webhook:WebhookSink",
         "email": "floorstream.sinks.email:EmailSink",
@@ -112,8 +106,8 @@ LAZY_BUILTINS: dict[str, object] = {
     }),
     "floorstream.adapters.supply.commands": _LazyCommands("floorstream.adapters.supply.commands"),
     "floorstream.adapters.erp.commands": _LazyCommands("floorstream.adapters.erp.commands"),
-    "floorstream.adapters.mqtt.adapter": _LazyAdapters(
-        {"mqtt": "floorstream.adapters.mqtt.adapter:MqttAdapter"}),
+    "floorstream.adapters.mqtt.adapter": _ByReference(
+        adapters={"mqtt": "floorstream.adapters.mqtt.adapter:MqttAdapter"}),
 }
 
 #: Hooks called once, plugin by plugin, to fill a registry (or the command line): a wrapper

@@ -83,12 +83,7 @@ class Registry(Generic[T]):
         """Register ``item`` under ``name`` (default: its ``name`` attribute). Returns it, so
         the method can be used as a class decorator."""
         key = name if name is not None else _name_of(item)
-        if key in self._entries:
-            first = self._entries[key].plugin
-            raise DuplicateNameError(
-                f"{self.kind} {key!r} is registered twice: by plugin {first!r} and by plugin "
-                f"{self.current_plugin!r}; disable one of them in the config's plugins.disable"
-            )
+        self._claim(key)
         self._entries[key] = Entry(key, item, self.current_plugin)
         return item
 
@@ -101,13 +96,17 @@ class Registry(Generic[T]):
         """
         if ":" not in target:
             raise ValueError(f"{target!r} is not 'package.module:attribute'")
+        self._claim(name)
+        self._entries[name] = Entry(name, None, self.current_plugin, target=target)
+
+    def _claim(self, name: str) -> None:
+        """Refuse a name registered already, naming both plugins."""
         if name in self._entries:
             first = self._entries[name].plugin
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by plugin {first!r} and by plugin "
                 f"{self.current_plugin!r}; disable one of them in the config's plugins.disable"
             )
-        self._entries[name] = Entry(name, None, self.current_plugin, target=target)
 
     def get(self, name: str) -> T:
         try:
