@@ -54,10 +54,14 @@ def zoneless(when: datetime) -> datetime:
     """A naive date *and time* as sent without a zone: in the partner's zone while
     :func:`partner_zone` says one, else UTC (a date alone is a day: give it UTC yourself)."""
     partner = _PARTNER.get()
-    if partner is None:
-        return when.replace(tzinfo=UTC)
-    offset = when.replace(tzinfo=partner).utcoffset()
-    return when.replace(tzinfo=timezone(offset) if offset is not None else partner)
+    return when.replace(tzinfo=UTC) if partner is None else _in_zone(when, partner)
+
+
+def _in_zone(when: datetime, zone: tzinfo) -> datetime:
+    """The wall time ``when`` in ``zone``, as the fixed offset it had there that day (so a
+    later astimezone or comparison cannot move it to another offset)."""
+    offset = when.replace(tzinfo=zone).utcoffset()
+    return when.replace(tzinfo=timezone(offset) if offset is not None else zone)
 
 
 @functools.cache
@@ -134,18 +138,14 @@ def parse_date(date: str, time: str = "", zone: str = "") -> datetime | None:
         # the partner's local time (a date alone stays a day, as everywhere)
         partner = _PARTNER.get()
         if partner is not None:
-            offset = day.replace(tzinfo=partner).utcoffset()
-            return plausible(day.replace(tzinfo=timezone(offset)) if offset is not None
-                             else day.replace(tzinfo=partner))
+            return plausible(_in_zone(day, partner))
         if code == "LT":  # local to a place we do not know: UTC, said in a warning
             guessed = _GUESSED.get()
             if guessed is not None:
                 guessed.append(f"{date} {time}")
     local = _local_zone(code)
     if local is not None:  # "11:59 ET" on 11 Sep is EDT (UTC-4), on 11 Dec EST (UTC-5)
-        aware = day.replace(tzinfo=local)
-        offset = aware.utcoffset()
-        return plausible(day.replace(tzinfo=timezone(offset)) if offset is not None else aware)
+        return plausible(_in_zone(day, local))
     hours = _ZONES.get(code, 0)
     return plausible(day.replace(tzinfo=timezone(timedelta(hours=hours)) if hours else UTC))
 
