@@ -38,7 +38,8 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream.adapters.supply.formats", "floorstream_opcua.session",
             "urllib3", "psycopg", "pymysql", "pygments", "greenlet",
             "floorstream.adapters.erp.adapter", "floorstream.adapters.supply.folder",
-            "floorstream_opcua.adapter", "floorstream_mtconnect.agent", "http.server")
+            "floorstream_opcua.adapter", "floorstream_mtconnect.agent", "http.server",
+            "sqlalchemy.dialects.mysql")
 
 
 def _status() -> dict[str, float]:

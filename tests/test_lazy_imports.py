@@ -37,6 +37,7 @@ UNUSED = (
     "prometheus_client",
     "urllib3",  # the webhook sink's HTTP client
     "smtplib",  # the e-mail sink's
+    "sqlalchemy.dialects.mysql",  # a MariaDB store's types and table options
 )
 
 CHILD = textwrap.dedent('''

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Dialect,
     Index,
@@ -31,7 +32,6 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
@@ -39,6 +39,8 @@ __all__ = ["SCHEMA_VERSION", "metadata"]
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
 SCHEMA_VERSION = 8
 
+#: every table's options on MySQL/MariaDB, given to a table as it is created there (see
+#: :func:`_mysql_options`)
 MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
@@ -56,6 +58,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         if dialect.name == "sqlite":
             return dialect.type_descriptor(_SqliteStamp())
@@ -85,10 +89,41 @@ class _SqliteStamp(String):
     __visit_name__ = "DATETIME"
 
 
+class Blob(TypeDecorator[bytes]):
+    """Binary of any size: LONGBLOB on MariaDB (BLOB stops at 64 KiB), LargeBinary elsewhere.
+
+    A decorator rather than ``with_variant(mysql.LONGBLOB())`` so that the MySQL dialect
+    (almost a megabyte) is imported only by a store that is MariaDB.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            return dialect.type_descriptor(mysql.LONGBLOB())
+        return self.impl_instance
+
+
+class LongText(TypeDecorator[str]):
+    """Text of any size: LONGTEXT on MariaDB, whose TEXT stops at 64 KiB (a snapshot-mode ERP
+    checkpoint, row hashes, outgrows it); Text elsewhere. A decorator for the reason of
+    :class:`Blob`."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            return dialect.type_descriptor(mysql.LONGTEXT())
+        return self.impl_instance
+
+
 Seq = BigInteger().with_variant(Integer(), "sqlite")
-Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-#: MariaDB's TEXT stops at 64 KiB; a snapshot-mode ERP checkpoint (row hashes) outgrows it
-LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 metadata = MetaData()
 
@@ -96,7 +131,6 @@ schema_version = Table(
     "fs_schema_version", metadata,
     Column("version", Integer, nullable=False),
     Column("upgraded_at", UTCDateTime, nullable=False),
-    **MYSQL,
 )
 
 posts = Table(
@@ -123,7 +157,6 @@ posts = Table(
     Index("ix_fs_posts_source_subject", "source", "subject", "seq"),
     Index("ix_fs_posts_thread", "thread", "seq"),
     Index("ix_fs_posts_refers_to", "refers_to"),
-    **MYSQL,
 )
 
 post_teams = Table(
@@ -139,7 +172,6 @@ post_teams = Table(
     Index("ix_fs_post_teams_time", "team", "created_at"),
     # v5: a post's team rows by the post (reading posts, pruning them)
     Index("ix_fs_post_teams_post", "post_seq"),
-    **MYSQL,
 )
 
 checkpoints = Table(
@@ -147,7 +179,6 @@ checkpoints = Table(
     Column("source", String(128), primary_key=True),
     Column("position", LongText, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    **MYSQL,
 )
 
 detector_state = Table(
@@ -160,7 +191,6 @@ detector_state = Table(
     PrimaryKeyConstraint("source", "subject", "detector", name="pk_fs_detector_state"),
     # v5: subjects gone quiet, for retention
     Index("ix_fs_detector_state_updated", "updated_at"),
-    **MYSQL,
 )
 
 quarantine = Table(
@@ -175,7 +205,6 @@ quarantine = Table(
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("key", name="uq_fs_quarantine_key"),
     Index("ix_fs_quarantine_source", "source", "id"),
-    **MYSQL,
 )
 
 deliveries = Table(
@@ -197,7 +226,6 @@ deliveries = Table(
     UniqueConstraint("post_id", "sink", name="uq_fs_deliveries_post_sink"),
     Index("ix_fs_deliveries_due", "status", "next_attempt_at"),
     Index("ix_fs_deliveries_lane", "sink", "team", "status", "id"),
-    **MYSQL,
 )
 
 
@@ -219,7 +247,6 @@ daemons = Table(
     Column("session", String(64), nullable=False),  # its lock connection's session id
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
-    **MYSQL,
 )
 
 source_leases = Table(
@@ -232,7 +259,6 @@ source_leases = Table(
     Column("lag_ms", BigInteger),
     Column("committed_at", UTCDateTime),
     Column("reported_at", UTCDateTime),
-    **MYSQL,
 )
 
 
@@ -247,7 +273,6 @@ web_sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_fs_web_sessions_expires", "expires_at"),
-    **MYSQL,
 )
 
 web_follows = Table(
@@ -257,7 +282,6 @@ web_follows = Table(
     Column("value", String(255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("person", "kind", "value", name="pk_fs_web_follows"),
-    **MYSQL,
 )
 
 web_acks = Table(
@@ -267,7 +291,6 @@ web_acks = Table(
     Column("person", String(128), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     UniqueConstraint("post_id", "person", name="uq_fs_web_acks_post_person"),
-    **MYSQL,
 )
 
 #: PostgreSQL: every statement that inserts posts or acknowledgements wakes the web processes
@@ -356,7 +379,6 @@ web_login_failures = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_fs_web_login_failures_who", "address", "username", "at"),
     Index("ix_fs_web_login_failures_at", "at"),
-    **MYSQL,
 )
 
 #: a person's e-mail digest of what they follow: their choice (null: the config's) and how
@@ -370,5 +392,20 @@ web_digests = Table(
     Column("last_end", UTCDateTime),  # the period end the last digest covered
     Column("last_seq", BigInteger, nullable=False, default=0),  # the newest post it covered
     Column("updated_at", UTCDateTime, nullable=False),
-    **MYSQL,
 )
+
+
+def _mysql_options(table: Table, bind: Connection, **_: Any) -> None:
+    """Gives ``table`` the :data:`MYSQL` options just before it is created on MySQL/MariaDB.
+
+    Not ``Table(..., **MYSQL)``: a table's dialect options are checked against the dialect's
+    as it is built, and that imports the MySQL dialect (almost a megabyte) into every daemon,
+    SQLite and PostgreSQL ones included. Every table is created through ``create`` or
+    ``create_all`` (migrations too), which both send ``before_create``.
+    """
+    if bind.dialect.name in ("mysql", "mariadb"):
+        table.dialect_kwargs.update(MYSQL)
+
+
+for _table in metadata.tables.values():
+    event.listen(_table, "before_create", _mysql_options)

@@ -28,7 +28,6 @@ import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, column, func, literal_column, select, table
-from sqlalchemy.dialects import mysql
 
 from floorstream.store import schema
 
@@ -98,6 +97,8 @@ def mysql_exact(wanted: tuple[str, ...]) -> ColumnElement[bool]:
 
 def mysql_match(wanted: tuple[str, ...]) -> ColumnElement[bool] | None:
     """MariaDB: the FULLTEXT ``MATCH`` of the words InnoDB indexes; None when none is."""
+    from sqlalchemy.dialects import mysql  # here: a web feed on SQLite/PostgreSQL never needs it
+
     indexed = [w for w in wanted if len(w) >= 3 and not any(
         stop.startswith(w) for stop in INNODB_STOPWORDS)]
     if not indexed:
