@@ -7,11 +7,13 @@ code.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floorstream.plugin.adapter import SourceConfig
+
+if TYPE_CHECKING:  # only the command line builds a Commands, and it has imported argparse
+    import argparse
 
 __all__ = ["Commands"]
 

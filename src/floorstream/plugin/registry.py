@@ -12,7 +12,6 @@ installed one (issue 16).
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
@@ -112,6 +111,8 @@ class Registry(Generic[T]):
         try:
             return self._entries[name].item
         except KeyError:
+            import difflib  # here: only a misspelt name needs it, not every daemon
+
             known = sorted(self._entries)
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             raise UnknownNameError(self.kind, name, known, close[0] if close else None) from None
