@@ -39,7 +39,9 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "urllib3", "psycopg", "pymysql", "pygments", "greenlet",
             "floorstream.adapters.erp.adapter", "floorstream.adapters.supply.folder",
             "floorstream_opcua.adapter", "floorstream_mtconnect.agent", "http.server",
-            "sqlalchemy.dialects.mysql")
+            "sqlalchemy.dialects.mysql", "floorstream.delivery.service",
+            "floorstream.delivery.outbox", "floorstream.fleet.coordinator",
+            "floorstream.fleet.locks")
 
 
 def _status() -> dict[str, float]:

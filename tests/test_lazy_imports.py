@@ -38,6 +38,11 @@ UNUSED = (
     "urllib3",  # the webhook sink's HTTP client
     "smtplib",  # the e-mail sink's
     "sqlalchemy.dialects.mysql",  # a MariaDB store's types and table options
+    "floorstream.delivery.service",  # the sinks' outbox and workers: no sinks configured
+    "floorstream.delivery.outbox",
+    "floorstream.delivery.worker",
+    "floorstream.fleet.coordinator",  # a fleet: SQLite has none
+    "floorstream.fleet.locks",
 )
 
 CHILD = textwrap.dedent('''

@@ -19,13 +19,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floorstream.api import Stream
 from floorstream.config import Config
-from floorstream.delivery.service import DeliveryService
-from floorstream.fleet import Fleet, fleet_wanted
-from floorstream.fleet.locks import limit_idle_transactions
+from floorstream.fleet import fleet_wanted
 from floorstream.health import HealthServer, iso
 from floorstream.interest import source_interest
 from floorstream.logs import get_logger
@@ -38,6 +36,10 @@ from floorstream.plugin.adapter import Adapter, AdapterContext, SourceConfig, So
 from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store
+
+if TYPE_CHECKING:  # imported when the config has sinks / a fleet (issue 16: RSS)
+    from floorstream.delivery.service import DeliveryService
+    from floorstream.fleet.coordinator import Fleet
 
 __all__ = ["Daemon", "SourceStatus", "settle_process"]
 
@@ -122,6 +124,8 @@ class Daemon:
         self.extra_services: list[Any] = []  # delivery workers, health server: start()/stop()
         self.delivery: DeliveryService | None = None
         if config.sinks and delivery:  # else `floorstream deliver` runs it in its own process
+            from floorstream.delivery.service import DeliveryService  # the outbox, workers
+
             self.delivery = DeliveryService(config, plugins, self.store)
             self.extra_services.append(self.delivery)
         #: store probe, outbox snapshot and self-alerts (started after the pipeline)
@@ -285,6 +289,9 @@ class Daemon:
     # -- a fleet on the store (docs/fleet.md) -----------------------------------------------
 
     def _setup_fleet(self) -> None:
+        from floorstream.fleet.coordinator import Fleet  # only a fleet daemon needs these
+        from floorstream.fleet.locks import limit_idle_transactions
+
         settings = self.config.settings.fleet
         managed = frozenset(self.status)
         self.fleet = Fleet(

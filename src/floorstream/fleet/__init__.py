@@ -10,9 +10,12 @@ daemon per file.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sqlalchemy.engine import make_url
 
-from floorstream.fleet.coordinator import Fleet
+if TYPE_CHECKING:
+    from floorstream.fleet.coordinator import Fleet
 
 __all__ = ["FLEET_BACKENDS", "Fleet", "fleet_problem", "fleet_wanted"]
 
@@ -35,3 +38,14 @@ def fleet_problem(store: str, enabled: bool | None) -> str | None:
         return (f"fleet.enabled is true but the store is {backend}: a fleet needs a "
                 "PostgreSQL or MariaDB store (SQLite: one daemon per database file)")
     return None
+
+
+def __getattr__(name: str) -> Any:
+    """``Fleet`` on first use: a daemon asks :func:`fleet_wanted` (and ``check`` asks
+    :func:`fleet_problem`) of every store, but only a fleet daemon needs the coordinator,
+    its locks, leases and membership."""
+    if name == "Fleet":
+        from floorstream.fleet.coordinator import Fleet
+
+        return Fleet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
