@@ -41,7 +41,9 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream_opcua.adapter", "floorstream_mtconnect.agent", "http.server",
             "sqlalchemy.dialects.mysql", "floorstream.delivery.service",
             "floorstream.delivery.outbox", "floorstream.fleet.coordinator",
-            "floorstream.fleet.locks")
+            "floorstream.fleet.locks", "floorstream.adapters.mqtt.sparkplug_host",
+            "floorstream.adapters.mqtt.sparkplug", "floorstream.adapters.mqtt.reorder",
+            "floorstream.adapters.mqtt.lastwill")
 
 
 def _status() -> dict[str, float]:

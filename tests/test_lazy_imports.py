@@ -43,6 +43,14 @@ UNUSED = (
     "floorstream.delivery.worker",
     "floorstream.fleet.coordinator",  # a fleet: SQLite has none
     "floorstream.fleet.locks",
+    "floorstream.adapters.mqtt.sparkplug_host",  # the Sparkplug stack: decode is json
+    "floorstream.adapters.mqtt.sparkplug",
+    "floorstream.adapters.mqtt.reorder",
+    "floorstream.adapters.mqtt.prebirth",
+    "floorstream.adapters.mqtt.backfill",
+    "floorstream.adapters.mqtt.hoststate",
+    "floorstream.adapters.mqtt.engunits",
+    "floorstream.adapters.mqtt.lastwill",  # no last_will in the config
 )
 
 CHILD = textwrap.dedent('''
@@ -153,4 +161,5 @@ def test_a_sparkplug_source_still_loads_the_protobuf_decoder(
     config = _config(tmp_path, host, port, topic_prefix, "sparkplug")
     modules = _run(config, "started", [], host, port)["modules"]
     assert _loaded(modules, "floorstream.adapters.mqtt.sparkplug_b.sparkplug_b_pb2")
+    assert _loaded(modules, "floorstream.adapters.mqtt.sparkplug_host")  # and its stack
     assert not _loaded(modules, "asyncua")

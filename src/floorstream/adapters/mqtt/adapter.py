@@ -22,15 +22,12 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import paho.mqtt.client as mqtt
 
 from floorstream.adapters.mqtt import connection
 from floorstream.adapters.mqtt.config import MqttConfig
-from floorstream.adapters.mqtt.lastwill import LastWill
-from floorstream.adapters.mqtt.sparkplug import classify
-from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
 from floorstream.adapters.mqtt.topics import MissingValue, Template, lookup_path
 from floorstream.model import Change
 from floorstream.plugin import (
@@ -42,7 +39,15 @@ from floorstream.plugin import (
     hookimpl,
 )
 
+if TYPE_CHECKING:  # imported by a source that uses them (issue 16: RSS), see __init__
+    from floorstream.adapters.mqtt.lastwill import LastWill
+    from floorstream.adapters.mqtt.sparkplug import SparkplugSessions
+    from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
+
 __all__ = ["MqttAdapter"]
+
+#: checkpoint keys of the Sparkplug host (SparkplugHost.dump)
+_SPARKPLUG_KEYS = ("sparkplug", "sparkplug_hosts", "sparkplug_backfill")
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,)}
@@ -76,12 +81,26 @@ class MqttAdapter(Adapter[MqttConfig]):
         self.subject_set = "subject" in config.model_fields_set
         self.attr_templates = {k: Template(v) for k, v in config.attrs.items() if "{" in v}
         self.static_attrs = {k: v for k, v in config.attrs.items() if "{" not in v}
-        self.last_will = LastWill(config.last_will, config.name) if config.last_will else None
-        self.sparkplug = SparkplugHost(config, context.log, self.static_attrs,
-                                       self.subject if self.subject_set else None,
-                                       context.interest)
-        self.sessions = self.sparkplug.sessions
-        self._restore(context.checkpoint)
+        # the last will and the Sparkplug stack (sessions, reorder, births, backfills, host
+        # states: a dozen modules) are imported by a source that uses them, not by every
+        # JSON source; a Sparkplug state in the checkpoint (the source was Sparkplug before)
+        # gets the host too, which keeps that state in the checkpoints as it always did
+        self.last_will: LastWill | None = None
+        if config.last_will:
+            from floorstream.adapters.mqtt.lastwill import LastWill
+
+            self.last_will = LastWill(config.last_will, config.name)
+        state = self._read(context.checkpoint)
+        self.sparkplug: SparkplugHost | None = None
+        self.sessions: SparkplugSessions | None = None
+        if self.sparkplug_mode or any(state.get(key) for key in _SPARKPLUG_KEYS):
+            from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
+
+            self.sparkplug = SparkplugHost(config, context.log, self.static_attrs,
+                                           self.subject if self.subject_set else None,
+                                           context.interest)
+            self.sessions = self.sparkplug.sessions
+        self._restore(state)
         self.client: connection.Client | None = None
         self.acker: connection.Acker | None = None
         self.connected = threading.Event()
@@ -90,21 +109,29 @@ class MqttAdapter(Adapter[MqttConfig]):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _restore(self, checkpoint: str | None) -> None:
+    def _read(self, checkpoint: str | None) -> Any:
+        """The checkpoint's state (a dict, as :meth:`checkpoint` writes it); empty without one
+        or when it is unreadable (logged)."""
         if not checkpoint:
-            return
+            return {}
         try:
             state = json.loads(checkpoint)
         except ValueError:
             self.context.log.warning("checkpoint_unreadable", checkpoint=checkpoint[:80])
-            return
-        self.sparkplug.load(state)
+            return {}
+        return state
+
+    def _restore(self, state: Any) -> None:
+        if self.sparkplug is not None:
+            self.sparkplug.load(state)
         if self.last_will is not None:
             self.last_will.load(state.get("offline") or {})
 
     def checkpoint(self) -> str:
         extra = {"offline": self.last_will.dump()} if self.last_will is not None else {}
-        return self.sparkplug.checkpoint_text(extra)
+        if self.sparkplug is not None:
+            return self.sparkplug.checkpoint_text(extra)
+        return _plain_checkpoint(extra)
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         client = self.client = connection.make_client(self.cfg)
@@ -159,12 +186,13 @@ class MqttAdapter(Adapter[MqttConfig]):
             client.on_read_end = release
         client.on_message = self._handler(emitter, acker)
         connection.start(client, self.cfg)
-        if self.sparkplug_mode:
-            self.sparkplug.start(emitter, self.checkpoint, self._publish)
+        host = self.sparkplug if self.sparkplug_mode else None
+        if host is not None:
+            host.start(emitter, self.checkpoint, self._publish)
         try:
-            if self.sparkplug_mode:  # Sparkplug timeouts (reorder, births, backfills)
-                while not stop.wait(self.sparkplug.tick_interval):
-                    self.sparkplug.tick()
+            if host is not None:  # Sparkplug timeouts (reorder, births, backfills)
+                while not stop.wait(host.tick_interval):
+                    host.tick()
                     release()
             else:
                 stop.wait()
@@ -217,6 +245,11 @@ class MqttAdapter(Adapter[MqttConfig]):
         callback = acker.callback
         sparkplug = self.sparkplug_mode
         sparkplug_prefix = cfg.sparkplug.prefix_levels
+        if sparkplug:  # resolved once here, not per message; unbound for other sources
+            from floorstream.adapters.mqtt.sparkplug import classify
+
+            assert self.sparkplug is not None  # built in __init__ for a Sparkplug source
+            host = self.sparkplug
         namespace = ("[prefix/]" if cfg.sparkplug.prefix is None else
                      f"{cfg.sparkplug.prefix}/" if cfg.sparkplug.prefix else "") + "spBv1.0/"
         # subject and attrs rendered from topic levels only are the same for every message of a
@@ -299,7 +332,7 @@ class MqttAdapter(Adapter[MqttConfig]):
                     spb_topics[topic] = known
                 what, levels, bridge = known
                 if what == "state":  # a host application's STATE: not edge data
-                    self.sparkplug.state_message(levels, topic, payload, observed, ack)
+                    host.state_message(levels, topic, payload, observed, ack)
                     return
                 if what == "other":
                     quarantine(payload, f"topic does not fit the Sparkplug B namespace "
@@ -311,7 +344,7 @@ class MqttAdapter(Adapter[MqttConfig]):
             try:
                 data = decode(payload)
                 if sparkplug:
-                    self.sparkplug.message(levels, topic, payload, data, observed, ack, bridge)
+                    host.message(levels, topic, payload, data, observed, ack, bridge)
                     return
                 if cached is not None:
                     subject, topic_attrs = cached
@@ -365,6 +398,14 @@ class MqttAdapter(Adapter[MqttConfig]):
                             "attrs": attrs}), ack=ack)
 
         return on_message
+
+
+def _plain_checkpoint(extra: dict[str, Any]) -> str:
+    """The checkpoint of a source without Sparkplug state, in the very layout of
+    :meth:`SparkplugHost.checkpoint_text` with no nodes (``{"sparkplug":{}`` first): the same
+    text whether or not the host was imported."""
+    rest = json.dumps(extra, separators=(",", ":"), sort_keys=True)
+    return '{"sparkplug":{}' + ("," + rest[1:] if rest != "{}" else "}")
 
 
 def _nothing() -> None:
