@@ -4,8 +4,8 @@ Issue 16 asks a daemon to import what its config uses only when it uses it. Each
 fresh interpreter and reads its ``sys.modules`` (deterministic, unlike RSS): a JSON
 MQTT/SQLite config parsed with the entry-point plugins loaded, and its daemon built, must not
 have imported the supply-chain, ERP, OPC UA and MTConnect adapters, Jinja2 (no summary
-template), the health and web servers or the sinks' clients; a config that does use one of
-them still loads it.
+template but plain ones), the health and web servers or the sinks' clients; a config that
+does use one of them still loads it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def test_every_builtin_registered_by_reference_loads_under_its_name() -> None:
         assert entry.item.name == entry.name  # imports the module; a wrong target raises
         assert entry.loaded
 
-TEMPLATED = CONFIG.replace("    detect:", '    summary: "{{{{ fields.after }}}}"\n    detect:')
+#: a plain template (floorstream.plaintemplate) is checked without Jinja2; this one is not plain
+PLAIN = CONFIG.replace("    detect:", '    summary: "{{{{ fields.after }}}}"\n    detect:')
+TEMPLATED = CONFIG.replace("    detect:",
+                           '    summary: "{{{{ fields.after | upper }}}}"\n    detect:')
 
 
 def _child(code: str) -> str:
@@ -82,9 +85,12 @@ def test_a_json_mqtt_sqlite_config_imports_nothing_it_does_not_use(tmp_path: obj
         configure_logging("warning", "json")
         Daemon(config, plugins).store.close()  # the daemon's modules, its store opened
         modules = sorted(sys.modules)
+        plain = parse_config({PLAIN.format(db=f"{tmp_path}/fs.db")!r}, plugins)
+        jinja2_after_plain = "jinja2" in sys.modules
         templated = parse_config({TEMPLATED.format(db=f"{tmp_path}/fs.db")!r}, plugins)
         print(json.dumps({{"modules": modules, "adapters": plugins.adapters.names(),
                           "sources": [s.adapter for s in config.sources],
+                          "jinja2_after_plain": jinja2_after_plain,
                           "jinja2_after_a_template": "jinja2" in sys.modules}}))
     """)
     result = json.loads(out)
@@ -94,5 +100,6 @@ def test_a_json_mqtt_sqlite_config_imports_nothing_it_does_not_use(tmp_path: obj
     assert {"mqtt", "opcua", "erp.table", "supply.folder"} <= set(result["adapters"])
     assert _loaded(modules, "floorstream.adapters.mqtt.adapter")
     assert [name for name in UNUSED if _loaded(modules, name)] == []
-    assert result["jinja2_after_a_template"]  # a summary template is checked with Jinja2
+    assert not result["jinja2_after_plain"]  # fields into text: checked without Jinja2
+    assert result["jinja2_after_a_template"]  # any other summary template: with Jinja2
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from floorstream.plaintemplate import parse
 from floorstream.plugin import Detector, Interest
 
 if TYPE_CHECKING:
@@ -65,8 +66,12 @@ def source_interest(detectors: Iterable[Detector],
 
 def template_fields(text: str) -> frozenset[str] | None:
     """The payload fields a summary template reads, or None when it may read any (or does
-    not parse: then it is the renderer's problem, and nothing is left out)."""
-    import jinja2  # only for a source with summary templates
+    not parse: then it is the renderer's problem, and nothing is left out). A plain template
+    (floorstream.plaintemplate) is read without Jinja2, to the same answer."""
+    plain = parse(text)
+    if plain is not None:
+        return plain.fields()
+    import jinja2  # only for a source with a summary template that is not plain
 
     try:
         tree = jinja2.Environment().parse(text)

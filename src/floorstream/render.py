@@ -4,7 +4,8 @@ Three layers, most specific first: a ``render_post`` plugin, the source's summar
 the config, the phrase book (each plugin's default wording of the event types it makes, filled
 through the ``register_phrases`` hook; the core itself phrases only ``source.problem``).
 Templates run in Jinja2's immutable sandbox, so a config file can format values but never call
-into Python.
+into Python; one that only puts fields into text is rendered the same without Jinja2
+(floorstream.plaintemplate).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from floorstream.logs import get_logger
 from floorstream.model import Event
+from floorstream.plaintemplate import FILTERS, Template, compile_template
 from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
 if TYPE_CHECKING:
-    import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["Renderer", "default_summary", "template_environment"]
@@ -36,11 +37,7 @@ def template_environment() -> ImmutableSandboxedEnvironment:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
-    env.filters["duration"] = phrasing.duration
-    env.filters["number"] = phrasing.number
-    env.filters["value"] = phrasing.value
-    env.filters["quantity"] = phrasing.quantity
-    env.filters["clock"] = phrasing.clock  # {{ event.occurred_at | clock }}: 10:15 CET
+    env.filters.update(FILTERS)  # duration, number, value, quantity, clock
     return env
 
 
@@ -85,14 +82,20 @@ class Renderer:
                  zone: tzinfo | None = None) -> None:
         self.phrases: Mapping[str, Phrase] = dict(phrases or {})
         self.zone = zone or UTC
-        env: ImmutableSandboxedEnvironment | None = None
-        self._templates: dict[str, list[tuple[str, jinja2.Template]]] = {}
+        self._env: ImmutableSandboxedEnvironment | None = None
+        self._templates: dict[str, list[tuple[str, Template]]] = {}
         for source, spec in templates.items():
             if spec is None:
                 continue
-            env = env or template_environment()
             pairs = {"*": spec} if isinstance(spec, str) else dict(spec)
-            self._templates[source] = [(glob, env.from_string(t)) for glob, t in pairs.items()]
+            self._templates[source] = [(glob, compile_template(t, self._environment))
+                                       for glob, t in pairs.items()]
+
+    def _environment(self) -> ImmutableSandboxedEnvironment:
+        """The Jinja2 sandbox, made when a template first needs it (none may)."""
+        if self._env is None:
+            self._env = template_environment()
+        return self._env
 
     def summary(self, event: Event) -> str:
         with phrasing.in_zone(self.zone):
@@ -110,7 +113,7 @@ class Renderer:
             return default
         return text.strip() or default
 
-    def _template_for(self, event: Event) -> jinja2.Template | None:
+    def _template_for(self, event: Event) -> Template | None:
         for glob, template in self._templates.get(event.source, ()):
             if fnmatch.fnmatchcase(event.type, glob):
                 return template

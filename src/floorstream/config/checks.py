@@ -1,6 +1,7 @@
 """Checks of single values that a model cannot make by itself, each the same one the daemon
 relies on at start: the store URL (parsed, driver importable), summary templates (compiled
-by the renderer's own Jinja2 environment), non-finite numbers, names of registered plugins.
+by the renderer's own Jinja2 environment, unless plain), non-finite numbers, names of
+registered plugins.
 
 Each returns a one-line reason (or None), so the validator can file it at its key path.
 """
@@ -9,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from floorstream.plaintemplate import parse
 
 if TYPE_CHECKING:
     import jinja2
@@ -109,22 +112,27 @@ def store_warning(url: str) -> str | None:
     return None
 
 
-def template_problem(env: jinja2.Environment, text: str) -> str | None:
-    """Parse and compile ``text`` with the renderer's environment; unknown filters and tests
-    are errors even inside ``{% if %}`` blocks, where Jinja2 would only fail when rendering."""
-    import jinja2  # a config with a template: imported then, not with floorstream
+def template_problem(env: Callable[[], jinja2.Environment], text: str) -> str | None:
+    """Parse and compile ``text`` with the renderer's environment (``env()``, called only for
+    a template that is not plain); unknown filters and tests are errors even inside ``{% if
+    %}`` blocks, where Jinja2 would only fail when rendering. A plain template
+    (floorstream.plaintemplate) is valid by construction: checked without Jinja2."""
+    if parse(text) is not None:
+        return None
+    import jinja2  # a config with a template that is not plain: imported then
     from jinja2 import nodes
 
+    environment = env()
     builtins = jinja2.Environment()  # its filters and tests are Jinja2's builtin ones
     try:
-        tree = env.parse(text)
+        tree = environment.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return f"template syntax error: {exc.message}"
     unknown: list[str] = []
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         kind, known, builtin = (
-            ("filter", env.filters, builtins.filters) if isinstance(node, nodes.Filter)
-            else ("test", env.tests, builtins.tests))
+            ("filter", environment.filters, builtins.filters) if isinstance(node, nodes.Filter)
+            else ("test", environment.tests, builtins.tests))
         name = str(getattr(node, "name", ""))
         if name not in known and f"{kind} {name!r}" not in " ".join(unknown):
             own = sorted(set(known) - set(builtin))
@@ -133,7 +141,7 @@ def template_problem(env: jinja2.Environment, text: str) -> str | None:
     if unknown:
         return "; ".join(unknown)
     try:
-        env.compile(tree)
+        environment.compile(tree)
     except jinja2.TemplateError as exc:
         return f"template error: {exc}"
     return None

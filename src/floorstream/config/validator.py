@@ -302,6 +302,11 @@ class _Validator:
             specs.append(DetectorSpec(name=name, options=validated))
         return specs if ok else None
 
+    def _environment(self) -> Any:
+        """The renderer's Jinja2 environment, made for the first template that is not plain."""
+        self._env = self._env or template_environment()
+        return self._env
+
     def _templates(self, path: Path, raw: Any) -> None:
         """Compile summary templates with the renderer's own environment (filters included):
         what compiles here compiles when the daemon starts."""
@@ -309,8 +314,7 @@ class _Validator:
         for key, template in items.items():
             if not isinstance(template, str):
                 continue
-            self._env = self._env or template_environment()
-            problem = template_problem(self._env, template)
+            problem = template_problem(self._environment, template)
             if problem is not None:
                 self.fail((*path, key) if key else path, problem)
 
