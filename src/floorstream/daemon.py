@@ -499,7 +499,8 @@ class Daemon:
         return {"reachable": reachable,
                 "checked_at": iso(probe.checked_at),
                 "error": commit_error or probe.error,
-                "error_at": iso(self.pipeline.store_error_at if commit_error else probe.error_at)}
+                "error_at": iso(self.pipeline.store_error_at if commit_error else probe.error_at),
+                **({"wal": self.store.wal.report()} if self.store.wal is not None else {})}
 
 
 def settle_process() -> None:

@@ -128,6 +128,18 @@ class _DaemonCollector(Collector):
         up = store.reachable and pipeline.store_error is None
         yield GaugeMetricFamily("floorstream_store_up", "1 while the store answers",
                                 value=1.0 if up else 0.0)
+        wal = self.daemon.store.wal
+        if wal is not None:  # SQLite: the log's checkpoints, off the commit path
+            yield CounterMetricFamily("floorstream_store_wal_checkpoints",
+                                      "SQLite WAL checkpoints of the background thread",
+                                      value=wal.checkpoints)
+            yield CounterMetricFamily("floorstream_store_wal_checkpoint_failures",
+                                      "SQLite WAL checkpoints that failed (the log grows)",
+                                      value=wal.failures)
+            yield GaugeMetricFamily("floorstream_store_wal_uncopied_pages",
+                                    "Pages of the SQLite WAL the last checkpoint could not copy "
+                                    "(a reader holds an old snapshot)",
+                                    value=wal.behind_pages)
 
     def _sinks(self) -> Iterable[Metric]:
         daemon = self.daemon

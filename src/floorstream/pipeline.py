@@ -125,6 +125,8 @@ class Pipeline:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        # a long-running writer: SQLite's WAL checkpoints leave the commit path
+        self.store.checkpoint_in_background()
         self._thread = threading.Thread(target=self._run, name="floorstream-pipeline",
                                         daemon=True)
         self._thread.start()
@@ -135,6 +137,8 @@ class Pipeline:
         self.queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout)
+        if not self.alive:
+            self.store.checkpoint_in_commits()
 
     @property
     def alive(self) -> bool:

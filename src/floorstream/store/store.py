@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -32,6 +32,9 @@ from floorstream.model import Post, Severity, utcnow
 from floorstream.store import schema
 from floorstream.store.dialect import insert_ignore, upsert
 from floorstream.store.migrations import ensure_schema
+
+if TYPE_CHECKING:
+    from floorstream.store.walcheckpoint import WalCheckpointer
 
 __all__ = ["ADAPTER_STATE", "CommitBatch", "QuarantineItem", "QuarantinedRow", "Store"]
 
@@ -101,6 +104,11 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    """The writer's connections while a :class:`WalCheckpointer` checkpoints instead."""
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -119,6 +127,8 @@ class Store:
         #: called first inside every commit's transaction; may strip from the batch the work of
         #: sources this daemon no longer holds (a fleet's commit fence, floorstream.fleet)
         self.fence: Callable[[Connection, CommitBatch], None] | None = None
+        #: SQLite: checkpoints the log off the commit path while a pipeline runs
+        self.wal: WalCheckpointer | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, **engine_args: Any) -> Store:
@@ -140,6 +150,35 @@ class Store:
         return store
 
     def close(self) -> None:
+        self.checkpoint_in_commits()
+        self.engine.dispose()
+
+    def checkpoint_in_background(self) -> WalCheckpointer | None:
+        """For a long-running writer (the daemon's pipeline) on a SQLite file: WAL checkpoints
+        on a thread of their own, not inside commits (why: :mod:`.walcheckpoint`). Until
+        :meth:`checkpoint_in_commits` the engine's connections do not checkpoint. Other
+        stores, and an in-memory SQLite, are left alone (None)."""
+        if self.wal is not None:
+            return self.wal
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:" \
+                or database.startswith("file:") or self.engine.url.query.get("uri"):
+            return None
+        from floorstream.store.walcheckpoint import WalCheckpointer
+
+        self.wal = WalCheckpointer(database)
+        event.listen(self.engine, "connect", _no_autocheckpoint)
+        self.engine.dispose()  # pooled connections reconnect with the setting
+        self.wal.start()
+        return self.wal
+
+    def checkpoint_in_commits(self) -> None:
+        """Back to SQLite's own checkpoints, after a last one of the background thread."""
+        wal, self.wal = self.wal, None
+        if wal is None:
+            return
+        wal.stop()
+        event.remove(self.engine, "connect", _no_autocheckpoint)
         self.engine.dispose()
 
     # -- writes ---------------------------------------------------------------------------
@@ -219,6 +258,8 @@ class Store:
                 conn.execute(update(q).where(q.c.id == bindparam("row_id")).values(
                     error=bindparam("new_error")),
                     [{"row_id": i, "new_error": e} for i, e in batch.requarantined.items()])
+        if self.wal is not None:
+            self.wal.written()
         return new_posts
 
     # -- reads used by the pipeline ---------------------------------------------------------
