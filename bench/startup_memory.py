@@ -43,7 +43,7 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream.delivery.outbox", "floorstream.fleet.coordinator",
             "floorstream.fleet.locks", "floorstream.adapters.mqtt.sparkplug_host",
             "floorstream.adapters.mqtt.sparkplug", "floorstream.adapters.mqtt.reorder",
-            "floorstream.adapters.mqtt.lastwill",
+            "floorstream.adapters.mqtt.lastwill", "encodings.idna",
             "jinja2")  # the peers templates are plain (floorstream.plaintemplate)
 
 

@@ -51,6 +51,7 @@ UNUSED = (
     "floorstream.adapters.mqtt.hoststate",
     "floorstream.adapters.mqtt.engunits",
     "floorstream.adapters.mqtt.lastwill",  # no last_will in the config
+    "encodings.idna",  # the broker's host given to getaddrinfo as bytes (fastpath)
 )
 
 CHILD = textwrap.dedent('''

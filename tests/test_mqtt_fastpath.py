@@ -170,3 +170,31 @@ def test_burst_through_mosquitto_arrives_whole_and_in_order(
         pub.loop_stop()
         sub.disconnect()
         sub.loop_stop()
+
+
+@pytest.mark.mqtt
+def test_connects_by_name_and_address_without_the_idna_codec(
+        mqtt_broker: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ASCII host goes to getaddrinfo as bytes (no encodings.idna import, ~0.3 MB RSS); a
+    name the IDNA codec refuses still fails as it did, with the codec's error."""
+    import socket
+
+    hosts: list[object] = []
+    real = socket.getaddrinfo
+
+    def recorded(host: object, *args: object, **kwargs: object) -> object:
+        hosts.append(host)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", recorded)
+    port = mqtt_broker[1]
+    for host in (mqtt_broker[0], "localhost"):
+        client = Client(CallbackAPIVersion.VERSION2, client_id=f"fs-fp-{uuid.uuid4().hex[:8]}")
+        assert isinstance(client, FastClient)
+        try:
+            assert client.connect(host, port) == mqtt.MQTT_ERR_SUCCESS
+        finally:
+            client.disconnect()
+        assert hosts[-1] == host.encode("ascii")
+    with pytest.raises(UnicodeError):
+        Client(CallbackAPIVersion.VERSION2).connect("broker..example", port)

@@ -75,11 +75,13 @@ _PUBACK_PACKET = struct.Struct("!BBH")
 _MODULE_NAMES = ("Client", "MQTTMessage", "MQTTMessageInfo", "MQTT_LOG_ERR", "MQTTv5",
                  "mqtt_ms_invalid")
 #: methods of ``Client`` called or overridden here (``_loop``: its ``pending()`` check)
-_CLIENT_METHODS = ("_easy_log", "_handle_on_message", "_loop", "_loop_rc_handle",
-                   "_packet_read", "_send_puback", "loop_read", "loop_write",
-                   "message_callback_add", "message_callback_remove", "want_write")
+_CLIENT_METHODS = ("_create_socket_connection", "_easy_log", "_get_proxy",
+                   "_handle_on_message", "_loop", "_loop_rc_handle", "_packet_read",
+                   "_send_puback", "loop_read", "loop_write", "message_callback_add",
+                   "message_callback_remove", "want_write")
 #: attributes of a ``Client`` instance read or written here
-_CLIENT_ATTRIBUTES = ("_in_callback_mutex", "_in_packet", "_logger", "_manual_ack",
+_CLIENT_ATTRIBUTES = ("_bind_address", "_bind_port", "_connect_timeout", "_host", "_port",
+                      "_in_callback_mutex", "_in_packet", "_logger", "_manual_ack",
                       "_msgtime_mutex", "_on_message_filtered", "_out_packet", "_protocol",
                       "_sock", "_sockpairR", "_sockpairW", "_userdata", "on_log", "on_message",
                       "suppress_exceptions")
@@ -281,6 +283,23 @@ class FastPathMixin(mqtt.Client):
         #: between the two would put the DISCONNECT ahead of drained acks, which the broker
         #: then never gets (it resends those messages)
         self._ack_flush_lock = threading.RLock()
+
+    def _create_socket_connection(self) -> Any:
+        """paho's TCP connect, given the host name as the bytes Python's IDNA codec makes of
+        an ASCII name (the name itself, its labels checked): ``socket.getaddrinfo`` encodes a
+        str host through that codec, whose import (encodings.idna, stringprep, unicodedata)
+        costs ~0.3 MB of RSS (issue 16). Through a proxy, or with a name the codec would
+        change or refuse, paho's own way, as before."""
+        host: str = self._host
+        labels = host.split(".")
+        if not host.isascii() or self._get_proxy() or len(labels[-1]) >= 64 or any(
+                not 0 < len(label) < 64 for label in labels[:-1]):
+            return super()._create_socket_connection()
+        # (typeshed says str; create_connection hands the host to getaddrinfo, which takes
+        # bytes as they are)
+        return socket.create_connection((host.encode("ascii"), self._port),  # type: ignore[arg-type]
+                                        timeout=self._connect_timeout,
+                                        source_address=(self._bind_address, self._bind_port))
 
     def buffer_socket(self) -> None:
         """Wrap the fresh connection's socket; called from on_connect (nothing buffered yet)."""
