@@ -44,6 +44,7 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream.fleet.locks", "floorstream.adapters.mqtt.sparkplug_host",
             "floorstream.adapters.mqtt.sparkplug", "floorstream.adapters.mqtt.reorder",
             "floorstream.adapters.mqtt.lastwill", "encodings.idna",
+            "floorstream.detectors.silence", "floorstream.detectors.field_change",
             "jinja2")  # the peers templates are plain (floorstream.plaintemplate)
 
 

@@ -52,6 +52,8 @@ UNUSED = (
     "floorstream.adapters.mqtt.engunits",
     "floorstream.adapters.mqtt.lastwill",  # no last_will in the config
     "encodings.idna",  # the broker's host given to getaddrinfo as bytes (fastpath)
+    "floorstream.detectors.silence",  # builtin detectors the config does not use
+    "floorstream.detectors.field_change",
 )
 
 CHILD = textwrap.dedent('''
@@ -164,3 +166,14 @@ def test_a_sparkplug_source_still_loads_the_protobuf_decoder(
     assert _loaded(modules, "floorstream.adapters.mqtt.sparkplug_b.sparkplug_b_pb2")
     assert _loaded(modules, "floorstream.adapters.mqtt.sparkplug_host")  # and its stack
     assert not _loaded(modules, "asyncua")
+
+
+def test_every_builtin_detector_is_registered_by_reference_and_loads_under_its_name() -> None:
+    from floorstream.detectors.builtin import DETECTORS
+    from floorstream.plugins import build_plugins
+
+    plugins = build_plugins(load_entry_points=False)
+    builtin = [e for e in plugins.detectors if e.plugin == "floorstream.detectors.builtin"]
+    assert {e.name for e in builtin} == set(DETECTORS)
+    for entry in builtin:
+        assert entry.item.name == entry.name  # imports the module; a wrong target raises

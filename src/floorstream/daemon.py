@@ -242,10 +242,11 @@ class Daemon:
     def _interest(self, source: SourceConfig) -> Interest:
         """What the source's detectors, summary templates and plugins read of its payloads
         (floorstream.interest): an adapter may read only that."""
-        entries = {entry.name: entry.item for entry in self.plugins.detectors}
         # built from the config as the pipeline builds them (its runtime of the source may be
-        # gone meanwhile: a fleet builds it afresh when the lease comes)
-        detectors = [entries[spec.name](spec.options, source.name) for spec in source.detect]
+        # gone meanwhile: a fleet builds it afresh when the lease comes); looked up by name,
+        # which imports only the detectors the source uses
+        detectors = [self.plugins.detectors.get(spec.name)(spec.options, source.name)
+                     for spec in source.detect]
         hook = self.plugins.manager.hook
         return source_interest(
             detectors, source.summary,
