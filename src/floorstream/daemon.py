@@ -27,6 +27,7 @@ from floorstream.fleet import fleet_wanted
 from floorstream.health import HealthServer, iso
 from floorstream.interest import source_interest
 from floorstream.logs import get_logger
+from floorstream.malloc import limit_malloc_arenas
 from floorstream.metrics import DaemonMetrics
 from floorstream.model import utcnow
 from floorstream.monitor import Monitor
@@ -279,6 +280,7 @@ class Daemon:
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
+            limit_malloc_arenas()  # before the threads start (floorstream.malloc)
             self.start()
             settle_process()
             self.stop_event.wait(duration)

@@ -34,6 +34,7 @@ from floorstream.config import Config
 from floorstream.daemon import settle_process
 from floorstream.errors import ConfigError
 from floorstream.logs import configure_logging, get_logger
+from floorstream.malloc import limit_malloc_arenas
 from floorstream.render import Renderer
 from floorstream.route import Router
 
@@ -137,6 +138,7 @@ class Service:
         previous = {s: signal.signal(s, h) for s, h in handlers.items()}
         daemon = self.daemon
         try:
+            limit_malloc_arenas()  # before the threads start (floorstream.malloc)
             daemon.start()
             settle_process()  # (gc.freeze: no full collection of the start's objects)
             self.notifier.notify("READY=1", f"MAINPID={os.getpid()}",
