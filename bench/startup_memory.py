@@ -45,7 +45,8 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream.adapters.mqtt.sparkplug", "floorstream.adapters.mqtt.reorder",
             "floorstream.adapters.mqtt.lastwill", "encodings.idna",
             "floorstream.detectors.silence", "floorstream.detectors.field_change",
-            "jinja2")  # the peers templates are plain (floorstream.plaintemplate)
+            "jinja2",  # the peers templates are plain (floorstream.plaintemplate)
+            "difflib")  # only a misspelt name in a config needs it
 
 
 def _status() -> dict[str, float]:

@@ -54,6 +54,7 @@ UNUSED = (
     "encodings.idna",  # the broker's host given to getaddrinfo as bytes (fastpath)
     "floorstream.detectors.silence",  # builtin detectors the config does not use
     "floorstream.detectors.field_change",
+    "difflib",  # "did you mean": only a misspelt name in a config needs it
 )
 
 CHILD = textwrap.dedent('''

@@ -8,7 +8,6 @@ Each returns a one-line reason (or None), so the validator can file it at its ke
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -50,6 +49,8 @@ _URL_EXAMPLES = ("sqlite:///floorstream.db, postgresql+psycopg://user@host/db or
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
+    import difflib  # here: only a misspelt name needs it, not every daemon's start
+
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

@@ -15,7 +15,6 @@ mistake never hides another.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path as FsPath
@@ -136,6 +135,8 @@ class _Validator:
         model = self._model_at(parent)
         if model is None:
             return ""
+        import difflib  # here: only an unknown key needs it, not every daemon's start
+
         names = [f.alias or n for n, f in model.model_fields.items()]
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
         expected = f"; expected one of: {', '.join(names)}"
