@@ -139,8 +139,9 @@ class Service:
         daemon = self.daemon
         try:
             limit_malloc_arenas()  # before the threads start (floorstream.malloc)
-            daemon.start()
             settle_process()  # (gc.freeze: no full collection of the start's objects)
+            daemon.start()
+            settle_process(started=True)
             self.notifier.notify("READY=1", f"MAINPID={os.getpid()}",
                                  "STATUS=running: " + _status(daemon))
             self._loop(duration)
