@@ -46,7 +46,8 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream.adapters.mqtt.lastwill", "encodings.idna",
             "floorstream.detectors.silence", "floorstream.detectors.field_change",
             "jinja2",  # the peers templates are plain (floorstream.plaintemplate)
-            "difflib")  # only a misspelt name in a config needs it
+            "difflib",  # only a misspelt name in a config needs it
+            "tenacity")  # only a failed commit (the pipeline's retries) needs it
 
 
 def _status() -> dict[str, float]:

@@ -55,6 +55,7 @@ UNUSED = (
     "floorstream.detectors.silence",  # builtin detectors the config does not use
     "floorstream.detectors.field_change",
     "difflib",  # "did you mean": only a misspelt name in a config needs it
+    "tenacity",  # the pipeline's commit retries: only once a commit failed
 )
 
 CHILD = textwrap.dedent('''

@@ -14,10 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from floorstream.config import PipelineSettings
 from floorstream.handoff import Handoff
@@ -28,6 +27,9 @@ from floorstream.plugin.adapter import Ack
 from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["QUARANTINE_REASONS", "HeldEmitter", "Pipeline", "QueueEmitter", "SourceCounters",
            "quarantine_reason"]
@@ -315,15 +317,36 @@ class Pipeline:
 
     def _commit_retrying(self, batch: CommitBatch) -> list[Post] | None:
         """One commit, retried while the store is unreachable (``is_transient``); None if the
-        pipeline is stopping meanwhile; what the store refuses is raised."""
+        pipeline is stopping meanwhile; what the store refuses is raised.
+
+        The first attempt is a plain call: a commit that succeeds builds no tenacity objects,
+        and a daemon whose store never fails never imports tenacity (issue 16's memory)."""
+        try:
+            return self.store.commit(batch)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            first = exc
+        return self._retry_commit(batch, first)  # outside the except: no chained context
+
+    def _retry_commit(self, batch: CommitBatch, first: Exception) -> list[Post] | None:
+        """The retries after a first attempt that failed with ``first``: tenacity's loop from
+        the start, its first attempt raising ``first`` again, so the backoff, the
+        ``commit_failed_retrying`` logs and ``store_error`` are those of one loop throughout."""
+        from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
+
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential_jitter(multiplier=0.2, max=10.0),
             before_sleep=self._commit_failed,
             reraise=True,
         )
+        failed: Exception | None = first
         for attempt in retrying:
             with attempt:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
                 if self._stopping.is_set() and attempt.retry_state.attempt_number > 3:
                     return None
                 return self.store.commit(batch)
