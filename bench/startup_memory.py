@@ -47,7 +47,9 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "floorstream.detectors.silence", "floorstream.detectors.field_change",
             "jinja2",  # the peers templates are plain (floorstream.plaintemplate)
             "difflib",  # only a misspelt name in a config needs it
-            "tenacity")  # only a failed commit (the pipeline's retries) needs it
+            "tenacity",  # only a failed commit (the pipeline's retries) needs it
+            "floorstream.adapters.supply.phrases", "floorstream.adapters.supply.code_tables",
+            "floorstream.adapters.erp")  # phrase books: loaded when a post is worded
 
 
 def _status() -> dict[str, float]:

@@ -8,7 +8,7 @@ way as the third-party ones found through the ``floorstream`` entry-point group.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -17,6 +17,7 @@ import pluggy
 
 from floorstream.errors import PluginError
 from floorstream.logs import get_logger
+from floorstream.model import Event
 from floorstream.plugin import hookspecs
 from floorstream.plugin.markers import PROJECT_NAME, hookimpl
 from floorstream.plugin.phrasebook import Phrase
@@ -48,14 +49,55 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 
+class _PhraseRef:
+    """A phrase registered by reference: ``target`` (``"package.module:attribute"``) names a
+    phrase book (event type → phrase) whose module is imported when a post of ``event_type``
+    is first worded; the phrase itself then words every post, as if registered directly.
+
+    The registry and the renderer hold this object like any phrase, so nothing that builds
+    a renderer from the registry (start, a reload) imports the book (issue 16: the supply and
+    ERP wording, ~50 KB of bytecode, in a daemon with no such source)."""
+
+    __slots__ = ("_phrase", "event_type", "target")
+
+    def __init__(self, target: str, event_type: str) -> None:
+        self.target = target
+        self.event_type = event_type
+        self._phrase: Phrase | None = None
+
+    def __call__(self, event: Event) -> str:
+        phrase = self._phrase
+        if phrase is None:
+            phrase = self._phrase = self.load()
+        return phrase(event)
+
+    def load(self) -> Phrase:
+        """The phrase itself, importing its module."""
+        module_name, _, attribute = self.target.partition(":")
+        book: Mapping[str, Phrase] = getattr(importlib.import_module(module_name), attribute)
+        return book[self.event_type]
+
+    def __repr__(self) -> str:
+        return f"_PhraseRef({self.target!r}, {self.event_type!r})"
+
+
 class _ByReference:
-    """A builtin plugin that registers its adapters and sinks by reference (``add_lazy``): an
-    item's module, and what it imports, load when a config names the item."""
+    """A builtin plugin that registers its adapters, sinks and phrases by reference
+    (``add_lazy``, :class:`_PhraseRef`): an item's module, and what it imports, load when a
+    config names the item (a phrase: when a post is worded with it)."""
 
     def __init__(self, *, adapters: dict[str, str] | None = None,
-                 sinks: dict[str, str] | None = None) -> None:
+                 sinks: dict[str, str] | None = None,
+                 phrases: dict[str, tuple[str, ...]] | None = None) -> None:
         self.adapters = adapters or {}
         self.sinks = sinks or {}
+        self.phrases = phrases or {}  # phrase book "module:attribute" → its event types
+
+    @hookimpl
+    def register_phrases(self, phrases: Registry[Phrase]) -> None:
+        for target, event_types in self.phrases.items():
+            for event_type in event_types:
+                phrases.add(_PhraseRef(target, event_type), name=event_type)
 
     @hookimpl
     def register_adapters(self, registry: Registry[Any]) -> None:
@@ -84,7 +126,8 @@ class _LazyCommands:
 #: name of the module that holds the items (what ``plugins.disable`` and ``floorstream
 #: plugins`` show), a small object registers "module:attribute" targets, so a daemon imports
 #: the adapters and sinks its config uses and not the others (issue 16: the ERP and
-#: supply-chain adapters, the sinks' clients and paho cost ~3.5 MB of RSS unused).
+#: supply-chain adapters, the sinks' clients and paho cost ~3.5 MB of RSS unused), and the
+#: supply and ERP phrase books when a post is first worded with them.
 LAZY_BUILTINS: dict[str, object] = {
     "floorstream.adapters.simulator": _ByReference(
         adapters={"simulator": "floorstream.adapters.simulator:Simulator"}),
@@ -104,6 +147,15 @@ LAZY_BUILTINS: dict[str, object] = {
         "file": "floorstream.sinks.file:FileSink",
         "apprise": "floorstream.sinks.apprise_sink:AppriseSink",
     }),
+    "floorstream.adapters.supply.phrases": _ByReference(phrases={
+        "floorstream.adapters.supply.phrases:PHRASES": (
+            "shipment.dispatched", "shipment.delayed", "shipment.status_changed",
+            "shipment.delivered", "shipment.exception", "shipment.retracted",
+            "asn.cancelled", "asn.mismatch", "asn.expired")}),
+    "floorstream.adapters.erp.phrases": _ByReference(phrases={
+        "floorstream.adapters.erp.phrases:PHRASES": (
+            "record.mass_update", "record.status_changed", "record.row_changed",
+            "record.row_added", "record.row_removed")}),
     "floorstream.adapters.supply.commands": _LazyCommands("floorstream.adapters.supply.commands"),
     "floorstream.adapters.erp.commands": _LazyCommands("floorstream.adapters.erp.commands"),
     "floorstream.adapters.mqtt.adapter": _ByReference(

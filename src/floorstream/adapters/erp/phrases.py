@@ -8,7 +8,7 @@ from __future__ import annotations
 from floorstream.model import Event
 from floorstream.plugin import Phrase, Registry, hookimpl, phrasing
 
-__all__ = ["register_phrases"]
+__all__ = ["PHRASES", "register_phrases"]
 
 
 def _mass_update(e: Event) -> str:
@@ -57,10 +57,18 @@ def _row_removed(e: Event) -> str:
     return f"{e.subject}: {_row(e)} removed"
 
 
+#: event type → phrase; the host registers these by reference (``floorstream.plugins``), so
+#: this module loads when a post is first worded with one of them, not in every daemon
+PHRASES: dict[str, Phrase] = {
+    "record.mass_update": _mass_update,
+    "record.status_changed": _status_changed,
+    "record.row_changed": _row_changed,
+    "record.row_added": _row_added,
+    "record.row_removed": _row_removed,
+}
+
+
 @hookimpl
 def register_phrases(phrases: Registry[Phrase]) -> None:
-    phrases.add(_mass_update, name="record.mass_update")
-    phrases.add(_status_changed, name="record.status_changed")
-    phrases.add(_row_changed, name="record.row_changed")
-    phrases.add(_row_added, name="record.row_added")
-    phrases.add(_row_removed, name="record.row_removed")
+    for type_, phrase in PHRASES.items():
+        phrases.add(phrase, name=type_)
