@@ -49,7 +49,8 @@ OPTIONAL = ("asyncua", "cryptography", "defusedxml", "rich", "prometheus_client"
             "difflib",  # only a misspelt name in a config needs it
             "tenacity",  # only a failed commit (the pipeline's retries) needs it
             "floorstream.adapters.supply.phrases", "floorstream.adapters.supply.code_tables",
-            "floorstream.adapters.erp")  # phrase books: loaded when a post is worded
+            "floorstream.adapters.erp",  # phrase books: loaded when a post is worded
+            "floorstream.flood", "floorstream.settle")  # flood: null, no states:
 
 
 def _status() -> dict[str, float]:

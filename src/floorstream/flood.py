@@ -258,10 +258,14 @@ def _calm(e: Event) -> str:
     return f"{e.subject}: calm again, every post shown from now on"
 
 
+#: flood control's own wording; the host registers it by reference (``floorstream.plugins``)
+FLOOD_PHRASES: dict[str, Phrase] = {"flood.digest": _digest, "flood.calm": _calm}
+
+
 @hookimpl
 def register_phrases(phrases: Registry[Phrase]) -> None:
     """Flood control is a core stage, registered like a plugin so its wording is too."""
-    phrases.add(_digest, name="flood.digest")
-    phrases.add(_calm, name="flood.calm")
+    for name, phrase in FLOOD_PHRASES.items():
+        phrases.add(phrase, name=name)
     for name, phrase in PHRASES.items():  # settling and flapping: the same core stage family
         phrases.add(phrase, name=name)

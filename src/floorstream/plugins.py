@@ -129,6 +129,9 @@ class _LazyCommands:
 #: supply-chain adapters, the sinks' clients and paho cost ~3.5 MB of RSS unused), and the
 #: supply and ERP phrase books when a post is first worded with them.
 LAZY_BUILTINS: dict[str, object] = {
+    "floorstream.flood": _ByReference(phrases={  # flood control and settling: their stages
+        "floorstream.flood:FLOOD_PHRASES": ("flood.digest", "flood.calm"),  # load on use
+        "floorstream.settle:PHRASES": ("machine.blip", "machine.flapping", "machine.stable")}),
     "floorstream.adapters.simulator": _ByReference(
         adapters={"simulator": "floorstream.adapters.simulator:Simulator"}),
     "floorstream.adapters.supply.folder": _ByReference(

@@ -12,10 +12,9 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from floorstream.config import Config, TeamConfig
-from floorstream.flood import FloodControl
 from floorstream.isolation import is_transient
 from floorstream.logs import get_logger
 from floorstream.model import PEOPLE_SOURCE, Change, Event, Post, utcnow
@@ -23,10 +22,13 @@ from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, Sourc
 from floorstream.plugins import Plugins
 from floorstream.render import Renderer, clip
 from floorstream.route import Router
-from floorstream.settle import Settle
 from floorstream.store.store import ADAPTER_STATE, CommitBatch, QuarantineItem
 from floorstream.timebase import STATE_KEY as WATERMARK
 from floorstream.timebase import Watermark
+
+if TYPE_CHECKING:  # imported where a source has flood control or ``states:`` (issue 16)
+    from floorstream.flood import FloodControl
+    from floorstream.settle import Settle
 
 __all__ = ["HEALTH_SOURCE", "PEOPLE_SOURCE", "Envelope", "Processor", "SourceRuntime"]
 
@@ -255,13 +257,17 @@ class Processor:
                 flood_options = source.flood
         flood = None
         if flood_options is not None:
+            from floorstream.flood import FloodControl
+
             flood = FloodControl(flood_options, name)
         runtime = SourceRuntime(name, detectors, flood, self._load_states)
         timed = [d.key for d, _ in detectors if d.ticks]
         if source is not None and source.states is not None:
+            from floorstream.settle import Settle
+
             runtime.settle = Settle(source.states, name)
             timed.append(Settle.key)
-        runtime.preload(timed + ([FloodControl.key] if flood is not None else []))
+        runtime.preload(timed + ([flood.key] if flood is not None else []))
         if runtime.settle is not None or flood is not None:
             runtime.clock.restore(runtime.state("", WATERMARK).data)
         return runtime
@@ -347,13 +353,13 @@ class Processor:
                         self._admit(runtime, event, batch)
             if runtime.settle is not None:
                 for (subject, state_key), state in list(runtime.states.items()):
-                    if state_key == Settle.key:
+                    if state_key == runtime.settle.key:
                         for event in runtime.settle.tick(now, subject, state,
                                                          runtime.clock.now(subject)):
                             self._admit(runtime, event, batch, settled=True)
             if runtime.flood is not None:
                 for (subject, state_key), state in list(runtime.states.items()):
-                    if state_key == FloodControl.key:
+                    if state_key == runtime.flood.key:
                         for event in runtime.flood.tick(now, subject, state,
                                                         runtime.clock.now(subject)):
                             self._post(event, batch)
@@ -394,7 +400,7 @@ class Processor:
                settled: bool = False) -> None:
         if runtime.settle is not None and not settled and runtime.name not in (
                 HEALTH_SOURCE, PEOPLE_SOURCE):
-            state = runtime.state(event.subject, Settle.key)
+            state = runtime.state(event.subject, runtime.settle.key)
             for item in runtime.settle.admit(event, state, utcnow().timestamp()):
                 self._admit(runtime, item, batch, settled=True)
             return
@@ -402,7 +408,7 @@ class Processor:
                 or runtime.name in (HEALTH_SOURCE, PEOPLE_SOURCE)):
             self._post(event, batch)
             return
-        admitted = runtime.flood.admit(event, runtime.state(event.subject, FloodControl.key))
+        admitted = runtime.flood.admit(event, runtime.state(event.subject, runtime.flood.key))
         # (the event may come back re-pointed: a clear answering the update that stood in
         # for its folded alarm, floorstream.flood; same id, so it went out)
         if not admitted or admitted[-1].id != event.id:
