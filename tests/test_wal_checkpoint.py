@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from sqlalchemy import text
 from floorstream.model import Post, event_id
 from floorstream.store.store import CommitBatch, Store
 from floorstream.store.walcheckpoint import WalCheckpointer
+from support import wait_for
 
 
 @pytest.fixture
@@ -40,14 +40,6 @@ def _autocheckpoint(store: Store) -> int:
         return int(conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one())
 
 
-def _wait(condition: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_commits_do_not_checkpoint_and_the_thread_copies_the_log(store: Store,
                                                                  tmp_path: Path) -> None:
     database = tmp_path / "fs.db"
@@ -59,10 +51,10 @@ def test_commits_do_not_checkpoint_and_the_thread_copies_the_log(store: Store,
     for n in range(300):
         store.commit(_batch(n))
     # the thread copied the log into the database file, and nothing was left behind
-    _wait(lambda: wal.checkpoints >= 1 and database.stat().st_size > size_before,
-          "a background checkpoint")
+    wait_for(lambda: wal.checkpoints >= 1 and database.stat().st_size > size_before,
+             what="a background checkpoint")
     store.commit(_batch(300))
-    _wait(lambda: wal.checkpoints >= 2, "the checkpoint after the last commit")
+    wait_for(lambda: wal.checkpoints >= 2, what="the checkpoint after the last commit")
     assert wal.failures == 0 and wal.last_error is None
     assert wal.behind_pages == 0
     # what was committed is there, read back through a fresh connection
