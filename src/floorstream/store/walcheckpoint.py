@@ -10,8 +10,9 @@ holds the acks and the posts of its batch, so the tail of the commit is the tail
 daemon's latency.
 
 While the daemon's pipeline runs, the writer's connections therefore do not checkpoint
-(``PRAGMA wal_autocheckpoint=0``) and this thread does, shortly after commits, with its own
-connection and a ``PASSIVE`` checkpoint: it copies what no reader still needs and never
+(``PRAGMA wal_autocheckpoint=0``) and this thread does, a second after commits (at most one
+checkpoint, two ``fsync`` calls, a second: fewer than SQLite's own at a fast drain), with its
+own connection and a ``PASSIVE`` checkpoint: it copies what no reader still needs and never
 blocks the writer. What a commit guarantees is unchanged: a committed transaction is in the
 log, and the log is the database until it is copied. If the thread cannot keep up or fails,
 the log grows instead of stalling anything; both are logged, counted and shown in
@@ -40,7 +41,7 @@ class WalCheckpointer:
     """Checkpoints ``path``'s WAL from a daemon thread, ``delay`` seconds after a commit
     (:meth:`written`) — never while nothing is written, so an idle daemon does not wake."""
 
-    def __init__(self, path: str, delay: float = 0.25) -> None:
+    def __init__(self, path: str, delay: float = 1.0) -> None:
         self.path = path
         self.delay = delay
         self._written = threading.Event()
