@@ -207,8 +207,9 @@ class DaemonRunner:
 
     def wait_checkpoint(self, source: str, timeout: float = 20.0) -> str:
         """Wait until ``source`` has committed a checkpoint (its first poll, its baseline)."""
-        return wait_for(lambda: self.checkpoint(source), timeout,
-                        f"a checkpoint of {source}")
+        found = wait_for(lambda: self.checkpoint(source), timeout, f"a checkpoint of {source}")
+        assert found is not None  # (wait_for returns a truthy value)
+        return found
 
     def adapter(self, source: str, timeout: float = 20.0) -> Any:
         """The running adapter of ``source`` (in-process only), once the daemon made it."""

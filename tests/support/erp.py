@@ -217,8 +217,10 @@ class ErpRun(DaemonRunner):
     def wait_summaries(self, predicate: Callable[[list[str]], bool], timeout: float = 20.0
                        ) -> list[str]:
         """Wait until ``predicate(summaries)`` holds; return the summaries."""
-        return wait_for(lambda: (found if predicate(found := self.summaries()) else None),
-                        timeout, "the expected posts")
+        summaries = wait_for(lambda: (found if predicate(found := self.summaries()) else None),
+                             timeout, "the expected posts")
+        assert summaries is not None  # (wait_for returns a truthy value)
+        return summaries
 
     def sentinel(self, engine: Engine) -> list[str]:
         """Insert a sentinel work order behind the changes under test, wait for its post, and
