@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,18 +74,6 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     broker.stop()
 
 
-def _paced(publisher: Publisher, messages: list[tuple[str, bytes]], rate: float) -> None:
-    start = time.monotonic()
-    infos = []
-    for n, (topic, payload) in enumerate(messages):
-        infos.append(publisher.publish(topic, payload, qos=1))
-        delay = start + n / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-    for info in infos:
-        info.wait_for_publish(20)
-
-
 def _sentinel(publisher: Publisher, prefix: str, store: Store) -> None:
     """A state flip of a sentinel machine behind the stream: once it is posted, everything
     queued before it (a redelivered duplicate too) has been handled."""
@@ -110,7 +97,7 @@ def test_sigkill_mid_stream_then_restart_posts_every_event_exactly_once(
         broker.wait_subscriptions(1, timeout=60)
         publisher = Publisher("127.0.0.1", broker.port)
         messages = _stream(topic_prefix)
-        feeder = threading.Thread(target=_paced, args=(publisher, messages, 4000.0))
+        feeder = threading.Thread(target=publisher.publish_paced, args=(messages, 4000.0))
         feeder.start()
         wait_for(lambda: len(_posted(store)) >= 10, timeout=30, interval=0.01)
         daemon.kill()

@@ -91,19 +91,6 @@ def _expected() -> set[tuple[str, int]]:
             for m in range(MACHINES) for i in range(FLIP_EVERY, READINGS, FLIP_EVERY)}
 
 
-def _paced(publisher: Publisher, messages: list[tuple[str, bytes]], rate: float) -> None:
-    """Publish at ``rate`` per second; return once the broker has every message."""
-    start = time.monotonic()
-    infos = []
-    for n, (topic, payload) in enumerate(messages):
-        infos.append(publisher.publish(topic, payload, qos=1))
-        delay = start + n / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-    for info in infos:
-        info.wait_for_publish(20)
-
-
 def _posted(run: DaemonRunner) -> list[Any]:
     return [p for p in run.posts() if p.subject != "sentinel"]
 
@@ -138,7 +125,7 @@ def test_store_down_mid_stream_then_back_posts_every_event_exactly_once(
                  what="the subscription's first post")
 
         # -- the store dies mid-stream ----------------------------------------------------
-        feeder = threading.Thread(target=_paced, args=(publisher, paced, RATE))
+        feeder = threading.Thread(target=publisher.publish_paced, args=(paced, RATE))
         feeder.start()
         wait_for(lambda: len(_posted(run)) >= STOP_AFTER_POSTS, timeout=20, interval=0.01,
                  what=f"{STOP_AFTER_POSTS} posts before the outage")

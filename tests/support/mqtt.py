@@ -67,6 +67,19 @@ class Publisher:
         for info in infos:
             info.wait_for_publish(10)
 
+    def publish_paced(self, messages: Sequence[tuple[str, bytes]], rate: float) -> None:
+        """Publish at ``rate`` messages a second (QoS 1), as a steady source would; return once
+        the broker has every message."""
+        start = time.monotonic()
+        infos = []
+        for n, (topic, payload) in enumerate(messages):
+            infos.append(self.publish(topic, payload, qos=1))
+            delay = start + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        for info in infos:
+            info.wait_for_publish(20)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
