@@ -64,6 +64,7 @@ from floorstream.plugin.detector import (
     lookup,
 )
 from floorstream.plugin.durations import Duration, parse_duration
+from floorstream.plugin.lazy import lazy_exports
 from floorstream.plugin.markers import hookimpl
 from floorstream.plugin.phrasebook import Phrase
 from floorstream.plugin.progress import Progress
@@ -129,6 +130,7 @@ __all__ = [
     "event_id",
     "field_keys",
     "hookimpl",
+    "lazy_exports",
     "lookup",
     "parse_duration",
     "phrasing",

@@ -8,7 +8,7 @@ Two adapters, ``mtconnect.agent`` (an agent's REST API: probe, current, sample s
 
 from typing import TYPE_CHECKING
 
-from floorstream.plugin.lazy import lazy_exports
+from floorstream.plugin import lazy_exports
 
 if TYPE_CHECKING:
     from floorstream_mtconnect.agent import AgentConfig, AgentSource

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from floorstream.plugin import Adapter, Registry, hookimpl
-from floorstream.plugin.lazy import lazy_exports
+from floorstream.plugin import Adapter, Registry, hookimpl, lazy_exports
 
 from .phrases import register_phrases
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from floorstream.plugin.lazy import lazy_exports
+from floorstream.plugin import lazy_exports
 
 if TYPE_CHECKING:
     from floorstream.adapters.erp.adapter import ErpTableAdapter, register_adapters

@@ -8,7 +8,7 @@ session, TLS, auth, manual acks, backoff), :mod:`.topics` (filters and subject/a
 
 from typing import TYPE_CHECKING
 
-from floorstream.plugin.lazy import lazy_exports
+from floorstream.plugin import lazy_exports
 
 if TYPE_CHECKING:
     from floorstream.adapters.mqtt.adapter import MqttAdapter, register_adapters
