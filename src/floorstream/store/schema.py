@@ -8,7 +8,7 @@ LONGBLOB on MariaDB (BLOB stops at 64 KiB), tables in utf8mb4 so "°C" and "→"
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     DDL,
@@ -89,38 +89,40 @@ class _SqliteStamp(String):
     __visit_name__ = "DATETIME"
 
 
-class Blob(TypeDecorator[bytes]):
-    """Binary of any size: LONGBLOB on MariaDB (BLOB stops at 64 KiB), LargeBinary elsewhere.
+_T = TypeVar("_T")
 
-    A decorator rather than ``with_variant(mysql.LONGBLOB())`` so that the MySQL dialect
-    (almost a megabyte) is imported only by a store that is MariaDB.
-    """
+
+class _LongOnMariaDB(TypeDecorator[_T]):
+    """``impl``, but the MySQL type named :attr:`mariadb_type` on MySQL/MariaDB, whose plain
+    BLOB and TEXT stop at 64 KiB. A decorator rather than ``with_variant(mysql.LONGBLOB())``
+    so that the MySQL dialect (almost a megabyte) is imported only by a store that is
+    MariaDB."""
+
+    mariadb_type: ClassVar[str]
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            return dialect.type_descriptor(getattr(mysql, self.mariadb_type)())
+        return self.impl_instance
+
+
+class Blob(_LongOnMariaDB[bytes]):
+    """Binary of any size: LONGBLOB on MariaDB, LargeBinary elsewhere."""
 
     impl = LargeBinary
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            from sqlalchemy.dialects import mysql
-
-            return dialect.type_descriptor(mysql.LONGBLOB())
-        return self.impl_instance
+    mariadb_type = "LONGBLOB"
+    cache_ok = True  # (SQLAlchemy reads it from the class itself, not a base)
 
 
-class LongText(TypeDecorator[str]):
-    """Text of any size: LONGTEXT on MariaDB, whose TEXT stops at 64 KiB (a snapshot-mode ERP
-    checkpoint, row hashes, outgrows it); Text elsewhere. A decorator for the reason of
-    :class:`Blob`."""
+class LongText(_LongOnMariaDB[str]):
+    """Text of any size: LONGTEXT on MariaDB (a snapshot-mode ERP checkpoint, row hashes,
+    outgrow TEXT); Text elsewhere."""
 
     impl = Text
+    mariadb_type = "LONGTEXT"
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            from sqlalchemy.dialects import mysql
-
-            return dialect.type_descriptor(mysql.LONGTEXT())
-        return self.impl_instance
 
 
 Seq = BigInteger().with_variant(Integer(), "sqlite")
