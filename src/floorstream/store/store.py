@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from floorstream.model import Post, Severity, utcnow
-from floorstream.store import schema
+from floorstream.store import schema, sqlitecommit
 from floorstream.store.dialect import insert_ignore, upsert
 from floorstream.store.migrations import ensure_schema
 
@@ -98,12 +98,6 @@ class CommitBatch:
                     or self.quarantined or self.unquarantined or self.requarantined)
 
 
-def _json_dumps(value: Any) -> str:
-    """JSON columns through orjson: a post has four of them, and the stdlib encoder was a
-    tenth of the commit time."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
     """The writer's connections while a :class:`WalCheckpointer` checkpoints instead."""
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
@@ -134,7 +128,7 @@ class Store:
     def open(cls, url: str, *, create: bool = True, **engine_args: Any) -> Store:
         """Connect, and create or upgrade the schema (``create=False`` only checks it)."""
         parsed = make_url(url)
-        engine_args.setdefault("json_serializer", _json_dumps)
+        engine_args.setdefault("json_serializer", sqlitecommit.json_text)
         engine_args.setdefault("json_deserializer", orjson.loads)
         if parsed.get_backend_name() == "sqlite":
             engine_args.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
@@ -192,61 +186,30 @@ class Store:
             if self.fence is not None:
                 self.fence(conn, batch)
             new_posts: list[Post] = []
-            if batch.posts:
-                ids = [p.id for p in batch.posts]
-                existing = set(conn.execute(
-                    select(schema.posts.c.id).where(schema.posts.c.id.in_(ids))).scalars())
-                seen: set[str] = set()
-                for post in batch.posts:
-                    if post.id not in existing and post.id not in seen:
-                        seen.add(post.id)
-                        new_posts.append(post)
-                sqlite = self.dialect == "sqlite"
-                if sqlite:  # the driver's executemany, columns encoded here (as state rows)
-                    if new_posts:
-                        conn.exec_driver_sql(_SQLITE_POST_INSERT, [
-                            _sqlite_post_row(p, conn.dialect) for p in new_posts])
-                else:
-                    insert_ignore(conn, schema.posts, [_post_row(p) for p in new_posts])
-                if new_posts:
-                    seqs = {post_id: seq for post_id, seq in conn.execute(
-                        select(schema.posts.c.id, schema.posts.c.seq)
-                        .where(schema.posts.c.id.in_([p.id for p in new_posts])))}
-                    if sqlite:  # the text index (schema.SQLITE_TEXT_ADD)
-                        conn.execute(schema.SQLITE_TEXT_ADD, {"seqs": list(seqs.values())})
-                        teams = [(team, p.id, seqs[p.id], int(p.severity),
-                                  _STAMP.process_bind_param(p.created_at, conn.dialect))
-                                 for p in new_posts for team in p.teams]
-                        if teams:
-                            conn.exec_driver_sql(_SQLITE_TEAM_INSERT, teams)
-                    else:
-                        insert_ignore(conn, schema.post_teams, [
-                            {"team": team, "post_id": p.id, "post_seq": seqs[p.id],
-                             "severity": int(p.severity), "created_at": p.created_at}
-                            for p in new_posts for team in p.teams])
+            db = conn.connection.driver_connection if self.dialect == "sqlite" else None
+            if db is not None:  # the driver's cursor, same statements (why: .sqlitecommit)
+                stamp = sqlitecommit.stamp(now, conn.dialect)
+                with sqlitecommit.driver_errors(conn.dialect):
+                    if batch.posts:
+                        new_posts = sqlitecommit.write_posts(db, batch.posts, conn.dialect)
+                    sqlitecommit.write_checkpoints(db, batch.checkpoints, stamp)
+                    sqlitecommit.write_states(db, batch.states, stamp)
+            else:
+                new_posts = self._write_posts(conn, batch.posts)
+                upsert(conn, schema.checkpoints, [
+                    {"source": s, "position": p, "updated_at": now}
+                    for s, p in batch.checkpoints.items()], keys=("source",))
+                upsert(conn, schema.detector_state, [
+                    {"source": s, "subject": subj, "detector": d, "state": data,
+                     "updated_at": now}
+                    for (s, subj, d), data in batch.states.items()],
+                    keys=("source", "subject", "detector"))
             if batch.deliveries:
                 fresh = {p.id for p in new_posts}
                 insert_ignore(conn, schema.deliveries, [
                     {"post_id": post_id, "team": team, "sink": sink, "status": "pending",
                      "attempts": 0, "next_attempt_at": now, "created_at": now}
                     for post_id, team, sink in batch.deliveries if post_id in fresh])
-            upsert(conn, schema.checkpoints, [
-                {"source": s, "position": p, "updated_at": now}
-                for s, p in batch.checkpoints.items()], keys=("source",))
-            if self.dialect == "sqlite" and batch.states:
-                # the driver's executemany with the columns encoded here: a batch may carry a
-                # thousand state rows (a carrier page's stories), and SQLAlchemy's per-row
-                # parameter processing was most of their cost (same text as the JSON type)
-                stamp = _STAMP.process_bind_param(now, conn.dialect)
-                conn.exec_driver_sql(_SQLITE_STATE_UPSERT, [
-                    (s, subj, d, _json_dumps(data), stamp)
-                    for (s, subj, d), data in batch.states.items()])
-            else:
-                upsert(conn, schema.detector_state, [
-                    {"source": s, "subject": subj, "detector": d, "state": data,
-                     "updated_at": now}
-                    for (s, subj, d), data in batch.states.items()],
-                    keys=("source", "subject", "detector"))
             insert_ignore(conn, schema.quarantine, [
                 {"key": q.key, "source": q.source, "position": q.position, "error": q.error,
                  "raw": q.raw, "context": q.context, "received_at": q.received_at}
@@ -260,6 +223,30 @@ class Store:
                     [{"row_id": i, "new_error": e} for i, e in batch.requarantined.items()])
         if self.wal is not None:
             self.wal.written()
+        return new_posts
+
+    @staticmethod
+    def _write_posts(conn: Connection, posts: list[Post]) -> list[Post]:
+        """PostgreSQL and MariaDB: the posts not already stored, and their team rows."""
+        if not posts:
+            return []
+        existing = set(conn.execute(select(schema.posts.c.id).where(
+            schema.posts.c.id.in_([p.id for p in posts]))).scalars())
+        new_posts: list[Post] = []
+        for post in posts:
+            if post.id not in existing:
+                existing.add(post.id)
+                new_posts.append(post)
+        insert_ignore(conn, schema.posts, [_post_row(p) for p in new_posts])
+        if not new_posts:
+            return new_posts
+        seqs = {post_id: seq for post_id, seq in conn.execute(
+            select(schema.posts.c.id, schema.posts.c.seq)
+            .where(schema.posts.c.id.in_([p.id for p in new_posts])))}
+        insert_ignore(conn, schema.post_teams, [
+            {"team": team, "post_id": p.id, "post_seq": seqs[p.id],
+             "severity": int(p.severity), "created_at": p.created_at}
+            for p in new_posts for team in p.teams])
         return new_posts
 
     # -- reads used by the pipeline ---------------------------------------------------------
@@ -471,40 +458,11 @@ class Store:
                 return removed
 
 
-_STAMP = schema.UTCDateTime()
-_SQLITE_STATE_UPSERT = (
-    "INSERT INTO fs_detector_state (source, subject, detector, state, updated_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, subject, detector) DO UPDATE SET "
-    "state = excluded.state, updated_at = excluded.updated_at")
-
 #: built once: an adapter reads its state rows once per file or more
 _ADAPTER_STATES = select(schema.detector_state.c.subject, schema.detector_state.c.state).where(
     schema.detector_state.c.source == bindparam("source"),
     schema.detector_state.c.detector == ADAPTER_STATE,
     schema.detector_state.c.subject.in_(bindparam("keys", expanding=True)))
-
-
-#: a post and its team rows on SQLite through the driver's executemany: SQLAlchemy's per-row
-#: parameter processing of a post's 17 columns was most of what the commit spent in Python
-_POST_COLUMNS = ("id", "type", "source", "subject", "severity", "summary", "body", "tags",
-                 "links", "fields", "routing", "clears", "occurred_at", "created_at", "thread",
-                 "relation", "refers_to")
-_SQLITE_POST_INSERT = (
-    f"INSERT INTO fs_posts ({', '.join(_POST_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_POST_COLUMNS))}) ON CONFLICT DO NOTHING")
-_SQLITE_TEAM_INSERT = (
-    "INSERT INTO fs_post_teams (team, post_id, post_seq, severity, created_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-
-
-def _sqlite_post_row(post: Post, dialect: Any) -> tuple[Any, ...]:
-    """:func:`_post_row` as SQLAlchemy would bind it on SQLite (JSON text, stamp text)."""
-    stamp = _STAMP.process_bind_param
-    return (post.id, post.type, post.source, post.subject, int(post.severity), post.summary,
-            post.body, _json_dumps(post.tags), _json_dumps(post.links),
-            _json_dumps(post.fields), _json_dumps(post.routing), post.clears,
-            stamp(post.occurred_at, dialect), stamp(post.created_at, dialect),
-            post.thread or post.subject, post.relation, post.refers_to)
 
 
 def _post_row(post: Post) -> dict[str, Any]:
