@@ -209,3 +209,47 @@ def test_sqlite_feed_queries_use_the_team_index(sqlite_url: str) -> None:
         assert "ix_fs_post_teams" in plan or "pk_fs_post_teams" in plan, plan
         assert "SCAN fs_post_teams" not in plan.replace("USING", "").split("INDEX")[0], plan
     store.close()
+
+
+def test_sqlite_driver_commit_writes_the_rows_sqlalchemy_writes(sqlite_url: str,
+                                                                  tmp_path: object) -> None:
+    """Store.commit on SQLite sends its statements through the driver's cursor
+    (floorstream.store.sqlitecommit); every column of the posts, team rows, checkpoints and
+    state rows must read back exactly as through SQLAlchemy's own insert of the same values,
+    and the words must be found by the text search."""
+    from sqlalchemy import insert
+
+    from floorstream.store.store import _post_row
+
+    driver = Store.open(sqlite_url)
+    posts = [_post(1, teams=("maintenance", "quality"), summary="Ünïcode 92 °C — Press 7"),
+             _post(2).model_copy(update={"body": "spindle\nhot", "clears": "x",
+                                         "thread": "t-1", "relation": "update",
+                                         "refers_to": "p-0"})]
+    states = {("presses", "press-1", "state"): {"after": "RUN", "n": 1.5, "at": [1, None]}}
+    driver.commit(CommitBatch(posts=posts, checkpoints={"presses": "42"}, states=states))
+    reference = Store.open(f"sqlite:///{tmp_path}/reference.db")
+    with reference.engine.begin() as conn:
+        conn.execute(insert(schema.posts), [_post_row(p) for p in posts])
+    with driver.engine.connect() as a, reference.engine.connect() as b:
+        columns = [c for c in schema.posts.c if c.name != "seq"]
+        assert a.execute(select(*columns).order_by(schema.posts.c.id)).all() == \
+            b.execute(select(*columns).order_by(schema.posts.c.id)).all()
+        raw = "SELECT id, tags, fields, routing, occurred_at, created_at FROM fs_posts ORDER BY id"
+        assert a.exec_driver_sql(raw).all() == b.exec_driver_sql(raw).all()
+        teams = a.execute(select(schema.post_teams.c.team, schema.post_teams.c.post_id,
+                                 schema.post_teams.c.created_at)).all()
+    assert sorted(teams) == sorted((t, p.id, p.created_at) for p in posts for t in p.teams)
+    assert driver.checkpoints() == {"presses": "42"}
+    assert driver.detector_states("presses") == {("press-1", "state"): states[
+        ("presses", "press-1", "state")]}
+    # a replay of the same posts writes nothing new
+    assert driver.commit(CommitBatch(posts=posts)) == []
+    assert driver.count_posts() == 2
+    with driver.engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT p.id FROM fs_posts_fts f JOIN fs_posts p ON p.seq = f.rowid "
+            "WHERE fs_posts_fts MATCH 'spindle'").scalars().all()
+    assert found == [posts[1].id]
+    driver.close()
+    reference.close()
