@@ -24,6 +24,7 @@ from floorstream.isolation import commit_isolating, is_transient
 from floorstream.logs import get_logger
 from floorstream.model import Change, Event, Post, Severity, utcnow
 from floorstream.plugin.adapter import Ack
+from floorstream.plugin.checkpoints import Checkpoint
 from floorstream.plugins import Plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import CommitBatch, QuarantineItem, Store
@@ -427,26 +428,26 @@ class QueueEmitter:
         return HeldEmitter(self._pipeline, self.source)
 
     def emit(self, change: Change, *, ack: Ack | None = None,
-             checkpoint: str | None = None) -> None:
+             checkpoint: Checkpoint | None = None) -> None:
         self._submit(Envelope(self.source, change, None, None, ack, checkpoint))
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
                    context: dict[str, Any] | None = None, ack: Ack | None = None,
-                   checkpoint: str | None = None) -> None:
+                   checkpoint: Checkpoint | None = None) -> None:
         log.warning("input_quarantined", source=self.source, position=position, error=error)
         item = QuarantineItem(self.source, raw, error, position, context or {})
         self._submit(Envelope(self.source, quarantine=item, ack=ack, checkpoint=checkpoint))
 
     def baseline(self, change: Change, *, ack: Ack | None = None,
-                 checkpoint: str | None = None) -> None:
+                 checkpoint: Checkpoint | None = None) -> None:
         self._submit(Envelope(self.source, change=change, ack=ack, checkpoint=checkpoint,
                               baseline=True))
 
     def event(self, event: Event, *, ack: Ack | None = None,
-              checkpoint: str | None = None) -> None:
+              checkpoint: Checkpoint | None = None) -> None:
         self._submit(Envelope(self.source, event=event, ack=ack, checkpoint=checkpoint))
 
-    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None,
+    def checkpoint(self, checkpoint: Checkpoint | None, *, ack: Ack | None = None,
                    state: Mapping[str, dict[str, Any]] | None = None) -> None:
         self._submit(Envelope(self.source, ack=ack, checkpoint=checkpoint,
                               state=dict(state) if state else None))

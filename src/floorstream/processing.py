@@ -18,7 +18,7 @@ from floorstream.config import Config, TeamConfig
 from floorstream.isolation import is_transient
 from floorstream.logs import get_logger
 from floorstream.model import PEOPLE_SOURCE, Change, Event, Post, utcnow
-from floorstream.plugin import Ack, Detector, DetectorState, FloodOptions, SourceConfig
+from floorstream.plugin import Ack, Checkpoint, Detector, DetectorState, FloodOptions, SourceConfig
 from floorstream.plugins import Plugins
 from floorstream.render import Renderer, clip
 from floorstream.route import Router
@@ -68,7 +68,8 @@ class Envelope:
     event: Event | None = None
     quarantine: QuarantineItem | None = None
     ack: Ack | None = None
-    checkpoint: str | None = None
+    #: (a :class:`CheckpointParts` is joined only if it is the batch's last of the source)
+    checkpoint: Checkpoint | None = None
     #: the change only primes the detectors' state: what they find is not posted
     baseline: bool = False
     #: the adapter's keyed state rows committed with ``checkpoint`` (Emitter.checkpoint)
@@ -292,6 +293,7 @@ class Processor:
     def process(self, envelopes: Iterable[Envelope]) -> CommitBatch:
         batch = CommitBatch()
         tokens: dict[str, dict[str, None]] = {}  # per source, in order, without repeats
+        checkpoints: dict[str, Checkpoint] = {}  # each source's last
         envelopes = list(envelopes)
         subjects: dict[str, dict[str, None]] = {}
         for envelope in envelopes:
@@ -321,10 +323,13 @@ class Processor:
                     self._admit(runtime, event, batch)
                 seen[token] = None
             if envelope.checkpoint is not None:
-                batch.checkpoints[envelope.source] = envelope.checkpoint
+                checkpoints[envelope.source] = envelope.checkpoint
             if envelope.state:
                 for key, row in envelope.state.items():
                     batch.states[(envelope.source, key, ADAPTER_STATE)] = row
+        for source, checkpoint in checkpoints.items():
+            batch.checkpoints[source] = checkpoint if checkpoint.__class__ is str else str(
+                checkpoint)
         for source, seen in tokens.items():
             self.sources[source].remember(list(seen))
             self.sources[source].keep_clock()

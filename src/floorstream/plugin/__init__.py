@@ -50,6 +50,7 @@ from floorstream.plugin.adapter import (
     SourceHealth,
 )
 from floorstream.plugin.alpha import alpha_in, alpha_out
+from floorstream.plugin.checkpoints import Checkpoint, CheckpointParts, checkpoint_text
 from floorstream.plugin.commands import Commands
 from floorstream.plugin.decoder import Decoder
 from floorstream.plugin.detector import (
@@ -87,6 +88,8 @@ __all__ = [
     "Adapter",
     "AdapterContext",
     "Change",
+    "Checkpoint",
+    "CheckpointParts",
     "Commands",
     "ConfigError",
     "DecodeError",
@@ -126,6 +129,7 @@ __all__ = [
     "UnknownNameError",
     "alpha_in",
     "alpha_out",
+    "checkpoint_text",
     "described",
     "event_id",
     "field_keys",

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from floorstream.model import Change, Event, utcnow
+from floorstream.plugin.checkpoints import Checkpoint
 from floorstream.plugin.detector import DetectorOptions, Interest, SettleOptions
 from floorstream.plugin.durations import Duration
 from floorstream.plugin.generic import config_model_from_generic
@@ -108,18 +109,18 @@ class Emitter(Protocol):
     """
 
     def emit(self, change: Change, *, ack: Ack | None = None,
-             checkpoint: str | None = None) -> None:
+             checkpoint: Checkpoint | None = None) -> None:
         """Queue a change; ``ack`` runs after commit; ``checkpoint`` is stored in that commit."""
 
     def baseline(self, change: Change, *, ack: Ack | None = None,
-                 checkpoint: str | None = None) -> None:
+                 checkpoint: Checkpoint | None = None) -> None:
         """Queue a change the detectors learn from silently (their events are discarded)."""
 
     def event(self, event: Event, *, ack: Ack | None = None,
-              checkpoint: str | None = None) -> None:
+              checkpoint: Checkpoint | None = None) -> None:
         """Queue an event the adapter decided itself (build it with ``Event.create``)."""
 
-    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None,
+    def checkpoint(self, checkpoint: Checkpoint | None, *, ack: Ack | None = None,
                    state: Mapping[str, dict[str, Any]] | None = None) -> None:
         """Mark progress without data: ``checkpoint`` (if any) is stored with the next
         commit and ``ack`` runs after it (a file whose events are all queued, a poll that
@@ -133,7 +134,7 @@ class Emitter(Protocol):
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
                    context: dict[str, Any] | None = None, ack: Ack | None = None,
-                   checkpoint: str | None = None) -> None:
+                   checkpoint: Checkpoint | None = None) -> None:
         """Keep input that could not be decoded, with the reason; the source goes on."""
 
     def problem(self, subject: str, message: str, *, position: str,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from floorstream.model import Change, Event
-from floorstream.plugin import Ack
+from floorstream.plugin import Ack, Checkpoint, checkpoint_text
 
 
 @dataclass
@@ -50,7 +50,7 @@ class RecordingEmitter:
         return {key: self.states[key] for key in keys if key in self.states}
 
     def emit(self, change: Change, *, ack: Ack | None = None,
-             checkpoint: str | None = None) -> None:
+             checkpoint: Checkpoint | None = None) -> None:
         if self._stopping():
             return  # not committed: must be emitted again after a restart
         self.changes.append(change)
@@ -66,7 +66,7 @@ class RecordingEmitter:
         return False
 
     def baseline(self, change: Change, *, ack: Ack | None = None,
-                 checkpoint: str | None = None) -> None:
+                 checkpoint: Checkpoint | None = None) -> None:
         if self._stopping():
             return
         self.baselines.append(change)
@@ -74,14 +74,14 @@ class RecordingEmitter:
         self._settle(ack, checkpoint)
 
     def event(self, event: Event, *, ack: Ack | None = None,
-              checkpoint: str | None = None) -> None:
+              checkpoint: Checkpoint | None = None) -> None:
         if self._stopping():
             return
         self.events.append(event)
         self.emitted.append(event)
         self._settle(ack, checkpoint)
 
-    def checkpoint(self, checkpoint: str | None, *, ack: Ack | None = None,
+    def checkpoint(self, checkpoint: Checkpoint | None, *, ack: Ack | None = None,
                    state: Mapping[str, dict[str, Any]] | None = None) -> None:
         if self._stopping():
             return
@@ -91,7 +91,7 @@ class RecordingEmitter:
 
     def quarantine(self, raw: bytes, error: str, *, position: str | None = None,
                    context: dict[str, Any] | None = None, ack: Ack | None = None,
-                   checkpoint: str | None = None) -> None:
+                   checkpoint: Checkpoint | None = None) -> None:
         if self._stopping():
             return
         self.quarantined.append(Quarantined(raw, error, position, context or {}))
@@ -101,9 +101,9 @@ class RecordingEmitter:
                 fields: dict[str, Any] | None = None) -> None:
         self.problems.append((subject, message))
 
-    def _settle(self, ack: Ack | None, checkpoint: str | None) -> None:
+    def _settle(self, ack: Ack | None, checkpoint: Checkpoint | None) -> None:
         if checkpoint is not None:
-            self.last_checkpoint = checkpoint
+            self.last_checkpoint = checkpoint_text(checkpoint)
         if ack is not None:
             if self.auto_ack:
                 ack()

@@ -33,6 +33,7 @@ from floorstream.model import Change
 from floorstream.plugin import (
     Adapter,
     AdapterContext,
+    Checkpoint,
     DecodeError,
     Emitter,
     Registry,
@@ -133,6 +134,14 @@ class MqttAdapter(Adapter[MqttConfig]):
             return self.sparkplug.checkpoint_text(extra)
         return _plain_checkpoint(extra)
 
+    def _checkpoint_parts(self) -> Checkpoint:
+        """:meth:`checkpoint` for the Sparkplug host's emissions: the text in the parts the
+        sessions keep, joined only if the pipeline commits it (``CheckpointParts``)."""
+        if self.sparkplug is None:
+            return self.checkpoint()
+        extra = {"offline": self.last_will.dump()} if self.last_will is not None else {}
+        return self.sparkplug.checkpoint_parts(extra)
+
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         client = self.client = connection.make_client(self.cfg)
         acker = self.acker = connection.Acker(client)
@@ -188,7 +197,7 @@ class MqttAdapter(Adapter[MqttConfig]):
         connection.start(client, self.cfg)
         host = self.sparkplug if self.sparkplug_mode else None
         if host is not None:
-            host.start(emitter, self.checkpoint, self._publish)
+            host.start(emitter, self._checkpoint_parts, self._publish)
         try:
             if host is not None:  # Sparkplug timeouts (reorder, births, backfills)
                 while not stop.wait(host.tick_interval):

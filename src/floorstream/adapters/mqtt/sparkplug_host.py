@@ -39,7 +39,14 @@ from floorstream.adapters.mqtt.reorder import Gap, Reorder
 from floorstream.adapters.mqtt.sparkplug import SparkplugResult, SparkplugSessions
 from floorstream.adapters.mqtt.topics import MissingValue, Template
 from floorstream.model import Change, Event, Severity, utcnow
-from floorstream.plugin import DecodeError, Emitter, Interest, phrasing
+from floorstream.plugin import (
+    Checkpoint,
+    CheckpointParts,
+    DecodeError,
+    Emitter,
+    Interest,
+    phrasing,
+)
 
 __all__ = ["Item", "SparkplugHost"]
 
@@ -135,7 +142,7 @@ class SparkplugHost:
         self.log = log
         self.lock = threading.RLock()
         self.emitter: Emitter | None = None
-        self.checkpoint: Callable[[], str] = lambda: "{}"
+        self.checkpoint: Callable[[], Checkpoint] = lambda: "{}"
         self.publish: Callable[[str, bytes], None] = lambda topic, payload: None
         self.gaps = self.duplicates = self.late = 0
         # held QoS >= 1 messages keep their acks: never so many that the broker's in-flight
@@ -148,7 +155,7 @@ class SparkplugHost:
         if interest.fields is not None:
             self.tick_interval = min(self.tick_interval, max(0.02, self.presence_lag))
 
-    def start(self, emitter: Emitter, checkpoint: Callable[[], str],
+    def start(self, emitter: Emitter, checkpoint: Callable[[], Checkpoint],
               publish: Callable[[str, bytes], None]) -> None:
         self.emitter, self.checkpoint, self.publish = emitter, checkpoint, publish
 
@@ -171,14 +178,25 @@ class SparkplugHost:
             return self._checkpoint_text(extra)
 
     def _checkpoint_text(self, extra: dict[str, Any]) -> str:
+        return str(self._checkpoint_parts(extra))
+
+    def checkpoint_parts(self, extra: dict[str, Any]) -> CheckpointParts:
+        """:meth:`checkpoint_text` as the parts the sessions keep (what goes with each birth:
+        queued behind a birth storm, checkpoints share the nodes' parts instead of a copy of
+        the whole text each)."""
+        with self.lock:
+            return self._checkpoint_parts(extra)
+
+    def _checkpoint_parts(self, extra: dict[str, Any]) -> CheckpointParts:
         state = dict(extra)
         if self.hosts.hosts:
             state["sparkplug_hosts"] = self.hosts.dump()
         if self.backfill.bursts:
             state["sparkplug_backfill"] = self.backfill.dump()
         rest = json.dumps(state, separators=(",", ":"), sort_keys=True)
-        nodes = self.sessions.dump_text()
-        return f'{{"sparkplug":{nodes}' + ("," + rest[1:] if rest != "{}" else "}")
+        nodes = self.sessions.dump_parts()
+        nodes[0] = '{"sparkplug":{'
+        return CheckpointParts([*nodes, "," + rest[1:] if rest != "{}" else "}"])
 
     def load(self, state: dict[str, Any]) -> None:
         self.sessions.load(state.get("sparkplug") or {})
@@ -577,7 +595,7 @@ class SparkplugHost:
             return False
         return True
 
-    def _emit(self, out: list[Change | Event], ack: Ack, checkpoint: str | None) -> None:
+    def _emit(self, out: list[Change | Event], ack: Ack, checkpoint: Checkpoint | None) -> None:
         emitter = self._emitter
         if not out:
             if ack is not None or checkpoint is not None:
