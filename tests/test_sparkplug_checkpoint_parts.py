@@ -12,14 +12,12 @@ pipeline commits the joined text (a restart reads it back).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from floorstream.adapters.mqtt.config import MqttConfig
-from floorstream.adapters.mqtt.sparkplug import classify
-from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
+from floorstream.adapters.mqtt.sparkplug_b import encode_payload
 from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
 from floorstream.config import parse_config
 from floorstream.pipeline import Pipeline
@@ -27,6 +25,7 @@ from floorstream.plugin import CheckpointParts, checkpoint_text
 from floorstream.plugins import build_plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store
+from support.sparkplug import feed
 
 T0 = 1_764_057_600_000
 NODES, DEVICES = 12, 3
@@ -82,18 +81,9 @@ def _host() -> tuple[SparkplugHost, _Keep]:
     return host, keep
 
 
-def _feed(host: SparkplugHost) -> None:
-    decoder = SparkplugDecoder()
-    observed = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    for topic, payload in _births():
-        _, levels, bridge = classify(topic.split("/"), None)
-        host.message(levels, topic, payload, decoder.decode_lazy(payload), observed, None,
-                     bridge)
-
-
 def test_each_birth_checkpoint_is_the_text_as_of_its_birth_and_shares_the_parts() -> None:
     host, keep = _host()
-    _feed(host)
+    feed(host, _births())
     births = NODES * (DEVICES + 1)
     assert len(keep.kept) == births
     assert all(isinstance(cp, CheckpointParts) for cp, _ in keep.kept)
@@ -113,7 +103,7 @@ def test_each_birth_checkpoint_is_the_text_as_of_its_birth_and_shares_the_parts(
 def test_the_pipeline_commits_the_joined_text_of_a_batchs_last_checkpoint(
         tmp_path: Any) -> None:
     host, keep = _host()
-    _feed(host)
+    feed(host, _births())
     plugins = build_plugins(load_entry_points=False)
     config = parse_config(f"""
 store: sqlite:///{tmp_path}/fs.db

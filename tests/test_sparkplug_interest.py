@@ -11,15 +11,13 @@ the summary template; a plugin's detector that declares no fields gets them all.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
 
 from floorstream.adapters.mqtt.config import MqttConfig
-from floorstream.adapters.mqtt.sparkplug import classify
-from floorstream.adapters.mqtt.sparkplug_b import SparkplugDecoder, encode_payload
+from floorstream.adapters.mqtt.sparkplug_b import encode_payload
 from floorstream.adapters.mqtt.sparkplug_host import SparkplugHost
 from floorstream.config import parse_config
 from floorstream.interest import source_interest, template_fields
@@ -39,6 +37,7 @@ from floorstream.plugins import Plugins, build_plugins
 from floorstream.processing import Envelope, Processor
 from floorstream.store.store import Store
 from support.daemon import all_posts
+from support.sparkplug import feed
 
 T0 = 1_764_057_600_000
 METRICS = [("State", "String"), ("Reason", "String"), ("Temp", "Double"), ("Load", "Float"),
@@ -197,12 +196,7 @@ def _run(tmp: Path, name: str, plugins: Plugins, extra: str, interest: Interest 
     emitter = _Envelopes()
     host.start(emitter, host.sessions.dump_text,  # type: ignore[arg-type]
                lambda topic, payload: None)
-    decoder = SparkplugDecoder()
-    observed = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    for topic, payload in _stream():
-        _, levels, bridge = classify(topic.split("/"), None)
-        host.message(levels, topic, payload, decoder.decode_lazy(payload), observed, None,
-                     bridge)
+    feed(host, _stream())
     store = Store.open(config.settings.store)
     try:
         processor = Processor(config, plugins, states=store)
