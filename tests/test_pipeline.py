@@ -4,6 +4,7 @@ acks only after commit, failing plugins isolated."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,9 @@ import structlog
 
 import lines_adapter
 from floorstream import hookimpl
-from floorstream.config import parse_mapping
+from floorstream.config import parse_config, parse_mapping
 from floorstream.daemon import Daemon
-from floorstream.model import Event
+from floorstream.model import Change, Event
 from floorstream.plugins import build_plugins
 from floorstream.store.store import Store
 from support import DaemonRunner, wait_for
@@ -136,3 +137,50 @@ def test_replay_guard_forgets_leftovers_that_never_come_back() -> None:
     late.remember(["n\x1f1100"])
     assert late.state("", REPLAY_GUARD).data == {"positions": ["n\x1f1100"]}
     assert late.replayed("m\x1f1") is False  # given up: too late to be a redelivery
+
+
+def test_replay_guard_covers_every_batch_an_unacked_window_can_hold(tmp_path: Path) -> None:
+    """The crash the 20-SIGKILL test once caught under CI load: four committed batches of 20
+    whose acks had not left when the process died. The broker resends all 80; with a guard
+    of the last 64 positions the oldest 16 ran through state_change again and each was posted
+    as a state "reported late". A source with an unacked window (MQTT 5's Receive Maximum)
+    keeps at least that many positions, committed with each batch."""
+    from floorstream.pipeline import Pipeline
+    from floorstream.processing import Envelope, Processor
+
+    plugins = build_plugins(load_entry_points=False)
+    config = parse_config(f"""
+store: sqlite:///{tmp_path}/fs.db
+flood: null
+sources:
+  - name: presses
+    adapter: simulator
+    detect: [{{state_change: {{field: state}}}}]
+""", plugins)
+
+    def change(n: int) -> Envelope:
+        state = "RUNNING" if (n // 10) % 2 == 0 else "STOPPED"  # each reading a transition
+        return Envelope("presses", change=Change(
+            source="presses", subject=f"m{n % 10}", kind="reading", position=str(n),
+            occurred_at=datetime(2026, 12, 1, 8, 0, tzinfo=UTC) + timedelta(seconds=n),
+            data={"state": state}), ack=lambda: None)
+
+    def pipeline() -> tuple[Pipeline, Store]:
+        store = Store.open(config.settings.store)
+        built = Pipeline(Processor(config, plugins, states=store), store,
+                         config.settings.pipeline, plugins)
+        built.limit_unacked("presses", 1000)
+        return built, store
+
+    first, store = pipeline()
+    for start in range(0, 200, 20):  # ten committed batches; the last four never acked
+        first.run_now([change(n) for n in range(start, start + 20)])
+    posts = store.count_posts()
+    assert posts == 10 * 19  # every reading but each machine's first
+    store.close()
+    again, store = pipeline()  # the restart: the broker resends the unacked 80, in order
+    again.run_now([change(n) for n in range(120, 200)])
+    assert store.count_posts() == posts, [p.type for p in store.feed("general", limit=5)]
+    again.run_now([change(200)])  # and the stream goes on
+    assert store.count_posts() == posts + 1
+    store.close()

@@ -157,11 +157,15 @@ class Pipeline:
         never later: waiting for more than the broker sends unacked would stall it until the
         gathering interval ends. (What is queued beyond that is taken too: Mosquitto 2.0
         sends well past a client's Receive Maximum once acks come in batches, and smaller
-        batches would only cost more transactions.)"""
+        batches would only cost more transactions.) The source's replay guard keeps as many
+        positions (``SourceRuntime.remember``)."""
         if window is None:
             self.unacked_windows.pop(source, None)
+            self.processor.unacked.pop(source, None)
         else:
             self.unacked_windows[source] = max(1, window)
+            # as many positions in the source's replay guard: what can come again after a crash
+            self.processor.unacked[source] = max(1, window)
 
     def gather_enough(self) -> int:
         """How many queued inputs end a gathering wait early: half the smallest unacked

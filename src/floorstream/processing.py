@@ -183,21 +183,26 @@ class SourceRuntime:
                 self.replay.clear()
         return token in self.last
 
-    def remember(self, tokens: list[str]) -> None:
+    def remember(self, tokens: list[str], window: int = 0) -> None:
         """Record this batch's changes, committed with it, in the guard of the next batches
         (plus what is still expected back from before a restart: a replay may span batches).
 
         Not only the last batch: a source whose acks leave asynchronously (the MQTT fast path
         coalesces PUBACKs on the network thread) can have several batches unacked when the
         process dies, and the broker resends them all. The guard keeps the most recent
-        :data:`GUARD_MIN` positions (or the whole last batch, if larger) — more than a broker
-        lets be in flight unacked (Mosquitto: 20 QoS 1 messages per client by default).
+        :data:`GUARD_MIN` positions, the whole last batch if larger, and at least ``window``:
+        the inputs the source can have unacknowledged (``Pipeline.limit_unacked``: an MQTT 5
+        source's Receive Maximum). Acks leave after their commit, so several committed
+        batches can be unacknowledged when the process dies — in a CI run under load, about
+        80 messages in four batches — and the broker resends them all; a guard of the last
+        64 let the older ones through the detectors again, which posted each as a state
+        "reported late".
         """
         last = self.last
         for token in tokens:
             last.pop(token, None)
             last[token] = None
-        excess = len(last) - max(GUARD_MIN, len(tokens))
+        excess = len(last) - max(GUARD_MIN, len(tokens), window)
         if excess > 0:
             for token in list(itertools.islice(last, excess)):
                 del last[token]
@@ -238,6 +243,9 @@ class Processor:
         #: web.base_url: every post links to its permalink on the web feed
         self._base_url = (settings.web.base_url or "").rstrip("/")
         self._load_states = states
+        #: per source, how many inputs it can have unacknowledged (``Pipeline.limit_unacked``):
+        #: its replay guard keeps at least that many positions (``SourceRuntime.remember``)
+        self.unacked: dict[str, int] = {}
         self.sources: dict[str, SourceRuntime] = {}
         for source in config.sources:
             self.sources[source.name] = self._runtime(source.name, source)
@@ -330,8 +338,9 @@ class Processor:
         for source, checkpoint in checkpoints.items():
             batch.checkpoints[source] = checkpoint if checkpoint.__class__ is str else str(
                 checkpoint)
+        unacked = self.unacked
         for source, seen in tokens.items():
-            self.sources[source].remember(list(seen))
+            self.sources[source].remember(list(seen), unacked.get(source, 0))
             self.sources[source].keep_clock()
         self._collect_states(batch)
         return batch
