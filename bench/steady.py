@@ -87,6 +87,8 @@ def run(changes: list[Change], batch: int, qos: int, workdir: Path) -> dict[str,
     store = Store.open(config.settings.store)
     pipeline = Pipeline(Processor(config, plugins, states=store), store,
                         config.settings.pipeline, plugins)
+    if qos and hasattr(pipeline, "limit_unacked"):  # as the daemon does for an MQTT 5
+        pipeline.limit_unacked("storm", 1000)  # source: its Receive Maximum (default 1000)
     defer = "defer" in inspect.signature(pipeline.run_now).parameters
     acked = [0]
 
