@@ -253,3 +253,46 @@ def test_sqlite_driver_commit_writes_the_rows_sqlalchemy_writes(sqlite_url: str,
     assert found == [posts[1].id]
     driver.close()
     reference.close()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("scheme", ["mysql+pymysql", "mariadb+pymysql"])
+def test_mysql_tables_are_utf8mb4_whatever_the_database_default(
+        request: pytest.FixtureRequest, scheme: str) -> None:
+    """A plant's MariaDB database created with the server's default (latin1 on many
+    installations): floorstream's tables still take utf8mb4, binary collation, through either
+    URL scheme — ``mariadb+pymysql://`` once created them latin1 (that dialect reads only its
+    own ``mariadb_`` table options), and a post saying "92 °C 🔥" could not be stored."""
+    import uuid
+    from urllib.parse import urlparse
+
+    from sqlalchemy import create_engine
+
+    from support.services import MYSQL_URL, require_marker, require_service
+
+    require_marker(request, "mysql", "MariaDB")
+    require_service(MYSQL_URL, 3306, "MariaDB")
+    name = f"fs_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(MYSQL_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET latin1"))
+    try:
+        url = urlparse(MYSQL_URL)._replace(scheme=scheme, path=f"/{name}").geturl()
+        store = Store.open(url + "?charset=utf8mb4")
+        try:
+            with store.engine.connect() as conn:
+                tables = conn.exec_driver_sql("SHOW TABLES").scalars().all()
+                created = {t: conn.exec_driver_sql(f"SHOW CREATE TABLE `{t}`").one()[1]
+                           for t in tables}
+            assert len(created) >= 7
+            for table, ddl in created.items():
+                assert "CHARSET=utf8mb4" in ddl and "COLLATE=utf8mb4_bin" in ddl, (table, ddl)
+            post = _post(1, summary="Press 7 stopped: spindle 92 °C 🔥")
+            assert store.commit(CommitBatch(posts=[post])) == [post]
+            assert [p.summary for p in store.feed("maintenance")] == [post.summary]
+        finally:
+            store.close()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()

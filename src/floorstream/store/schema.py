@@ -405,8 +405,12 @@ def _mysql_options(table: Table, bind: Connection, **_: Any) -> None:
     SQLite and PostgreSQL ones included. Every table is created through ``create`` or
     ``create_all`` (migrations too), which both send ``before_create``.
     """
-    if bind.dialect.name in ("mysql", "mariadb"):
+    name = bind.dialect.name
+    if name == "mysql":
         table.dialect_kwargs.update(MYSQL)
+    elif name == "mariadb":  # (``mariadb+pymysql://``: that dialect reads only its own prefix)
+        table.dialect_kwargs.update({f"mariadb_{key.removeprefix('mysql_')}": value
+                                     for key, value in MYSQL.items()})
 
 
 for _table in metadata.tables.values():
