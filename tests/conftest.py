@@ -26,6 +26,7 @@ from support.services import (
     MQTT_URL,
     MYSQL_URL,
     PG_URL,
+    mysql_database,
     require_marker,
     require_service,
 )
@@ -61,16 +62,8 @@ def mysql_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh MariaDB database for this test, dropped afterwards."""
     require_marker(request, "mysql", "MariaDB")
     require_service(MYSQL_URL, 3306, "MariaDB")
-    name = f"fs_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(MYSQL_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield _with_database(MYSQL_URL, name) + "?charset=utf8mb4"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with mysql_database() as url:
+        yield url
 
 
 @pytest.fixture

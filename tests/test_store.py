@@ -263,22 +263,12 @@ def test_mysql_tables_are_utf8mb4_whatever_the_database_default(
     installations): floorstream's tables still take utf8mb4, binary collation, through either
     URL scheme — ``mariadb+pymysql://`` once created them latin1 (that dialect reads only its
     own ``mariadb_`` table options), and a post saying "92 °C 🔥" could not be stored."""
-    import uuid
-    from urllib.parse import urlparse
-
-    from sqlalchemy import create_engine
-
-    from support.services import MYSQL_URL, require_marker, require_service
+    from support.services import MYSQL_URL, mysql_database, require_marker, require_service
 
     require_marker(request, "mysql", "MariaDB")
     require_service(MYSQL_URL, 3306, "MariaDB")
-    name = f"fs_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(MYSQL_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET latin1"))
-    try:
-        url = urlparse(MYSQL_URL)._replace(scheme=scheme, path=f"/{name}").geturl()
-        store = Store.open(url + "?charset=utf8mb4")
+    with mysql_database("latin1", scheme) as url:
+        store = Store.open(url)
         try:
             with store.engine.connect() as conn:
                 tables = conn.exec_driver_sql("SHOW TABLES").scalars().all()
@@ -292,7 +282,3 @@ def test_mysql_tables_are_utf8mb4_whatever_the_database_default(
             assert [p.summary for p in store.feed("maintenance")] == [post.summary]
         finally:
             store.close()
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()

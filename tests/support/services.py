@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
 
-__all__ = ["IN_CI", "MQTT_URL", "MYSQL_URL", "PG_URL", "missing", "require_marker",
-           "require_service"]
+__all__ = ["IN_CI", "MQTT_URL", "MYSQL_URL", "PG_URL", "missing", "mysql_database",
+           "require_marker", "require_service"]
 
 PG_URL = os.environ.get("FLOORSTREAM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("FLOORSTREAM_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -51,3 +54,25 @@ def require_service(url: str, default_port: int, name: str) -> None:
     host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
     if not _reachable(host, port):
         missing(f"{name} is not reachable at {host}:{port}")
+
+
+@contextmanager
+def mysql_database(charset: str = "utf8mb4", scheme: str | None = None) -> Iterator[str]:
+    """A fresh MariaDB database created with ``charset`` as its default, dropped afterwards:
+    its URL (``scheme``: another driver name than :data:`MYSQL_URL`'s, ``mariadb+pymysql``
+    say), asking the driver for utf8mb4. The caller requires the service and its marker."""
+    from sqlalchemy import create_engine, text
+
+    name = f"fs_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(MYSQL_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET {charset}"))
+    try:
+        url = urlparse(MYSQL_URL)._replace(path=f"/{name}")
+        if scheme is not None:
+            url = url._replace(scheme=scheme)
+        yield url.geturl() + "?charset=utf8mb4"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
