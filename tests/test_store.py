@@ -282,3 +282,44 @@ def test_mysql_tables_are_utf8mb4_whatever_the_database_default(
             assert [p.summary for p in store.feed("maintenance")] == [post.summary]
         finally:
             store.close()
+
+
+@pytest.mark.mysql
+def test_latin1_mariadb_tables_are_converted_to_utf8mb4_on_upgrade(
+        request: pytest.FixtureRequest) -> None:
+    """Tables an earlier floorstream created in latin1 (through ``mariadb+pymysql://``, before
+    the fix above) are converted by the v9 migration, keeping what they hold: afterwards the
+    post stored before reads back unchanged and one with an emoji can be stored."""
+    from sqlalchemy import create_engine
+
+    from floorstream.store.migrations import MIGRATIONS
+    from support.services import MYSQL_URL, mysql_database, require_marker, require_service
+
+    require_marker(request, "mysql", "MariaDB")
+    require_service(MYSQL_URL, 3306, "MariaDB")
+    with mysql_database("latin1", "mariadb+pymysql") as url:
+        engine = create_engine(url)
+        with engine.begin() as conn:  # as the code before the fix made them: at v8, in latin1
+            schema.metadata.create_all(conn)
+            tables = conn.exec_driver_sql("SHOW TABLES").scalars().all()
+            for table in tables:
+                conn.exec_driver_sql(f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET latin1")
+            conn.execute(schema.schema_version.insert().values(version=8, upgraded_at=T0))
+        engine.dispose()
+        before = Store.open(url, create=False)
+        old = _post(1, summary="Presse 7 gestoppt: Spindel 92 °C")  # latin1 can hold this
+        before.commit(CommitBatch(posts=[old]))
+        before.close()
+        assert 9 in MIGRATIONS
+        store = Store.open(url)
+        try:
+            with store.engine.connect() as conn:
+                assert current_version(conn) == 9
+                for table in tables:
+                    ddl = conn.exec_driver_sql(f"SHOW CREATE TABLE `{table}`").one()[1]
+                    assert "CHARSET=utf8mb4" in ddl and "COLLATE=utf8mb4_bin" in ddl, ddl
+            new = _post(2, summary="Press 7 stopped: spindle 92 °C 🔥")
+            assert store.commit(CommitBatch(posts=[new])) == [new]
+            assert [p.summary for p in store.feed("maintenance")] == [new.summary, old.summary]
+        finally:
+            store.close()

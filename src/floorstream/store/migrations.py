@@ -106,9 +106,27 @@ def _v8_web_search(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v9_mariadb_utf8mb4(conn: Connection) -> None:
+    """v8 → v9: MariaDB / MySQL tables in utf8mb4 with the binary collation, whatever they were
+    created in. A store opened as ``mariadb+pymysql://`` got the database's default character
+    set (latin1 on many servers: that dialect read none of floorstream's ``mysql_`` table
+    options), and a post with an emoji or a CJK name could not be stored there. Every latin1
+    character has its utf8mb4 one, so the conversion keeps what is stored."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    found: dict[str, str | None] = {name: collation for name, collation in conn.execute(text(
+        "SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE()"))}
+    for table in schema.metadata.sorted_tables:
+        if table.name in found and found[table.name] != "utf8mb4_bin":
+            conn.execute(text(f"ALTER TABLE `{table.name}` "
+                              "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+
+
 MIGRATIONS: dict[int, Migration] = {2: _v2_delivery_claims, 3: _v3_long_checkpoints,
                                     4: _v4_threads, 5: _v5_retention_indexes,
-                                    6: _v6_fleet, 7: _v7_web, 8: _v8_web_search}
+                                    6: _v6_fleet, 7: _v7_web, 8: _v8_web_search,
+                                    9: _v9_mariadb_utf8mb4}
 
 
 def current_version(conn: Connection) -> int | None:

@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: bump together with a new entry in ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 #: every table's options on MySQL/MariaDB, given to a table as it is created there (see
 #: :func:`_mysql_options`)
