@@ -144,7 +144,7 @@ def test_the_upgrade_indexes_the_posts_already_there(store_url: str) -> None:
     upgraded = Store.open(store_url)
     try:
         with upgraded.engine.connect() as conn:
-            assert current_version(conn) == schema.SCHEMA_VERSION == 8
+            assert current_version(conn) == schema.SCHEMA_VERSION >= 8  # (v9: MariaDB charsets)
             assert {"fs_web_login_failures", "fs_web_digests"} <= set(
                 inspect(conn).get_table_names())
         queries = FeedQueries(upgraded)
