@@ -272,6 +272,18 @@ class Daemon:
         self.store.close()
         log.info("daemon_stopped", posts=self.pipeline.committed_posts)
 
+    def start_as_process(self) -> None:
+        """:meth:`start`, for a process that runs this daemon until it stops (``run_forever``,
+        ``floorstream run``): one malloc arena before the threads start
+        (:mod:`floorstream.malloc`), the full collection and ``gc.freeze`` before any input
+        can arrive, the young generations collected and frozen once started
+        (:func:`settle_process`). An application that embeds a daemon calls :meth:`start` and
+        keeps its allocator and collector to itself."""
+        limit_malloc_arenas()
+        settle_process()
+        self.start()
+        settle_process(started=True)
+
     def run_forever(self, duration: float | None = None) -> None:
         """Start, wait for SIGTERM/SIGINT (or ``duration`` seconds), stop."""
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -280,10 +292,7 @@ class Daemon:
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            limit_malloc_arenas()  # before the threads start (floorstream.malloc)
-            settle_process()  # the full collection before any input can arrive
-            self.start()
-            settle_process(started=True)
+            self.start_as_process()
             self.stop_event.wait(duration)
         finally:
             self.stop()

@@ -94,8 +94,9 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.lock = threading.Lock()  # serialises processing with library-API publishes
-        #: per source, the inputs with an ack it can have outstanding (limit_unacked)
-        self.unacked_windows: dict[str, int] = {}
+        #: per source, the inputs with an ack it can have outstanding (limit_unacked); the
+        #: processor's own dict, whose replay guards keep as many positions
+        self.unacked_windows: dict[str, int] = processor.unacked
         self.committed_batches = 0
         #: batches acknowledged without a transaction of their own: nothing in them had to be
         #: durable before the ack (see :meth:`run_now`)
@@ -161,11 +162,8 @@ class Pipeline:
         positions (``SourceRuntime.remember``)."""
         if window is None:
             self.unacked_windows.pop(source, None)
-            self.processor.unacked.pop(source, None)
         else:
             self.unacked_windows[source] = max(1, window)
-            # as many positions in the source's replay guard: what can come again after a crash
-            self.processor.unacked[source] = max(1, window)
 
     def gather_enough(self) -> int:
         """How many queued inputs end a gathering wait early: half the smallest unacked

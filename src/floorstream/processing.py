@@ -341,8 +341,7 @@ class Processor:
                 for key, row in envelope.state.items():
                     batch.states[(envelope.source, key, ADAPTER_STATE)] = row
         for source, checkpoint in checkpoints.items():
-            batch.checkpoints[source] = checkpoint if checkpoint.__class__ is str else str(
-                checkpoint)
+            batch.checkpoints[source] = str(checkpoint)  # (a CheckpointParts joined here)
         unacked = self.unacked
         for source, seen in tokens.items():
             self.sources[source].remember(list(seen), unacked.get(source, 0))

@@ -31,10 +31,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from floorstream.config import Config
-from floorstream.daemon import settle_process
 from floorstream.errors import ConfigError
 from floorstream.logs import configure_logging, get_logger
-from floorstream.malloc import limit_malloc_arenas
 from floorstream.render import Renderer
 from floorstream.route import Router
 
@@ -138,10 +136,7 @@ class Service:
         previous = {s: signal.signal(s, h) for s, h in handlers.items()}
         daemon = self.daemon
         try:
-            limit_malloc_arenas()  # before the threads start (floorstream.malloc)
-            settle_process()  # (gc.freeze: no full collection of the start's objects)
-            daemon.start()
-            settle_process(started=True)
+            daemon.start_as_process()
             self.notifier.notify("READY=1", f"MAINPID={os.getpid()}",
                                  "STATUS=running: " + _status(daemon))
             self._loop(duration)

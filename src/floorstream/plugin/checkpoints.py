@@ -37,14 +37,6 @@ class CheckpointParts:
     def __repr__(self) -> str:
         return f"CheckpointParts({len(self.parts)} parts, {sum(map(len, self.parts))} chars)"
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, CheckpointParts):
-            return str(self) == str(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(str(self))
-
 
 #: what an :class:`~floorstream.plugin.Emitter` method takes as ``checkpoint``
 Checkpoint: TypeAlias = "str | CheckpointParts"

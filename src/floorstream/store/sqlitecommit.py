@@ -17,18 +17,18 @@ Everything rarer (outbox rows, quarantine, the fleet's fence) stays with SQLAlch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.exc import DBAPIError
 
 from floorstream.model import Post
 from floorstream.store import schema
+from floorstream.store.schema import json_text
 
-__all__ = ["driver_errors", "json_text", "post_row", "stamp", "write_checkpoints", "write_posts",
+__all__ = ["driver_errors", "post_row", "stamp", "write_checkpoints", "write_posts",
            "write_states"]
 
 #: SQLite's bound-parameter limit is 32,766 since 3.32 (999 before): chunks stay far below
@@ -36,7 +36,7 @@ _CHUNK = 500
 
 _STAMP = schema.UTCDateTime()
 
-#: a post's columns, in the order of :func:`_post_row`
+#: a post's columns, in the order of :func:`post_row`
 _POST_COLUMNS = ("id", "type", "source", "subject", "severity", "summary", "body", "tags",
                  "links", "fields", "routing", "clears", "occurred_at", "created_at", "thread",
                  "relation", "refers_to")
@@ -54,12 +54,6 @@ _CHECKPOINT_UPSERT = (
     "INSERT INTO fs_checkpoints (source, position, updated_at) VALUES (?, ?, ?) "
     "ON CONFLICT (source) DO UPDATE SET "
     "position = excluded.position, updated_at = excluded.updated_at")
-
-
-def json_text(value: Any) -> str:
-    """A JSON column's text, through orjson: the store's JSON serializer on every database
-    (a post has four such columns, and the stdlib encoder was a tenth of the commit time)."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def stamp(value: datetime, dialect: Any) -> Any:
@@ -90,11 +84,10 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 def post_row(post: Post, dialect: Any) -> tuple[Any, ...]:
     """A post's row as SQLAlchemy would bind it on SQLite (JSON text, stamp text)."""
-    bind = _STAMP.process_bind_param
     return (post.id, post.type, post.source, post.subject, int(post.severity), post.summary,
             post.body, json_text(post.tags), json_text(post.links), json_text(post.fields),
-            json_text(post.routing), post.clears, bind(post.occurred_at, dialect),
-            bind(post.created_at, dialect), post.thread or post.subject, post.relation,
+            json_text(post.routing), post.clears, stamp(post.occurred_at, dialect),
+            stamp(post.created_at, dialect), post.thread or post.subject, post.relation,
             post.refers_to)
 
 
@@ -121,12 +114,10 @@ def write_posts(db: Any, posts: Sequence[Post], dialect: Any) -> list[Post]:
     for chunk in _chunks(new_ids):
         seqs.update(db.execute(
             f"SELECT id, seq FROM fs_posts WHERE id IN ({_marks(len(chunk))})", chunk))
-        # the text index (schema.SQLITE_TEXT_ADD: one statement, not a trigger per row)
-        numbers = [seqs[post_id] for post_id in chunk]
-        db.execute("INSERT INTO fs_posts_fts(rowid, summary, body) SELECT seq, summary, body "
-                   f"FROM fs_posts WHERE seq IN ({_marks(len(numbers))})", numbers)
-    bind: Callable[[datetime, Any], Any] = _STAMP.process_bind_param
-    teams = [(team, post.id, seqs[post.id], int(post.severity), bind(post.created_at, dialect))
+        # the text index: one statement, not a trigger per row (schema.SQLITE_TEXT_ADD_SQL)
+        db.execute(schema.SQLITE_TEXT_ADD_SQL.format(seqs=f"({_marks(len(chunk))})"),
+                   [seqs[post_id] for post_id in chunk])
+    teams = [(team, post.id, seqs[post.id], int(post.severity), stamp(post.created_at, dialect))
              for post in new_posts for team in post.teams]
     if teams:
         db.executemany(_TEAM_INSERT, teams)

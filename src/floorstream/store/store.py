@@ -128,7 +128,7 @@ class Store:
     def open(cls, url: str, *, create: bool = True, **engine_args: Any) -> Store:
         """Connect, and create or upgrade the schema (``create=False`` only checks it)."""
         parsed = make_url(url)
-        engine_args.setdefault("json_serializer", sqlitecommit.json_text)
+        engine_args.setdefault("json_serializer", schema.json_text)
         engine_args.setdefault("json_deserializer", orjson.loads)
         if parsed.get_backend_name() == "sqlite":
             engine_args.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})

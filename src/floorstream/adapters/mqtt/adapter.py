@@ -129,18 +129,15 @@ class MqttAdapter(Adapter[MqttConfig]):
             self.last_will.load(state.get("offline") or {})
 
     def checkpoint(self) -> str:
-        extra = {"offline": self.last_will.dump()} if self.last_will is not None else {}
-        if self.sparkplug is not None:
-            return self.sparkplug.checkpoint_text(extra)
-        return _plain_checkpoint(extra)
+        return str(self._checkpoint_parts())
 
     def _checkpoint_parts(self) -> Checkpoint:
-        """:meth:`checkpoint` for the Sparkplug host's emissions: the text in the parts the
+        """:meth:`checkpoint` as the Sparkplug host emits it: the text in the parts the
         sessions keep, joined only if the pipeline commits it (``CheckpointParts``)."""
-        if self.sparkplug is None:
-            return self.checkpoint()
         extra = {"offline": self.last_will.dump()} if self.last_will is not None else {}
-        return self.sparkplug.checkpoint_parts(extra)
+        if self.sparkplug is not None:
+            return self.sparkplug.checkpoint_parts(extra)
+        return _plain_checkpoint(extra)
 
     def run(self, emitter: Emitter, stop: threading.Event) -> None:
         client = self.client = connection.make_client(self.cfg)

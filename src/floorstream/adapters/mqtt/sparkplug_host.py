@@ -171,30 +171,22 @@ class SparkplugHost:
 
     def checkpoint_text(self, extra: dict[str, Any]) -> str:
         """The source's checkpoint as JSON: :meth:`dump` plus ``extra`` (the adapter's own
-        keys), with the node sessions encoded part by part (:meth:`dump_text`). Under the
-        lock: the last-will path asks for it from paho's thread while a tick may change the
-        sessions."""
-        with self.lock:
-            return self._checkpoint_text(extra)
-
-    def _checkpoint_text(self, extra: dict[str, Any]) -> str:
-        return str(self._checkpoint_parts(extra))
+        keys), with the node sessions encoded part by part (:meth:`checkpoint_parts` joined)."""
+        return str(self.checkpoint_parts(extra))
 
     def checkpoint_parts(self, extra: dict[str, Any]) -> CheckpointParts:
-        """:meth:`checkpoint_text` as the parts the sessions keep (what goes with each birth:
-        queued behind a birth storm, checkpoints share the nodes' parts instead of a copy of
-        the whole text each)."""
+        """The checkpoint as the parts the sessions keep (what goes with each birth: queued
+        behind a birth storm, checkpoints share the nodes' parts instead of a copy of the
+        whole text each). Under the lock: the last-will path asks for it from paho's thread
+        while a tick may change the sessions."""
         with self.lock:
-            return self._checkpoint_parts(extra)
-
-    def _checkpoint_parts(self, extra: dict[str, Any]) -> CheckpointParts:
-        state = dict(extra)
-        if self.hosts.hosts:
-            state["sparkplug_hosts"] = self.hosts.dump()
-        if self.backfill.bursts:
-            state["sparkplug_backfill"] = self.backfill.dump()
-        rest = json.dumps(state, separators=(",", ":"), sort_keys=True)
-        nodes = self.sessions.dump_parts()
+            state = dict(extra)
+            if self.hosts.hosts:
+                state["sparkplug_hosts"] = self.hosts.dump()
+            if self.backfill.bursts:
+                state["sparkplug_backfill"] = self.backfill.dump()
+            rest = json.dumps(state, separators=(",", ":"), sort_keys=True)
+            nodes = self.sessions.dump_parts()
         nodes[0] = '{"sparkplug":{'
         return CheckpointParts([*nodes, "," + rest[1:] if rest != "{}" else "}"])
 
