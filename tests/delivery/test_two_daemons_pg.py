@@ -72,6 +72,12 @@ def test_two_daemon_processes_never_deliver_a_row_twice(pg_url: str, tmp_path: P
                          process=True, workdir=tmp_path, name="b") as b:
         a.start()
         b.start()
+        # both delivery services running before the first row: under load a process can take
+        # longer to start than the other takes to deliver everything (CI once saw B deliver
+        # nothing, and "both took a share" failed for want of a second daemon, not of sharing)
+        for runner in (a, b):
+            wait_for(lambda runner=runner: "delivery_started" in runner.log(), 60,
+                     f"daemon {runner.name}'s delivery service")
         posts = [make_post(n, team) for n in range(25) for team in TEAMS]
         for start in range(0, len(posts), 15):  # committed by "another daemon"
             commit(store, posts[start:start + 15], {t: ["chat"] for t in TEAMS})
